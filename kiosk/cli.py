@@ -1,0 +1,264 @@
+"""The ``kiosk`` command.
+
+Exit codes: 0 success; 1 a scan that did not end in a voucher (``kiosk scan``); 2 a usage,
+configuration or credentials problem, with a message on stderr that says what to fix.
+``--json`` output is one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from kiosk import __version__
+from kiosk.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from kiosk.issuance.rezip_client import SecretFileError
+
+__all__ = ["main"]
+
+
+class _Failure(Exception):
+    """A problem the user can fix; its message goes to stderr and the exit code is 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args))
+    except _Failure as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kiosk",
+        description="RE-ZIP drop-point kiosk: scan packaging, issue a voucher, show it and print it.",
+    )
+    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the kiosk on simulated hardware against the seeded stand-in backend",
+        description="Start the seeded stand-in backend, a virtual scanner and the kiosk on loopback. "
+        "With --scan, scan those codes in order and exit; otherwise read codes from stdin until EOF. "
+        "For the k-th scan, NNN-screen.png, NNN-result.json and (when printed) NNN-print.bin and "
+        "NNN-print.png are written to the output folder.",
+    )
+    demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default ./demo-out)")
+    demo.add_argument("--scan", nargs="+", action="extend", metavar="CODE", help="codes to scan, in order")
+    demo.add_argument("--list-codes", action="store_true", help="print the sample packaging codes and exit")
+    demo.set_defaults(handler=_demo)
+
+    run = commands.add_parser("run", help="run the kiosk with the devices in the configuration")
+    _config_arg(run)
+    run.add_argument("--record", type=Path, metavar="DIR", help="also write each scan's files into DIR")
+    run.set_defaults(handler=_run)
+
+    scan = commands.add_parser("scan", help="send one code through the configured issuance path")
+    scan.add_argument("code", metavar="CODE")
+    _config_arg(scan)
+    scan.add_argument("--json", action="store_true", help="print the result document as JSON")
+    scan.set_defaults(handler=_scan)
+
+    sim = commands.add_parser("sim", help="simulators: the stand-in backend and the virtual scanner")
+    sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
+
+    backend = sims.add_parser(
+        "backend",
+        help="the stand-in RE-ZIP backend (HTTP + SQLite)",
+        description="Serve the stand-in RE-ZIP backend. Prints one JSON line with its URLs when ready, "
+        "then serves until interrupted. Restarting on the same --db keeps everything.",
+    )
+    backend.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
+    backend.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    backend.add_argument("--db", type=Path, required=True, help="SQLite database file")
+    backend.add_argument("--seed", choices=["demo"], help="create the demo shops, pools and codes")
+    backend.add_argument("--webhook-timeout", type=float, default=1.5, metavar="S",
+                         help="seconds to wait for a shop's on-demand webhook (default 1.5)")  # fmt: skip
+    backend.add_argument("--kiosk-config", type=Path, metavar="FILE",
+                         help="also write a ready kiosk configuration for this backend to FILE")  # fmt: skip
+    backend.set_defaults(handler=_sim_backend)
+
+    scanner = sims.add_parser(
+        "scanner",
+        help="a virtual serial scanner on a pseudo-terminal",
+        description="Open a pseudo-terminal, print its path on the first line, then type codes from the "
+        "arguments, from --file, or from stdin (one per line).",
+    )
+    scanner.add_argument("codes", nargs="*", metavar="CODE")
+    scanner.add_argument("--file", type=Path, help="read codes from this file, one per line")
+    scanner.add_argument("--terminator", default="cr", choices=["cr", "lf", "crlf", "tab", "none"])
+    scanner.add_argument("--delay-ms", type=float, default=0.0, help="delay between characters")
+    scanner.add_argument("--interval", type=float, default=0.0, metavar="S", help="pause between codes")
+    scanner.add_argument("--start-delay", type=float, default=0.0, metavar="S",
+                         help="wait this long after printing the path before typing")  # fmt: skip
+    scanner.add_argument("--hold", type=float, default=2.0, metavar="S",
+                         help="keep the terminal open this long after the last code (default 2)")  # fmt: skip
+    scanner.set_defaults(handler=_sim_scanner)
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"configuration file (default {DEFAULT_CONFIG_PATH})"
+    )
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise _Failure(f"configuration: {exc}") from None
+
+
+# --- handlers -------------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kiosk.demo import list_codes, run_demo
+
+    if args.list_codes:
+        list_codes(sys.stdout)
+        return 0
+    try:
+        return run_demo(args.out, args.scan, stdin=sys.stdin, out=sys.stdout)
+    except SecretFileError as exc:
+        raise _Failure(str(exc)) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kiosk.recording import Recorder
+    from kiosk.runtime import open_kiosk
+
+    config = _load(args.config)
+    recorder = Recorder(args.record, profile=config.printer.profile) if args.record else None
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with open_kiosk(config, on_report=recorder):
+            await stop.wait()
+
+    try:
+        asyncio.run(serve())
+    except SecretFileError as exc:
+        raise _Failure(str(exc)) from None
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from kiosk.app import ScanReport
+    from kiosk.runtime import open_kiosk
+
+    config = _load(args.config)
+
+    async def once() -> ScanReport:
+        done: asyncio.Future[ScanReport] = asyncio.get_running_loop().create_future()
+        async with open_kiosk(config, on_report=done.set_result, with_devices=False) as app:
+            app.scan(args.code)
+            return await done
+
+    try:
+        report = asyncio.run(once())
+    except SecretFileError as exc:
+        raise _Failure(str(exc)) from None
+    doc = report.to_json()
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False))
+    else:
+        voucher = doc["voucher"]
+        line = f"{doc['status']}"
+        if voucher:
+            line += f" ({doc['source']}): code {voucher['code']}"
+            if voucher.get("link"):
+                line += f", link {voucher['link']}"
+        elif doc.get("detail"):
+            line += f": {doc['detail']}"
+        print(line)
+    if report.status != "issued":
+        print(f"kiosk: scan not issued: {report.status} ({report.detail})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sim_backend(args: argparse.Namespace) -> int:
+    from kiosk.sim.backend import StandInBackend
+    from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, seed_demo
+    from kiosk.sim.kiosk_config import write_kiosk_config
+    from kiosk.sim.shop_webhook import ShopWebhook
+
+    backend = StandInBackend(args.db, webhook_timeout_s=args.webhook_timeout)
+    try:
+        server = backend.serve(args.host, args.port)
+    except OSError as exc:
+        raise _Failure(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    server.start()
+    ready: dict[str, str] = {"url": server.url, "jwks": server.url + "/.well-known/jwks.json"}
+    webhook_server = None
+    if args.seed == "demo":
+        webhook = ShopWebhook(ready["jwks"])
+        webhook_server = webhook.serve(args.host).start()
+        seed_demo(backend.store, webhook.url)
+        ready["webhook"] = webhook.url
+    if args.kiosk_config:
+        if args.seed != "demo":
+            raise _Failure("--kiosk-config needs --seed demo (it uses the demo kiosk's token)")
+        write_kiosk_config(args.kiosk_config, backend_url=server.url, token=DEMO_KIOSK_TOKEN,
+                           drop_point=DROP_POINT_DK)  # fmt: skip
+        ready["kiosk_config"] = str(args.kiosk_config)
+    print(json.dumps(ready), flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    if webhook_server is not None:
+        webhook_server.stop()
+    backend.close()
+    return 0
+
+
+def _sim_scanner(args: argparse.Namespace) -> int:
+    from kiosk.sim.virtual_scanner import VirtualScanner
+
+    if args.file is not None:
+        try:
+            codes = [line.rstrip("\r\n") for line in args.file.read_text("utf-8").splitlines() if line.strip()]
+        except OSError as exc:
+            raise _Failure(f"{args.file}: {exc.strerror or exc}") from None
+    else:
+        codes = list(args.codes)
+    with VirtualScanner(terminator=args.terminator, char_delay_s=args.delay_ms / 1000) as scanner:
+        print(scanner.path, flush=True)
+        time.sleep(args.start_delay)
+        source = codes if (codes or args.file) else (line.rstrip("\r\n") for line in sys.stdin)
+        for index, code in enumerate(source):
+            if index and args.interval:
+                time.sleep(args.interval)
+            scanner.type(code)
+        time.sleep(args.hold)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

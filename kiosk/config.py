@@ -1,0 +1,226 @@
+"""The kiosk's one TOML configuration file, checked key by key.
+
+A technician edits this file by hand on a device in a shop, so every mistake must come back as one
+line that names the key and says what is wrong (``backend.url: must be an https URL``). The schema is
+the dataclasses below: their fields, types and defaults are the documentation that
+``hardware/kiosk.example.toml`` annotates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["Config", "ConfigError", "load_config", "parse_config", "DEFAULT_CONFIG_PATH", "LOCALES"]
+
+DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
+LOCALES = (
+    "da_DK", "de_AT", "de_DE", "en_GB", "fr_BE", "fr_FR", "hu_HU", "nl_BE", "nl_NL", "sq_AL",
+)  # fmt: skip
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased as ``key: reason``."""
+
+
+def _path() -> Any:
+    """Mark a field as a filesystem path, resolved against the configuration file's folder."""
+    return {"path": True}
+
+
+@dataclass(frozen=True)
+class KioskSection:
+    hardware_id: str
+    country: str = "DK"
+    locale: str = "da_DK"
+    timezone: str = "Europe/Copenhagen"
+
+
+@dataclass(frozen=True)
+class BackendSection:
+    url: str
+    drop_point_location_id: str
+    token_file: Path = field(metadata=_path())
+    auth_scheme: Literal["Pat", "Bearer"] = "Pat"
+    connect_timeout_s: float = 1.0
+    read_timeout_s: float = 2.0
+    deadline_s: float = 2.5
+    ca_file: Path | None = field(default=None, metadata=_path())
+
+
+@dataclass(frozen=True)
+class FlowSection:
+    voucher_display_s: float = 30.0
+    notice_display_s: float = 6.0
+
+
+@dataclass(frozen=True)
+class ScannerSection:
+    type: Literal["serial", "none"] = "none"
+    device: str = "/dev/ttyACM0"
+    baud: int = 9600
+    terminator: Literal["cr", "lf", "crlf", "tab", "any"] = "any"
+
+
+@dataclass(frozen=True)
+class ScreenSection:
+    type: Literal["png", "none"] = "png"
+    dir: Path = field(default=Path("screen"), metadata=_path())
+
+
+@dataclass(frozen=True)
+class PrinterSection:
+    type: Literal["file", "none"] = "file"
+    path: Path = field(default=Path("printer.bin"), metadata=_path())
+    profile: str = "TM-T20II"
+
+
+@dataclass(frozen=True)
+class LinksSection:
+    #: Custom app schemes (``myshopapp``) allowed in voucher links besides https.
+    app_schemes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Config:
+    kiosk: KioskSection
+    backend: BackendSection
+    flow: FlowSection = field(default_factory=FlowSection)
+    scanner: ScannerSection = field(default_factory=ScannerSection)
+    screen: ScreenSection = field(default_factory=ScreenSection)
+    printer: PrinterSection = field(default_factory=PrinterSection)
+    links: LinksSection = field(default_factory=LinksSection)
+    #: Where the file was read from; relative paths in it are resolved against its folder.
+    source: Path | None = None
+
+    @property
+    def link_schemes(self) -> frozenset[str]:
+        return frozenset({"https", *self.links.app_schemes})
+
+
+def load_config(path: Path) -> Config:
+    """Read and check the file; every failure is a ``ConfigError`` naming the key."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_config(doc, base=path.parent, source=path)
+
+
+def parse_config(doc: dict[str, Any], *, base: Path, source: Path | None = None) -> Config:
+    """Build a ``Config`` from a parsed TOML document."""
+    sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
+    _reject_unknown(doc, sections, prefix="")
+    hints = typing.get_type_hints(Config)
+    values: dict[str, Any] = {}
+    for name, section_field in sections.items():
+        table = doc.get(name)
+        if table is None:
+            if section_field.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"[{name}]: section is required")
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}: must be a table ([{name}])")
+        values[name] = _build_section(hints[name], table, name, base)
+    config = Config(**values, source=source)
+    _check_meaning(config)
+    return config
+
+
+def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _reject_unknown(table, fields, prefix=f"{name}.")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, spec in fields.items():
+        dotted = f"{name}.{key}"
+        if key not in table:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{dotted}: required")
+            if spec.metadata.get("path") and isinstance(spec.default, Path):
+                values[key] = base / spec.default
+            continue
+        value = _coerce(table[key], hints[key], dotted)
+        if spec.metadata.get("path") and value is not None:
+            value = base / Path(value).expanduser()
+        values[key] = value
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{key}: must be one of {choices}, not {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if value == "":
+            return None
+        return _coerce(value, inner[0], key)
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: must be a list of strings")
+        return list(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{key}: must be a whole number")
+        return value
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{key}: must be a positive number of seconds")
+        return float(value)
+    if hint in (str, Path):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: must be a non-empty string")
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint!r}")  # a schema bug, not a user error
+
+
+def _reject_unknown(table: dict[str, Any], known: dict[str, Any], *, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}: unknown key (known: {', '.join(sorted(known))})")
+
+
+def _check_meaning(config: Config) -> None:
+    """Checks that span more than a type: formats, ranges, zones."""
+    kiosk, backend = config.kiosk, config.backend
+    if not re.fullmatch(r"[A-Z]{2}", kiosk.country):
+        raise ConfigError(f"kiosk.country: must be an ISO 3166 alpha-2 code such as DK, not {kiosk.country!r}")
+    if kiosk.locale not in LOCALES:
+        raise ConfigError(f"kiosk.locale: must be one of {', '.join(LOCALES)}")
+    try:
+        ZoneInfo(kiosk.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"kiosk.timezone: unknown time zone {kiosk.timezone!r}") from None
+    parts = urlsplit(backend.url)
+    loopback = parts.hostname in _LOOPBACK_HOSTS
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ConfigError("backend.url: must be an https URL (plain http only on loopback)")
+    if not parts.hostname:
+        raise ConfigError("backend.url: has no host")
+    if not 1 <= config.scanner.baud <= 4_000_000:
+        raise ConfigError("scanner.baud: must be a baud rate such as 9600 or 115200")
+    for scheme in config.links.app_schemes:
+        if not re.fullmatch(r"[a-z][a-z0-9+.\-]*", scheme) or scheme in {"http", "javascript", "data", "file"}:
+            raise ConfigError(f"links.app_schemes: {scheme!r} is not an allowed app scheme")

@@ -1,0 +1,351 @@
+"""The kiosk flow as a state machine: feed it events, get back commands.
+
+Rules this module keeps:
+- Nothing here does I/O, reads the clock, sleeps or starts threads. Time enters only as
+  ``TimerExpired`` events; the shell owns the one timer and replaces it on every ``StartTimer``.
+- Every state has a screen, and every state except IDLE has a timeout.
+- The transitions are the table ``TRANSITIONS`` below. An event a state does not list raises
+  ``FlowError``: an unexpected event is a bug in the shell, never silently dropped.
+- One issuance at a time. A voucher that was issued is always shown and printed; nothing in here can
+  discard one (a late result is handed back to the shell as ``LateOutcome``).
+
+    state            event                      next state        commands
+    ---------------  -------------------------  ----------------  --------------------------------------
+    IDLE             Scanned (valid)            ISSUING           StartIssuance, Show(issuing), StartTimer
+    IDLE             Scanned (invalid)          NOTICE            Show(notice), Concluded, StartTimer
+    IDLE             IssuanceDone (stale)       IDLE              LateOutcome
+    ISSUING          Scanned                    ISSUING           DroppedScan (one issuance at a time)
+    ISSUING          IssuanceDone (issued)      SHOWING_VOUCHER   Show(voucher), PrintVoucher, Concluded, StartTimer
+    ISSUING          IssuanceDone (no voucher)  NOTICE            Show(notice), Concluded, StartTimer
+    ISSUING          IssuanceDone (stale)       ISSUING           LateOutcome
+    ISSUING          TimerExpired               NOTICE            Show(backend trouble), Concluded, StartTimer
+    SHOWING_VOUCHER  Scanned (same code)        SHOWING_VOUCHER   DroppedScan, StartTimer (keep it up)
+    SHOWING_VOUCHER  Scanned (other valid)      ISSUING           as from IDLE (the next packaging)
+    SHOWING_VOUCHER  Scanned (invalid)          SHOWING_VOUCHER   DroppedScan (the voucher stays)
+    SHOWING_VOUCHER  IssuanceDone (stale)       SHOWING_VOUCHER   LateOutcome
+    SHOWING_VOUCHER  TimerExpired               IDLE              Show(idle), CancelTimer
+    NOTICE           Scanned (same code, when   NOTICE            DroppedScan, StartTimer
+                     already returned)
+    NOTICE           Scanned (other)            as from IDLE
+    NOTICE           IssuanceDone (stale)       NOTICE            LateOutcome
+    NOTICE           TimerExpired               IDLE              Show(idle), CancelTimer
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Callable, Literal, Union
+
+from kiosk.core.codes import PackagingCode, Rejection, normalise
+from kiosk.core.outcomes import (
+    AlreadyReturned,
+    IssuanceOutcome,
+    Issued,
+    NoneAvailable,
+    Refused,
+    Source,
+    Unavailable,
+)
+from kiosk.core.voucher import Voucher
+
+__all__ = [
+    "State",
+    "NoticeKind",
+    "Screen",
+    "FlowSettings",
+    "Flow",
+    "FlowError",
+    "Scanned",
+    "IssuanceDone",
+    "TimerExpired",
+    "Event",
+    "StartIssuance",
+    "Show",
+    "PrintVoucher",
+    "StartTimer",
+    "CancelTimer",
+    "Concluded",
+    "DroppedScan",
+    "LateOutcome",
+    "Command",
+    "Status",
+    "TRANSITIONS",
+]
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    ISSUING = "issuing"
+    SHOWING_VOUCHER = "showing_voucher"
+    NOTICE = "notice"
+
+
+class NoticeKind(enum.Enum):
+    INVALID_CODE = "invalid_code"
+    ALREADY_RETURNED = "already_returned"
+    NONE_AVAILABLE = "none_available"
+    BACKEND_TROUBLE = "backend_trouble"
+
+
+Status = Literal["issued", "invalid", "already_returned", "none_available", "failed"]
+
+_STATUS_OF_NOTICE: dict[NoticeKind, Status] = {
+    NoticeKind.INVALID_CODE: "invalid",
+    NoticeKind.ALREADY_RETURNED: "already_returned",
+    NoticeKind.NONE_AVAILABLE: "none_available",
+    NoticeKind.BACKEND_TROUBLE: "failed",
+}
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What the screen should show now; renderers turn it into pixels."""
+
+    state: State
+    voucher: Voucher | None = None
+    notice: NoticeKind | None = None
+    #: The specific reason behind a notice (a rejection or the backend's message), for the detail line.
+    detail: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """The flow's waits, in seconds."""
+
+    issue_timeout_s: float = 4.0
+    voucher_display_s: float = 30.0
+    notice_display_s: float = 6.0
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """A reader produced a line of text (already split at its terminator)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class IssuanceDone:
+    request_id: int
+    outcome: IssuanceOutcome
+
+
+@dataclass(frozen=True)
+class TimerExpired:
+    """The shell's one timer ran out."""
+
+
+Event = Union[Scanned, IssuanceDone, TimerExpired]
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartIssuance:
+    request_id: int
+    code: PackagingCode
+
+
+@dataclass(frozen=True)
+class Show:
+    screen: Screen
+
+
+@dataclass(frozen=True)
+class PrintVoucher:
+    voucher: Voucher
+    request_id: int
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Replace the pending timer (if any) with one that fires after ``seconds``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    pass
+
+
+@dataclass(frozen=True)
+class Concluded:
+    """A scan has reached its result on screen; for reports, logs and the demo's files."""
+
+    request_id: int
+    status: Status
+    code: str | None
+    voucher: Voucher | None = None
+    source: Source | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class DroppedScan:
+    """A scan the flow deliberately did not act on, and why (for the log)."""
+
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LateOutcome:
+    """An issuance finished after the flow stopped waiting for it; the shell must record it."""
+
+    request_id: int
+    outcome: IssuanceOutcome
+
+
+Command = Union[
+    StartIssuance, Show, PrintVoucher, StartTimer, CancelTimer, Concluded, DroppedScan, LateOutcome
+]
+
+
+class FlowError(RuntimeError):
+    """An event arrived that the current state does not expect: a bug in whoever fed it."""
+
+
+_Handler = Callable[["Flow", Event], list[Command]]
+
+
+class Flow:
+    """The kiosk's decisions. ``handle(event)`` returns the commands for the shell to carry out."""
+
+    def __init__(self, settings: FlowSettings | None = None) -> None:
+        self.settings = settings or FlowSettings()
+        self.state = State.IDLE
+        self.screen = Screen(State.IDLE)
+        self._next_request_id = 1
+        self._pending: tuple[int, PackagingCode] | None = None
+
+    def handle(self, event: Event) -> list[Command]:
+        handler = TRANSITIONS.get((self.state, type(event)))
+        if handler is None:
+            raise FlowError(f"{type(event).__name__} is not expected in state {self.state.value}")
+        return handler(self, event)
+
+    # --- transitions ------------------------------------------------------------------------------
+
+    def _scan_when_ready(self, event: Event) -> list[Command]:
+        assert isinstance(event, Scanned)
+        result = normalise(event.text)
+        if isinstance(result, PackagingCode) and self._already_answered(result):
+            # The same packaging held to the reader again: keep what it already earned on screen.
+            return [DroppedScan(event.text, "its answer is already on screen"), self._timer_for(self.state)]
+        if isinstance(result, Rejection):
+            if self.state is State.SHOWING_VOUCHER:
+                return [DroppedScan(event.text, f"voucher on screen; {result.reason.value}")]
+            request_id = self._new_request_id()
+            return self._enter_notice(
+                request_id, NoticeKind.INVALID_CODE, result.message, code=None
+            )
+        request_id = self._new_request_id()
+        self._pending = (request_id, result)
+        return self._enter(
+            State.ISSUING, Screen(State.ISSUING, code=result.value), StartIssuance(request_id, result)
+        )
+
+    def _already_answered(self, code: PackagingCode) -> bool:
+        """The screen already holds this code's final answer: a voucher, or 'already returned'."""
+        settled = self.state is State.SHOWING_VOUCHER or self.screen.notice is NoticeKind.ALREADY_RETURNED
+        return settled and self.screen.code == code.value
+
+    def _scan_while_issuing(self, event: Event) -> list[Command]:
+        assert isinstance(event, Scanned)
+        return [DroppedScan(event.text, "an issuance is in progress")]
+
+    def _issuance_done(self, event: Event) -> list[Command]:
+        assert isinstance(event, IssuanceDone)
+        if self._pending is None or self._pending[0] != event.request_id:
+            return [LateOutcome(event.request_id, event.outcome)]
+        request_id, code = self._pending
+        self._pending = None
+        outcome = event.outcome
+        if isinstance(outcome, Issued):
+            screen = Screen(State.SHOWING_VOUCHER, voucher=outcome.voucher, code=code.value)
+            return self._enter(
+                State.SHOWING_VOUCHER,
+                screen,
+                PrintVoucher(outcome.voucher, request_id),
+                Concluded(request_id, "issued", code.value, outcome.voucher, outcome.source),
+            )
+        kind, detail = _notice_for(outcome)
+        return self._enter_notice(request_id, kind, detail, code=code.value)
+
+    def _issuance_timed_out(self, event: Event) -> list[Command]:
+        assert self._pending is not None
+        request_id, code = self._pending
+        self._pending = None
+        return self._enter_notice(
+            request_id, NoticeKind.BACKEND_TROUBLE, "no answer in time", code=code.value
+        )
+
+    def _late(self, event: Event) -> list[Command]:
+        assert isinstance(event, IssuanceDone)
+        return [LateOutcome(event.request_id, event.outcome)]
+
+    def _back_to_idle(self, event: Event) -> list[Command]:
+        return self._enter(State.IDLE, Screen(State.IDLE))
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _enter_notice(
+        self, request_id: int, kind: NoticeKind, detail: str, *, code: str | None
+    ) -> list[Command]:
+        screen = Screen(State.NOTICE, notice=kind, detail=detail, code=code)
+        status = _STATUS_OF_NOTICE[kind]
+        return self._enter(
+            State.NOTICE, screen, Concluded(request_id, status, code, detail=detail)
+        )
+
+    def _enter(self, state: State, screen: Screen, *extra: Command) -> list[Command]:
+        self.state = state
+        self.screen = screen
+        return [*extra, Show(screen), self._timer_for(state)]
+
+    def _timer_for(self, state: State) -> StartTimer | CancelTimer:
+        seconds = {
+            State.ISSUING: self.settings.issue_timeout_s,
+            State.SHOWING_VOUCHER: self.settings.voucher_display_s,
+            State.NOTICE: self.settings.notice_display_s,
+        }.get(state)
+        return CancelTimer() if seconds is None else StartTimer(seconds)
+
+    def _new_request_id(self) -> int:
+        request_id = self._next_request_id
+        self._next_request_id += 1
+        return request_id
+
+
+def _notice_for(outcome: IssuanceOutcome) -> tuple[NoticeKind, str]:
+    if isinstance(outcome, AlreadyReturned):
+        return NoticeKind.ALREADY_RETURNED, outcome.message
+    if isinstance(outcome, NoneAvailable):
+        return NoticeKind.NONE_AVAILABLE, outcome.message
+    if isinstance(outcome, Refused):
+        return NoticeKind.INVALID_CODE, outcome.message
+    if isinstance(outcome, Unavailable):
+        return NoticeKind.BACKEND_TROUBLE, outcome.reason
+    raise FlowError(f"unknown outcome {outcome!r}")
+
+
+TRANSITIONS: dict[tuple[State, type], _Handler] = {
+    (State.IDLE, Scanned): Flow._scan_when_ready,
+    (State.IDLE, IssuanceDone): Flow._late,
+    (State.ISSUING, Scanned): Flow._scan_while_issuing,
+    (State.ISSUING, IssuanceDone): Flow._issuance_done,
+    (State.ISSUING, TimerExpired): Flow._issuance_timed_out,
+    (State.SHOWING_VOUCHER, Scanned): Flow._scan_when_ready,
+    (State.SHOWING_VOUCHER, IssuanceDone): Flow._late,
+    (State.SHOWING_VOUCHER, TimerExpired): Flow._back_to_idle,
+    (State.NOTICE, Scanned): Flow._scan_when_ready,
+    (State.NOTICE, IssuanceDone): Flow._late,
+    (State.NOTICE, TimerExpired): Flow._back_to_idle,
+}

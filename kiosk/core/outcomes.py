@@ -1,0 +1,59 @@
+"""What an issuance attempt can end in, as the flow sees it. Plain data, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from kiosk.core.voucher import Voucher
+
+__all__ = [
+    "Issued",
+    "AlreadyReturned",
+    "NoneAvailable",
+    "Refused",
+    "Unavailable",
+    "IssuanceOutcome",
+    "Source",
+]
+
+Source = Literal["online", "offline"]
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A voucher is the customer's; it must be shown (and printed)."""
+
+    voucher: Voucher
+    source: Source
+
+
+@dataclass(frozen=True)
+class AlreadyReturned:
+    """This packaging item has earned its reward before."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class NoneAvailable:
+    """The return counted, but no pool had a voucher for this packaging here."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The backend does not accept this code (e.g. unknown packaging)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """No answer we can use: network, server, rate limit, credentials or a malformed body."""
+
+    reason: str
+
+
+IssuanceOutcome = Union[Issued, AlreadyReturned, NoneAvailable, Refused, Unavailable]

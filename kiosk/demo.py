@@ -1,0 +1,127 @@
+"""``kiosk demo``: the whole kiosk on simulated hardware, against the seeded stand-in backend.
+
+Started here, all on loopback: the stand-in RE-ZIP backend and the stand-in shop webhook (real HTTP
+servers, SQLite in a temporary folder), a virtual scanner (a pseudo-terminal), and the kiosk itself,
+reading the scanner through pyserial and writing its screen and print jobs into the output folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import AsyncIterator, TextIO
+
+from kiosk.app import ScanReport
+from kiosk.config import load_config
+from kiosk.core.flow import DroppedScan
+from kiosk.presentation.format import format_discount
+from kiosk.presentation.qr import qr_terminal
+from kiosk.recording import Recorder
+from kiosk.runtime import open_kiosk
+from kiosk.sim.backend import StandInBackend
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes, seed_demo
+from kiosk.sim.kiosk_config import write_kiosk_config
+from kiosk.sim.shop_webhook import ShopWebhook
+from kiosk.sim.virtual_scanner import VirtualScanner
+
+__all__ = ["run_demo", "list_codes"]
+
+#: How long the demo waits for one scan's result before it says so and moves on.
+_SCAN_WAIT_S = 10.0
+
+
+def list_codes(out: TextIO) -> None:
+    for item in sample_codes():
+        print(f"{item['code']}  {item['note']}", file=out)
+
+
+def run_demo(out_dir: Path, scans: list[str] | None, *, stdin: TextIO, out: TextIO) -> int:
+    return asyncio.run(_demo(out_dir, scans, stdin, out))
+
+
+async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: TextIO) -> int:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("[0-9][0-9][0-9]-*"):
+        old.unlink()
+    with tempfile.TemporaryDirectory(prefix="kiosk-demo-") as work:
+        workdir = Path(work)
+        backend = StandInBackend(workdir / "backend.sqlite")
+        server = backend.serve().start()
+        webhook = ShopWebhook(server.url + "/.well-known/jwks.json")
+        webhook_server = webhook.serve().start()
+        seed_demo(backend.store, webhook.url)
+        scanner = VirtualScanner(terminator="cr")
+        config_path = write_kiosk_config(
+            workdir / "kiosk.toml",
+            backend_url=server.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            scanner_device=scanner.path,
+        )
+        config = load_config(config_path)
+        recorder = Recorder(out_dir, profile=config.printer.profile)
+        results: asyncio.Queue[ScanReport | DroppedScan] = asyncio.Queue()
+        interactive = scans is None
+        try:
+            async with open_kiosk(config, on_report=results.put_nowait, on_dropped=results.put_nowait):
+                print(f"Kiosk demo: backend {server.url}, scanner {scanner.path}, output {out_dir}/", file=out)
+                if interactive:
+                    _prompt(out)
+                codes = _listed(scans) if scans is not None else _stdin_codes(stdin)
+                async for code in codes:
+                    scanner.type(code)
+                    await _await_result(results, recorder, code, interactive, out)
+        finally:
+            scanner.close()
+            webhook_server.stop()
+            backend.close()
+    return 0
+
+
+async def _await_result(results: asyncio.Queue, recorder: Recorder, code: str, interactive: bool,
+                        out: TextIO) -> None:  # fmt: skip
+    try:
+        result = await asyncio.wait_for(results.get(), _SCAN_WAIT_S)
+    except TimeoutError:
+        print(f"    {code}: no result within {_SCAN_WAIT_S:g} s", file=out)
+        return
+    if isinstance(result, DroppedScan):
+        print(f"    {code}: ignored ({result.reason})", file=out)
+        return
+    doc = recorder(result)
+    number = f"{recorder.count:03d}"
+    ms = doc["ms"]
+    timing = f"issue {ms['issue']:.0f} ms, total {ms['total']:.0f} ms" if "issue" in ms else f"total {ms['total']:.0f} ms"
+    if result.voucher is not None:
+        voucher = result.voucher
+        shop = voucher.shop.name if voucher.shop and voucher.shop.name else "?"
+        discount = format_discount(voucher, "en_GB").replace("\u00a0", " ")
+        print(f"{number} {code}: issued ({result.source}) {shop}: {discount}, code {voucher.code} [{timing}]", file=out)
+        if interactive:
+            print(qr_terminal(voucher.qr_payload), file=out)
+            print(f"    QR: {voucher.qr_payload}", file=out)
+    else:
+        print(f"{number} {code}: {result.status} - {result.detail} [{timing}]", file=out)
+    out.flush()
+
+
+def _prompt(out: TextIO) -> None:
+    print("Type or paste packaging codes, one per line (Ctrl-D to end). Sample codes:", file=out)
+    list_codes(out)
+    out.flush()
+
+
+async def _listed(codes: list[str]) -> AsyncIterator[str]:
+    for code in codes:
+        yield code
+
+
+async def _stdin_codes(stdin: TextIO) -> AsyncIterator[str]:
+    """Lines typed or pasted by a person, read without blocking the kiosk's event loop."""
+    while True:
+        line = await asyncio.to_thread(stdin.readline)
+        if not line:
+            return
+        if line.strip():
+            yield line.strip("\r\n")

@@ -1,0 +1,1 @@
+"""Adapters to the kiosk's hardware, one folder per device family."""

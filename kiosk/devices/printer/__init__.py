@@ -1,0 +1,1 @@
+"""Printers: ESC/POS transports and the simulated twin that reads a stream back."""

@@ -1,0 +1,84 @@
+"""Serial barcode scanners (USB CDC-ACM, RS-232, and the virtual scanner's pseudo-terminal).
+
+pyserial reads in a thread of its own; complete lines are handed to the asyncio loop. When the
+device disappears the source keeps trying to reopen it, so a scanner unplugged and plugged back in
+works again without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Callable
+
+import serial
+
+from kiosk.devices.scanner.assembler import LineAssembler
+
+__all__ = ["SerialScanSource", "ScanSink"]
+
+log = logging.getLogger(__name__)
+
+#: Receives one line of scanned text; called on the asyncio loop.
+ScanSink = Callable[[str], None]
+
+
+class SerialScanSource:
+    """Reads lines from a serial device and passes them to ``sink`` until stopped."""
+
+    def __init__(self, device: str, *, baud: int = 9600, terminator: str = "any",
+                 reopen_interval_s: float = 1.0) -> None:  # fmt: skip
+        self.device = device
+        self.baud = baud
+        self.terminator = terminator
+        self.reopen_interval_s = reopen_interval_s
+        self.state = "closed"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return f"serial:{self.device}"
+
+    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink) -> None:
+        def deliver(line: str) -> None:
+            loop.call_soon_threadsafe(sink, line)
+
+        self._thread = threading.Thread(target=self._run, args=(deliver,), name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _run(self, deliver: Callable[[str], None]) -> None:
+        while not self._stop.is_set():
+            try:
+                port = serial.Serial(self.device, self.baud, timeout=0.02)
+            except (serial.SerialException, OSError) as exc:
+                if self.state != "missing":
+                    log.warning("scanner %s not available (%s); retrying", self.device, exc)
+                self.state = "missing"
+                self._stop.wait(self.reopen_interval_s)
+                continue
+            self.state = "open"
+            log.info("scanner %s open", self.device)
+            try:
+                self._read(port, deliver)
+            except (serial.SerialException, OSError) as exc:
+                log.warning("scanner %s lost (%s); reopening", self.device, exc)
+                self.state = "missing"
+            finally:
+                port.close()
+
+    def _read(self, port: serial.Serial, deliver: Callable[[str], None]) -> None:
+        assembler = LineAssembler(self.terminator)
+        while not self._stop.is_set():
+            data = port.read(256)
+            now = time.monotonic()
+            lines = assembler.feed(data, now) if data else assembler.poll(now)
+            for line in lines:
+                deliver(line)

@@ -1,0 +1,1 @@
+"""Screens: where the kiosk shows what the flow decided."""

@@ -1,0 +1,295 @@
+"""The RE-ZIP backend client for a kiosk scan: ``POST /me/packaging/scan``.
+
+Every answer, good or bad, becomes one of the typed results below; nothing the backend or the
+network does escapes as an exception. What we assume about the scan answer, which RE-ZIP documents
+only on its sandbox:
+
+- ``{id, type: "Voucher"|"Ticket", created_at, updated_at, deleted_at, data}``, ``data`` =
+  ``{code, conditions, expires_at, value, value_data, link, shop}``, all nullable.
+- ``value_data`` carries the seed voucher model's discount: ``{type, value, unit}``. ``value`` is a
+  display string we do not rely on. ``link`` is read from ``data`` (or ``value_data``) when present.
+- ``data`` null, or ``data.code`` null, means the return counted but no voucher was available.
+- ``409`` means the packaging item has been rewarded before; other 4xx mean the backend refuses the
+  code; ``401``/``403`` mean our credentials are wrong; ``429`` carries ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Literal, Union
+
+import httpx
+
+from kiosk import __version__
+from kiosk.core.codes import PackagingCode
+from kiosk.core.voucher import (
+    DEFAULT_LINK_SCHEMES,
+    Voucher,
+    VoucherError,
+    parse_shop,
+    parse_voucher,
+)
+
+__all__ = [
+    "RezipClient",
+    "ScanAccepted",
+    "ScanAlreadyReturned",
+    "ScanRefused",
+    "ScanRateLimited",
+    "ScanAuthFailed",
+    "ScanServerError",
+    "ScanNetworkError",
+    "ScanInvalidBody",
+    "ScanResult",
+    "read_secret_file",
+    "SecretFileError",
+    "MAX_BODY_BYTES",
+]
+
+#: A scan answer is a few hundred bytes; anything near this is not a scan answer.
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ScanAccepted:
+    """The return counted. ``voucher`` is None when no pool had one for it."""
+
+    scan_id: str | None
+    kind: Literal["voucher", "ticket"]
+    voucher: Voucher | None
+
+
+@dataclass(frozen=True)
+class ScanAlreadyReturned:
+    message: str
+
+
+@dataclass(frozen=True)
+class ScanRefused:
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
+class ScanRateLimited:
+    retry_after_s: float
+    message: str
+
+
+@dataclass(frozen=True)
+class ScanAuthFailed:
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
+class ScanServerError:
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
+class ScanNetworkError:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScanInvalidBody:
+    reason: str
+
+
+ScanResult = Union[
+    ScanAccepted,
+    ScanAlreadyReturned,
+    ScanRefused,
+    ScanRateLimited,
+    ScanAuthFailed,
+    ScanServerError,
+    ScanNetworkError,
+    ScanInvalidBody,
+]
+
+
+class SecretFileError(OSError):
+    """A token or key file is missing, empty or readable by others."""
+
+
+def read_secret_file(path: Path) -> str:
+    """Read a token file, refusing one that group or others can read (like ssh does)."""
+    try:
+        info = path.stat()
+        text = path.read_text("utf-8").strip()
+    except OSError as exc:
+        raise SecretFileError(f"{path}: cannot read the token file ({exc.strerror or exc})") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretFileError(f"{path}: token file must have mode 0600 (run: chmod 600 {path})")
+    if not text:
+        raise SecretFileError(f"{path}: token file is empty")
+    return text
+
+
+class RezipClient:
+    """Async client for the scan endpoint; one instance per kiosk, reused for every scan."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        drop_point_location_id: str,
+        hardware_id: str,
+        auth_scheme: str = "Pat",
+        connect_timeout_s: float = 1.0,
+        read_timeout_s: float = 2.0,
+        ca_file: Path | None = None,
+        link_schemes: Iterable[str] = DEFAULT_LINK_SCHEMES,
+    ) -> None:
+        self.drop_point_location_id = drop_point_location_id
+        self.hardware_id = hardware_id
+        self._link_schemes = frozenset(link_schemes)
+        timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            verify=str(ca_file) if ca_file else True,
+            headers={
+                "Accept": "application/json",
+                "Accept-Version": "2.0",
+                "Authorization": f"{auth_scheme} {token}",
+                "User-Agent": f"rezip-kiosk/{__version__}",
+            },
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def scan(self, code: PackagingCode, idempotency_key: str) -> ScanResult:
+        """Report one packaging scan; retrying with the same key must not earn a second reward."""
+        body = {
+            "barcode": code.value,
+            "drop_point_location_id": self.drop_point_location_id,
+            "hardware_id": self.hardware_id,
+        }
+        try:
+            async with self._http.stream(
+                "POST",
+                "/me/packaging/scan",
+                json=body,
+                headers={"Idempotency-Key": idempotency_key},
+            ) as response:
+                raw = await _read_limited(response)
+        except httpx.TimeoutException as exc:
+            return ScanNetworkError(f"timeout: {type(exc).__name__}")
+        except httpx.TransportError as exc:
+            return ScanNetworkError(f"{type(exc).__name__}: {exc}"[:200])
+        except _BodyTooLarge:
+            return ScanInvalidBody(f"answer larger than {MAX_BODY_BYTES} bytes")
+        return self._interpret(response, raw)
+
+    def _interpret(self, response: httpx.Response, raw: bytes) -> ScanResult:
+        status = response.status_code
+        doc = _json_or_none(raw)
+        message = _message(doc) or response.reason_phrase or f"HTTP {status}"
+        if status == 429:
+            return ScanRateLimited(_retry_after(response.headers.get("Retry-After")), message)
+        if status >= 500:
+            return ScanServerError(status, message)
+        if status in (401, 403):
+            return ScanAuthFailed(status, message)
+        if status == 409:
+            return ScanAlreadyReturned(message)
+        if 400 <= status < 500:
+            return ScanRefused(status, message)
+        if not 200 <= status < 300:
+            return ScanServerError(status, f"unexpected HTTP {status}")
+        if doc is None:
+            return ScanInvalidBody("answer is not JSON")
+        try:
+            return self._accepted(doc)
+        except VoucherError as exc:
+            return ScanInvalidBody(str(exc))
+
+    def _accepted(self, doc: Any) -> ScanAccepted:
+        if not isinstance(doc, dict):
+            raise VoucherError("answer", "expected a JSON object")
+        kind_text = doc.get("type")
+        if kind_text not in ("Voucher", "Ticket"):
+            raise VoucherError("type", 'must be "Voucher" or "Ticket"')
+        kind: Literal["voucher", "ticket"] = "voucher" if kind_text == "Voucher" else "ticket"
+        scan_id = doc.get("id")
+        if scan_id is not None and not isinstance(scan_id, str):
+            raise VoucherError("id", "must be text")
+        data = doc.get("data")
+        if data is None:
+            return ScanAccepted(scan_id, kind, None)
+        if not isinstance(data, dict):
+            raise VoucherError("data", "expected a JSON object or null")
+        if data.get("code") is None:
+            return ScanAccepted(scan_id, kind, None)
+        value_data = data.get("value_data")
+        if not isinstance(value_data, dict):
+            raise VoucherError("data.value_data", "expected an object with type, value and unit")
+        shop = parse_shop(data["shop"]) if data.get("shop") is not None else None
+        seed = {
+            "code": data.get("code"),
+            "link": data.get("link", value_data.get("link")),
+            "type": value_data.get("type"),
+            "value": value_data.get("value"),
+            "unit": value_data.get("unit"),
+            "conditions": data.get("conditions"),
+            "expires_at": data.get("expires_at"),
+        }
+        voucher = parse_voucher(seed, shop=shop, link_schemes=self._link_schemes)
+        return ScanAccepted(scan_id, kind, voucher)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_limited(response: httpx.Response) -> bytes:
+    """Read at most ``MAX_BODY_BYTES``: an endless or huge body must not stall the kiosk."""
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _BodyTooLarge()
+    chunks = bytearray()
+    async for chunk in response.aiter_bytes():
+        chunks += chunk
+        if len(chunks) > MAX_BODY_BYTES:
+            raise _BodyTooLarge()
+    return bytes(chunks)
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _message(doc: Any) -> str | None:
+    if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+        return doc["message"][:300]
+    return None
+
+
+def _retry_after(value: str | None, *, default_s: float = 30.0, cap_s: float = 3600.0) -> float:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return default_s
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), cap_s)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default_s
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return min(max(0.0, (when - datetime.now(timezone.utc)).total_seconds()), cap_s)

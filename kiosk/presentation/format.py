@@ -1,0 +1,119 @@
+"""Locale formatting of a voucher's discount and expiry, as ICU (CLDR) would print them.
+
+Display rules:
+- ``amount``: the value is in ISO 4217 minor units, so it is divided by 10^(ISO 4217 digits), the
+  convention of the seed document and of Stripe. It is shown with CLDR's digits for the currency
+  (what ICU prints), unless that would hide a non-zero fraction, in which case the ISO digits are
+  shown. Example: 500000 HUF-minor is 5000 Ft; 150 ALL-minor is 1.50 Lekë, not "2 Lekë".
+- Babel does not apply CLDR's currency spacing (en_GB "DKK50.00" where ICU prints "DKK 50.00"); we
+  insert the no-break space CLDR asks for between a letter-like symbol and a digit.
+- ``percentage``: the locale's percent format; ``gift``: the locale's number, a space, the unit as given.
+- ``expires_at``: the date in the kiosk's time zone, in the locale's numeric ``yMd`` skeleton.
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_skeleton
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_currency_precision,
+    get_currency_symbol,
+)
+
+from kiosk.core.voucher import DiscountType, Voucher
+
+__all__ = ["format_discount", "format_amount", "format_expiry", "iso_minor_digits"]
+
+#: ISO 4217 minor units that are not 2 (currencies in active use).
+_ISO_DIGITS = {
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    "CLF": 4,
+    "UYW": 4,
+}
+_NBSP = "\u00a0"
+
+
+def iso_minor_digits(currency: str) -> int:
+    """How many decimal places the currency's minor unit has, per ISO 4217."""
+    return _ISO_DIGITS.get(currency, 2)
+
+
+def format_discount(voucher: Voucher, locale: str) -> str:
+    """The discount as the customer reads it: "DKK 50.00", "15 %", "1 Tote bag"."""
+    if voucher.type is DiscountType.AMOUNT:
+        return format_amount(voucher.value, voucher.unit, locale)
+    if voucher.type is DiscountType.PERCENTAGE:
+        return format_percent(Decimal(voucher.value) / 100, locale=locale)
+    return f"{format_decimal(voucher.value, locale=locale)} {voucher.unit}"
+
+
+def format_amount(minor_units: int, currency: str, locale: str) -> str:
+    """A money amount given in ISO 4217 minor units."""
+    iso_digits = iso_minor_digits(currency)
+    amount = Decimal(minor_units).scaleb(-iso_digits)
+    shown_digits = get_currency_precision(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-shown_digits)) or shown_digits > iso_digits:
+        shown_digits = iso_digits
+    parsed = Locale.parse(locale)
+    pattern = parsed.currency_formats["standard"].pattern
+    text = format_currency(
+        amount,
+        currency,
+        format=_with_fraction_digits(pattern, shown_digits),
+        locale=parsed,
+        currency_digits=False,
+    )
+    return _apply_currency_spacing(text, get_currency_symbol(currency, locale=parsed))
+
+
+def format_expiry(expires_at: datetime | None, locale: str, timezone: str) -> str | None:
+    """The expiry date in the kiosk's zone, or None when the voucher does not expire."""
+    if expires_at is None:
+        return None
+    local = expires_at.astimezone(ZoneInfo(timezone))
+    return format_skeleton("yMd", local, locale=locale)
+
+
+def _with_fraction_digits(pattern: str, digits: int) -> str:
+    """Rewrite a CLDR currency pattern's fraction part to exactly ``digits`` places."""
+    out = []
+    for part in pattern.split(";"):
+        integer, dot, rest = part.partition(".")
+        if dot:
+            tail = rest.lstrip("0#")
+            part = integer + ("." + "0" * digits if digits else "") + tail
+        elif digits:
+            head = part.rstrip("¤ \u00a0")
+            part = head + "." + "0" * digits + part[len(head):]
+        out.append(part)
+    return ";".join(out)
+
+
+def _apply_currency_spacing(text: str, symbol: str) -> str:
+    """CLDR currencySpacing: a no-break space between a non-symbol currency sign and a digit."""
+    if not symbol or symbol not in text:
+        return text
+    index = text.index(symbol)
+    before, after = text[:index], text[index + len(symbol):]
+    if after[:1].isdigit() and _letter_like(symbol[-1]):
+        after = _NBSP + after
+    if before[-1:].isdigit() and _letter_like(symbol[0]):
+        before = before + _NBSP
+    return before + symbol + after
+
+
+def _letter_like(char: str) -> bool:
+    """True unless the character is a symbol (S*) or a separator (Z*), per CLDR's currencyMatch."""
+    return unicodedata.category(char)[0] not in ("S", "Z")

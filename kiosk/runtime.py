@@ -1,0 +1,102 @@
+"""Builds a running kiosk from its configuration: the one place where adapters are chosen."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import AsyncIterator, Callable
+
+from kiosk.app import KioskApp, PrinterOutput, ScanReport
+from kiosk.config import Config
+from kiosk.core.flow import DroppedScan, Flow, FlowSettings
+from kiosk.devices.printer.file_printer import FilePrinter
+from kiosk.devices.scanner.serial_source import SerialScanSource
+from kiosk.devices.screen.png_screen import PngScreen
+from kiosk.issuance.issuer import OnlineIssuer
+from kiosk.issuance.rezip_client import RezipClient, read_secret_file
+from kiosk.presentation.view import ScreenView
+
+__all__ = ["open_kiosk", "NullScreen", "ISSUE_GRACE_S"]
+
+log = logging.getLogger(__name__)
+
+#: The flow waits this much longer than the issuer's own deadline before it gives up on an answer.
+ISSUE_GRACE_S = 1.0
+
+
+class NullScreen:
+    """No screen at all (``kiosk scan``, or a kiosk configured with ``screen.type = "none"``)."""
+
+    async def show(self, view: ScreenView) -> None:
+        return None
+
+
+@asynccontextmanager
+async def open_kiosk(
+    config: Config,
+    *,
+    on_report: Callable[[ScanReport], None] | None = None,
+    on_dropped: Callable[[DroppedScan], None] | None = None,
+    with_devices: bool = True,
+) -> AsyncIterator[KioskApp]:
+    """Yield a started kiosk (its event loop task and scan sources running); stop it on exit.
+
+    ``with_devices=False`` gives the issuance path alone: no screen, printer or scanner.
+    """
+    backend = config.backend
+    token = read_secret_file(backend.token_file)
+    client = RezipClient(
+        backend.url,
+        token,
+        drop_point_location_id=backend.drop_point_location_id,
+        hardware_id=config.kiosk.hardware_id,
+        auth_scheme=backend.auth_scheme,
+        connect_timeout_s=backend.connect_timeout_s,
+        read_timeout_s=backend.read_timeout_s,
+        ca_file=backend.ca_file,
+        link_schemes=config.link_schemes,
+    )
+    settings = FlowSettings(
+        issue_timeout_s=backend.deadline_s + ISSUE_GRACE_S,
+        voucher_display_s=config.flow.voucher_display_s,
+        notice_display_s=config.flow.notice_display_s,
+    )
+    screen = PngScreen(config.screen.dir) if with_devices and config.screen.type == "png" else NullScreen()
+    printer: PrinterOutput | None = None
+    if with_devices and config.printer.type == "file":
+        printer = FilePrinter(config.printer.path, config.printer.profile)
+    app = KioskApp(
+        Flow(settings),
+        OnlineIssuer(client, deadline_s=backend.deadline_s),
+        screen,
+        printer,
+        locale=config.kiosk.locale,
+        timezone=config.kiosk.timezone,
+        on_report=on_report,
+        on_dropped=on_dropped,
+    )
+    sources: list[SerialScanSource] = []
+    if with_devices and config.scanner.type == "serial":
+        sources.append(
+            SerialScanSource(
+                config.scanner.device, baud=config.scanner.baud, terminator=config.scanner.terminator
+            )
+        )
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(client.aclose)
+        task = asyncio.get_running_loop().create_task(app.run(), name="kiosk-flow")
+        stack.push_async_callback(_cancel, task)
+        loop = asyncio.get_running_loop()
+        for source in sources:
+            source.start(loop, app.scan)
+            stack.callback(source.stop)
+        yield app
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

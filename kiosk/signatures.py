@@ -1,0 +1,247 @@
+"""HTTP Message Signatures (RFC 9421) as RE-ZIP uses them: ``ecdsa-p384-sha384`` over
+``@method @target-uri content-type``, public keys published as a JWKS and matched by ``keyid``.
+
+Signing and verifying take the time as an argument (``created``/``now``), so callers decide the
+clock and tests can set it. Only the small part of RFC 8941 structured fields that these two headers
+use is parsed here: a dictionary of inner lists with parameters, and byte sequences.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+__all__ = [
+    "ALGORITHM",
+    "COVERED_COMPONENTS",
+    "SignatureError",
+    "sign_request",
+    "verify_request",
+    "public_jwk",
+    "public_key_from_jwk",
+    "signature_base",
+]
+
+ALGORITHM = "ecdsa-p384-sha384"
+COVERED_COMPONENTS = ("@method", "@target-uri", "content-type")
+_COORD_BYTES = 48  # P-384
+#: A signature older (or further in the future) than this is refused: replay protection.
+MAX_SKEW_S = 300
+
+
+class SignatureError(ValueError):
+    """The request's signature is missing, malformed, from an unknown key, stale or wrong."""
+
+
+@dataclass(frozen=True)
+class _SignatureParams:
+    components: tuple[str, ...]
+    params: tuple[tuple[str, str | int], ...]
+
+    def serialise(self) -> str:
+        items = " ".join(f'"{c}"' for c in self.components)
+        text = f"({items})"
+        for name, value in self.params:
+            text += f';{name}="{value}"' if isinstance(value, str) else f";{name}={value}"
+        return text
+
+    def get(self, name: str) -> str | int | None:
+        return next((v for n, v in self.params if n == name), None)
+
+
+def signature_base(
+    method: str, target_uri: str, headers: Mapping[str, str], params: _SignatureParams
+) -> bytes:
+    """The exact bytes that are signed (RFC 9421 section 2.5)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    lines = []
+    for component in params.components:
+        if component == "@method":
+            value = method.upper()
+        elif component == "@target-uri":
+            value = target_uri
+        elif component.startswith("@"):
+            raise SignatureError(f"unsupported derived component {component}")
+        else:
+            if component not in lower:
+                raise SignatureError(f"covered header {component} is missing")
+            value = " ".join(lower[component].split())
+        lines.append(f'"{component}": {value}')
+    lines.append(f'"@signature-params": {params.serialise()}')
+    return "\n".join(lines).encode("ascii")
+
+
+def sign_request(
+    key: ec.EllipticCurvePrivateKey,
+    keyid: str,
+    method: str,
+    target_uri: str,
+    headers: Mapping[str, str],
+    *,
+    created: int,
+    label: str = "sig1",
+) -> dict[str, str]:
+    """Return the ``Signature-Input`` and ``Signature`` headers for a request."""
+    params = _SignatureParams(
+        COVERED_COMPONENTS, (("keyid", keyid), ("alg", ALGORITHM), ("created", int(created)))
+    )
+    base = signature_base(method, target_uri, headers, params)
+    r, s = decode_dss_signature(key.sign(base, ec.ECDSA(hashes.SHA384())))
+    raw = r.to_bytes(_COORD_BYTES, "big") + s.to_bytes(_COORD_BYTES, "big")
+    return {
+        "Signature-Input": f"{label}={params.serialise()}",
+        "Signature": f"{label}=:{base64.b64encode(raw).decode('ascii')}:",
+    }
+
+
+def verify_request(
+    method: str,
+    target_uri: str,
+    headers: Mapping[str, str],
+    keys: Mapping[str, ec.EllipticCurvePublicKey],
+    *,
+    now: int,
+) -> str:
+    """Check the first signature that covers our components; return its ``keyid``."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    if "signature-input" not in lower or "signature" not in lower:
+        raise SignatureError("Signature-Input or Signature header is missing")
+    inputs = _parse_dictionary(lower["signature-input"])
+    signatures = _parse_dictionary(lower["signature"])
+    for label, member in inputs.items():
+        params = _parse_inner_list(member)
+        if not set(COVERED_COMPONENTS) <= set(params.components):
+            continue
+        if params.get("alg") not in (None, ALGORITHM):
+            raise SignatureError(f"unsupported algorithm {params.get('alg')}")
+        keyid = params.get("keyid")
+        if not isinstance(keyid, str) or keyid not in keys:
+            raise SignatureError(f"unknown keyid {keyid!r}")
+        created = params.get("created")
+        if not isinstance(created, int) or abs(now - created) > MAX_SKEW_S:
+            raise SignatureError("signature is stale or has no created time")
+        if label not in signatures:
+            raise SignatureError(f"no Signature for label {label}")
+        raw = _parse_byte_sequence(signatures[label])
+        if len(raw) != 2 * _COORD_BYTES:
+            raise SignatureError("signature has the wrong length for P-384")
+        der = encode_dss_signature(
+            int.from_bytes(raw[:_COORD_BYTES], "big"), int.from_bytes(raw[_COORD_BYTES:], "big")
+        )
+        base = signature_base(method, target_uri, headers, params)
+        try:
+            keys[keyid].verify(der, base, ec.ECDSA(hashes.SHA384()))
+        except InvalidSignature:
+            raise SignatureError("signature does not match") from None
+        return keyid
+    raise SignatureError("no signature covers @method @target-uri content-type")
+
+
+def public_jwk(key: ec.EllipticCurvePublicKey, keyid: str) -> dict[str, str]:
+    """The JWK (RFC 7517/7518) of a P-384 public key, as published in a JWKS."""
+    numbers = key.public_numbers()
+    return {
+        "kty": "EC",
+        "crv": "P-384",
+        "x": _b64url(numbers.x.to_bytes(_COORD_BYTES, "big")),
+        "y": _b64url(numbers.y.to_bytes(_COORD_BYTES, "big")),
+        "kid": keyid,
+        "alg": "ES384",
+        "use": "sig",
+    }
+
+
+def public_key_from_jwk(jwk: Mapping[str, object]) -> ec.EllipticCurvePublicKey:
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-384":
+        raise SignatureError("JWK is not an EC P-384 key")
+    try:
+        x = int.from_bytes(_unb64url(str(jwk["x"])), "big")
+        y = int.from_bytes(_unb64url(str(jwk["y"])), "big")
+        return ec.EllipticCurvePublicNumbers(x, y, ec.SECP384R1()).public_key()
+    except (KeyError, ValueError) as exc:
+        raise SignatureError(f"JWK is malformed: {exc}") from None
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --- the slice of RFC 8941 these headers need -----------------------------------------------------
+
+_KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")
+_TOKEN_OR_INT = re.compile(r"-?[0-9]{1,15}|[A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*")
+
+
+def _parse_dictionary(text: str) -> dict[str, str]:
+    """Split ``a=..., b=...`` into members, honouring quotes, parentheses and byte sequences."""
+    members: dict[str, str] = {}
+    depth, quoted, colon, start = 0, False, False, 0
+    pieces = []
+    for i, ch in enumerate(text):
+        if quoted:
+            if ch == "\\":
+                continue
+            quoted = ch != '"'
+        elif ch == '"':
+            quoted = True
+        elif ch == ":":
+            colon = not colon
+        elif ch == "(" and not colon:
+            depth += 1
+        elif ch == ")" and not colon:
+            depth -= 1
+        elif ch == "," and depth == 0 and not colon:
+            pieces.append(text[start:i])
+            start = i + 1
+    pieces.append(text[start:])
+    for piece in pieces:
+        name, sep, value = piece.strip().partition("=")
+        if not sep or not _KEY.fullmatch(name):
+            raise SignatureError(f"malformed structured field member {piece.strip()[:40]!r}")
+        members[name] = value
+    return members
+
+
+def _parse_inner_list(text: str) -> _SignatureParams:
+    match = re.fullmatch(r'\(((?:\s*"[^"\\]*")*)\s*\)((?:;[^;]+)*)', text.strip())
+    if not match:
+        raise SignatureError("Signature-Input member is not an inner list")
+    components = tuple(re.findall(r'"([^"\\]*)"', match.group(1)))
+    params: list[tuple[str, str | int]] = []
+    for item in match.group(2).split(";")[1:]:
+        name, sep, value = item.partition("=")
+        if not sep or not _KEY.fullmatch(name):
+            raise SignatureError(f"malformed signature parameter {item[:40]!r}")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            params.append((name, value[1:-1]))
+        elif re.fullmatch(r"-?[0-9]{1,15}", value):
+            params.append((name, int(value)))
+        elif _TOKEN_OR_INT.fullmatch(value):
+            params.append((name, value))
+        else:
+            raise SignatureError(f"malformed signature parameter {item[:40]!r}")
+    return _SignatureParams(components, tuple(params))
+
+
+def _parse_byte_sequence(text: str) -> bytes:
+    text = text.strip()
+    if len(text) < 2 or text[0] != ":" or text[-1] != ":":
+        raise SignatureError("Signature member is not a byte sequence")
+    try:
+        return base64.b64decode(text[1:-1], validate=True)
+    except ValueError:
+        raise SignatureError("Signature is not valid base64") from None

@@ -1,0 +1,409 @@
+"""The stand-in backend's SQLite store: shops, drop points, pools, batches, codes, returns.
+
+One connection per thread (the HTTP server is threaded), WAL mode, and every claim in a
+``BEGIN IMMEDIATE`` transaction with UNIQUE constraints, so concurrent scans can never pluck the same
+code twice or reward the same packaging item twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["BackendStore", "Pool", "new_ulid", "now_iso", "DuplicateReturn", "IdempotencyInFlight"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS shops (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT, website TEXT, logo_png BLOB
+);
+CREATE TABLE IF NOT EXISTS packaging_prefixes (
+    prefix TEXT PRIMARY KEY, shop_id TEXT NOT NULL REFERENCES shops(id)
+);
+CREATE TABLE IF NOT EXISTS drop_points (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, country TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    token_sha256 TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('kiosk', 'admin', 'shop')),
+    shop_id TEXT REFERENCES shops(id)
+);
+CREATE TABLE IF NOT EXISTS pools (
+    id TEXT PRIMARY KEY, shop_id TEXT NOT NULL REFERENCES shops(id), name TEXT NOT NULL,
+    countries TEXT NOT NULL, visibility TEXT NOT NULL, pool_type TEXT NOT NULL,
+    webhook_url TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY, pool_id TEXT NOT NULL REFERENCES pools(id) ON DELETE CASCADE,
+    type TEXT NOT NULL, value INTEGER NOT NULL, unit TEXT NOT NULL, conditions TEXT NOT NULL,
+    expires_at TEXT, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vouchers (
+    id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+    code TEXT NOT NULL, link TEXT, plucked_at TEXT, created_at TEXT NOT NULL,
+    UNIQUE (batch_id, code)
+);
+CREATE TABLE IF NOT EXISTS returns (
+    id TEXT PRIMARY KEY, barcode TEXT NOT NULL UNIQUE, shop_id TEXT NOT NULL,
+    drop_point_id TEXT NOT NULL, hardware_id TEXT, voucher TEXT, pool_id TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    token_sha256 TEXT NOT NULL, key TEXT NOT NULL, status INTEGER, body TEXT,
+    created_at TEXT NOT NULL, PRIMARY KEY (token_sha256, key)
+);
+CREATE TABLE IF NOT EXISTS scan_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, barcode TEXT, status INTEGER NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ulid(*, seed: str | None = None) -> str:
+    """A ULID: 48-bit millisecond time + 80 random bits; ``seed`` makes it deterministic (demo data)."""
+    if seed is not None:
+        number = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:16], "big") >> 2
+    else:
+        number = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class IdempotencyInFlight(Exception):
+    """A request with this Idempotency-Key is being answered right now."""
+
+
+class DuplicateReturn(Exception):
+    """This packaging barcode has been rewarded before."""
+
+
+@dataclass(frozen=True)
+class Pool:
+    id: str
+    shop_id: str
+    name: str
+    countries: list[str]
+    visibility: str
+    pool_type: str
+    webhook_url: str | None
+    created_at: str
+    updated_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "shop_id": self.shop_id,
+            "name": self.name,
+            "countries": self.countries,
+            "visibility": self.visibility,
+            "pool_type": self.pool_type,
+            "webhook_url": self.webhook_url,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class BackendStore:
+    """All persistent state of the stand-in backend."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection().executescript(_SCHEMA)
+        os.chmod(path, 0o600)
+
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across a crash of the process
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, not on upgrade."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def read(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        return self._connection().execute(sql, args).fetchall()
+
+    # --- settings and credentials ---------------------------------------------------------------
+
+    def setting(self, name: str) -> str | None:
+        rows = self.read("SELECT value FROM settings WHERE name = ?", name)
+        return rows[0]["value"] if rows else None
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value))
+
+    def add_token(self, token: str, kind: str, shop_id: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO tokens (token_sha256, kind, shop_id) VALUES (?, ?, ?)",
+                (token_hash(token), kind, shop_id),
+            )
+
+    def token(self, token: str) -> sqlite3.Row | None:
+        rows = self.read("SELECT * FROM tokens WHERE token_sha256 = ?", token_hash(token))
+        return rows[0] if rows else None
+
+    # --- shops, prefixes, drop points -----------------------------------------------------------
+
+    def upsert_shop(self, shop_id: str, name: str, description: str | None, website: str | None,
+                    logo_png: bytes | None) -> None:  # fmt: skip
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO shops (id, name, description, website, logo_png)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (shop_id, name, description, website, logo_png),
+            )
+
+    def shop(self, shop_id: str) -> sqlite3.Row | None:
+        rows = self.read("SELECT * FROM shops WHERE id = ?", shop_id)
+        return rows[0] if rows else None
+
+    def add_prefix(self, prefix: str, shop_id: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO packaging_prefixes (prefix, shop_id) VALUES (?, ?)",
+                (prefix, shop_id),
+            )
+
+    def shop_for_prefix(self, prefix: str) -> str | None:
+        rows = self.read("SELECT shop_id FROM packaging_prefixes WHERE prefix = ?", prefix)
+        return rows[0]["shop_id"] if rows else None
+
+    def add_drop_point(self, drop_point_id: str, name: str, country: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO drop_points (id, name, country) VALUES (?, ?, ?)",
+                (drop_point_id, name, country),
+            )
+
+    def drop_point(self, drop_point_id: str) -> sqlite3.Row | None:
+        rows = self.read("SELECT * FROM drop_points WHERE id = ?", drop_point_id)
+        return rows[0] if rows else None
+
+    # --- pools, batches, codes ------------------------------------------------------------------
+
+    def create_pool(self, shop_id: str, name: str, countries: list[str], visibility: str,
+                    pool_type: str, webhook_url: str | None, pool_id: str | None = None) -> Pool:  # fmt: skip
+        stamp = now_iso()
+        pool_id = pool_id or new_ulid()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO pools (id, shop_id, name, countries, visibility, pool_type, webhook_url,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (pool_id, shop_id, name, json.dumps(countries), visibility, pool_type, webhook_url,
+                 stamp, stamp),
+            )  # fmt: skip
+        pool = self.pool(shop_id, pool_id)
+        assert pool is not None
+        return pool
+
+    def set_webhook_url(self, pool_id: str, url: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE pools SET webhook_url = ?, updated_at = ? WHERE id = ?",
+                (url, now_iso(), pool_id),
+            )
+
+    def pools(self, shop_id: str | None = None) -> list[Pool]:
+        if shop_id is None:
+            rows = self.read("SELECT * FROM pools ORDER BY created_at, id")
+        else:
+            rows = self.read("SELECT * FROM pools WHERE shop_id = ? ORDER BY created_at, id", shop_id)
+        return [_pool(row) for row in rows]
+
+    def pool(self, shop_id: str, pool_id: str) -> Pool | None:
+        rows = self.read("SELECT * FROM pools WHERE id = ? AND shop_id = ?", pool_id, shop_id)
+        return _pool(rows[0]) if rows else None
+
+    def delete_pool(self, shop_id: str, pool_id: str) -> bool:
+        with self.transaction() as db:
+            cursor = db.execute("DELETE FROM pools WHERE id = ? AND shop_id = ?", (pool_id, shop_id))
+        return cursor.rowcount > 0
+
+    def create_batch(self, pool_id: str, fields: dict[str, Any], batch_id: str | None = None) -> dict[str, Any]:
+        batch_id = batch_id or new_ulid()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO batches (id, pool_id, type, value, unit, conditions, expires_at,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (batch_id, pool_id, fields["type"], fields["value"], fields["unit"],
+                 fields["conditions"], fields["expires_at"], now_iso()),
+            )  # fmt: skip
+        return self.batches(batch_id=batch_id)[0]
+
+    def batches(self, *, shop_id: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT b.*, p.shop_id FROM batches b JOIN pools p ON p.id = b.pool_id"
+        if batch_id is not None:
+            rows = self.read(sql + " WHERE b.id = ?", batch_id)
+        else:
+            rows = self.read(sql + " WHERE p.shop_id = ? ORDER BY b.created_at, b.id", shop_id)
+        return [
+            {
+                "id": r["id"], "voucher_pool_id": r["pool_id"], "shop_id": r["shop_id"],
+                "type": r["type"], "value": r["value"], "unit": r["unit"],
+                "conditions": r["conditions"], "expires_at": r["expires_at"],
+                "created_at": r["created_at"],
+            }  # fmt: skip
+            for r in rows
+        ]
+
+    def add_codes(self, batch_id: str, codes: list[tuple[str, str | None]]) -> int:
+        stamp = now_iso()
+        with self.transaction() as db:
+            cursor = db.executemany(
+                "INSERT OR IGNORE INTO vouchers (id, batch_id, code, link, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(new_ulid(), batch_id, code, link, stamp) for code, link in codes],
+            )
+            return cursor.rowcount
+
+    def codes(self, shop_id: str) -> list[dict[str, Any]]:
+        rows = self.read(
+            "SELECT v.*, b.pool_id FROM vouchers v JOIN batches b ON b.id = v.batch_id"
+            " JOIN pools p ON p.id = b.pool_id WHERE p.shop_id = ? ORDER BY v.created_at, v.code",
+            shop_id,
+        )
+        return [
+            {
+                "id": r["id"], "code": r["code"], "link": r["link"], "voucher_batch_id": r["batch_id"],
+                "voucher_pool_id": r["pool_id"], "plucked_at": r["plucked_at"],
+                "created_at": r["created_at"],
+            }  # fmt: skip
+            for r in rows
+        ]
+
+    def pluck(self, pool_id: str, now: str) -> dict[str, Any] | None:
+        """Hand out the soonest-expiring unexpired code of a static pool, marking it plucked."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT v.id, v.code, v.link, b.type, b.value, b.unit, b.conditions, b.expires_at"
+                " FROM vouchers v JOIN batches b ON b.id = v.batch_id"
+                " WHERE b.pool_id = ? AND v.plucked_at IS NULL"
+                " AND (b.expires_at IS NULL OR b.expires_at > ?)"
+                " ORDER BY b.expires_at IS NULL, b.expires_at, v.created_at, v.code LIMIT 1",
+                (pool_id, now),
+            ).fetchall()
+            if not rows:
+                return None
+            row = rows[0]
+            db.execute("UPDATE vouchers SET plucked_at = ? WHERE id = ?", (now, row["id"]))
+        return {
+            "code": row["code"], "link": row["link"], "type": row["type"], "value": row["value"],
+            "unit": row["unit"], "conditions": row["conditions"], "expires_at": row["expires_at"],
+        }  # fmt: skip
+
+    def plucked_codes(self) -> list[str]:
+        return [r["code"] for r in self.read("SELECT code FROM vouchers WHERE plucked_at IS NOT NULL ORDER BY plucked_at, code")]
+
+    # --- returns and idempotency ----------------------------------------------------------------
+
+    def record_return(self, barcode: str, shop_id: str, drop_point_id: str, hardware_id: str | None) -> str:
+        """Claim the reward for a barcode; ``DuplicateReturn`` if it was claimed before."""
+        stamp = now_iso()
+        return_id = new_ulid()
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO returns (id, barcode, shop_id, drop_point_id, hardware_id,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (return_id, barcode, shop_id, drop_point_id, hardware_id, stamp, stamp),
+                )
+        except sqlite3.IntegrityError:
+            raise DuplicateReturn(barcode) from None
+        return return_id
+
+    def attach_voucher(self, return_id: str, voucher: dict[str, Any] | None, pool_id: str | None) -> dict[str, Any]:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE returns SET voucher = ?, pool_id = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(voucher) if voucher else None, pool_id, now_iso(), return_id),
+            )
+        row = self.read("SELECT * FROM returns WHERE id = ?", return_id)[0]
+        return dict(row)
+
+    def begin_idempotent(self, token: str, key: str) -> tuple[int, str] | None:
+        """Reserve a key: None when it is new, the stored (status, body) to replay when it is not,
+        ``IdempotencyInFlight`` while the first request with this key is still being answered."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT status, body FROM idempotency WHERE token_sha256 = ? AND key = ?",
+                (token_hash(token), key),
+            ).fetchall()
+            if not rows:
+                db.execute(
+                    "INSERT INTO idempotency (token_sha256, key, created_at) VALUES (?, ?, ?)",
+                    (token_hash(token), key, now_iso()),
+                )
+                return None
+        if rows[0]["status"] is None:
+            raise IdempotencyInFlight(key)
+        return int(rows[0]["status"]), rows[0]["body"]
+
+    def finish_idempotent(self, token: str, key: str, status: int, body: str | None) -> None:
+        with self.transaction() as db:
+            if status >= 500:  # a server failure is not an answer: let the retry try again
+                db.execute(
+                    "DELETE FROM idempotency WHERE token_sha256 = ? AND key = ?", (token_hash(token), key)
+                )
+            else:
+                db.execute(
+                    "UPDATE idempotency SET status = ?, body = ? WHERE token_sha256 = ? AND key = ?",
+                    (status, body, token_hash(token), key),
+                )
+
+    def log_scan(self, barcode: str | None, status: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO scan_log (barcode, status, at) VALUES (?, ?, ?)", (barcode, status, now_iso())
+            )
+
+    def scan_log(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.read("SELECT barcode, status, at FROM scan_log ORDER BY seq")]
+
+
+def _pool(row: sqlite3.Row) -> Pool:
+    return Pool(
+        id=row["id"],
+        shop_id=row["shop_id"],
+        name=row["name"],
+        countries=json.loads(row["countries"]),
+        visibility=row["visibility"],
+        pool_type=row["pool_type"],
+        webhook_url=row["webhook_url"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,147 @@
+"""A small threaded JSON-over-HTTP server that the simulators share.
+
+The stand-ins are real HTTP servers on loopback (the standard library's ``ThreadingHTTPServer``), so
+the kiosk's client talks to them exactly as it talks to RE-ZIP. Routes are ``(method, regex)`` pairs
+mapped to handlers that take a ``Request`` and return a ``Reply``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["Request", "Reply", "JsonServer", "json_reply", "error_reply"]
+
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+    #: ``scheme://host:port`` as the client addressed us (for absolute links and @target-uri).
+    origin: str = ""
+
+    def json(self) -> Any:
+        """The body as JSON; ``ValueError`` when it is not."""
+        return json.loads(self.body or b"null")
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(status: int, doc: Any, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, json.dumps(doc, ensure_ascii=False).encode("utf-8"), headers=headers or {})
+
+
+def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    """RE-ZIP's error shape: ``{"message": ...}``."""
+    return json_reply(status, {"message": message}, headers)
+
+
+Handler = Callable[[Request], Reply]
+
+
+class JsonServer:
+    """Serve routes on ``host:port`` (port 0 picks a free one) in a background thread."""
+
+    def __init__(self, routes: list[tuple[str, str, Handler]], host: str = "127.0.0.1", port: int = 0):
+        self._routes = [(method, re.compile(pattern), handler) for method, pattern, handler in routes]
+        server = self
+
+        class _RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                server._dispatch(self)
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # the simulators report through their own output, not stderr noise
+
+        self._httpd = ThreadingHTTPServer((host, port), _RequestHandler)
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "JsonServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sim-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _dispatch(self, raw: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(raw.path)
+        length = int(raw.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self._send(raw, error_reply(413, "request body too large"))
+            return
+        body = raw.rfile.read(length) if length else b""
+        host = raw.headers.get("Host") or self.url.split("://", 1)[1]
+        request = Request(
+            method=raw.command,
+            path=parts.path,
+            query=parse_qs(parts.query),
+            headers={k.lower(): v for k, v in raw.headers.items()},
+            body=body,
+            origin=f"http://{host}",
+        )
+        reply = self._route(request)
+        self._send(raw, reply)
+
+    def _route(self, request: Request) -> Reply:
+        allowed = False
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(request.path)
+            if not match:
+                continue
+            allowed = True
+            if method != request.method:
+                continue
+            request.params = match.groupdict()
+            try:
+                return handler(request)
+            except Exception as exc:  # a stand-in bug must answer 500, like a real server would
+                return error_reply(500, f"internal error: {type(exc).__name__}: {exc}")
+        return error_reply(405 if allowed else 404, "method not allowed" if allowed else "not found")
+
+    @staticmethod
+    def _send(raw: BaseHTTPRequestHandler, reply: Reply) -> None:
+        try:
+            raw.send_response(reply.status)
+            raw.send_header("Content-Type", reply.content_type)
+            raw.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                raw.send_header(name, value)
+            raw.end_headers()
+            raw.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. its deadline passed); nothing to tell it

@@ -1,0 +1,63 @@
+"""Writes a ready kiosk configuration (and its 0600 token file) for a stand-in backend."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["write_kiosk_config"]
+
+
+def write_kiosk_config(
+    path: Path,
+    *,
+    backend_url: str,
+    token: str,
+    drop_point: str,
+    country: str = "DK",
+    locale: str = "en_GB",
+    timezone: str = "Europe/Copenhagen",
+    scanner_device: str | None = None,
+    printer_path: str = "printer.bin",
+    screen_dir: str = "screen",
+) -> Path:
+    """Write ``path`` and ``<path>.token`` beside it; relative paths resolve against its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token_file = path.with_name(path.stem + ".token")
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(token_file, 0o600)
+    scanner = (
+        f'type = "serial"\ndevice = "{scanner_device}"\nterminator = "any"\n'
+        if scanner_device
+        else 'type = "none"\n'
+    )
+    path.write_text(
+        f"""# Written by the stand-in backend for a kiosk that talks to it.
+[kiosk]
+hardware_id = "sim-kiosk-1"
+country = "{country}"
+locale = "{locale}"
+timezone = "{timezone}"
+
+[backend]
+url = "{backend_url}"
+drop_point_location_id = "{drop_point}"
+token_file = "{token_file.name}"
+deadline_s = 2.5
+
+[scanner]
+{scanner}
+[screen]
+type = "png"
+dir = "{screen_dir}"
+
+[printer]
+type = "file"
+path = "{printer_path}"
+profile = "TM-T20II"
+""",
+        "utf-8",
+    )
+    return path

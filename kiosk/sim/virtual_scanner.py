@@ -1,0 +1,51 @@
+"""A virtual serial barcode scanner: a pseudo-terminal that 'types' codes like a real one.
+
+The kiosk opens the pseudo-terminal's path with pyserial exactly as it opens ``/dev/ttyACM0``, so
+everything from the serial port up is the real code path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tty
+
+from kiosk.devices.scanner.assembler import TERMINATORS
+
+__all__ = ["VirtualScanner"]
+
+
+class VirtualScanner:
+    """Owns both ends of a pseudo-terminal; ``path`` is the end the kiosk opens."""
+
+    def __init__(self, *, terminator: str = "cr", char_delay_s: float = 0.0) -> None:
+        if terminator not in TERMINATORS or terminator == "any":
+            raise ValueError("terminator must be cr, lf, crlf, tab or none")
+        self.terminator = TERMINATORS[terminator]
+        self.char_delay_s = char_delay_s
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # no echo, no CR→LF: bytes pass as a scanner sends them
+        self.path = os.ttyname(self._slave)
+
+    def type(self, code: str) -> None:
+        """Send one code followed by the terminator, a character at a time if a delay is set."""
+        data = code.encode("utf-8") + self.terminator
+        if self.char_delay_s <= 0:
+            os.write(self._master, data)
+            return
+        for index in range(len(data)):
+            os.write(self._master, data[index : index + 1])
+            time.sleep(self.char_delay_s)
+
+    def close(self) -> None:
+        for fd in (self._master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "VirtualScanner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
