@@ -74,13 +74,13 @@ class ScannerSection:
 @dataclass(frozen=True)
 class ScreenSection:
     type: Literal["png", "none"] = "png"
-    dir: Path = field(default=Path("screen"), metadata=_path())
+    dir: Path = field(default=Path("/var/lib/kiosk/screen"), metadata=_path())
 
 
 @dataclass(frozen=True)
 class PrinterSection:
     type: Literal["file", "none"] = "file"
-    path: Path = field(default=Path("printer.bin"), metadata=_path())
+    path: Path = field(default=Path("/dev/usb/lp0"), metadata=_path())
     profile: str = "TM-T20II"
 
 
@@ -131,7 +131,7 @@ def parse_config(doc: dict[str, Any], *, base: Path, source: Path | None = None)
         if table is None:
             if section_field.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"[{name}]: section is required")
-            continue
+            table = {}
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: must be a table ([{name}])")
         values[name] = _build_section(hints[name], table, name, base)

@@ -1,0 +1,26 @@
+# make demo: run the kiosk on simulated hardware.  make test: run the whole suite.
+# Both set everything up first (a .venv/ at the repo root; Debian packages when root) and are
+# quick when it is already there.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup-system hardware/system-packages.txt
+	@scripts/setup-system
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/kiosk demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .hypothesis *.egg-info build

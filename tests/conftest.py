@@ -1,0 +1,79 @@
+"""Shared fixtures: real processes and servers on loopback, started and stopped per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+KIOSK = [sys.executable, "-m", "kiosk.cli"]
+
+
+class BackendProcess:
+    """``kiosk sim backend`` as a child process, with the URLs it printed when ready."""
+
+    def __init__(self, db: Path, *extra: str) -> None:
+        self.db = db
+        self.process = subprocess.Popen(
+            [*KIOSK, "sim", "backend", "--db", str(db), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if not line:
+            raise RuntimeError(f"backend did not start: {self.process.stderr.read() if self.process.stderr else ''}")
+        self.ready = json.loads(line)
+        self.url: str = self.ready["url"]
+
+    @property
+    def webhook_control(self) -> str:
+        return self.ready["webhook"].rsplit("/rezip/", 1)[0]
+
+    def set_webhook_mode(self, mode: str) -> None:
+        httpx.post(self.webhook_control + "/_sim/mode", json={"mode": mode}).raise_for_status()
+
+    def state(self) -> dict:
+        return httpx.get(self.url + "/_sim/state").json()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[BackendProcess]:
+    """The seeded stand-in backend (with its shop webhook) and a kiosk configuration for it."""
+    process = BackendProcess(
+        tmp_path / "backend.sqlite",
+        "--seed", "demo", "--webhook-timeout", "0.5", "--kiosk-config", str(tmp_path / "kiosk.toml"),
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def run_kiosk(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the ``kiosk`` command in a child process."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [*KIOSK, *args], input=input, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
+    )

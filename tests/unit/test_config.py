@@ -1,0 +1,89 @@
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import ConfigError, load_config, parse_config
+from tests.conftest import REPO, run_kiosk
+
+EXAMPLE = REPO / "hardware" / "kiosk.example.toml"
+MINIMAL = {
+    "kiosk": {"hardware_id": "k1"},
+    "backend": {"url": "https://api.re-zip.com", "drop_point_location_id": "dp", "token_file": "token"},
+}
+
+
+def test_the_annotated_example_loads() -> None:
+    config = load_config(EXAMPLE)
+    assert config.kiosk.locale == "da_DK"
+    assert config.backend.token_file == Path("/etc/kiosk/token")
+    assert config.printer.profile == "TM-T20II"
+    assert config.link_schemes == frozenset({"https"})
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    config = parse_config(MINIMAL, base=tmp_path)
+    assert config.backend.token_file == tmp_path / "token"
+    assert config.backend.deadline_s == 2.5
+    assert config.screen.dir == Path("/var/lib/kiosk/screen")
+    assert config.printer.path == Path("/dev/usb/lp0")
+    assert config.scanner.type == "none"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"kiosk": {"hardware_id": "k1", "colour": "red"}}, "kiosk.colour: unknown key"),
+        ({"kiosk": {}}, "kiosk.hardware_id: required"),
+        ({"kiosk": {"hardware_id": 7}}, "kiosk.hardware_id: must be a non-empty string"),
+        ({"kiosk": {"hardware_id": "k", "locale": "en_US"}}, "kiosk.locale: must be one of"),
+        ({"kiosk": {"hardware_id": "k", "country": "Denmark"}}, "kiosk.country:"),
+        ({"kiosk": {"hardware_id": "k", "timezone": "Mars/Olympus"}}, "kiosk.timezone: unknown time zone"),
+        ({"backend": {**MINIMAL["backend"], "url": "http://api.re-zip.com"}}, "backend.url: must be an https URL"),
+        ({"backend": {**MINIMAL["backend"], "auth_scheme": "Basic"}}, "backend.auth_scheme: must be one of"),
+        ({"backend": {**MINIMAL["backend"], "deadline_s": -1}}, "backend.deadline_s: must be a positive number"),
+        ({"scanner": {"baud": "fast"}}, "scanner.baud: must be a whole number"),
+        ({"scanner": {"terminator": "semicolon"}}, "scanner.terminator: must be one of"),
+        ({"links": {"app_schemes": ["javascript"]}}, "links.app_schemes:"),
+        ({"printer": "epson"}, "printer: must be a table"),
+        ({"extra": {}}, "extra: unknown key"),
+    ],
+)
+def test_mistakes_name_the_key(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config({**MINIMAL, **change}, base=Path("/"))
+    assert message in str(error.value)
+
+
+def test_missing_section() -> None:
+    with pytest.raises(ConfigError, match=r"\[backend\]: section is required"):
+        parse_config({"kiosk": {"hardware_id": "k"}}, base=Path("/"))
+
+
+def test_http_is_allowed_on_loopback_only() -> None:
+    config = parse_config({**MINIMAL, "backend": {**MINIMAL["backend"], "url": "http://127.0.0.1:8080"}}, base=Path("/"))
+    assert config.backend.url == "http://127.0.0.1:8080"
+
+
+def test_cli_reports_a_bad_file_and_exits_non_zero(tmp_path: Path) -> None:
+    bad = tmp_path / "kiosk.toml"
+    bad.write_text('[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://x.example"\ndrop_point_location_id = "d"\ntoken_file = "t"\nread_timeout_s = "soon"\n')
+    result = run_kiosk("scan", "10HS0042", "--config", str(bad))
+    assert result.returncode == 2
+    assert "backend.read_timeout_s: must be a positive number of seconds" in result.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[kiosk\n")
+    result = run_kiosk("scan", "10HS0042", "--config", str(broken))
+    assert result.returncode == 2 and "not valid TOML" in result.stderr
+    result = run_kiosk("scan", "10HS0042", "--config", str(tmp_path / "absent.toml"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_cli_refuses_a_token_file_others_can_read(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    token.chmod(0o644)
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://x.example"\ndrop_point_location_id = "d"\ntoken_file = "token"\n')
+    result = run_kiosk("scan", "10HS0042", "--config", str(config))
+    assert result.returncode == 2
+    assert "mode 0600" in result.stderr and "secret" not in result.stderr

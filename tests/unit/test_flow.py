@@ -1,0 +1,234 @@
+"""Every (state, event) pair of the flow, walked through the public ``handle``."""
+
+from __future__ import annotations
+
+import pytest
+
+from kiosk.core.flow import (
+    TRANSITIONS,
+    CancelTimer,
+    Concluded,
+    DroppedScan,
+    Flow,
+    FlowError,
+    FlowSettings,
+    IssuanceDone,
+    LateOutcome,
+    NoticeKind,
+    PrintVoucher,
+    Scanned,
+    Show,
+    StartIssuance,
+    StartTimer,
+    State,
+    TimerExpired,
+)
+from kiosk.core.outcomes import AlreadyReturned, Issued, NoneAvailable, Refused, Unavailable
+from kiosk.core.voucher import parse_voucher
+
+CODE = "10HS01JAYSCS07SVDQANFS61TF0XJN"
+OTHER = "20GB01JAYSCS07SVDQANFS61TF0XJM"
+SETTINGS = FlowSettings(issue_timeout_s=3.5, voucher_display_s=30, notice_display_s=6)
+VOUCHER = parse_voucher(
+    {"code": "HS-1", "type": "amount", "value": 5000, "unit": "DKK", "conditions": "", "link": "https://s.example/r"}
+)
+
+
+def kinds(commands: list) -> list[type]:
+    return [type(c) for c in commands]
+
+
+def of(commands: list, kind: type):
+    found = [c for c in commands if isinstance(c, kind)]
+    assert len(found) == 1, commands
+    return found[0]
+
+
+def issuing() -> tuple[Flow, int]:
+    flow = Flow(SETTINGS)
+    start = of(flow.handle(Scanned(CODE)), StartIssuance)
+    return flow, start.request_id
+
+
+def showing() -> Flow:
+    flow, request_id = issuing()
+    flow.handle(IssuanceDone(request_id, Issued(VOUCHER, "online")))
+    return flow
+
+
+def notice(outcome=AlreadyReturned("returned before")) -> Flow:
+    flow, request_id = issuing()
+    flow.handle(IssuanceDone(request_id, outcome))
+    return flow
+
+
+def test_starts_idle_with_the_idle_screen() -> None:
+    flow = Flow()
+    assert flow.state is State.IDLE and flow.screen.state is State.IDLE
+
+
+def test_idle_valid_scan_starts_issuance() -> None:
+    flow = Flow(SETTINGS)
+    commands = flow.handle(Scanned(f" {CODE}\r\n"))
+    assert kinds(commands) == [StartIssuance, Show, StartTimer]
+    assert of(commands, StartIssuance).code.value == CODE
+    assert of(commands, Show).screen.state is State.ISSUING
+    assert of(commands, StartTimer).seconds == SETTINGS.issue_timeout_s
+    assert flow.state is State.ISSUING
+
+
+def test_idle_invalid_scan_shows_notice_and_never_issues() -> None:
+    flow = Flow(SETTINGS)
+    commands = flow.handle(Scanned("5701234567899"))
+    assert kinds(commands) == [Concluded, Show, StartTimer]
+    assert of(commands, Concluded).status == "invalid"
+    assert of(commands, Show).screen.notice is NoticeKind.INVALID_CODE
+    assert of(commands, StartTimer).seconds == SETTINGS.notice_display_s
+    assert flow.state is State.NOTICE
+
+
+def test_idle_late_result_is_handed_back() -> None:
+    flow = Flow(SETTINGS)
+    commands = flow.handle(IssuanceDone(99, Issued(VOUCHER, "online")))
+    assert kinds(commands) == [LateOutcome]
+    assert flow.state is State.IDLE
+
+
+def test_idle_timer_is_an_error() -> None:
+    with pytest.raises(FlowError):
+        Flow().handle(TimerExpired())
+
+
+def test_issuing_drops_other_scans() -> None:
+    flow, _ = issuing()
+    commands = flow.handle(Scanned(OTHER))
+    assert kinds(commands) == [DroppedScan]
+    assert flow.state is State.ISSUING
+
+
+def test_issuing_issued_shows_prints_and_concludes() -> None:
+    flow, request_id = issuing()
+    commands = flow.handle(IssuanceDone(request_id, Issued(VOUCHER, "offline")))
+    assert set(kinds(commands)) == {PrintVoucher, Concluded, Show, StartTimer}
+    assert of(commands, PrintVoucher).voucher == VOUCHER
+    concluded = of(commands, Concluded)
+    assert (concluded.status, concluded.source, concluded.code) == ("issued", "offline", CODE)
+    assert of(commands, Show).screen.voucher == VOUCHER
+    assert of(commands, StartTimer).seconds == SETTINGS.voucher_display_s
+    assert flow.state is State.SHOWING_VOUCHER
+
+
+@pytest.mark.parametrize(
+    "outcome, notice_kind, status",
+    [
+        (AlreadyReturned("x"), NoticeKind.ALREADY_RETURNED, "already_returned"),
+        (NoneAvailable("x"), NoticeKind.NONE_AVAILABLE, "none_available"),
+        (Refused("unknown packaging"), NoticeKind.INVALID_CODE, "invalid"),
+        (Unavailable("HTTP 503"), NoticeKind.BACKEND_TROUBLE, "failed"),
+    ],
+)
+def test_issuing_without_voucher_shows_the_right_notice(outcome, notice_kind, status) -> None:
+    flow, request_id = issuing()
+    commands = flow.handle(IssuanceDone(request_id, outcome))
+    assert PrintVoucher not in kinds(commands)
+    assert of(commands, Show).screen.notice is notice_kind
+    assert of(commands, Concluded).status == status
+    assert flow.state is State.NOTICE
+
+
+def test_issuing_stale_result_is_late_and_keeps_waiting() -> None:
+    flow, request_id = issuing()
+    commands = flow.handle(IssuanceDone(request_id + 100, Issued(VOUCHER, "online")))
+    assert kinds(commands) == [LateOutcome]
+    assert flow.state is State.ISSUING
+
+
+def test_issuing_timeout_is_backend_trouble_and_later_result_is_late() -> None:
+    flow, request_id = issuing()
+    commands = flow.handle(TimerExpired())
+    assert of(commands, Concluded).status == "failed"
+    assert of(commands, Show).screen.notice is NoticeKind.BACKEND_TROUBLE
+    assert flow.state is State.NOTICE
+    late = flow.handle(IssuanceDone(request_id, Issued(VOUCHER, "online")))
+    assert kinds(late) == [LateOutcome] and late[0].outcome.voucher == VOUCHER
+
+
+def test_showing_same_code_keeps_the_voucher() -> None:
+    flow = showing()
+    commands = flow.handle(Scanned(CODE + "\r"))
+    assert kinds(commands) == [DroppedScan, StartTimer]
+    assert flow.state is State.SHOWING_VOUCHER and flow.screen.voucher == VOUCHER
+
+
+def test_showing_next_packaging_issues_again() -> None:
+    flow = showing()
+    commands = flow.handle(Scanned(OTHER))
+    assert of(commands, StartIssuance).code.value == OTHER
+    assert flow.state is State.ISSUING
+
+
+def test_showing_invalid_scan_keeps_the_voucher() -> None:
+    flow = showing()
+    commands = flow.handle(Scanned("hello"))
+    assert kinds(commands) == [DroppedScan]
+    assert flow.state is State.SHOWING_VOUCHER
+
+
+def test_showing_late_result() -> None:
+    flow = showing()
+    assert kinds(flow.handle(IssuanceDone(42, NoneAvailable("x")))) == [LateOutcome]
+
+
+def test_showing_timeout_returns_to_idle() -> None:
+    flow = showing()
+    commands = flow.handle(TimerExpired())
+    assert kinds(commands) == [Show, CancelTimer]
+    assert flow.state is State.IDLE and of(commands, Show).screen.state is State.IDLE
+
+
+def test_notice_same_already_returned_code_keeps_notice() -> None:
+    flow = notice()
+    commands = flow.handle(Scanned(CODE))
+    assert kinds(commands) == [DroppedScan, StartTimer]
+    assert flow.state is State.NOTICE
+
+
+def test_notice_after_backend_trouble_same_code_tries_again() -> None:
+    flow = notice(Unavailable("timeout"))
+    commands = flow.handle(Scanned(CODE))
+    assert of(commands, StartIssuance).code.value == CODE
+
+
+def test_notice_other_scans_behave_as_from_idle() -> None:
+    flow = notice()
+    assert StartIssuance in kinds(flow.handle(Scanned(OTHER)))
+    flow = notice()
+    commands = flow.handle(Scanned("not a code"))
+    assert of(commands, Show).screen.notice is NoticeKind.INVALID_CODE
+
+
+def test_notice_late_result_and_timeout() -> None:
+    flow = notice()
+    assert kinds(flow.handle(IssuanceDone(77, NoneAvailable("x")))) == [LateOutcome]
+    assert kinds(flow.handle(TimerExpired())) == [Show, CancelTimer]
+    assert flow.state is State.IDLE
+
+
+def test_table_covers_every_pair_except_idle_timer() -> None:
+    events = {Scanned, IssuanceDone, TimerExpired}
+    missing = {(state, event) for state in State for event in events} - set(TRANSITIONS)
+    assert missing == {(State.IDLE, TimerExpired)}
+
+
+def test_every_state_but_idle_has_a_timeout_and_every_screen_matches_its_state() -> None:
+    for flow in (issuing()[0], showing(), notice()):
+        assert flow.screen.state is flow.state
+    assert [type(c) for c in Flow(SETTINGS).handle(Scanned(CODE))][-1] is StartTimer
+
+
+def test_request_ids_are_unique_per_scan() -> None:
+    flow = Flow(SETTINGS)
+    first = of(flow.handle(Scanned(CODE)), StartIssuance).request_id
+    flow.handle(IssuanceDone(first, NoneAvailable("x")))
+    second = of(flow.handle(Scanned(OTHER)), StartIssuance).request_id
+    assert second != first

@@ -1,0 +1,114 @@
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, strategies as st
+
+from kiosk.core.voucher import DiscountType, Shop, VoucherError, parse_shop, parse_voucher
+
+BASE = {
+    "code": "SAVE50-A1B2C3",
+    "link": "https://shop.example.com/redeem?code=SAVE50-A1B2C3",
+    "type": "amount",
+    "value": 5000,
+    "unit": "DKK",
+    "conditions": "Min. purchase 200 DKK",
+    "expires_at": "2027-01-01T00:00:00.000Z",
+}
+
+
+def test_seed_voucher_parses() -> None:
+    voucher = parse_voucher(BASE)
+    assert voucher.code == "SAVE50-A1B2C3"
+    assert voucher.type is DiscountType.AMOUNT
+    assert voucher.expires_at == datetime(2027, 1, 1, tzinfo=timezone.utc)
+    assert voucher.qr_payload == BASE["link"]
+    assert voucher.to_json() == {**BASE, "expires_at": "2027-01-01T00:00:00.000Z"}
+
+
+def test_qr_is_the_code_without_a_link_and_expiry_may_be_null() -> None:
+    voucher = parse_voucher({**BASE, "link": None, "expires_at": None, "type": "gift", "value": 1, "unit": "Tote bag"})
+    assert voucher.qr_payload == "SAVE50-A1B2C3"
+    assert voucher.expires_at is None
+
+
+def test_shop_comes_from_document_or_argument() -> None:
+    given_shop = Shop(name="Given")
+    assert parse_voucher(BASE, shop=given_shop).shop == given_shop
+    inline = parse_voucher({**BASE, "shop": {"name": "Inline", "logo_url": None}})
+    assert inline.shop == Shop(name="Inline")
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"code": ""}, "code"),
+        ({"code": None}, "code"),
+        ({"code": "has space"}, "code"),
+        ({"code": "x" * 65}, "code"),
+        ({"code": "A\x1bB"}, "code"),
+        ({"type": "discount"}, "type"),
+        ({"value": "5000"}, "value"),
+        ({"value": 50.5}, "value"),
+        ({"value": True}, "value"),
+        ({"value": 0}, "value"),
+        ({"value": -1}, "value"),
+        ({"unit": "dkk"}, "unit"),
+        ({"unit": "%"}, "unit"),
+        ({"type": "percentage", "unit": "DKK", "value": 10}, "unit"),
+        ({"type": "percentage", "unit": "%", "value": 101}, "value"),
+        ({"type": "gift", "unit": " ", "value": 1}, "unit"),
+        ({"conditions": 12}, "conditions"),
+        ({"expires_at": "next year"}, "expires_at"),
+        ({"expires_at": 1700000000}, "expires_at"),
+        ({"link": 5}, "link"),
+        ({"shop": "Shop"}, "shop"),
+        ({"shop": {"name": 3}}, "shop.name"),
+    ],
+)
+def test_each_bad_field_is_named(change: dict, field: str) -> None:
+    with pytest.raises(VoucherError) as error:
+        parse_voucher({**BASE, **change})
+    assert error.value.field == field
+
+
+def test_not_an_object() -> None:
+    with pytest.raises(VoucherError) as error:
+        parse_voucher(["code"])
+    assert error.value.field == "voucher"
+
+
+@pytest.mark.parametrize(
+    "link", ["javascript:alert(1)", "http://shop.example/r", "data:text/html,x", "https:///nohost", "https://a b", "ftp://x"]
+)
+def test_refused_links_are_dropped_but_the_voucher_stays(link: str) -> None:
+    voucher = parse_voucher({**BASE, "link": link})
+    assert voucher.link is None and voucher.warnings
+    assert voucher.qr_payload == voucher.code
+
+
+def test_app_schemes_are_allowed_when_configured() -> None:
+    link = "myshopapp://redeem?code=SAVE50-A1B2C3"
+    assert parse_voucher({**BASE, "link": link}).link is None
+    assert parse_voucher({**BASE, "link": link}, link_schemes={"https", "myshopapp"}).link == link
+    assert parse_voucher({**BASE, "link": link}, link_schemes=None).link == link
+
+
+def test_naive_timestamps_are_utc() -> None:
+    voucher = parse_voucher({**BASE, "expires_at": "2027-03-15T12:00:00"})
+    assert voucher.expires_at == datetime(2027, 3, 15, 12, tzinfo=timezone.utc)
+
+
+def test_shop_fields_are_optional_text() -> None:
+    assert parse_shop({}) == Shop()
+    with pytest.raises(VoucherError):
+        parse_shop({"description": ["x"]})
+
+
+@given(st.dictionaries(st.sampled_from(list(BASE) + ["shop"]), st.one_of(st.none(), st.integers(), st.text(max_size=30), st.booleans())))
+def test_anything_either_parses_or_names_a_field(doc: dict) -> None:
+    try:
+        voucher = parse_voucher(doc)
+    except VoucherError as error:
+        assert error.field
+    else:
+        assert voucher.code and voucher.value > 0
