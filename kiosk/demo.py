@@ -64,7 +64,10 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
         results: asyncio.Queue[ScanReport | DroppedScan] = asyncio.Queue()
         interactive = scans is None
         try:
-            async with open_kiosk(config, on_report=results.put_nowait, on_dropped=results.put_nowait):
+            async with open_kiosk(config, on_report=results.put_nowait, on_dropped=results.put_nowait) as kiosk:
+                if not await kiosk.wait_ready():
+                    print(f"kiosk demo: the virtual scanner {scanner.path} did not open", file=out)
+                    return 1
                 print(f"Kiosk demo: backend {server.url}, scanner {scanner.path}, output {out_dir}/", file=out)
                 if interactive:
                     _prompt(out)

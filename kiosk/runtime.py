@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
 from kiosk.app import KioskApp, PrinterOutput, ScanReport
@@ -17,7 +18,7 @@ from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.rezip_client import RezipClient, read_secret_file
 from kiosk.presentation.view import ScreenView
 
-__all__ = ["open_kiosk", "NullScreen", "ISSUE_GRACE_S"]
+__all__ = ["open_kiosk", "RunningKiosk", "NullScreen", "ISSUE_GRACE_S"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,21 @@ class NullScreen:
         return None
 
 
+@dataclass
+class RunningKiosk:
+    app: KioskApp
+    sources: list[SerialScanSource]
+
+    async def wait_ready(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every scan source has its device open (pyserial drops input sent earlier)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while any(source.state != "open" for source in self.sources):
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+
 @asynccontextmanager
 async def open_kiosk(
     config: Config,
@@ -39,7 +55,7 @@ async def open_kiosk(
     on_report: Callable[[ScanReport], None] | None = None,
     on_dropped: Callable[[DroppedScan], None] | None = None,
     with_devices: bool = True,
-) -> AsyncIterator[KioskApp]:
+) -> AsyncIterator[RunningKiosk]:
     """Yield a started kiosk (its event loop task and scan sources running); stop it on exit.
 
     ``with_devices=False`` gives the issuance path alone: no screen, printer or scanner.
@@ -91,7 +107,7 @@ async def open_kiosk(
         for source in sources:
             source.start(loop, app.scan)
             stack.callback(source.stop)
-        yield app
+        yield RunningKiosk(app, sources)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -21,7 +21,7 @@ Rules this module keeps:
     ISSUING          TimerExpired               NOTICE            Show(backend trouble), Concluded, StartTimer
     SHOWING_VOUCHER  Scanned (same code)        SHOWING_VOUCHER   DroppedScan, StartTimer (keep it up)
     SHOWING_VOUCHER  Scanned (other valid)      ISSUING           as from IDLE (the next packaging)
-    SHOWING_VOUCHER  Scanned (invalid)          SHOWING_VOUCHER   DroppedScan (the voucher stays)
+    SHOWING_VOUCHER  Scanned (invalid)          NOTICE            as from IDLE (a new customer needs an answer)
     SHOWING_VOUCHER  IssuanceDone (stale)       SHOWING_VOUCHER   LateOutcome
     SHOWING_VOUCHER  TimerExpired               IDLE              Show(idle), CancelTimer
     NOTICE           Scanned (same code, when   NOTICE            DroppedScan, StartTimer
@@ -240,8 +240,6 @@ class Flow:
             # The same packaging held to the reader again: keep what it already earned on screen.
             return [DroppedScan(event.text, "its answer is already on screen"), self._timer_for(self.state)]
         if isinstance(result, Rejection):
-            if self.state is State.SHOWING_VOUCHER:
-                return [DroppedScan(event.text, f"voucher on screen; {result.reason.value}")]
             request_id = self._new_request_id()
             return self._enter_notice(
                 request_id, NoticeKind.INVALID_CODE, result.message, code=None

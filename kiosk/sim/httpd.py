@@ -87,12 +87,11 @@ class JsonServer:
         return f"http://{host}:{port}"
 
     def start(self) -> "JsonServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sim-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="sim-http", daemon=True
+        )
         self._thread.start()
         return self
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever()
 
     def stop(self) -> None:
         self._httpd.shutdown()

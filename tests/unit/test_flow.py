@@ -167,11 +167,11 @@ def test_showing_next_packaging_issues_again() -> None:
     assert flow.state is State.ISSUING
 
 
-def test_showing_invalid_scan_keeps_the_voucher() -> None:
+def test_showing_invalid_scan_answers_with_a_notice() -> None:
     flow = showing()
     commands = flow.handle(Scanned("hello"))
-    assert kinds(commands) == [DroppedScan]
-    assert flow.state is State.SHOWING_VOUCHER
+    assert of(commands, Concluded).status == "invalid"
+    assert flow.state is State.NOTICE
 
 
 def test_showing_late_result() -> None:

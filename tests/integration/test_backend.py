@@ -1,0 +1,224 @@
+"""The stand-in backend as a real process: on-demand pools through the signed shop webhook, static
+fallback, visibility and countries, one reward per packaging item, the pools API, persistence."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from kiosk.signatures import sign_request
+from kiosk.sim.demo_seed import (
+    DEMO_ADMIN_TOKEN,
+    DEMO_KIOSK_TOKEN,
+    DROP_POINT_DE,
+    DROP_POINT_DK,
+    ON_DEMAND_POOL_ID,
+    SHOPS,
+    sample_codes,
+)
+from tests.conftest import BackendProcess, run_kiosk
+
+pytestmark = pytest.mark.integration
+
+CODES = [item["code"] for item in sample_codes()]
+SKO, GRON, PAPIR = CODES[0:3], CODES[3:6], CODES[6:9]
+KIOSK = {"Authorization": f"Pat {DEMO_KIOSK_TOKEN}", "Accept-Version": "2.0"}
+ADMIN = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}", "Accept-Version": "2.0"}
+
+
+def scan(backend: BackendProcess, code: str, drop_point: str = DROP_POINT_DK, key: str | None = None) -> httpx.Response:
+    headers = dict(KIOSK, **({"Idempotency-Key": key} if key else {}))
+    body = {"barcode": code, "drop_point_location_id": drop_point, "hardware_id": "test-kiosk"}
+    return httpx.post(backend.url + "/me/packaging/scan", json=body, headers=headers, timeout=10)
+
+
+def voucher_code(response: httpx.Response) -> str:
+    assert response.status_code == 201, response.text
+    return response.json()["data"]["code"]
+
+
+def test_on_demand_voucher_comes_from_the_shop_webhook(backend) -> None:
+    response = scan(backend, SKO[0])
+    data = response.json()["data"]
+    assert data["code"].startswith("HS-")
+    assert data["link"] == f"https://hyggelig-sko.example/redeem?code={data['code']}"
+    assert data["value_data"] == {"type": "percentage", "value": 20, "unit": "%"}
+    assert data["shop"]["name"] == "Hyggelig Sko"
+    assert httpx.get(backend.webhook_control + "/_sim/state").json()["verified"] == 1
+
+
+@pytest.mark.parametrize("mode", ["error", "timeout", "invalid"])
+def test_webhook_failures_fall_back_to_the_shops_static_pool(backend, mode: str) -> None:
+    backend.set_webhook_mode(mode)
+    started = time.monotonic()
+    code = voucher_code(scan(backend, SKO[1]))
+    assert code.startswith("HS50-")
+    assert time.monotonic() - started < 2.0  # the webhook timeout is 0.5 s in these tests
+    assert code in backend.state()["plucked"]
+
+
+def test_customers_of_a_shop_without_pools_get_public_vouchers_only(backend) -> None:
+    seen = {voucher_code(scan(backend, f"30PH{n:04d}")) for n in range(30)}
+    prefixes = {code.split("-")[0] for code in seen}
+    assert prefixes == {"GB15", "TOTE"}  # private_public of Grøn Butik, then the public pool
+    assert not any(p in ("HS", "HS50", "GBEU") for p in prefixes)  # never anyone's private pool
+
+
+def test_own_customers_get_private_public_pools_and_countries_filter(backend) -> None:
+    assert voucher_code(scan(backend, GRON[0])).startswith("GB15-")  # DK: private_public
+    assert voucher_code(scan(backend, GRON[1], DROP_POINT_DE)).startswith("GBEU-")  # DE: private DE pool
+    assert voucher_code(scan(backend, SKO[2], DROP_POINT_DE)).startswith("HS-")  # on-demand pool is DK+DE
+    nothing = scan(backend, PAPIR[0], DROP_POINT_DE)  # no public pool serves Germany
+    assert nothing.status_code == 201 and nothing.json()["data"] is None
+
+
+def test_one_reward_per_packaging_item_and_short_codes(backend) -> None:
+    assert scan(backend, GRON[2]).status_code == 201
+    again = scan(backend, GRON[2])
+    assert again.status_code == 409
+    assert again.json() == {"message": "This packaging has already been returned"}
+    assert scan(backend, "20GB0042").status_code == 201
+
+
+def test_idempotency_key_replays_the_same_answer(backend) -> None:
+    first = scan(backend, PAPIR[1], key="k-1")
+    second = scan(backend, PAPIR[1], key="k-1")
+    assert second.status_code == 201 and second.json() == first.json()
+    assert backend.state()["plucked"].count(first.json()["data"]["code"]) == 1
+
+
+@pytest.mark.parametrize(
+    "barcode, status, message",
+    [("hello", 400, "not a RE-ZIP"), ("99ZZ0042", 404, "unknown packaging"), ("10HS" + "a" * 26, 400, "not a RE-ZIP")],
+)
+def test_bad_scans(backend, barcode: str, status: int, message: str) -> None:
+    response = scan(backend, barcode)
+    assert response.status_code == status and message in response.json()["message"]
+
+
+def test_unknown_drop_point_and_credentials(backend) -> None:
+    assert scan(backend, SKO[0], drop_point="nowhere").status_code == 404
+    body = {"barcode": SKO[0], "drop_point_location_id": DROP_POINT_DK, "hardware_id": "x"}
+    assert httpx.post(backend.url + "/me/packaging/scan", json=body, headers={"Authorization": "Pat wrong"}).status_code == 401
+
+
+def test_repeated_4xx_earn_a_429_with_retry_after(backend) -> None:
+    statuses = [scan(backend, "99ZZ0042").status_code for _ in range(21)]
+    assert statuses[:20] == [404] * 20
+    last = scan(backend, "99ZZ0042")
+    assert last.status_code == 429 and last.headers["Retry-After"] == "60"
+
+
+def test_pools_batches_and_codes_api(backend) -> None:
+    shop = SHOPS["papir"].id
+    base = f"{backend.url}/shops/{shop}/vouchers"
+    assert httpx.get(base + "/pools/", headers=ADMIN).json() == []
+    bad = httpx.post(base + "/pools", headers=ADMIN, json={"name": "x", "countries": ["DK"], "visibility": "private", "pool_type": "on_demand"})
+    assert bad.status_code == 400 and "webhook_url" in bad.json()["message"]
+    pool = httpx.post(base + "/pools", headers=ADMIN, json={"name": "Own", "countries": ["DK"], "visibility": "private"}).json()
+    assert pool["pool_type"] == "static" and pool["countries"] == ["DK"]
+    assert httpx.get(f"{base}/pools/{pool['id']}", headers=ADMIN).json()["name"] == "Own"
+    batch = httpx.post(base + "/batches", headers=ADMIN, json={
+        "voucher_pool_id": pool["id"], "type": "amount", "value": 2500, "unit": "EUR",
+        "conditions": "Papir only", "expires_at": "2027-05-01T00:00:00Z"}).json()  # fmt: skip
+    added = httpx.post(base, headers=ADMIN, json={"voucher_batch_id": batch["id"], "codes": [
+        {"code": "PH-1", "link": "https://papirhuset.example/r?c=PH-1"}, {"code": "PH-2"}]})  # fmt: skip
+    assert added.json() == {"added": 2}
+    bad_code = httpx.post(base, headers=ADMIN, json={"voucher_batch_id": batch["id"], "codes": [{"code": "bad code"}]})
+    assert bad_code.status_code == 400 and "codes[0].code" in bad_code.json()["message"]
+    # Now Papirhuset's own customers get its private pool first, and the code is plucked.
+    assert voucher_code(scan(backend, PAPIR[2])) == "PH-1"
+    codes = {c["code"]: c for c in httpx.get(base, headers=ADMIN).json()}
+    assert codes["PH-1"]["plucked_at"] and codes["PH-2"]["plucked_at"] is None
+    assert httpx.delete(f"{base}/pools/{pool['id']}", headers=ADMIN).status_code == 204
+    assert httpx.get(f"{base}/pools/{pool['id']}", headers=ADMIN).status_code == 404
+
+
+def test_batches_are_refused_on_on_demand_pools_and_tokens_are_scoped(backend) -> None:
+    shop = SHOPS["sko"].id
+    refused = httpx.post(f"{backend.url}/shops/{shop}/vouchers/batches", headers=ADMIN, json={
+        "voucher_pool_id": ON_DEMAND_POOL_ID, "type": "gift", "value": 1, "unit": "Sock", "conditions": ""})  # fmt: skip
+    assert refused.status_code == 400 and "on-demand" in refused.json()["message"]
+    assert httpx.get(f"{backend.url}/shops/{shop}/vouchers/pools", headers=KIOSK).status_code == 403
+
+
+def test_logo_and_jwks(backend) -> None:
+    logo = httpx.get(f"{backend.url}/shops/{SHOPS['sko'].id}/logo")
+    assert logo.headers["content-type"] == "image/png" and logo.content.startswith(b"\x89PNG")
+    keys = httpx.get(backend.ready["jwks"]).json()["keys"]
+    assert keys[0]["crv"] == "P-384" and keys[0]["kid"].startswith("key-")
+
+
+def _signing_key(backend: BackendProcess) -> ec.EllipticCurvePrivateKey:
+    pem = Path(str(backend.db) + ".signing-key.pem")
+    assert pem.stat().st_mode & 0o777 == 0o600
+    key = serialization.load_pem_private_key(pem.read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
+def test_shop_webhook_rejects_tampered_signatures(backend) -> None:
+    url = backend.ready["webhook"]
+    kid = httpx.get(backend.ready["jwks"]).json()["keys"][0]["kid"]
+    key = _signing_key(backend)
+    body = json.dumps({"voucher_pool_id": ON_DEMAND_POOL_ID})
+    base = {"Content-Type": "application/json", "Webhook-Version": "1"}
+
+    def post(headers: dict) -> int:
+        return httpx.post(url, content=body, headers=headers, timeout=5).status_code
+
+    good = {**base, **sign_request(key, kid, "POST", url, base, created=int(time.time()))}
+    assert post(good) == 200
+    sig = good["Signature"]
+    flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
+    assert post({**good, "Signature": flipped}) == 401
+    other_uri = sign_request(key, kid, "POST", url.replace("/rezip/voucher", "/other"), base, created=int(time.time()))
+    assert post({**base, **other_uri}) == 401
+    stranger = ec.generate_private_key(ec.SECP384R1())
+    assert post({**base, **sign_request(stranger, kid, "POST", url, base, created=int(time.time()))}) == 401
+    assert post({**base, **sign_request(key, kid, "POST", url, base, created=int(time.time()) - 3600)}) == 401
+    assert post(base) == 401
+    state = httpx.get(backend.webhook_control + "/_sim/state").json()
+    assert state["rejected"] == 5 and state["verified"] == 1
+
+
+def test_restart_on_the_same_database_keeps_everything(tmp_path: Path) -> None:
+    db = tmp_path / "b.sqlite"
+    first = BackendProcess(db, "--seed", "demo")
+    try:
+        issued = voucher_code(scan(first, GRON[0]))
+    finally:
+        first.stop()
+    second = BackendProcess(db, "--seed", "demo")
+    try:
+        assert scan(second, GRON[0]).status_code == 409
+        assert issued in second.state()["plucked"]
+        assert voucher_code(scan(second, SKO[0])).startswith("HS-")  # webhook re-pointed after restart
+    finally:
+        second.stop()
+
+
+def test_kiosk_scan_command_against_the_backend(backend, tmp_path: Path) -> None:
+    config = str(tmp_path / "kiosk.toml")
+    result = run_kiosk("scan", SKO[0], "--config", config, "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "issued" and doc["source"] == "online"
+    assert doc["voucher"]["code"].startswith("HS-") and doc["voucher"]["shop"]["name"] == "Hyggelig Sko"
+    assert set(doc["ms"]) == {"issue", "total"}
+    again = run_kiosk("scan", SKO[0], "--config", config, "--json")
+    assert again.returncode == 1 and json.loads(again.stdout)["status"] == "already_returned"
+
+
+def test_an_invalid_code_never_reaches_the_backend(backend, tmp_path: Path) -> None:
+    before = len(backend.state()["scans"])
+    result = run_kiosk("scan", "5701234567899", "--config", str(tmp_path / "kiosk.toml"), "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["status"] == "invalid"
+    assert len(backend.state()["scans"]) == before

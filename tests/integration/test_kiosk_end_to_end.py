@@ -1,0 +1,103 @@
+"""The whole kiosk, as processes: stand-in backend, virtual scanner, kiosk; and ``kiosk demo``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from kiosk.devices.printer.escpos_reader import parse_escpos
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
+from kiosk.sim.kiosk_config import write_kiosk_config
+from tests.conftest import KIOSK, REPO, run_kiosk
+
+pytestmark = pytest.mark.integration
+
+CODES = [item["code"] for item in sample_codes()]
+
+
+def qr_texts(path: Path) -> list[str]:
+    return [result.text for result in zxingcpp.read_barcodes(Image.open(path))]
+
+
+def test_demo_scan_writes_the_four_files_and_the_screen_qr_is_the_link(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_kiosk("demo", "--scan", CODES[0], CODES[3], "hello", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    for name in ("001-screen.png", "001-print.bin", "001-print.png", "001-result.json"):
+        assert (out / name).stat().st_size > 0
+    doc = json.loads((out / "001-result.json").read_text())
+    assert doc["status"] == "issued" and doc["source"] == "online"
+    link = doc["voucher"]["link"]
+    assert link.startswith("https://hyggelig-sko.example/redeem?code=HS-")
+    assert doc["voucher"]["shop"]["name"] == "Hyggelig Sko"
+    assert doc["ms"]["issue"] > 0 and doc["ms"]["total"] >= doc["ms"]["issue"]
+    assert qr_texts(out / "001-screen.png") == [link]
+    assert qr_texts(out / "001-print.png") == [link]
+    job = parse_escpos((out / "001-print.bin").read_bytes())
+    assert job.qr_payloads == [link] and doc["voucher"]["code"] in job.text and job.unknown == []
+    second = json.loads((out / "002-result.json").read_text())
+    assert second["voucher"]["code"].startswith("GB15-")
+    third = json.loads((out / "003-result.json").read_text())
+    assert third["status"] == "invalid" and third["voucher"] is None
+
+
+def test_demo_reads_codes_from_stdin_and_draws_the_qr(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_kiosk("demo", "--out", str(out), input=f"{CODES[6]}\nnot-a-code\n{CODES[6]}\n")
+    assert result.returncode == 0, result.stderr
+    assert "issued (online)" in result.stdout and "▀" in result.stdout
+    statuses = [json.loads((out / f"00{k}-result.json").read_text())["status"] for k in (1, 2, 3)]
+    assert statuses == ["issued", "invalid", "already_returned"]
+    assert not (out / "002-print.bin").exists()  # nothing printed for a notice
+    assert qr_texts(out / "002-screen.png") == []
+
+
+def test_list_codes() -> None:
+    result = run_kiosk("demo", "--list-codes")
+    assert result.returncode == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == CODES
+
+
+def test_kiosk_run_reads_the_virtual_scanner_process(backend, tmp_path: Path) -> None:
+    scanner = subprocess.Popen(
+        [*KIOSK, "sim", "scanner", "--terminator", "crlf", "--delay-ms", "1", "--start-delay", "1.5",
+         "--interval", "0.5", "--hold", "30", CODES[1], CODES[4]],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    kiosk = None
+    try:
+        pty_path = scanner.stdout.readline().strip()
+        assert pty_path.startswith("/dev/pts/")
+        config = write_kiosk_config(
+            tmp_path / "run" / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK, scanner_device=pty_path,
+        )  # fmt: skip
+        record = tmp_path / "record"
+        kiosk = subprocess.Popen([*KIOSK, "run", "--config", str(config), "--record", str(record)], cwd=REPO,
+                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (record / "002-result.json").exists():
+            time.sleep(0.1)
+        first = json.loads((record / "001-result.json").read_text())
+        second = json.loads((record / "002-result.json").read_text())
+        assert first["code"] == CODES[1] and first["voucher"]["code"].startswith("HS-")
+        assert second["code"] == CODES[4] and second["voucher"]["code"].startswith("GB15-")
+        printed = (tmp_path / "run" / "printer.bin").read_bytes()
+        assert first["voucher"]["code"].encode() in printed and second["voucher"]["code"].encode() in printed
+        assert qr_texts(tmp_path / "run" / "screen" / "screen.png") == [second["voucher"]["link"]]
+        kiosk.send_signal(signal.SIGTERM)
+        assert kiosk.wait(timeout=10) == 0
+    finally:
+        for process in (kiosk, scanner):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
