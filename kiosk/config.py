@@ -219,6 +219,8 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError("backend.url: must be an https URL (plain http only on loopback)")
     if not parts.hostname:
         raise ConfigError("backend.url: has no host")
+    if backend.ca_file is not None and not backend.ca_file.is_file():
+        raise ConfigError(f"backend.ca_file: no such file {backend.ca_file}")
     if not 1 <= config.scanner.baud <= 4_000_000:
         raise ConfigError("scanner.baud: must be a baud rate such as 9600 or 115200")
     for scheme in config.links.app_schemes:

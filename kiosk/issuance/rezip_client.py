@@ -16,6 +16,7 @@ only on its sandbox:
 from __future__ import annotations
 
 import json
+import ssl
 import stat
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -23,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Literal, Union
 
+import certifi
 import httpx
 
 from kiosk import __version__
@@ -156,7 +158,7 @@ class RezipClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
-            verify=str(ca_file) if ca_file else True,
+            verify=_tls_context(ca_file),
             headers={
                 "Accept": "application/json",
                 "Accept-Version": "2.0",
@@ -247,6 +249,15 @@ class RezipClient:
         }
         voucher = parse_voucher(seed, shop=shop, link_schemes=self._link_schemes)
         return ScanAccepted(scan_id, kind, voucher)
+
+
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Verified TLS 1.2 or newer, trusting the public CAs plus ``ca_file`` when given."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
 
 
 class _BodyTooLarge(Exception):

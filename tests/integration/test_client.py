@@ -266,3 +266,55 @@ def test_issuer_deadline_bounds_a_trickling_answer(server) -> None:
     outcome = issue(server, trickle, deadline_s=0.5)[0]
     assert isinstance(outcome, Unavailable) and "0.5 s" in outcome.reason
     assert time.monotonic() - started < 2.0
+
+
+def _self_signed(tmp_path) -> tuple[str, str]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stand-in")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return str(cert_file), str(key_file)
+
+
+def test_tls_is_verified(server, tmp_path) -> None:
+    import ssl
+    from pathlib import Path
+
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    server.script = answer(201, GOOD)
+    url = server.url.replace("http://", "https://")
+
+    async def go(ca_file):
+        client = RezipClient(url, "t", drop_point_location_id="d", hardware_id="h", ca_file=ca_file)
+        try:
+            return await client.scan(CODE, "k")
+        finally:
+            await client.aclose()
+
+    refused = asyncio.run(go(None))
+    assert isinstance(refused, ScanNetworkError) and "CERTIFICATE_VERIFY_FAILED" in refused.reason
+    assert server.requests == []  # nothing was sent to an unverified server
+    trusted = asyncio.run(go(Path(cert_file)))
+    assert isinstance(trusted, ScanAccepted)
