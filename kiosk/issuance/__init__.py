@@ -1,1 +1,1 @@
-"""issuance"""
+"""Issuance: turning a packaging code into a voucher, through the RE-ZIP backend."""

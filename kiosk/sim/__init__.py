@@ -1,1 +1,1 @@
-"""sim"""
+"""Simulators for development, demos and tests: stand-in backend and webhook, virtual scanner."""

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +31,7 @@ from kiosk.sim.backend_store import (
     Pool,
     now_iso,
 )
-from kiosk.sim.httpd import JsonServer, Reply, Request, error_reply, json_reply
+from kiosk.sim.httpd import HttpError, JsonServer, Reply, Request, error_reply, json_reply
 
 __all__ = ["StandInBackend"]
 
@@ -51,6 +52,7 @@ class StandInBackend:
         self._key, self.keyid = _load_or_create_key(db_path.with_name(db_path.name + ".signing-key.pem"))
         self._webhook_http = httpx.Client(timeout=webhook_timeout_s, follow_redirects=False)
         self._recent_4xx: dict[str, list[float]] = {}
+        self._recent_4xx_lock = threading.Lock()
         self.server: JsonServer | None = None
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> JsonServer:
@@ -87,15 +89,17 @@ class StandInBackend:
         row = self.store.token(token.strip())
         return (token.strip(), row) if row is not None else None
 
-    def _may_manage(self, request: Request) -> Reply | None:
+    def _require_manager(self, request: Request) -> None:
+        """Only an admin token, or the shop's own token, may manage a shop's pools."""
         caller = self._caller(request)
         if caller is None:
-            return error_reply(401, "missing or unknown access token")
+            raise HttpError(401, "missing or unknown access token")
         row = caller[1]
         shop_id = request.params["shop"]
-        if row["kind"] == "admin" or (row["kind"] == "shop" and row["shop_id"] == shop_id):
-            return None if self.store.shop(shop_id) else error_reply(404, "shop not found")
-        return error_reply(403, "this token may not manage that shop")
+        if not (row["kind"] == "admin" or (row["kind"] == "shop" and row["shop_id"] == shop_id)):
+            raise HttpError(403, "this token may not manage that shop")
+        if self.store.shop(shop_id) is None:
+            raise HttpError(404, "shop not found")
 
     # --- scan -----------------------------------------------------------------------------------
 
@@ -120,7 +124,8 @@ class StandInBackend:
         if key:
             self.store.finish_idempotent(token, key, reply.status, reply.body.decode("utf-8"))
         if 400 <= reply.status < 500 and reply.status != 409:
-            self._recent_4xx.setdefault(token, []).append(time.monotonic())
+            with self._recent_4xx_lock:
+                self._recent_4xx.setdefault(token, []).append(time.monotonic())
         return reply
 
     def _scan_once(self, request: Request) -> Reply:
@@ -222,8 +227,9 @@ class StandInBackend:
 
     def _too_many_4xx(self, token: str) -> bool:
         cutoff = time.monotonic() - 60
-        recent = [t for t in self._recent_4xx.get(token, []) if t > cutoff]
-        self._recent_4xx[token] = recent
+        with self._recent_4xx_lock:
+            recent = [t for t in self._recent_4xx.get(token, []) if t > cutoff]
+            self._recent_4xx[token] = recent
         return len(recent) >= _MAX_4XX_PER_MINUTE
 
     # --- keys and logos -------------------------------------------------------------------------
@@ -240,34 +246,23 @@ class StandInBackend:
     # --- pools, batches, codes ------------------------------------------------------------------
 
     def _list_pools(self, request: Request) -> Reply:
-        denied = self._may_manage(request)
-        if denied:
-            return denied
+        self._require_manager(request)
         return json_reply(200, [p.to_json() for p in self.store.pools(request.params["shop"])])
 
     def _get_pool(self, request: Request) -> Reply:
-        denied = self._may_manage(request)
-        if denied:
-            return denied
+        self._require_manager(request)
         pool = self.store.pool(request.params["shop"], request.params["pool"])
         return json_reply(200, pool.to_json()) if pool else error_reply(404, "pool not found")
 
     def _delete_pool(self, request: Request) -> Reply:
-        denied = self._may_manage(request)
-        if denied:
-            return denied
+        self._require_manager(request)
         if self.store.delete_pool(request.params["shop"], request.params["pool"]):
             return Reply(204)
         return error_reply(404, "pool not found")
 
     def _create_pool(self, request: Request) -> Reply:
-        denied = self._may_manage(request)
-        if denied:
-            return denied
-        try:
-            doc = request.json()
-        except ValueError:
-            return error_reply(400, "body is not JSON")
+        self._require_manager(request)
+        doc = request.json_object()
         problem = _pool_problem(doc)
         if problem:
             return error_reply(400, problem)
@@ -282,21 +277,12 @@ class StandInBackend:
         return json_reply(201, pool.to_json())
 
     def _list_batches(self, request: Request) -> Reply:
-        denied = self._may_manage(request)
-        if denied:
-            return denied
+        self._require_manager(request)
         return json_reply(200, self.store.batches(shop_id=request.params["shop"]))
 
     def _create_batch(self, request: Request) -> Reply:
-        denied = self._may_manage(request)
-        if denied:
-            return denied
-        try:
-            doc = request.json()
-        except ValueError:
-            return error_reply(400, "body is not JSON")
-        if not isinstance(doc, dict):
-            return error_reply(400, "body must be a JSON object")
+        self._require_manager(request)
+        doc = request.json_object()
         pool = self.store.pool(request.params["shop"], str(doc.get("voucher_pool_id")))
         if pool is None:
             return error_reply(400, "voucher_pool_id: no such pool in this shop")
@@ -310,20 +296,13 @@ class StandInBackend:
         return json_reply(201, batch)
 
     def _list_codes(self, request: Request) -> Reply:
-        denied = self._may_manage(request)
-        if denied:
-            return denied
+        self._require_manager(request)
         return json_reply(200, self.store.codes(request.params["shop"]))
 
     def _add_codes(self, request: Request) -> Reply:
-        denied = self._may_manage(request)
-        if denied:
-            return denied
-        try:
-            doc = request.json()
-        except ValueError:
-            return error_reply(400, "body is not JSON")
-        if not isinstance(doc, dict) or not isinstance(doc.get("codes"), list):
+        self._require_manager(request)
+        doc = request.json_object()
+        if not isinstance(doc.get("codes"), list):
             return error_reply(400, "codes: must be a list of {code, link}")
         batches = self.store.batches(batch_id=str(doc.get("voucher_batch_id")))
         if not batches or batches[0]["shop_id"] != request.params["shop"]:
@@ -346,9 +325,7 @@ class StandInBackend:
         )
 
 
-def _pool_problem(doc: Any) -> str | None:
-    if not isinstance(doc, dict):
-        return "body must be a JSON object"
+def _pool_problem(doc: dict[str, Any]) -> str | None:
     if not isinstance(doc.get("name"), str) or not doc["name"]:
         return "name: required"
     countries = doc.get("countries")

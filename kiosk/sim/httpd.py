@@ -15,9 +15,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Request", "Reply", "JsonServer", "json_reply", "error_reply"]
+__all__ = ["Request", "Reply", "JsonServer", "HttpError", "json_reply", "error_reply"]
 
 MAX_REQUEST_BYTES = 1024 * 1024
+
+
+class HttpError(Exception):
+    """Raised by a handler to answer ``{"message": ...}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 @dataclass
@@ -34,6 +43,16 @@ class Request:
     def json(self) -> Any:
         """The body as JSON; ``ValueError`` when it is not."""
         return json.loads(self.body or b"null")
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, or a 400 answer."""
+        try:
+            doc = self.json()
+        except ValueError:
+            raise HttpError(400, "body is not JSON") from None
+        if not isinstance(doc, dict):
+            raise HttpError(400, "body must be a JSON object")
+        return doc
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -130,6 +149,8 @@ class JsonServer:
             request.params = match.groupdict()
             try:
                 return handler(request)
+            except HttpError as exc:
+                return error_reply(exc.status, exc.message)
             except Exception as exc:  # a stand-in bug must answer 500, like a real server would
                 return error_reply(500, f"internal error: {type(exc).__name__}: {exc}")
         return error_reply(405 if allowed else 404, "method not allowed" if allowed else "not found")
