@@ -27,6 +27,7 @@ from kiosk.core.flow import (
     Show,
     StartIssuance,
     StartTimer,
+    State,
     Status,
     TimerExpired,
 )
@@ -77,6 +78,11 @@ class ScanReport:
         }
 
 
+@dataclass(frozen=True)
+class _LocaleChosen:
+    locale: str
+
+
 class KioskApp:
     """Runs one kiosk: ``scan(text)`` from any source, ``run()`` until cancelled."""
 
@@ -97,12 +103,13 @@ class KioskApp:
         self.issuer = issuer
         self.screen = screen
         self.printer = printer
+        self.default_locale = locale
         self.locale = locale
         self.timezone = timezone
         self.on_report = on_report
         self.on_dropped = on_dropped
         self._clock = clock
-        self._events: asyncio.Queue[tuple[Event, float, int]] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[Event | _LocaleChosen, float, int]] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_generation = 0
         self._scan_started: dict[int, float] = {}
@@ -116,12 +123,20 @@ class KioskApp:
         """A source read a line; call on the event loop."""
         self._events.put_nowait((Scanned(text), self._clock(), 0))
 
+    def choose_locale(self, locale: str) -> None:
+        """A customer picked a language on the screen; it holds until the screen is idle again."""
+        self._events.put_nowait((_LocaleChosen(locale), self._clock(), 0))
+
     async def run(self) -> None:
         """Show the idle screen, then handle events until cancelled."""
         await self.screen.show(build_screen_view(self.flow.screen, self.locale, self.timezone))
         try:
             while True:
                 event, received_at, generation = await self._events.get()
+                if isinstance(event, _LocaleChosen):
+                    self.locale = event.locale
+                    await self.screen.show(build_screen_view(self.flow.screen, self.locale, self.timezone))
+                    continue
                 if isinstance(event, TimerExpired) and generation != self._timer_generation:
                     continue  # a timer that was replaced after it fired
                 await self._handle(event, received_at)
@@ -133,7 +148,10 @@ class KioskApp:
     # --- commands -------------------------------------------------------------------------------
 
     async def _handle(self, event: Event, received_at: float) -> None:
+        was_idle = self.flow.state is State.IDLE
         commands = self.flow.handle(event)
+        if self.flow.state is State.IDLE and not was_idle:
+            self.locale = self.default_locale  # the next customer starts in the kiosk's language
         concluded: Concluded | None = None
         frame: bytes | None = None
         shown_at = received_at

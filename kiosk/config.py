@@ -43,6 +43,10 @@ class KioskSection:
     country: str = "DK"
     locale: str = "da_DK"
     timezone: str = "Europe/Copenhagen"
+    #: Languages a customer may switch to on a touch screen (the kiosk's own locale comes first).
+    languages: list[str] = field(default_factory=list)
+    #: Writable folder for the kiosk's state (logo cache, and later the offline journal).
+    data_dir: Path = field(default=Path("/var/lib/kiosk"), metadata=_path())
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,23 @@ class ScannerSection:
 
 @dataclass(frozen=True)
 class ScreenSection:
-    type: Literal["png", "none"] = "png"
+    #: "web": serve the kiosk page (Chromium in kiosk mode shows it); "png": also render every frame
+    #: to ``dir/screen.png`` with headless Chromium; "none": no screen.
+    type: Literal["web", "png", "none"] = "web"
+    listen: str = "127.0.0.1:8080"
+    touch: bool = False
+    size: str = "800x480"
     dir: Path = field(default=Path("/var/lib/kiosk/screen"), metadata=_path())
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        width, _, height = self.size.partition("x")
+        return int(width), int(height)
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,11 @@ class Config:
     @property
     def link_schemes(self) -> frozenset[str]:
         return frozenset({"https", *self.links.app_schemes})
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The kiosk's locale first, then the other languages a customer may choose."""
+        return tuple(dict.fromkeys([self.kiosk.locale, *self.kiosk.languages]))
 
 
 def load_config(path: Path) -> Config:
@@ -219,6 +243,14 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError("backend.url: must be an https URL (plain http only on loopback)")
     if not parts.hostname:
         raise ConfigError("backend.url: has no host")
+    for language in kiosk.languages:
+        if language not in LOCALES:
+            raise ConfigError(f"kiosk.languages: {language!r} is not one of {', '.join(LOCALES)}")
+    screen = config.screen
+    if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}", screen.listen) or not 0 <= screen.address[1] <= 65535:
+        raise ConfigError(f"screen.listen: must be host:port such as 127.0.0.1:8080, not {screen.listen!r}")
+    if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", screen.size):
+        raise ConfigError(f"screen.size: must be WIDTHxHEIGHT such as 800x480, not {screen.size!r}")
     if backend.ca_file is not None and not backend.ca_file.is_file():
         raise ConfigError(f"backend.ca_file: no such file {backend.ca_file}")
     if not 1 <= config.scanner.baud <= 4_000_000:

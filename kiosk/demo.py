@@ -68,7 +68,9 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
                 if not await kiosk.wait_ready():
                     print(f"kiosk demo: the virtual scanner {scanner.path} did not open", file=out)
                     return 1
-                print(f"Kiosk demo: backend {server.url}, scanner {scanner.path}, output {out_dir}/", file=out)
+                page = getattr(kiosk.screen, "url", "none")
+                print(f"Kiosk demo: backend {server.url}, scanner {scanner.path}, page {page}, output {out_dir}/",
+                      file=out)  # fmt: skip
                 if interactive:
                     _prompt(out)
                 codes = _listed(scans) if scans is not None else _stdin_codes(stdin)

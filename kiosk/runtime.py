@@ -13,7 +13,9 @@ from kiosk.config import Config
 from kiosk.core.flow import DroppedScan, Flow, FlowSettings
 from kiosk.devices.printer.file_printer import FilePrinter
 from kiosk.devices.scanner.serial_source import SerialScanSource
-from kiosk.devices.screen.png_screen import PngScreen
+from kiosk.devices.screen.browser import HeadlessBrowser
+from kiosk.devices.screen.logos import LogoCache
+from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.rezip_client import RezipClient, read_secret_file
 from kiosk.presentation.view import ScreenView
@@ -37,6 +39,7 @@ class NullScreen:
 class RunningKiosk:
     app: KioskApp
     sources: list[SerialScanSource]
+    screen: WebScreen | NullScreen
 
     async def wait_ready(self, timeout_s: float = 5.0) -> bool:
         """Wait until every scan source has its device open (pyserial drops input sent earlier)."""
@@ -78,10 +81,20 @@ async def open_kiosk(
         voucher_display_s=config.flow.voucher_display_s,
         notice_display_s=config.flow.notice_display_s,
     )
-    screen = PngScreen(config.screen.dir) if with_devices and config.screen.type == "png" else NullScreen()
     printer: PrinterOutput | None = None
     if with_devices and config.printer.type == "file":
         printer = FilePrinter(config.printer.path, config.printer.profile)
+    screen: WebScreen | NullScreen = NullScreen()
+    if with_devices and config.screen.type != "none":
+        host, port = config.screen.address
+        screen = WebScreen(
+            host=host,
+            port=port,
+            touch=config.screen.touch,
+            locales=config.languages,
+            logos=LogoCache(config.kiosk.data_dir / "logos"),
+            frames_dir=config.screen.dir if config.screen.type == "png" else None,
+        )
     app = KioskApp(
         Flow(settings),
         OnlineIssuer(client, deadline_s=backend.deadline_s),
@@ -101,13 +114,25 @@ async def open_kiosk(
         )
     async with AsyncExitStack() as stack:
         stack.push_async_callback(client.aclose)
+        if isinstance(screen, WebScreen):
+            screen.on_locale = app.choose_locale
+            screen.status = lambda: {"state": app.flow.state.value, "locale": app.locale,
+                                     "hardware_id": config.kiosk.hardware_id,
+                                     "scanners": {s.name: s.state for s in sources}}  # fmt: skip
+            await screen.start()
+            stack.push_async_callback(screen.stop)
+            if config.screen.type == "png":
+                browser = HeadlessBrowser(*config.screen.pixels)
+                await browser.start()
+                stack.push_async_callback(browser.close)
+                await screen.attach_capture(browser)
         task = asyncio.get_running_loop().create_task(app.run(), name="kiosk-flow")
         stack.push_async_callback(_cancel, task)
         loop = asyncio.get_running_loop()
         for source in sources:
             source.start(loop, app.scan)
             stack.callback(source.stop)
-        yield RunningKiosk(app, sources)
+        yield RunningKiosk(app, sources, screen)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

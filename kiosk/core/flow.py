@@ -105,9 +105,11 @@ class Screen:
     state: State
     voucher: Voucher | None = None
     notice: NoticeKind | None = None
-    #: The specific reason behind a notice (a rejection or the backend's message), for the detail line.
+    #: The specific reason behind a notice (a rejection or the backend's message), for logs and reports.
     detail: str | None = None
     code: str | None = None
+    #: Why a scan was not a RE-ZIP code (a ``RejectReason`` value), so the screen can say what to do.
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,7 @@ class Flow:
         if isinstance(result, Rejection):
             request_id = self._new_request_id()
             return self._enter_notice(
-                request_id, NoticeKind.INVALID_CODE, result.message, code=None
+                request_id, NoticeKind.INVALID_CODE, result.message, code=None, reason=result.reason.value
             )
         request_id = self._new_request_id()
         self._pending = (request_id, result)
@@ -295,9 +297,9 @@ class Flow:
     # --- helpers ----------------------------------------------------------------------------------
 
     def _enter_notice(
-        self, request_id: int, kind: NoticeKind, detail: str, *, code: str | None
+        self, request_id: int, kind: NoticeKind, detail: str, *, code: str | None, reason: str | None = None
     ) -> list[Command]:
-        screen = Screen(State.NOTICE, notice=kind, detail=detail, code=code)
+        screen = Screen(State.NOTICE, notice=kind, detail=detail, code=code, reason=reason)
         status = _STATUS_OF_NOTICE[kind]
         return self._enter(
             State.NOTICE, screen, Concluded(request_id, status, code, detail=detail)

@@ -25,13 +25,21 @@ from babel.numbers import (
     format_currency,
     format_decimal,
     format_percent,
+    get_group_symbol,
     get_currency_precision,
     get_currency_symbol,
 )
 
 from kiosk.core.voucher import DiscountType, Voucher
 
-__all__ = ["format_discount", "format_amount", "format_expiry", "iso_minor_digits"]
+__all__ = [
+    "format_discount",
+    "format_amount",
+    "format_integer",
+    "format_expiry",
+    "iso_minor_digits",
+    "display_digits",
+]
 
 #: ISO 4217 minor units that are not 2 (currencies in active use).
 _ISO_DIGITS = {
@@ -42,6 +50,14 @@ _ISO_DIGITS = {
     "CLF": 4,
     "UYW": 4,
 }
+#: ICU 78 (CLDR 48) default display digits where Babel's CLDR data differs; a test compares all
+#: currencies against Node's ICU so a drift shows up.
+_ICU_DISPLAY_DIGITS = {"COP": 0, "HUF": 0, "IDR": 0, "PKR": 0, "RSD": 2}
+#: CLDR minimumGroupingDigits for the kiosk's languages where it is not 1 (Babel lacks this datum):
+#: Hungarian and Albanian write 5000 but 50 000.
+_MIN_GROUPING_DIGITS = {"hu": 2, "sq": 2}
+#: Number (not currency) group separators where ICU 78 (CLDR 48) differs from Babel's data.
+_ICU_NUMBER_GROUP = {"de_AT": "\u00a0"}
 _NBSP = "\u00a0"
 
 
@@ -50,20 +66,35 @@ def iso_minor_digits(currency: str) -> int:
     return _ISO_DIGITS.get(currency, 2)
 
 
+def display_digits(currency: str) -> int:
+    """The fraction digits ICU shows by default for the currency."""
+    return _ICU_DISPLAY_DIGITS.get(currency, get_currency_precision(currency))
+
+
 def format_discount(voucher: Voucher, locale: str) -> str:
     """The discount as the customer reads it: "DKK 50.00", "15 %", "1 Tote bag"."""
     if voucher.type is DiscountType.AMOUNT:
         return format_amount(voucher.value, voucher.unit, locale)
     if voucher.type is DiscountType.PERCENTAGE:
         return format_percent(Decimal(voucher.value) / 100, locale=locale)
-    return f"{format_decimal(voucher.value, locale=locale)} {voucher.unit}"
+    return f"{format_integer(voucher.value, locale)} {voucher.unit}"
+
+
+def format_integer(value: int, locale: str) -> str:
+    """A whole number as ICU prints it for the locale."""
+    parsed = Locale.parse(locale)
+    text = format_decimal(value, locale=parsed, group_separator=_groups(Decimal(value), parsed))
+    group = _ICU_NUMBER_GROUP.get(str(parsed))
+    if group is not None:
+        text = text.replace(get_group_symbol(parsed), group)
+    return text
 
 
 def format_amount(minor_units: int, currency: str, locale: str) -> str:
     """A money amount given in ISO 4217 minor units."""
     iso_digits = iso_minor_digits(currency)
     amount = Decimal(minor_units).scaleb(-iso_digits)
-    shown_digits = get_currency_precision(currency)
+    shown_digits = display_digits(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-shown_digits)) or shown_digits > iso_digits:
         shown_digits = iso_digits
     parsed = Locale.parse(locale)
@@ -74,6 +105,7 @@ def format_amount(minor_units: int, currency: str, locale: str) -> str:
         format=_with_fraction_digits(pattern, shown_digits),
         locale=parsed,
         currency_digits=False,
+        group_separator=_groups(amount, parsed),
     )
     return _apply_currency_spacing(text, get_currency_symbol(currency, locale=parsed))
 
@@ -84,6 +116,12 @@ def format_expiry(expires_at: datetime | None, locale: str, timezone: str) -> st
         return None
     local = expires_at.astimezone(ZoneInfo(timezone))
     return format_skeleton("yMd", local, locale=locale)
+
+
+def _groups(amount: Decimal, locale: Locale) -> bool:
+    """Whether to group digits at all: CLDR's minimumGroupingDigits (ICU applies it, Babel not)."""
+    integer_digits = len(str(abs(int(amount))))
+    return integer_digits >= 3 + _MIN_GROUPING_DIGITS.get(locale.language, 1)
 
 
 def _with_fraction_digits(pattern: str, digits: int) -> str:

@@ -1,44 +1,23 @@
-"""One view model per screen state, shared by every renderer (the screen and the paper).
+"""One view model per screen state, shared by every renderer (the kiosk page and the paper).
 
 Renderers never format or translate anything themselves: they lay out the strings built here. Free
-text from shops (conditions, name, description) passes through unchanged; fixed texts come from
-``labels``.
+text from shops (conditions, name, description) passes through unchanged; fixed texts come from the
+gettext catalogs through ``labels``. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kiosk.core.flow import NoticeKind, Screen, State
+from kiosk.core.flow import Screen, State
 from kiosk.core.voucher import Voucher
 from kiosk.presentation.format import format_discount, format_expiry
+from kiosk.presentation.i18n import labels
 
-__all__ = ["VoucherView", "ScreenView", "build_voucher_view", "build_screen_view", "labels"]
+__all__ = ["VoucherView", "ScreenView", "build_voucher_view", "build_screen_view"]
 
-_LABELS_EN = {
-    "use_code": "Use code",
-    "expiration_date": "Expiration date",
-    "conditions": "Conditions",
-    "about": "About",
-    "scan_prompt": "Scan the code on your RE-ZIP packaging",
-    "scan_hint": "Hold the code in front of the scanner",
-    "issuing": "Finding your voucher…",
-    "thank_you": "Thank you for returning your packaging!",
-    "scan_qr": "Scan the QR code with your phone",
-    "notice.invalid_code": "That is not a RE-ZIP code",
-    "notice.already_returned": "This packaging has already been returned",
-    "notice.none_available": "Thank you! No voucher is available right now",
-    "notice.backend_trouble": "We cannot issue a voucher right now",
-    "notice.invalid_code.hint": "Please scan the code printed on the RE-ZIP packaging.",
-    "notice.already_returned.hint": "Each packaging earns one voucher.",
-    "notice.none_available.hint": "Your return has been counted.",
-    "notice.backend_trouble.hint": "Please try again in a moment.",
-}
-
-
-def labels(locale: str) -> dict[str, str]:
-    """The fixed texts for a locale."""
-    return dict(_LABELS_EN)
+#: Rejections with their own advice; the others get the general "scan the RE-ZIP code" hint.
+_REASON_HINTS = {"empty": "notice.invalid_code.empty", "unreadable": "notice.invalid_code.unreadable"}
 
 
 @dataclass(frozen=True)
@@ -59,10 +38,12 @@ class VoucherView:
 @dataclass(frozen=True)
 class ScreenView:
     state: State
+    locale: str
     title: str
-    subtitle: str | None = None
+    subtitle: str | None
+    labels: dict[str, str]
     voucher: VoucherView | None = None
-    notice: NoticeKind | None = None
+    notice: str | None = None
 
 
 def build_voucher_view(voucher: Voucher, locale: str, timezone: str) -> VoucherView:
@@ -84,15 +65,12 @@ def build_voucher_view(voucher: Voucher, locale: str, timezone: str) -> VoucherV
 def build_screen_view(screen: Screen, locale: str, timezone: str) -> ScreenView:
     text = labels(locale)
     if screen.state is State.SHOWING_VOUCHER and screen.voucher is not None:
-        return ScreenView(
-            screen.state,
-            text["thank_you"],
-            text["scan_qr"],
-            voucher=build_voucher_view(screen.voucher, locale, timezone),
-        )
+        voucher = build_voucher_view(screen.voucher, locale, timezone)
+        return ScreenView(screen.state, locale, text["thank_you"], text["scan_qr"], text, voucher=voucher)
     if screen.state is State.NOTICE and screen.notice is not None:
         key = f"notice.{screen.notice.value}"
-        return ScreenView(screen.state, text[key], text[key + ".hint"], notice=screen.notice)
+        hint = _REASON_HINTS.get(screen.reason or "", key + ".hint")
+        return ScreenView(screen.state, locale, text[key], text[hint], text, notice=screen.notice.value)
     if screen.state is State.ISSUING:
-        return ScreenView(screen.state, text["issuing"], screen.code)
-    return ScreenView(State.IDLE, text["scan_prompt"], text["scan_hint"])
+        return ScreenView(screen.state, locale, text["issuing"], screen.code, text)
+    return ScreenView(State.IDLE, locale, text["scan_prompt"], text["scan_hint"], text)

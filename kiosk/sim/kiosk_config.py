@@ -20,6 +20,7 @@ def write_kiosk_config(
     scanner_device: str | None = None,
     printer_path: str = "printer.bin",
     screen_dir: str = "screen",
+    screen_type: str = "png",
 ) -> Path:
     """Write ``path`` and ``<path>.token`` beside it; relative paths resolve against its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +38,7 @@ def write_kiosk_config(
         f"""# Written by the stand-in backend for a kiosk that talks to it.
 [kiosk]
 hardware_id = "sim-kiosk-1"
+data_dir = "data"
 country = "{country}"
 locale = "{locale}"
 timezone = "{timezone}"
@@ -50,7 +52,8 @@ deadline_s = 2.5
 [scanner]
 {scanner}
 [screen]
-type = "png"
+type = "{screen_type}"
+listen = "127.0.0.1:0"
 dir = "{screen_dir}"
 
 [printer]

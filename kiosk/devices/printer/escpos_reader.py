@@ -15,7 +15,7 @@ from functools import lru_cache
 from PIL import Image, ImageDraw
 
 from kiosk.presentation.qr import qr_image
-from kiosk.presentation.screen_png import font
+from kiosk.presentation.fonts import font
 
 __all__ = ["PaperJob", "parse_escpos", "render_paper_png", "codepages_for", "paper_width_px"]
 

@@ -1,0 +1,79 @@
+"""The kiosk's fixed texts and their translations (gettext PO catalogs, read with Babel).
+
+``MESSAGES`` names every fixed text a screen or the paper shows, by key, with its English source
+text, which is also its msgid in the catalogs under ``locales/``: ``da.po``, ``de.po``, ``fr.po``,
+``hu.po``, ``nl.po``, ``sq.po`` (one per language; a country variant such as de_AT uses its
+language's catalog unless ``de_AT.po`` exists). English is the source language and needs none.
+A test checks that every catalog translates every message.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from babel import Locale
+from babel.messages.pofile import read_po
+
+__all__ = ["MESSAGES", "labels", "language_name"]
+
+MESSAGES: dict[str, str] = {
+    "use_code": "Use code",
+    "expiration_date": "Expiration date",
+    "conditions": "Conditions",
+    "about": "About",
+    "scan_prompt": "Scan the code on your RE-ZIP packaging",
+    "scan_hint": "Hold the code in front of the scanner",
+    "drop_prompt": "Drop the packaging in the slot",
+    "issuing": "Finding your voucher…",
+    "thank_you": "Thank you for returning your packaging!",
+    "your_voucher": "Your voucher",
+    "scan_qr": "Scan the QR code with your phone",
+    "printing": "Printing your voucher…",
+    "language": "Language",
+    "offline": "Offline: vouchers come from this kiosk's reserve",
+    "notice.invalid_code": "That is not a RE-ZIP code",
+    "notice.invalid_code.hint": "Please scan the code printed on the RE-ZIP packaging.",
+    "notice.invalid_code.empty": "Nothing was read. Please scan the code again.",
+    "notice.invalid_code.unreadable": "The code could not be read cleanly. Please scan it again.",
+    "notice.already_returned": "This packaging has already been returned",
+    "notice.already_returned.hint": "Each packaging earns one voucher.",
+    "notice.none_available": "Thank you! No voucher is available right now",
+    "notice.none_available.hint": "Your return has been counted.",
+    "notice.backend_trouble": "We cannot issue a voucher right now",
+    "notice.backend_trouble.hint": "Please try again in a moment.",
+    "notice.printer_trouble": "The printer is not working",
+    "notice.printer_trouble.hint": "Scan the QR code with your phone to keep your voucher.",
+    "notice.deposit_timeout": "No packaging was dropped in time",
+    "notice.deposit_timeout.hint": "Please scan the code again and drop the packaging in the slot.",
+}
+
+
+@lru_cache(maxsize=16)
+def _catalog(name: str) -> dict[str, str] | None:
+    """msgid → msgstr of one PO file, fuzzy and empty entries left out; None if there is none."""
+    resource = resources.files("kiosk.presentation") / "locales" / f"{name}.po"
+    if not resource.is_file():
+        return None
+    with resource.open("rb") as handle:
+        catalog = read_po(handle)
+    return {
+        str(message.id): str(message.string)
+        for message in catalog
+        if message.id and message.string and not message.fuzzy
+    }
+
+
+@lru_cache(maxsize=16)
+def labels(locale: str) -> dict[str, str]:
+    """Every fixed text, by key, in ``locale`` (English where a catalog lacks a message)."""
+    parsed = Locale.parse(locale)
+    translated = _catalog(str(parsed)) or _catalog(parsed.language) or {}
+    return {key: translated.get(source, source) for key, source in MESSAGES.items()}
+
+
+def language_name(locale: str) -> str:
+    """The locale's name in its own language, for the language switch ("Dansk", "Magyar")."""
+    parsed = Locale.parse(locale)
+    name = parsed.get_display_name(parsed) or locale
+    return name[:1].upper() + name[1:]

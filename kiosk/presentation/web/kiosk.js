@@ -1,0 +1,77 @@
+// The kiosk page: renders each frame the kiosk pushes (Server-Sent Events) and acknowledges it once
+// it is painted, so the kiosk knows when the customer can see it. Text from outside is only ever set
+// as textContent.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+
+function setText(selector, text) {
+  const node = $(selector);
+  node.textContent = text || "";
+  return node;
+}
+
+function render(frame) {
+  const body = document.body;
+  body.dataset.state = frame.state;
+  body.dataset.notice = frame.notice || "";
+  body.classList.toggle("touch", Boolean(frame.touch));
+  document.documentElement.lang = frame.lang;
+  for (const screen of document.querySelectorAll(".screen")) {
+    screen.classList.toggle("active", screen.dataset.for.split(" ").includes(frame.state));
+  }
+  setText(".message .title", frame.title);
+  setText(".message .subtitle", frame.subtitle);
+  const offline = $(".offline");
+  offline.hidden = !frame.offline;
+  offline.textContent = frame.offline ? frame.labels.offline : "";
+  const voucher = frame.voucher;
+  if (voucher) {
+    setText(".shop-name", voucher.shop_name);
+    const logo = $(".logo");
+    logo.hidden = !voucher.logo;
+    if (voucher.logo) logo.src = voucher.logo; else logo.removeAttribute("src");
+    setText(".thanks", frame.title);
+    setText(".discount", voucher.discount);
+    setText(".use-code .label", voucher.labels.use_code);
+    setText(".use-code .code", voucher.code);
+    $(".expires").hidden = !voucher.expires;
+    setText(".expires .label", voucher.labels.expiration_date);
+    setText(".expires .value", voucher.expires);
+    setText(".conditions", voucher.conditions);
+    $(".about").hidden = !voucher.shop_description;
+    setText(".about h2", voucher.labels.about);
+    setText(".about p", voucher.shop_description);
+    $(".qr img").src = voucher.qr_svg;
+    setText(".qr figcaption", frame.subtitle);
+  }
+  renderLanguages(frame);
+  requestAnimationFrame(() => requestAnimationFrame(() => acknowledge(frame.seq)));
+}
+
+function renderLanguages(frame) {
+  const nav = $(".languages");
+  nav.hidden = !(frame.touch && frame.languages && frame.languages.length > 1);
+  if (nav.hidden) return;
+  nav.replaceChildren(...frame.languages.map((language) => {
+    const button = document.createElement("button");
+    button.textContent = language.name;
+    button.lang = language.locale.split("_")[0];
+    button.setAttribute("aria-pressed", String(language.locale === frame.locale));
+    button.addEventListener("click", () => {
+      fetch("/locale", {method: "POST", headers: {"Content-Type": "application/json"},
+                        body: JSON.stringify({locale: language.locale})});
+    });
+    return button;
+  }));
+}
+
+function acknowledge(seq) {
+  document.body.dataset.seq = String(seq);
+  fetch("/ack", {method: "POST", headers: {"Content-Type": "application/json"},
+                 body: JSON.stringify({seq})}).catch(() => {});
+}
+
+const events = new EventSource("/events");
+events.onmessage = (message) => render(JSON.parse(message.data));
+events.onerror = () => { document.body.dataset.state = document.body.dataset.state || "connecting"; };
