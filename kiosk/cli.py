@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from kiosk import __version__
-from kiosk.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, Config, ConfigError, load_config
 from kiosk.issuance.rezip_client import SecretFileError
 
 __all__ = ["main"]
@@ -78,6 +79,23 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(scan)
     scan.add_argument("--json", action="store_true", help="print the result document as JSON")
     scan.set_defaults(handler=_scan)
+
+    voucher = commands.add_parser("voucher", help="voucher tools")
+    vouchers = voucher.add_subparsers(dest="voucher", required=True, metavar="ACTION")
+    render = vouchers.add_parser(
+        "render",
+        help="render a voucher JSON (read from stdin) as the customer sees it",
+        description="Read a voucher (the seed fields code, link, type, value, unit, conditions, expires_at, "
+        'and optionally "shop": {name, description, logo_url}) as JSON on stdin and render it in a locale.',
+    )
+    render.add_argument("--locale", required=True, choices=LOCALES)
+    render.add_argument("--timezone", default="Europe/Copenhagen", help="zone for the expiry date (default Europe/Copenhagen)")
+    render.add_argument("--json", action="store_true", help="print the view model as JSON")
+    render.add_argument("--png", type=Path, metavar="FILE", help="write the voucher screen as PNG (needs Chromium)")
+    render.add_argument("--size", default="800x480", help="screen size for --png, WIDTHxHEIGHT (default 800x480)")
+    render.add_argument("--app-scheme", action="append", default=[], metavar="SCHEME",
+                        help="also allow links with this app scheme (besides https)")  # fmt: skip
+    render.set_defaults(handler=_voucher_render)
 
     sim = commands.add_parser("sim", help="simulators: the stand-in backend and the virtual scanner")
     sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
@@ -199,6 +217,60 @@ def _scan(args: argparse.Namespace) -> int:
     if report.status != "issued":
         print(f"kiosk: scan not issued: {report.status} ({report.detail})", file=sys.stderr)
         return 1
+    return 0
+
+
+def _voucher_render(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from kiosk.core.voucher import VoucherError, parse_voucher
+    from kiosk.presentation.view import build_voucher_view
+
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Failure(f"--timezone: unknown time zone {args.timezone!r}") from None
+    if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", args.size):
+        raise _Failure(f"--size: must be WIDTHxHEIGHT such as 800x480, not {args.size!r}")
+    try:
+        doc = json.loads(sys.stdin.read())
+    except ValueError as exc:
+        raise _Failure(f"voucher: stdin is not JSON ({exc})") from None
+    try:
+        voucher = parse_voucher(doc, link_schemes={"https", *args.app_scheme})
+    except VoucherError as exc:
+        raise _Failure(f"voucher: {exc}") from None
+    for warning in voucher.warnings:
+        print(f"kiosk: warning: {warning}", file=sys.stderr)
+    view = build_voucher_view(voucher, args.locale, args.timezone)
+    if args.png:
+        from kiosk.devices.screen.snapshot import render_voucher_png
+
+        width, _, height = args.size.partition("x")
+        try:
+            png = asyncio.run(render_voucher_png(voucher, args.locale, args.timezone, (int(width), int(height))))
+        except RuntimeError as exc:
+            raise _Failure(f"--png: {exc}") from None
+        args.png.write_bytes(png)
+    doc = {
+        "discount": view.discount,
+        "code": view.code,
+        "link": view.link,
+        "expires": view.expires,
+        "conditions": view.conditions,
+        "labels": view.labels,
+        "shop": {"name": view.shop_name, "description": view.shop_description, "logo_url": view.logo_url},
+        "qr": view.qr,
+    }
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False))
+    elif not args.png:
+        labels = view.labels
+        lines = [view.shop_name or "", view.discount, f"{labels['use_code']}: {view.code}"]
+        if view.expires_line:
+            lines.append(view.expires_line)
+        lines += [view.conditions, f"QR: {view.qr}"]
+        print("\n".join(line for line in lines if line))
     return 0
 
 

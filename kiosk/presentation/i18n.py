@@ -20,6 +20,7 @@ __all__ = ["MESSAGES", "labels", "language_name"]
 MESSAGES: dict[str, str] = {
     "use_code": "Use code",
     "expiration_date": "Expiration date",
+    "expires_line": "Expiration date: {date}",
     "conditions": "Conditions",
     "about": "About",
     "scan_prompt": "Scan the code on your RE-ZIP packaging",

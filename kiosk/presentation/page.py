@@ -49,6 +49,7 @@ def build_frame(
             "code": voucher.code,
             "link": voucher.link,
             "expires": voucher.expires,
+            "expires_line": voucher.expires_line,
             "conditions": voucher.conditions,
             "shop_name": voucher.shop_name,
             "shop_description": voucher.shop_description,

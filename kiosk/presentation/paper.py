@@ -43,8 +43,8 @@ def render_paper(view: VoucherView, profile: str = "TM-T20II") -> bytes:
     native = bool(printer.profile.supports("qrCode"))
     printer.qr(inert(view.qr), ec=1, size=6 if native else 5, native=native, center=not native)
     printer.set(align="left", normal_textsize=True)
-    if view.expires:
-        _paragraph(printer, f"{view.labels['expiration_date']}: {view.expires}", columns)
+    if view.expires_line:
+        _paragraph(printer, view.expires_line, columns)
     if view.conditions:
         _paragraph(printer, view.conditions, columns)
     if view.shop_description:

@@ -26,6 +26,8 @@ class VoucherView:
     code: str
     link: str | None
     expires: str | None
+    #: "Expiration date: 15.3.2027" as the locale writes it (French puts a space before the colon).
+    expires_line: str | None
     conditions: str
     shop_name: str | None
     shop_description: str | None
@@ -48,17 +50,20 @@ class ScreenView:
 
 def build_voucher_view(voucher: Voucher, locale: str, timezone: str) -> VoucherView:
     shop = voucher.shop
+    text = labels(locale)
+    expires = format_expiry(voucher.expires_at, locale, timezone)
     return VoucherView(
         discount=format_discount(voucher, locale),
         code=voucher.code,
         link=voucher.link,
-        expires=format_expiry(voucher.expires_at, locale, timezone),
+        expires=expires,
+        expires_line=text["expires_line"].format(date=expires) if expires else None,
         conditions=voucher.conditions,
         shop_name=shop.name if shop else None,
         shop_description=shop.description if shop else None,
         logo_url=shop.logo_url if shop else None,
         qr=voucher.qr_payload,
-        labels=labels(locale),
+        labels=text,
     )
 
 

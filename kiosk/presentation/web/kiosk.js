@@ -35,9 +35,7 @@ function render(frame) {
     setText(".discount", voucher.discount);
     setText(".use-code .label", voucher.labels.use_code);
     setText(".use-code .code", voucher.code);
-    $(".expires").hidden = !voucher.expires;
-    setText(".expires .label", voucher.labels.expiration_date);
-    setText(".expires .value", voucher.expires);
+    setText(".expires", voucher.expires_line).hidden = !voucher.expires_line;
     setText(".conditions", voucher.conditions);
     $(".about").hidden = !voucher.shop_description;
     setText(".about h2", voucher.labels.about);

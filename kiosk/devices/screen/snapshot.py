@@ -1,0 +1,33 @@
+"""A PNG of one screen, taken of the kiosk page itself in headless Chromium (one layout, not two)."""
+
+from __future__ import annotations
+
+from kiosk.core.flow import Screen, State
+from kiosk.core.voucher import Voucher
+from kiosk.devices.screen.browser import HeadlessBrowser
+from kiosk.devices.screen.logos import LogoCache
+from kiosk.devices.screen.web_screen import WebScreen
+from kiosk.presentation.view import build_screen_view
+
+__all__ = ["render_voucher_png", "LOGO_WAIT_S"]
+
+#: A one-off picture may wait longer for the shop's logo than a customer would.
+LOGO_WAIT_S = 2.0
+
+
+async def render_voucher_png(voucher: Voucher, locale: str, timezone: str, size: tuple[int, int]) -> bytes:
+    """The voucher screen exactly as the kiosk page shows it."""
+    logos = LogoCache()
+    if voucher.shop and voucher.shop.logo_url:
+        await logos.get(voucher.shop.logo_url, LOGO_WAIT_S)
+    screen = WebScreen(port=0, logos=logos)
+    await screen.start()
+    try:
+        async with HeadlessBrowser(*size) as browser:
+            await screen.attach_capture(browser)
+            view = build_screen_view(Screen(State.SHOWING_VOUCHER, voucher=voucher), locale, timezone)
+            png = await screen.show(view)
+    finally:
+        await screen.stop()
+    assert png is not None
+    return png
