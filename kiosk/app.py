@@ -42,8 +42,11 @@ log = logging.getLogger(__name__)
 
 
 class ScreenOutput(Protocol):
-    async def show(self, view: ScreenView) -> bytes | None:
-        """Display a frame; return it as PNG when the screen produces one."""
+    async def show(self, view: ScreenView) -> int:
+        """Put a frame on the screen without waiting for it to be painted; return its number."""
+
+    async def settled(self, seq: int) -> bytes | None:
+        """Wait (bounded) until frame ``seq`` is visible; return it as PNG when the screen can."""
 
 
 class PrinterOutput(Protocol):
@@ -153,8 +156,7 @@ class KioskApp:
         if self.flow.state is State.IDLE and not was_idle:
             self.locale = self.default_locale  # the next customer starts in the kiosk's language
         concluded: Concluded | None = None
-        frame: bytes | None = None
-        shown_at = received_at
+        frame = 0
         for command in commands:
             if isinstance(command, StartIssuance):
                 self._scan_started[command.request_id] = received_at
@@ -162,7 +164,6 @@ class KioskApp:
             elif isinstance(command, Show):
                 view = build_screen_view(command.screen, self.locale, self.timezone)
                 frame = await self.screen.show(view)
-                shown_at = self._clock()
             elif isinstance(command, PrintVoucher):
                 self._prints[command.request_id] = self._spawn(self._print(command))
             elif isinstance(command, StartTimer):
@@ -179,7 +180,7 @@ class KioskApp:
                 self._late(command)
         if concluded is not None:
             started = self._scan_started.pop(concluded.request_id, received_at)
-            self._spawn(self._report(concluded, frame, shown_at - started))
+            self._spawn(self._report(concluded, frame, started))
 
     async def _issue(self, command: StartIssuance) -> None:
         started = self._clock()
@@ -201,8 +202,10 @@ class KioskApp:
             log.error("printing voucher %s failed: %s", command.voucher.code, exc)
             return None, str(exc)
 
-    async def _report(self, concluded: Concluded, frame: bytes | None, total_s: float) -> None:
-        ms = {"total": total_s * 1000}
+    async def _report(self, concluded: Concluded, frame: int, started: float) -> None:
+        """Report once the result is visible (and printed), timed from the scan to the screen."""
+        png = await self.screen.settled(frame)
+        ms = {"total": (self._clock() - started) * 1000}
         if concluded.request_id in self._issue_ms:
             ms["issue"] = self._issue_ms.pop(concluded.request_id)
         report = ScanReport(
@@ -213,7 +216,7 @@ class KioskApp:
             source=concluded.source,
             detail=concluded.detail,
             ms=ms,
-            screen_png=frame,
+            screen_png=png,
         )
         printing = self._prints.pop(concluded.request_id, None)
         if printing is not None:

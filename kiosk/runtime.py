@@ -31,7 +31,10 @@ ISSUE_GRACE_S = 1.0
 class NullScreen:
     """No screen at all (``kiosk scan``, or a kiosk configured with ``screen.type = "none"``)."""
 
-    async def show(self, view: ScreenView) -> None:
+    async def show(self, view: ScreenView) -> int:
+        return 0
+
+    async def settled(self, seq: int) -> None:
         return None
 
 

@@ -4,7 +4,8 @@
 Types N packaging codes into the virtual scanner (Hyggelig Sko short codes, so each goes through
 the on-demand pool and its signed webhook) and reports, from the result files, the issuance time
 (kiosk → stand-in backend → shop webhook → back) and the total (scanner line read → voucher
-screen rendered). Run: .venv/bin/python scripts/bench/scan_latency.py [N]
+painted in the page and captured as PNG by headless Chromium, as the demo does). For the time a
+customer waits with the page on a real screen, see presentation.py. Run: .venv/bin/python scripts/bench/scan_latency.py [N]
 """
 
 from __future__ import annotations

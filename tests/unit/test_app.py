@@ -30,9 +30,12 @@ class RecordingScreen:
     def __init__(self) -> None:
         self.states: list[State] = []
 
-    async def show(self, view: ScreenView) -> bytes:
+    async def show(self, view: ScreenView) -> int:
         self.states.append(view.state)
-        return view.state.value.encode()
+        return len(self.states)
+
+    async def settled(self, seq: int) -> bytes:
+        return self.states[seq - 1].value.encode()
 
 
 class UnpluggedPrinter:

@@ -77,7 +77,9 @@ class SerialScanSource:
     def _read(self, port: serial.Serial, deliver: Callable[[str], None]) -> None:
         assembler = LineAssembler(self.terminator)
         while not self._stop.is_set():
-            data = port.read(256)
+            # Ask for what is already waiting (at least one byte): a larger read would wait out the
+            # timeout on every code, as scanners send far fewer bytes than any fixed size.
+            data = port.read(min(4096, max(1, port.in_waiting)))
             now = time.monotonic()
             lines = assembler.feed(data, now) if data else assembler.poll(now)
             for line in lines:

@@ -26,7 +26,7 @@ async def render_voucher_png(voucher: Voucher, locale: str, timezone: str, size:
         async with HeadlessBrowser(*size) as browser:
             await screen.attach_capture(browser)
             view = build_screen_view(Screen(State.SHOWING_VOUCHER, voucher=voucher), locale, timezone)
-            png = await screen.show(view)
+            png = await screen.settled(await screen.show(view))
     finally:
         await screen.stop()
     assert png is not None

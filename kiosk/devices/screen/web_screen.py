@@ -2,9 +2,8 @@
 
 Chromium in kiosk mode shows ``http://127.0.0.1:8080/`` full-screen on the Pi; the same page is the
 technician's remote view. Each frame carries a sequence number; the page acknowledges a frame once it
-has painted it, and ``show`` returns then (or after ``ack_timeout_s`` if no page answers), so the
-kiosk knows when the customer can see the voucher. With a ``HeadlessBrowser`` attached as
-``capture``, ``show`` also returns the painted frame as PNG (the demo's and ``screen.type = "png"``'s
+has painted it, so the kiosk knows when the customer can see the voucher (``settled``). With a ``HeadlessBrowser``
+attached as ``capture``, ``settled`` also returns the painted frame as PNG (the demo's and ``screen.type = "png"``'s
 frames: the very page the customer sees, not a second layout).
 """
 
@@ -119,7 +118,8 @@ class WebScreen:
             await asyncio.sleep(0.01)
         self.capture = browser
 
-    async def show(self, view: ScreenView) -> bytes | None:
+    async def show(self, view: ScreenView) -> int:
+        """Push a frame to every open page; returns its number at once (see ``settled``)."""
         logo_src = None
         if view.voucher is not None and view.voucher.logo_url:
             logo = await self.logos.get(view.voucher.logo_url, LOGO_BUDGET_S)
@@ -132,9 +132,14 @@ class WebScreen:
             if queue.full():
                 queue.get_nowait()  # a slow page skips to the newest frame
             queue.put_nowait(frame)
+        return self._seq
+
+    async def settled(self, seq: int) -> bytes | None:
+        """Wait until a page has painted frame ``seq`` (at most ``ack_timeout_s``, and not at all
+        when no page is open); with a capture browser, return that frame as PNG."""
         if self._clients:
-            await self._wait_ack(frame["seq"])
-        if self.capture is None:
+            await self._wait_ack(seq)
+        if self.capture is None or seq != self._seq:
             return None
         png = await self.capture.screenshot()
         if self.frames_dir is not None:

@@ -44,7 +44,8 @@ function render(frame) {
     setText(".qr figcaption", frame.subtitle);
   }
   renderLanguages(frame);
-  requestAnimationFrame(() => requestAnimationFrame(() => acknowledge(frame.seq)));
+  // rAF runs just before the frame is painted; a task queued from it runs just after the paint.
+  requestAnimationFrame(() => setTimeout(() => acknowledge(frame.seq), 0));
 }
 
 function renderLanguages(frame) {
