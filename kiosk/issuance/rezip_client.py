@@ -166,6 +166,9 @@ class RezipClient:
                 "User-Agent": f"rezip-kiosk/{__version__}",
             },
             follow_redirects=False,
+            # Keep the TLS connection to the backend warm between customers: a new handshake on
+            # every scan would cost more than the rest of the issuance.
+            limits=httpx.Limits(max_keepalive_connections=2, keepalive_expiry=120.0),
         )
 
     async def aclose(self) -> None:
