@@ -22,6 +22,8 @@ from kiosk.core.flow import (
     Flow,
     IssuanceDone,
     LateOutcome,
+    PrintDone,
+    PrinterChanged,
     PrintVoucher,
     Scanned,
     Show,
@@ -50,8 +52,8 @@ class ScreenOutput(Protocol):
 
 
 class PrinterOutput(Protocol):
-    async def print_voucher(self, view: VoucherView) -> bytes:
-        """Print one voucher; return the bytes sent."""
+    async def print_voucher(self, view: VoucherView, job_id: str) -> bytes:
+        """Print one voucher (once per ``job_id``); return the bytes sent; raise OSError if not."""
 
 
 @dataclass
@@ -117,7 +119,6 @@ class KioskApp:
         self._timer_generation = 0
         self._scan_started: dict[int, float] = {}
         self._issue_ms: dict[int, float] = {}
-        self._prints: dict[int, asyncio.Task[tuple[bytes | None, str | None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- inputs ---------------------------------------------------------------------------------
@@ -125,6 +126,10 @@ class KioskApp:
     def scan(self, text: str) -> None:
         """A source read a line; call on the event loop."""
         self._events.put_nowait((Scanned(text), self._clock(), 0))
+
+    def printer_changed(self, ready: bool) -> None:
+        """The printer's monitor saw it become ready or stop being ready; call on the loop."""
+        self._events.put_nowait((PrinterChanged(ready), self._clock(), 0))
 
     def choose_locale(self, locale: str) -> None:
         """A customer picked a language on the screen; it holds until the screen is idle again."""
@@ -156,6 +161,7 @@ class KioskApp:
         if self.flow.state is State.IDLE and not was_idle:
             self.locale = self.default_locale  # the next customer starts in the kiosk's language
         concluded: Concluded | None = None
+        printing: asyncio.Task[tuple[bytes | None, str | None]] | None = None
         frame = 0
         for command in commands:
             if isinstance(command, StartIssuance):
@@ -165,7 +171,7 @@ class KioskApp:
                 view = build_screen_view(command.screen, self.locale, self.timezone)
                 frame = await self.screen.show(view)
             elif isinstance(command, PrintVoucher):
-                self._prints[command.request_id] = self._spawn(self._print(command))
+                printing = self._spawn(self._print(command))
             elif isinstance(command, StartTimer):
                 self._start_timer(command.seconds)
             elif isinstance(command, CancelTimer):
@@ -180,7 +186,7 @@ class KioskApp:
                 self._late(command)
         if concluded is not None:
             started = self._scan_started.pop(concluded.request_id, received_at)
-            self._spawn(self._report(concluded, frame, started))
+            self._spawn(self._report(concluded, frame, started, printing))
 
     async def _issue(self, command: StartIssuance) -> None:
         started = self._clock()
@@ -193,16 +199,20 @@ class KioskApp:
         self._events.put_nowait((IssuanceDone(command.request_id, outcome), self._clock(), 0))
 
     async def _print(self, command: PrintVoucher) -> tuple[bytes | None, str | None]:
+        """Print, then tell the flow how it went (it keeps a voucher up longer when it failed)."""
         if self.printer is None:
             return None, None
         view = build_voucher_view(command.voucher, self.locale, self.timezone)
         try:
-            return await self.printer.print_voucher(view), None
+            data, error = await self.printer.print_voucher(view, command.voucher.code), None
         except OSError as exc:
             log.error("printing voucher %s failed: %s", command.voucher.code, exc)
-            return None, str(exc)
+            data, error = None, str(exc)
+        self._events.put_nowait((PrintDone(command.request_id, error is None, error), self._clock(), 0))
+        return data, error
 
-    async def _report(self, concluded: Concluded, frame: int, started: float) -> None:
+    async def _report(self, concluded: Concluded, frame: int, started: float,
+                      printing: asyncio.Task[tuple[bytes | None, str | None]] | None) -> None:  # fmt: skip
         """Report once the result is visible (and printed), timed from the scan to the screen."""
         png = await self.screen.settled(frame)
         ms = {"total": (self._clock() - started) * 1000}
@@ -218,7 +228,6 @@ class KioskApp:
             ms=ms,
             screen_png=png,
         )
-        printing = self._prints.pop(concluded.request_id, None)
         if printing is not None:
             report.print_bytes, report.print_error = await printing
         log.info("scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or "")
@@ -254,5 +263,10 @@ class KioskApp:
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
         return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("kiosk task failed", exc_info=task.exception())

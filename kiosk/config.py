@@ -13,19 +13,23 @@ import re
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["Config", "ConfigError", "load_config", "parse_config", "DEFAULT_CONFIG_PATH", "LOCALES"]
+from kiosk.devices.printer.connection import DeviceError, PrinterDevice
+
+__all__ = ["Config", "ConfigError", "load_config", "parse_config", "DEFAULT_CONFIG_PATH", "LOCALES", "PROFILES"]
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
 LOCALES = (
     "da_DK", "de_AT", "de_DE", "en_GB", "fr_BE", "fr_FR", "hu_HU", "nl_BE", "nl_NL", "sq_AL",
 )  # fmt: skip
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+#: The printer profiles the kiosk's layout is made and tested for (python-escpos names).
+PROFILES = ("TM-T20II", "POS-5890")
 
 
 class ConfigError(ValueError):
@@ -98,9 +102,14 @@ class ScreenSection:
 
 @dataclass(frozen=True)
 class PrinterSection:
-    type: Literal["file", "none"] = "file"
-    path: Path = field(default=Path("/dev/usb/lp0"), metadata=_path())
+    #: "escpos" for a receipt printer at ``device``, "none" for no printer.
+    type: Literal["escpos", "none"] = "escpos"
+    #: A file or device (/dev/usb/lp0), serial:/dev/..., tcp://HOST:PORT or usb:VID:PID.
+    device: str = "/dev/usb/lp0"
+    baud: int = 9600
     profile: str = "TM-T20II"
+    #: Seconds between status checks of an idle printer.
+    poll_interval_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,14 @@ class Config:
     @property
     def link_schemes(self) -> frozenset[str]:
         return frozenset({"https", *self.links.app_schemes})
+
+    @property
+    def printer_device(self) -> "PrinterDevice":
+        """The printer's device; a relative file path is taken from the configuration's folder."""
+        device = PrinterDevice.parse(self.printer.device, baud=self.printer.baud)
+        if device.kind == "file" and self.source is not None and not Path(device.target).is_absolute():
+            device = replace(device, target=str(self.source.parent / device.target))
+        return device
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -253,6 +270,14 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError(f"screen.size: must be WIDTHxHEIGHT such as 800x480, not {screen.size!r}")
     if backend.ca_file is not None and not backend.ca_file.is_file():
         raise ConfigError(f"backend.ca_file: no such file {backend.ca_file}")
+    try:
+        config.printer_device
+    except DeviceError as exc:
+        raise ConfigError(f"printer.device: {exc}") from None
+    if config.printer.profile not in PROFILES:
+        raise ConfigError(f"printer.profile: {config.printer.profile!r} is not one of {', '.join(PROFILES)}")
+    if not 1 <= config.printer.baud <= 4_000_000:
+        raise ConfigError("printer.baud: must be a baud rate such as 9600 or 115200")
     if not 1 <= config.scanner.baud <= 4_000_000:
         raise ConfigError("scanner.baud: must be a baud rate such as 9600 or 115200")
     for scheme in config.links.app_schemes:

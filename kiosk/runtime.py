@@ -6,15 +6,16 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
-from kiosk.app import KioskApp, PrinterOutput, ScanReport
+from kiosk.app import KioskApp, ScanReport
 from kiosk.config import Config
 from kiosk.core.flow import DroppedScan, Flow, FlowSettings
-from kiosk.devices.printer.file_printer import FilePrinter
+from kiosk.devices.printer.connection import PrinterConnection
+from kiosk.devices.printer.escpos_printer import EscposPrinter
 from kiosk.devices.scanner.serial_source import SerialScanSource
 from kiosk.devices.screen.browser import HeadlessBrowser
-from kiosk.devices.screen.logos import LogoCache
+from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.rezip_client import RezipClient, read_secret_file
@@ -84,9 +85,11 @@ async def open_kiosk(
         voucher_display_s=config.flow.voucher_display_s,
         notice_display_s=config.flow.notice_display_s,
     )
-    printer: PrinterOutput | None = None
-    if with_devices and config.printer.type == "file":
-        printer = FilePrinter(config.printer.path, config.printer.profile)
+    logos = LogoCache(config.kiosk.data_dir / "logos")
+    printer: EscposPrinter | None = None
+    if with_devices and config.printer.type == "escpos":
+        connection = PrinterConnection(config.printer_device, config.printer.profile)
+        printer = EscposPrinter(connection, logos=logos, poll_interval_s=config.printer.poll_interval_s)
     screen: WebScreen | NullScreen = NullScreen()
     if with_devices and config.screen.type != "none":
         host, port = config.screen.address
@@ -95,7 +98,7 @@ async def open_kiosk(
             port=port,
             touch=config.screen.touch,
             locales=config.languages,
-            logos=LogoCache(config.kiosk.data_dir / "logos"),
+            logos=logos,
             frames_dir=config.screen.dir if config.screen.type == "png" else None,
         )
     app = KioskApp(
@@ -121,7 +124,8 @@ async def open_kiosk(
             screen.on_locale = app.choose_locale
             screen.status = lambda: {"state": app.flow.state.value, "locale": app.locale,
                                      "hardware_id": config.kiosk.hardware_id,
-                                     "scanners": {s.name: s.state for s in sources}}  # fmt: skip
+                                     "scanners": {s.name: s.state for s in sources},
+                                     "printer": printer.status.state if printer and printer.status else None}  # fmt: skip
             await screen.start()
             stack.push_async_callback(screen.stop)
             if config.screen.type == "png":
@@ -129,6 +133,12 @@ async def open_kiosk(
                 await browser.start()
                 stack.push_async_callback(browser.close)
                 await screen.attach_capture(browser)
+        if printer is not None:
+            watcher = asyncio.get_running_loop().create_task(
+                printer.monitor(lambda status: app.printer_changed(status.ready)), name="printer-monitor"
+            )
+            stack.push_async_callback(_cancel, watcher)
+            stack.callback(printer.connection.close)
         task = asyncio.get_running_loop().create_task(app.run(), name="kiosk-flow")
         stack.push_async_callback(_cancel, task)
         loop = asyncio.get_running_loop()
@@ -138,7 +148,7 @@ async def open_kiosk(
         yield RunningKiosk(app, sources, screen)
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
     try:
         await task

@@ -19,16 +19,23 @@ Rules this module keeps:
     ISSUING          IssuanceDone (no voucher)  NOTICE            Show(notice), Concluded, StartTimer
     ISSUING          IssuanceDone (stale)       ISSUING           LateOutcome
     ISSUING          TimerExpired               NOTICE            Show(backend trouble), Concluded, StartTimer
-    SHOWING_VOUCHER  Scanned (same code)        SHOWING_VOUCHER   DroppedScan, StartTimer (keep it up)
+    SHOWING_VOUCHER  Scanned (same code)        SHOWING_VOUCHER   DroppedScan, StartTimer (keep it up); but
+                     when its print failed and  SHOWING_VOUCHER   PrintVoucher (the same job), Show, StartTimer
+                     the printer is back
     SHOWING_VOUCHER  Scanned (other valid)      ISSUING           as from IDLE (the next packaging)
     SHOWING_VOUCHER  Scanned (invalid)          NOTICE            as from IDLE (a new customer needs an answer)
     SHOWING_VOUCHER  IssuanceDone (stale)       SHOWING_VOUCHER   LateOutcome
     SHOWING_VOUCHER  TimerExpired               IDLE              Show(idle), CancelTimer
+    SHOWING_VOUCHER  PrintDone (its job failed) SHOWING_VOUCHER   Show(printer trouble), StartTimer (longer)
+    SHOWING_VOUCHER  PrinterChanged (back, its  SHOWING_VOUCHER   Show(printer back: scan again to print)
+                     job had failed)
     NOTICE           Scanned (same code, when   NOTICE            DroppedScan, StartTimer
                      already returned)
     NOTICE           Scanned (other)            as from IDLE
     NOTICE           IssuanceDone (stale)       NOTICE            LateOutcome
     NOTICE           TimerExpired               IDLE              Show(idle), CancelTimer
+    any              PrintDone (otherwise)      same              nothing (the shell reports print outcomes)
+    any              PrinterChanged (otherwise) same              nothing (the flag is kept for later)
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ __all__ = [
     "Scanned",
     "IssuanceDone",
     "TimerExpired",
+    "PrintDone",
+    "PrinterChanged",
     "Event",
     "StartIssuance",
     "Show",
@@ -110,6 +119,8 @@ class Screen:
     code: str | None = None
     #: Why a scan was not a RE-ZIP code (a ``RejectReason`` value), so the screen can say what to do.
     reason: str | None = None
+    #: The voucher's print failed ("trouble"), or failed and the printer is back ("back").
+    printer: Literal["trouble", "back"] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,8 @@ class FlowSettings:
     issue_timeout_s: float = 4.0
     voucher_display_s: float = 30.0
     notice_display_s: float = 6.0
+    #: A voucher whose print failed stays this much longer, so the customer can scan its QR.
+    printer_trouble_extra_s: float = 30.0
 
 
 # --- events ---------------------------------------------------------------------------------------
@@ -142,7 +155,23 @@ class TimerExpired:
     """The shell's one timer ran out."""
 
 
-Event = Union[Scanned, IssuanceDone, TimerExpired]
+@dataclass(frozen=True)
+class PrintDone:
+    """A voucher's print job ended; ``reason`` says why it failed."""
+
+    request_id: int
+    ok: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PrinterChanged:
+    """The printer became ready, or stopped being ready (paper out, cover open, unplugged)."""
+
+    ready: bool
+
+
+Event = Union[Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged]
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -226,6 +255,10 @@ class Flow:
         self.screen = Screen(State.IDLE)
         self._next_request_id = 1
         self._pending: tuple[int, PackagingCode] | None = None
+        #: The voucher on screen: its request and whether its print job failed.
+        self._shown: tuple[int, Voucher] | None = None
+        self._print_failed = False
+        self._printer_ready = True
 
     def handle(self, event: Event) -> list[Command]:
         handler = TRANSITIONS.get((self.state, type(event)))
@@ -239,6 +272,8 @@ class Flow:
         assert isinstance(event, Scanned)
         result = normalise(event.text)
         if isinstance(result, PackagingCode) and self._already_answered(result):
+            if self.state is State.SHOWING_VOUCHER and self._print_failed and self._printer_ready:
+                return self._reprint()
             # The same packaging held to the reader again: keep what it already earned on screen.
             return [DroppedScan(event.text, "its answer is already on screen"), self._timer_for(self.state)]
         if isinstance(result, Rejection):
@@ -270,6 +305,8 @@ class Flow:
         outcome = event.outcome
         if isinstance(outcome, Issued):
             screen = Screen(State.SHOWING_VOUCHER, voucher=outcome.voucher, code=code.value)
+            self._shown = (request_id, outcome.voucher)
+            self._print_failed = False
             return self._enter(
                 State.SHOWING_VOUCHER,
                 screen,
@@ -293,6 +330,34 @@ class Flow:
 
     def _back_to_idle(self, event: Event) -> list[Command]:
         return self._enter(State.IDLE, Screen(State.IDLE))
+
+    def _print_done(self, event: Event) -> list[Command]:
+        assert isinstance(event, PrintDone)
+        showing = self.state is State.SHOWING_VOUCHER and self._shown is not None
+        if event.ok or not showing or self._shown[0] != event.request_id:  # type: ignore[index]
+            return []
+        self._print_failed = True
+        self._printer_ready = False  # until the printer says otherwise (the shell re-reports it)
+        return self._show_voucher(printer="trouble", extra_s=True)
+
+    def _printer_changed(self, event: Event) -> list[Command]:
+        assert isinstance(event, PrinterChanged)
+        was_ready, self._printer_ready = self._printer_ready, event.ready
+        if self.state is State.SHOWING_VOUCHER and self._print_failed and event.ready and not was_ready:
+            return self._show_voucher(printer="back", extra_s=True)
+        return []
+
+    def _reprint(self) -> list[Command]:
+        assert self._shown is not None
+        request_id, voucher = self._shown
+        self._print_failed = False
+        return [PrintVoucher(voucher, request_id), *self._show_voucher(printer=None, extra_s=False)]
+
+    def _show_voucher(self, *, printer: Literal["trouble", "back"] | None, extra_s: bool) -> list[Command]:
+        screen = Screen(State.SHOWING_VOUCHER, voucher=self.screen.voucher, code=self.screen.code, printer=printer)
+        self.screen = screen
+        seconds = self.settings.voucher_display_s + (self.settings.printer_trouble_extra_s if extra_s else 0)
+        return [Show(screen), StartTimer(seconds)]
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -348,4 +413,6 @@ TRANSITIONS: dict[tuple[State, type], _Handler] = {
     (State.NOTICE, Scanned): Flow._scan_when_ready,
     (State.NOTICE, IssuanceDone): Flow._late,
     (State.NOTICE, TimerExpired): Flow._back_to_idle,
+    **{(state, PrintDone): Flow._print_done for state in State},
+    **{(state, PrinterChanged): Flow._printer_changed for state in State},
 }

@@ -45,6 +45,8 @@ MESSAGES: dict[str, str] = {
     "notice.backend_trouble.hint": "Please try again in a moment.",
     "notice.printer_trouble": "The printer is not working",
     "notice.printer_trouble.hint": "Scan the QR code with your phone to keep your voucher.",
+    "notice.printer_back": "The printer is working again",
+    "notice.printer_back.hint": "Scan your packaging again to print your voucher.",
     "notice.deposit_timeout": "No packaging was dropped in time",
     "notice.deposit_timeout.hint": "Please scan the code again and drop the packaging in the slot.",
 }

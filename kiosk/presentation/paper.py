@@ -1,20 +1,38 @@
 """The paper voucher as ESC/POS bytes, laid out from the same view model as the screen.
 
-python-escpos builds the stream (its profiles know each printer's width, code pages and whether it
-draws QR natively). Every piece of text that came from outside passes through ``inert`` first, so no
-byte of a code, link, condition or shop text can reach the printer as a command.
+python-escpos builds the stream: its profiles know each printer's width, code pages and whether it
+draws QR natively. Text is sent as text: each line in the first code page the printer has that
+encodes the whole line (CP858 for Danish, German, French, Dutch and Albanian; CP852 for Hungarian's
+ő and ű; CP1252 for typographic quotes), and a line no code page can hold is drawn as a raster
+line, so the paper never shows a wrong character. Every piece of text from outside passes through
+``inert`` first: no byte of a code, link, condition or shop text can reach the printer as a command.
+Pure: bytes in memory, no I/O.
 """
 
 from __future__ import annotations
 
+import codecs
 import textwrap
 import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
 
 from escpos.printer import Dummy
+from PIL import Image, ImageDraw, ImageOps
 
+from kiosk.presentation.fonts import font
+from kiosk.presentation.qr import qr_image
 from kiosk.presentation.view import VoucherView
 
-__all__ = ["render_paper", "inert"]
+__all__ = ["render_paper", "render_test_ticket", "inert", "TestTicket", "paper_width_px"]
+
+#: Code pages in the order we try them; the first the printer has that encodes a line is used.
+_PAGE_PREFERENCE = ("cp858", "cp852", "cp1252", "cp1250")
+#: Typographic spaces look the same as a no-break space on paper, and code pages only have that one.
+_SPACES = str.maketrans({"\u202f": "\u00a0", "\u2007": "\u00a0", "\u2009": "\u00a0", "\u2002": " ", "\u2003": " "})
+_CELL_HEIGHT = 24  # Font A
+_RASTER_QR_MODULE_PX = 4  # 0.5 mm modules at 203 dpi: read by any phone at arm's length
+_LOGO_MAX_PX = (160, 96)
 
 
 def inert(text: str) -> str:
@@ -26,42 +44,154 @@ def inert(text: str) -> str:
     return "".join(out)
 
 
-def render_paper(view: VoucherView, profile: str = "TM-T20II") -> bytes:
+@dataclass(frozen=True)
+class TestTicket:
+    """What the printer self-test ticket tells a technician."""
+
+    version: str
+    hardware_id: str
+    address: str
+    status_url: str
+    profile: str
+
+
+def paper_width_px(profile: str) -> int:
+    return int(_profile_data(profile)["media"]["width"]["pixels"])
+
+
+def render_paper(view: VoucherView, profile: str = "TM-T20II", logo: Image.Image | None = None) -> bytes:
     """The complete print job for one voucher: init, layout, QR, cut."""
-    printer = Dummy(profile=profile)
-    columns = printer.profile.get_columns("a")
-    printer.hw("INIT")
-    printer.set(align="center", bold=True, double_width=True, double_height=True)
+    paper = _Paper(profile)
+    paper.printer.hw("INIT")
+    if logo is not None:
+        paper.logo(logo)
     if view.shop_name:
-        _paragraph(printer, view.shop_name, columns // 2)
-    _paragraph(printer, view.discount, columns // 2)
-    printer.set(align="center", bold=False, normal_textsize=True)
-    _paragraph(printer, view.labels["use_code"], columns)
-    printer.set(align="center", bold=True, double_width=True, double_height=True)
-    _paragraph(printer, view.code, columns // 2)
-    printer.set(align="center", bold=False, normal_textsize=True)
-    native = bool(printer.profile.supports("qrCode"))
-    printer.qr(inert(view.qr), ec=1, size=6 if native else 5, native=native, center=not native)
-    printer.set(align="left", normal_textsize=True)
+        paper.text(view.shop_name, size=2, bold=True)
+    paper.text(view.discount, size=2, bold=True)
+    paper.text(view.labels["use_code"])
+    paper.text(view.code, size=2, bold=True)
+    paper.qr(inert(view.qr))
     if view.expires_line:
-        _paragraph(printer, view.expires_line, columns)
+        paper.text(view.expires_line, align="left")
     if view.conditions:
-        _paragraph(printer, view.conditions, columns)
+        paper.text(view.conditions, align="left")
     if view.shop_description:
-        printer.set(align="left", bold=True)
-        _paragraph(printer, view.labels["about"], columns)
-        printer.set(align="left", bold=False)
-        _paragraph(printer, view.shop_description, columns)
-    printer.ln(2)
-    if printer.profile.supports("paperFullCut") or printer.profile.supports("paperPartCut"):
-        printer.cut()
-    else:
-        printer.ln(3)
-    return printer.output
+        paper.text(view.labels["about"], align="left", bold=True)
+        paper.text(view.shop_description, align="left")
+    paper.finish()
+    return paper.printer.output
 
 
-def _paragraph(printer: Dummy, text: str, columns: int) -> None:
-    lines: list[str] = []
-    for paragraph in inert(text).splitlines() or [""]:
-        lines.extend(textwrap.wrap(paragraph, max(8, columns)) or [""])
-    printer.text("\n".join(lines) + "\n")
+def render_test_ticket(ticket: TestTicket) -> bytes:
+    """The printer self-test: who this kiosk is, where its status page is, and a QR to it."""
+    paper = _Paper(ticket.profile)
+    paper.printer.hw("INIT")
+    paper.text("RE-ZIP kiosk", size=2, bold=True)
+    paper.text("Printer test", bold=True)
+    for line in (f"Version: {ticket.version}", f"Hardware id: {ticket.hardware_id}",
+                 f"Address: {ticket.address}", f"Profile: {ticket.profile}", f"Status: {ticket.status_url}"):  # fmt: skip
+        paper.text(line, align="left")
+    paper.qr(inert(ticket.status_url))
+    paper.text("ÆØÅ æøå ÄÖÜ äöüß ÉÈÊ éèêç ËË ëë ŐŰ őű €", align="left")
+    paper.finish()
+    return paper.printer.output
+
+
+class _Paper:
+    """python-escpos's Dummy printer plus our line encoder; tracks the selected code page."""
+
+    def __init__(self, profile: str) -> None:
+        self.printer = Dummy(profile=profile)
+        self.profile = profile
+        self.columns = self.printer.profile.get_columns("a")
+        self.width_px = paper_width_px(profile)
+        self.pages = _code_pages(profile)
+        self._page: int | None = None
+
+    def text(self, text: str, *, size: int = 1, bold: bool = False, align: str = "center") -> None:
+        self.printer.set(align=align, bold=bold, double_width=size == 2, double_height=size == 2,
+                         normal_textsize=size == 1)  # fmt: skip
+        width = self.columns // size
+        lines: list[str] = []
+        for paragraph in inert(text).translate(_SPACES).splitlines() or [""]:
+            lines.extend(textwrap.wrap(paragraph, max(8, width)) or [""])
+        for line in lines:
+            self._line(line, size=size, bold=bold, align=align)
+
+    def _line(self, line: str, *, size: int, bold: bool, align: str) -> None:
+        for number, codec in self.pages:
+            try:
+                encoded = line.encode(codec)
+            except UnicodeEncodeError:
+                continue
+            if number != self._page:
+                self.printer._raw(b"\x1bt" + bytes([number]))
+                self._page = number
+            self.printer._raw(encoded + b"\n")
+            return
+        self.printer.set(align="left")  # the alignment is drawn into the full-width line itself
+        self.printer.image(_raster_line(line, self.width_px, size, bold, align), center=False)
+        self.printer.set(align=align)
+
+    def qr(self, payload: str) -> None:
+        if self.printer.profile.supports("qrCode"):
+            self.printer.set(align="center", normal_textsize=True, bold=False)
+            self.printer.qr(payload, ec=1, size=6, native=True)
+            return
+        # Raster pictures are centred by padding, not by ESC a, which some printers ignore for them.
+        self.printer.set(align="left", normal_textsize=True, bold=False)
+        self.printer.image(_centred(qr_image(payload, module_px=_RASTER_QR_MODULE_PX, quiet_modules=0),
+                                    self.width_px), center=False)  # fmt: skip
+        self.printer._raw(b"\n")
+
+    def logo(self, logo: Image.Image) -> None:
+        image = ImageOps.contain(logo.convert("L"), _LOGO_MAX_PX)
+        dithered = image.convert("1")  # Floyd-Steinberg, as thermal heads print dots, not greys
+        self.printer.set(align="left")
+        self.printer.image(_centred(dithered.convert("L"), self.width_px), center=False)
+
+    def finish(self) -> None:
+        self.printer.set(align="left", normal_textsize=True, bold=False)
+        self.printer._raw(b"\n\n")  # python-escpos's ln() would select a code page behind our back
+        if self.printer.profile.supports("paperFullCut") or self.printer.profile.supports("paperPartCut"):
+            self.printer.cut()
+        else:
+            self.printer._raw(b"\x1bd\x03")  # no cutter: feed the voucher past the tear bar
+
+
+@lru_cache(maxsize=8)
+def _profile_data(profile: str) -> dict:
+    return Dummy(profile=profile).profile.profile_data
+
+
+@lru_cache(maxsize=8)
+def _code_pages(profile: str) -> tuple[tuple[int, str], ...]:
+    """(ESC t number, Python codec) for our preferred code pages that the profile has."""
+    available: dict[str, int] = {}
+    for number, name in sorted(_profile_data(profile).get("codePages", {}).items(), key=lambda kv: int(kv[0])):
+        try:
+            codec = codecs.lookup(name.replace("_", "-")).name
+        except LookupError:
+            continue
+        available.setdefault(codec, int(number))
+    return tuple((available[c], c) for c in _PAGE_PREFERENCE if c in available)
+
+
+def _raster_line(line: str, width_px: int, size: int, bold: bool, align: str) -> Image.Image:
+    """One line of text drawn as dots, for characters no code page of the printer has."""
+    height = _CELL_HEIGHT * size
+    image = Image.new("L", (width_px, height), 255)
+    draw = ImageDraw.Draw(image)
+    face = font(int(20 * size), bold=bold)
+    length = draw.textlength(line, font=face)
+    x = {"left": 0, "center": (width_px - length) / 2, "right": width_px - length}[align]
+    draw.text((max(0, x), height / 2), line, font=face, fill=0, anchor="lm")
+    return image
+
+
+def _centred(image: Image.Image, width_px: int) -> Image.Image:
+    """Pad on the left so the picture sits in the middle: a narrower raster is fewer bytes to send."""
+    left = max(0, (width_px - image.width) // 2)
+    canvas = Image.new("L", (min(width_px, left + image.width), image.height), 255)
+    canvas.paste(image, (left, 0))
+    return canvas

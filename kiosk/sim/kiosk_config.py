@@ -18,7 +18,8 @@ def write_kiosk_config(
     locale: str = "en_GB",
     timezone: str = "Europe/Copenhagen",
     scanner_device: str | None = None,
-    printer_path: str = "printer.bin",
+    printer_device: str = "printer.bin",
+    printer_profile: str = "TM-T20II",
     screen_dir: str = "screen",
     screen_type: str = "png",
 ) -> Path:
@@ -57,9 +58,10 @@ listen = "127.0.0.1:0"
 dir = "{screen_dir}"
 
 [printer]
-type = "file"
-path = "{printer_path}"
-profile = "TM-T20II"
+type = "escpos"
+device = "{printer_device}"
+profile = "{printer_profile}"
+poll_interval_s = 0.5
 """,
         "utf-8",
     )

@@ -20,7 +20,7 @@ from kiosk.config import LOCALES, load_config
 from kiosk.core.flow import NoticeKind, Screen, State
 from kiosk.core.voucher import parse_voucher
 from kiosk.devices.screen.browser import HeadlessBrowser
-from kiosk.devices.screen.logos import LogoCache
+from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.presentation.fonts import FONT_FILES, font_file
 from kiosk.presentation.i18n import labels

@@ -29,9 +29,11 @@ class SlowIssuer:
 class RecordingScreen:
     def __init__(self) -> None:
         self.states: list[State] = []
+        self.notices: list[str | None] = []
 
     async def show(self, view: ScreenView) -> int:
         self.states.append(view.state)
+        self.notices.append(view.notice)
         return len(self.states)
 
     async def settled(self, seq: int) -> bytes:
@@ -39,7 +41,7 @@ class RecordingScreen:
 
 
 class UnpluggedPrinter:
-    async def print_voucher(self, view: VoucherView) -> bytes:
+    async def print_voucher(self, view: VoucherView, job_id: str) -> bytes:
         raise OSError(19, "No such device")
 
 
@@ -108,7 +110,8 @@ def test_unplugged_printer_still_shows_and_reports_the_voucher() -> None:
     (report,) = reports
     assert report.status == "issued" and report.print_bytes is None
     assert "No such device" in report.print_error
-    assert State.SHOWING_VOUCHER in screen.states
+    assert screen.states[-2:] == [State.SHOWING_VOUCHER, State.SHOWING_VOUCHER]
+    assert screen.notices[-1] == "printer_trouble"  # the voucher stays, with "scan the QR" advice
 
 
 def test_scans_during_issuance_do_not_start_a_second_one() -> None:

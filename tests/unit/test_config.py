@@ -25,7 +25,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert config.backend.token_file == tmp_path / "token"
     assert config.backend.deadline_s == 2.5
     assert config.screen.dir == Path("/var/lib/kiosk/screen")
-    assert config.printer.path == Path("/dev/usb/lp0")
+    assert str(config.printer_device) == "/dev/usb/lp0"
     assert config.scanner.type == "none"
 
 
@@ -44,6 +44,12 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ({"scanner": {"baud": "fast"}}, "scanner.baud: must be a whole number"),
         ({"scanner": {"terminator": "semicolon"}}, "scanner.terminator: must be one of"),
         ({"links": {"app_schemes": ["javascript"]}}, "links.app_schemes:"),
+        ({"printer": {"device": "tcp://"}}, "printer.device: 'tcp://': expected tcp://HOST:PORT"),
+        ({"printer": {"device": "usb:epson"}}, "printer.device: 'usb:epson': expected usb:VID:PID"),
+        ({"printer": {"profile": "TM-U220"}}, "printer.profile: 'TM-U220' is not one of"),
+        ({"screen": {"listen": "8080"}}, "screen.listen: must be host:port"),
+        ({"screen": {"size": "big"}}, "screen.size: must be WIDTHxHEIGHT"),
+        ({"kiosk": {"hardware_id": "k", "languages": ["xx_XX"]}}, "kiosk.languages:"),
         ({"printer": "epson"}, "printer: must be a table"),
         ({"extra": {}}, "extra: unknown key"),
     ],

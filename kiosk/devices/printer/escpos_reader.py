@@ -17,9 +17,9 @@ from PIL import Image, ImageDraw
 from kiosk.presentation.qr import qr_image
 from kiosk.presentation.fonts import font
 
-__all__ = ["PaperJob", "parse_escpos", "render_paper_png", "codepages_for", "paper_width_px"]
+__all__ = ["PaperJob", "parse_escpos", "render_paper_png", "codepages_for"]
 
-ESC, GS, LF = 0x1B, 0x1D, 0x0A
+ESC, GS, LF, DLE = 0x1B, 0x1D, 0x0A, 0x10
 _CELL_W, _CELL_H = 12, 24  # Font A on 203 dpi printers
 
 
@@ -53,15 +53,6 @@ class PaperJob:
 
     def count(self, name: str) -> int:
         return self.commands.get(name, 0)
-
-
-@lru_cache(maxsize=8)
-def paper_width_px(profile: str) -> int:
-    """The printable width in dots, from python-escpos's capability database."""
-    from escpos.printer import Dummy
-
-    media = Dummy(profile=profile).profile.profile_data.get("media", {})
-    return int(media.get("width", {}).get("pixels", 576))
 
 
 @lru_cache(maxsize=8)
@@ -113,6 +104,10 @@ def parse_escpos(data: bytes, profile: str = "TM-T20II") -> PaperJob:
             i += 1
             continue
         flush_text()
+        if byte == DLE and i + 2 < n and data[i + 1] == 0x04:
+            seen("DLE EOT")  # a real-time status query, answered by the printer, prints nothing
+            i += 3
+            continue
         if byte in (ESC, GS) and i + 1 < n:
             command = data[i + 1]
             arg = data[i + 2] if i + 2 < n else 0

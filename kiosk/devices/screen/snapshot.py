@@ -5,7 +5,7 @@ from __future__ import annotations
 from kiosk.core.flow import Screen, State
 from kiosk.core.voucher import Voucher
 from kiosk.devices.screen.browser import HeadlessBrowser
-from kiosk.devices.screen.logos import LogoCache
+from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.presentation.view import build_screen_view
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 from aiohttp import web
 
 from kiosk.devices.screen.browser import BrowserError, HeadlessBrowser
-from kiosk.devices.screen.logos import LogoCache
+from kiosk.logos import LogoCache
 from kiosk.presentation.fonts import FONT_FILES, font_file
 from kiosk.presentation.page import build_frame
 from kiosk.presentation.view import ScreenView

@@ -1,4 +1,4 @@
-"""Shop logos for the screen (and the paper): fetched once, checked, cached, never waited on long.
+"""Shop logos for the screen and the paper: fetched once, checked, cached, never waited on long.
 
 A logo URL comes from the backend, so it is untrusted: only https (or http on loopback, for the
 stand-in) is fetched, the answer must be a PNG, JPEG, GIF or WebP that Pillow can open, at most

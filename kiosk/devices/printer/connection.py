@@ -1,0 +1,196 @@
+"""One ESC/POS printer over one of python-escpos's transports, with its real-time status.
+
+Devices are named the same way in the configuration and on the command line:
+
+    /dev/usb/lp0, ./out.bin          a file or character device (write only)
+    serial:/dev/serial/by-id/...     a serial port (pyserial), baud from the configuration
+    tcp://192.0.2.10:9100            a network printer (raw TCP, port 9100 by default)
+    usb:04b8:0e15                    a USB printer by vendor and product id (pyusb)
+
+A connection opens lazily and closes itself after any failure, so an unplugged printer is simply
+reopened by the next status query or job. Where the transport can read back (serial, network, USB),
+the status comes from DLE EOT 1, 2 and 4 (printer, offline cause, paper sensor). Blocking calls:
+run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+from escpos import printer as escpos_printer
+from escpos.exceptions import Error as EscposError
+
+__all__ = ["PrinterDevice", "PrinterStatus", "PrinterConnection", "PrintError", "DeviceError"]
+
+log = logging.getLogger(__name__)
+
+_DLE_EOT = b"\x10\x04"
+StatusState = Literal["ready", "paper_out", "cover_open", "offline", "error", "unplugged"]
+
+
+class DeviceError(ValueError):
+    """A printer device name that cannot be understood."""
+
+
+class PrintError(OSError):
+    """A job could not be printed; ``reason`` is one of the ``PrinterStatus`` states."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class PrinterDevice:
+    kind: Literal["file", "serial", "network", "usb"]
+    target: str
+    port: int = 9100
+    baud: int = 9600
+
+    @classmethod
+    def parse(cls, text: str, *, baud: int = 9600) -> "PrinterDevice":
+        if text.startswith("tcp://"):
+            match = re.fullmatch(r"tcp://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?/?", text)
+            if not match:
+                raise DeviceError(f"{text!r}: expected tcp://HOST:PORT")
+            return cls("network", match.group(1).strip("[]"), int(match.group(2) or 9100), baud)
+        if text.startswith("usb:"):
+            if not re.fullmatch(r"usb:[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", text):
+                raise DeviceError(f"{text!r}: expected usb:VID:PID in hexadecimal, such as usb:04b8:0e15")
+            return cls("usb", text[4:].lower(), baud=baud)
+        if text.startswith("serial:"):
+            return cls("serial", text[7:], baud=baud)
+        if not text:
+            raise DeviceError("the printer device is empty")
+        return cls("file", text, baud=baud)
+
+    @property
+    def readable(self) -> bool:
+        """Whether the printer can answer status queries over this transport."""
+        return self.kind != "file"
+
+    def __str__(self) -> str:
+        return {"file": self.target, "serial": f"serial:{self.target}", "network": f"tcp://{self.target}:{self.port}",
+                "usb": f"usb:{self.target}"}[self.kind]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    state: StatusState
+    paper_near_end: bool = False
+    #: False when the printer did not answer the status query (many cheap ones cannot).
+    answered: bool = True
+    detail: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+
+class PrinterConnection:
+    def __init__(self, device: PrinterDevice, profile: str, *, timeout_s: float = 1.0) -> None:
+        self.device = device
+        self.profile = profile
+        self.timeout_s = timeout_s
+        self._transport: escpos_printer.Escpos | None = None
+        self._lock = threading.Lock()
+
+    def status(self) -> PrinterStatus:
+        """The printer's state now; never raises."""
+        with self._lock:
+            try:
+                transport = self._open()
+            except PrintError as exc:
+                return PrinterStatus("unplugged", detail=exc.detail)
+            if not self.device.readable:
+                return PrinterStatus("ready", answered=False)
+            try:
+                return self._query(transport)
+            except (OSError, EscposError) as exc:
+                self._close()
+                return PrinterStatus("unplugged", detail=str(exc)[:200])
+
+    def send(self, data: bytes) -> None:
+        """Write one whole job; ``PrintError`` if the printer is gone or not ready."""
+        with self._lock:
+            transport = self._open()
+            try:
+                transport._raw(data)
+                flush = getattr(transport.device, "flush", None)
+                if callable(flush):
+                    flush()
+            except (OSError, EscposError, ValueError) as exc:  # ValueError: write to a closed file
+                self._close()
+                raise PrintError("unplugged", str(exc)[:200]) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    # --- inside the lock ------------------------------------------------------------------------
+
+    def _open(self) -> escpos_printer.Escpos:
+        if self._transport is not None:
+            return self._transport
+        device = self.device
+        try:
+            if device.kind == "network":
+                transport: escpos_printer.Escpos = escpos_printer.Network(
+                    device.target, port=device.port, timeout=self.timeout_s, profile=self.profile)
+            elif device.kind == "serial":
+                transport = escpos_printer.Serial(device.target, baudrate=device.baud, timeout=self.timeout_s,
+                                                  dsrdtr=False, profile=self.profile)  # fmt: skip
+            elif device.kind == "usb":
+                vendor, product = (int(part, 16) for part in device.target.split(":"))
+                transport = escpos_printer.Usb(vendor, product, timeout=int(self.timeout_s * 1000), profile=self.profile)
+            else:
+                transport = escpos_printer.File(device.target, profile=self.profile)
+            transport.open(raise_not_found=True)
+        except (OSError, EscposError, RuntimeError) as exc:
+            raise PrintError("unplugged", f"{device}: {exc}"[:200]) from None
+        self._transport = transport
+        log.info("printer %s open", device)
+        return transport
+
+    def _close(self) -> None:
+        if self._transport is not None:
+            try:
+                self._transport.close()
+            except Exception:  # closing a vanished device may fail in many ways; it is gone either way
+                pass
+            self._transport = None
+
+    def _query(self, transport: escpos_printer.Escpos) -> PrinterStatus:
+        printer = self._ask(transport, 1)
+        if printer is None:
+            return PrinterStatus("ready", answered=False)
+        offline = self._ask(transport, 2) or 0x12
+        paper = self._ask(transport, 4) or 0x12
+        near_end = bool(paper & 0x0C)
+        if paper & 0x60 or offline & 0x20:
+            return PrinterStatus("paper_out", near_end)
+        if offline & 0x04:
+            return PrinterStatus("cover_open", near_end)
+        if offline & 0x40:
+            return PrinterStatus("error", near_end)
+        if printer & 0x08:
+            return PrinterStatus("offline", near_end)
+        return PrinterStatus("ready", near_end)
+
+    def _ask(self, transport: escpos_printer.Escpos, kind: int) -> int | None:
+        """One DLE EOT query; None when no valid status byte comes back in time."""
+        transport._raw(_DLE_EOT + bytes([kind]))
+        try:
+            answer = transport._read()
+        except socket.timeout:
+            return None
+        if not answer:
+            return None
+        byte = answer[-1]
+        return byte if byte & 0x93 == 0x12 else None  # fixed bits of every status byte
