@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from kiosk import __version__
-from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, Config, ConfigError, load_config
+from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, PROFILES, Config, ConfigError, load_config
 from kiosk.issuance.rezip_client import SecretFileError
 
 __all__ = ["main"]
@@ -95,7 +95,23 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--size", default="800x480", help="screen size for --png, WIDTHxHEIGHT (default 800x480)")
     render.add_argument("--app-scheme", action="append", default=[], metavar="SCHEME",
                         help="also allow links with this app scheme (besides https)")  # fmt: skip
+    render.add_argument("--escpos", type=Path, metavar="FILE", help="write the exact ESC/POS bytes of the paper voucher")
+    render.add_argument("--printer", default="TM-T20II", choices=PROFILES, help="printer profile for --escpos")
     render.set_defaults(handler=_voucher_render)
+
+    printer = commands.add_parser("printer", help="printer tools")
+    printers = printer.add_subparsers(dest="printer_command", required=True, metavar="ACTION")
+    test = printers.add_parser(
+        "test",
+        help="print a self-test ticket",
+        description="Check the printer's status and print a self-test ticket: kiosk version, hardware id, "
+        "address and a QR code of the kiosk's status page. Without --device, the configured printer is used.",
+    )
+    test.add_argument("--config", type=Path, default=None, help=f"configuration file (default {DEFAULT_CONFIG_PATH} if it exists)")
+    test.add_argument("--printer", choices=PROFILES, help="printer profile (default: the configured one, else TM-T20II)")
+    test.add_argument("--device", help="/dev/usb/lp0, serial:/dev/ttyUSB0, tcp://HOST:9100 or usb:VID:PID")
+    test.add_argument("--baud", type=int, help="baud rate for a serial printer")
+    test.set_defaults(handler=_printer_test)
 
     sim = commands.add_parser("sim", help="simulators: the stand-in backend and the virtual scanner")
     sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
@@ -243,6 +259,10 @@ def _voucher_render(args: argparse.Namespace) -> int:
     for warning in voucher.warnings:
         print(f"kiosk: warning: {warning}", file=sys.stderr)
     view = build_voucher_view(voucher, args.locale, args.timezone)
+    if args.escpos:
+        from kiosk.presentation.paper import render_paper
+
+        args.escpos.write_bytes(render_paper(view, args.printer))
     if args.png:
         from kiosk.devices.screen.snapshot import render_voucher_png
 
@@ -264,7 +284,7 @@ def _voucher_render(args: argparse.Namespace) -> int:
     }
     if args.json:
         print(json.dumps(doc, ensure_ascii=False))
-    elif not args.png:
+    elif not (args.png or args.escpos):
         labels = view.labels
         lines = [view.shop_name or "", view.discount, f"{labels['use_code']}: {view.code}"]
         if view.expires_line:
@@ -272,6 +292,60 @@ def _voucher_render(args: argparse.Namespace) -> int:
         lines += [view.conditions, f"QR: {view.qr}"]
         print("\n".join(line for line in lines if line))
     return 0
+
+
+def _printer_test(args: argparse.Namespace) -> int:
+    import socket
+
+    from kiosk.devices.printer.connection import DeviceError, PrinterConnection, PrinterDevice
+    from kiosk.presentation.paper import TestTicket, render_test_ticket
+
+    config_path = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
+    config = _load(config_path) if config_path else None
+    if args.device is None and config is None:
+        raise _Failure("no printer: give --device, or --config with a [printer] section")
+    baud = args.baud or (config.printer.baud if config else 9600)
+    try:
+        device = PrinterDevice.parse(args.device, baud=baud) if args.device else config.printer_device  # type: ignore[union-attr]
+    except DeviceError as exc:
+        raise _Failure(f"--device: {exc}") from None
+    profile = args.printer or (config.printer.profile if config else "TM-T20II")
+    address = _local_address()
+    port = config.screen.address[1] if config else 8080
+    ticket = TestTicket(
+        version=__version__,
+        hardware_id=config.kiosk.hardware_id if config else socket.gethostname(),
+        address=address,
+        status_url=f"http://{address}:{port}/status",
+        profile=profile,
+    )
+    connection = PrinterConnection(device, profile)
+    try:
+        status = connection.status()
+        if not status.ready:
+            print(f"kiosk: printer {device} is not ready: {status.state} {status.detail}".rstrip(), file=sys.stderr)
+            return 1
+        connection.send(render_test_ticket(ticket))
+    except OSError as exc:
+        print(f"kiosk: printing the test ticket on {device} failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        connection.close()
+    answered = "" if status.answered else " (this printer does not report its status)"
+    print(f"test ticket printed on {device}, profile {profile}{answered}")
+    return 0
+
+
+def _local_address() -> str:
+    """This machine's address on its network, for the technician's status link."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
 
 
 def _sim_backend(args: argparse.Namespace) -> int:

@@ -44,6 +44,7 @@ class RunningKiosk:
     app: KioskApp
     sources: list[SerialScanSource]
     screen: WebScreen | NullScreen
+    printer: EscposPrinter | None
 
     async def wait_ready(self, timeout_s: float = 5.0) -> bool:
         """Wait until every scan source has its device open (pyserial drops input sent earlier)."""
@@ -145,7 +146,7 @@ async def open_kiosk(
         for source in sources:
             source.start(loop, app.scan)
             stack.callback(source.stop)
-        yield RunningKiosk(app, sources, screen)
+        yield RunningKiosk(app, sources, screen, printer)
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -1,5 +1,6 @@
 """The paper voucher: layout read back by the simulated printer, and hostile text kept inert."""
 
+import pytest
 import zxingcpp
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -52,22 +53,45 @@ def test_inert_removes_controls_and_keeps_letters() -> None:
     assert inert("Grøn Butik ő ű €") == "Grøn Butik ő ű €"
 
 
+#: Every C0 control, DEL, C1 controls, bidi and zero-width marks, separators, a BOM, and letters
+#: that need other code pages (or none: CJK is drawn as a raster line).
 hostile = st.text(
     st.one_of(
-        st.characters(max_codepoint=0x20),
-        st.sampled_from(["\x7f", "\x85", "\u200e", "\u2028", "\ufeff", "é", "ő", "€", "@", "V", "p", "!"]),
+        st.sampled_from([chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]]),
+        st.sampled_from(["\u200b", "\u200e", "\u202e", "\u2028", "\u2029", "\ufeff", "\u00ad", "\U000e0001"]),
+        st.sampled_from(["é", "ő", "ű", "€", "’", "œ", "漢", "@", "V", "p", "!", "(", "k", "t"]),
     ),
     max_size=60,
 )
+ALLOWED = {"ESC @", "ESC !", "ESC E", "ESC a", "ESC t", "GS ( k", "GS v 0", "ESC d", "GS V"}
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
-@given(conditions=hostile, name=hostile, description=hostile)
-def test_no_outside_byte_becomes_a_command(conditions: str, name: str, description: str) -> None:
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(conditions=hostile, name=hostile, description=hostile, profile=st.sampled_from(["TM-T20II", "POS-5890"]))
+def test_no_outside_byte_becomes_a_command(conditions: str, name: str, description: str, profile: str) -> None:
     voucher = parse_voucher({**VOUCHER.to_json(), "conditions": conditions, "shop": {"name": name, "description": description}})
-    job = parse_escpos(render_paper(view(voucher), "TM-T20II"))
+    job = parse_escpos(render_paper(view(voucher), profile), profile)
     assert job.unknown == []
-    assert job.count("ESC @") == 1 and job.count("GS V") == 1
-    assert job.count("ESC p") == 0  # no drawer kick
-    assert job.count("GS ( k") == 5  # model, size, error correction, store, print
-    assert job.qr_payloads == [VOUCHER.link]
+    assert set(job.commands) <= ALLOWED  # no drawer kick, no NV memory, no status or other commands
+    assert job.count("ESC @") == 1
+    assert job.count("GS V") == (1 if profile == "TM-T20II" else 0)
+    if profile == "TM-T20II":
+        assert job.count("GS ( k") == 5 and job.qr_payloads == [VOUCHER.link]  # model, size, level, store, print
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in job.text.replace("\n", ""))
+
+
+@pytest.mark.parametrize("locale", ["da_DK", "de_AT", "fr_BE", "hu_HU", "nl_NL", "sq_AL"])
+def test_every_language_prints_as_text_in_a_code_page(locale: str) -> None:
+    """Danish, German, French, Dutch and Albanian fit CP858/CP1252; Hungarian's ő and ű go to CP852."""
+    voucher_view = build_voucher_view(VOUCHER, locale, "Europe/Copenhagen")
+    for profile in ("TM-T20II", "POS-5890"):
+        job = parse_escpos(render_paper(voucher_view, profile), profile)
+        assert voucher_view.expires_line.replace("\u202f", "\u00a0") in job.text
+        assert voucher_view.labels["use_code"] in job.text
+        assert job.count("GS v 0") == (0 if profile == "TM-T20II" else 1)  # only the raster QR
+
+
+def test_a_line_no_code_page_holds_is_drawn_not_garbled() -> None:
+    voucher = parse_voucher({**VOUCHER.to_json(), "conditions": "漢字 coupon"})
+    job = parse_escpos(render_paper(view(voucher), "TM-T20II"))
+    assert job.count("GS v 0") == 1 and "漢" not in job.text and "?" not in job.text

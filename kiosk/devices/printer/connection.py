@@ -16,6 +16,7 @@ run them in a worker thread.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 import threading
@@ -150,6 +151,9 @@ class PrinterConnection:
                 vendor, product = (int(part, 16) for part in device.target.split(":"))
                 transport = escpos_printer.Usb(vendor, product, timeout=int(self.timeout_s * 1000), profile=self.profile)
             else:
+                if device.target.startswith("/dev/") and not os.path.exists(device.target):
+                    # Opening would create a plain file where the unplugged device node was.
+                    raise OSError(f"{device.target} does not exist")
                 transport = escpos_printer.File(device.target, profile=self.profile)
             transport.open(raise_not_found=True)
         except (OSError, EscposError, RuntimeError) as exc:
@@ -160,10 +164,15 @@ class PrinterConnection:
 
     def _close(self) -> None:
         if self._transport is not None:
-            try:
-                self._transport.close()
-            except Exception:  # closing a vanished device may fail in many ways; it is gone either way
-                pass
+            # Close the raw device first: python-escpos's own close() drains a serial port, which
+            # fails (and fails again when the object is collected) once the device has vanished.
+            raw = getattr(self._transport, "_device", None)
+            for closer in (getattr(raw, "close", None), self._transport.close):
+                try:
+                    if callable(closer):
+                        closer()
+                except Exception:  # a vanished device fails to close in many ways; it is gone
+                    pass
             self._transport = None
 
     def _query(self, transport: escpos_printer.Escpos) -> PrinterStatus:
@@ -187,9 +196,15 @@ class PrinterConnection:
         """One DLE EOT query; None when no valid status byte comes back in time."""
         transport._raw(_DLE_EOT + bytes([kind]))
         try:
-            answer = transport._read()
+            if self.device.kind == "serial":
+                answer = transport.device.read(1)  # returns on the first byte; _read() waits for 16
+            else:
+                answer = transport._read()
         except socket.timeout:
             return None
+        if not answer and self.device.kind == "network":
+            # recv() returning nothing is the peer closing the connection, not a silent printer.
+            raise ConnectionResetError("the printer closed the connection")
         if not answer:
             return None
         byte = answer[-1]

@@ -80,6 +80,11 @@ class WebScreen:
     def clients(self) -> int:
         return len(self._clients)
 
+    @property
+    def frame(self) -> dict[str, Any] | None:
+        """The frame on screen now (what a page that connects is sent first)."""
+        return self._frame
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/", self._index)
