@@ -86,6 +86,7 @@ def test_unplugged_printer_reopens_without_a_restart(attached) -> None:
     async def scenario() -> list[str]:
         outcomes = []
         await printer.print_voucher(VIEW, "job-1")
+        await asyncio.to_thread(virtual.wait_for_jobs, 1)  # pulled after the job was through
         virtual.unplug()
         for job in ("job-2", "job-3"):
             try:
