@@ -95,3 +95,16 @@ def test_a_line_no_code_page_holds_is_drawn_not_garbled() -> None:
     voucher = parse_voucher({**VOUCHER.to_json(), "conditions": "漢字 coupon"})
     job = parse_escpos(render_paper(view(voucher), "TM-T20II"))
     assert job.count("GS v 0") == 1 and "漢" not in job.text and "?" not in job.text
+
+
+def test_the_shop_logo_is_a_small_dithered_raster_above_the_name() -> None:
+    from PIL import Image
+
+    gradient = Image.linear_gradient("L").resize((300, 120)).convert("RGB")
+    plain = parse_escpos(render_paper(view(), "TM-T20II"))
+    with_logo = parse_escpos(render_paper(view(), "TM-T20II", gradient))
+    assert with_logo.count("GS v 0") == plain.count("GS v 0") + 1
+    raster = next(block for block in with_logo.blocks if block[0] == "raster")[2]
+    assert raster.height <= 96 and raster.width <= 576
+    assert set(raster.convert("L").tobytes()) <= {0, 255}  # dots only: dithered, not grey
+    assert with_logo.blocks.index(next(b for b in with_logo.blocks if b[0] == "raster")) == 0
