@@ -45,18 +45,17 @@ def summary(name: str, values: list[float]) -> str:
 
 
 def view_model_bench(rounds: int = 100) -> list[float]:
-    vouchers = [
-        parse_voucher({"code": f"SAVE-{n:05d}", "link": f"https://shop.example/redeem?code=SAVE-{n:05d}",
-                       "type": kind, "value": value, "unit": unit, "conditions": "Min. køb 200 DKK",
-                       "expires_at": "2027-03-15T12:00:00Z" if n % 2 else None,
-                       "shop": {"name": "Grøn Butik", "description": "Økologi"}})
-        for n, (kind, value, unit) in enumerate([("amount", 5000, "DKK"), ("amount", 123456, "HUF"),
-                                                 ("percentage", 15, "%"), ("gift", 1, "Tote bag")])
-    ]  # fmt: skip
+    """Every build gets a voucher with its own code and link, so no cache can help."""
+    kinds = [("amount", 5000, "DKK"), ("amount", 123456, "HUF"), ("percentage", 15, "%"), ("gift", 1, "Tote bag")]
     times = []
     for round_ in range(rounds):
-        for locale in LOCALES:
-            voucher = vouchers[round_ % len(vouchers)]
+        for index, locale in enumerate(LOCALES):
+            kind, value, unit = kinds[(round_ + index) % len(kinds)]
+            code = f"SAVE-{round_:04d}-{index}"
+            voucher = parse_voucher({"code": code, "link": f"https://shop.example/redeem?code={code}", "type": kind,
+                                     "value": value, "unit": unit, "conditions": "Min. køb 200 DKK",
+                                     "expires_at": "2027-03-15T12:00:00Z" if round_ % 2 else None,
+                                     "shop": {"name": "Grøn Butik", "description": "Økologi"}})  # fmt: skip
             started = time.perf_counter()
             view = build_screen_view(Screen(State.SHOWING_VOUCHER, voucher=voucher), locale, "Europe/Copenhagen")
             build_frame(view, seq=round_)
