@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Iterable
 
-import segno
-
 from kiosk.presentation.i18n import language_name
+from kiosk.presentation.qr import qr_svg_data_uri
 from kiosk.presentation.view import ScreenView
 
-__all__ = ["build_frame", "qr_svg_data_uri"]
-
-
-@lru_cache(maxsize=64)
-def qr_svg_data_uri(payload: str) -> str:
-    """The QR as an SVG data URI (error correction M, four-module quiet zone): sharp at any size.
-    Cached: the same voucher is drawn again for printer notices and language changes."""
-    qr = segno.make_qr(payload, error="m", boost_error=False)
-    return qr.svg_data_uri(scale=1, border=4, dark="#000", light="#fff", xmldecl=False, svgns=True)
+__all__ = ["build_frame"]
 
 
 def build_frame(
