@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.devices.printer.connection import DeviceError, PrinterDevice
+from kiosk.devices.scanner.hid_source import HidSelector
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config", "DEFAULT_CONFIG_PATH", "LOCALES", "PROFILES"]
 
@@ -73,10 +74,21 @@ class FlowSection:
 
 @dataclass(frozen=True)
 class ScannerSection:
-    type: Literal["serial", "none"] = "none"
+    #: "serial" (pyserial), "hid" (a keyboard-wedge scanner through evdev), "camera" (OpenCV), "none".
+    type: Literal["serial", "hid", "camera", "none"] = "none"
+    #: serial: a port such as /dev/serial/by-id/...; hid: usb:VID:PID, name:REGEX or an event path;
+    #: camera: a V4L2 index ("0"), a device (/dev/video0) or a video file.
     device: str = "/dev/ttyACM0"
     baud: int = 9600
     terminator: Literal["cr", "lf", "crlf", "tab", "any"] = "any"
+    #: Layout the HID scanner types in: "us", "de" or "da".
+    keymap: str = "us"
+    prefix: str = ""
+    suffix: str = ""
+    #: A code read again within this many seconds of its last sighting counts once.
+    debounce_s: float = 3.0
+    camera_size: str = "1280x720"
+    camera_fps: int = 15
 
 
 @dataclass(frozen=True)
@@ -278,6 +290,17 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError(f"printer.profile: {config.printer.profile!r} is not one of {', '.join(PROFILES)}")
     if not 1 <= config.printer.baud <= 4_000_000:
         raise ConfigError("printer.baud: must be a baud rate such as 9600 or 115200")
+    if config.scanner.keymap not in ("us", "de", "da"):
+        raise ConfigError(f"scanner.keymap: must be us, de or da, not {config.scanner.keymap!r}")
+    if config.scanner.type == "hid":
+        try:
+            HidSelector.parse(config.scanner.device)
+        except (ValueError, re.error) as exc:
+            raise ConfigError(f"scanner.device: {exc}") from None
+    if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", config.scanner.camera_size):
+        raise ConfigError(f"scanner.camera_size: must be WIDTHxHEIGHT such as 1280x720")
+    if not 1 <= config.scanner.camera_fps <= 120:
+        raise ConfigError("scanner.camera_fps: must be between 1 and 120")
     if not 1 <= config.scanner.baud <= 4_000_000:
         raise ConfigError("scanner.baud: must be a baud rate such as 9600 or 115200")
     for scheme in config.links.app_schemes:

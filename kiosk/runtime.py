@@ -13,7 +13,8 @@ from kiosk.config import Config
 from kiosk.core.flow import DroppedScan, Flow, FlowSettings
 from kiosk.devices.printer.connection import PrinterConnection
 from kiosk.devices.printer.escpos_printer import EscposPrinter
-from kiosk.devices.scanner.serial_source import SerialScanSource
+from kiosk.devices.scanner.scan_filter import ScanFilter
+from kiosk.devices.scanner.serial_source import ScanSource, SerialScanSource
 from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
@@ -21,7 +22,7 @@ from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.rezip_client import RezipClient, read_secret_file
 from kiosk.presentation.view import ScreenView
 
-__all__ = ["open_kiosk", "RunningKiosk", "NullScreen", "ISSUE_GRACE_S"]
+__all__ = ["open_kiosk", "RunningKiosk", "NullScreen", "ISSUE_GRACE_S", "make_scan_sources"]
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,30 @@ class NullScreen:
         return None
 
 
+def make_scan_sources(config: Config) -> list[ScanSource]:
+    """The configured reader, with the shared scan filter (prefix, suffix, debounce)."""
+    scanner = config.scanner
+    scan_filter = ScanFilter(prefix=scanner.prefix, suffix=scanner.suffix, debounce_s=scanner.debounce_s)
+    if scanner.type == "serial":
+        return [SerialScanSource(scanner.device, baud=scanner.baud, terminator=scanner.terminator,
+                                 scan_filter=scan_filter)]  # fmt: skip
+    if scanner.type == "hid":
+        from kiosk.devices.scanner.hid_source import HidScanSource
+
+        return [HidScanSource(scanner.device, layout=scanner.keymap, scan_filter=scan_filter)]
+    if scanner.type == "camera":
+        from kiosk.devices.scanner.camera_source import CameraScanSource
+
+        width, _, height = scanner.camera_size.partition("x")
+        return [CameraScanSource(scanner.device, size=(int(width), int(height)), fps=scanner.camera_fps,
+                                 scan_filter=scan_filter)]  # fmt: skip
+    return []
+
+
 @dataclass
 class RunningKiosk:
     app: KioskApp
-    sources: list[SerialScanSource]
+    sources: list[ScanSource]
     screen: WebScreen | NullScreen
     printer: EscposPrinter | None
 
@@ -112,13 +133,7 @@ async def open_kiosk(
         on_report=on_report,
         on_dropped=on_dropped,
     )
-    sources: list[SerialScanSource] = []
-    if with_devices and config.scanner.type == "serial":
-        sources.append(
-            SerialScanSource(
-                config.scanner.device, baud=config.scanner.baud, terminator=config.scanner.terminator
-            )
-        )
+    sources = make_scan_sources(config) if with_devices else []
     async with AsyncExitStack() as stack:
         stack.push_async_callback(client.aclose)
         if isinstance(screen, WebScreen):

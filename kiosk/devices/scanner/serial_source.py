@@ -11,13 +11,14 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 import serial
 
 from kiosk.devices.scanner.assembler import LineAssembler
+from kiosk.devices.scanner.scan_filter import ScanFilter
 
-__all__ = ["SerialScanSource", "ScanSink"]
+__all__ = ["SerialScanSource", "ScanSink", "ScanSource"]
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,26 @@ log = logging.getLogger(__name__)
 ScanSink = Callable[[str], None]
 
 
+class ScanSource(Protocol):
+    """What every reader (serial, HID, camera, I/O board) offers the kiosk."""
+
+    state: str  # "open", "missing", "closed" (shown in the kiosk's status)
+
+    @property
+    def name(self) -> str: ...
+
+    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class SerialScanSource:
     """Reads lines from a serial device and passes them to ``sink`` until stopped."""
 
     def __init__(self, device: str, *, baud: int = 9600, terminator: str = "any",
-                 reopen_interval_s: float = 1.0) -> None:  # fmt: skip
+                 scan_filter: ScanFilter | None = None, reopen_interval_s: float = 1.0) -> None:  # fmt: skip
         self.device = device
+        self.scan_filter = scan_filter or ScanFilter()
         self.baud = baud
         self.terminator = terminator
         self.reopen_interval_s = reopen_interval_s
@@ -83,4 +98,6 @@ class SerialScanSource:
             now = time.monotonic()
             lines = assembler.feed(data, now) if data else assembler.poll(now)
             for line in lines:
-                deliver(line)
+                accepted = self.scan_filter.accept(line, now)
+                if accepted is not None:
+                    deliver(accepted)

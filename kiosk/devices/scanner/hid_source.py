@@ -1,0 +1,162 @@
+"""USB HID (keyboard-wedge) scanners through python-evdev.
+
+The scanner is chosen by a selector: ``usb:VID:PID``, ``name:REGEX`` (its evdev name), or a path
+such as a udev symlink (``/dev/input/by-id/usb-...-event-kbd``). Every event node of that device is
+opened and grabbed, so its key presses never reach the screen. Key codes are translated with our
+own layout table (``KeyDecoder``). The device is looked for again every ``poll_s`` while it is
+missing, so it works again after an unplug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Iterable
+
+from kiosk.devices.scanner.assembler import LineAssembler
+from kiosk.devices.scanner.keymap import KeyDecoder
+from kiosk.devices.scanner.scan_filter import ScanFilter
+
+__all__ = ["HidScanSource", "HidSelector", "KeyEvent", "lines_from_key_events"]
+
+log = logging.getLogger(__name__)
+
+EV_KEY = 1
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    """The part of an evdev event we use (``evdev.InputEvent`` has the same attributes)."""
+
+    type: int
+    code: int
+    value: int
+
+
+@dataclass(frozen=True)
+class HidSelector:
+    kind: str  # "usb" | "name" | "path"
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> "HidSelector":
+        if text.startswith("usb:"):
+            if not re.fullmatch(r"usb:[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", text):
+                raise ValueError(f"{text!r}: expected usb:VID:PID in hexadecimal")
+            return cls("usb", text[4:].lower())
+        if text.startswith("name:"):
+            re.compile(text[5:])
+            return cls("name", text[5:])
+        return cls("path", text)
+
+    def matches(self, path: str, name: str, vendor: int, product: int) -> bool:
+        if self.kind == "usb":
+            return f"{vendor:04x}:{product:04x}" == self.value
+        if self.kind == "name":
+            return re.search(self.value, name) is not None
+        return os.path.realpath(self.value) == os.path.realpath(path)
+
+
+def lines_from_key_events(events: Iterable[KeyEvent], layout: str = "us") -> list[str]:
+    """Recorded key events → the lines they type (for tests and diagnostics)."""
+    decoder = KeyDecoder(layout)
+    assembler = LineAssembler("any", idle_flush_s=None)
+    lines: list[str] = []
+    for event in events:
+        if event.type == EV_KEY:
+            lines += assembler.feed(decoder.feed(event.code, event.value).encode("utf-8"), 0.0)
+    return lines
+
+
+class HidScanSource:
+    def __init__(self, selector: str, *, layout: str = "us", scan_filter: ScanFilter | None = None,
+                 poll_s: float = 1.0) -> None:  # fmt: skip
+        self.selector = HidSelector.parse(selector)
+        self.layout = layout
+        self.scan_filter = scan_filter or ScanFilter()
+        self.poll_s = poll_s
+        self.state = "closed"
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"hid:{self.selector.kind}:{self.selector.value}"
+
+    def start(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None]) -> None:
+        self._task = loop.create_task(self._run(sink), name=self.name)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self, sink: Callable[[str], None]) -> None:
+        import evdev  # only a kiosk with a HID scanner needs the library loaded
+
+        while True:
+            devices = [evdev.InputDevice(path) for path in evdev.list_devices()]
+            chosen = [d for d in devices if self.selector.matches(d.path, d.name, d.info.vendor, d.info.product)]
+            for device in devices:
+                if device not in chosen:
+                    device.close()
+            if not chosen:
+                if self.state != "missing":
+                    log.warning("HID scanner %s not found; looking again every %.0f s", self.name, self.poll_s)
+                self.state = "missing"
+                await asyncio.sleep(self.poll_s)
+                continue
+            try:
+                for device in chosen:
+                    device.grab()  # its keys must never type into the kiosk page
+                self.state = "open"
+                log.info("HID scanner %s open: %s", self.name, ", ".join(d.path for d in chosen))
+                await self._read(chosen, sink)
+            except OSError as exc:
+                log.warning("HID scanner %s lost (%s)", self.name, exc)
+                self.state = "missing"
+            finally:
+                for device in chosen:
+                    try:
+                        device.ungrab()
+                    except OSError:
+                        pass
+                    device.close()
+
+    async def _read(self, devices: list, sink: Callable[[str], None]) -> None:
+        decoder = KeyDecoder(self.layout)
+        assembler = LineAssembler("any", idle_flush_s=0.1)
+        queue: asyncio.Queue[KeyEvent | BaseException] = asyncio.Queue()
+
+        async def pump(events: AsyncIterator) -> None:
+            try:
+                async for event in events:
+                    queue.put_nowait(event)
+            except OSError as exc:
+                queue.put_nowait(exc)
+
+        pumps = [asyncio.get_running_loop().create_task(pump(d.async_read_loop())) for d in devices]
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), 0.05)
+                except TimeoutError:
+                    self._deliver(assembler.poll(time.monotonic()), sink)
+                    continue
+                if isinstance(event, BaseException):
+                    raise event
+                if event.type == EV_KEY:
+                    typed = decoder.feed(event.code, event.value).encode("utf-8")
+                    self._deliver(assembler.feed(typed, time.monotonic()), sink)
+        finally:
+            for task in pumps:
+                task.cancel()
+
+    def _deliver(self, lines: list[str], sink: Callable[[str], None]) -> None:
+        now = time.monotonic()
+        for line in lines:
+            accepted = self.scan_filter.accept(line, now)
+            if accepted is not None:
+                sink(accepted)

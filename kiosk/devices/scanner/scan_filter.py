@@ -1,0 +1,51 @@
+"""What every scan source does to a read before the flow sees it. Pure: time is an argument.
+
+- Strip a configured prefix and suffix (scanners can be set to add them), and an AIM symbology
+  identifier (``]Q1``), and surrounding whitespace.
+- Drop anything longer than ``max_chars``.
+- Debounce: a code read again within ``debounce_s`` of its last sighting is the same presentation
+  (a code held in front of a camera is seen in every frame), so it counts once; the window restarts
+  with each sighting. A different code is taken at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["ScanFilter"]
+
+_AIM = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
+
+
+@dataclass
+class ScanFilter:
+    prefix: str = ""
+    suffix: str = ""
+    debounce_s: float = 3.0
+    max_chars: int = 4096
+    _last_seen: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def accept(self, text: str, now: float) -> str | None:
+        """The cleaned code if it is a new presentation, else None."""
+        if len(text) > self.max_chars:
+            return None
+        cleaned = _AIM.sub("", text.strip(), count=1)
+        if self.prefix and cleaned.startswith(self.prefix):
+            cleaned = cleaned[len(self.prefix) :]
+        if self.suffix and cleaned.endswith(self.suffix):
+            cleaned = cleaned[: -len(self.suffix)]
+        cleaned = cleaned.strip()
+        if not cleaned:
+            return None
+        self._forget(now)
+        last = self._last_seen.get(cleaned)
+        self._last_seen[cleaned] = now
+        if last is not None and now - last < self.debounce_s:
+            return None
+        return cleaned
+
+    def _forget(self, now: float) -> None:
+        """Keep memory bounded: only codes still inside their window are remembered."""
+        if len(self._last_seen) > 64:
+            self._last_seen = {c: t for c, t in self._last_seen.items() if now - t < self.debounce_s}
