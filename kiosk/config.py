@@ -206,14 +206,14 @@ def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> A
             if spec.metadata.get("path") and isinstance(spec.default, Path):
                 values[key] = base / spec.default
             continue
-        value = _coerce(table[key], hints[key], dotted)
+        value = _coerce(table[key], hints[key], dotted, may_be_empty=spec.default == "")
         if spec.metadata.get("path") and value is not None:
             value = base / Path(value).expanduser()
         values[key] = value
     return cls(**values)
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
+def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin is Literal:
@@ -243,7 +243,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"{key}: must be a positive number of seconds")
         return float(value)
     if hint in (str, Path):
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not (value or may_be_empty):
             raise ConfigError(f"{key}: must be a non-empty string")
         return value
     raise ConfigError(f"{key}: unsupported type {hint!r}")  # a schema bug, not a user error
