@@ -87,6 +87,16 @@ def frame_figures(count: int) -> None:
         hits += expected in texts
     print(f"synthetic 1280x720 frames (one core): {hits}/{len(frames)} decoded, median {statistics.median(times):.1f} ms, "
           f"p95 {percentile(times, 0.95):.1f} ms")  # fmt: skip
+    empty = [cv2.GaussianBlur(np.random.default_rng(n).integers(0, 255, (720, 1280, 3), dtype=np.uint8), (0, 0), 3)
+             for n in range(30)]  # fmt: skip
+    empty_times = []
+    for frame in empty:
+        started = time.perf_counter()
+        found = decoder.decode(frame)
+        empty_times.append((time.perf_counter() - started) * 1000)
+        assert not found, "a code was found in a frame without one"
+    print(f"frames without a code (one core): median {statistics.median(empty_times):.1f} ms, "
+          f"p95 {percentile(empty_times, 0.95):.1f} ms")  # fmt: skip
     with tempfile.TemporaryDirectory() as work:
         video = Path(work) / "frames.avi"
         writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (1280, 720))

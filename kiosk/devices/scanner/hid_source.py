@@ -61,6 +61,13 @@ class HidSelector:
         return os.path.realpath(self.value) == os.path.realpath(path)
 
 
+def _with_siblings(chosen: list, devices: list) -> list:
+    """Add the other event nodes of the same physical device (same USB path in ``phys``): a
+    scanner often has a keyboard node and a consumer-control node, and either may carry keys."""
+    ports = {d.phys.rsplit("/", 1)[0] for d in chosen if d.phys}
+    return [d for d in devices if d in chosen or (d.phys and d.phys.rsplit("/", 1)[0] in ports)]
+
+
 def lines_from_key_events(events: Iterable[KeyEvent], layout: str = "us") -> list[str]:
     """Recorded key events → the lines they type (for tests and diagnostics)."""
     decoder = KeyDecoder(layout)
@@ -98,7 +105,9 @@ class HidScanSource:
 
         while True:
             devices = [evdev.InputDevice(path) for path in evdev.list_devices()]
-            chosen = [d for d in devices if self.selector.matches(d.path, d.name, d.info.vendor, d.info.product)]
+            chosen = _with_siblings(
+                [d for d in devices if self.selector.matches(d.path, d.name, d.info.vendor, d.info.product)], devices
+            )
             for device in devices:
                 if device not in chosen:
                     device.close()

@@ -9,10 +9,13 @@ installed, is a second opinion. Two modes:
   passes that saw different pixels read the same text, and when another text read by other passes
   competes for the same symbol, the one with clearly more support wins or neither does: linear
   codes misread quietly, and a wrong code is worse than none.
-- ``frame``: built for a camera's frame rate. The whole frame once (zxing downscales by itself);
-  if that finds nothing, the centre of the frame (where a customer holds the code) enlarged.
-  Frames come again 15+ times a second, so a 2-D code is taken at once and a linear code once two
-  frames agree (the scan filter's debounce does the rest).
+- ``frame``: built for a camera's frame rate. Every frame gets one fast pass over the whole frame
+  (zxing downscales by itself; no inverted or 90°-rotated search, which 2-D codes do not need).
+  When that finds nothing, one more pass from a rotating schedule runs: the enlarged centre (where
+  a customer holds the code), then a rotated search (upright linear codes turned sideways), then an
+  inverted one. Frames come 15+ times a second, so the schedule covers every variant within three
+  frames while no frame pays for all of them. A 2-D code is taken at once, a linear code once two
+  consecutive frames agree (the scan filter's debounce does the rest).
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, code)
 
 
-def _zxing(gray: np.ndarray) -> list[Decoded]:
-    results = zxingcpp.read_barcodes(gray, text_mode=zxingcpp.TextMode.Plain)
+def _zxing(gray: np.ndarray, *, rotate: bool = True, invert: bool = True) -> list[Decoded]:
+    results = zxingcpp.read_barcodes(gray, text_mode=zxingcpp.TextMode.Plain, try_rotate=rotate, try_invert=invert)
     return [Decoded(r.text, r.format.name) for r in results if r.valid]
 
 
@@ -106,6 +109,7 @@ class ImageDecoder:
         self.use_zbar = use_zbar and zbar_available()
         self.roi_share = roi_share
         self._previous_linear: set[str] = set()
+        self._frames = 0
 
     def decode(self, image: np.ndarray) -> list[Decoded]:
         gray = to_gray(image)
@@ -133,9 +137,16 @@ class ImageDecoder:
     # --- camera frames --------------------------------------------------------------------------
 
     def _frame(self, gray: np.ndarray) -> list[Decoded]:
-        results = _zxing(gray)
+        self._frames += 1
+        results = _zxing(gray, rotate=False, invert=False)
         if not results:
-            results = _zxing(_centre(gray, self.roi_share))
+            extra = self._frames % 3
+            if extra == 0:
+                results = _zxing(_centre(gray, self.roi_share), rotate=False, invert=False)
+            elif extra == 1:
+                results = _zxing(gray, rotate=True, invert=False)
+            else:
+                results = _zxing(gray, rotate=False, invert=True)
         linear = {r.text for r in results if not r.two_d}
         agreed = linear & self._previous_linear
         self._previous_linear = linear
