@@ -23,7 +23,7 @@ from kiosk.sim.virtual_scanner import VirtualScanner
 from tests.conftest import REPO, run_kiosk
 
 pytestmark = pytest.mark.integration
-CORPUS = REPO.parent / "shared" / "corpus"
+SAMPLES = REPO / "tests" / "data" / "corpus"
 
 
 async def collect(source, until: int, timeout_s: float = 10.0) -> list[str]:
@@ -181,9 +181,7 @@ def test_hid_scanner_through_uinput() -> None:  # pragma: no cover - runs where 
 
 
 def test_decode_command_on_the_corpus() -> None:
-    qr = CORPUS / "barcodes" / "qrcode" / "qrcode-1" / "1.webp"
-    ean = CORPUS / "barcodes" / "ean13" / "ean13-1" / "10.webp"
-    nothing = sorted((CORPUS / "no-barcode").rglob("*.png"))[0]
+    qr, ean, nothing = SAMPLES / "qrcode-1.webp", SAMPLES / "ean13-10.webp", SAMPLES / "no-barcode.png"
     result = run_kiosk("decode", "--json", str(qr), str(ean), str(nothing))
     assert result.returncode == 0, result.stderr
     docs = json.loads(result.stdout)
