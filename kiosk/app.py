@@ -25,6 +25,7 @@ from kiosk.core.flow import (
     PrintDone,
     PrinterChanged,
     PrintVoucher,
+    Resumed,
     Scanned,
     Show,
     StartIssuance,
@@ -102,6 +103,7 @@ class KioskApp:
         timezone: str,
         on_report: Callable[[ScanReport], None] | None = None,
         on_dropped: Callable[[DroppedScan], None] | None = None,
+        on_shown: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.flow = flow
@@ -113,6 +115,7 @@ class KioskApp:
         self.timezone = timezone
         self.on_report = on_report
         self.on_dropped = on_dropped
+        self.on_shown = on_shown
         self._clock = clock
         self._events: asyncio.Queue[tuple[Event | _LocaleChosen, float, int]] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
@@ -126,6 +129,10 @@ class KioskApp:
     def scan(self, text: str) -> None:
         """A source read a line; call on the event loop."""
         self._events.put_nowait((Scanned(text), self._clock(), 0))
+
+    def resume(self, code: str, issued: Issued) -> None:
+        """At start-up: show again a journalled voucher that was never marked shown."""
+        self._events.put_nowait((Resumed(code, issued), self._clock(), 0))
 
     def printer_changed(self, ready: bool) -> None:
         """The printer's monitor saw it become ready or stop being ready; call on the loop."""
@@ -216,6 +223,8 @@ class KioskApp:
         """Report once the result is visible (and printed), timed from the scan to the screen."""
         png = await self.screen.settled(frame)
         ms = {"total": (self._clock() - started) * 1000}
+        if concluded.key and self.on_shown is not None:
+            self.on_shown(concluded.key)  # the customer has seen it: a restart need not show it again
         if concluded.request_id in self._issue_ms:
             ms["issue"] = self._issue_ms.pop(concluded.request_id)
         report = ScanReport(

@@ -222,7 +222,7 @@ def _scan(args: argparse.Namespace) -> int:
 
     async def once() -> ScanReport:
         done: asyncio.Future[ScanReport] = asyncio.get_running_loop().create_future()
-        async with open_kiosk(config, on_report=done.set_result, with_devices=False) as kiosk:
+        async with open_kiosk(config, on_report=done.set_result, with_devices=False, background=False) as kiosk:
             kiosk.app.scan(args.code)
             return await done
 

@@ -33,6 +33,10 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PROFILES = ("TM-T20II", "POS-5890")
 
 
+#: Durations where 0 means "off".
+_ZERO_ALLOWED = {"debounce_s"}
+
+
 class ConfigError(ValueError):
     """A configuration problem, phrased as ``key: reason``."""
 
@@ -64,6 +68,25 @@ class BackendSection:
     read_timeout_s: float = 2.0
     deadline_s: float = 2.5
     ca_file: Path | None = field(default=None, metadata=_path())
+
+
+@dataclass(frozen=True)
+class OfflineSection:
+    #: Issue from cached static-pool codes when the backend cannot answer in time.
+    enabled: bool = True
+    #: Codes reserved per static pool at each top-up, and the level below which to top up.
+    reserve_per_pool: int = 20
+    watermark: int = 5
+    sync_interval_s: float = 3600.0
+    forward_interval_s: float = 10.0
+    #: Codes expiring within this many seconds are not handed out.
+    expiry_margin_s: float = 3600.0
+    #: Limits since the last successful forward, and since the backend was last heard from.
+    max_issuances: int = 100
+    max_value: dict[str, int] = field(default_factory=dict)
+    max_offline_age_s: float = 259200.0
+    #: Where the backend's bundle-signing keys are published; default: the backend's own JWKS.
+    jwks_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,12 +162,21 @@ class Config:
     screen: ScreenSection = field(default_factory=ScreenSection)
     printer: PrinterSection = field(default_factory=PrinterSection)
     links: LinksSection = field(default_factory=LinksSection)
+    offline: OfflineSection = field(default_factory=OfflineSection)
     #: Where the file was read from; relative paths in it are resolved against its folder.
     source: Path | None = None
 
     @property
     def link_schemes(self) -> frozenset[str]:
         return frozenset({"https", *self.links.app_schemes})
+
+    @property
+    def jwks_url(self) -> str:
+        return self.offline.jwks_url or self.backend.url.rstrip("/") + "/.well-known/jwks.json"
+
+    @property
+    def offline_db(self) -> Path:
+        return self.kiosk.data_dir / "offline.sqlite"
 
     @property
     def printer_device(self) -> "PrinterDevice":
@@ -206,14 +238,15 @@ def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> A
             if spec.metadata.get("path") and isinstance(spec.default, Path):
                 values[key] = base / spec.default
             continue
-        value = _coerce(table[key], hints[key], dotted, may_be_empty=spec.default == "")
+        value = _coerce(table[key], hints[key], dotted, may_be_empty=spec.default == "",
+                        may_be_zero=key in _ZERO_ALLOWED)  # fmt: skip
         if spec.metadata.get("path") and value is not None:
             value = base / Path(value).expanduser()
         values[key] = value
     return cls(**values)
 
 
-def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False) -> Any:
+def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False, may_be_zero: bool = False) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin is Literal:
@@ -226,6 +259,12 @@ def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False) -> A
         if value == "":
             return None
         return _coerce(value, inner[0], key)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in value.items()
+        ):
+            raise ConfigError(f"{key}: must be a table of whole numbers, such as {{ DKK = 50000 }}")
+        return dict(value)
     if origin is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: must be a list of strings")
@@ -239,7 +278,7 @@ def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False) -> A
             raise ConfigError(f"{key}: must be a whole number")
         return value
     if hint is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and not may_be_zero):
             raise ConfigError(f"{key}: must be a positive number of seconds")
         return float(value)
     if hint in (str, Path):
@@ -290,6 +329,9 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError(f"printer.profile: {config.printer.profile!r} is not one of {', '.join(PROFILES)}")
     if not 1 <= config.printer.baud <= 4_000_000:
         raise ConfigError("printer.baud: must be a baud rate such as 9600 or 115200")
+    for currency in config.offline.max_value:
+        if not re.fullmatch(r"[A-Z]{3}", currency):
+            raise ConfigError(f"offline.max_value: {currency!r} is not an ISO 4217 currency code")
     if config.scanner.keymap not in ("us", "de", "da"):
         raise ConfigError(f"scanner.keymap: must be us, de or da, not {config.scanner.keymap!r}")
     if config.scanner.type == "hid":

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, AsyncIterator, Callable
 
 from kiosk.app import KioskApp, ScanReport
@@ -18,7 +19,12 @@ from kiosk.devices.scanner.serial_source import ScanSource, SerialScanSource
 from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
+from kiosk.core.offline import OfflineLimits
+from kiosk.core.outcomes import Issued
 from kiosk.issuance.issuer import OnlineIssuer
+from kiosk.issuance.offline import FallbackIssuer, OfflineService
+from kiosk.issuance.offline_pools_client import OfflinePoolsClient
+from kiosk.issuance.offline_store import OfflineStore
 from kiosk.issuance.rezip_client import RezipClient, read_secret_file
 from kiosk.presentation.view import ScreenView
 
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: The flow waits this much longer than the issuer's own deadline before it gives up on an answer.
 ISSUE_GRACE_S = 1.0
+#: Of the deadline, this much is kept for the offline claim when the backend does not answer.
+OFFLINE_RESERVE_S = 0.25
 
 
 class NullScreen:
@@ -66,6 +74,8 @@ class RunningKiosk:
     sources: list[ScanSource]
     screen: WebScreen | NullScreen
     printer: EscposPrinter | None
+    store: OfflineStore
+    offline: OfflineService | None
 
     async def wait_ready(self, timeout_s: float = 5.0) -> bool:
         """Wait until every scan source has its device open (pyserial drops input sent earlier)."""
@@ -84,10 +94,12 @@ async def open_kiosk(
     on_report: Callable[[ScanReport], None] | None = None,
     on_dropped: Callable[[DroppedScan], None] | None = None,
     with_devices: bool = True,
+    background: bool = True,
 ) -> AsyncIterator[RunningKiosk]:
     """Yield a started kiosk (its event loop task and scan sources running); stop it on exit.
 
-    ``with_devices=False`` gives the issuance path alone: no screen, printer or scanner.
+    ``with_devices=False`` gives the issuance path alone: no screen, printer or scanner;
+    ``background=False`` starts no offline sync and forwarding (``kiosk scan``).
     """
     backend = config.backend
     token = read_secret_file(backend.token_file)
@@ -123,18 +135,35 @@ async def open_kiosk(
             logos=logos,
             frames_dir=config.screen.dir if config.screen.type == "png" else None,
         )
+    store = OfflineStore(config.offline_db)
+    offline: OfflineService | None = None
+    online_deadline_s = backend.deadline_s
+    if config.offline.enabled:
+        online_deadline_s = max(0.5, backend.deadline_s - OFFLINE_RESERVE_S)
+        pools = OfflinePoolsClient(client.http, backend.drop_point_location_id, jwks_url=config.jwks_url)
+        offline = OfflineService(
+            store, pools, country=config.kiosk.country,
+            limits=OfflineLimits(
+                max_issuances=config.offline.max_issuances, max_value=config.offline.max_value,
+                max_offline_age=timedelta(seconds=config.offline.max_offline_age_s),
+                expiry_margin=timedelta(seconds=config.offline.expiry_margin_s)),
+            per_pool=config.offline.reserve_per_pool, watermark=config.offline.watermark,
+            sync_interval_s=config.offline.sync_interval_s, forward_interval_s=config.offline.forward_interval_s,
+        )  # fmt: skip
     app = KioskApp(
         Flow(settings),
-        OnlineIssuer(client, deadline_s=backend.deadline_s),
+        FallbackIssuer(OnlineIssuer(client, deadline_s=online_deadline_s), store, offline),
         screen,
         printer,
         locale=config.kiosk.locale,
         timezone=config.kiosk.timezone,
         on_report=on_report,
         on_dropped=on_dropped,
+        on_shown=store.mark_shown,
     )
     sources = make_scan_sources(config) if with_devices else []
     async with AsyncExitStack() as stack:
+        stack.callback(store.close)
         stack.push_async_callback(client.aclose)
         if isinstance(screen, WebScreen):
             screen.on_locale = app.choose_locale
@@ -161,7 +190,24 @@ async def open_kiosk(
         for source in sources:
             source.start(loop, app.scan)
             stack.callback(source.stop)
-        yield RunningKiosk(app, sources, screen, printer)
+        _resume_unshown(app, store)
+        if offline is not None and background:
+            syncing = loop.create_task(offline.run(), name="offline-sync")
+            stack.push_async_callback(_cancel, syncing)
+        yield RunningKiosk(app, sources, screen, printer, store, offline)
+
+
+def _resume_unshown(app: KioskApp, store: OfflineStore) -> None:
+    """The newest journalled voucher nobody saw is shown again; older ones were superseded."""
+    unshown = store.unshown()
+    if not unshown:
+        return
+    *older, (key, packaging, source, voucher) = unshown
+    for old_key, _, _, old_voucher in older:
+        log.warning("voucher %s was never shown, and a newer one was issued since", old_voucher.code)
+        store.mark_shown(old_key)
+    log.warning("showing voucher %s again: the kiosk stopped before it was shown", voucher.code)
+    app.resume(packaging, Issued(voucher, "offline" if source == "offline" else "online", key=key))
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -30,6 +30,8 @@ __all__ = [
     "public_jwk",
     "public_key_from_jwk",
     "signature_base",
+    "sign_detached",
+    "verify_detached",
 ]
 
 ALGORITHM = "ecdsa-p384-sha384"
@@ -245,3 +247,31 @@ def _parse_byte_sequence(text: str) -> bytes:
         return base64.b64decode(text[1:-1], validate=True)
     except ValueError:
         raise SignatureError("Signature is not valid base64") from None
+
+
+def sign_detached(key: ec.EllipticCurvePrivateKey, keyid: str, body: bytes) -> str:
+    """A ``Bundle-Signature`` header value: ECDSA P-384/SHA-384 over the exact body bytes."""
+    r, s = decode_dss_signature(key.sign(body, ec.ECDSA(hashes.SHA384())))
+    raw = r.to_bytes(_COORD_BYTES, "big") + s.to_bytes(_COORD_BYTES, "big")
+    return f'keyid="{keyid}";alg="{ALGORITHM}";sig=:{base64.b64encode(raw).decode("ascii")}:'
+
+
+def verify_detached(header: str, body: bytes, keys: Mapping[str, ec.EllipticCurvePublicKey]) -> str:
+    """Check a ``Bundle-Signature`` over ``body``; return the keyid."""
+    match = re.fullmatch(r'keyid="([^"]+)";alg="([^"]+)";sig=:([A-Za-z0-9+/=]+):', header.strip())
+    if not match:
+        raise SignatureError("Bundle-Signature is malformed")
+    keyid, algorithm, encoded = match.groups()
+    if algorithm != ALGORITHM:
+        raise SignatureError(f"unsupported algorithm {algorithm}")
+    if keyid not in keys:
+        raise SignatureError(f"unknown keyid {keyid!r}")
+    raw = _parse_byte_sequence(f":{encoded}:")
+    if len(raw) != 2 * _COORD_BYTES:
+        raise SignatureError("signature has the wrong length for P-384")
+    der = encode_dss_signature(int.from_bytes(raw[:_COORD_BYTES], "big"), int.from_bytes(raw[_COORD_BYTES:], "big"))
+    try:
+        keys[keyid].verify(der, body, ec.ECDSA(hashes.SHA384()))
+    except InvalidSignature:
+        raise SignatureError("bundle signature does not match") from None
+    return keyid

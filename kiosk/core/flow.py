@@ -14,6 +14,7 @@ Rules this module keeps:
     IDLE             Scanned (valid)            ISSUING           StartIssuance, Show(issuing), StartTimer
     IDLE             Scanned (invalid)          NOTICE            Show(notice), Concluded, StartTimer
     IDLE             IssuanceDone (stale)       IDLE              LateOutcome
+    IDLE             Resumed (at start-up)      SHOWING_VOUCHER   as an issued voucher: Show, PrintVoucher, ...
     ISSUING          Scanned                    ISSUING           DroppedScan (one issuance at a time)
     ISSUING          IssuanceDone (issued)      SHOWING_VOUCHER   Show(voucher), PrintVoucher, Concluded, StartTimer
     ISSUING          IssuanceDone (no voucher)  NOTICE            Show(notice), Concluded, StartTimer
@@ -68,6 +69,7 @@ __all__ = [
     "TimerExpired",
     "PrintDone",
     "PrinterChanged",
+    "Resumed",
     "Event",
     "StartIssuance",
     "Show",
@@ -165,13 +167,21 @@ class PrintDone:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """At start-up: a journalled voucher that was never shown (the kiosk stopped before)."""
+
+    code: str
+    issued: Issued
+
+
+@dataclass(frozen=True)
 class PrinterChanged:
     """The printer became ready, or stopped being ready (paper out, cover open, unplugged)."""
 
     ready: bool
 
 
-Event = Union[Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged]
+Event = Union[Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed]
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -216,6 +226,7 @@ class Concluded:
     voucher: Voucher | None = None
     source: Source | None = None
     detail: str | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -311,7 +322,7 @@ class Flow:
                 State.SHOWING_VOUCHER,
                 screen,
                 PrintVoucher(outcome.voucher, request_id),
-                Concluded(request_id, "issued", code.value, outcome.voucher, outcome.source),
+                Concluded(request_id, "issued", code.value, outcome.voucher, outcome.source, key=outcome.key),
             )
         kind, detail = _notice_for(outcome)
         return self._enter_notice(request_id, kind, detail, code=code.value)
@@ -327,6 +338,13 @@ class Flow:
     def _late(self, event: Event) -> list[Command]:
         assert isinstance(event, IssuanceDone)
         return [LateOutcome(event.request_id, event.outcome)]
+
+    def _resume(self, event: Event) -> list[Command]:
+        """Show (and print) again a voucher the customer may never have seen."""
+        assert isinstance(event, Resumed)
+        request_id = self._new_request_id()
+        self._pending = (request_id, PackagingCode(event.code))
+        return self._issuance_done(IssuanceDone(request_id, event.issued))
 
     def _back_to_idle(self, event: Event) -> list[Command]:
         return self._enter(State.IDLE, Screen(State.IDLE))
@@ -404,6 +422,7 @@ def _notice_for(outcome: IssuanceOutcome) -> tuple[NoticeKind, str]:
 TRANSITIONS: dict[tuple[State, type], _Handler] = {
     (State.IDLE, Scanned): Flow._scan_when_ready,
     (State.IDLE, IssuanceDone): Flow._late,
+    (State.IDLE, Resumed): Flow._resume,
     (State.ISSUING, Scanned): Flow._scan_while_issuing,
     (State.ISSUING, IssuanceDone): Flow._issuance_done,
     (State.ISSUING, TimerExpired): Flow._issuance_timed_out,

@@ -26,6 +26,8 @@ class Issued:
 
     voucher: Voucher
     source: Source
+    #: The journal's idempotency key for this issuance, when it was journalled.
+    key: str | None = None
 
 
 @dataclass(frozen=True)

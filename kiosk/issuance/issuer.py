@@ -64,22 +64,23 @@ class OnlineIssuer:
         wait = self._blocked_until - self._clock()
         if wait > 0:
             return Unavailable(f"rate limited by the backend for another {wait:.0f} s")
+        key = new_idempotency_key()
         try:
             async with asyncio.timeout(self._deadline_s):
-                result = await self._client.scan(code, new_idempotency_key())
+                result = await self._client.scan(code, key)
         except TimeoutError:
             return Unavailable(f"no answer within {self._deadline_s:g} s")
         if isinstance(result, ScanRateLimited):
             self._blocked_until = self._clock() + result.retry_after_s
-        return outcome_of(result)
+        return outcome_of(result, key)
 
 
-def outcome_of(result: ScanResult) -> IssuanceOutcome:
+def outcome_of(result: ScanResult, key: str | None = None) -> IssuanceOutcome:
     """Map the client's detailed result onto what the flow distinguishes."""
     if isinstance(result, ScanAccepted):
         if result.voucher is None:
             return NoneAvailable("no voucher is available for this packaging here")
-        return Issued(result.voucher, "online")
+        return Issued(result.voucher, "online", key=key)
     if isinstance(result, ScanAlreadyReturned):
         return AlreadyReturned(result.message)
     if isinstance(result, ScanRefused):

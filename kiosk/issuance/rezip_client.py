@@ -171,6 +171,11 @@ class RezipClient:
             limits=httpx.Limits(max_keepalive_connections=2, keepalive_expiry=120.0),
         )
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The configured connection (auth, TLS, timeouts), shared with the offline-pools client."""
+        return self._http
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kiosk.core.voucher import VoucherError, parse_voucher
-from kiosk.signatures import public_jwk, sign_request
+from kiosk.signatures import public_jwk, sign_detached, sign_request
 from kiosk.sim.backend_store import (
     BackendStore,
     DuplicateReturn,
@@ -69,6 +69,9 @@ class StandInBackend:
             ("POST", shop + r"/vouchers/batches/?", self._create_batch),
             ("GET", shop + r"/vouchers/?", self._list_codes),
             ("POST", shop + r"/vouchers/?", self._add_codes),
+            ("POST", r"/drop-points/(?P<dp>[^/]+)/offline-pools/reservations", self._reserve),
+            ("DELETE", r"/drop-points/(?P<dp>[^/]+)/offline-pools/reservations/(?P<rid>[^/]+)", self._release),
+            ("POST", r"/drop-points/(?P<dp>[^/]+)/offline-issuances", self._offline_issuances),
             ("GET", r"/_sim/state", self._state),
         ]
         self.server = JsonServer(routes, host, port)
@@ -319,10 +322,83 @@ class StandInBackend:
         added = self.store.add_codes(batch["id"], codes)
         return json_reply(201, {"added": added})
 
+    # --- offline pools (our proposal; not in RE-ZIP's public API) ----------------------------------
+
+    def _kiosk_drop_point(self, request: Request) -> Any:
+        caller = self._caller(request)
+        if caller is None:
+            raise HttpError(401, "missing or unknown access token")
+        if caller[1]["kind"] not in ("kiosk", "admin"):
+            raise HttpError(403, "this token may not act for a drop point")
+        drop_point = self.store.drop_point(request.params["dp"])
+        if drop_point is None:
+            raise HttpError(404, "unknown drop point")
+        return drop_point
+
+    def _reserve(self, request: Request) -> Reply:
+        """A signed bundle of static-pool codes reserved for one drop point's offline use."""
+        drop_point = self._kiosk_drop_point(request)
+        doc = request.json_object() if request.body else {}
+        per_pool = doc.get("per_pool", 20)
+        if not isinstance(per_pool, int) or not 1 <= per_pool <= 500:
+            raise HttpError(400, "per_pool: must be a whole number from 1 to 500")
+        now = datetime.now(timezone.utc)
+        stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        expires = (now + timedelta(days=7)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        reserved = self.store.reserve(drop_point["id"], drop_point["country"], per_pool, stamp, expires)
+        pools = [p for p in self.store.pools() if any(c["pool_id"] == p.id for c in reserved["codes"])]
+        shop_ids = {p.shop_id for p in pools} | {
+            row["shop_id"] for row in self.store.read("SELECT shop_id FROM packaging_prefixes")
+        }
+        shops = {}
+        for shop_id in sorted(shop_ids):
+            shop = self.store.shop(shop_id)
+            if shop is not None:
+                shops[shop_id] = {
+                    "name": shop["name"], "description": shop["description"], "website": shop["website"],
+                    "logo_url": f"{request.origin}/shops/{shop_id}/logo" if shop["logo_png"] else None,
+                }  # fmt: skip
+        bundle = {
+            "bundle_id": reserved["id"],
+            "drop_point_id": drop_point["id"],
+            "country": drop_point["country"],
+            "issued_at": stamp,
+            "expires_at": expires,
+            "shops": shops,
+            "prefixes": {r["prefix"]: r["shop_id"] for r in self.store.read("SELECT * FROM packaging_prefixes")},
+            "pools": [{"id": p.id, "shop_id": p.shop_id, "countries": p.countries, "visibility": p.visibility}
+                      for p in pools],  # fmt: skip
+            "codes": reserved["codes"],
+        }
+        body = json.dumps(bundle, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        return Reply(201, body, headers={"Bundle-Signature": sign_detached(self._key, self.keyid, body)})
+
+    def _release(self, request: Request) -> Reply:
+        drop_point = self._kiosk_drop_point(request)
+        released = self.store.release(drop_point["id"], request.params["rid"], now_iso())
+        if released is None:
+            raise HttpError(404, "unknown reservation")
+        return json_reply(200, {"released": released})
+
+    def _offline_issuances(self, request: Request) -> Reply:
+        drop_point = self._kiosk_drop_point(request)
+        items = request.json_object().get("issuances")
+        if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("key") for i in items):
+            raise HttpError(400, "issuances: must be a list of {key, code, packaging, issued_at}")
+        results = [
+            {"key": str(item["key"]), "status": self.store.record_offline_issuance(drop_point["id"], item, now_iso())}
+            for item in items
+        ]
+        return json_reply(200, {"results": results})
+
     def _state(self, request: Request) -> Reply:
-        return json_reply(
-            200, {"plucked": self.store.plucked_codes(), "scans": self.store.scan_log()}
-        )
+        offline = self.store.offline_issuances()
+        offline_codes = {item.get("code") for item in offline}
+        return json_reply(200, {
+            "plucked": [code for code in self.store.plucked_codes() if code not in offline_codes],
+            "offline_issuances": offline,
+            "scans": self.store.scan_log(),
+        })  # fmt: skip
 
 
 def _pool_problem(doc: dict[str, Any]) -> str | None:

@@ -49,7 +49,15 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE TABLE IF NOT EXISTS vouchers (
     id TEXT PRIMARY KEY, batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
     code TEXT NOT NULL, link TEXT, plucked_at TEXT, created_at TEXT NOT NULL,
-    UNIQUE (batch_id, code)
+    reservation_id TEXT, UNIQUE (batch_id, code)
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    id TEXT PRIMARY KEY, drop_point_id TEXT NOT NULL, created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL, released_at TEXT
+);
+CREATE TABLE IF NOT EXISTS offline_issuances (
+    key TEXT PRIMARY KEY, drop_point_id TEXT NOT NULL, code TEXT NOT NULL, packaging TEXT NOT NULL,
+    issued_at TEXT, hardware_id TEXT, status TEXT NOT NULL, received_at TEXT NOT NULL, body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS returns (
     id TEXT PRIMARY KEY, barcode TEXT NOT NULL UNIQUE, shop_id TEXT NOT NULL,
@@ -128,6 +136,9 @@ class BackendStore:
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connection().executescript(_SCHEMA)
+        columns = {row["name"] for row in self.read("PRAGMA table_info(vouchers)")}
+        if "reservation_id" not in columns:  # a database from before offline reservations
+            self._connection().execute("ALTER TABLE vouchers ADD COLUMN reservation_id TEXT")
         os.chmod(path, 0o600)
 
     def _connection(self) -> sqlite3.Connection:
@@ -312,7 +323,7 @@ class BackendStore:
             rows = db.execute(
                 "SELECT v.id, v.code, v.link, b.type, b.value, b.unit, b.conditions, b.expires_at"
                 " FROM vouchers v JOIN batches b ON b.id = v.batch_id"
-                " WHERE b.pool_id = ? AND v.plucked_at IS NULL"
+                " WHERE b.pool_id = ? AND v.plucked_at IS NULL AND v.reservation_id IS NULL"
                 " AND (b.expires_at IS NULL OR b.expires_at > ?)"
                 " ORDER BY b.expires_at IS NULL, b.expires_at, v.created_at, v.code LIMIT 1",
                 (pool_id, now),
@@ -325,6 +336,97 @@ class BackendStore:
             "code": row["code"], "link": row["link"], "type": row["type"], "value": row["value"],
             "unit": row["unit"], "conditions": row["conditions"], "expires_at": row["expires_at"],
         }  # fmt: skip
+
+    # --- offline reservations ---------------------------------------------------------------------
+
+    def reserve(self, drop_point_id: str, country: str, per_pool: int, now: str, expires_at: str) -> dict[str, Any]:
+        """Reserve up to ``per_pool`` free codes of every static pool serving ``country``."""
+        reservation_id = new_ulid()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO reservations (id, drop_point_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (reservation_id, drop_point_id, now, expires_at),
+            )
+            for pool in db.execute("SELECT * FROM pools WHERE pool_type = 'static'").fetchall():
+                if country not in json.loads(pool["countries"]):
+                    continue
+                rows = db.execute(
+                    "SELECT v.id FROM vouchers v JOIN batches b ON b.id = v.batch_id"
+                    " WHERE b.pool_id = ? AND v.plucked_at IS NULL AND v.reservation_id IS NULL"
+                    " AND (b.expires_at IS NULL OR b.expires_at > ?)"
+                    " ORDER BY b.expires_at IS NULL, b.expires_at, v.created_at, v.code LIMIT ?",
+                    (pool["id"], now, per_pool),
+                ).fetchall()
+                db.executemany(
+                    "UPDATE vouchers SET reservation_id = ? WHERE id = ?", [(reservation_id, r["id"]) for r in rows]
+                )
+        codes = self.read(
+            "SELECT v.code, v.link, b.pool_id, b.type, b.value, b.unit, b.conditions, b.expires_at"
+            " FROM vouchers v JOIN batches b ON b.id = v.batch_id WHERE v.reservation_id = ? ORDER BY v.code",
+            reservation_id,
+        )
+        return {"id": reservation_id, "codes": [dict(r) for r in codes]}
+
+    def release(self, drop_point_id: str, reservation_id: str, now: str) -> int | None:
+        """Give back the codes of a reservation that were not handed out; None if unknown."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT * FROM reservations WHERE id = ? AND drop_point_id = ?", (reservation_id, drop_point_id)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE reservations SET released_at = ? WHERE id = ?", (now, reservation_id))
+            cursor = db.execute(
+                "UPDATE vouchers SET reservation_id = NULL WHERE reservation_id = ? AND plucked_at IS NULL",
+                (reservation_id,),
+            )
+            return cursor.rowcount
+
+    def record_offline_issuance(self, drop_point_id: str, item: dict[str, Any], now: str) -> str:
+        """Count one offline issuance once per key, forever; returns its status."""
+        key = str(item.get("key"))
+        with self.transaction() as db:
+            seen = db.execute("SELECT status FROM offline_issuances WHERE key = ?", (key,)).fetchone()
+            if seen is not None:
+                return "duplicate"
+            voucher = db.execute(
+                "SELECT v.id, p.shop_id FROM vouchers v JOIN batches b ON b.id = v.batch_id"
+                " JOIN pools p ON p.id = b.pool_id JOIN reservations r ON r.id = v.reservation_id"
+                " WHERE v.code = ? AND r.drop_point_id = ?",
+                (item.get("code"), drop_point_id),
+            ).fetchone()
+            if voucher is None:
+                status = "unknown_code"
+            else:
+                db.execute("UPDATE vouchers SET plucked_at = COALESCE(plucked_at, ?) WHERE id = ?",
+                           (item.get("issued_at") or now, voucher["id"]))  # fmt: skip
+                packaging = str(item.get("packaging"))
+                prefix_shop = db.execute(
+                    "SELECT shop_id FROM packaging_prefixes WHERE prefix = ?", (packaging[:4],)
+                ).fetchone()
+                try:
+                    db.execute(
+                        "INSERT INTO returns (id, barcode, shop_id, drop_point_id, hardware_id, voucher, pool_id,"
+                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                        (new_ulid(), packaging, prefix_shop["shop_id"] if prefix_shop else voucher["shop_id"],
+                         drop_point_id, item.get("hardware_id"), json.dumps({"code": item.get("code")}), now, now),
+                    )  # fmt: skip
+                    status = "accepted"
+                except sqlite3.IntegrityError:
+                    status = "duplicate_return"
+            db.execute(
+                "INSERT INTO offline_issuances (key, drop_point_id, code, packaging, issued_at, hardware_id, status,"
+                " received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, drop_point_id, str(item.get("code")), str(item.get("packaging")), item.get("issued_at"),
+                 item.get("hardware_id"), status, now, json.dumps(item, ensure_ascii=False)),
+            )  # fmt: skip
+        return status
+
+    def offline_issuances(self) -> list[dict[str, Any]]:
+        return [
+            {**json.loads(r["body"]), "status": r["status"]}
+            for r in self.read("SELECT body, status FROM offline_issuances ORDER BY received_at, key")
+        ]
 
     def plucked_codes(self) -> list[str]:
         return [r["code"] for r in self.read("SELECT code FROM vouchers WHERE plucked_at IS NOT NULL ORDER BY plucked_at, code")]

@@ -30,9 +30,9 @@ def write_kiosk_config(
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     os.chmod(token_file, 0o600)
-    # A short debounce: people typing codes into the demo repeat them on purpose.
+    # No debounce: people typing codes into the demo repeat them on purpose.
     scanner = (
-        f'type = "serial"\ndevice = "{scanner_device}"\nterminator = "any"\ndebounce_s = 0.3\n'
+        f'type = "serial"\ndevice = "{scanner_device}"\nterminator = "any"\ndebounce_s = 0\n'
         if scanner_device
         else 'type = "none"\n'
     )

@@ -15,7 +15,10 @@ from kiosk.core.flow import (
     IssuanceDone,
     LateOutcome,
     NoticeKind,
+    PrintDone,
+    PrinterChanged,
     PrintVoucher,
+    Resumed,
     Scanned,
     Show,
     StartIssuance,
@@ -214,10 +217,42 @@ def test_notice_late_result_and_timeout() -> None:
     assert flow.state is State.IDLE
 
 
-def test_table_covers_every_pair_except_idle_timer() -> None:
-    events = {Scanned, IssuanceDone, TimerExpired}
+def test_table_covers_every_pair_except_idle_timer_and_late_resumes() -> None:
+    events = {Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed}
     missing = {(state, event) for state in State for event in events} - set(TRANSITIONS)
-    assert missing == {(State.IDLE, TimerExpired)}
+    assert missing == {(State.IDLE, TimerExpired)} | {(s, Resumed) for s in State if s is not State.IDLE}
+
+
+def test_resumed_voucher_is_shown_and_printed_again() -> None:
+    flow = Flow(SETTINGS)
+    commands = flow.handle(Resumed(CODE, Issued(VOUCHER, "offline", key="k-1")))
+    assert of(commands, PrintVoucher).voucher == VOUCHER
+    concluded = of(commands, Concluded)
+    assert (concluded.status, concluded.source, concluded.key) == ("issued", "offline", "k-1")
+    assert flow.state is State.SHOWING_VOUCHER
+    with pytest.raises(FlowError):
+        flow.handle(Resumed(CODE, Issued(VOUCHER, "offline")))
+
+
+def test_print_failure_keeps_the_voucher_longer_and_the_printer_return_offers_a_reprint() -> None:
+    flow, request_id = issuing()
+    flow.handle(IssuanceDone(request_id, Issued(VOUCHER, "online")))
+    trouble = flow.handle(PrintDone(request_id, ok=False, reason="paper_out"))
+    assert of(trouble, Show).screen.printer == "trouble"
+    assert of(trouble, StartTimer).seconds == SETTINGS.voucher_display_s + SETTINGS.printer_trouble_extra_s
+    assert kinds(flow.handle(Scanned(CODE))) == [DroppedScan, StartTimer]  # printer not back: no reprint
+    back = flow.handle(PrinterChanged(ready=True))
+    assert of(back, Show).screen.printer == "back"
+    reprint = flow.handle(Scanned(CODE))
+    assert of(reprint, PrintVoucher).request_id == request_id and of(reprint, Show).screen.printer is None
+    assert kinds(flow.handle(Scanned(CODE))) == [DroppedScan, StartTimer]  # printed again only once
+    assert flow.handle(PrintDone(request_id, ok=True)) == []
+
+
+def test_print_outcomes_and_printer_changes_elsewhere_change_nothing() -> None:
+    for flow in (Flow(SETTINGS), issuing()[0], notice()):
+        assert flow.handle(PrintDone(1, ok=False, reason="x")) == []
+        assert flow.handle(PrinterChanged(ready=False)) == []
 
 
 def test_every_state_but_idle_has_a_timeout_and_every_screen_matches_its_state() -> None:

@@ -1,0 +1,297 @@
+"""The kiosk's own SQLite store: cached offline codes (from signed bundles) and the journal of every
+voucher it handed out, online or offline.
+
+Durability rules: WAL with ``synchronous=FULL``; a claim takes the write lock up front
+(``BEGIN IMMEDIATE``), marks the code, and inserts the journal row with its idempotency key, the
+packaging and the time, in one transaction that is committed before the voucher is shown or
+printed. UNIQUE constraints make a second claim of a code, a second journal row for a code, or a
+second reward for a packaging impossible, whatever crashes in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from kiosk.core.offline import CachedCode, OfflineLimits, OfflineState, choose_code, refusal
+from kiosk.core.voucher import Voucher, parse_voucher
+
+__all__ = ["OfflineStore", "Claim", "JournalEntry", "AlreadyRewarded", "utc_now"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bundles (
+    id TEXT PRIMARY KEY, body BLOB NOT NULL, signature TEXT NOT NULL, received_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL, released_at TEXT
+);
+CREATE TABLE IF NOT EXISTS codes (
+    code TEXT PRIMARY KEY, bundle_id TEXT NOT NULL REFERENCES bundles(id), shop_id TEXT NOT NULL,
+    visibility TEXT NOT NULL, countries TEXT NOT NULL, voucher TEXT NOT NULL, type TEXT NOT NULL,
+    value INTEGER NOT NULL, unit TEXT NOT NULL, expires_at TEXT, claimed_by TEXT UNIQUE
+);
+CREATE TABLE IF NOT EXISTS prefixes (prefix TEXT PRIMARY KEY, shop_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    key TEXT PRIMARY KEY, code TEXT NOT NULL UNIQUE, packaging TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL CHECK (source IN ('online', 'offline')), voucher TEXT NOT NULL,
+    created_at TEXT NOT NULL, shown_at TEXT, forwarded_at TEXT, forward_status TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class AlreadyRewarded(Exception):
+    """This kiosk already handed out a voucher for this packaging."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    voucher: Voucher
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    key: str
+    code: str
+    packaging: str
+    source: str
+    created_at: str
+    shown: bool
+    forwarded: bool
+    forward_status: str | None
+    voucher: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "code": self.code, "packaging": self.packaging, "source": self.source,
+                "created_at": self.created_at, "shown": self.shown, "forwarded": self.forwarded,
+                "forward_status": self.forward_status}  # fmt: skip
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class OfflineStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        os.chmod(path, 0o600)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- meta -----------------------------------------------------------------------------------
+
+    def meta(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row["value"] if row else None
+
+    def _set_meta(self, db: sqlite3.Connection, name: str, value: str) -> None:
+        db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def note_contact(self, backend_time: datetime | None = None) -> None:
+        """The backend answered: offline age restarts, and its signed time raises the clock floor."""
+        with self._transaction() as db:
+            self._set_meta(db, "last_contact", _iso(utc_now()))
+            if backend_time is not None:
+                floor = _parse(self.meta("clock_floor"))
+                if floor is None or backend_time > floor:
+                    self._set_meta(db, "clock_floor", _iso(backend_time))
+
+    # --- bundles --------------------------------------------------------------------------------
+
+    def import_bundle(self, bundle: dict[str, Any], body: bytes, signature: str) -> int:
+        """Store a verified bundle's codes; returns how many are new."""
+        pools = {pool["id"]: pool for pool in bundle["pools"]}
+        added = 0
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO bundles (id, body, signature, received_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (bundle["bundle_id"], body, signature, _iso(utc_now()), bundle["expires_at"]),
+            )
+            for prefix, shop_id in bundle["prefixes"].items():
+                db.execute("INSERT OR REPLACE INTO prefixes (prefix, shop_id) VALUES (?, ?)", (prefix, shop_id))
+            for item in bundle["codes"]:
+                pool = pools[item["pool_id"]]
+                shop = bundle["shops"].get(pool["shop_id"])
+                voucher = parse_voucher({**item, "shop": shop}, link_schemes=None).to_json()
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO codes (code, bundle_id, shop_id, visibility, countries, voucher, type,"
+                    " value, unit, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (item["code"], bundle["bundle_id"], pool["shop_id"], pool["visibility"],
+                     json.dumps(pool["countries"]), json.dumps(voucher, ensure_ascii=False), item["type"],
+                     item["value"], item["unit"], voucher["expires_at"]),
+                )  # fmt: skip
+                added += cursor.rowcount
+        return added
+
+    def bundles(self) -> list[sqlite3.Row]:
+        return self._db.execute("SELECT id, expires_at, released_at FROM bundles ORDER BY received_at").fetchall()
+
+    def release_bundle(self, bundle_id: str) -> int:
+        """Forget a released bundle's unclaimed codes; returns how many."""
+        with self._transaction() as db:
+            db.execute("UPDATE bundles SET released_at = ? WHERE id = ?", (_iso(utc_now()), bundle_id))
+            return db.execute("DELETE FROM codes WHERE bundle_id = ? AND claimed_by IS NULL", (bundle_id,)).rowcount
+
+    def available(self) -> list[sqlite3.Row]:
+        """Unclaimed codes per shop and visibility (for status and the top-up watermark)."""
+        return self._db.execute(
+            "SELECT shop_id, visibility, COUNT(*) AS count FROM codes WHERE claimed_by IS NULL"
+            " GROUP BY shop_id, visibility ORDER BY shop_id, visibility"
+        ).fetchall()
+
+    # --- claims and the journal -----------------------------------------------------------------
+
+    def rewarded(self, packaging: str) -> bool:
+        return self._db.execute("SELECT 1 FROM journal WHERE packaging = ?", (packaging,)).fetchone() is not None
+
+    def claim(self, packaging: str, *, country: str, limits: OfflineLimits, now: datetime,
+              expected_now: datetime | None = None) -> Claim | str:  # fmt: skip
+        """Claim a cached code for a packaging and journal it, in one durable transaction.
+
+        Returns the claim, or the reason there is none ("none_available" or a limit's name).
+        """
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM journal WHERE packaging = ?", (packaging,)).fetchone():
+                raise AlreadyRewarded(packaging)
+            shop = db.execute("SELECT shop_id FROM prefixes WHERE prefix = ?", (packaging[:4],)).fetchone()
+            rows = db.execute("SELECT * FROM codes WHERE claimed_by IS NULL").fetchall()
+            by_code = {row["code"]: row for row in rows}
+            chosen = choose_code(
+                (_cached(row) for row in rows),
+                packaging_shop=shop["shop_id"] if shop else None,
+                country=country,
+                now=now,
+                margin=limits.expiry_margin,
+            )
+            reason = refusal(self._state(db, expected_now), limits, chosen, now)
+            if reason is not None:
+                return reason
+            if chosen is None:
+                return "none_available"
+            key = str(uuid.uuid4())
+            db.execute("UPDATE codes SET claimed_by = ? WHERE code = ? AND claimed_by IS NULL", (key, chosen.code))
+            voucher_doc = by_code[chosen.code]["voucher"]
+            db.execute(
+                "INSERT INTO journal (key, code, packaging, source, voucher, created_at) VALUES (?, ?, ?, 'offline', ?, ?)",
+                (key, chosen.code, packaging, voucher_doc, _iso(now)),
+            )
+        return Claim(key, parse_voucher(json.loads(voucher_doc), link_schemes=None))
+
+    def journal_online(self, key: str, packaging: str, voucher: Voucher) -> None:
+        """Record a voucher the backend issued, before it is shown (it counts for 'one reward per
+        packaging' here, and is shown again after a crash). The backend has it: nothing to forward."""
+        stamp = _iso(utc_now())
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO journal (key, code, packaging, source, voucher, created_at, forwarded_at, forward_status)"
+                " VALUES (?, ?, ?, 'online', ?, ?, ?, 'online')",
+                (key, voucher.code, packaging, json.dumps(voucher.to_json(), ensure_ascii=False), stamp, stamp),
+            )
+
+    def mark_shown(self, key: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE journal SET shown_at = COALESCE(shown_at, ?) WHERE key = ?", (_iso(utc_now()), key))
+
+    def unshown(self) -> list[tuple[str, str, str, Voucher]]:
+        """(key, packaging, source, voucher) of journalled vouchers never marked shown, oldest first."""
+        rows = self._db.execute(
+            "SELECT key, packaging, source, voucher FROM journal WHERE shown_at IS NULL ORDER BY created_at"
+        ).fetchall()
+        return [(r["key"], r["packaging"], r["source"], parse_voucher(json.loads(r["voucher"]), link_schemes=None))
+                for r in rows]  # fmt: skip
+
+    def pending(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Offline issuances not yet accepted by the backend, as the forwarder sends them."""
+        rows = self._db.execute(
+            "SELECT key, code, packaging, created_at FROM journal WHERE source = 'offline' AND forwarded_at IS NULL"
+            " ORDER BY created_at LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [{"key": r["key"], "code": r["code"], "packaging": r["packaging"], "issued_at": r["created_at"]}
+                for r in rows]  # fmt: skip
+
+    def mark_forwarded(self, results: list[dict[str, str]]) -> None:
+        stamp = _iso(utc_now())
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE journal SET forwarded_at = ?, forward_status = ? WHERE key = ? AND forwarded_at IS NULL",
+                [(stamp, r["status"], r["key"]) for r in results],
+            )
+            self._set_meta(db, "last_forward", stamp)
+
+    def journal(self, *, pending_only: bool = False) -> list[JournalEntry]:
+        sql = "SELECT * FROM journal"
+        if pending_only:
+            sql += " WHERE source = 'offline' AND forwarded_at IS NULL"
+        rows = self._db.execute(sql + " ORDER BY created_at, key").fetchall()
+        return [
+            JournalEntry(r["key"], r["code"], r["packaging"], r["source"], r["created_at"], r["shown_at"] is not None,
+                         r["forwarded_at"] is not None, r["forward_status"], json.loads(r["voucher"]))
+            for r in rows
+        ]  # fmt: skip
+
+    def _state(self, db: sqlite3.Connection, expected_now: datetime | None) -> OfflineState:
+        since = self.meta("last_forward") or ""
+        rows = db.execute(
+            "SELECT c.type, c.unit, c.value FROM journal j JOIN codes c ON c.code = j.code"
+            " WHERE j.source = 'offline' AND j.created_at > ?",
+            (since,),
+        ).fetchall()
+        value: dict[str, int] = {}
+        for row in rows:
+            if row["type"] == "amount":
+                value[row["unit"]] = value.get(row["unit"], 0) + row["value"]
+        newest = db.execute("SELECT MAX(created_at) AS t FROM journal").fetchone()["t"]
+        floor_candidates = [t for t in (_parse(self.meta("clock_floor")), _parse(newest)) if t is not None]
+        return OfflineState(
+            issued_since_forward=len(rows),
+            value_since_forward=value,
+            last_contact=_parse(self.meta("last_contact")),
+            clock_floor=max(floor_candidates) if floor_candidates else None,
+            expected_now=expected_now,
+        )
+
+
+def _cached(row: sqlite3.Row) -> CachedCode:
+    return CachedCode(
+        code=row["code"],
+        shop_id=row["shop_id"],
+        visibility=row["visibility"],
+        countries=tuple(json.loads(row["countries"])),
+        type=row["type"],
+        value=row["value"],
+        unit=row["unit"],
+        expires_at=_parse(row["expires_at"]),
+    )
