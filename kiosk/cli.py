@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default ./demo-out)")
     demo.add_argument("--scan", nargs="+", action="extend", metavar="CODE", help="codes to scan, in order")
     demo.add_argument("--list-codes", action="store_true", help="print the sample packaging codes and exit")
+    demo.add_argument("--offline", action="store_true",
+                      help="reserve offline pools, then take the backend away: vouchers come from the cache")  # fmt: skip
     demo.set_defaults(handler=_demo)
 
     run = commands.add_parser("run", help="run the kiosk with the devices in the configuration")
@@ -79,6 +81,27 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(scan)
     scan.add_argument("--json", action="store_true", help="print the result document as JSON")
     scan.set_defaults(handler=_scan)
+
+    pools = commands.add_parser("pools", help="offline pools: sync, status, release")
+    pool_actions = pools.add_subparsers(dest="pools_command", required=True, metavar="ACTION")
+    for action, text in (("sync", "forward pending issuances, then reserve more codes for offline use"),
+                         ("status", "cached codes, bundles, pending issuances and the offline limits"),
+                         ("release", "forward pending issuances, then give every reserved code back")):  # fmt: skip
+        sub = pool_actions.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        _config_arg(sub)
+        sub.add_argument("--json", action="store_true", help="print one JSON document")
+        sub.set_defaults(handler=_pools, action=action)
+
+    journal = commands.add_parser("journal", help="the vouchers this kiosk handed out")
+    _config_arg(journal)
+    journal.add_argument("--pending", action="store_true", help="only offline issuances not yet forwarded")
+    journal.add_argument("--json", action="store_true", help="print one JSON document")
+    journal.set_defaults(handler=_journal)
+
+    sync = commands.add_parser("sync", help="forward pending offline issuances to the backend now")
+    _config_arg(sync)
+    sync.add_argument("--json", action="store_true", help="print one JSON document")
+    sync.set_defaults(handler=_sync)
 
     voucher = commands.add_parser("voucher", help="voucher tools")
     vouchers = voucher.add_subparsers(dest="voucher", required=True, metavar="ACTION")
@@ -187,7 +210,7 @@ def _demo(args: argparse.Namespace) -> int:
         list_codes(sys.stdout)
         return 0
     try:
-        return run_demo(args.out, args.scan, stdin=sys.stdin, out=sys.stdout)
+        return run_demo(args.out, args.scan, stdin=sys.stdin, out=sys.stdout, offline=args.offline)
     except SecretFileError as exc:
         raise _Failure(str(exc)) from None
 
@@ -246,6 +269,126 @@ def _scan(args: argparse.Namespace) -> int:
     if report.status != "issued":
         print(f"kiosk: scan not issued: {report.status} ({report.detail})", file=sys.stderr)
         return 1
+    return 0
+
+
+def _offline_parts(config: Config):  # type: ignore[no-untyped-def]
+    """The store and the offline service, outside a running kiosk (for the CLI)."""
+    from datetime import timedelta
+
+    from kiosk.core.offline import OfflineLimits
+    from kiosk.issuance.offline import OfflineService
+    from kiosk.issuance.offline_pools_client import OfflinePoolsClient
+    from kiosk.issuance.offline_store import OfflineStore
+    from kiosk.issuance.rezip_client import RezipClient, read_secret_file
+
+    try:
+        token = read_secret_file(config.backend.token_file)
+    except SecretFileError as exc:
+        raise _Failure(str(exc)) from None
+    backend = config.backend
+    client = RezipClient(backend.url, token, drop_point_location_id=backend.drop_point_location_id,
+                         hardware_id=config.kiosk.hardware_id, auth_scheme=backend.auth_scheme,
+                         connect_timeout_s=backend.connect_timeout_s, read_timeout_s=max(backend.read_timeout_s, 10.0),
+                         ca_file=backend.ca_file)  # fmt: skip
+    store = OfflineStore(config.offline_db)
+    limits = OfflineLimits(max_issuances=config.offline.max_issuances, max_value=config.offline.max_value,
+                           max_offline_age=timedelta(seconds=config.offline.max_offline_age_s),
+                           expiry_margin=timedelta(seconds=config.offline.expiry_margin_s))  # fmt: skip
+    service = OfflineService(store, OfflinePoolsClient(client.http, backend.drop_point_location_id,
+                                                       jwks_url=config.jwks_url),
+                             country=config.kiosk.country, limits=limits, per_pool=config.offline.reserve_per_pool,
+                             watermark=config.offline.watermark)  # fmt: skip
+    return client, store, service
+
+
+def _pools(args: argparse.Namespace) -> int:
+    import httpx
+
+    from kiosk.issuance.offline_pools_client import BundleRefused
+
+    config = _load(args.config)
+    client, store, service = _offline_parts(config)
+
+    async def act() -> dict:
+        try:
+            if args.action == "sync":
+                report = await service.sync(force=True)
+                return {"forwarded": report.forwarded, "bundle_id": report.bundle_id, "codes_added": report.codes_added}
+            if args.action == "release":
+                forwarded = await service.forward()
+                released = {}
+                for bundle in store.bundles():
+                    if bundle["released_at"] is None:
+                        released[bundle["id"]] = await service.client.release(bundle["id"])
+                        store.release_bundle(bundle["id"])
+                return {"forwarded": forwarded, "released": released}
+            return {}
+        finally:
+            await client.aclose()
+
+    try:
+        doc = asyncio.run(act())
+    except (httpx.HTTPError, BundleRefused, ValueError) as exc:
+        store.close()
+        print(f"kiosk: pools {args.action} failed: {exc}", file=sys.stderr)
+        return 1
+    doc |= {
+        "available": [dict(row) for row in store.available()],
+        "bundles": [dict(row) for row in store.bundles()],
+        "pending": len(store.pending(10**6)),
+        "last_contact": store.meta("last_contact"),
+        "last_forward": store.meta("last_forward"),
+    }
+    store.close()
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False))
+    else:
+        for name, value in doc.items():
+            print(f"{name}: {value}")
+    return 0
+
+
+def _journal(args: argparse.Namespace) -> int:
+    from kiosk.issuance.offline_store import OfflineStore
+
+    config = _load(args.config)
+    store = OfflineStore(config.offline_db)
+    entries = store.journal(pending_only=args.pending)
+    store.close()
+    docs = [{"key": e.key, "code": e.code, "packaging": e.packaging, "source": e.source, "forwarded": e.forwarded,
+             "forward_status": e.forward_status, "shown": e.shown, "created_at": e.created_at} for e in entries]  # fmt: skip
+    if args.json:
+        print(json.dumps(docs, ensure_ascii=False))
+    else:
+        for doc in docs:
+            state = "forwarded" if doc["forwarded"] else "pending"
+            print(f"{doc['created_at']} {doc['source']:7s} {doc['code']:20s} {doc['packaging']} {state}")
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    import httpx
+
+    config = _load(args.config)
+    client, store, service = _offline_parts(config)
+
+    async def forward() -> int:
+        try:
+            return await service.forward()
+        finally:
+            await client.aclose()
+
+    try:
+        forwarded = asyncio.run(forward())
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"kiosk: sync failed: {exc}; {len(store.pending(10**6))} issuances still pending", file=sys.stderr)
+        store.close()
+        return 1
+    pending = len(store.pending(10**6))
+    store.close()
+    print(json.dumps({"forwarded": forwarded, "pending": pending}) if args.json
+          else f"forwarded {forwarded}, pending {pending}")  # fmt: skip
     return 0
 
 

@@ -36,11 +36,11 @@ def list_codes(out: TextIO) -> None:
         print(f"{item['code']}  {item['note']}", file=out)
 
 
-def run_demo(out_dir: Path, scans: list[str] | None, *, stdin: TextIO, out: TextIO) -> int:
-    return asyncio.run(_demo(out_dir, scans, stdin, out))
+def run_demo(out_dir: Path, scans: list[str] | None, *, stdin: TextIO, out: TextIO, offline: bool = False) -> int:
+    return asyncio.run(_demo(out_dir, scans, stdin, out, offline))
 
 
-async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: TextIO) -> int:
+async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: TextIO, offline: bool) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("[0-9][0-9][0-9]-*"):
         old.unlink()
@@ -68,6 +68,10 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
                 if not await kiosk.wait_ready():
                     print(f"kiosk demo: the virtual scanner {scanner.path} did not open", file=out)
                     return 1
+                if offline and kiosk.offline is not None:
+                    report = await kiosk.offline.sync(force=True)
+                    server.stop()  # the backend goes away: from now on vouchers come from the cache
+                    print(f"Offline: {report.codes_added} codes cached, then the backend was stopped", file=out)
                 page = getattr(kiosk.screen, "url", "none")
                 print(f"Kiosk demo: backend {server.url}, scanner {scanner.path}, page {page}, output {out_dir}/",
                       file=out)  # fmt: skip

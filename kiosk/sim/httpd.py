@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,9 +96,21 @@ class JsonServer:
 
             do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with server._lock:
+                    server._connections.discard(self.connection)
+                super().finish()
+
             def log_message(self, format: str, *args: Any) -> None:
                 return  # the simulators report through their own output, not stderr noise
 
+        self._lock = threading.Lock()
+        self._connections: set[Any] = set()
         self._httpd = ThreadingHTTPServer((host, port), _RequestHandler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -115,8 +128,18 @@ class JsonServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        """Stop serving and drop open keep-alive connections, like a server that went away;
+        stopping twice is harmless."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread = None
         self._httpd.server_close()
+        with self._lock:
+            for connection in list(self._connections):
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def _dispatch(self, raw: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(raw.path)
