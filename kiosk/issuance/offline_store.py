@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS codes (
     visibility TEXT NOT NULL, countries TEXT NOT NULL, voucher TEXT NOT NULL, type TEXT NOT NULL,
     value INTEGER NOT NULL, unit TEXT NOT NULL, expires_at TEXT, claimed_by TEXT UNIQUE
 );
+CREATE INDEX IF NOT EXISTS codes_free ON codes (shop_id, visibility, expires_at) WHERE claimed_by IS NULL;
 CREATE TABLE IF NOT EXISTS prefixes (prefix TEXT PRIMARY KEY, shop_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
     key TEXT PRIMARY KEY, code TEXT NOT NULL UNIQUE, packaging TEXT NOT NULL UNIQUE,
@@ -186,11 +187,12 @@ class OfflineStore:
             if db.execute("SELECT 1 FROM journal WHERE packaging = ?", (packaging,)).fetchone():
                 raise AlreadyRewarded(packaging)
             shop = db.execute("SELECT shop_id FROM prefixes WHERE prefix = ?", (packaging[:4],)).fetchone()
-            rows = db.execute("SELECT * FROM codes WHERE claimed_by IS NULL").fetchall()
+            shop_id = shop["shop_id"] if shop else None
+            rows = self._candidates(db, shop_id, _iso(now + limits.expiry_margin))
             by_code = {row["code"]: row for row in rows}
             chosen = choose_code(
                 (_cached(row) for row in rows),
-                packaging_shop=shop["shop_id"] if shop else None,
+                packaging_shop=shop_id,
                 country=country,
                 now=now,
                 margin=limits.expiry_margin,
@@ -208,6 +210,21 @@ class OfflineStore:
                 (key, chosen.code, packaging, voucher_doc, _iso(now)),
             )
         return Claim(key, parse_voucher(json.loads(voucher_doc), link_schemes=None))
+
+    @staticmethod
+    def _candidates(db: sqlite3.Connection, shop_id: str | None, valid_after: str) -> list[sqlite3.Row]:
+        """The soonest-expiring unclaimed codes of each group the rules allow, so a claim reads a
+        few rows however many codes are cached; ``choose_code`` makes the decision."""
+        order = " AND (expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NULL, expires_at, code LIMIT 64"
+        own = db.execute(
+            "SELECT * FROM codes WHERE claimed_by IS NULL AND shop_id = ? AND visibility IN ('private', 'private_public')"
+            + order, (shop_id or "", valid_after),
+        ).fetchall()  # fmt: skip
+        shared = db.execute(
+            "SELECT * FROM codes WHERE claimed_by IS NULL AND shop_id != ? AND visibility IN ('public', 'private_public')"
+            + order, (shop_id or "", valid_after),
+        ).fetchall()  # fmt: skip
+        return [*own, *shared]
 
     def journal_online(self, key: str, packaging: str, voucher: Voucher) -> None:
         """Record a voucher the backend issued, before it is shown (it counts for 'one reward per
