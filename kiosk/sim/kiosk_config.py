@@ -58,6 +58,11 @@ type = "{screen_type}"
 listen = "127.0.0.1:0"
 dir = "{screen_dir}"
 
+[offline]
+# The demo world's pools are small: keep most codes for online scans.
+reserve_per_pool = 5
+watermark = 2
+
 [printer]
 type = "escpos"
 device = "{printer_device}"

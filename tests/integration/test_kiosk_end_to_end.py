@@ -69,7 +69,7 @@ def test_list_codes() -> None:
 
 def test_kiosk_run_reads_the_virtual_scanner_process(backend, tmp_path: Path) -> None:
     scanner = subprocess.Popen(
-        [*KIOSK, "sim", "scanner", "--terminator", "crlf", "--delay-ms", "1", "--start-delay", "1.5",
+        [*KIOSK, "sim", "scanner", "--terminator", "crlf", "--delay-ms", "1", "--start-delay", "4",
          "--interval", "0.5", "--hold", "30", CODES[1], CODES[4]],
         stdout=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
@@ -84,7 +84,7 @@ def test_kiosk_run_reads_the_virtual_scanner_process(backend, tmp_path: Path) ->
         record = tmp_path / "record"
         kiosk = subprocess.Popen([*KIOSK, "run", "--config", str(config), "--record", str(record)], cwd=REPO,
                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 40
         while time.monotonic() < deadline and not (record / "002-result.json").exists():
             time.sleep(0.1)
         first = json.loads((record / "001-result.json").read_text())
