@@ -19,11 +19,10 @@ from kiosk.presentation.format import format_discount
 from kiosk.presentation.qr import qr_terminal
 from kiosk.recording import Recorder
 from kiosk.runtime import open_kiosk
-from kiosk.sim.backend import StandInBackend
-from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes, seed_demo
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
 from kiosk.sim.kiosk_config import write_kiosk_config
-from kiosk.sim.shop_webhook import ShopWebhook
 from kiosk.sim.virtual_scanner import VirtualScanner
+from kiosk.sim.world import demo_world
 
 __all__ = ["run_demo", "list_codes"]
 
@@ -44,13 +43,8 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("[0-9][0-9][0-9]-*"):
         old.unlink()
-    with tempfile.TemporaryDirectory(prefix="kiosk-demo-") as work:
-        workdir = Path(work)
-        backend = StandInBackend(workdir / "backend.sqlite")
-        server = backend.serve().start()
-        webhook = ShopWebhook(server.url + "/.well-known/jwks.json")
-        webhook_server = webhook.serve().start()
-        seed_demo(backend.store, webhook.url)
+    with tempfile.TemporaryDirectory(prefix="kiosk-demo-") as work, demo_world(Path(work)) as world:
+        workdir, server = Path(work), world.server
         scanner = VirtualScanner(terminator="cr")
         config_path = write_kiosk_config(
             workdir / "kiosk.toml",
@@ -83,8 +77,6 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
                     await _await_result(results, recorder, code, interactive, out)
         finally:
             scanner.close()
-            webhook_server.stop()
-            backend.close()
     return 0
 
 

@@ -51,6 +51,7 @@ from kiosk.core.outcomes import (
     IssuanceOutcome,
     Issued,
     NoneAvailable,
+    OfflineLimited,
     Refused,
     Source,
     Unavailable,
@@ -97,6 +98,7 @@ class NoticeKind(enum.Enum):
     ALREADY_RETURNED = "already_returned"
     NONE_AVAILABLE = "none_available"
     BACKEND_TROUBLE = "backend_trouble"
+    OFFLINE_LIMIT = "offline_limit"
 
 
 Status = Literal["issued", "invalid", "already_returned", "none_available", "failed"]
@@ -106,6 +108,7 @@ _STATUS_OF_NOTICE: dict[NoticeKind, Status] = {
     NoticeKind.ALREADY_RETURNED: "already_returned",
     NoticeKind.NONE_AVAILABLE: "none_available",
     NoticeKind.BACKEND_TROUBLE: "failed",
+    NoticeKind.OFFLINE_LIMIT: "failed",
 }
 
 
@@ -416,6 +419,8 @@ def _notice_for(outcome: IssuanceOutcome) -> tuple[NoticeKind, str]:
         return NoticeKind.INVALID_CODE, outcome.message
     if isinstance(outcome, Unavailable):
         return NoticeKind.BACKEND_TROUBLE, outcome.reason
+    if isinstance(outcome, OfflineLimited):
+        return NoticeKind.OFFLINE_LIMIT, outcome.reason
     raise FlowError(f"unknown outcome {outcome!r}")
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "NoneAvailable",
     "Refused",
     "Unavailable",
+    "OfflineLimited",
     "IssuanceOutcome",
     "Source",
 ]
@@ -58,4 +59,11 @@ class Unavailable:
     reason: str
 
 
-IssuanceOutcome = Union[Issued, AlreadyReturned, NoneAvailable, Refused, Unavailable]
+@dataclass(frozen=True)
+class OfflineLimited:
+    """The backend is away and an offline limit (count, value, time offline, untrusted clock) is hit."""
+
+    reason: str
+
+
+IssuanceOutcome = Union[Issued, AlreadyReturned, NoneAvailable, Refused, Unavailable, OfflineLimited]

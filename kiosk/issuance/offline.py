@@ -20,7 +20,7 @@ import httpx
 
 from kiosk.core.codes import PackagingCode
 from kiosk.core.offline import OfflineLimits
-from kiosk.core.outcomes import AlreadyReturned, IssuanceOutcome, Issued, NoneAvailable, Unavailable
+from kiosk.core.outcomes import AlreadyReturned, IssuanceOutcome, Issued, NoneAvailable, OfflineLimited, Unavailable
 from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.offline_pools_client import BundleRefused, OfflinePoolsClient
 from kiosk.issuance.offline_store import AlreadyRewarded, OfflineStore, utc_now
@@ -164,4 +164,4 @@ class FallbackIssuer:
             return claimed
         if claimed == "none_available":
             return NoneAvailable("no offline voucher for this packaging here")
-        return Unavailable(f"offline and {claimed.replace('_', ' ')}")
+        return OfflineLimited(f"offline: {claimed.replace('_', ' ')}")

@@ -43,6 +43,8 @@ MESSAGES: dict[str, str] = {
     "notice.none_available.hint": "Your return has been counted.",
     "notice.backend_trouble": "We cannot issue a voucher right now",
     "notice.backend_trouble.hint": "Please try again in a moment.",
+    "notice.offline_limit": "No voucher can be issued while this kiosk is offline",
+    "notice.offline_limit.hint": "Please keep your packaging and return it again later.",
     "notice.printer_trouble": "The printer is not working",
     "notice.printer_trouble.hint": "Scan the QR code with your phone to keep your voucher.",
     "notice.printer_back": "The printer is working again",

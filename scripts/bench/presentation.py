@@ -27,11 +27,10 @@ from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.presentation.page import build_frame
 from kiosk.presentation.view import build_screen_view
 from kiosk.runtime import open_kiosk
-from kiosk.sim.backend import StandInBackend
-from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, seed_demo
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK
 from kiosk.sim.kiosk_config import write_kiosk_config
-from kiosk.sim.shop_webhook import ShopWebhook
 from kiosk.sim.virtual_scanner import VirtualScanner
+from kiosk.sim.world import demo_world
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -64,35 +63,24 @@ def view_model_bench(rounds: int = 100) -> list[float]:
 
 
 async def scan_to_paint_bench(scans: int) -> list[float]:
-    with tempfile.TemporaryDirectory() as work:
-        workdir = Path(work)
-        backend = StandInBackend(workdir / "backend.sqlite")
-        server = backend.serve().start()
-        webhook = ShopWebhook(server.url + "/.well-known/jwks.json")
-        webhook_server = webhook.serve().start()
-        seed_demo(backend.store, webhook.url)
-        times: list[float] = []
-        try:
-            with VirtualScanner(terminator="cr") as scanner:
-                config = load_config(write_kiosk_config(
-                    workdir / "kiosk.toml", backend_url=server.url, token=DEMO_KIOSK_TOKEN,
-                    drop_point=DROP_POINT_DK, scanner_device=scanner.path, screen_type="web"))  # fmt: skip
-                done: asyncio.Queue[tuple[ScanReport, float]] = asyncio.Queue()
-                report = lambda r: done.put_nowait((r, time.perf_counter()))  # noqa: E731
-                async with open_kiosk(config, on_report=report) as kiosk, HeadlessBrowser(800, 480) as browser:
-                    await kiosk.wait_ready()
-                    await browser.navigate(kiosk.screen.url)
-                    await browser.wait_for("document.body.dataset.state === 'idle'")
-                    for n in range(scans):
-                        started = time.perf_counter()
-                        scanner.type(f"10HS{n + 1:04d}" if n % 2 else f"20GB{n + 1:04d}")
-                        result, finished = await asyncio.wait_for(done.get(), 10)
-                        if result.status == "issued":
-                            times.append((finished - started) * 1000)
-        finally:
-            webhook_server.stop()
-            backend.close()
-        return times
+    times: list[float] = []
+    with tempfile.TemporaryDirectory() as work, demo_world(Path(work)) as world, VirtualScanner(terminator="cr") as scanner:
+        config = load_config(write_kiosk_config(
+            Path(work) / "kiosk.toml", backend_url=world.url, token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK, scanner_device=scanner.path, screen_type="web"))  # fmt: skip
+        done: asyncio.Queue[tuple[ScanReport, float]] = asyncio.Queue()
+        report = lambda r: done.put_nowait((r, time.perf_counter()))  # noqa: E731
+        async with open_kiosk(config, on_report=report) as kiosk, HeadlessBrowser(800, 480) as browser:
+            await kiosk.wait_ready()
+            await browser.navigate(kiosk.screen.url)
+            await browser.wait_for("document.body.dataset.state === 'idle'")
+            for n in range(scans):
+                started = time.perf_counter()
+                scanner.type(f"10HS{n + 1:04d}" if n % 2 else f"20GB{n + 1:04d}")
+                result, finished = await asyncio.wait_for(done.get(), 10)
+                if result.status == "issued":
+                    times.append((finished - started) * 1000)
+    return times
 
 
 def main() -> None:

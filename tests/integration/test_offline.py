@@ -254,3 +254,22 @@ def test_a_voucher_journalled_but_never_shown_is_shown_after_a_restart(proxied, 
     reports = asyncio.run(restart())
     assert [(r.status, r.voucher.code) for r in reports] == [("issued", code)]
     assert asyncio.run(restart()) == []  # marked shown: not shown a third time
+
+
+def test_an_offline_limit_gives_its_own_notice(proxied, backend, tmp_path: Path) -> None:
+    proxy, config = proxied
+    text = Path(str(config.source)).read_text().replace("watermark = 2", "watermark = 2\nmax_issuances = 1")
+    Path(str(config.source)).write_text(text)
+    limited = load_config(Path(str(config.source)))
+
+    async def scenario():
+        async with open_kiosk(limited, with_devices=False, background=False) as kiosk:
+            await kiosk.offline.sync(force=True)
+            proxy.mode = "500"
+            first, _ = await scan_once(kiosk, CODES[6])
+            second, _ = await scan_once(kiosk, CODES[7])
+            return first, second
+
+    first, second = asyncio.run(scenario())
+    assert first.status == "issued" and first.source == "offline"
+    assert second.status == "failed" and "count limit" in second.detail
