@@ -15,7 +15,6 @@ from typing import Any, Callable, Protocol
 
 from kiosk.core.flow import (
     CancelTimer,
-    Command,
     Concluded,
     DroppedScan,
     Event,

@@ -340,7 +340,7 @@ def _check_meaning(config: Config) -> None:
         except (ValueError, re.error) as exc:
             raise ConfigError(f"scanner.device: {exc}") from None
     if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", config.scanner.camera_size):
-        raise ConfigError(f"scanner.camera_size: must be WIDTHxHEIGHT such as 1280x720")
+        raise ConfigError("scanner.camera_size: must be WIDTHxHEIGHT such as 1280x720")
     if not 1 <= config.scanner.camera_fps <= 120:
         raise ConfigError("scanner.camera_fps: must be between 1 and 120")
     if not 1 <= config.scanner.baud <= 4_000_000:
