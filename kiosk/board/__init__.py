@@ -1,0 +1,1 @@
+"""The I/O board: the link protocol shared by the kiosk and the board's MicroPython firmware."""
