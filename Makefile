@@ -5,6 +5,8 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# MicroPython (WebAssembly, from npm) for the firmware's tests; npm writes this file when it installs.
+NODE_STAMP := firmware/node_modules/.package-lock.json
 
 .PHONY: demo test setup clean
 
@@ -16,11 +18,14 @@ $(STAMP): pyproject.toml scripts/setup-system hardware/system-packages.txt
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+$(NODE_STAMP): firmware/package.json firmware/package-lock.json
+	cd firmware && npm ci --no-audit --no-fund --loglevel=error
+
 demo: $(STAMP)
 	$(VENV)/bin/kiosk demo $(DEMO_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .hypothesis *.egg-info build
+	rm -rf $(VENV) firmware/node_modules demo-out .pytest_cache .hypothesis *.egg-info build
