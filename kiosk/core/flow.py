@@ -15,6 +15,14 @@ Rules this module keeps:
     IDLE             Scanned (invalid)          NOTICE            Show(notice), Concluded, StartTimer
     IDLE             IssuanceDone (stale)       IDLE              LateOutcome
     IDLE             Resumed (at start-up)      SHOWING_VOUCHER   as an issued voucher: Show, PrintVoucher, ...
+    IDLE             Scanned (valid, with a     AWAITING_DEPOSIT  Show(drop prompt), StartTimer
+                     slot sensor)
+    AWAITING_DEPOSIT DepositDetected            ISSUING           StartIssuance, Show(issuing), StartTimer
+    AWAITING_DEPOSIT TimerExpired               NOTICE            Show(deposit timeout), Concluded, StartTimer
+    AWAITING_DEPOSIT Scanned (same code)        AWAITING_DEPOSIT  DroppedScan, StartTimer; another code: as
+                                                                  from IDLE
+    AWAITING_DEPOSIT IssuanceDone (stale)       AWAITING_DEPOSIT  LateOutcome
+    other states     DepositDetected            same              nothing (no scan, no reward)
     ISSUING          Scanned                    ISSUING           DroppedScan (one issuance at a time)
     ISSUING          IssuanceDone (issued)      SHOWING_VOUCHER   Show(voucher), PrintVoucher, Concluded, StartTimer
     ISSUING          IssuanceDone (no voucher)  NOTICE            Show(notice), Concluded, StartTimer
@@ -71,6 +79,7 @@ __all__ = [
     "PrintDone",
     "PrinterChanged",
     "Resumed",
+    "DepositDetected",
     "Event",
     "StartIssuance",
     "Show",
@@ -88,6 +97,7 @@ __all__ = [
 
 class State(enum.Enum):
     IDLE = "idle"
+    AWAITING_DEPOSIT = "awaiting_deposit"
     ISSUING = "issuing"
     SHOWING_VOUCHER = "showing_voucher"
     NOTICE = "notice"
@@ -99,6 +109,7 @@ class NoticeKind(enum.Enum):
     NONE_AVAILABLE = "none_available"
     BACKEND_TROUBLE = "backend_trouble"
     OFFLINE_LIMIT = "offline_limit"
+    DEPOSIT_TIMEOUT = "deposit_timeout"
 
 
 Status = Literal["issued", "invalid", "already_returned", "none_available", "failed"]
@@ -109,6 +120,7 @@ _STATUS_OF_NOTICE: dict[NoticeKind, Status] = {
     NoticeKind.NONE_AVAILABLE: "none_available",
     NoticeKind.BACKEND_TROUBLE: "failed",
     NoticeKind.OFFLINE_LIMIT: "failed",
+    NoticeKind.DEPOSIT_TIMEOUT: "failed",
 }
 
 
@@ -137,6 +149,9 @@ class FlowSettings:
     notice_display_s: float = 6.0
     #: A voucher whose print failed stays this much longer, so the customer can scan its QR.
     printer_trouble_extra_s: float = 30.0
+    #: With a drop-slot sensor, a valid scan waits for the packaging to pass the slot first.
+    deposit_required: bool = False
+    deposit_timeout_s: float = 20.0
 
 
 # --- events ---------------------------------------------------------------------------------------
@@ -170,6 +185,11 @@ class PrintDone:
 
 
 @dataclass(frozen=True)
+class DepositDetected:
+    """The drop-slot sensor saw an item pass."""
+
+
+@dataclass(frozen=True)
 class Resumed:
     """At start-up: a journalled voucher that was never shown (the kiosk stopped before)."""
 
@@ -184,7 +204,7 @@ class PrinterChanged:
     ready: bool
 
 
-Event = Union[Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed]
+Event = Union[Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed, DepositDetected]
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -297,9 +317,36 @@ class Flow:
             )
         request_id = self._new_request_id()
         self._pending = (request_id, result)
+        if self.settings.deposit_required:
+            return self._enter(State.AWAITING_DEPOSIT, Screen(State.AWAITING_DEPOSIT, code=result.value))
         return self._enter(
             State.ISSUING, Screen(State.ISSUING, code=result.value), StartIssuance(request_id, result)
         )
+
+    def _scan_while_awaiting(self, event: Event) -> list[Command]:
+        """The same code again restarts the wait; another valid code replaces it; junk is answered."""
+        assert isinstance(event, Scanned) and self._pending is not None
+        result = normalise(event.text)
+        if isinstance(result, PackagingCode) and result.value == self._pending[1].value:
+            return [DroppedScan(event.text, "waiting for this packaging in the slot"), self._timer_for(self.state)]
+        self._pending = None
+        return self._scan_when_ready(event)
+
+    def _deposited(self, event: Event) -> list[Command]:
+        assert self._pending is not None
+        request_id, code = self._pending
+        return self._enter(State.ISSUING, Screen(State.ISSUING, code=code.value), StartIssuance(request_id, code))
+
+    def _deposit_timed_out(self, event: Event) -> list[Command]:
+        assert self._pending is not None
+        request_id, code = self._pending
+        self._pending = None
+        return self._enter_notice(request_id, NoticeKind.DEPOSIT_TIMEOUT, "no packaging passed the slot",
+                                  code=code.value)  # fmt: skip
+
+    def _unexpected_deposit(self, event: Event) -> list[Command]:
+        """Something fell through the slot without a scan first: nothing to reward."""
+        return []
 
     def _already_answered(self, code: PackagingCode) -> bool:
         """The screen already holds this code's final answer: a voucher, or 'already returned'."""
@@ -398,6 +445,7 @@ class Flow:
 
     def _timer_for(self, state: State) -> StartTimer | CancelTimer:
         seconds = {
+            State.AWAITING_DEPOSIT: self.settings.deposit_timeout_s,
             State.ISSUING: self.settings.issue_timeout_s,
             State.SHOWING_VOUCHER: self.settings.voucher_display_s,
             State.NOTICE: self.settings.notice_display_s,
@@ -428,6 +476,10 @@ TRANSITIONS: dict[tuple[State, type], _Handler] = {
     (State.IDLE, Scanned): Flow._scan_when_ready,
     (State.IDLE, IssuanceDone): Flow._late,
     (State.IDLE, Resumed): Flow._resume,
+    (State.AWAITING_DEPOSIT, Scanned): Flow._scan_while_awaiting,
+    (State.AWAITING_DEPOSIT, DepositDetected): Flow._deposited,
+    (State.AWAITING_DEPOSIT, TimerExpired): Flow._deposit_timed_out,
+    (State.AWAITING_DEPOSIT, IssuanceDone): Flow._late,
     (State.ISSUING, Scanned): Flow._scan_while_issuing,
     (State.ISSUING, IssuanceDone): Flow._issuance_done,
     (State.ISSUING, TimerExpired): Flow._issuance_timed_out,
@@ -439,4 +491,5 @@ TRANSITIONS: dict[tuple[State, type], _Handler] = {
     (State.NOTICE, TimerExpired): Flow._back_to_idle,
     **{(state, PrintDone): Flow._print_done for state in State},
     **{(state, PrinterChanged): Flow._printer_changed for state in State},
+    **{(state, DepositDetected): Flow._unexpected_deposit for state in State if state is not State.AWAITING_DEPOSIT},
 }

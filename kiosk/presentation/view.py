@@ -80,6 +80,8 @@ def build_screen_view(screen: Screen, locale: str, timezone: str) -> ScreenView:
         key = f"notice.{screen.notice.value}"
         hint = _REASON_HINTS.get(screen.reason or "", key + ".hint")
         return ScreenView(screen.state, locale, text[key], text[hint], text, notice=screen.notice.value)
+    if screen.state is State.AWAITING_DEPOSIT:
+        return ScreenView(screen.state, locale, text["drop_prompt"], screen.code, text)
     if screen.state is State.ISSUING:
         return ScreenView(screen.state, locale, text["issuing"], screen.code, text)
     return ScreenView(State.IDLE, locale, text["scan_prompt"], text["scan_hint"], text)

@@ -15,6 +15,7 @@ from kiosk.core.flow import (
     IssuanceDone,
     LateOutcome,
     NoticeKind,
+    DepositDetected,
     PrintDone,
     PrinterChanged,
     PrintVoucher,
@@ -218,9 +219,49 @@ def test_notice_late_result_and_timeout() -> None:
 
 
 def test_table_covers_every_pair_except_idle_timer_and_late_resumes() -> None:
-    events = {Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed}
+    events = {Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed, DepositDetected}
     missing = {(state, event) for state in State for event in events} - set(TRANSITIONS)
     assert missing == {(State.IDLE, TimerExpired)} | {(s, Resumed) for s in State if s is not State.IDLE}
+
+
+DEPOSIT = FlowSettings(issue_timeout_s=3.5, voucher_display_s=30, notice_display_s=6, deposit_required=True,
+                       deposit_timeout_s=15)  # fmt: skip
+
+
+def test_with_a_slot_sensor_a_valid_scan_waits_for_the_deposit_then_issues() -> None:
+    flow = Flow(DEPOSIT)
+    commands = flow.handle(Scanned(CODE))
+    assert StartIssuance not in kinds(commands)
+    assert of(commands, Show).screen.state is State.AWAITING_DEPOSIT
+    assert of(commands, StartTimer).seconds == 15
+    assert kinds(flow.handle(Scanned(CODE))) == [DroppedScan, StartTimer]  # held again: still waiting
+    commands = flow.handle(DepositDetected())
+    assert of(commands, StartIssuance).code.value == CODE and flow.state is State.ISSUING
+
+
+def test_no_deposit_in_time_is_a_notice_and_nothing_is_issued() -> None:
+    flow = Flow(DEPOSIT)
+    flow.handle(Scanned(CODE))
+    commands = flow.handle(TimerExpired())
+    assert of(commands, Show).screen.notice is NoticeKind.DEPOSIT_TIMEOUT
+    assert of(commands, Concluded).status == "failed" and StartIssuance not in kinds(commands)
+
+
+def test_another_code_while_waiting_replaces_the_first_and_junk_is_answered() -> None:
+    flow = Flow(DEPOSIT)
+    flow.handle(Scanned(CODE))
+    flow.handle(Scanned(OTHER))
+    assert flow.state is State.AWAITING_DEPOSIT and flow.screen.code == OTHER
+    assert of(flow.handle(DepositDetected()), StartIssuance).code.value == OTHER
+    flow = Flow(DEPOSIT)
+    flow.handle(Scanned(CODE))
+    assert of(flow.handle(Scanned("hello")), Show).screen.notice is NoticeKind.INVALID_CODE
+
+
+def test_a_deposit_without_a_scan_changes_nothing() -> None:
+    for flow in (Flow(DEPOSIT), showing(), notice()):
+        state = flow.state
+        assert flow.handle(DepositDetected()) == [] and flow.state is state
 
 
 def test_resumed_voucher_is_shown_and_printed_again() -> None:
