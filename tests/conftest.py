@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -69,6 +71,24 @@ def backend(tmp_path: Path) -> Iterator[BackendProcess]:
         yield process
     finally:
         process.stop()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's request handler that keeps the test output clean."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """Start a threaded HTTP server on a free loopback port; returns it and its URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
 def run_kiosk(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable, Iterator
 
 import pytest
+
+from tests.conftest import QuietHandler, serve_on_loopback
 
 from kiosk.core.codes import PackagingCode
 from kiosk.core.outcomes import AlreadyReturned, Issued, NoneAvailable, Refused, Unavailable
@@ -59,9 +60,7 @@ class ScriptedServer:
         self.requests: list[tuple[dict, dict]] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append((dict(self.headers), body))
@@ -70,13 +69,7 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.httpd, self.url = serve_on_loopback(Handler)
 
     def stop(self) -> None:
         self.httpd.shutdown()

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,7 +27,7 @@ from kiosk.runtime import open_kiosk
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
 from kiosk.sim.kiosk_config import write_kiosk_config
 from kiosk.sim.virtual_scanner import VirtualScanner
-from tests.conftest import run_kiosk
+from tests.conftest import QuietHandler, run_kiosk, serve_on_loopback
 
 pytestmark = pytest.mark.integration
 
@@ -221,7 +219,7 @@ class _LogoServer:
         self.hits: dict[str, int] = {}
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
                 body, kind = {"/good.png": (png, "image/png"), "/huge.png": (png + b"\0" * 600_000, "image/png"),
@@ -235,13 +233,7 @@ class _LogoServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.httpd, self.url = serve_on_loopback(Handler)
 
 
 def test_logos_are_checked_cached_and_never_hold_up_the_voucher(tmp_path: Path) -> None:

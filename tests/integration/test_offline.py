@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -21,7 +20,7 @@ from kiosk.issuance.offline_pools_client import Bundle, BundleRefused
 from kiosk.runtime import open_kiosk
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
 from kiosk.sim.kiosk_config import write_kiosk_config
-from tests.conftest import run_kiosk
+from tests.conftest import QuietHandler, run_kiosk, serve_on_loopback
 
 pytestmark = pytest.mark.integration
 CODES = [item["code"] for item in sample_codes()]
@@ -35,10 +34,7 @@ class FaultProxy:
         self.scans = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
+        class Handler(QuietHandler):
             def _relay(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path == "/me/packaging/scan" and outer.mode != "pass":
@@ -56,13 +52,7 @@ class FaultProxy:
 
             do_GET = do_POST = do_DELETE = _relay
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.httpd, self.url = serve_on_loopback(Handler)
 
     def fault(self, handler: BaseHTTPRequestHandler) -> None:
         def reply(status: int, body: bytes, headers: dict | None = None, length: int | None = None) -> None:
