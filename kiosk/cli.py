@@ -483,7 +483,8 @@ def _decode(args: argparse.Namespace) -> int:
 def _printer_test(args: argparse.Namespace) -> int:
     import socket
 
-    from kiosk.devices.printer.connection import DeviceError, PrinterConnection, PrinterDevice
+    from kiosk.devices.printer.connection import PrinterConnection
+    from kiosk.devices.printer.device import DeviceError, PrinterDevice
     from kiosk.presentation.paper import TestTicket, render_test_ticket
 
     config_path = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)

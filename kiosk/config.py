@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kiosk.devices.printer.connection import DeviceError, PrinterDevice
+from kiosk.devices.printer.device import DeviceError, PrinterDevice
 from kiosk.devices.scanner.hid_source import HidSelector
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config", "DEFAULT_CONFIG_PATH", "LOCALES", "PROFILES"]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from kiosk.core.voucher import Shop, parse_voucher
-from kiosk.devices.printer.connection import PrinterConnection, PrinterDevice, PrintError
+from kiosk.devices.printer.connection import PrinterConnection, PrintError
+from kiosk.devices.printer.device import PrinterDevice
 from kiosk.devices.printer.escpos_printer import EscposPrinter
 from kiosk.presentation.paper import render_paper
 from kiosk.presentation.view import build_voucher_view

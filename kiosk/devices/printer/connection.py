@@ -1,14 +1,7 @@
 """One ESC/POS printer over one of python-escpos's transports, with its real-time status.
 
-Devices are named the same way in the configuration and on the command line:
-
-    /dev/usb/lp0, ./out.bin          a file or character device (write only)
-    serial:/dev/serial/by-id/...     a serial port (pyserial), baud from the configuration
-    tcp://192.0.2.10:9100            a network printer (raw TCP, port 9100 by default)
-    usb:04b8:0e15                    a USB printer by vendor and product id (pyusb)
-
-A connection opens lazily and closes itself after any failure, so an unplugged printer is simply
-reopened by the next status query or job. Where the transport can read back (serial, network, USB),
+Devices are named as ``kiosk.devices.printer.device`` describes. A connection opens lazily and
+closes itself after any failure, so an unplugged printer is simply reopened by the next status query or job. Where the transport can read back (serial, network, USB),
 the status comes from DLE EOT 1, 2 and 4 (printer, offline cause, paper sensor). Blocking calls:
 run them in a worker thread.
 """
@@ -17,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -26,16 +18,14 @@ from typing import Literal
 from escpos import printer as escpos_printer
 from escpos.exceptions import Error as EscposError
 
-__all__ = ["PrinterDevice", "PrinterStatus", "PrinterConnection", "PrintError", "DeviceError"]
+from kiosk.devices.printer.device import PrinterDevice
+
+__all__ = ["PrinterStatus", "PrinterConnection", "PrintError"]
 
 log = logging.getLogger(__name__)
 
 _DLE_EOT = b"\x10\x04"
 StatusState = Literal["ready", "paper_out", "cover_open", "offline", "error", "unplugged"]
-
-
-class DeviceError(ValueError):
-    """A printer device name that cannot be understood."""
 
 
 class PrintError(OSError):
@@ -45,40 +35,6 @@ class PrintError(OSError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
-
-
-@dataclass(frozen=True)
-class PrinterDevice:
-    kind: Literal["file", "serial", "network", "usb"]
-    target: str
-    port: int = 9100
-    baud: int = 9600
-
-    @classmethod
-    def parse(cls, text: str, *, baud: int = 9600) -> "PrinterDevice":
-        if text.startswith("tcp://"):
-            match = re.fullmatch(r"tcp://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?/?", text)
-            if not match:
-                raise DeviceError(f"{text!r}: expected tcp://HOST:PORT")
-            return cls("network", match.group(1).strip("[]"), int(match.group(2) or 9100), baud)
-        if text.startswith("usb:"):
-            if not re.fullmatch(r"usb:[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", text):
-                raise DeviceError(f"{text!r}: expected usb:VID:PID in hexadecimal, such as usb:04b8:0e15")
-            return cls("usb", text[4:].lower(), baud=baud)
-        if text.startswith("serial:"):
-            return cls("serial", text[7:], baud=baud)
-        if not text:
-            raise DeviceError("the printer device is empty")
-        return cls("file", text, baud=baud)
-
-    @property
-    def readable(self) -> bool:
-        """Whether the printer can answer status queries over this transport."""
-        return self.kind != "file"
-
-    def __str__(self) -> str:
-        return {"file": self.target, "serial": f"serial:{self.target}", "network": f"tcp://{self.target}:{self.port}",
-                "usb": f"usb:{self.target}"}[self.kind]  # fmt: skip
 
 
 @dataclass(frozen=True)
