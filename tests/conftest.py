@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -89,6 +90,15 @@ def serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingH
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+async def wait_until(condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``condition`` on the event loop until it holds; fail the test if it never does."""
+    for _ in range(int(timeout_s / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
 
 
 def run_kiosk(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

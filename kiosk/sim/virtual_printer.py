@@ -17,7 +17,7 @@ import threading
 import time
 import tty
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from kiosk.devices.printer.escpos_reader import PaperJob, parse_escpos
 
@@ -161,34 +161,26 @@ class VirtualPrinter:
 
     def _serve(self, connection: socket.socket) -> None:
         with connection:
-            while True:
-                try:
-                    chunk = connection.recv(65536)
-                except OSError:
-                    return
+            self._pump(lambda: connection.recv(65536), connection.sendall)
+
+    def _read_pty(self, master: int) -> None:
+        def read() -> bytes | None:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            return os.read(master, 65536) if ready else None
+
+        self._pump(read, lambda answer: os.write(master, answer))
+
+    def _pump(self, read: Callable[[], bytes | None], write: Callable[[bytes], object]) -> None:
+        """Take chunks off the line until it closes (``read`` gives None when nothing came)."""
+        while not self._stop.is_set():
+            try:
+                chunk = read()
+                if chunk is None:
+                    continue
                 if not chunk:
                     return
                 answer = self._take(chunk)
                 if answer:
-                    try:
-                        connection.sendall(answer)
-                    except OSError:
-                        return
-
-    def _read_pty(self, master: int) -> None:
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([master], [], [], 0.2)
-                if not ready:
-                    continue
-                chunk = os.read(master, 65536)
-            except (OSError, ValueError):
+                    write(answer)
+            except (OSError, ValueError):  # the line was closed: unplugged
                 return
-            if not chunk:
-                return
-            answer = self._take(chunk)
-            if answer:
-                try:
-                    os.write(master, answer)
-                except OSError:
-                    return

@@ -16,7 +16,7 @@ from kiosk.devices.printer.escpos_printer import EscposPrinter
 from kiosk.presentation.paper import render_paper
 from kiosk.presentation.view import build_voucher_view
 from kiosk.sim.virtual_printer import VirtualPrinter
-from tests.conftest import run_kiosk
+from tests.conftest import run_kiosk, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -186,13 +186,6 @@ def test_kiosk_keeps_the_voucher_when_printing_fails_and_reprints_once_when_the_
         tmp_path / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK,
         printer_device=f"tcp://127.0.0.1:{port}", screen_type="web"))  # fmt: skip
     reports = []
-
-    async def wait_until(condition, timeout_s: float = 5.0) -> None:
-        for _ in range(int(timeout_s / 0.02)):
-            if condition():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("condition not met in time")
 
     async def scenario() -> list:
         notices = []

@@ -20,7 +20,7 @@ from kiosk.devices.scanner.scan_filter import ScanFilter
 from kiosk.devices.scanner.serial_source import SerialScanSource
 from kiosk.sim.camera_frames import label_frame, synthetic_frames
 from kiosk.sim.virtual_scanner import VirtualScanner
-from tests.conftest import REPO, run_kiosk
+from tests.conftest import REPO, run_kiosk, wait_until
 
 pytestmark = pytest.mark.integration
 SAMPLES = REPO / "tests" / "data" / "corpus"
@@ -91,19 +91,19 @@ def test_serial_scanner_unplugged_and_plugged_back_in(tmp_path: Path) -> None:
         source = SerialScanSource(str(link), reopen_interval_s=0.1, scan_filter=ScanFilter(debounce_s=0))
         source.start(asyncio.get_running_loop(), seen.append)
         try:
-            await wait(lambda: source.state == "open")
+            await wait_until(lambda: source.state == "open")
             first.type("10HS0001")
-            await wait(lambda: seen == ["10HS0001"])
+            await wait_until(lambda: seen == ["10HS0001"])
             first.close()
             link.unlink()
-            await wait(lambda: source.state == "missing")
+            await wait_until(lambda: source.state == "missing")
             states.append(source.state)
             second = VirtualScanner(terminator="cr")
             link.symlink_to(second.path)
-            await wait(lambda: source.state == "open")
+            await wait_until(lambda: source.state == "open")
             states.append(source.state)
             second.type("10HS0002")
-            await wait(lambda: len(seen) == 2)
+            await wait_until(lambda: len(seen) == 2)
             second.close()
         finally:
             source.stop()
@@ -111,14 +111,6 @@ def test_serial_scanner_unplugged_and_plugged_back_in(tmp_path: Path) -> None:
 
     seen, states = asyncio.run(scenario())
     assert seen == ["10HS0001", "10HS0002"] and states == ["missing", "open"]
-
-
-async def wait(condition, timeout_s: float = 5.0) -> None:
-    for _ in range(int(timeout_s / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("timed out")
 
 
 def test_garbage_on_the_serial_line_never_reaches_the_backend(backend, tmp_path: Path) -> None:
@@ -144,7 +136,7 @@ def test_garbage_on_the_serial_line_never_reaches_the_backend(backend, tmp_path:
                 os.write(scanner._master, b"\r\x00\x1b[2J\xff\xfe\r5701234567899\r")  # controls, non-UTF-8, an EAN
                 await asyncio.sleep(1.0)
                 scanner.type(code)
-                await wait(lambda: any(r.code == code for r in reports), 10)
+                await wait_until(lambda: any(r.code == code for r in reports), 10)
         return reports
 
     reports = asyncio.run(scenario())
@@ -166,14 +158,14 @@ def test_hid_scanner_through_uinput() -> None:  # pragma: no cover - runs where 
             source = HidScanSource("name:^kiosk-test-scanner$", scan_filter=ScanFilter(debounce_s=0), poll_s=0.1)
             seen: list[str] = []
             source.start(asyncio.get_running_loop(), seen.append)
-            await wait(lambda: source.state == "open")
+            await wait_until(lambda: source.state == "open")
             for key in ("KEY_1", "KEY_0", "KEY_LEFTSHIFT", "KEY_H", "KEY_S", "KEY_LEFTSHIFT", "KEY_4", "KEY_2", "KEY_ENTER"):
                 code = ecodes.ecodes[key]
                 device.write(ecodes.EV_KEY, code, 1)
                 if key != "KEY_LEFTSHIFT":
                     device.write(ecodes.EV_KEY, code, 0)
                 device.syn()
-            await wait(lambda: seen)
+            await wait_until(lambda: seen)
             source.stop()
             return seen
 
