@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol
 from kiosk.core.flow import (
     CancelTimer,
     Concluded,
+    DepositDetected,
     DroppedScan,
     Event,
     Flow,
@@ -26,6 +27,7 @@ from kiosk.core.flow import (
     PrintVoucher,
     Resumed,
     Scanned,
+    Screen,
     Show,
     StartIssuance,
     StartTimer,
@@ -103,6 +105,7 @@ class KioskApp:
         on_report: Callable[[ScanReport], None] | None = None,
         on_dropped: Callable[[DroppedScan], None] | None = None,
         on_shown: Callable[[str], None] | None = None,
+        on_screen: Callable[[Screen], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.flow = flow
@@ -115,6 +118,7 @@ class KioskApp:
         self.on_report = on_report
         self.on_dropped = on_dropped
         self.on_shown = on_shown
+        self.on_screen = on_screen
         self._clock = clock
         self._events: asyncio.Queue[tuple[Event | _LocaleChosen, float, int]] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
@@ -136,6 +140,10 @@ class KioskApp:
     def printer_changed(self, ready: bool) -> None:
         """The printer's monitor saw it become ready or stop being ready; call on the loop."""
         self._events.put_nowait((PrinterChanged(ready), self._clock(), 0))
+
+    def deposit_detected(self) -> None:
+        """The drop-slot sensor saw packaging pass; call on the loop."""
+        self._events.put_nowait((DepositDetected(), self._clock(), 0))
 
     def choose_locale(self, locale: str) -> None:
         """A customer picked a language on the screen; it holds until the screen is idle again."""
@@ -176,6 +184,8 @@ class KioskApp:
             elif isinstance(command, Show):
                 view = build_screen_view(command.screen, self.locale, self.timezone)
                 frame = await self.screen.show(view)
+                if self.on_screen is not None:
+                    self.on_screen(command.screen)
             elif isinstance(command, PrintVoucher):
                 printing = self._spawn(self._print(command))
             elif isinstance(command, StartTimer):

@@ -148,6 +148,20 @@ class PrinterSection:
 
 
 @dataclass(frozen=True)
+class BoardSection:
+    #: "serial" for the MicroPython I/O board (scanner module, drop-slot sensor, lights, buzzer) on
+    #: ``device``, "none" without one.
+    type: Literal["serial", "none"] = "none"
+    #: The board's data port (its second USB CDC port, or a UART); prefer /dev/kiosk-board (udev).
+    device: str = "/dev/kiosk-board"
+    baud: int = 115200
+    #: A drop-slot sensor is fitted: a voucher is issued only once the packaging passed the slot.
+    slot_sensor: bool = False
+    #: Seconds the customer has to drop the packaging after scanning it.
+    deposit_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True)
 class LinksSection:
     #: Custom app schemes (``myshopapp``) allowed in voucher links besides https.
     app_schemes: list[str] = field(default_factory=list)
@@ -162,6 +176,7 @@ class Config:
     screen: ScreenSection = field(default_factory=ScreenSection)
     printer: PrinterSection = field(default_factory=PrinterSection)
     links: LinksSection = field(default_factory=LinksSection)
+    board: BoardSection = field(default_factory=BoardSection)
     offline: OfflineSection = field(default_factory=OfflineSection)
     #: Where the file was read from; relative paths in it are resolved against its folder.
     source: Path | None = None
@@ -332,6 +347,8 @@ def _check_meaning(config: Config) -> None:
     for currency in config.offline.max_value:
         if not re.fullmatch(r"[A-Z]{3}", currency):
             raise ConfigError(f"offline.max_value: {currency!r} is not an ISO 4217 currency code")
+    if config.board.slot_sensor and config.board.type == "none":
+        raise ConfigError("board.slot_sensor: the drop-slot sensor is read by the I/O board; set board.type")
     if config.scanner.keymap not in ("us", "de", "da"):
         raise ConfigError(f"scanner.keymap: must be us, de or da, not {config.scanner.keymap!r}")
     if config.scanner.type == "hid":

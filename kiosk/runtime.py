@@ -11,7 +11,9 @@ from typing import Any, AsyncIterator, Callable
 
 from kiosk.app import KioskApp, ScanReport
 from kiosk.config import Config
-from kiosk.core.flow import DroppedScan, Flow, FlowSettings
+from kiosk.board.signals import signals_for
+from kiosk.core.flow import DroppedScan, Flow, FlowSettings, Screen, State
+from kiosk.devices.board.io_board import IoBoard
 from kiosk.devices.printer.connection import PrinterConnection
 from kiosk.devices.printer.escpos_printer import EscposPrinter
 from kiosk.devices.scanner.scan_filter import ScanFilter
@@ -49,23 +51,27 @@ class NullScreen:
 
 
 def make_scan_sources(config: Config) -> list[ScanSource]:
-    """The configured reader, with the shared scan filter (prefix, suffix, debounce)."""
+    """The configured reader and the I/O board (whose scanner module is a reader too), sharing one
+    scan filter (prefix, suffix, debounce): one code seen by both counts once."""
     scanner = config.scanner
     scan_filter = ScanFilter(prefix=scanner.prefix, suffix=scanner.suffix, debounce_s=scanner.debounce_s)
+    sources: list[ScanSource] = []
     if scanner.type == "serial":
-        return [SerialScanSource(scanner.device, baud=scanner.baud, terminator=scanner.terminator,
-                                 scan_filter=scan_filter)]  # fmt: skip
-    if scanner.type == "hid":
+        sources.append(SerialScanSource(scanner.device, baud=scanner.baud, terminator=scanner.terminator,
+                                        scan_filter=scan_filter))  # fmt: skip
+    elif scanner.type == "hid":
         from kiosk.devices.scanner.hid_source import HidScanSource
 
-        return [HidScanSource(scanner.device, layout=scanner.keymap, scan_filter=scan_filter)]
-    if scanner.type == "camera":
+        sources.append(HidScanSource(scanner.device, layout=scanner.keymap, scan_filter=scan_filter))
+    elif scanner.type == "camera":
         from kiosk.devices.scanner.camera_source import CameraScanSource
 
         width, _, height = scanner.camera_size.partition("x")
-        return [CameraScanSource(scanner.device, size=(int(width), int(height)), fps=scanner.camera_fps,
-                                 scan_filter=scan_filter)]  # fmt: skip
-    return []
+        sources.append(CameraScanSource(scanner.device, size=(int(width), int(height)), fps=scanner.camera_fps,
+                                        scan_filter=scan_filter))  # fmt: skip
+    if config.board.type == "serial":
+        sources.append(IoBoard(config.board.device, baud=config.board.baud, scan_filter=scan_filter))
+    return sources
 
 
 @dataclass
@@ -118,6 +124,8 @@ async def open_kiosk(
         issue_timeout_s=backend.deadline_s + ISSUE_GRACE_S,
         voucher_display_s=config.flow.voucher_display_s,
         notice_display_s=config.flow.notice_display_s,
+        deposit_required=config.board.slot_sensor,
+        deposit_timeout_s=config.board.deposit_timeout_s,
     )
     logos = LogoCache(config.kiosk.data_dir / "logos")
     printer: EscposPrinter | None = None
@@ -162,6 +170,11 @@ async def open_kiosk(
         on_shown=store.mark_shown,
     )
     sources = make_scan_sources(config) if with_devices else []
+    boards = [source for source in sources if isinstance(source, IoBoard)]
+    for board in boards:
+        board.on_deposit = app.deposit_detected
+    if boards:
+        app.on_screen = _board_signals(boards)
     async with AsyncExitStack() as stack:
         stack.callback(store.close)
         stack.push_async_callback(client.aclose)
@@ -195,6 +208,19 @@ async def open_kiosk(
             syncing = loop.create_task(offline.run(), name="offline-sync")
             stack.push_async_callback(_cancel, syncing)
         yield RunningKiosk(app, sources, screen, printer, store, offline)
+
+
+def _board_signals(boards: list[IoBoard]) -> Callable[[Screen], None]:
+    """Lights and buzzer follow what the screen shows."""
+    previous: list[State | None] = [None]
+
+    def show(screen: Screen) -> None:
+        signals = signals_for(previous[0], screen)
+        previous[0] = screen.state
+        for board in boards:
+            board.signal(signals)
+
+    return show
 
 
 def _resume_unshown(app: KioskApp, store: OfflineStore) -> None:

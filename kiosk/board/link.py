@@ -130,14 +130,16 @@ class Sender:
     def __init__(self, retry_after=0.2, max_tries=5):
         self.retry_after = retry_after
         self.max_tries = max_tries
-        self._seq = 0
+        self.seq = 0
         self._unacked = {}  # seq -> [frame, sent_at, tries]
 
-    def send(self, kind, body, now):
-        """The frame to write now; it is kept until acknowledged."""
-        self._seq = (self._seq + 1) & 0xFF
-        frame = encode_frame(kind, self._seq, body)
-        self._unacked[self._seq] = [frame, now, 1]
+    def send(self, kind, body, now, reliable=True):
+        """The frame to write now; a reliable one is kept until acknowledged (a heartbeat is not:
+        the next one says the same)."""
+        self.seq = (self.seq + 1) & 0xFF
+        frame = encode_frame(kind, self.seq, body)
+        if reliable:
+            self._unacked[self.seq] = [frame, now, 1]
         return frame
 
     def acknowledged(self, seq):
@@ -160,6 +162,26 @@ class Sender:
     @property
     def pending(self):
         return len(self._unacked)
+
+
+class Receiver:
+    """Drops repeats: a retransmission whose ACK was lost arrives a second time with the same
+    sequence number. The last ``window`` numbers are remembered; a HELLO starts afresh, as the other
+    side has restarted its numbering."""
+
+    def __init__(self, window=32):
+        self.window = window
+        self._seen = []
+
+    def is_new(self, kind, seq):
+        if kind == HELLO:
+            self._seen = []
+        if seq in self._seen:
+            return False
+        self._seen.append(seq)
+        if len(self._seen) > self.window:
+            self._seen.pop(0)
+        return True
 
 
 def ack_frame(seq):

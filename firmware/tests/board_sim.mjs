@@ -1,0 +1,77 @@
+// The I/O board simulator: runs the firmware's main.py under real MicroPython (the WebAssembly
+// port) with the fake `machine` module of ../sim, until the board halts.
+// Usage: node board_sim.mjs ROOT_DIR
+//   ROOT_DIR holds the board's files as they would be on its flash (main.py, version.json, ...).
+// stdin, one JSON object per line:   {"uart": ID, "hex": "..."}  bytes arriving on a UART
+//                                    {"pin": ID, "level": 0|1}   the outside world drives a pin
+//                                    {"uart_fail": ID, "text": "..."}  reads from a UART raise
+// stdout, one JSON object per line:  {"uart": ID, "hex": "..."} bytes the board wrote, {"pwm": PIN,
+//   "duty"|"freq": N}, {"pin": ID, "level": N}, {"log": "..."}, {"reset": "watchdog"|...}.
+import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+
+const root = process.argv[2];
+if (!root) {
+  console.error("usage: node board_sim.mjs ROOT_DIR");
+  process.exit(2);
+}
+const say = (event) => process.stdout.write(JSON.stringify(event) + "\n");
+let watchdog = null; // {timeout, fedAt}
+const halt = (code) => process.exit(code);
+
+const mp = await loadMicroPython({
+  stdout: (text) => say({ log: text }),
+  stderr: (text) => say({ log: text, stream: "stderr" }),
+});
+mp.registerJsModule("simhw", {
+  emit: (json) => process.stdout.write(json + "\n"),
+  wdt_start: (timeout) => { watchdog = { timeout, fedAt: Date.now() }; },
+  wdt_feed: () => { if (watchdog) watchdog.fedAt = Date.now(); },
+  halt,
+});
+
+function copyTree(from, to) {
+  for (const name of readdirSync(from)) {
+    const source = join(from, name);
+    const target = to === "/" ? `/${name}` : `${to}/${name}`;
+    if (statSync(source).isDirectory()) {
+      mp.FS.mkdir(target);
+      copyTree(source, target);
+    } else {
+      mp.FS.writeFile(target, readFileSync(source));
+    }
+  }
+}
+mp.FS.mkdir("/lib");
+copyTree(root, "/");
+const here = dirname(fileURLToPath(import.meta.url));
+mp.FS.writeFile("/lib/machine.py", readFileSync(join(here, "..", "sim", "machine.py")));
+
+setInterval(() => {
+  if (watchdog && Date.now() - watchdog.fedAt > watchdog.timeout) {
+    say({ reset: "watchdog" });
+    halt(3);
+  }
+}, 50);
+
+const machine = (() => {
+  mp.runPython("import sys\nsys.path.insert(0, '/lib')\nsys.path.insert(0, '/')\nimport machine");
+  return mp.pyimport("machine");
+})();
+createInterface({ input: process.stdin }).on("line", (line) => {
+  if (!line.trim()) return;
+  const command = JSON.parse(line);
+  if ("uart" in command) machine.sim_uart_feed(command.uart, command.hex);
+  else if ("pin" in command) machine.sim_set_pin(command.pin, command.level);
+  else if ("uart_fail" in command) machine.sim_uart_fail(command.uart_fail, command.text);
+}).on("close", () => halt(0));
+
+try {
+  mp.runPython("import main");
+} catch (error) {
+  say({ log: String(error), stream: "stderr" });
+  halt(1);
+}

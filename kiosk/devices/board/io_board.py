@@ -1,0 +1,202 @@
+"""The kiosk's side of the I/O board link (``kiosk.board.link`` over pyserial).
+
+One thread owns the serial port: it says hello, reads frames, acknowledges them, retries what the
+board has not acknowledged, sends a heartbeat, and reopens the port when it vanishes or the board
+falls silent (a reset, a pulled cable). Scans go through the shared ``ScanFilter`` to the same sink
+as every other scanner's; a deposit goes to ``on_deposit``; ``signal`` queues lights and buzzer
+commands from the event loop. The board counts as open only after its hello, so ``wait_ready``
+means "the board answered".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import serial
+
+from kiosk import __version__
+from kiosk.board import link
+from kiosk.board.signals import Signals
+from kiosk.devices.scanner.scan_filter import ScanFilter
+from kiosk.devices.scanner.serial_source import ScanSink
+
+__all__ = ["IoBoard", "EXPECTED_FIRMWARE", "firmware_is_older"]
+
+log = logging.getLogger(__name__)
+
+#: The firmware this kiosk was built with (firmware/board/boardcfg.py FIRMWARE_VERSION); a board
+#: running an older one works but is logged, so the technician knows to flash it.
+EXPECTED_FIRMWARE = "1.0.0"
+
+HEARTBEAT_S = 1.0
+#: The board sends a heartbeat every second; this long without a byte means it is gone.
+SILENT_AFTER_S = 3.5
+#: Without a hello answer in this time the kiosk asks again.
+HELLO_RETRY_S = 1.0
+
+
+def firmware_is_older(reported: str, expected: str = EXPECTED_FIRMWARE) -> bool:
+    """True when ``reported`` ("1.0.0") is an older version than ``expected``; unreadable counts as older."""
+    try:
+        return tuple(int(part) for part in reported.split(".")) < tuple(int(part) for part in expected.split("."))
+    except (AttributeError, ValueError):
+        return True
+
+
+class IoBoard:
+    """A ``ScanSource`` that is also the deposit sensor and the lights."""
+
+    def __init__(self, device: str, *, baud: int = 115200, scan_filter: ScanFilter | None = None,
+                 reopen_interval_s: float = 1.0, silent_after_s: float = SILENT_AFTER_S) -> None:  # fmt: skip
+        self.device = device
+        self.baud = baud
+        self.scan_filter = scan_filter or ScanFilter()
+        self.reopen_interval_s = reopen_interval_s
+        self.silent_after_s = silent_after_s
+        self.state = "closed"  # "missing", "connecting" (port open, no hello yet), "open", "closed"
+        #: The board's hello: {"fw", "manifest", "variant", "link"}.
+        self.firmware: dict[str, Any] | None = None
+        #: Called on the event loop when an item passed the drop slot.
+        self.on_deposit: Callable[[], None] | None = None
+        #: Problems the board reported (ERROR messages), newest last.
+        self.errors: list[str] = []
+        self.rejected_frames = 0
+        self._signals: queue.SimpleQueue[Signals] = queue.SimpleQueue()
+        self._lights = "idle"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return f"board:{self.device}"
+
+    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink) -> None:
+        def deliver(kind: str, text: str = "") -> None:
+            if kind == "scan":
+                loop.call_soon_threadsafe(sink, text)
+            elif self.on_deposit is not None:
+                loop.call_soon_threadsafe(self.on_deposit)
+
+        self._thread = threading.Thread(target=self._run, args=(deliver,), name=self.name, daemon=True)
+        self._thread.start()
+
+    def signal(self, signals: Signals) -> None:
+        """Lights (and a tune) for the flow's new state; safe to call from any thread."""
+        self._signals.put(signals)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self.state = "closed"
+
+    # --- the port's thread ------------------------------------------------------------------------
+
+    def _run(self, deliver: Callable[..., None]) -> None:
+        while not self._stop.is_set():
+            try:
+                port = serial.Serial(self.device, self.baud, timeout=0.01)
+            except (serial.SerialException, OSError) as exc:
+                if self.state != "missing":
+                    log.warning("I/O board %s not available (%s); retrying", self.device, exc)
+                self.state = "missing"
+                self._stop.wait(self.reopen_interval_s)
+                continue
+            self.state = "connecting"
+            try:
+                self._talk(port, deliver)
+            except (serial.SerialException, OSError) as exc:
+                log.warning("I/O board %s lost (%s); reopening", self.device, exc)
+            finally:
+                port.close()
+            if not self._stop.is_set():
+                self.state = "missing"
+                self._stop.wait(self.reopen_interval_s)
+
+    def _talk(self, port: serial.Serial, deliver: Callable[..., None]) -> None:
+        """One session on an open port; returns when the board falls silent or we stop."""
+        decoder, sender, receiver = link.FrameDecoder(), link.Sender(retry_after=0.2, max_tries=5), link.Receiver()
+        hello = json.dumps({"kiosk": __version__}).encode()
+        now = time.monotonic()
+        port.write(sender.send(link.HELLO, hello, now))
+        last_heard = last_hello = last_beat = now
+        while not self._stop.is_set():
+            data = port.read(max(1, min(4096, port.in_waiting)))
+            now = time.monotonic()
+            if data:
+                last_heard = now
+                for kind, seq, body in decoder.feed(data):
+                    self._received(port, sender, receiver, kind, seq, body, deliver)
+                if decoder.rejected != self.rejected_frames:
+                    log.warning("I/O board: %d damaged frames skipped", decoder.rejected - self.rejected_frames)
+                    self.rejected_frames = decoder.rejected
+            if now - last_heard > self.silent_after_s:
+                log.warning("I/O board %s silent for %.1f s; reconnecting", self.device, now - last_heard)
+                return
+            if self.state == "connecting" and now - last_hello > HELLO_RETRY_S:
+                port.write(sender.send(link.HELLO, hello, now))
+                last_hello = now
+            if now - last_beat >= HEARTBEAT_S:
+                port.write(sender.send(link.HEARTBEAT, int(now * 1000 % 2**32).to_bytes(4, "little"), now, False))
+                last_beat = now
+            while not self._signals.empty():
+                signals = self._signals.get()
+                self._lights = signals.lights
+                if self.state == "open":
+                    port.write(sender.send(link.LIGHTS, signals.lights.encode(), now))
+                    if signals.buzzer:
+                        port.write(sender.send(link.BUZZER, signals.buzzer.encode(), now))
+            again, dropped = sender.due(now)
+            for frame in again:
+                port.write(frame)
+            if dropped:
+                log.warning("I/O board did not acknowledge %d message(s)", len(dropped))
+
+    def _received(self, port: serial.Serial, sender: link.Sender, receiver: link.Receiver, kind: int, seq: int,
+                  body: bytes, deliver: Callable[..., None]) -> None:  # fmt: skip
+        if kind == link.ACK:
+            if body:
+                sender.acknowledged(body[0])
+            return
+        port.write(link.ack_frame(seq))
+        if not receiver.is_new(kind, seq):
+            return
+        if kind == link.HELLO:
+            self._hello(port, sender, body)
+        elif kind == link.SCAN:
+            text = body.decode("utf-8", errors="replace")
+            accepted = self.scan_filter.accept(text, time.monotonic())
+            if accepted is not None:
+                deliver("scan", accepted)
+        elif kind == link.SLOT:
+            log.info("I/O board: packaging passed the drop slot")
+            deliver("deposit")
+        elif kind == link.ERROR:
+            message = body.decode("utf-8", errors="replace")[:200]
+            log.warning("I/O board reports: %s", message)
+            self.errors = [*self.errors[-19:], message]
+        elif kind != link.HEARTBEAT:
+            log.warning("I/O board sent an unexpected message type %d", kind)
+
+    def _hello(self, port: serial.Serial, sender: link.Sender, body: bytes) -> None:
+        try:
+            hello = json.loads(body)
+            version = str(hello["fw"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("I/O board sent an unreadable hello %r", body[:80])
+            return
+        self.firmware = hello
+        if firmware_is_older(version):
+            log.warning("I/O board runs firmware %s, older than the %s this kiosk expects: flash it with "
+                        "scripts/flash-firmware", version, EXPECTED_FIRMWARE)  # fmt: skip
+        else:
+            log.info("I/O board firmware %s (%s, manifest %s)", version, hello.get("variant"),
+                     str(hello.get("manifest"))[:12])  # fmt: skip
+        self.state = "open"
+        port.write(sender.send(link.LIGHTS, self._lights.encode(), time.monotonic()))
