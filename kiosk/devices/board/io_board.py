@@ -110,6 +110,7 @@ class IoBoard:
                 continue
             self.state = "connecting"
             try:
+                port.reset_input_buffer()  # whatever waited from before is stale
                 self._talk(port, deliver)
             except (serial.SerialException, OSError) as exc:
                 log.warning("I/O board %s lost (%s); reopening", self.device, exc)
@@ -191,8 +192,11 @@ class IoBoard:
         except (ValueError, KeyError, TypeError):
             log.warning("I/O board sent an unreadable hello %r", body[:80])
             return
+        known = self.state == "open" and hello == self.firmware
         self.firmware = hello
-        if firmware_is_older(version):
+        if known:
+            pass  # the board answering our hello again: nothing new to say
+        elif firmware_is_older(version):
             log.warning("I/O board runs firmware %s, older than the %s this kiosk expects: flash it with "
                         "scripts/flash-firmware", version, EXPECTED_FIRMWARE)  # fmt: skip
         else:

@@ -1,0 +1,204 @@
+"""A virtual I/O board: the real firmware running in MicroPython's WebAssembly port under node,
+with the fake ``machine`` of ``firmware/sim``, its link UART served on a pseudo-terminal.
+
+The kiosk opens the pseudo-terminal with pyserial as it opens ``/dev/kiosk-board``. The test (or a
+person at ``kiosk sim board``) types codes into the scanner UART, moves the slot sensor's pin and
+reads the lights from the PWM duty cycles. Like a USB CDC port with nobody listening, bytes the
+board writes while the kiosk has the port closed are dropped.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import os
+import runpy
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+from typing import Any, Callable
+
+from kiosk.board import link
+from kiosk.board.bundle import FIRMWARE_DIR, stage
+
+__all__ = ["VirtualBoard", "simulator_available"]
+
+_RUNNER = FIRMWARE_DIR / "tests" / "board_sim.mjs"
+
+
+def simulator_available() -> bool:
+    """node and the pinned MicroPython package are installed (``make test`` installs them)."""
+    package = FIRMWARE_DIR / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+    return shutil.which("node") is not None and package.is_dir()
+
+
+class VirtualBoard:
+    """Start with ``start()`` (or as a context manager); ``device`` is the path the kiosk opens."""
+
+    def __init__(self, *, files: dict[str, bytes] | None = None) -> None:
+        pins = runpy.run_path(str(FIRMWARE_DIR / "board" / "boardcfg.py"))["VARIANTS"]["webassembly"]
+        self.pins: dict[str, Any] = pins
+        self._files = files
+        self._dir = Path(tempfile.mkdtemp(prefix="virtual-board-"))
+        self._master, slave = os.openpty()
+        tty.setraw(slave)
+        self.device = os.ttyname(slave)
+        os.close(slave)  # the kiosk opens it; until then the board's bytes go nowhere
+        os.set_blocking(self._master, False)
+        self._node: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._duty: dict[int, int] = {}
+        self.tones: list[int] = []
+        self.logs: list[str] = []
+        self.resets: list[str] = []
+        #: Messages the board sent, decoded: (type, seq, body).
+        self.sent: list[tuple[int, int, bytes]] = []
+        self._tap = link.FrameDecoder()
+        self._stopping = False
+
+    # --- life -----------------------------------------------------------------------------------
+
+    def start(self) -> "VirtualBoard":
+        root = self._dir / "flash"
+        if self._files is None:
+            stage(root)
+        else:
+            root.mkdir()
+            for name, data in self._files.items():
+                (root / name).write_bytes(data)
+        self.reboot()
+        threading.Thread(target=self._to_board, name="board-in", daemon=True).start()
+        return self
+
+    def power_off(self) -> None:
+        """The board stops dead (unplugged, or hung before its watchdog fires)."""
+        if self._node is not None and self._node.poll() is None:
+            self._node.kill()
+            self._node.wait()
+
+    def reboot(self) -> None:
+        """Power off and start the same firmware again, as after a reset."""
+        self.power_off()
+        self._node = subprocess.Popen(["node", str(_RUNNER), str(self._dir / "flash")], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=FIRMWARE_DIR)  # fmt: skip
+        threading.Thread(target=self._from_board, args=(self._node,), name="board-out", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.power_off()
+        try:
+            os.close(self._master)
+        except OSError:
+            pass
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> "VirtualBoard":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._node is not None and self._node.poll() is None
+
+    # --- the outside world ----------------------------------------------------------------------
+
+    def scan(self, code: str, terminator: bytes = b"\r") -> None:
+        """The scanner module reads ``code`` and sends it on its UART."""
+        self._command(uart=self.pins["scanner_uart"], hex=(code.encode() + terminator).hex())
+
+    def slot_pass(self, blocked_s: float = 0.08) -> None:
+        """Packaging falls through the slot: the beam is blocked for ``blocked_s``."""
+        blocked = self.pins["slot_blocked_level"]
+        self._command(pin=self.pins["slot_pin"], level=blocked)
+        time.sleep(blocked_s)
+        self._command(pin=self.pins["slot_pin"], level=1 - blocked)
+
+    def slot_level(self, level: int) -> None:
+        self._command(pin=self.pins["slot_pin"], level=level)
+
+    def to_board(self, data: bytes) -> None:
+        """Bytes arriving on the board's link UART, as if the kiosk sent them (garbage, say)."""
+        self._command(uart=self.pins["link_uart"], hex=data.hex())
+
+    def to_kiosk(self, data: bytes) -> None:
+        """Bytes on the line towards the kiosk, as if the board sent them."""
+        _write_or_drop(self._master, data)
+
+    def break_uart(self, uart: int, text: str) -> None:
+        """Every read from that UART raises from now on (a task crashes; the watchdog must act)."""
+        self._command(uart_fail=uart, text=text)
+
+    @property
+    def lights(self) -> tuple[int, int, int]:
+        """The LED's (red, green, blue), 0-255."""
+        red, green, blue = (self._duty.get(pin, 0) // 257 for pin in self.pins["led_pins"])
+        return red, green, blue
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.01)
+        return condition()
+
+    # --- pumps ----------------------------------------------------------------------------------
+
+    def _command(self, **command: Any) -> None:
+        assert self._node is not None and self._node.stdin is not None
+        with self._lock:
+            self._node.stdin.write(json.dumps(command).encode() + b"\n")
+            self._node.stdin.flush()
+
+    def _from_board(self, node: subprocess.Popen[bytes]) -> None:
+        assert node.stdout is not None
+        for line in node.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                self.logs.append(line.decode(errors="replace").rstrip())
+                continue
+            if event.get("uart") == self.pins["link_uart"]:
+                data = binascii.unhexlify(event["hex"])
+                self.sent.extend(self._tap.feed(data))
+                _write_or_drop(self._master, data)
+            elif "pwm" in event and "duty" in event:
+                self._duty[event["pwm"]] = event["duty"]
+                if event["pwm"] == self.pins["buzzer_pin"] and event["duty"]:
+                    self.tones.append(self._duty.get(-event["pwm"], 0))
+            elif "pwm" in event and "freq" in event:
+                self._duty[-event["pwm"]] = event["freq"]  # the frequency, kept beside the duty
+            elif "log" in event:
+                self.logs.append(event["log"])
+            elif "reset" in event:
+                self.resets.append(event["reset"])
+
+    def _to_board(self) -> None:
+        while not self._stopping:
+            try:
+                data = os.read(self._master, 4096)
+            except BlockingIOError:
+                time.sleep(0.002)
+                continue
+            except OSError:  # EIO: nobody has the other end open
+                if self._stopping:
+                    return
+                time.sleep(0.01)
+                continue
+            if not data:
+                return
+            if self.running:
+                self._command(uart=self.pins["link_uart"], hex=data.hex())
+
+
+def _write_or_drop(fd: int, data: bytes) -> None:
+    try:
+        os.write(fd, data)
+    except (BlockingIOError, OSError):
+        pass  # nobody listening, or the line is full: dropped, as a USB CDC port drops

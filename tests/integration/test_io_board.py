@@ -1,0 +1,191 @@
+"""The I/O board end to end: the real firmware in MicroPython's WebAssembly port (with the fake
+``machine``) behind a pseudo-terminal, the kiosk's board driver on the other end with pyserial, and
+the stand-in backend behind the kiosk."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from kiosk.board import link
+from kiosk.board.bundle import board_files, firmware_version, manifest
+from kiosk.config import load_config
+from kiosk.devices.board.io_board import EXPECTED_FIRMWARE, IoBoard
+from kiosk.runtime import open_kiosk
+from kiosk.sim.demo_seed import sample_codes
+from kiosk.sim.virtual_board import VirtualBoard, simulator_available
+from tests.conftest import wait_until
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not simulator_available(), reason="node and firmware/node_modules are needed (make test)"),
+]
+CODES = [item["code"] for item in sample_codes()]
+
+
+def board_config(tmp_path: Path, device: str, *, slot_sensor: bool, timeout_s: float = 20.0) -> Path:
+    path = tmp_path / "kiosk.toml"
+    text = path.read_text("utf-8").replace('type = "png"', 'type = "none"')
+    text += f'\n[board]\ntype = "serial"\ndevice = "{device}"\nslot_sensor = {str(slot_sensor).lower()}\n'
+    text += f"deposit_timeout_s = {timeout_s}\n"
+    path.write_text(text, "utf-8")
+    return path
+
+
+@asynccontextmanager
+async def kiosk_with_board(tmp_path: Path, **board_settings) -> AsyncIterator[tuple[VirtualBoard, object, list]]:
+    """A virtual board, and the whole kiosk (stand-in backend, no screen) using it once it said hello."""
+    with VirtualBoard() as board:
+        config = load_config(board_config(tmp_path, board.device, **board_settings))
+        reports: list = []
+        async with open_kiosk(config, on_report=reports.append, background=False) as kiosk:
+            assert await kiosk.wait_ready(timeout_s=10), "the board never said hello"
+            yield board, kiosk, reports
+
+
+def test_expected_firmware_is_the_firmware_in_the_repo() -> None:
+    assert EXPECTED_FIRMWARE == firmware_version()
+
+
+def test_a_scan_waits_for_the_deposit_and_the_lights_follow(backend, tmp_path: Path) -> None:
+    async def run() -> None:
+        async with kiosk_with_board(tmp_path, slot_sensor=True) as (board, kiosk, reports):
+            await wait_until(lambda: board.lights == (0, 120, 0))  # idle: steady green
+            board.scan(CODES[0])
+            await wait_until(lambda: kiosk.app.flow.state.value == "awaiting_deposit")
+            await wait_until(lambda: board.lights[2] > 0 and board.lights[:2] == (0, 0))  # blue: drop it
+            assert backend.state()["plucked"] == [] and reports == []  # nothing issued yet
+            board.slot_pass()
+            await wait_until(lambda: len(reports) == 1)
+            assert reports[0].status == "issued" and reports[0].code == CODES[0]
+            await wait_until(lambda: board.lights == (0, 255, 0))  # voucher: bright green
+            await wait_until(lambda: 2700 in board.tones)  # the voucher chime
+    asyncio.run(run())
+
+
+def test_no_deposit_in_time_cancels_with_a_notice(backend, tmp_path: Path) -> None:
+    async def run() -> None:
+        async with kiosk_with_board(tmp_path, slot_sensor=True, timeout_s=0.5) as (board, kiosk, reports):
+            board.scan(CODES[1])
+            await wait_until(lambda: len(reports) == 1)
+            assert reports[0].status == "failed" and reports[0].detail
+            assert kiosk.app.flow.screen.notice.value == "deposit_timeout"
+            await wait_until(lambda: board.lights == (255, 140, 0))  # amber notice
+            board.slot_pass()  # too late: changes nothing
+            await asyncio.sleep(0.3)
+            assert len(reports) == 1
+        assert backend.state()["plucked"] == []
+    asyncio.run(run())
+
+
+def test_without_a_slot_sensor_a_board_scan_issues_at_once(backend, tmp_path: Path) -> None:
+    async def run() -> None:
+        async with kiosk_with_board(tmp_path, slot_sensor=False) as (board, kiosk, reports):
+            board.scan(CODES[2])
+            await wait_until(lambda: len(reports) == 1)
+            assert reports[0].status == "issued"
+    asyncio.run(run())
+
+
+async def connected(board: VirtualBoard, **kwargs) -> tuple[IoBoard, list]:
+    got: list = []
+    driver = IoBoard(board.device, **kwargs)
+    driver.on_deposit = lambda: got.append("deposit")
+    driver.start(asyncio.get_running_loop(), got.append)
+    await wait_until(lambda: driver.state == "open", timeout_s=10)
+    return driver, got
+
+
+def test_garbage_on_the_link_is_survived_both_ways() -> None:
+    async def run() -> None:
+        with VirtualBoard() as board:
+            driver, got = await connected(board)
+            try:
+                # Towards the kiosk: noise, a half frame, a forged frame with a bad CRC.
+                bad = bytearray(link.encode_frame(link.SCAN, 9, b"10HSFORGED"))
+                bad[-3] ^= 0xFF
+                board.to_kiosk(b"\xff\xfe noise \x00" + link.encode_frame(link.SCAN, 7, b"X")[:5] + b"\x00" + bytes(bad))
+                # Towards the board: the same, plus a frame of a type it does not expect.
+                board.to_board(b"\x13\x37\x00\x01\x02\x03" + bytes(300) + b"\xaa" * 700 + b"\x00")
+                board.scan("10HS0WJW39MH4SQX58QGBAGB13R43R")
+                await wait_until(lambda: "10HS0WJW39MH4SQX58QGBAGB13R43R" in got)
+                assert all("FORGED" not in item for item in got)
+                assert driver.rejected_frames >= 2
+                board.slot_pass()
+                await wait_until(lambda: "deposit" in got)
+                assert driver.state == "open" and board.resets == []
+            finally:
+                driver.stop()
+    asyncio.run(run())
+
+
+def test_a_long_line_from_the_scanner_is_dropped_and_reported() -> None:
+    async def run() -> None:
+        with VirtualBoard() as board:
+            driver, got = await connected(board)
+            try:
+                board.scan("9" * 1000)
+                await wait_until(lambda: any("longer than" in error for error in driver.errors))
+                board.scan("10HSAFTERLONG", terminator=b"")  # no terminator: ends by silence
+                await wait_until(lambda: "10HSAFTERLONG" in got)
+                assert not any(item.startswith("999") for item in got if isinstance(item, str))
+            finally:
+                driver.stop()
+    asyncio.run(run())
+
+
+def test_a_board_that_resets_is_reconnected(caplog) -> None:
+    async def run() -> None:
+        with VirtualBoard() as board:
+            driver, got = await connected(board, silent_after_s=1.0, reopen_interval_s=0.1)
+            try:
+                board.power_off()
+                await wait_until(lambda: driver.state != "open", timeout_s=5)
+                board.reboot()
+                await wait_until(lambda: driver.state == "open", timeout_s=10)
+                board.scan("10HSAGAIN")
+                await wait_until(lambda: "10HSAGAIN" in got)
+            finally:
+                driver.stop()
+    with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
+        asyncio.run(run())
+    assert "silent" in caplog.text
+
+
+def test_the_watchdog_resets_a_board_whose_task_died() -> None:
+    with VirtualBoard() as board:
+        assert board.wait_for(lambda: any(kind == link.HELLO for kind, _, _ in board.sent), 10)
+        board.break_uart(board.pins["scanner_uart"], "UART peripheral fault")
+        board.scan("10HS0042")  # the scanner task reads, raises and dies
+        assert board.wait_for(lambda: board.resets == ["watchdog"], timeout_s=15), board.logs[-5:]
+        assert any("scanner" in line for line in board.logs)  # it said which task stopped
+
+
+def test_older_firmware_is_reported(caplog) -> None:
+    files = board_files()
+    files["boardcfg.py"] = files["boardcfg.py"].replace(b'FIRMWARE_VERSION = "1.0.0"', b'FIRMWARE_VERSION = "0.9.0"')
+    files["version.json"] = manifest(files, "0.9.0")
+
+    async def run() -> None:
+        with VirtualBoard(files=files) as board:
+            driver, _ = await connected(board)
+            driver.stop()
+            assert driver.firmware and driver.firmware["fw"] == "0.9.0"
+
+    with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
+        asyncio.run(run())
+    assert "older than the 1.0.0" in caplog.text
+
+
+def test_safe_mode_skips_the_application() -> None:
+    files = board_files()
+    files["version.json"] = manifest(files, firmware_version())
+    files["safe_mode"] = b"1"
+    with VirtualBoard(files=files) as board:
+        assert board.wait_for(lambda: any("SAFE MODE" in line for line in board.logs), 10), board.logs
+        assert not board.wait_for(lambda: board.sent, timeout_s=1.0)  # no hello, no tasks

@@ -1,0 +1,95 @@
+"""The board's pure modules (scanner line assembly, slot debouncing, patterns, the link's duplicate
+filter) under CPython and under real MicroPython, plus properties checked with hypothesis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, strategies as st
+
+from kiosk.board import link
+from kiosk.board.signals import signals_for
+from kiosk.core.flow import NoticeKind, Screen, State
+from kiosk.sim.virtual_board import simulator_available
+from tests.conftest import REPO
+
+FIRMWARE = REPO / "firmware"
+sys.path.insert(0, str(FIRMWARE / "board"))
+
+from scanline import ScanAssembler  # noqa: E402
+from slot import CLEAR, SlotDebouncer  # noqa: E402
+import patterns  # noqa: E402
+
+LOGIC = FIRMWARE / "tests" / "check_board_logic.py"
+MODULES = [FIRMWARE / "board" / name for name in ("scanline.py", "slot.py", "patterns.py")] + [REPO / "kiosk/board/link.py"]
+
+
+def test_logic_under_cpython() -> None:
+    path = os.pathsep.join([str(FIRMWARE / "board"), str(REPO / "kiosk" / "board")])
+    result = subprocess.run([sys.executable, str(LOGIC)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
+    assert result.returncode == 0, result.stderr
+    assert "cpython board logic ok: 4" in result.stdout
+
+
+@pytest.mark.skipif(not simulator_available(), reason="needs node and firmware/node_modules (make test)")
+def test_logic_under_micropython() -> None:
+    result = subprocess.run(["node", "tests/run_micropython.mjs", str(LOGIC), *map(str, MODULES)],
+                            capture_output=True, text=True, cwd=FIRMWARE, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "micropython board logic ok: 4" in result.stdout
+
+
+@given(st.lists(st.binary(min_size=1, max_size=40).filter(lambda b: not set(b) & set(b"\r\n\t")), max_size=8),
+       st.lists(st.integers(1, 7), max_size=8))  # fmt: skip
+def test_codes_come_out_whole_however_the_bytes_are_split(codes: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(code + b"\r" for code in codes)
+    assembler, out, at, position = ScanAssembler(max_len=64), [], 0, 0
+    for cut in cuts + [len(stream)]:
+        out += assembler.feed(stream[position : position + cut], at)
+        position, at = position + cut, at + 1
+    out += assembler.feed(stream[position:], at)
+    assert out == codes
+
+
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 30)), max_size=200))
+def test_a_deposit_needs_a_settled_block_then_a_settled_clear(samples: list[tuple[int, int]]) -> None:
+    debouncer, now, deposits = SlotDebouncer(settle_ms=15, stuck_ms=10**9), 0, 0
+    run_start, held_blocked = None, False  # when the current run of blocked samples began
+    for level, step in samples:
+        deposits += debouncer.update(level, now).count(CLEAR)
+        if level == 0:
+            run_start = now if run_start is None else run_start
+            held_blocked = held_blocked or now - run_start >= 15
+        else:
+            run_start = None
+        now += step
+    if not held_blocked:
+        assert deposits == 0  # blips shorter than the settle time are never a deposit
+
+
+def test_every_light_and_tune_the_kiosk_names_exists_on_the_board() -> None:
+    for state in State:
+        for previous in [None, *State]:
+            notice = NoticeKind.INVALID_CODE if state is State.NOTICE else None
+            signals = signals_for(previous, Screen(state, notice=notice))
+            assert signals.lights in patterns.LIGHTS
+            assert signals.buzzer is None or signals.buzzer in patterns.BUZZER
+
+
+def test_sounds_only_when_the_state_changes() -> None:
+    assert signals_for(State.IDLE, Screen(State.AWAITING_DEPOSIT)).buzzer == "accept"
+    assert signals_for(State.AWAITING_DEPOSIT, Screen(State.ISSUING)).buzzer is None  # beeped already
+    assert signals_for(State.IDLE, Screen(State.ISSUING)).buzzer == "accept"
+    assert signals_for(State.ISSUING, Screen(State.SHOWING_VOUCHER)).buzzer == "voucher"
+    assert signals_for(State.SHOWING_VOUCHER, Screen(State.SHOWING_VOUCHER, printer="trouble")).buzzer is None
+    assert signals_for(State.ISSUING, Screen(State.NOTICE, notice=NoticeKind.BACKEND_TROUBLE)).buzzer == "reject"
+
+
+def test_heartbeats_are_not_kept_for_retransmission() -> None:
+    sender = link.Sender(retry_after=0.2, max_tries=3)
+    sender.send(link.HEARTBEAT, b"\x00\x00\x00\x00", 0.0, False)
+    sender.send(link.SCAN, b"10HS1", 0.0)
+    assert sender.pending == 1 and len(sender.due(1.0)[0]) == 1
