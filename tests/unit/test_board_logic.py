@@ -4,6 +4,7 @@ filter) under CPython and under real MicroPython, plus properties checked with h
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -93,3 +94,12 @@ def test_heartbeats_are_not_kept_for_retransmission() -> None:
     sender.send(link.HEARTBEAT, b"\x00\x00\x00\x00", 0.0, False)
     sender.send(link.SCAN, b"10HS1", 0.0)
     assert sender.pending == 1 and len(sender.due(1.0)[0]) == 1
+
+
+def test_frozen_manifest_and_flash_tool_agree_on_packages_and_files() -> None:
+    from kiosk.board.bundle import board_files
+    from kiosk.tools.flash import PACKAGES
+
+    text = (FIRMWARE / "manifest.py").read_text("utf-8")
+    assert tuple(re.findall(r'^require\("([^"]+)"\)', text, re.M)) == PACKAGES
+    assert sorted(re.findall(r'^module\("([^"]+)"', text, re.M)) == sorted(board_files())
