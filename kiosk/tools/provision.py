@@ -1,0 +1,242 @@
+"""scripts/provision-kiosk: make a Pi into a configured kiosk, from flags or from questions.
+
+1. The answers (flags first; questions on a terminal for what is missing).
+2. The hardware id (the Pi's serial number, else the machine id) and the device key: an ECDSA P-384
+   key, 0600, kept if one exists; its public key's fingerprint is printed for registration.
+3. The configuration, checked by the kiosk's own parser before it is written.
+4. The backend: reached with verified TLS and the token.
+5. The offline pools synced (when offline issuance is on).
+6. A test ticket on the printer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import hashlib
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from kiosk.config import LOCALES, PROFILES, Config, ConfigError, parse_config
+from kiosk.tools.report import Report, ToolFailed
+
+__all__ = ["main", "hardware_id", "render_config"]
+
+ASKED = (  # key, question, default
+    ("drop_point", "RE-ZIP drop point location id", None),
+    ("country", "Country (ISO 3166 alpha-2)", "DK"),
+    ("locale", f"Locale ({' '.join(LOCALES)})", "da_DK"),
+    ("timezone", "Time zone", "Europe/Copenhagen"),
+    ("backend_url", "Backend URL", "https://api.re-zip.com"),
+    ("printer", "Printer (/dev/usb/lp0, serial:/dev/..., tcp://HOST:9100, usb:VID:PID, none)", "/dev/kiosk-printer"),
+    ("scanner", "Scanner (serial:/dev/..., hid:usb:VID:PID, camera:0, none)", "serial:/dev/kiosk-scanner"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="provision-kiosk",
+        description="Write the kiosk's configuration, create its hardware id and device key, check the "
+        "backend, sync the offline pools and print a test ticket. Missing answers are asked on a terminal.",
+    )
+    parser.add_argument("--config", type=Path, default=Path("/etc/kiosk/kiosk.toml"), help="where to write it (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--drop-point", dest="drop_point", help="the drop point's location id")
+    parser.add_argument("--country")
+    parser.add_argument("--locale", choices=LOCALES)
+    parser.add_argument("--timezone")
+    parser.add_argument("--backend-url", dest="backend_url")
+    parser.add_argument("--token-file", type=Path, help="an existing token file (mode 0600); default: ask, and keep it beside the configuration")  # fmt: skip
+    parser.add_argument("--token-stdin", action="store_true", help="read the token from standard input")
+    parser.add_argument("--printer", help="printer device, or none")
+    parser.add_argument("--printer-profile", default="TM-T20II", choices=PROFILES)
+    parser.add_argument("--scanner", help="serial:DEVICE, hid:SELECTOR, camera:DEVICE or none")
+    parser.add_argument("--board", help="the I/O board's data port (e.g. /dev/kiosk-board), or none")
+    parser.add_argument("--slot-sensor", action="store_true", help="a drop-slot sensor is fitted to the I/O board")
+    parser.add_argument("--hardware-id", help="override the id derived from the Pi's serial number")
+    parser.add_argument("--data-dir", type=Path, default=Path("/var/lib/kiosk"))
+    parser.add_argument("--no-offline", action="store_true", help="no offline issuance")
+    parser.add_argument("--skip-print", action="store_true", help="no test ticket")
+    args = parser.parse_args(argv)
+    report = Report("provision-kiosk", steps=6)
+    try:
+        config = _provision(args, report)
+    except ToolFailed as exc:
+        return report.verdict(False, str(exc))
+    except KeyboardInterrupt:
+        return report.verdict(False, "interrupted; nothing after the last finished step was done")
+    return report.verdict(True, f"kiosk {config.kiosk.hardware_id} is configured in {args.config}")
+
+
+def _provision(args: argparse.Namespace, report: Report) -> Config:
+    report.step("Answers")
+    answers = _answers(args)
+    report.step("Hardware id and device key")
+    answers["hardware_id"] = args.hardware_id or hardware_id()
+    key_path = args.config.parent / "device-key.pem"
+    fingerprint, created = _device_key(key_path)
+    report.detail(f"hardware id {answers['hardware_id']}")
+    report.detail(f"device key {key_path} ({'new' if created else 'kept'}), public key SHA-256 {fingerprint}")
+    report.step("Configuration")
+    token_file = _token_file(args)
+    text = render_config(answers, token_file=token_file, data_dir=args.data_dir, offline=not args.no_offline,
+                         printer_profile=args.printer_profile, board=args.board, slot_sensor=args.slot_sensor)  # fmt: skip
+    try:
+        config = parse_config(tomllib.loads(text), base=args.config.parent, source=args.config)
+    except ConfigError as exc:
+        raise ToolFailed(f"the answers make no valid configuration: {exc}") from None
+    args.config.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.config.with_suffix(".toml.new")
+    temporary.write_text(text, "utf-8")
+    os.replace(temporary, args.config)
+    report.detail(f"written: {args.config}")
+    report.step("Backend")
+    report.detail(asyncio.run(_check_backend(config)))
+    report.step("Offline pools")
+    if config.offline.enabled:
+        _cli(["pools", "sync", "--config", str(args.config)], "syncing the offline pools")
+        report.detail("synced")
+    else:
+        report.detail("offline issuance is off")
+    report.step("Test ticket")
+    if args.skip_print or config.printer.type == "none":
+        report.detail("skipped")
+    else:
+        _cli(["printer", "test", "--config", str(args.config)], "printing the test ticket")
+    return config
+
+
+def _answers(args: argparse.Namespace) -> dict[str, str]:
+    answers: dict[str, str] = {}
+    for key, question, default in ASKED:
+        value = getattr(args, key)
+        if value is None and sys.stdin.isatty():
+            typed = input(f"      {question}{f' [{default}]' if default else ''}: ").strip()
+            value = typed or default
+        if value is None:
+            value = default
+        if value is None:
+            raise ToolFailed(f"--{key.replace('_', '-')} is required (or run on a terminal to be asked)")
+        answers[key] = value
+    return answers
+
+
+def _token_file(args: argparse.Namespace) -> Path:
+    if args.token_file is not None:
+        return args.token_file
+    target = args.config.parent / "token"
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+    elif sys.stdin.isatty():
+        token = getpass.getpass("      RE-ZIP access token (not shown): ").strip()
+    elif target.exists():
+        return target
+    else:
+        raise ToolFailed("no token: give --token-file or --token-stdin")
+    if not token:
+        raise ToolFailed("the token is empty")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(target, 0o600)
+    return target
+
+
+def hardware_id(cpuinfo: Path = Path("/proc/cpuinfo"), machine_id: Path = Path("/etc/machine-id")) -> str:
+    """``pi-<serial>`` from a Raspberry Pi's serial number, else ``kiosk-<machine id>``."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Serial" and value.strip().strip("0"):
+                return "pi-" + value.strip()[-8:].lower()
+    except OSError:
+        pass
+    try:
+        return "kiosk-" + machine_id.read_text().strip()[:12]
+    except OSError:
+        raise ToolFailed("cannot derive a hardware id (no Pi serial, no /etc/machine-id): give --hardware-id") from None
+
+
+def _device_key(path: Path) -> tuple[str, bool]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    created = not path.exists()
+    if created:
+        key = ec.generate_private_key(ec.SECP384R1())
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+    elif path.stat().st_mode & 0o077:
+        raise ToolFailed(f"{path} is readable by others; run: chmod 600 {path}")
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(public).hexdigest(), created
+
+
+def render_config(answers: dict[str, str], *, token_file: Path, data_dir: Path, offline: bool, printer_profile: str,
+                  board: str | None, slot_sensor: bool) -> str:  # fmt: skip
+    """The configuration file's text (TOML strings written as JSON strings, which TOML accepts)."""
+    q = json.dumps
+    printer = answers["printer"]
+    scanner_type, _, scanner_device = answers["scanner"].partition(":")
+    if scanner_type not in ("serial", "hid", "camera", "none"):
+        raise ToolFailed(f"--scanner: {answers['scanner']!r} must start with serial:, hid: or camera:, or be none")
+    lines = [
+        "# Written by scripts/provision-kiosk; see hardware/kiosk.example.toml for every key.",
+        "[kiosk]", f"hardware_id = {q(answers['hardware_id'])}", f"country = {q(answers['country'])}",
+        f"locale = {q(answers['locale'])}", f"timezone = {q(answers['timezone'])}", f"data_dir = {q(str(data_dir))}", "",
+        "[backend]", f"url = {q(answers['backend_url'])}", f"drop_point_location_id = {q(answers['drop_point'])}",
+        f"token_file = {q(str(token_file))}", "",
+        "[scanner]", f"type = {q(scanner_type)}", *([f"device = {q(scanner_device)}"] if scanner_device else []), "",
+        "[screen]", 'type = "web"', 'listen = "127.0.0.1:8080"', "",
+        "[printer]", *(['type = "none"'] if printer == "none" else
+                       ['type = "escpos"', f"device = {q(printer)}", f"profile = {q(printer_profile)}"]), "",
+        "[offline]", f"enabled = {str(offline).lower()}", "",
+    ]  # fmt: skip
+    if board and board != "none":
+        lines += ["[board]", 'type = "serial"', f"device = {q(board)}", f"slot_sensor = {str(slot_sensor).lower()}", ""]
+    elif slot_sensor:
+        raise ToolFailed("--slot-sensor needs --board: the sensor is read by the I/O board")
+    return "\n".join(lines)
+
+
+async def _check_backend(config: Config) -> str:
+    import httpx
+
+    from kiosk.issuance.rezip_client import RezipClient, SecretFileError, read_secret_file
+
+    try:
+        token = read_secret_file(config.backend.token_file)
+    except SecretFileError as exc:
+        raise ToolFailed(str(exc)) from None
+    backend = config.backend
+    client = RezipClient(backend.url, token, drop_point_location_id=backend.drop_point_location_id,
+                         hardware_id=config.kiosk.hardware_id, ca_file=backend.ca_file)  # fmt: skip
+    try:
+        answer = await client.http.get(config.jwks_url)
+    except httpx.HTTPError as exc:
+        raise ToolFailed(f"cannot reach {backend.url}: {exc or type(exc).__name__}") from None
+    finally:
+        await client.aclose()
+    if answer.status_code != 200:
+        raise ToolFailed(f"{config.jwks_url} answered HTTP {answer.status_code}")
+    return f"{backend.url} reachable (TLS verified), signing keys published"
+
+
+def _cli(argv: list[str], what: str) -> Any:
+    from kiosk import cli
+
+    if cli.main(argv) != 0:
+        raise ToolFailed(f"{what} failed (see above)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""scripts/provision-kiosk against the stand-in backend, and scripts/install-pi into a staging
+root whose units pass systemd-analyze verify."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import load_config
+from kiosk.issuance.offline_store import OfflineStore
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK
+from kiosk.tools.provision import hardware_id
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def provision(*args: str, token: str | None = DEMO_KIOSK_TOKEN) -> subprocess.CompletedProcess:
+    return subprocess.run([str(REPO / "scripts" / "provision-kiosk"), *args], input=(token or "") + "\n",
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_provisioning_a_kiosk_end_to_end(backend, tmp_path: Path) -> None:
+    etc = tmp_path / "etc" / "kiosk"
+    printer = tmp_path / "printer.bin"
+    args = ["--config", str(etc / "kiosk.toml"), "--drop-point", DROP_POINT_DK, "--country", "DK", "--locale", "da_DK",
+            "--timezone", "Europe/Copenhagen", "--backend-url", backend.url, "--token-stdin", "--printer", str(printer),
+            "--scanner", "serial:/dev/kiosk-scanner", "--board", "/dev/kiosk-board", "--slot-sensor",
+            "--hardware-id", "pi-0000beef", "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    result = provision(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f"OK: provision-kiosk: kiosk pi-0000beef is configured in {etc / 'kiosk.toml'}"
+    for step in range(1, 7):
+        assert f"[{step}/6]" in result.stdout
+    config = load_config(etc / "kiosk.toml")  # the kiosk itself reads what was written
+    assert config.backend.drop_point_location_id == DROP_POINT_DK and config.board.slot_sensor
+    assert stat.S_IMODE((etc / "token").stat().st_mode) == 0o600
+    assert stat.S_IMODE((etc / "device-key.pem").stat().st_mode) == 0o600
+    assert DEMO_KIOSK_TOKEN not in result.stdout + (etc / "kiosk.toml").read_text()
+    assert "test ticket printed" in result.stdout and printer.stat().st_size > 0
+    store = OfflineStore(config.offline_db)
+    try:
+        assert sum(row["count"] for row in store.available()) > 0  # the pools were synced
+    finally:
+        store.close()
+    key = (etc / "device-key.pem").read_bytes()
+    again = provision(*args)  # provisioning twice keeps the device key
+    assert again.returncode == 0 and "(kept)" in again.stdout and (etc / "device-key.pem").read_bytes() == key
+
+
+def test_a_bad_answer_or_an_unreachable_backend_is_a_clear_failure(tmp_path: Path) -> None:
+    base = ["--config", str(tmp_path / "kiosk.toml"), "--drop-point", "DP1", "--token-stdin", "--skip-print",
+            "--hardware-id", "pi-1", "--printer", "none", "--scanner", "none"]  # fmt: skip
+    result = provision(*base, "--country", "Denmark", "--backend-url", "https://127.0.0.1:9")
+    assert result.returncode == 1 and "kiosk.country: must be an ISO 3166 alpha-2 code" in result.stdout
+    assert not (tmp_path / "kiosk.toml").exists()  # nothing half-written
+    result = provision(*base, "--backend-url", "http://127.0.0.1:9")
+    assert result.returncode == 1 and "cannot reach http://127.0.0.1:9" in result.stdout.splitlines()[-1]
+    result = provision(*base[:6], "--backend-url", "http://127.0.0.1:9", token=None)
+    assert result.returncode == 1 and "the token is empty" in result.stdout
+
+
+def test_hardware_id_from_the_pi_serial_or_the_machine_id(tmp_path: Path) -> None:
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nSerial\t\t: 10000000a1b2c3d4\nModel\t: Raspberry Pi 4\n")
+    (tmp_path / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    assert hardware_id(tmp_path / "cpuinfo", tmp_path / "machine-id") == "pi-a1b2c3d4"
+    assert hardware_id(tmp_path / "none", tmp_path / "machine-id") == "kiosk-0123456789ab"
