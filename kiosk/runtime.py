@@ -183,6 +183,8 @@ async def open_kiosk(
             screen.status = lambda: {"state": app.flow.state.value, "locale": app.locale,
                                      "hardware_id": config.kiosk.hardware_id,
                                      "scanners": {s.name: s.state for s in sources},
+                                     "board": {"firmware": boards[0].firmware, "errors": boards[0].errors[-5:]}
+                                     if boards else None,
                                      "printer": printer.status.state if printer and printer.status else None}  # fmt: skip
             await screen.start()
             stack.push_async_callback(screen.stop)

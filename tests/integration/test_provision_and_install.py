@@ -70,3 +70,49 @@ def test_hardware_id_from_the_pi_serial_or_the_machine_id(tmp_path: Path) -> Non
     (tmp_path / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
     assert hardware_id(tmp_path / "cpuinfo", tmp_path / "machine-id") == "pi-a1b2c3d4"
     assert hardware_id(tmp_path / "none", tmp_path / "machine-id") == "kiosk-0123456789ab"
+
+
+def install(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(REPO / "scripts" / "install-pi"), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl is needed to enable units offline")
+def test_install_pi_into_a_staging_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    result = install("--root", str(root), "--data-partition", "/dev/mmcblk0p3", "--compositor", "labwc", "--user", "kiosk")
+    assert result.returncode == 0, result.stdout + result.stderr
+    units = root / "etc/systemd/system"
+    kiosk_unit = (units / "rezip-kiosk.service").read_text()
+    assert f"ExecStart={REPO}/.venv/bin/kiosk run --config /etc/kiosk/kiosk.toml" in kiosk_unit
+    assert "Restart=on-failure" in kiosk_unit and "@" not in kiosk_unit.replace("getty@", "")
+    assert "KIOSK_COMPOSITOR=labwc" in (units / "rezip-kiosk-screen.service").read_text()
+    assert (units / "multi-user.target.wants/rezip-kiosk.service").is_symlink()
+    assert (units / "graphical.target.wants/rezip-kiosk-screen.service").is_symlink()
+    assert 'SYMLINK+="kiosk-board"' in (root / "etc/udev/rules.d/99-rezip-kiosk.rules").read_text()
+    if shutil.which("systemd-analyze"):
+        assert "units verified" in result.stdout
+    again = install("--root", str(root), "--data-partition", "/dev/mmcblk0p3")
+    assert again.returncode == 0 and (root / "etc/fstab").read_text().count("/var/lib/kiosk") == 1
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_a_broken_unit_fails_verification(tmp_path: Path) -> None:
+    unit = (REPO / "hardware/systemd/rezip-kiosk.service").read_text().replace("@PREFIX@", str(REPO)).replace("@USER@", "kiosk")
+    (tmp_path / "rezip-kiosk.service").write_text(unit.replace("Restart=", "Restartt="))
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "rezip-kiosk.service")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert "Unknown key 'Restartt'" in result.stderr  # what install-pi turns into a failure
+
+
+def test_the_screen_launcher_runs_chromium_in_kiosk_mode_on_the_kiosk_page() -> None:
+    env = {"PATH": "/usr/bin:/bin", "KIOSK_SCREEN_PRINT": "1", "KIOSK_URL": "http://127.0.0.1:8080/"}
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed")
+    for compositor, start in (("cage", "cage -d -s -- "), ("labwc", "labwc -s ")):
+        result = subprocess.run([str(REPO / "hardware/kiosk-screen")], capture_output=True, text=True,
+                                env={**env, "KIOSK_COMPOSITOR": compositor})  # fmt: skip
+        assert result.returncode == 0 and result.stdout.startswith(start)
+        assert "--kiosk" in result.stdout and result.stdout.strip().endswith("http://127.0.0.1:8080/")
+    bad = subprocess.run([str(REPO / "hardware/kiosk-screen")], capture_output=True, text=True,
+                         env={**env, "KIOSK_COMPOSITOR": "weston"})  # fmt: skip
+    assert bad.returncode == 1 and "must be cage or labwc" in bad.stderr
