@@ -63,27 +63,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.verify_only:
         report = Report("flash-firmware --verify-only", steps=3)
-        try:
-            report.step("Finding the board's REPL port")
-            port = _wait_for_port(args.port, args.timeout)
-            report.detail(port)
-            report.step("Stopping the application (into safe mode)")
-            _stop_application(port, args.timeout, report)
-            report.step("Comparing every file's SHA-256 on the board")
-            with tempfile.TemporaryDirectory() as staging:
-                _verify(port, stage(Path(staging), FIRMWARE_DIR), args.timeout, report)
-            _mpremote(port, ["reset"], args.timeout)
-        except ToolFailed as exc:
-            return report.verdict(False, str(exc))
-        return report.verdict(True, "the board holds this application, every file verified")
+        return report.run(lambda: _verify_only(args, report))
     report = Report("flash-firmware", steps=6)
-    try:
-        _flash(args, report)
-    except (ToolFailed, UF2Error) as exc:
-        return report.verdict(False, str(exc))
-    except KeyboardInterrupt:
-        return report.verdict(False, "interrupted")
-    return report.verdict(True, f"{args.board} runs the board application, every file verified")
+
+    def work() -> str:
+        try:
+            _flash(args, report)
+        except UF2Error as exc:
+            raise ToolFailed(str(exc)) from None
+        return f"{args.board} runs the board application, every file verified"
+
+    return report.run(work)
+
+
+def _verify_only(args: argparse.Namespace, report: Report) -> str:
+    report.step("Finding the board's REPL port")
+    port = _wait_for_port(args.port, args.timeout)
+    report.detail(port)
+    report.step("Stopping the application (into safe mode)")
+    _stop_application(port, args.timeout, report)
+    report.step("Comparing every file's SHA-256 on the board")
+    with tempfile.TemporaryDirectory() as staging:
+        _verify(port, stage(Path(staging), FIRMWARE_DIR), args.timeout, report)
+    _mpremote(port, ["reset"], args.timeout)
+    return "the board holds this application, every file verified"
 
 
 def _flash(args: argparse.Namespace, report: Report) -> None:

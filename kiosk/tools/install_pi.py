@@ -44,12 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-apt", action="store_true", help="do not install Debian packages")
     args = parser.parse_args(argv)
     report = Report("install-pi", steps=7)
-    try:
+
+    def work() -> str:
         notes = _install(args, report)
-    except ToolFailed as exc:
-        return report.verdict(False, str(exc))
-    where = "this Pi" if args.root == Path("/") else str(args.root)
-    return report.verdict(True, f"kiosk installed on {where}" + (f" ({'; '.join(notes)})" if notes else ""))
+        where = "this Pi" if args.root == Path("/") else str(args.root)
+        return f"kiosk installed on {where}" + (f" ({'; '.join(notes)})" if notes else "")
+
+    return report.run(work)
 
 
 def _install(args: argparse.Namespace, report: Report) -> list[str]:

@@ -63,13 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-print", action="store_true", help="no test ticket")
     args = parser.parse_args(argv)
     report = Report("provision-kiosk", steps=6)
-    try:
-        config = _provision(args, report)
-    except ToolFailed as exc:
-        return report.verdict(False, str(exc))
-    except KeyboardInterrupt:
-        return report.verdict(False, "interrupted; nothing after the last finished step was done")
-    return report.verdict(True, f"kiosk {config.kiosk.hardware_id} is configured in {args.config}")
+    return report.run(lambda: f"kiosk {_provision(args, report).kiosk.hardware_id} is configured in {args.config}")
 
 
 def _provision(args: argparse.Namespace, report: Report) -> Config:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Callable, TextIO
 
 __all__ = ["Report", "ToolFailed"]
 
@@ -46,3 +46,12 @@ class Report:
     def verdict(self, ok: bool, text: str) -> int:
         self.say(f"{'OK' if ok else 'FAILED'}: {self.tool}: {text}")
         return 0 if ok else 1
+
+    def run(self, work: Callable[[], str]) -> int:
+        """Run the tool's steps; the verdict is the text ``work`` returns, or why it stopped."""
+        try:
+            return self.verdict(True, work())
+        except ToolFailed as exc:
+            return self.verdict(False, str(exc))
+        except KeyboardInterrupt:
+            return self.verdict(False, "interrupted; the steps after the last one shown were not done")
