@@ -77,16 +77,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify_only(args: argparse.Namespace, report: Report) -> str:
-    report.step("Finding the board's REPL port")
-    port = _wait_for_port(args.port, args.timeout)
-    report.detail(port)
-    report.step("Stopping the application (into safe mode)")
-    _stop_application(port, args.timeout, report)
+    port = _reach_repl(args, report)
     report.step("Comparing every file's SHA-256 on the board")
     with tempfile.TemporaryDirectory() as staging:
         _verify(port, stage(Path(staging), FIRMWARE_DIR), args.timeout, report)
     _mpremote(port, ["reset"], args.timeout)
     return "the board holds this application, every file verified"
+
+
+def _reach_repl(args: argparse.Namespace, report: Report) -> str:
+    """Two steps: the board's port, and its REPL with the application stopped."""
+    report.step("Finding the board's REPL port")
+    port = _wait_for_port(args.port, args.timeout)
+    report.detail(port)
+    report.step("Stopping the application (into safe mode)")
+    _stop_application(port, args.timeout, report)
+    return port
 
 
 def _flash(args: argparse.Namespace, report: Report) -> None:
@@ -97,11 +103,7 @@ def _flash(args: argparse.Namespace, report: Report) -> None:
         _flash_uf2(args, report)
     else:
         _flash_esp32(args, report)
-    report.step("Finding the board's REPL port")
-    port = _wait_for_port(args.port, args.timeout)
-    report.detail(port)
-    report.step("Stopping the application (into safe mode)")
-    _stop_application(port, args.timeout, report)
+    port = _reach_repl(args, report)
     report.step("micropython-lib packages")
     if args.no_packages:
         report.detail("skipped (--no-packages)")
