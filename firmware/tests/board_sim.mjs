@@ -19,6 +19,7 @@ if (!root) {
   process.exit(2);
 }
 const say = (event) => process.stdout.write(JSON.stringify(event) + "\n");
+process.stdout.on("error", () => process.exit(0)); // the harness went away
 let watchdog = null; // {timeout, fedAt}
 const halt = (code) => process.exit(code);
 

@@ -86,4 +86,12 @@ process.stdin.on("data", (data) => {
     feed(byte);
   }
 });
-process.stdin.on("end", () => pending.then(() => process.exit(0)));
+// The other end went away: finish what was typed, but never linger (an orphan would spin).
+process.stdin.on("end", () => {
+  pending.then(() => setImmediate(() => {
+    if (output.length) flush();
+    process.exit(0);
+  }));
+  setTimeout(() => process.exit(0), 500);
+});
+process.stdout.on("error", () => process.exit(0));

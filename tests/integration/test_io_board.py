@@ -13,6 +13,7 @@ from typing import AsyncIterator
 import pytest
 
 from kiosk.board import link
+from kiosk.board.signals import Signals
 from kiosk.board.bundle import board_files, firmware_version, manifest
 from kiosk.config import load_config
 from kiosk.devices.board.io_board import EXPECTED_FIRMWARE, IoBoard
@@ -189,3 +190,16 @@ def test_safe_mode_skips_the_application() -> None:
     with VirtualBoard(files=files) as board:
         assert board.wait_for(lambda: any("SAFE MODE" in line for line in board.logs), 10), board.logs
         assert not board.wait_for(lambda: board.sent, timeout_s=1.0)  # no hello, no tasks
+
+
+def test_a_silent_kiosk_turns_the_lights_red_and_bad_commands_are_reported() -> None:
+    async def run() -> None:
+        with VirtualBoard() as board:
+            driver, _ = await connected(board)
+            driver.signal(Signals("disco", "fanfare"))  # names the firmware does not know
+            await wait_until(lambda: any("unknown light pattern disco" in error for error in driver.errors))
+            await wait_until(lambda: any("unknown buzzer pattern fanfare" in error for error in driver.errors))
+            driver.stop()  # the kiosk software stops: no more heartbeats
+            await wait_until(lambda: board.lights == (255, 0, 0), timeout_s=8)  # red "fault" blink
+            assert any("no word from the kiosk" in line for line in board.logs)
+    asyncio.run(run())
