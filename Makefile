@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml scripts/setup-system hardware/system-packages.txt
 $(NODE_STAMP): firmware/package.json firmware/package-lock.json
 	cd firmware && npm ci --no-audit --no-fund --loglevel=error
 
-demo: $(STAMP)
+demo: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/kiosk demo $(DEMO_ARGS)
 
 test: $(STAMP) $(NODE_STAMP)

@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--list-codes", action="store_true", help="print the sample packaging codes and exit")
     demo.add_argument("--offline", action="store_true",
                       help="reserve offline pools, then take the backend away: vouchers come from the cache")  # fmt: skip
+    demo.add_argument("--board", action="store_true",
+                      help="scan through the virtual I/O board (its firmware in WebAssembly MicroPython) with a "
+                      "drop-slot sensor: each valid scan waits for the packaging to be dropped, which the demo does")  # fmt: skip
     demo.set_defaults(handler=_demo)
 
     run = commands.add_parser("run", help="run the kiosk with the devices in the configuration")
@@ -149,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="still: every pass and a vote (default); frame: the camera's fast path")  # fmt: skip
     decode.set_defaults(handler=_decode)
 
-    sim = commands.add_parser("sim", help="simulators: the stand-in backend and the virtual scanner")
+    sim = commands.add_parser("sim", help="simulators: the stand-in backend, the virtual scanner and I/O board")
     sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
 
     backend = sims.add_parser(
@@ -184,6 +187,17 @@ def _parser() -> argparse.ArgumentParser:
     scanner.add_argument("--hold", type=float, default=2.0, metavar="S",
                          help="keep the terminal open this long after the last code (default 2)")  # fmt: skip
     scanner.set_defaults(handler=_sim_scanner)
+
+    board = sims.add_parser(
+        "board",
+        help="a virtual I/O board (the real firmware in WebAssembly MicroPython) on a pseudo-terminal",
+        description="Start the board firmware in MicroPython's WebAssembly port (needs node and "
+        "firmware/node_modules: `make test` or `cd firmware && npm ci`), print the path of its link's "
+        "pseudo-terminal (for [board] device), then read commands from stdin: `scan CODE` (the scanner "
+        "module reads CODE), `slot` (packaging passes the drop slot), `lights` (print the light's "
+        "colour), `garbage` (noise on the link). The light's changes are printed as they happen.",
+    )
+    board.set_defaults(handler=_sim_board)
     return parser
 
 
@@ -210,7 +224,7 @@ def _demo(args: argparse.Namespace) -> int:
         list_codes(sys.stdout)
         return 0
     try:
-        return run_demo(args.out, args.scan, stdin=sys.stdin, out=sys.stdout, offline=args.offline)
+        return run_demo(args.out, args.scan, stdin=sys.stdin, out=sys.stdout, offline=args.offline, board=args.board)
     except SecretFileError as exc:
         raise _Failure(str(exc)) from None
 
@@ -590,6 +604,43 @@ def _sim_scanner(args: argparse.Namespace) -> int:
                 time.sleep(args.interval)
             scanner.type(code)
         time.sleep(args.hold)
+    return 0
+
+
+def _sim_board(args: argparse.Namespace) -> int:
+    import os
+    import threading
+
+    from kiosk.sim.virtual_board import VirtualBoard, simulator_available
+
+    if not simulator_available():
+        raise _Failure("the board simulator needs node and firmware/node_modules (run: cd firmware && npm ci)")
+    with VirtualBoard() as board:
+        print(board.device, flush=True)
+        done = threading.Event()
+
+        def watch_lights() -> None:
+            shown = None
+            while not done.wait(0.05):
+                if board.lights != shown:
+                    shown = board.lights
+                    print("lights %d,%d,%d" % shown, flush=True)
+
+        threading.Thread(target=watch_lights, daemon=True).start()
+        for line in sys.stdin:
+            command, _, rest = line.strip().partition(" ")
+            if command == "scan" and rest:
+                board.scan(rest)
+            elif command == "slot":
+                board.slot_pass()
+            elif command == "lights":
+                print("lights %d,%d,%d" % board.lights, flush=True)
+            elif command == "garbage":
+                board.to_kiosk(os.urandom(64))
+                board.to_board(os.urandom(64))
+            elif command:
+                print(f"unknown command {command!r}: scan CODE, slot, lights, garbage", file=sys.stderr, flush=True)
+        done.set()
     return 0
 
 

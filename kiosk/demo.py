@@ -3,6 +3,8 @@
 Started here, all on loopback: the stand-in RE-ZIP backend and the stand-in shop webhook (real HTTP
 servers, SQLite in a temporary folder), a virtual scanner (a pseudo-terminal), and the kiosk itself,
 reading the scanner through pyserial and writing its screen and print jobs into the output folder.
+With ``board``, scans go through the virtual I/O board instead (the real firmware in WebAssembly
+MicroPython) with a drop-slot sensor, and the demo drops each packaging when the screen asks for it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import AsyncIterator, TextIO
 
 from kiosk.app import ScanReport
 from kiosk.config import load_config
-from kiosk.core.flow import DroppedScan
+from kiosk.core.flow import DroppedScan, State
 from kiosk.presentation.format import format_discount
 from kiosk.presentation.qr import qr_terminal
 from kiosk.recording import Recorder
 from kiosk.runtime import open_kiosk
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
 from kiosk.sim.kiosk_config import write_kiosk_config
+from kiosk.sim.virtual_board import VirtualBoard, simulator_available
 from kiosk.sim.virtual_scanner import VirtualScanner
 from kiosk.sim.world import demo_world
 
@@ -35,23 +38,32 @@ def list_codes(out: TextIO) -> None:
         print(f"{item['code']}  {item['note']}", file=out)
 
 
-def run_demo(out_dir: Path, scans: list[str] | None, *, stdin: TextIO, out: TextIO, offline: bool = False) -> int:
-    return asyncio.run(_demo(out_dir, scans, stdin, out, offline))
+def run_demo(out_dir: Path, scans: list[str] | None, *, stdin: TextIO, out: TextIO, offline: bool = False,
+             board: bool = False) -> int:  # fmt: skip
+    if board and not simulator_available():
+        print("kiosk demo --board: the board simulator needs node and firmware/node_modules "
+              "(run: cd firmware && npm ci)", file=out)  # fmt: skip
+        return 2
+    return asyncio.run(_demo(out_dir, scans, stdin, out, offline, board))
 
 
-async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: TextIO, offline: bool) -> int:
+async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: TextIO, offline: bool,
+                with_board: bool) -> int:  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("[0-9][0-9][0-9]-*"):
         old.unlink()
     with tempfile.TemporaryDirectory(prefix="kiosk-demo-") as work, demo_world(Path(work)) as world:
         workdir, server = Path(work), world.server
         scanner = VirtualScanner(terminator="cr")
+        board = VirtualBoard().start() if with_board else None
         config_path = write_kiosk_config(
             workdir / "kiosk.toml",
             backend_url=server.url,
             token=DEMO_KIOSK_TOKEN,
             drop_point=DROP_POINT_DK,
-            scanner_device=scanner.path,
+            scanner_device=None if board else scanner.path,
+            board_device=board.device if board else None,
+            slot_sensor=board is not None,
         )
         config = load_config(config_path)
         recorder = Recorder(out_dir, profile=config.printer.profile)
@@ -59,25 +71,44 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
         interactive = scans is None
         try:
             async with open_kiosk(config, on_report=results.put_nowait, on_dropped=results.put_nowait) as kiosk:
-                if not await kiosk.wait_ready():
-                    print(f"kiosk demo: the virtual scanner {scanner.path} did not open", file=out)
+                if not await kiosk.wait_ready(timeout_s=10):
+                    device = board.device if board else scanner.path
+                    print(f"kiosk demo: the virtual {'board' if board else 'scanner'} {device} did not answer", file=out)
                     return 1
                 if offline and kiosk.offline is not None:
                     report = await kiosk.offline.sync(force=True)
                     server.stop()  # the backend goes away: from now on vouchers come from the cache
                     print(f"Offline: {report.codes_added} codes cached, then the backend was stopped", file=out)
                 page = getattr(kiosk.screen, "url", "none")
-                print(f"Kiosk demo: backend {server.url}, scanner {scanner.path}, page {page}, output {out_dir}/",
-                      file=out)  # fmt: skip
+                reader = f"I/O board {board.device}" if board else f"scanner {scanner.path}"
+                print(f"Kiosk demo: backend {server.url}, {reader}, page {page}, output {out_dir}/", file=out)
                 if interactive:
                     _prompt(out)
                 codes = _listed(scans) if scans is not None else _stdin_codes(stdin)
                 async for code in codes:
-                    scanner.type(code)
+                    if board is None:
+                        scanner.type(code)
+                    else:
+                        board.scan(code)
+                        await _drop_when_asked(kiosk.app.flow, board, results, out)
                     await _await_result(results, recorder, code, interactive, out)
         finally:
             scanner.close()
+            if board is not None:
+                board.stop()
     return 0
+
+
+async def _drop_when_asked(flow, board: VirtualBoard, results: asyncio.Queue, out: TextIO) -> None:  # type: ignore[no-untyped-def]
+    """When the screen asks for the packaging, drop it in the slot (an invalid code gets no prompt)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 3.0
+    while loop.time() < deadline and results.empty():
+        if flow.state is State.AWAITING_DEPOSIT:
+            print("    drop prompt on screen, lights blue: the packaging goes into the slot", file=out)
+            await asyncio.to_thread(board.slot_pass)
+            return
+        await asyncio.sleep(0.01)
 
 
 async def _await_result(results: asyncio.Queue, recorder: Recorder, code: str, interactive: bool,

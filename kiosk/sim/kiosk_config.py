@@ -22,6 +22,8 @@ def write_kiosk_config(
     printer_profile: str = "TM-T20II",
     screen_dir: str = "screen",
     screen_type: str = "png",
+    board_device: str | None = None,
+    slot_sensor: bool = False,
 ) -> Path:
     """Write ``path`` and ``<path>.token`` beside it; relative paths resolve against its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +36,12 @@ def write_kiosk_config(
     scanner = (
         f'type = "serial"\ndevice = "{scanner_device}"\nterminator = "any"\ndebounce_s = 0\n'
         if scanner_device
-        else 'type = "none"\n'
+        else 'type = "none"\ndebounce_s = 0\n'  # the I/O board's scans share this filter
+    )
+    board = (
+        f'[board]\ntype = "serial"\ndevice = "{board_device}"\nslot_sensor = {str(slot_sensor).lower()}\n'
+        if board_device
+        else ""
     )
     path.write_text(
         f"""# Written by the stand-in backend for a kiosk that talks to it.
@@ -68,7 +75,8 @@ type = "escpos"
 device = "{printer_device}"
 profile = "{printer_profile}"
 poll_interval_s = 0.5
-""",
+
+{board}""",
         "utf-8",
     )
     return path
