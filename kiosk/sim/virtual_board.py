@@ -51,8 +51,9 @@ class VirtualBoard:
         os.set_blocking(self._master, False)
         self._node: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
-        self._duty: dict[int, int] = {}
-        self.tones: list[int] = []
+        self._duty: dict[int, int] = {}  # PWM pin -> duty (0-65535)
+        self._freq: dict[int, int] = {}  # PWM pin -> frequency
+        self.tones: list[int] = []  # frequencies the buzzer sounded, in order
         self.logs: list[str] = []
         self.resets: list[str] = []
         #: Messages the board sent, decoded: (type, seq, body).
@@ -171,9 +172,9 @@ class VirtualBoard:
             elif "pwm" in event and "duty" in event:
                 self._duty[event["pwm"]] = event["duty"]
                 if event["pwm"] == self.pins["buzzer_pin"] and event["duty"]:
-                    self.tones.append(self._duty.get(-event["pwm"], 0))
+                    self.tones.append(self._freq.get(event["pwm"], 0))
             elif "pwm" in event and "freq" in event:
-                self._duty[-event["pwm"]] = event["freq"]  # the frequency, kept beside the duty
+                self._freq[event["pwm"]] = event["freq"]
             elif "log" in event:
                 self.logs.append(event["log"])
             elif "reset" in event:
