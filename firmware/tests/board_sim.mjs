@@ -1,7 +1,8 @@
 // The I/O board simulator: runs the firmware's main.py under real MicroPython (the WebAssembly
 // port) with the fake `machine` module of ../sim, until the board halts.
-// Usage: node board_sim.mjs ROOT_DIR
-//   ROOT_DIR holds the board's files as they would be on its flash (main.py, version.json, ...).
+// Usage: node board_sim.mjs ROOT_DIR [PIN=LEVEL ...]
+//   ROOT_DIR holds the board's files as they would be on its flash (main.py, version.json, ...);
+//   PIN=LEVEL sets an input pin before the board starts (e.g. 22=0 holds the safe-mode pin low).
 // stdin, one JSON object per line:   {"uart": ID, "hex": "..."}  bytes arriving on a UART
 //                                    {"pin": ID, "level": 0|1}   the outside world drives a pin
 //                                    {"uart_fail": ID, "text": "..."}  reads from a UART raise
@@ -70,6 +71,10 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   else if ("uart_fail" in command) machine.sim_uart_fail(command.uart_fail, command.text);
 }).on("close", () => halt(0));
 
+for (const setting of process.argv.slice(3)) {
+  const [pin, level] = setting.split("=").map(Number);
+  machine.sim_set_pin(pin, level);
+}
 try {
   mp.runPython("import main");
 } catch (error) {

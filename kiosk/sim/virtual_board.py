@@ -39,10 +39,11 @@ def simulator_available() -> bool:
 class VirtualBoard:
     """Start with ``start()`` (or as a context manager); ``device`` is the path the kiosk opens."""
 
-    def __init__(self, *, files: dict[str, bytes] | None = None) -> None:
+    def __init__(self, *, files: dict[str, bytes] | None = None, pins_at_boot: dict[int, int] | None = None) -> None:
         pins = runpy.run_path(str(FIRMWARE_DIR / "board" / "boardcfg.py"))["VARIANTS"]["webassembly"]
         self.pins: dict[str, Any] = pins
         self._files = files
+        self._pins_at_boot = pins_at_boot or {}
         self._dir = Path(tempfile.mkdtemp(prefix="virtual-board-"))
         self._master, slave = os.openpty()
         tty.setraw(slave)
@@ -84,7 +85,8 @@ class VirtualBoard:
     def reboot(self) -> None:
         """Power off and start the same firmware again, as after a reset."""
         self.power_off()
-        self._node = subprocess.Popen(["node", str(_RUNNER), str(self._dir / "flash")], stdin=subprocess.PIPE,
+        pins = [f"{pin}={level}" for pin, level in self._pins_at_boot.items()]
+        self._node = subprocess.Popen(["node", str(_RUNNER), str(self._dir / "flash"), *pins], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=FIRMWARE_DIR)  # fmt: skip
         threading.Thread(target=self._from_board, args=(self._node,), name="board-out", daemon=True).start()
 

@@ -94,13 +94,20 @@ def test_without_a_slot_sensor_a_board_scan_issues_at_once(backend, tmp_path: Pa
     asyncio.run(run())
 
 
-async def connected(board: VirtualBoard, **kwargs) -> tuple[IoBoard, list]:
+async def connected(board: "VirtualBoard | VirtualDevice", **kwargs) -> tuple[IoBoard, list]:
     got: list = []
     driver = IoBoard(board.device, **kwargs)
     driver.on_deposit = lambda: got.append("deposit")
     driver.start(asyncio.get_running_loop(), got.append)
     await wait_until(lambda: driver.state == "open", timeout_s=10)
     return driver, got
+
+
+class VirtualDevice:
+    """Just the path, for ``connected`` (the board runs in another process)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
 
 
 def test_garbage_on_the_link_is_survived_both_ways() -> None:
@@ -188,9 +195,34 @@ def test_safe_mode_skips_the_application() -> None:
     files = board_files()
     files["version.json"] = manifest(files, firmware_version())
     files["safe_mode"] = b"1"
-    with VirtualBoard(files=files) as board:
-        assert board.wait_for(lambda: any("SAFE MODE" in line for line in board.logs), 10), board.logs
+    with VirtualBoard(files=files) as board:  # the flag written by safe_mode() or Ctrl-C
+        assert board.wait_for(lambda: any("SAFE MODE (safe-mode flag)" in line for line in board.logs), 10), board.logs
         assert not board.wait_for(lambda: board.sent, timeout_s=1.0)  # no hello, no tasks
+    with VirtualBoard(pins_at_boot={22: 0}) as board:  # the safe-mode pin held low at power-up
+        assert board.wait_for(lambda: any("SAFE MODE (safe-mode pin held low)" in line for line in board.logs), 10)
+        assert not board.wait_for(lambda: board.sent, timeout_s=0.5)
+
+
+def test_an_unplugged_board_is_found_again_behind_its_stable_name(tmp_path: Path) -> None:
+    name = tmp_path / "kiosk-board"  # what the udev rule gives the board
+
+    async def run() -> None:
+        first = VirtualBoard().start()
+        name.symlink_to(first.device)
+        driver, got = await connected(VirtualDevice(str(name)), reopen_interval_s=0.1)
+        try:
+            first.stop()  # unplugged: the port disappears
+            name.unlink()
+            await wait_until(lambda: driver.state == "missing", timeout_s=5)
+            with VirtualBoard() as second:  # plugged in again, maybe as another ttyACM
+                name.symlink_to(second.device)
+                await wait_until(lambda: driver.state == "open", timeout_s=10)
+                second.scan("10HSREPLUGGED")
+                await wait_until(lambda: "10HSREPLUGGED" in got)
+        finally:
+            driver.stop()
+
+    asyncio.run(run())
 
 
 def test_a_silent_kiosk_turns_the_lights_red_and_bad_commands_are_reported() -> None:
@@ -239,10 +271,3 @@ def test_kiosk_sim_board_serves_the_board_to_a_driver() -> None:
     finally:
         process.kill()
         process.wait()
-
-
-class VirtualDevice:
-    """Just the path, for ``connected`` (the board runs in another process)."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device

@@ -3,6 +3,9 @@ root whose units pass systemd-analyze verify."""
 
 from __future__ import annotations
 
+import os
+import re
+import select
 import shutil
 import stat
 import subprocess
@@ -116,3 +119,76 @@ def test_the_screen_launcher_runs_chromium_in_kiosk_mode_on_the_kiosk_page() -> 
     bad = subprocess.run([str(REPO / "hardware/kiosk-screen")], capture_output=True, text=True,
                          env={**env, "KIOSK_COMPOSITOR": "weston"})  # fmt: skip
     assert bad.returncode == 1 and "must be cage or labwc" in bad.stderr
+
+
+def test_provisioning_by_answering_questions_on_a_terminal(backend, tmp_path: Path) -> None:
+    """No flags: every answer is typed at the prompts, the token without echo."""
+    master, slave = os.openpty()
+    config = tmp_path / "etc" / "kiosk.toml"
+    process = subprocess.Popen([str(REPO / "scripts" / "provision-kiosk"), "--config", str(config), "--skip-print",
+                                "--hardware-id", "pi-cafe", "--data-dir", str(tmp_path / "data")],
+                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)  # fmt: skip
+    os.close(slave)
+    answers = {"drop point location id": DROP_POINT_DK, "Country": "", "Locale": "nl_NL", "Time zone": "Europe/Amsterdam",
+               "Backend URL": backend.url, "Printer": "none", "Scanner": "none", "access token": DEMO_KIOSK_TOKEN}  # fmt: skip
+    seen = b""
+    try:
+        while process.poll() is None or seen.count(b"\n") == 0:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+            tail = seen.rsplit(b"\n", 1)[-1].decode(errors="replace")
+            for question, answer in list(answers.items()):
+                if question in tail and tail.rstrip().endswith(":"):
+                    os.write(master, answer.encode() + b"\r")
+                    del answers[question]
+                    seen += b"\n"
+                    break
+    finally:
+        process.wait(timeout=60)
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert not answers, f"never asked: {list(answers)}"
+    assert DEMO_KIOSK_TOKEN not in text  # the token is not echoed
+    written = tomllib.loads(config.read_text())
+    assert written["kiosk"]["country"] == "DK"  # Enter took the default
+    assert written["kiosk"]["locale"] == "nl_NL" and written["backend"]["drop_point_location_id"] == DROP_POINT_DK
+
+
+UDEV_KEY = re.compile(r'(?P<key>[A-Z_]+(\{[^}]+\})?)(?P<op>==|!=|\+=|:=|=)"(?P<value>[^"]*)"')
+UDEV_MATCH_KEYS = {"SUBSYSTEM", "KERNEL", "ACTION", "DRIVERS", "SUBSYSTEMS"}
+UDEV_ASSIGN_KEYS = {"SYMLINK", "GROUP", "MODE", "OWNER", "TAG"}
+
+
+def test_udev_rules_are_well_formed() -> None:
+    """udevadm verify is not installed here: every rule is checked for udev's syntax instead."""
+    rules = [line for line in (REPO / "hardware/udev/99-rezip-kiosk.rules").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]  # fmt: skip
+    names = set()
+    for rule in rules:
+        parts = [part.strip() for part in rule.split(", ")]
+        matches = assigns = 0
+        for part in parts:
+            found = UDEV_KEY.fullmatch(part)
+            assert found, f"not KEY==\"value\" / KEY=\"value\": {part!r} in {rule!r}"
+            key, op = found["key"].split("{")[0], found["op"]
+            if op in ("==", "!="):
+                assert key in UDEV_MATCH_KEYS | {"ATTRS", "ENV"}, key
+                matches += 1
+            else:
+                assert key in UDEV_ASSIGN_KEYS | {"ENV"}, key
+                assigns += 1
+                if key == "SYMLINK":
+                    names.add(found["value"])
+                if key == "MODE":
+                    assert re.fullmatch(r"0[0-7]{3}", found["value"])
+        assert matches and assigns, rule
+    assert {"kiosk-board", "kiosk-board-repl", "kiosk-scanner", "kiosk-printer"} <= names
