@@ -23,10 +23,12 @@ VARIANTS = {
         "safe_mode_pin": 0,  # the BOOT button: hold it while resetting
     },
     # The simulator (MicroPython's WebAssembly port, sys.platform "webassembly") with the fake
-    # `machine` of firmware/sim: the rp2 pin map, the link on UART 0.
+    # `machine` of firmware/sim: the rp2 pin map, the link on UART 0, and shorter watchdog and
+    # silence times so the tests need not wait as long as a kiosk would.
     "webassembly": {
         "scanner_uart": 1, "scanner_tx": 4, "scanner_rx": 5, "scanner_baud": 9600,
         "link_uart": 0, "link_tx": 0, "link_rx": 1, "link_baud": 115200, "link": "uart",
+        "watchdog_ms": 2000, "kiosk_silent_ms": 2000,
         "slot_pin": 15, "slot_blocked_level": 0,
         "led_pins": (16, 17, 18),
         "buzzer_pin": 20,
@@ -34,6 +36,7 @@ VARIANTS = {
     },
 }
 
+# Defaults for every variant; a variant may set any of these keys itself.
 SETTINGS = {
     "link": "usb",  # "usb": a second USB CDC port (usb-device-cdc), "uart": link_uart's pins
     "scan_gap_ms": 100,  # a code without terminator ends after this much silence

@@ -87,7 +87,9 @@ def start():
     variant = boardcfg.variant_name(sys.platform)
     pins = boardcfg.VARIANTS[variant]
     settings = dict(boardcfg.SETTINGS)
-    settings["link"] = pins.get("link", settings["link"])
+    for key in settings:
+        if key in pins:
+            settings[key] = pins[key]
     settings["slot_blocked_level"] = pins["slot_blocked_level"]
     reason = _safe_mode_reason(pins)
     if reason:
