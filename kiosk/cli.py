@@ -288,32 +288,15 @@ def _scan(args: argparse.Namespace) -> int:
 
 def _offline_parts(config: Config):  # type: ignore[no-untyped-def]
     """The store and the offline service, outside a running kiosk (for the CLI)."""
-    from datetime import timedelta
-
-    from kiosk.core.offline import OfflineLimits
-    from kiosk.issuance.offline import OfflineService
-    from kiosk.issuance.offline_pools_client import OfflinePoolsClient
     from kiosk.issuance.offline_store import OfflineStore
-    from kiosk.issuance.rezip_client import RezipClient, read_secret_file
+    from kiosk.issuance.configured import make_client, make_offline_service
 
     try:
-        token = read_secret_file(config.backend.token_file)
+        client = make_client(config, read_timeout_s=max(config.backend.read_timeout_s, 10.0))
     except SecretFileError as exc:
         raise _Failure(str(exc)) from None
-    backend = config.backend
-    client = RezipClient(backend.url, token, drop_point_location_id=backend.drop_point_location_id,
-                         hardware_id=config.kiosk.hardware_id, auth_scheme=backend.auth_scheme,
-                         connect_timeout_s=backend.connect_timeout_s, read_timeout_s=max(backend.read_timeout_s, 10.0),
-                         ca_file=backend.ca_file)  # fmt: skip
     store = OfflineStore(config.offline_db)
-    limits = OfflineLimits(max_issuances=config.offline.max_issuances, max_value=config.offline.max_value,
-                           max_offline_age=timedelta(seconds=config.offline.max_offline_age_s),
-                           expiry_margin=timedelta(seconds=config.offline.expiry_margin_s))  # fmt: skip
-    service = OfflineService(store, OfflinePoolsClient(client.http, backend.drop_point_location_id,
-                                                       jwks_url=config.jwks_url),
-                             country=config.kiosk.country, limits=limits, per_pool=config.offline.reserve_per_pool,
-                             watermark=config.offline.watermark)  # fmt: skip
-    return client, store, service
+    return client, store, make_offline_service(config, store, client)
 
 
 def _pools(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, AsyncIterator, Callable
 
 from kiosk.app import KioskApp, ScanReport
@@ -21,13 +20,11 @@ from kiosk.devices.scanner.serial_source import ScanSource, SerialScanSource
 from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
-from kiosk.core.offline import OfflineLimits
 from kiosk.core.outcomes import Issued
 from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.offline import FallbackIssuer, OfflineService
-from kiosk.issuance.offline_pools_client import OfflinePoolsClient
 from kiosk.issuance.offline_store import OfflineStore
-from kiosk.issuance.rezip_client import RezipClient, read_secret_file
+from kiosk.issuance.configured import make_client, make_offline_service
 from kiosk.presentation.view import ScreenView
 
 __all__ = ["open_kiosk", "RunningKiosk", "NullScreen", "ISSUE_GRACE_S", "make_scan_sources"]
@@ -108,18 +105,7 @@ async def open_kiosk(
     ``background=False`` starts no offline sync and forwarding (``kiosk scan``).
     """
     backend = config.backend
-    token = read_secret_file(backend.token_file)
-    client = RezipClient(
-        backend.url,
-        token,
-        drop_point_location_id=backend.drop_point_location_id,
-        hardware_id=config.kiosk.hardware_id,
-        auth_scheme=backend.auth_scheme,
-        connect_timeout_s=backend.connect_timeout_s,
-        read_timeout_s=backend.read_timeout_s,
-        ca_file=backend.ca_file,
-        link_schemes=config.link_schemes,
-    )
+    client = make_client(config)
     settings = FlowSettings(
         issue_timeout_s=backend.deadline_s + ISSUE_GRACE_S,
         voucher_display_s=config.flow.voucher_display_s,
@@ -148,16 +134,7 @@ async def open_kiosk(
     online_deadline_s = backend.deadline_s
     if config.offline.enabled:
         online_deadline_s = max(0.5, backend.deadline_s - OFFLINE_RESERVE_S)
-        pools = OfflinePoolsClient(client.http, backend.drop_point_location_id, jwks_url=config.jwks_url)
-        offline = OfflineService(
-            store, pools, country=config.kiosk.country,
-            limits=OfflineLimits(
-                max_issuances=config.offline.max_issuances, max_value=config.offline.max_value,
-                max_offline_age=timedelta(seconds=config.offline.max_offline_age_s),
-                expiry_margin=timedelta(seconds=config.offline.expiry_margin_s)),
-            per_pool=config.offline.reserve_per_pool, watermark=config.offline.watermark,
-            sync_interval_s=config.offline.sync_interval_s, forward_interval_s=config.offline.forward_interval_s,
-        )  # fmt: skip
+        offline = make_offline_service(config, store, client)
     app = KioskApp(
         Flow(settings),
         FallbackIssuer(OnlineIssuer(client, deadline_s=online_deadline_s), store, offline),

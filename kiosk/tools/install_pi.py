@@ -119,7 +119,7 @@ def _install(args: argparse.Namespace, report: Report) -> list[str]:
         fstab = args.root / "etc/fstab"
         line = f"{args.data_partition} /var/lib/kiosk ext4 defaults,noatime,commit=5 0 2"
         existing = fstab.read_text() if fstab.exists() else ""
-        if f" /var/lib/kiosk " in existing:
+        if " /var/lib/kiosk " in existing:
             report.detail("fstab already mounts /var/lib/kiosk; left as it is")
         else:
             fstab.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,6 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
 
 from kiosk.config import LOCALES, PROFILES, Config, ConfigError, parse_config
 from kiosk.tools.report import Report, ToolFailed
@@ -205,15 +204,14 @@ def render_config(answers: dict[str, str], *, token_file: Path, data_dir: Path, 
 async def _check_backend(config: Config) -> str:
     import httpx
 
-    from kiosk.issuance.rezip_client import RezipClient, SecretFileError, read_secret_file
+    from kiosk.issuance.rezip_client import SecretFileError
+    from kiosk.issuance.configured import make_client
 
     try:
-        token = read_secret_file(config.backend.token_file)
+        client = make_client(config)
     except SecretFileError as exc:
         raise ToolFailed(str(exc)) from None
     backend = config.backend
-    client = RezipClient(backend.url, token, drop_point_location_id=backend.drop_point_location_id,
-                         hardware_id=config.kiosk.hardware_id, ca_file=backend.ca_file)  # fmt: skip
     try:
         answer = await client.http.get(config.jwks_url)
     except httpx.HTTPError as exc:
@@ -225,7 +223,7 @@ async def _check_backend(config: Config) -> str:
     return f"{backend.url} reachable (TLS verified), signing keys published"
 
 
-def _cli(argv: list[str], what: str) -> Any:
+def _cli(argv: list[str], what: str) -> None:
     from kiosk import cli
 
     if cli.main(argv) != 0:

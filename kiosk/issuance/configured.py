@@ -1,0 +1,47 @@
+"""The issuance parts as a configuration describes them, for the running kiosk and the CLI alike
+(kept apart from ``kiosk.runtime`` so a CLI command does not load the screen and devices)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kiosk.config import Config
+from kiosk.core.offline import OfflineLimits
+from kiosk.issuance.offline import OfflineService
+from kiosk.issuance.offline_pools_client import OfflinePoolsClient
+from kiosk.issuance.offline_store import OfflineStore
+from kiosk.issuance.rezip_client import RezipClient, read_secret_file
+
+__all__ = ["make_client", "make_offline_service"]
+
+
+def make_client(config: Config, *, read_timeout_s: float | None = None) -> RezipClient:
+    """The RE-ZIP client as the configuration describes it (token file checked: ``SecretFileError``);
+    ``read_timeout_s`` raises the read timeout for bulk calls outside the scan path."""
+    backend = config.backend
+    return RezipClient(
+        backend.url,
+        read_secret_file(backend.token_file),
+        drop_point_location_id=backend.drop_point_location_id,
+        hardware_id=config.kiosk.hardware_id,
+        auth_scheme=backend.auth_scheme,
+        connect_timeout_s=backend.connect_timeout_s,
+        read_timeout_s=read_timeout_s or backend.read_timeout_s,
+        ca_file=backend.ca_file,
+        link_schemes=config.link_schemes,
+    )
+
+
+def make_offline_service(config: Config, store: OfflineStore, client: RezipClient) -> OfflineService:
+    """Offline issuance as the configuration describes it: limits, reservations, schedules."""
+    offline = config.offline
+    return OfflineService(
+        store, OfflinePoolsClient(client.http, config.backend.drop_point_location_id, jwks_url=config.jwks_url),
+        country=config.kiosk.country,
+        limits=OfflineLimits(
+            max_issuances=offline.max_issuances, max_value=offline.max_value,
+            max_offline_age=timedelta(seconds=offline.max_offline_age_s),
+            expiry_margin=timedelta(seconds=offline.expiry_margin_s)),
+        per_pool=offline.reserve_per_pool, watermark=offline.watermark,
+        sync_interval_s=offline.sync_interval_s, forward_interval_s=offline.forward_interval_s,
+    )  # fmt: skip
