@@ -25,6 +25,7 @@ from kiosk.board import link
 from kiosk.board.signals import Signals
 from kiosk.devices.scanner.scan_filter import ScanFilter
 from kiosk.devices.scanner.serial_source import ScanSink
+from kiosk.devices.serial_port import run_sessions
 
 __all__ = ["IoBoard", "EXPECTED_FIRMWARE", "firmware_is_older"]
 
@@ -99,29 +100,16 @@ class IoBoard:
     # --- the port's thread ------------------------------------------------------------------------
 
     def _run(self, deliver: Callable[..., None]) -> None:
-        while not self._stop.is_set():
-            try:
-                port = serial.Serial(self.device, self.baud, timeout=0.01)
-            except (serial.SerialException, OSError) as exc:
-                if self.state != "missing":
-                    log.warning("I/O board %s not available (%s); retrying", self.device, exc)
-                self.state = "missing"
-                self._stop.wait(self.reopen_interval_s)
-                continue
-            self.state = "connecting"
-            try:
-                port.reset_input_buffer()  # whatever waited from before is stale
-                self._talk(port, deliver)
-            except (serial.SerialException, OSError) as exc:
-                log.warning("I/O board %s lost (%s); reopening", self.device, exc)
-            finally:
-                port.close()
-            if not self._stop.is_set():
-                self.state = "missing"
-                self._stop.wait(self.reopen_interval_s)
+        run_sessions(self.device, self.baud, label="I/O board", stop=self._stop, reopen_interval_s=self.reopen_interval_s,
+                     set_state=self._set_state, session=lambda port: self._talk(port, deliver),
+                     opened_state="connecting", read_timeout_s=0.01)  # fmt: skip
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
 
     def _talk(self, port: serial.Serial, deliver: Callable[..., None]) -> None:
         """One session on an open port; returns when the board falls silent or we stop."""
+        port.reset_input_buffer()  # whatever waited from before is stale
         decoder, sender, receiver = link.FrameDecoder(), link.Sender(retry_after=0.2, max_tries=5), link.Receiver()
         hello = json.dumps({"kiosk": __version__}).encode()
         now = time.monotonic()

@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 import serial
 
 from kiosk.devices.scanner.assembler import LineAssembler
+from kiosk.devices.serial_port import run_sessions
 from kiosk.devices.scanner.scan_filter import ScanFilter
 
 __all__ = ["SerialScanSource", "ScanSink", "ScanSource"]
@@ -70,24 +71,11 @@ class SerialScanSource:
             self._thread.join(timeout=2)
 
     def _run(self, deliver: Callable[[str], None]) -> None:
-        while not self._stop.is_set():
-            try:
-                port = serial.Serial(self.device, self.baud, timeout=0.02)
-            except (serial.SerialException, OSError) as exc:
-                if self.state != "missing":
-                    log.warning("scanner %s not available (%s); retrying", self.device, exc)
-                self.state = "missing"
-                self._stop.wait(self.reopen_interval_s)
-                continue
-            self.state = "open"
-            log.info("scanner %s open", self.device)
-            try:
-                self._read(port, deliver)
-            except (serial.SerialException, OSError) as exc:
-                log.warning("scanner %s lost (%s); reopening", self.device, exc)
-                self.state = "missing"
-            finally:
-                port.close()
+        run_sessions(self.device, self.baud, label="scanner", stop=self._stop, reopen_interval_s=self.reopen_interval_s,
+                     set_state=self._set_state, session=lambda port: self._read(port, deliver))  # fmt: skip
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
 
     def _read(self, port: serial.Serial, deliver: Callable[[str], None]) -> None:
         assembler = LineAssembler(self.terminator)
