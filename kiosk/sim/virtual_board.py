@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kiosk.board import link
-from kiosk.board.bundle import FIRMWARE_DIR, stage
+from kiosk.tools.firmware_files import FIRMWARE_DIR, stage
 
 __all__ = ["VirtualBoard", "simulator_available"]
 

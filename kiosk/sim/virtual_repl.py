@@ -10,7 +10,7 @@ import threading
 import time
 import tty
 
-from kiosk.board.bundle import FIRMWARE_DIR
+from kiosk.tools.firmware_files import FIRMWARE_DIR
 
 __all__ = ["VirtualRepl"]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import serial
 
-from kiosk.board.bundle import FIRMWARE_DIR, stage
+from kiosk.tools.firmware_files import FIRMWARE_DIR, stage
 from kiosk.board.uf2 import UF2Error, check_uf2
 from kiosk.tools.report import Report, ToolFailed
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.board.bundle import board_files
+from kiosk.tools.firmware_files import board_files
 from kiosk.board.uf2 import UF2Error, check_uf2
 from kiosk.sim.virtual_board import simulator_available
 from kiosk.sim.virtual_repl import VirtualRepl

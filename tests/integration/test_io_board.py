@@ -15,7 +15,7 @@ import pytest
 
 from kiosk.board import link
 from kiosk.board.signals import Signals
-from kiosk.board.bundle import board_files, firmware_version, manifest
+from kiosk.tools.firmware_files import board_files, firmware_version, manifest
 from kiosk.config import load_config
 from kiosk.devices.board.io_board import EXPECTED_FIRMWARE, IoBoard
 from kiosk.runtime import open_kiosk

@@ -97,7 +97,7 @@ def test_heartbeats_are_not_kept_for_retransmission() -> None:
 
 
 def test_frozen_manifest_and_flash_tool_agree_on_packages_and_files() -> None:
-    from kiosk.board.bundle import board_files
+    from kiosk.tools.firmware_files import board_files
     from kiosk.tools.flash import PACKAGES
 
     text = (FIRMWARE / "manifest.py").read_text("utf-8")
