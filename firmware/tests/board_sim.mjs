@@ -9,10 +9,8 @@
 // stdout, one JSON object per line:  {"uart": ID, "hex": "..."} bytes the board wrote, {"pwm": PIN,
 //   "duty"|"freq": N}, {"pin": ID, "level": N}, {"log": "..."}, {"reset": "watchdog"|...}.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
-import { readFileSync, readdirSync, statSync } from "node:fs";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { prepareFlash } from "./sim_flash.mjs";
 
 const root = process.argv[2];
 if (!root) {
@@ -35,22 +33,7 @@ mp.registerJsModule("simhw", {
   halt,
 });
 
-function copyTree(from, to) {
-  for (const name of readdirSync(from)) {
-    const source = join(from, name);
-    const target = to === "/" ? `/${name}` : `${to}/${name}`;
-    if (statSync(source).isDirectory()) {
-      mp.FS.mkdir(target);
-      copyTree(source, target);
-    } else {
-      mp.FS.writeFile(target, readFileSync(source));
-    }
-  }
-}
-mp.FS.mkdir("/lib");
-copyTree(root, "/");
-const here = dirname(fileURLToPath(import.meta.url));
-mp.FS.writeFile("/lib/machine.py", readFileSync(join(here, "..", "sim", "machine.py")));
+prepareFlash(mp, root);
 
 setInterval(() => {
   if (watchdog && Date.now() - watchdog.fedAt > watchdog.timeout) {
@@ -59,10 +42,7 @@ setInterval(() => {
   }
 }, 50);
 
-const machine = (() => {
-  mp.runPython("import sys\nsys.path.insert(0, '/lib')\nsys.path.insert(0, '/')\nimport machine");
-  return mp.pyimport("machine");
-})();
+const machine = mp.pyimport("machine");
 createInterface({ input: process.stdin }).on("line", (line) => {
   if (!line.trim()) return;
   const command = JSON.parse(line);

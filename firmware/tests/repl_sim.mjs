@@ -1,12 +1,9 @@
 // A MicroPython board's REPL for the flash tool's tests: the WebAssembly port's event-driven REPL
 // (the same friendly and raw REPL code as on a Pico) on stdin/stdout, byte for byte. The test
 // connects it to a pseudo-terminal, so mpremote talks to it as to a board on /dev/ttyACM0.
-// Usage: node repl_sim.mjs [ROOT_DIR]   (ROOT_DIR's files are put on the "flash" first)
-// A soft reset (Ctrl-D) keeps the files, as on a board.
+// Usage: node repl_sim.mjs   (the flash starts empty; a soft reset, Ctrl-D, keeps its files)
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
-import { readFileSync, readdirSync, statSync } from "node:fs";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { prepareFlash } from "./sim_flash.mjs";
 
 // Emscripten numbers errno values its own way (ENOENT is 44, not 2); a board, and mpremote's
 // reading of its errors, use the usual numbers. Output is gathered per turn of the event loop and
@@ -26,30 +23,13 @@ const mp = await loadMicroPython({
   },
   linebuffer: false,
 });
-const root = process.argv[2];
-function copyTree(from, to) {
-  for (const name of readdirSync(from)) {
-    const source = join(from, name);
-    const target = `${to}/${name}`.replace("//", "/");
-    if (statSync(source).isDirectory()) {
-      mp.FS.mkdir(target);
-      copyTree(source, target);
-    } else {
-      mp.FS.writeFile(target, readFileSync(source));
-    }
-  }
-}
-if (root) copyTree(root, "/");
-mp.FS.mkdir("/lib");
-const here = dirname(fileURLToPath(import.meta.url));
-mp.FS.writeFile("/lib/machine.py", readFileSync(join(here, "..", "sim", "machine.py")));
 mp.registerJsModule("simhw", {
   emit: () => {},
   wdt_start: () => {},
   wdt_feed: () => {},
   halt: () => soft(),
 });
-mp.runPython("import sys\nsys.path.append('/lib')");
+prepareFlash(mp);
 
 function soft() {
   if (!output.length) setImmediate(flush);

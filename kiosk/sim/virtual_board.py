@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import binascii
 import json
-import os
 import runpy
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
-import tty
 from pathlib import Path
 from typing import Any, Callable
 
 from kiosk.board import link
+from kiosk.sim.pty_port import PtyPort
 from kiosk.tools.firmware_files import FIRMWARE_DIR, stage
 
 __all__ = ["VirtualBoard", "simulator_available"]
@@ -45,11 +44,8 @@ class VirtualBoard:
         self._files = files
         self._pins_at_boot = pins_at_boot or {}
         self._dir = Path(tempfile.mkdtemp(prefix="virtual-board-"))
-        self._master, slave = os.openpty()
-        tty.setraw(slave)
-        self.device = os.ttyname(slave)
-        os.close(slave)  # the kiosk opens it; until then the board's bytes go nowhere
-        os.set_blocking(self._master, False)
+        self._port = PtyPort()
+        self.device = self._port.path
         self._node: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._duty: dict[int, int] = {}  # PWM pin -> duty (0-65535)
@@ -60,7 +56,6 @@ class VirtualBoard:
         #: Messages the board sent, decoded: (type, seq, body).
         self.sent: list[tuple[int, int, bytes]] = []
         self._tap = link.FrameDecoder()
-        self._stopping = False
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -73,7 +68,7 @@ class VirtualBoard:
             for name, data in self._files.items():
                 (root / name).write_bytes(data)
         self.reboot()
-        threading.Thread(target=self._to_board, name="board-in", daemon=True).start()
+        self._port.pump_to(self._to_board, name="board-in")
         return self
 
     def power_off(self) -> None:
@@ -91,12 +86,8 @@ class VirtualBoard:
         threading.Thread(target=self._from_board, args=(self._node,), name="board-out", daemon=True).start()
 
     def stop(self) -> None:
-        self._stopping = True
         self.power_off()
-        try:
-            os.close(self._master)
-        except OSError:
-            pass
+        self._port.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> "VirtualBoard":
@@ -131,7 +122,7 @@ class VirtualBoard:
 
     def to_kiosk(self, data: bytes) -> None:
         """Bytes on the line towards the kiosk, as if the board sent them."""
-        _write_or_drop(self._master, data)
+        self._port.write(data)
 
     def break_uart(self, uart: int, text: str) -> None:
         """Every read from that UART raises from now on (a task crashes; the watchdog must act)."""
@@ -170,7 +161,7 @@ class VirtualBoard:
             if event.get("uart") == self.pins["link_uart"]:
                 data = binascii.unhexlify(event["hex"])
                 self.sent.extend(self._tap.feed(data))
-                _write_or_drop(self._master, data)
+                self._port.write(data)
             elif "pwm" in event and "duty" in event:
                 self._duty[event["pwm"]] = event["duty"]
                 if event["pwm"] == self.pins["buzzer_pin"] and event["duty"]:
@@ -182,26 +173,6 @@ class VirtualBoard:
             elif "reset" in event:
                 self.resets.append(event["reset"])
 
-    def _to_board(self) -> None:
-        while not self._stopping:
-            try:
-                data = os.read(self._master, 4096)
-            except BlockingIOError:
-                time.sleep(0.002)
-                continue
-            except OSError:  # EIO: nobody has the other end open
-                if self._stopping:
-                    return
-                time.sleep(0.01)
-                continue
-            if not data:
-                return
-            if self.running:
-                self._command(uart=self.pins["link_uart"], hex=data.hex())
-
-
-def _write_or_drop(fd: int, data: bytes) -> None:
-    try:
-        os.write(fd, data)
-    except (BlockingIOError, OSError):
-        pass  # nobody listening, or the line is full: dropped, as a USB CDC port drops
+    def _to_board(self, data: bytes) -> None:
+        if self.running:
+            self._command(uart=self.pins["link_uart"], hex=data.hex())

@@ -1,0 +1,55 @@
+"""The device end of a simulated serial port: a pseudo-terminal whose other end the kiosk (or
+mpremote) opens by ``path``, exactly as it opens /dev/ttyACM0. Like a USB CDC port, bytes written
+while nobody has the port open are dropped, not kept for whoever opens it next."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import tty
+from typing import Callable
+
+__all__ = ["PtyPort"]
+
+
+class PtyPort:
+    def __init__(self) -> None:
+        self._master, slave = os.openpty()
+        tty.setraw(slave)  # no echo, no CR→LF: bytes pass as a device sends them
+        self.path = os.ttyname(slave)
+        os.close(slave)
+        os.set_blocking(self._master, False)
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        try:
+            os.write(self._master, data)
+        except OSError:
+            pass  # nobody listening, or the line is full: dropped
+
+    def pump_to(self, deliver: Callable[[bytes], None], name: str) -> None:
+        """Hand what the other end writes to ``deliver``, from a thread of its own, until closed."""
+
+        def pump() -> None:
+            while not self._closed:
+                try:
+                    data = os.read(self._master, 4096)
+                except BlockingIOError:
+                    time.sleep(0.002)
+                    continue
+                except OSError:  # EIO: nobody has the other end open
+                    time.sleep(0.01)
+                    continue
+                if not data:
+                    return
+                deliver(data)
+
+        threading.Thread(target=pump, name=name, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            os.close(self._master)
+        except OSError:
+            pass
