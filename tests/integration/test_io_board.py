@@ -94,32 +94,30 @@ def test_without_a_slot_sensor_a_board_scan_issues_at_once(backend, tmp_path: Pa
     asyncio.run(run())
 
 
-async def connected(board: "VirtualBoard | VirtualDevice", **kwargs) -> tuple[IoBoard, list]:
-    got: list = []
-    driver = IoBoard(board.device, **kwargs)
+@asynccontextmanager
+async def driving(device: str, **kwargs) -> AsyncIterator[tuple[IoBoard, list[str]]]:
+    """The kiosk's board driver on ``device``, once the board answered; what it delivered (scans,
+    and "deposit" for each slot event) collects in the list. Stopped on the way out."""
+    got: list[str] = []
+    driver = IoBoard(device, **kwargs)
     driver.on_deposit = lambda: got.append("deposit")
     driver.start(asyncio.get_running_loop(), got.append)
-    await wait_until(lambda: driver.state == "open", timeout_s=10)
-    return driver, got
-
-
-class VirtualDevice:
-    """Just the path, for ``connected`` (the board runs in another process)."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
+    try:
+        await wait_until(lambda: driver.state == "open", timeout_s=10)
+        yield driver, got
+    finally:
+        driver.stop()
 
 
 def test_garbage_on_the_link_is_survived_both_ways() -> None:
     async def run() -> None:
         with VirtualBoard() as board:
-            driver, got = await connected(board)
-            try:
+            async with driving(board.device) as (driver, got):
                 # Towards the kiosk: noise, a half frame, a forged frame with a bad CRC.
                 bad = bytearray(link.encode_frame(link.SCAN, 9, b"10HSFORGED"))
                 bad[-3] ^= 0xFF
                 board.to_kiosk(b"\xff\xfe noise \x00" + link.encode_frame(link.SCAN, 7, b"X")[:5] + b"\x00" + bytes(bad))
-                # Towards the board: the same, plus a frame of a type it does not expect.
+                # Towards the board: noise, zeros, and an overlong run.
                 board.to_board(b"\x13\x37\x00\x01\x02\x03" + bytes(300) + b"\xaa" * 700 + b"\x00")
                 board.scan("10HS0WJW39MH4SQX58QGBAGB13R43R")
                 await wait_until(lambda: "10HS0WJW39MH4SQX58QGBAGB13R43R" in got)
@@ -128,39 +126,31 @@ def test_garbage_on_the_link_is_survived_both_ways() -> None:
                 board.slot_pass()
                 await wait_until(lambda: "deposit" in got)
                 assert driver.state == "open" and board.resets == []
-            finally:
-                driver.stop()
     asyncio.run(run())
 
 
 def test_a_long_line_from_the_scanner_is_dropped_and_reported() -> None:
     async def run() -> None:
         with VirtualBoard() as board:
-            driver, got = await connected(board)
-            try:
+            async with driving(board.device) as (driver, got):
                 board.scan("9" * 1000)
                 await wait_until(lambda: any("longer than" in error for error in driver.errors))
                 board.scan("10HSAFTERLONG", terminator=b"")  # no terminator: ends by silence
                 await wait_until(lambda: "10HSAFTERLONG" in got)
-                assert not any(item.startswith("999") for item in got if isinstance(item, str))
-            finally:
-                driver.stop()
+                assert not any(item.startswith("999") for item in got)
     asyncio.run(run())
 
 
 def test_a_board_that_resets_is_reconnected(caplog) -> None:
     async def run() -> None:
         with VirtualBoard() as board:
-            driver, got = await connected(board, silent_after_s=1.0, reopen_interval_s=0.1)
-            try:
+            async with driving(board.device, silent_after_s=1.0, reopen_interval_s=0.1) as (driver, got):
                 board.power_off()
                 await wait_until(lambda: driver.state != "open", timeout_s=5)
                 board.reboot()
                 await wait_until(lambda: driver.state == "open", timeout_s=10)
                 board.scan("10HSAGAIN")
                 await wait_until(lambda: "10HSAGAIN" in got)
-            finally:
-                driver.stop()
     with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
         asyncio.run(run())
     assert "silent" in caplog.text
@@ -182,9 +172,8 @@ def test_older_firmware_is_reported(caplog) -> None:
 
     async def run() -> None:
         with VirtualBoard(files=files) as board:
-            driver, _ = await connected(board)
-            driver.stop()
-            assert driver.firmware and driver.firmware["fw"] == "0.9.0"
+            async with driving(board.device) as (driver, _):
+                assert driver.firmware and driver.firmware["fw"] == "0.9.0"
 
     with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
         asyncio.run(run())
@@ -207,20 +196,16 @@ def test_an_unplugged_board_is_found_again_behind_its_stable_name(tmp_path: Path
     name = tmp_path / "kiosk-board"  # what the udev rule gives the board
 
     async def run() -> None:
-        first = VirtualBoard().start()
-        name.symlink_to(first.device)
-        driver, got = await connected(VirtualDevice(str(name)), reopen_interval_s=0.1)
-        try:
-            first.stop()  # unplugged: the port disappears
-            name.unlink()
-            await wait_until(lambda: driver.state == "missing", timeout_s=5)
-            with VirtualBoard() as second:  # plugged in again, maybe as another ttyACM
-                name.symlink_to(second.device)
+        with VirtualBoard() as first, VirtualBoard() as second:
+            name.symlink_to(first.device)
+            async with driving(str(name), reopen_interval_s=0.1) as (driver, got):
+                first.stop()  # unplugged: the port disappears
+                name.unlink()
+                await wait_until(lambda: driver.state == "missing", timeout_s=5)
+                name.symlink_to(second.device)  # plugged in again, maybe as another ttyACM
                 await wait_until(lambda: driver.state == "open", timeout_s=10)
                 second.scan("10HSREPLUGGED")
                 await wait_until(lambda: "10HSREPLUGGED" in got)
-        finally:
-            driver.stop()
 
     asyncio.run(run())
 
@@ -228,11 +213,11 @@ def test_an_unplugged_board_is_found_again_behind_its_stable_name(tmp_path: Path
 def test_a_silent_kiosk_turns_the_lights_red_and_bad_commands_are_reported() -> None:
     async def run() -> None:
         with VirtualBoard() as board:
-            driver, _ = await connected(board)
-            driver.signal(Signals("disco", "fanfare"))  # names the firmware does not know
-            await wait_until(lambda: any("unknown light pattern disco" in error for error in driver.errors))
-            await wait_until(lambda: any("unknown buzzer pattern fanfare" in error for error in driver.errors))
-            driver.stop()  # the kiosk software stops: no more heartbeats
+            async with driving(board.device) as (driver, _):
+                driver.signal(Signals("disco", "fanfare"))  # names the firmware does not know
+                await wait_until(lambda: any("unknown light pattern disco" in error for error in driver.errors))
+                await wait_until(lambda: any("unknown buzzer pattern fanfare" in error for error in driver.errors))
+            # the kiosk software has stopped: no more heartbeats
             await wait_until(lambda: board.lights == (255, 0, 0), timeout_s=8)  # red "fault" blink
             assert any("no word from the kiosk" in line for line in board.logs)
     asyncio.run(run())
@@ -254,13 +239,12 @@ def test_kiosk_sim_board_serves_the_board_to_a_driver() -> None:
         assert process.stdout is not None and process.stdin is not None
         device = process.stdout.readline().strip()
 
-        async def run() -> list:
-            driver, got = await connected(VirtualDevice(device))
-            for command in ("garbage", f"scan {CODES[3]}", "slot"):
-                process.stdin.write(command + "\n")
-                process.stdin.flush()
-            await wait_until(lambda: CODES[3] in got and "deposit" in got)
-            driver.stop()
+        async def run() -> list[str]:
+            async with driving(device) as (_, got):
+                for command in ("garbage", f"scan {CODES[3]}", "slot"):
+                    process.stdin.write(command + "\n")
+                    process.stdin.flush()
+                await wait_until(lambda: CODES[3] in got and "deposit" in got)
             return got
 
         # Garbage without a closing 0x00 spoils the next frame; the board's retry brings it anyway.
