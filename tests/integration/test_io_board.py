@@ -145,12 +145,15 @@ def test_a_board_that_resets_is_reconnected(caplog) -> None:
     async def run() -> None:
         with VirtualBoard() as board:
             async with driving(board.device, silent_after_s=1.0, reopen_interval_s=0.1) as (driver, got):
+                board.to_kiosk(b"\x42" * 10 + b"\x00")  # a damaged frame, counted before the reset
+                await wait_until(lambda: driver.rejected_frames == 1)
                 board.power_off()
                 await wait_until(lambda: driver.state != "open", timeout_s=5)
                 board.reboot()
                 await wait_until(lambda: driver.state == "open", timeout_s=10)
                 board.scan("10HSAGAIN")
                 await wait_until(lambda: "10HSAGAIN" in got)
+                assert driver.rejected_frames == 1  # the count spans sessions
     with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
         asyncio.run(run())
     assert "silent" in caplog.text

@@ -72,19 +72,16 @@ class IoBoard:
         self._lights = "idle"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sink: ScanSink | None = None
 
     @property
     def name(self) -> str:
         return f"board:{self.device}"
 
     def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink) -> None:
-        def deliver(kind: str, text: str = "") -> None:
-            if kind == "scan":
-                loop.call_soon_threadsafe(sink, text)
-            elif self.on_deposit is not None:
-                loop.call_soon_threadsafe(self.on_deposit)
-
-        self._thread = threading.Thread(target=self._run, args=(deliver,), name=self.name, daemon=True)
+        self._loop, self._sink = loop, sink
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def signal(self, signals: Signals) -> None:
@@ -99,73 +96,73 @@ class IoBoard:
 
     # --- the port's thread ------------------------------------------------------------------------
 
-    def _run(self, deliver: Callable[..., None]) -> None:
+    def _run(self) -> None:
         run_sessions(self.device, self.baud, label="I/O board", stop=self._stop, reopen_interval_s=self.reopen_interval_s,
-                     set_state=self._set_state, session=lambda port: self._talk(port, deliver),
-                     opened_state="connecting", read_timeout_s=0.01)  # fmt: skip
+                     set_state=self._set_state, session=self._talk, opened_state="connecting",
+                     read_timeout_s=0.01)  # fmt: skip
 
     def _set_state(self, state: str) -> None:
         self.state = state
 
-    def _talk(self, port: serial.Serial, deliver: Callable[..., None]) -> None:
+    def _talk(self, port: serial.Serial) -> None:
         """One session on an open port; returns when the board falls silent or we stop."""
         port.reset_input_buffer()  # whatever waited from before is stale
-        decoder, sender, receiver = link.FrameDecoder(), link.Sender(retry_after=0.2, max_tries=5), link.Receiver()
+        session = _Session(port)
         hello = json.dumps({"kiosk": __version__}).encode()
-        now = time.monotonic()
-        port.write(sender.send(link.HELLO, hello, now))
-        last_heard = last_hello = last_beat = now
+        session.send(link.HELLO, hello)
+        last_heard = last_hello = last_beat = time.monotonic()
+        rejected = 0
         while not self._stop.is_set():
             data = port.read(max(1, min(4096, port.in_waiting)))
             now = time.monotonic()
             if data:
                 last_heard = now
-                for kind, seq, body in decoder.feed(data):
-                    self._received(port, sender, receiver, kind, seq, body, deliver)
-                if decoder.rejected != self.rejected_frames:
-                    log.warning("I/O board: %d damaged frames skipped", decoder.rejected - self.rejected_frames)
-                    self.rejected_frames = decoder.rejected
+                for kind, seq, body in session.decoder.feed(data):
+                    self._received(session, kind, seq, body)
+                if session.decoder.rejected != rejected:
+                    log.warning("I/O board: %d damaged frames skipped", session.decoder.rejected - rejected)
+                    self.rejected_frames += session.decoder.rejected - rejected
+                    rejected = session.decoder.rejected
             if now - last_heard > self.silent_after_s:
                 log.warning("I/O board %s silent for %.1f s; reconnecting", self.device, now - last_heard)
                 return
             if self.state == "connecting" and now - last_hello > HELLO_RETRY_S:
-                port.write(sender.send(link.HELLO, hello, now))
+                session.send(link.HELLO, hello)
                 last_hello = now
             if now - last_beat >= HEARTBEAT_S:
-                port.write(sender.send(link.HEARTBEAT, int(now * 1000 % 2**32).to_bytes(4, "little"), now, False))
+                session.send(link.HEARTBEAT, int(now * 1000 % 2**32).to_bytes(4, "little"), reliable=False)
                 last_beat = now
             while not self._signals.empty():
                 signals = self._signals.get()
                 self._lights = signals.lights
                 if self.state == "open":
-                    port.write(sender.send(link.LIGHTS, signals.lights.encode(), now))
+                    session.send(link.LIGHTS, signals.lights.encode())
                     if signals.buzzer:
-                        port.write(sender.send(link.BUZZER, signals.buzzer.encode(), now))
-            again, dropped = sender.due(now)
+                        session.send(link.BUZZER, signals.buzzer.encode())
+            again, dropped = session.sender.due(now)
             for frame in again:
                 port.write(frame)
             if dropped:
                 log.warning("I/O board did not acknowledge %d message(s)", len(dropped))
 
-    def _received(self, port: serial.Serial, sender: link.Sender, receiver: link.Receiver, kind: int, seq: int,
-                  body: bytes, deliver: Callable[..., None]) -> None:  # fmt: skip
+    def _received(self, session: "_Session", kind: int, seq: int, body: bytes) -> None:
         if kind == link.ACK:
             if body:
-                sender.acknowledged(body[0])
+                session.sender.acknowledged(body[0])
             return
-        port.write(link.ack_frame(seq))
-        if not receiver.is_new(kind, seq):
+        session.port.write(link.ack_frame(seq))
+        if not session.receiver.is_new(kind, seq):
             return
         if kind == link.HELLO:
-            self._hello(port, sender, body)
+            self._hello(session, body)
         elif kind == link.SCAN:
-            text = body.decode("utf-8", errors="replace")
-            accepted = self.scan_filter.accept(text, time.monotonic())
+            accepted = self.scan_filter.accept(body.decode("utf-8", errors="replace"), time.monotonic())
             if accepted is not None:
-                deliver("scan", accepted)
+                self._loop.call_soon_threadsafe(self._sink, accepted)
         elif kind == link.SLOT:
             log.info("I/O board: packaging passed the drop slot")
-            deliver("deposit")
+            if self.on_deposit is not None:
+                self._loop.call_soon_threadsafe(self.on_deposit)
         elif kind == link.ERROR:
             message = body.decode("utf-8", errors="replace")[:200]
             log.warning("I/O board reports: %s", message)
@@ -173,22 +170,33 @@ class IoBoard:
         elif kind != link.HEARTBEAT:
             log.warning("I/O board sent an unexpected message type %d", kind)
 
-    def _hello(self, port: serial.Serial, sender: link.Sender, body: bytes) -> None:
+    def _hello(self, session: "_Session", body: bytes) -> None:
         try:
             hello = json.loads(body)
             version = str(hello["fw"])
         except (ValueError, KeyError, TypeError):
             log.warning("I/O board sent an unreadable hello %r", body[:80])
             return
-        known = self.state == "open" and hello == self.firmware
+        if self.state != "open" or hello != self.firmware:  # news, not the answer to our hello again
+            if firmware_is_older(version):
+                log.warning("I/O board runs firmware %s, older than the %s this kiosk expects: flash it with "
+                            "scripts/flash-firmware", version, EXPECTED_FIRMWARE)  # fmt: skip
+            else:
+                log.info("I/O board firmware %s (%s, manifest %s)", version, hello.get("variant"),
+                         str(hello.get("manifest"))[:12])  # fmt: skip
         self.firmware = hello
-        if known:
-            pass  # the board answering our hello again: nothing new to say
-        elif firmware_is_older(version):
-            log.warning("I/O board runs firmware %s, older than the %s this kiosk expects: flash it with "
-                        "scripts/flash-firmware", version, EXPECTED_FIRMWARE)  # fmt: skip
-        else:
-            log.info("I/O board firmware %s (%s, manifest %s)", version, hello.get("variant"),
-                     str(hello.get("manifest"))[:12])  # fmt: skip
         self.state = "open"
-        port.write(sender.send(link.LIGHTS, self._lights.encode(), time.monotonic()))
+        session.send(link.LIGHTS, self._lights.encode())  # what the board should show right now
+
+
+class _Session:
+    """One opened port: the link's numbering, retries and duplicate filter last as long as it."""
+
+    def __init__(self, port: serial.Serial) -> None:
+        self.port = port
+        self.decoder = link.FrameDecoder()
+        self.sender = link.Sender(retry_after=0.2, max_tries=5)
+        self.receiver = link.Receiver()
+
+    def send(self, kind: int, body: bytes, reliable: bool = True) -> None:
+        self.port.write(self.sender.send(kind, body, time.monotonic(), reliable))
