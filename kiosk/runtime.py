@@ -191,11 +191,12 @@ async def open_kiosk(
 
 def _board_signals(boards: list[IoBoard]) -> Callable[[Screen], None]:
     """Lights and buzzer follow what the screen shows."""
-    previous: list[State | None] = [None]
+    previous: State | None = None
 
     def show(screen: Screen) -> None:
-        signals = signals_for(previous[0], screen)
-        previous[0] = screen.state
+        nonlocal previous
+        signals = signals_for(previous, screen)
+        previous = screen.state
         for board in boards:
             board.signal(signals)
 

@@ -46,6 +46,7 @@ class BoardApp:
         self.hello_acked = False
         self.hello_seq = None
         self.alive = {}
+        # For the technician at the console (aiorepl): `app.stats`.
         self.stats = {"scans": 0, "deposits": 0, "rejected_frames": 0, "dropped": 0}
         self._edges = []  # (level, ticks) recorded by the slot pin's IRQ
 
@@ -164,14 +165,14 @@ class BoardApp:
         if kind == link.HELLO:
             self._say_hello()  # the kiosk (re)started: introduce ourselves again
         elif kind == link.LIGHTS:
-            name = bytes(body).decode()
+            name = body.decode()
             if name in patterns.LIGHTS:
                 if name != self.pattern:
                     self.pattern, self.pattern_since = name, self.hw.ticks_ms()
             else:
                 self.error("unknown light pattern " + name)
         elif kind == link.BUZZER:
-            name = bytes(body).decode()
+            name = body.decode()
             if name in patterns.BUZZER:
                 self.tune, self.tune_since = name, self.hw.ticks_ms()
             else:
