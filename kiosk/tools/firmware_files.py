@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kiosk.board import link
 
-__all__ = ["FIRMWARE_DIR", "board_files", "firmware_version", "manifest", "stage"]
+__all__ = ["FIRMWARE_DIR", "application", "board_files", "firmware_version", "manifest", "stage"]
 
 #: The repository's firmware folder (the tools run from a checkout).
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
@@ -43,10 +43,16 @@ def manifest(files: dict[str, bytes], version: str) -> bytes:
     return json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n"
 
 
-def stage(target: Path, firmware_dir: Path = FIRMWARE_DIR) -> dict[str, bytes]:
-    """Write the board's files and ``version.json`` into ``target``, as they will be on the flash."""
+def application(firmware_dir: Path = FIRMWARE_DIR) -> dict[str, bytes]:
+    """Every file the board holds, ``version.json`` included."""
     files = board_files(firmware_dir)
     files["version.json"] = manifest(files, firmware_version(firmware_dir))
+    return files
+
+
+def stage(target: Path, firmware_dir: Path = FIRMWARE_DIR) -> dict[str, bytes]:
+    """Write the board's files and ``version.json`` into ``target``, as they will be on the flash."""
+    files = application(firmware_dir)
     target.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (target / name).write_bytes(data)

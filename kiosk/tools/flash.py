@@ -26,7 +26,7 @@ from pathlib import Path
 
 import serial
 
-from kiosk.tools.firmware_files import FIRMWARE_DIR, stage
+from kiosk.tools.firmware_files import FIRMWARE_DIR, application, stage
 from kiosk.board.uf2 import UF2Error, check_uf2
 from kiosk.tools.report import Report, ToolFailed
 
@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 def _verify_only(args: argparse.Namespace, report: Report) -> str:
     port = _reach_repl(args, report)
     report.step("Comparing every file's SHA-256 on the board")
-    with tempfile.TemporaryDirectory() as staging:
-        _verify(port, stage(Path(staging), FIRMWARE_DIR), args.timeout, report)
+    _verify(port, application(FIRMWARE_DIR), args.timeout, report)
     _mpremote(port, ["reset"], args.timeout)
     return "the board holds this application, every file verified"
 

@@ -15,7 +15,7 @@ import pytest
 
 from kiosk.board import link
 from kiosk.board.signals import Signals
-from kiosk.tools.firmware_files import board_files, firmware_version, manifest
+from kiosk.tools.firmware_files import application, board_files, firmware_version, manifest
 from kiosk.config import load_config
 from kiosk.devices.board.io_board import EXPECTED_FIRMWARE, IoBoard
 from kiosk.runtime import open_kiosk
@@ -184,8 +184,7 @@ def test_older_firmware_is_reported(caplog) -> None:
 
 
 def test_safe_mode_skips_the_application() -> None:
-    files = board_files()
-    files["version.json"] = manifest(files, firmware_version())
+    files = application()
     files["safe_mode"] = b"1"
     with VirtualBoard(files=files) as board:  # the flag written by safe_mode() or Ctrl-C
         assert board.wait_for(lambda: any("SAFE MODE (safe-mode flag)" in line for line in board.logs), 10), board.logs
