@@ -21,7 +21,7 @@ from typing import Sequence
 
 from kiosk import __version__
 from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, PROFILES, Config, ConfigError, load_config
-from kiosk.issuance.rezip_client import SecretFileError
+from kiosk.secret_files import SecretFileError
 
 __all__ = ["main"]
 

@@ -9,17 +9,21 @@ use is parsed here: a dictionary of inner lists with parameters, and byte sequen
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+
+from kiosk.secret_files import SecretFileError, write_secret_file
 
 __all__ = [
     "ALGORITHM",
@@ -32,6 +36,8 @@ __all__ = [
     "signature_base",
     "sign_detached",
     "verify_detached",
+    "load_or_create_key",
+    "key_fingerprint",
 ]
 
 ALGORITHM = "ecdsa-p384-sha384"
@@ -275,3 +281,25 @@ def verify_detached(header: str, body: bytes, keys: Mapping[str, ec.EllipticCurv
     except InvalidSignature:
         raise SignatureError("bundle signature does not match") from None
     return keyid
+
+
+def load_or_create_key(path: Path) -> tuple[ec.EllipticCurvePrivateKey, bool]:
+    """The ECDSA P-384 key kept in ``path`` (PEM, mode 0600), made and written when there is none;
+    True when it was made now. A key file others can read is refused, as ssh refuses one."""
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP384R1())
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        write_secret_file(path, pem, replace=False)
+        return key, True
+    if path.stat().st_mode & 0o077:
+        raise SecretFileError(f"{path}: key file must have mode 0600 (run: chmod 600 {path})")
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP384R1):
+        raise SecretFileError(f"{path}: not an ECDSA P-384 private key")
+    return key, False
+
+
+def key_fingerprint(key: ec.EllipticCurvePrivateKey) -> str:
+    """SHA-256 (hex) of the public key's DER SubjectPublicKeyInfo: what a registration shows."""
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()

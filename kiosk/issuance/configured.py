@@ -10,7 +10,8 @@ from kiosk.core.offline import OfflineLimits
 from kiosk.issuance.offline import OfflineService
 from kiosk.issuance.offline_pools_client import OfflinePoolsClient
 from kiosk.issuance.offline_store import OfflineStore
-from kiosk.issuance.rezip_client import RezipClient, read_secret_file
+from kiosk.issuance.rezip_client import RezipClient
+from kiosk.secret_files import read_secret_file
 
 __all__ = ["make_client", "make_offline_service"]
 

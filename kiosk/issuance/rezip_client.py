@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import stat
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
@@ -48,8 +47,6 @@ __all__ = [
     "ScanNetworkError",
     "ScanInvalidBody",
     "ScanResult",
-    "read_secret_file",
-    "SecretFileError",
     "MAX_BODY_BYTES",
 ]
 
@@ -117,22 +114,6 @@ ScanResult = Union[
 ]
 
 
-class SecretFileError(OSError):
-    """A token or key file is missing, empty or readable by others."""
-
-
-def read_secret_file(path: Path) -> str:
-    """Read a token file, refusing one that group or others can read (like ssh does)."""
-    try:
-        info = path.stat()
-        text = path.read_text("utf-8").strip()
-    except OSError as exc:
-        raise SecretFileError(f"{path}: cannot read the token file ({exc.strerror or exc})") from None
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SecretFileError(f"{path}: token file must have mode 0600 (run: chmod 600 {path})")
-    if not text:
-        raise SecretFileError(f"{path}: token file is empty")
-    return text
 
 
 class RezipClient:

@@ -8,9 +8,7 @@ errors, ``429`` after repeated 4xx) and the assumptions written down in
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import threading
 import time
@@ -19,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kiosk.core.voucher import VoucherError, parse_voucher
-from kiosk.signatures import public_jwk, sign_detached, sign_request
+from kiosk.signatures import key_fingerprint, load_or_create_key, public_jwk, sign_detached, sign_request
 from kiosk.sim.backend_store import (
     BackendStore,
     DuplicateReturn,
@@ -422,21 +419,6 @@ def _pool_problem(doc: dict[str, Any]) -> str | None:
 
 
 def _load_or_create_key(path: Path) -> tuple[ec.EllipticCurvePrivateKey, str]:
-    """The backend's webhook-signing key, kept in a 0600 file beside the database."""
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-    else:
-        key = ec.generate_private_key(ec.SECP384R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return key, "key-" + hashlib.sha256(der).hexdigest()[:8]
+    """The backend's webhook-signing key, kept in a 0600 file beside the database, and its key id."""
+    key, _ = load_or_create_key(path)
+    return key, "key-" + key_fingerprint(key)[:8]

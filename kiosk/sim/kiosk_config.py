@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from kiosk.secret_files import write_secret_file
 
 __all__ = ["write_kiosk_config"]
 
@@ -28,10 +29,7 @@ def write_kiosk_config(
     """Write ``path`` and ``<path>.token`` beside it; relative paths resolve against its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     token_file = path.with_name(path.stem + ".token")
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.chmod(token_file, 0o600)
+    write_secret_file(token_file, token.encode() + b"\n")
     # No debounce: people typing codes into the demo repeat them on purpose.
     scanner = (
         f'type = "serial"\ndevice = "{scanner_device}"\nterminator = "any"\ndebounce_s = 0\n'

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import hashlib
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ import tomllib
 from pathlib import Path
 
 from kiosk.config import LOCALES, PROFILES, Config, ConfigError, parse_config
+from kiosk.secret_files import SecretFileError, write_secret_file
 from kiosk.tools.report import Report, ToolFailed
 
 __all__ = ["main", "hardware_id", "render_config"]
@@ -132,11 +132,7 @@ def _token_file(args: argparse.Namespace) -> Path:
         raise ToolFailed("no token: give --token-file or --token-stdin")
     if not token:
         raise ToolFailed("the token is empty")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.chmod(target, 0o600)
+    write_secret_file(target, token.encode() + b"\n")
     return target
 
 
@@ -156,22 +152,13 @@ def hardware_id(cpuinfo: Path = Path("/proc/cpuinfo"), machine_id: Path = Path("
 
 
 def _device_key(path: Path) -> tuple[str, bool]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from kiosk.signatures import key_fingerprint, load_or_create_key
 
-    created = not path.exists()
-    if created:
-        key = ec.generate_private_key(ec.SECP384R1())
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-    elif path.stat().st_mode & 0o077:
-        raise ToolFailed(f"{path} is readable by others; run: chmod 600 {path}")
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(public).hexdigest(), created
+    try:
+        key, created = load_or_create_key(path)
+    except (SecretFileError, ValueError) as exc:
+        raise ToolFailed(str(exc)) from None
+    return key_fingerprint(key), created
 
 
 def render_config(answers: dict[str, str], *, token_file: Path, data_dir: Path, offline: bool, printer_profile: str,
@@ -204,7 +191,6 @@ def render_config(answers: dict[str, str], *, token_file: Path, data_dir: Path, 
 async def _check_backend(config: Config) -> str:
     import httpx
 
-    from kiosk.issuance.rezip_client import SecretFileError
     from kiosk.issuance.configured import make_client
 
     try:

@@ -56,6 +56,10 @@ def test_provisioning_a_kiosk_end_to_end(backend, tmp_path: Path) -> None:
     key = (etc / "device-key.pem").read_bytes()
     again = provision(*args)  # provisioning twice keeps the device key
     assert again.returncode == 0 and "(kept)" in again.stdout and (etc / "device-key.pem").read_bytes() == key
+    (etc / "device-key.pem").chmod(0o644)  # someone loosened it: refused, not used, not replaced
+    loose = provision(*args)
+    assert loose.returncode == 1 and "key file must have mode 0600" in loose.stdout
+    assert (etc / "device-key.pem").read_bytes() == key
 
 
 def test_a_bad_answer_or_an_unreachable_backend_is_a_clear_failure(tmp_path: Path) -> None:
