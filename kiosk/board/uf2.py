@@ -37,7 +37,6 @@ class UF2Info:
     family: str
     blocks: int
     payload_bytes: int
-    start_address: int
 
 
 def check_uf2(data: bytes, board: str) -> UF2Info:
@@ -45,10 +44,10 @@ def check_uf2(data: bytes, board: str) -> UF2Info:
     if not data or len(data) % BLOCK:
         raise UF2Error(f"not a UF2 file: {len(data)} bytes is not a whole number of 512-byte blocks")
     total = len(data) // BLOCK
-    families, payload, start = set(), 0, None
+    families, payload = set(), 0
     for index in range(total):
         block = data[index * BLOCK : (index + 1) * BLOCK]
-        start0, start1, flags, address, size, number, count, family = struct.unpack_from("<8I", block)
+        start0, start1, flags, _address, size, number, count, family = struct.unpack_from("<8I", block)
         (end,) = struct.unpack_from("<I", block, BLOCK - 4)
         if (start0, start1, end) != (MAGIC_START0, MAGIC_START1, MAGIC_END):
             raise UF2Error(f"block {index}: bad magic numbers (not UF2, or damaged)")
@@ -62,7 +61,6 @@ def check_uf2(data: bytes, board: str) -> UF2Info:
             raise UF2Error(f"block {index}: no family ID; refusing a file that does not say which chip it is for")
         families.add(family)
         payload += size
-        start = address if start is None else min(start, address)
     names = {FAMILIES.get(family, f"unknown family 0x{family:08x}") for family in families}
     images = names - {"rp2xxx-absolute", "rp2xxx-data"}
     if len(images) != 1:
@@ -70,4 +68,4 @@ def check_uf2(data: bytes, board: str) -> UF2Info:
     (family,) = images
     if family not in BOARD_FAMILIES.get(board, set()):
         raise UF2Error(f"this UF2 is for {family}, but the board is {board}")
-    return UF2Info(family, total, payload, start or 0)
+    return UF2Info(family, total, payload)

@@ -113,9 +113,6 @@ class VirtualBoard:
         time.sleep(blocked_s)
         self._command(pin=self.pins["slot_pin"], level=1 - blocked)
 
-    def slot_level(self, level: int) -> None:
-        self._command(pin=self.pins["slot_pin"], level=level)
-
     def to_board(self, data: bytes) -> None:
         """Bytes arriving on the board's link UART, as if the kiosk sent them (garbage, say)."""
         self._command(uart=self.pins["link_uart"], hex=data.hex())
