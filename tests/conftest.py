@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
+
+from kiosk.sim.httpd import LoopbackHTTPServer
 
 REPO = Path(__file__).resolve().parent.parent
 KIOSK = [sys.executable, "-m", "kiosk.cli"]
@@ -84,10 +86,9 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
-def serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+def serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[LoopbackHTTPServer, str]:
     """Start a threaded HTTP server on a free loopback port; returns it and its URL."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
+    httpd = LoopbackHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Request", "Reply", "JsonServer", "HttpError", "json_reply", "error_reply"]
+__all__ = ["LoopbackHTTPServer", "Request", "Reply", "JsonServer", "HttpError", "json_reply", "error_reply"]
 
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -79,6 +80,18 @@ def error_reply(status: int, message: str, headers: dict[str, str] | None = None
 Handler = Callable[[Request], Reply]
 
 
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server for the stand-ins and tests. A client that hangs up on a kept-alive
+    connection (a reset while the server waits for its next request) is normal HTTP life, not an
+    error worth a traceback; every other failure is still reported."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class JsonServer:
     """Serve routes on ``host:port`` (port 0 picks a free one) in a background thread."""
 
@@ -111,8 +124,7 @@ class JsonServer:
 
         self._lock = threading.Lock()
         self._connections: set[Any] = set()
-        self._httpd = ThreadingHTTPServer((host, port), _RequestHandler)
-        self._httpd.daemon_threads = True
+        self._httpd = LoopbackHTTPServer((host, port), _RequestHandler)
         self._thread: threading.Thread | None = None
 
     @property

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kiosk.signatures import sign_request
+from kiosk.sim.httpd import LoopbackHTTPServer
 from kiosk.sim.demo_seed import (
     DEMO_ADMIN_TOKEN,
     DEMO_KIOSK_TOKEN,
@@ -22,7 +23,7 @@ from kiosk.sim.demo_seed import (
     SHOPS,
     sample_codes,
 )
-from tests.conftest import BackendProcess, run_kiosk
+from tests.conftest import BackendProcess, QuietHandler, run_kiosk
 
 pytestmark = pytest.mark.integration
 
@@ -222,3 +223,17 @@ def test_an_invalid_code_never_reaches_the_backend(backend, tmp_path: Path) -> N
     assert result.returncode == 1
     assert json.loads(result.stdout)["status"] == "invalid"
     assert len(backend.state()["scans"]) == before
+
+
+def test_a_client_hanging_up_is_no_traceback_but_a_failure_is(capsys) -> None:
+    server = LoopbackHTTPServer(("127.0.0.1", 0), QuietHandler)
+    try:
+        for problem in (ConnectionResetError(104, "Connection reset by peer"), ValueError("a real bug")):
+            try:
+                raise problem
+            except Exception:
+                server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    err = capsys.readouterr().err
+    assert "ValueError: a real bug" in err and "ConnectionResetError" not in err
