@@ -16,7 +16,7 @@ from typing import AsyncIterator, TextIO
 
 from kiosk.app import ScanReport
 from kiosk.config import load_config
-from kiosk.core.flow import DroppedScan, State
+from kiosk.core.flow import DroppedScan, Flow, State
 from kiosk.presentation.format import format_discount
 from kiosk.presentation.qr import qr_terminal
 from kiosk.recording import Recorder
@@ -99,7 +99,7 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
     return 0
 
 
-async def _drop_when_asked(flow, board: VirtualBoard, results: asyncio.Queue, out: TextIO) -> None:  # type: ignore[no-untyped-def]
+async def _drop_when_asked(flow: Flow, board: VirtualBoard, results: asyncio.Queue, out: TextIO) -> None:
     """When the screen asks for the packaging, drop it in the slot (an invalid code gets no prompt)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 3.0
