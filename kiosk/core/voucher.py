@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
+from kiosk.core.currencies import ACTIVE as ACTIVE_CURRENCIES
+
 __all__ = [
     "DiscountType",
     "Shop",
@@ -27,7 +29,6 @@ __all__ = [
 
 #: Codes are shown large and printed as text, so they must be short and plain.
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._\-/+#=:]{0,63}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
 MAX_LINK_CHARS = 2048
 MAX_TEXT_CHARS = 2000
@@ -130,8 +131,8 @@ def parse_voucher(
     if not 0 < value <= MAX_VALUE:
         raise VoucherError("value", f"must be between 1 and {MAX_VALUE}")
     unit = _required_str(doc, "unit")
-    if discount is DiscountType.AMOUNT and not _CURRENCY.fullmatch(unit):
-        raise VoucherError("unit", "must be an ISO 4217 currency code for an amount")
+    if discount is DiscountType.AMOUNT and unit not in ACTIVE_CURRENCIES:
+        raise VoucherError("unit", "must be an ISO 4217 currency code in use (such as DKK or EUR) for an amount")
     if discount is DiscountType.PERCENTAGE:
         if unit != "%":
             raise VoucherError("unit", 'must be "%" for a percentage')

@@ -30,6 +30,7 @@ from babel.numbers import (
     get_currency_symbol,
 )
 
+from kiosk.core.currencies import minor_digits
 from kiosk.core.voucher import DiscountType, Voucher
 
 __all__ = [
@@ -37,19 +38,9 @@ __all__ = [
     "format_amount",
     "format_integer",
     "format_expiry",
-    "iso_minor_digits",
     "display_digits",
 ]
 
-#: ISO 4217 minor units that are not 2 (currencies in active use).
-_ISO_DIGITS = {
-    **dict.fromkeys(
-        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
-    ),
-    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
-    "CLF": 4,
-    "UYW": 4,
-}
 #: ICU 78 (CLDR 48) default display digits where Babel's CLDR data differs; a test compares all
 #: currencies against Node's ICU so a drift shows up.
 _ICU_DISPLAY_DIGITS = {"COP": 0, "HUF": 0, "IDR": 0, "PKR": 0, "RSD": 2}
@@ -61,9 +52,6 @@ _ICU_NUMBER_GROUP = {"de_AT": "\u00a0"}
 _NBSP = "\u00a0"
 
 
-def iso_minor_digits(currency: str) -> int:
-    """How many decimal places the currency's minor unit has, per ISO 4217."""
-    return _ISO_DIGITS.get(currency, 2)
 
 
 def display_digits(currency: str) -> int:
@@ -92,7 +80,7 @@ def format_integer(value: int, locale: str) -> str:
 
 def format_amount(minor_units: int, currency: str, locale: str) -> str:
     """A money amount given in ISO 4217 minor units."""
-    iso_digits = iso_minor_digits(currency)
+    iso_digits = minor_digits(currency)
     amount = Decimal(minor_units).scaleb(-iso_digits)
     shown_digits = display_digits(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-shown_digits)) or shown_digits > iso_digits:

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 import pytest
 
 from kiosk.core.voucher import parse_voucher
-from kiosk.presentation.format import format_amount, format_discount, format_expiry, iso_minor_digits
+from kiosk.core.currencies import minor_digits
+from kiosk.presentation.format import format_amount, format_discount, format_expiry
 
 
 def plain(text: str) -> str:
@@ -32,7 +33,7 @@ def test_currency_spacing_is_a_no_break_space() -> None:
 
 
 def test_iso_digits() -> None:
-    assert [iso_minor_digits(c) for c in ("DKK", "JPY", "KWD", "HUF", "ALL")] == [2, 0, 3, 2, 2]
+    assert [minor_digits(c) for c in ("DKK", "JPY", "KWD", "HUF", "ALL")] == [2, 0, 3, 2, 2]
 
 
 def test_percentage_and_gift() -> None:

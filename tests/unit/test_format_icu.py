@@ -17,6 +17,7 @@ import pytest
 from babel.numbers import list_currencies
 
 from kiosk.config import LOCALES
+from kiosk.core.currencies import minor_digits
 from kiosk.core.voucher import parse_voucher
 from kiosk.presentation.format import (
     display_digits,
@@ -24,7 +25,6 @@ from kiosk.presentation.format import (
     format_discount,
     format_expiry,
     format_integer,
-    iso_minor_digits,
 )
 
 CURRENCIES = ["DKK", "EUR", "GBP", "HUF", "ALL", "RSD", "JPY", "KWD", "BHD", "ISK", "CHF", "SEK", "NOK",
@@ -55,7 +55,7 @@ def icu(cases: list[list]) -> list:
 
 
 def _shown_digits(minor: int, currency: str) -> tuple[str, int]:
-    iso = iso_minor_digits(currency)
+    iso = minor_digits(currency)
     amount = Decimal(minor).scaleb(-iso)
     digits = display_digits(currency)
     if digits > iso or amount != amount.quantize(Decimal(1).scaleb(-digits)):
