@@ -11,11 +11,12 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from kiosk.core.currencies import ACTIVE as ACTIVE_CURRENCIES
+from kiosk.core.text import clean_text
 
 __all__ = [
     "DiscountType",
@@ -24,16 +25,27 @@ __all__ = [
     "VoucherError",
     "parse_voucher",
     "parse_shop",
+    "parse_instant",
     "DEFAULT_LINK_SCHEMES",
 ]
 
 #: Codes are shown large and printed as text, so they must be short and plain.
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._\-/+#=:]{0,63}")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
-MAX_LINK_CHARS = 2048
+#: The longest link every renderer can draw as a QR code that a phone reads at arm's length: QR
+#: version 17 at error correction M holds 367 bytes, which the 58 mm printer's raster (4 dots a
+#: module on 384 dots) and the 80 mm printer's native QR (6 dots a module on 576) still fit.
+MAX_LINK_BYTES = 350
 MAX_TEXT_CHARS = 2000
+#: A gift's unit is shown as the headline ("1 Tote bag"), a shop name beside the logo.
+MAX_LINE_CHARS = 120
 MAX_VALUE = 10**9
+#: Expiries are believable between these years; anything else is a broken or hostile field.
+_EARLIEST_YEAR, _LATEST_YEAR = 2000, 2199
+#: With the time known, an expiry further ahead than this is not a voucher anyone meant.
+MAX_EXPIRY_AHEAD = timedelta(days=3653)
 DEFAULT_LINK_SCHEMES = frozenset({"https"})
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class VoucherError(ValueError):
@@ -110,11 +122,14 @@ def parse_voucher(
     *,
     shop: Shop | None = None,
     link_schemes: Iterable[str] | None = DEFAULT_LINK_SCHEMES,
+    now: datetime | None = None,
 ) -> Voucher:
     """Validate a seed-shaped voucher document; ``shop`` is used when the document carries none.
 
     ``link_schemes`` lists the schemes a link may use; None accepts any well-formed scheme (the
-    backend stores what shops send; each kiosk applies its own allow-list).
+    backend stores what shops send; each kiosk applies its own allow-list). With ``now``, a voucher
+    that has expired, or whose expiry lies beyond ``MAX_EXPIRY_AHEAD``, is refused. Fields that do
+    not make the voucher unusable (a refused link, a bad shop field) are dropped with a warning.
     """
     if not isinstance(doc, Mapping):
         raise VoucherError("voucher", "expected a JSON object")
@@ -138,24 +153,27 @@ def parse_voucher(
             raise VoucherError("unit", 'must be "%" for a percentage')
         if value > 100:
             raise VoucherError("value", "a percentage cannot exceed 100")
-    if discount is DiscountType.GIFT and not unit.strip():
-        raise VoucherError("unit", "must describe the gift")
+    if discount is DiscountType.GIFT:
+        unit = clean_text(unit, multiline=False).strip()
+        if not unit or len(unit) > MAX_LINE_CHARS:
+            raise VoucherError("unit", f"must describe the gift in at most {MAX_LINE_CHARS} characters")
     conditions = doc.get("conditions")
     if conditions is None:
         conditions = ""
     if not isinstance(conditions, str) or len(conditions) > MAX_TEXT_CHARS:
         raise VoucherError("conditions", f"must be text of at most {MAX_TEXT_CHARS} characters")
-    expires_at = _parse_instant(doc.get("expires_at"), "expires_at")
+    expires_at = parse_instant(doc.get("expires_at"), "expires_at", now)
     schemes = None if link_schemes is None else frozenset(link_schemes)
     link, warnings = _parse_link(doc.get("link"), schemes)
     if "shop" in doc and doc["shop"] is not None:
-        shop = parse_shop(doc["shop"])
+        checked, shop_warnings = _checked_shop(doc["shop"])
+        shop, warnings = checked or shop, warnings + shop_warnings
     return Voucher(
         code=code,
         type=discount,
         value=value,
         unit=unit,
-        conditions=conditions,
+        conditions=clean_text(conditions).strip(),
         expires_at=expires_at,
         link=link,
         shop=shop,
@@ -163,17 +181,45 @@ def parse_voucher(
     )
 
 
-def parse_shop(doc: Any) -> Shop:
-    """Validate a shop profile; all fields optional, all text."""
+def parse_shop(doc: Any) -> Shop | None:
+    """A shop profile as far as it is usable: every field optional; a field that is not sensible
+    text, or a URL that is not an https URL (http only on loopback), is left out."""
+    return _checked_shop(doc)[0]
+
+
+def _checked_shop(doc: Any) -> tuple[Shop | None, tuple[str, ...]]:
     if not isinstance(doc, Mapping):
-        raise VoucherError("shop", "expected a JSON object")
+        return None, ("shop dropped: not a JSON object",)
     values: dict[str, str | None] = {}
-    for name in ("name", "description", "logo_url", "website"):
+    warnings: list[str] = []
+    for name, limit, multiline in (("name", MAX_LINE_CHARS, False), ("description", MAX_TEXT_CHARS, True)):
         item = doc.get(name)
-        if item is not None and (not isinstance(item, str) or len(item) > MAX_TEXT_CHARS):
-            raise VoucherError(f"shop.{name}", f"must be text of at most {MAX_TEXT_CHARS} characters")
-        values[name] = item or None
-    return Shop(**values)
+        text = clean_text(item, multiline=multiline).strip() if isinstance(item, str) else None
+        if item is not None and (text is None or len(text) > limit):
+            warnings.append(f"shop.{name} dropped: not text of at most {limit} characters")
+            text = None
+        values[name] = text or None
+    for name in ("logo_url", "website"):
+        item = doc.get(name)
+        url = item if isinstance(item, str) and _web_url(item) else None
+        if item not in (None, "") and url is None:
+            warnings.append(f"shop.{name} dropped: not an https URL")
+        values[name] = url
+    return Shop(**values), tuple(warnings)
+
+
+def _web_url(text: str) -> bool:
+    """An https URL with a host (plain http only for a loopback host, as the stand-in serves)."""
+    if len(text) > MAX_TEXT_CHARS or any(ord(ch) <= 0x20 or ord(ch) >= 0x7F for ch in text):
+        return False
+    try:
+        parts = urlsplit(text)
+        parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    if not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
 
 
 def _required_str(doc: Mapping[str, Any], name: str) -> str:
@@ -185,18 +231,28 @@ def _required_str(doc: Mapping[str, Any], name: str) -> str:
     return item
 
 
-def _parse_instant(item: Any, name: str) -> datetime | None:
-    """ISO 8601 with an offset; a time without one is read as UTC (what every RE-ZIP example uses)."""
+def parse_instant(item: Any, name: str, now: datetime | None = None) -> datetime | None:
+    """An expiry: ISO 8601 with an offset, in UTC; a time without one is read as UTC (what every
+    RE-ZIP example uses); null is None. ``VoucherError`` names ``name`` when it is not believable."""
     if item is None:
         return None
-    if not isinstance(item, str):
+    if not isinstance(item, str) or len(item) > 64:
         raise VoucherError(name, "must be an ISO 8601 timestamp or null")
     try:
         instant = datetime.fromisoformat(item)
     except ValueError:
-        raise VoucherError(name, f"is not an ISO 8601 timestamp: {item[:40]!r}") from None
+        raise VoucherError(name, f"is not an ISO 8601 timestamp: {clean_text(item[:40])!r}") from None
+    # The year is checked before any conversion: year 1 or 9999 with an offset overflows on the way.
+    if not _EARLIEST_YEAR <= instant.year <= _LATEST_YEAR:
+        raise VoucherError(name, f"must lie between the years {_EARLIEST_YEAR} and {_LATEST_YEAR}")
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=timezone.utc)
+    instant = instant.astimezone(timezone.utc)
+    if now is not None:
+        if instant <= now:
+            raise VoucherError(name, "the voucher has expired")
+        if instant > now + MAX_EXPIRY_AHEAD:
+            raise VoucherError(name, f"lies more than {MAX_EXPIRY_AHEAD.days // 365} years ahead")
     return instant
 
 
@@ -208,17 +264,26 @@ def _format_instant(instant: datetime | None) -> str | None:
 
 
 def _parse_link(item: Any, schemes: frozenset[str] | None) -> tuple[str | None, tuple[str, ...]]:
-    """A link we refuse is dropped with a warning: the customer still gets the code."""
+    """A link we refuse is dropped with a warning: the customer still gets the code (and the QR
+    then carries the code). A link must parse, use an allowed scheme and fit the QR code."""
     if item is None or item == "":
         return None, ()
     if not isinstance(item, str):
         raise VoucherError("link", "must be text or null")
-    if len(item) > MAX_LINK_CHARS or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in item):
-        return None, ("link dropped: too long or contains spaces or control characters",)
+    if len(item.encode("utf-8", "surrogatepass")) > MAX_LINK_BYTES:
+        return None, (f"link dropped: longer than the {MAX_LINK_BYTES} bytes a QR code on the voucher holds",)
+    if any(ord(ch) <= 0x20 or 0x7F <= ord(ch) <= 0x9F or 0xD800 <= ord(ch) <= 0xDFFF for ch in item):
+        return None, ("link dropped: contains spaces or control characters",)
     scheme = item.split(":", 1)[0].lower() if ":" in item else ""
     if not _SCHEME.fullmatch(scheme) or (schemes is not None and scheme not in schemes):
         return None, (f"link dropped: scheme {scheme or '(none)'!r} is not allowed",)
-    parts = urlsplit(item)
-    if scheme == "https" and not parts.netloc:
-        return None, ("link dropped: https link without a host",)
+    try:
+        parts = urlsplit(item)
+        parts.port
+    except ValueError:
+        return None, ("link dropped: not a URL",)
+    if scheme in ("https", "http") and not parts.hostname:
+        return None, (f"link dropped: {scheme} link without a host",)
+    if not item[len(scheme) + 1:].strip("/"):
+        return None, ("link dropped: nothing after the scheme",)
     return item, ()

@@ -1,3 +1,4 @@
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -61,8 +62,13 @@ def test_shop_comes_from_document_or_argument() -> None:
         ({"expires_at": "next year"}, "expires_at"),
         ({"expires_at": 1700000000}, "expires_at"),
         ({"link": 5}, "link"),
-        ({"shop": "Shop"}, "shop"),
-        ({"shop": {"name": 3}}, "shop.name"),
+        ({"unit": "XYZ"}, "unit"),
+        ({"unit": "XAU"}, "unit"),
+        ({"type": "gift", "unit": "bag" * 50, "value": 1}, "unit"),
+        ({"expires_at": "9999-12-31T23:59:59-01:00"}, "expires_at"),
+        ({"expires_at": "0001-01-01T00:00:00+14:00"}, "expires_at"),
+        ({"expires_at": "1970-01-01T00:00:00Z"}, "expires_at"),
+        ({"expires_at": "2027-01-01" + " " * 100}, "expires_at"),
     ],
 )
 def test_each_bad_field_is_named(change: dict, field: str) -> None:
@@ -98,17 +104,65 @@ def test_naive_timestamps_are_utc() -> None:
     assert voucher.expires_at == datetime(2027, 3, 15, 12, tzinfo=timezone.utc)
 
 
-def test_shop_fields_are_optional_text() -> None:
+def test_shop_fields_are_optional_and_bad_ones_are_dropped_not_the_voucher() -> None:
     assert parse_shop({}) == Shop()
-    with pytest.raises(VoucherError):
-        parse_shop({"description": ["x"]})
+    assert parse_shop("Shop") is None
+    bad = {"name": 3, "description": ["x"], "logo_url": "https://[::1", "website": "http://shop.example"}
+    voucher = parse_voucher({**BASE, "shop": bad})
+    assert voucher.shop == Shop() and len(voucher.warnings) == 4
+    assert parse_voucher({**BASE, "shop": "Shop"}, shop=Shop(name="Given")).shop == Shop(name="Given")
 
 
-@given(st.dictionaries(st.sampled_from(list(BASE) + ["shop"]), st.one_of(st.none(), st.integers(), st.text(max_size=30), st.booleans())))
+@pytest.mark.parametrize(
+    "url, kept",
+    [("https://cdn.example/logo.png", True), ("http://127.0.0.1:8000/shops/1/logo", True),
+     ("http://cdn.example/logo.png", False), ("https://[::1", False), ("https://host:99999/x", False),
+     ("https:///nohost", False), ("https://exa mple", False), ("javascript:alert(1)", False),
+     ("https://bücher.example/logo", False)],
+)  # fmt: skip
+def test_shop_urls_must_parse_and_be_https(url: str, kept: bool) -> None:
+    assert (parse_shop({"logo_url": url}).logo_url == url) is kept  # type: ignore[union-attr]
+
+
+def test_link_must_fit_the_qr_code_and_parse() -> None:
+    long_link = "https://shop.example/r?c=" + "😀" * 1000
+    for link in (long_link, "https://shop.example/" + "a" * 400, "https://[::1/redeem", "https://h:x/", "myapp:"):
+        voucher = parse_voucher({**BASE, "link": link}, link_schemes={"https", "myapp"})
+        assert voucher.link is None and voucher.warnings, link
+    fits = "https://shop.example/" + "a" * 300
+    assert parse_voucher({**BASE, "link": fits}).link == fits
+
+
+def test_with_the_time_known_expired_and_far_expiries_are_refused() -> None:
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    assert parse_voucher(BASE, now=now).expires_at == datetime(2027, 1, 1, tzinfo=timezone.utc)
+    for expiry in ("2026-11-30T23:59:59Z", "2026-12-01T00:00:00Z", "2040-01-01T00:00:00Z"):
+        with pytest.raises(VoucherError) as error:
+            parse_voucher({**BASE, "expires_at": expiry}, now=now)
+        assert error.value.field == "expires_at"
+    assert parse_voucher({**BASE, "expires_at": None}, now=now).expires_at is None
+
+
+def test_free_text_loses_what_can_only_hurt() -> None:
+    doc = {**BASE, "conditions": "Min.\r\n200\tkr\x1b[2J\u202eevil\ud800 ok\x07",
+           "shop": {"name": "Shop\nName\x00", "description": "a\u2066b"}}
+    voucher = parse_voucher(doc)
+    assert voucher.conditions == "Min.\n200 kr[2Jevil\ufffd ok"
+    assert voucher.shop == Shop(name="Shop Name", description="ab")
+    voucher.conditions.encode("utf-8")  # nothing an encoder cannot write
+
+
+_VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=30), st.booleans(), st.floats(),
+                    st.sampled_from(["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00", "DKK", "%", "https://[x"]))
+
+
+@given(st.dictionaries(st.sampled_from(list(BASE) + ["shop"]),
+                       st.one_of(_VALUES, st.dictionaries(st.sampled_from(["name", "logo_url", "website"]), _VALUES))))
 def test_anything_either_parses_or_names_a_field(doc: dict) -> None:
     try:
-        voucher = parse_voucher(doc)
+        voucher = parse_voucher(doc, now=datetime(2026, 12, 1, tzinfo=timezone.utc))
     except VoucherError as error:
         assert error.field
     else:
         assert voucher.code and voucher.value > 0
+        json.dumps(voucher.to_json(), ensure_ascii=False).encode("utf-8")
