@@ -7,6 +7,8 @@ Rules this module keeps:
   than the pattern: the two free prefix characters must be printable, non-space ASCII (a scanner
   never puts a control character there on purpose).
 - Case is kept as read: a lower-case ULID is not a code RE-ZIP issued, so it is rejected, not guessed.
+- A URL is unwrapped only when its host is one of ``url_hosts`` (RE-ZIP's own by default): a shop's
+  or a stranger's QR that happens to end in a code-shaped segment is a foreign code, not a scan.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Iterable
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["PackagingCode", "Rejection", "RejectReason", "normalise", "MAX_INPUT_CHARS"]
+__all__ = ["PackagingCode", "Rejection", "RejectReason", "normalise", "MAX_INPUT_CHARS", "REZIP_URL_HOSTS"]
 
 #: Longer input is not even parsed: no RE-ZIP code or URL wrapping one comes near it.
 MAX_INPUT_CHARS = 2048
@@ -26,6 +29,8 @@ _CODE = re.compile(r"[0-9]{2}[\x21-\x7e]{2}(?:[0-9A-Z]{26}|[0-9]{2,5})")
 _AIM_PREFIX = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
 _NOISE = "\r\n\t \x00"
 _URL_PARAMS = ("code", "c", "barcode")
+#: RE-ZIP's own hosts; "*.host" stands for any subdomain of host.
+REZIP_URL_HOSTS = ("re-zip.com", "*.re-zip.com")
 
 
 class RejectReason(enum.Enum):
@@ -80,8 +85,9 @@ class Rejection:
         return _MESSAGES[self.reason]
 
 
-def normalise(raw: str) -> PackagingCode | Rejection:
-    """Strip scanner noise, unwrap a URL, and accept the result only if it is a RE-ZIP code."""
+def normalise(raw: str, *, url_hosts: Iterable[str] = REZIP_URL_HOSTS) -> PackagingCode | Rejection:
+    """Strip scanner noise, unwrap a URL of one of ``url_hosts``, and accept the result only if it
+    is a RE-ZIP code."""
     if len(raw) > MAX_INPUT_CHARS:
         return Rejection(RejectReason.TOO_LONG, raw[:64])
     text = _AIM_PREFIX.sub("", raw.strip(_NOISE), count=1).strip(_NOISE)
@@ -89,19 +95,21 @@ def normalise(raw: str) -> PackagingCode | Rejection:
         return Rejection(RejectReason.EMPTY, "")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         return Rejection(RejectReason.UNREADABLE, text)
-    candidate = _unwrap_url(text) if "://" in text else text
+    candidate = _unwrap_url(text, tuple(url_hosts)) if "://" in text else text
     if candidate is not None and _CODE.fullmatch(candidate):
         return PackagingCode(candidate)
     return Rejection(RejectReason.NOT_REZIP, text)
 
 
-def _unwrap_url(text: str) -> str | None:
-    """The code a URL carries: a ``code``/``c``/``barcode`` parameter, else the last path segment."""
+def _unwrap_url(text: str, url_hosts: tuple[str, ...]) -> str | None:
+    """The code a URL of an allowed host carries: a ``code``/``c``/``barcode`` parameter, else the
+    last path segment."""
     try:
         parts = urlsplit(text)
+        host = parts.hostname
     except ValueError:
         return None
-    if not parts.scheme or not parts.netloc:
+    if not parts.scheme or not host or not _host_allowed(host, url_hosts):
         return None
     params = parse_qs(parts.query, keep_blank_values=False)
     for name in _URL_PARAMS:
@@ -110,3 +118,8 @@ def _unwrap_url(text: str) -> str | None:
             return values[0]
     segments = [segment for segment in parts.path.split("/") if segment]
     return segments[-1] if segments else None
+
+
+def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    host = host.rstrip(".")
+    return any(host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])) for pattern in allowed)

@@ -53,7 +53,7 @@ import enum
 from dataclasses import dataclass
 from typing import Callable, Literal, Union
 
-from kiosk.core.codes import PackagingCode, Rejection, normalise
+from kiosk.core.codes import REZIP_URL_HOSTS, PackagingCode, Rejection, normalise
 from kiosk.core.outcomes import (
     AlreadyReturned,
     IssuanceOutcome,
@@ -138,6 +138,9 @@ class Screen:
     reason: str | None = None
     #: The voucher's print failed ("trouble"), or failed and the printer is back ("back").
     printer: Literal["trouble", "back"] | None = None
+    #: Show the voucher in its plain form (text and code, no QR, logo or formatting that could
+    #: fail): for a voucher whose earlier attempts to be shown never finished.
+    plain: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class FlowSettings:
     #: With a drop-slot sensor, a valid scan waits for the packaging to pass the slot first.
     deposit_required: bool = False
     deposit_timeout_s: float = 20.0
+    #: Hosts whose URLs are unwrapped to the packaging code they carry (see ``kiosk.core.codes``).
+    url_hosts: tuple[str, ...] = REZIP_URL_HOSTS
 
 
 # --- events ---------------------------------------------------------------------------------------
@@ -191,10 +196,12 @@ class DepositDetected:
 
 @dataclass(frozen=True)
 class Resumed:
-    """At start-up: a journalled voucher that was never shown (the kiosk stopped before)."""
+    """At start-up: a journalled voucher that was never shown (the kiosk stopped before).
+    ``plain`` when earlier attempts to show it never finished: it is shown and printed plainly."""
 
     code: str
     issued: Issued
+    plain: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,8 @@ class Show:
 class PrintVoucher:
     voucher: Voucher
     request_id: int
+    #: Print it as text only (see ``Screen.plain``).
+    plain: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,11 +309,19 @@ class Flow:
             raise FlowError(f"{type(event).__name__} is not expected in state {self.state.value}")
         return handler(self, event)
 
+    def reset(self) -> list[Command]:
+        """Back to idle after a bug (a ``FlowError``): whatever was pending is let go (an issuance
+        still running comes back as a ``LateOutcome``); request numbers keep counting up."""
+        self._pending = None
+        self._shown = None
+        self._print_failed = False
+        return self._enter(State.IDLE, Screen(State.IDLE))
+
     # --- transitions ------------------------------------------------------------------------------
 
     def _scan_when_ready(self, event: Event) -> list[Command]:
         assert isinstance(event, Scanned)
-        result = normalise(event.text)
+        result = normalise(event.text, url_hosts=self.settings.url_hosts)
         if isinstance(result, PackagingCode) and self._already_answered(result):
             if self.state is State.SHOWING_VOUCHER and self._print_failed and self._printer_ready:
                 return self._reprint()
@@ -326,7 +343,7 @@ class Flow:
     def _scan_while_awaiting(self, event: Event) -> list[Command]:
         """The same code again restarts the wait; another valid code replaces it; junk is answered."""
         assert isinstance(event, Scanned) and self._pending is not None
-        result = normalise(event.text)
+        result = normalise(event.text, url_hosts=self.settings.url_hosts)
         if isinstance(result, PackagingCode) and result.value == self._pending[1].value:
             return [DroppedScan(event.text, "waiting for this packaging in the slot"), self._timer_for(self.state)]
         self._pending = None
@@ -357,7 +374,7 @@ class Flow:
         assert isinstance(event, Scanned)
         return [DroppedScan(event.text, "an issuance is in progress")]
 
-    def _issuance_done(self, event: Event) -> list[Command]:
+    def _issuance_done(self, event: Event, *, plain: bool = False) -> list[Command]:
         assert isinstance(event, IssuanceDone)
         if self._pending is None or self._pending[0] != event.request_id:
             return [LateOutcome(event.request_id, event.outcome)]
@@ -365,13 +382,13 @@ class Flow:
         self._pending = None
         outcome = event.outcome
         if isinstance(outcome, Issued):
-            screen = Screen(State.SHOWING_VOUCHER, voucher=outcome.voucher, code=code.value)
+            screen = Screen(State.SHOWING_VOUCHER, voucher=outcome.voucher, code=code.value, plain=plain)
             self._shown = (request_id, outcome.voucher)
             self._print_failed = False
             return self._enter(
                 State.SHOWING_VOUCHER,
                 screen,
-                PrintVoucher(outcome.voucher, request_id),
+                PrintVoucher(outcome.voucher, request_id, plain=plain),
                 Concluded(request_id, "issued", code.value, outcome.voucher, outcome.source, key=outcome.key),
             )
         kind, detail = _notice_for(outcome)
@@ -394,7 +411,7 @@ class Flow:
         assert isinstance(event, Resumed)
         request_id = self._new_request_id()
         self._pending = (request_id, PackagingCode(event.code))
-        return self._issuance_done(IssuanceDone(request_id, event.issued))
+        return self._issuance_done(IssuanceDone(request_id, event.issued), plain=event.plain)
 
     def _back_to_idle(self, event: Event) -> list[Command]:
         return self._enter(State.IDLE, Screen(State.IDLE))
@@ -419,10 +436,12 @@ class Flow:
         assert self._shown is not None
         request_id, voucher = self._shown
         self._print_failed = False
-        return [PrintVoucher(voucher, request_id), *self._show_voucher(printer=None, extra_s=False)]
+        return [PrintVoucher(voucher, request_id, plain=self.screen.plain),
+                *self._show_voucher(printer=None, extra_s=False)]  # fmt: skip
 
     def _show_voucher(self, *, printer: Literal["trouble", "back"] | None, extra_s: bool) -> list[Command]:
-        screen = Screen(State.SHOWING_VOUCHER, voucher=self.screen.voucher, code=self.screen.code, printer=printer)
+        screen = Screen(State.SHOWING_VOUCHER, voucher=self.screen.voucher, code=self.screen.code, printer=printer,
+                        plain=self.screen.plain)  # fmt: skip
         self.screen = screen
         seconds = self.settings.voucher_display_s + (self.settings.printer_trouble_extra_s if extra_s else 0)
         return [Show(screen), StartTimer(seconds)]

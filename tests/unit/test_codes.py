@@ -31,10 +31,10 @@ codes = st.tuples(prefixes, serials).map("".join)
         ("]C010HS0042\n", "10HS0042"),
         (f"https://re-zip.com/p/10HS{ULID}", f"10HS{ULID}"),
         (f"https://re-zip.com/p/10HS{ULID}/", f"10HS{ULID}"),
-        (f"https://r.example/scan?code=10HS{ULID}&x=1", f"10HS{ULID}"),
-        ("https://r.example/scan?c=10HS0042", "10HS0042"),
-        (f"https://r.example/?barcode=20GB{ULID}", f"20GB{ULID}"),
-        (f"]Q1https://r.example/x/20GB{ULID}\r\n", f"20GB{ULID}"),
+        (f"https://r.re-zip.com/scan?code=10HS{ULID}&x=1", f"10HS{ULID}"),
+        ("https://r.re-zip.com/scan?c=10HS0042", "10HS0042"),
+        (f"https://r.re-zip.com/?barcode=20GB{ULID}", f"20GB{ULID}"),
+        (f"]Q1https://r.re-zip.com/x/20GB{ULID}\r\n", f"20GB{ULID}"),
     ],
 )
 def test_accepts_rezip_codes_bare_wrapped_and_noisy(raw: str, expected: str) -> None:
@@ -56,8 +56,8 @@ def test_accepts_rezip_codes_bare_wrapped_and_noisy(raw: str, expected: str) -> 
         ("AB12" + ULID, RejectReason.NOT_REZIP),
         ("10H S0042", RejectReason.NOT_REZIP),
         ("10HS\x1b0042", RejectReason.UNREADABLE),
-        ("https://r.example/", RejectReason.NOT_REZIP),
-        ("https://r.example/scan?code=hello", RejectReason.NOT_REZIP),
+        ("https://r.re-zip.com/", RejectReason.NOT_REZIP),
+        ("https://r.re-zip.com/scan?code=hello", RejectReason.NOT_REZIP),
         ("x" * (MAX_INPUT_CHARS + 1), RejectReason.TOO_LONG),
     ],
 )
@@ -86,13 +86,31 @@ def test_scanner_noise_never_changes_the_code(code: str, suffix: str, aim: str) 
     assert normalise(aim + code + suffix) == PackagingCode(code)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [f"https://shop.example/p/10HS{ULID}", f"https://re-zip.com.evil.example/p/10HS{ULID}",
+     f"https://evilre-zip.com/?code=10HS0042", f"https://user@r.example/10HS0042", "https://[::1/10HS0042",
+     f"myapp://re-zip.com/10HS{ULID}/../"],
+)  # fmt: skip
+def test_urls_of_foreign_hosts_are_foreign_codes(raw: str) -> None:
+    result = normalise(raw)
+    assert isinstance(result, Rejection) and result.reason is RejectReason.NOT_REZIP
+
+
+def test_url_hosts_are_configurable() -> None:
+    raw = f"https://packaging.example/q/10HS{ULID}"
+    assert isinstance(normalise(raw), Rejection)
+    assert normalise(raw, url_hosts=["packaging.example"]) == PackagingCode(f"10HS{ULID}")
+    assert normalise(f"https://a.packaging.example/q/10HS{ULID}", url_hosts=["*.packaging.example"]).value.startswith("10HS")  # type: ignore[union-attr]
+
+
 @given(codes, st.sampled_from(["code", "c", "barcode"]))
 def test_codes_inside_urls(code: str, parameter: str) -> None:
     safe = code.replace("%", "").replace("&", "").replace("#", "").replace("+", "").replace("?", "").replace("/", "")
     if safe != code:
         return  # a URL would need to escape it; such prefixes do not exist in practice
-    assert normalise(f"https://r.example/scan?{parameter}={code}") == PackagingCode(code)
-    assert normalise(f"https://r.example/a/b/{code}") == PackagingCode(code)
+    assert normalise(f"https://r.re-zip.com/scan?{parameter}={code}") == PackagingCode(code)
+    assert normalise(f"https://r.re-zip.com/a/b/{code}") == PackagingCode(code)
 
 
 @given(st.text(max_size=300))
