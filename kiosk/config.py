@@ -9,6 +9,8 @@ the dataclasses below: their fields, types and defaults are the documentation th
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import re
 import tomllib
 import types
@@ -33,8 +35,9 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PROFILES = ("TM-T20II", "POS-5890")
 
 
-#: Durations where 0 means "off".
-_ZERO_ALLOWED = {"debounce_s"}
+_DAY = 86400.0
+#: Identifiers that travel in URLs, JSON and on paper: letters, digits and a few marks.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 
 
 class ConfigError(ValueError):
@@ -44,6 +47,12 @@ class ConfigError(ValueError):
 def _path() -> Any:
     """Mark a field as a filesystem path, resolved against the configuration file's folder."""
     return {"path": True}
+
+
+def _within(low: float, high: float) -> Any:
+    """Bound a number field: seconds or a count, ``low`` to ``high`` (both included). Numbers
+    without bounds of their own are positive and at most a week (durations) or a million (counts)."""
+    return {"range": (low, high)}
 
 
 @dataclass(frozen=True)
@@ -64,9 +73,9 @@ class BackendSection:
     drop_point_location_id: str
     token_file: Path = field(metadata=_path())
     auth_scheme: Literal["Pat", "Bearer"] = "Pat"
-    connect_timeout_s: float = 1.0
-    read_timeout_s: float = 2.0
-    deadline_s: float = 2.5
+    connect_timeout_s: float = field(default=1.0, metadata=_within(0.05, 60))
+    read_timeout_s: float = field(default=2.0, metadata=_within(0.05, 120))
+    deadline_s: float = field(default=2.5, metadata=_within(0.1, 60))
     ca_file: Path | None = field(default=None, metadata=_path())
 
 
@@ -75,24 +84,24 @@ class OfflineSection:
     #: Issue from cached static-pool codes when the backend cannot answer in time.
     enabled: bool = True
     #: Codes reserved per static pool at each top-up, and the level below which to top up.
-    reserve_per_pool: int = 20
-    watermark: int = 5
-    sync_interval_s: float = 3600.0
-    forward_interval_s: float = 10.0
+    reserve_per_pool: int = field(default=20, metadata=_within(1, 500))
+    watermark: int = field(default=5, metadata=_within(0, 500))
+    sync_interval_s: float = field(default=3600.0, metadata=_within(1, 7 * _DAY))
+    forward_interval_s: float = field(default=10.0, metadata=_within(0.1, _DAY))
     #: Codes expiring within this many seconds are not handed out.
-    expiry_margin_s: float = 3600.0
+    expiry_margin_s: float = field(default=3600.0, metadata=_within(0, 30 * _DAY))
     #: Limits since the last successful forward, and since the backend was last heard from.
-    max_issuances: int = 100
+    max_issuances: int = field(default=100, metadata=_within(1, 100_000))
     max_value: dict[str, int] = field(default_factory=dict)
-    max_offline_age_s: float = 259200.0
+    max_offline_age_s: float = field(default=259200.0, metadata=_within(1, 365 * _DAY))
     #: Where the backend's bundle-signing keys are published; default: the backend's own JWKS.
     jwks_url: str = ""
 
 
 @dataclass(frozen=True)
 class FlowSection:
-    voucher_display_s: float = 30.0
-    notice_display_s: float = 6.0
+    voucher_display_s: float = field(default=30.0, metadata=_within(0.1, 3600))
+    notice_display_s: float = field(default=6.0, metadata=_within(0.1, 600))
 
 
 @dataclass(frozen=True)
@@ -102,16 +111,19 @@ class ScannerSection:
     #: serial: a port such as /dev/serial/by-id/...; hid: usb:VID:PID, name:REGEX or an event path;
     #: camera: a V4L2 index ("0"), a device (/dev/video0) or a video file.
     device: str = "/dev/ttyACM0"
-    baud: int = 9600
+    baud: int = field(default=9600, metadata=_within(50, 4_000_000))
     terminator: Literal["cr", "lf", "crlf", "tab", "any"] = "any"
     #: Layout the HID scanner types in: "us", "de" or "da".
     keymap: str = "us"
     prefix: str = ""
     suffix: str = ""
     #: A code read again within this many seconds of its last sighting counts once.
-    debounce_s: float = 3.0
+    debounce_s: float = field(default=3.0, metadata=_within(0, 3600))
     camera_size: str = "1280x720"
-    camera_fps: int = 15
+    camera_fps: int = field(default=15, metadata=_within(1, 120))
+    #: Hosts whose URLs in a QR code are unwrapped to the packaging code they carry ("*.host" for
+    #: its subdomains); a URL of any other host is a foreign code, never sent to the backend.
+    url_hosts: list[str] = field(default_factory=lambda: ["re-zip.com", "*.re-zip.com"])
 
 
 @dataclass(frozen=True)
@@ -141,10 +153,10 @@ class PrinterSection:
     type: Literal["escpos", "none"] = "escpos"
     #: A file or device (/dev/usb/lp0), serial:/dev/..., tcp://HOST:PORT or usb:VID:PID.
     device: str = "/dev/usb/lp0"
-    baud: int = 9600
+    baud: int = field(default=9600, metadata=_within(50, 4_000_000))
     profile: str = "TM-T20II"
     #: Seconds between status checks of an idle printer.
-    poll_interval_s: float = 2.0
+    poll_interval_s: float = field(default=2.0, metadata=_within(0.1, 3600))
 
 
 @dataclass(frozen=True)
@@ -154,11 +166,11 @@ class BoardSection:
     type: Literal["serial", "none"] = "none"
     #: The board's data port (its second USB CDC port, or a UART); prefer /dev/kiosk-board (udev).
     device: str = "/dev/kiosk-board"
-    baud: int = 115200
+    baud: int = field(default=115200, metadata=_within(50, 4_000_000))
     #: A drop-slot sensor is fitted: a voucher is issued only once the packaging passed the slot.
     slot_sensor: bool = False
     #: Seconds the customer has to drop the packaging after scanning it.
-    deposit_timeout_s: float = 20.0
+    deposit_timeout_s: float = field(default=20.0, metadata=_within(0.1, 600))
 
 
 @dataclass(frozen=True)
@@ -254,14 +266,15 @@ def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> A
                 values[key] = base / spec.default
             continue
         value = _coerce(table[key], hints[key], dotted, may_be_empty=spec.default == "",
-                        may_be_zero=key in _ZERO_ALLOWED)  # fmt: skip
+                        bounds=spec.metadata.get("range"))  # fmt: skip
         if spec.metadata.get("path") and value is not None:
             value = base / Path(value).expanduser()
         values[key] = value
     return cls(**values)
 
 
-def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False, may_be_zero: bool = False) -> Any:
+def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False,
+            bounds: tuple[float, float] | None = None) -> Any:  # fmt: skip
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin is Literal:
@@ -276,31 +289,45 @@ def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False, may_
         return _coerce(value, inner[0], key)
     if origin is dict:
         if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in value.items()
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**12
+            for k, v in value.items()
         ):
             raise ConfigError(f"{key}: must be a table of whole numbers, such as {{ DKK = 50000 }}")
         return dict(value)
     if origin is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list) or len(value) > 100 or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: must be a list of strings")
-        return list(value)
+        return [_text(v, f"{key}[{index}]", may_be_empty=False) for index, v in enumerate(value)]
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: must be true or false")
         return value
     if hint is int:
+        low, high = bounds or (1, 1_000_000)
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"{key}: must be a whole number")
+        if not low <= value <= high:
+            raise ConfigError(f"{key}: must be a whole number from {low:g} to {high:g}, not {value}")
         return value
     if hint is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and not may_be_zero):
-            raise ConfigError(f"{key}: must be a positive number of seconds")
+        low, high = bounds or (0.001, 7 * _DAY)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a number of seconds")
+        if not low <= value <= high or value <= 0 < low:
+            raise ConfigError(f"{key}: must be a number of seconds from {low:g} to {high:g}, not {value:g}")
         return float(value)
     if hint in (str, Path):
-        if not isinstance(value, str) or not (value or may_be_empty):
-            raise ConfigError(f"{key}: must be a non-empty string")
-        return value
+        return _text(value, key, may_be_empty=may_be_empty)
     raise ConfigError(f"{key}: unsupported type {hint!r}")  # a schema bug, not a user error
+
+
+def _text(value: Any, key: str, *, may_be_empty: bool) -> str:
+    """A string a person wrote: bounded, with no control characters (a NUL in a path, an escape)."""
+    if not isinstance(value, str) or not (value or may_be_empty):
+        raise ConfigError(f"{key}: must be a non-empty string")
+    if len(value) > 1024 or any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
+        raise ConfigError(f"{key}: must be one line of at most 1024 characters, without control characters")
+    return value
 
 
 def _reject_unknown(table: dict[str, Any], known: dict[str, Any], *, prefix: str) -> None:
@@ -309,9 +336,39 @@ def _reject_unknown(table: dict[str, Any], known: dict[str, Any], *, prefix: str
             raise ConfigError(f"{prefix}{key}: unknown key (known: {', '.join(sorted(known))})")
 
 
+def _check_https_url(key: str, url: str) -> None:
+    """An https URL with a host; plain http only for a loopback host (the stand-in)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # a port that is not a number from 0 to 65535 raises here
+    except ValueError as exc:
+        raise ConfigError(f"{key}: not a URL ({exc})") from None
+    loopback = parts.hostname in _LOOPBACK_HOSTS
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ConfigError(f"{key}: must be an https URL (plain http only on loopback)")
+    if not parts.hostname:
+        raise ConfigError(f"{key}: has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{key}: must not carry a user name or password (the token file holds the credentials)")
+
+
+def _ip_or_localhost(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_meaning(config: Config) -> None:
     """Checks that span more than a type: formats, ranges, zones."""
     kiosk, backend = config.kiosk, config.backend
+    for key, value in (("kiosk.hardware_id", kiosk.hardware_id),
+                       ("backend.drop_point_location_id", backend.drop_point_location_id)):  # fmt: skip
+        if not _IDENTIFIER.fullmatch(value):
+            raise ConfigError(f"{key}: must be 1-128 letters, digits or . _ : - (it travels in URLs and on paper)")
     if not re.fullmatch(r"[A-Z]{2}", kiosk.country):
         raise ConfigError(f"kiosk.country: must be an ISO 3166 alpha-2 code such as DK, not {kiosk.country!r}")
     if kiosk.locale not in LOCALES:
@@ -320,18 +377,17 @@ def _check_meaning(config: Config) -> None:
         ZoneInfo(kiosk.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"kiosk.timezone: unknown time zone {kiosk.timezone!r}") from None
-    parts = urlsplit(backend.url)
-    loopback = parts.hostname in _LOOPBACK_HOSTS
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise ConfigError("backend.url: must be an https URL (plain http only on loopback)")
-    if not parts.hostname:
-        raise ConfigError("backend.url: has no host")
+    _check_https_url("backend.url", backend.url)
+    if config.offline.jwks_url:
+        _check_https_url("offline.jwks_url", config.offline.jwks_url)
     for language in kiosk.languages:
         if language not in LOCALES:
             raise ConfigError(f"kiosk.languages: {language!r} is not one of {', '.join(LOCALES)}")
     screen = config.screen
-    if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}", screen.listen) or not 0 <= screen.address[1] <= 65535:
-        raise ConfigError(f"screen.listen: must be host:port such as 127.0.0.1:8080, not {screen.listen!r}")
+    if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):[0-9]{1,5}", screen.listen) or not _ip_or_localhost(
+        screen.address[0]
+    ) or not 0 <= screen.address[1] <= 65535:
+        raise ConfigError(f"screen.listen: must be IP:port (or localhost:port) such as 127.0.0.1:8080, not {screen.listen!r}")
     if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", screen.size):
         raise ConfigError(f"screen.size: must be WIDTHxHEIGHT such as 800x480, not {screen.size!r}")
     if backend.ca_file is not None and not backend.ca_file.is_file():
@@ -362,6 +418,11 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError("scanner.camera_fps: must be between 1 and 120")
     if not 1 <= config.scanner.baud <= 4_000_000:
         raise ConfigError("scanner.baud: must be a baud rate such as 9600 or 115200")
+    for host in config.scanner.url_hosts:
+        if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)+", host):
+            raise ConfigError(f"scanner.url_hosts: {host!r} is not a host name (lower case, such as re-zip.com or *.re-zip.com)")
+    if len(config.scanner.prefix) > 64 or len(config.scanner.suffix) > 64:
+        raise ConfigError("scanner.prefix: prefix and suffix are at most 64 characters")
     for scheme in config.links.app_schemes:
         if not re.fullmatch(r"[a-z][a-z0-9+.\-]*", scheme) or scheme in {"http", "javascript", "data", "file"}:
             raise ConfigError(f"links.app_schemes: {scheme!r} is not an allowed app scheme")
