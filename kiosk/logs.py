@@ -1,0 +1,97 @@
+"""The kiosk's logging: one line per event, no storms, no secrets.
+
+- A storm of identical lines (a broken device retried every second, a flood of bad requests) would
+  fill a kiosk's disk and hide everything else: ``StormFilter`` lets the first of a kind through,
+  counts its repeats for ``window_s``, and the next one after the window says how many were held.
+- Tokens are registered with ``never_log`` as soon as they are read; the formatter replaces every
+  occurrence in every line, tracebacks included, whatever logger wrote it and at whatever level.
+- Voucher codes and links are single-use secrets too: code that must refer to one in a log line
+  writes ``fingerprint(code)`` instead, which names the voucher without giving it away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from typing import Callable, TextIO
+
+__all__ = ["StormFilter", "ScrubbingFormatter", "configure_logging", "never_log", "fingerprint"]
+
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def never_log(secret: str) -> None:
+    """From now on ``secret`` is replaced by ``[redacted]`` in every log line of this process."""
+    if len(secret) >= 4:  # shorter strings would blank out ordinary words
+        with _SECRETS_LOCK:
+            _SECRETS.add(secret)
+
+
+def fingerprint(secret: str) -> str:
+    """A short stable name for a voucher code or link, for log lines and reports."""
+    return "#" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """A formatter whose output never holds a registered secret."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        with _SECRETS_LOCK:
+            secrets = sorted(_SECRETS, key=len, reverse=True)
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        return text
+
+
+class StormFilter(logging.Filter):
+    """Identical lines (same logger, level and text) are let through once per ``window_s``; the
+    first one after a window that held repeats says how many there were."""
+
+    def __init__(self, window_s: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
+                 max_kinds: int = 1000) -> None:  # fmt: skip
+        super().__init__()
+        self.window_s = window_s
+        self._clock = clock
+        self._max_kinds = max_kinds
+        self._seen: dict[tuple[str, int, str], list[float]] = {}  # kind -> [window start, repeats]
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            kind = (record.name, record.levelno, record.getMessage())
+        except Exception:  # a record whose arguments do not fit its message: let logging report it
+            return True
+        now = self._clock()
+        with self._lock:
+            entry = self._seen.get(kind)
+            if entry is not None and now - entry[0] < self.window_s:
+                entry[1] += 1
+                return False
+            held = int(entry[1]) if entry is not None else 0
+            if len(self._seen) >= self._max_kinds:
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
+            self._seen[kind] = [now, 0]
+        if held:
+            record.msg = f"{record.getMessage()} (and {held} more like it in the {self.window_s:g} s before)"
+            record.args = None
+        return True
+
+
+def configure_logging(level: int, stream: TextIO, *, window_s: float = 60.0) -> logging.Handler:
+    """The process's one log handler: to ``stream`` (the journal under systemd), scrubbed and
+    storm-proof."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ScrubbingFormatter(_FORMAT))
+    handler.addFilter(StormFilter(window_s))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
