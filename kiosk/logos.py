@@ -1,9 +1,13 @@
 """Shop logos for the screen and the paper: fetched once, checked, cached, never waited on long.
 
 A logo URL comes from the backend, so it is untrusted: only https (or http on loopback, for the
-stand-in) is fetched, the answer must be a PNG, JPEG, GIF or WebP that Pillow can open, at most
-``max_bytes`` and 2048 px a side. A fetch that fails is not retried for ``retry_after_s``. Callers
-wait at most their budget; a slow logo simply appears on the next voucher of that shop.
+stand-in) is fetched, the answer must be a PNG, JPEG, GIF or WebP of at most ``max_bytes`` and 2048 px
+a side (checked from its header before any pixel is decoded), and it must decode completely and
+convert to grey (what the paper does with it) before it is cached: a logo that cannot be drawn is
+left out, never a reason for a screen or a print job to fail. A fetch that fails is not retried for
+``retry_after_s``. Callers wait at most their budget; a slow logo simply appears on the next voucher
+of that shop. The cache is bounded in memory and on disk, and its files are private (0600 in a 0700
+folder).
 """
 
 from __future__ import annotations
@@ -13,12 +17,16 @@ import hashlib
 import io
 import logging
 import time
+import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 from PIL import Image
+
+from kiosk.secret_files import private_directory, write_secret_file
 
 __all__ = ["Logo", "LogoCache"]
 
@@ -27,6 +35,9 @@ log = logging.getLogger(__name__)
 _TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_SIDE_PX = 2048
+#: Logos kept in memory and on disk; a shop has one, a kiosk serves a few dozen shops.
+MAX_LOGOS = 64
+MAX_FILES = 256
 
 
 @dataclass(frozen=True)
@@ -43,11 +54,11 @@ class LogoCache:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
-        self._logos: dict[str, Logo] = {}
-        self._failed: dict[str, float] = {}
+        self._logos: OrderedDict[str, Logo] = OrderedDict()
+        self._failed: OrderedDict[str, float] = OrderedDict()
         self._pending: dict[str, asyncio.Task[Logo | None]] = {}
         if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_directory(directory)
 
     @staticmethod
     def key_of(url: str) -> str:
@@ -56,10 +67,16 @@ class LogoCache:
     def lookup(self, key: str) -> Logo | None:
         return self._logos.get(key)
 
+    async def prefetch(self, urls: list[str]) -> None:
+        """Fetch these logos into the cache now (after an offline top-up: the backend that serves
+        them may be unreachable when an offline voucher needs one)."""
+        await asyncio.gather(*(self.get(url, self.timeout_s + 1) for url in urls[:MAX_LOGOS]))
+
     async def get(self, url: str, budget_s: float) -> Logo | None:
         """The logo if it is (or becomes) ready within ``budget_s``; fetching goes on regardless."""
         key = self.key_of(url)
         if key in self._logos:
+            self._logos.move_to_end(key)
             return self._logos[key]
         if time.monotonic() - self._failed.get(key, -1e9) < self.retry_after_s:
             return None
@@ -74,17 +91,29 @@ class LogoCache:
             return None
 
     async def _load(self, url: str, key: str) -> Logo | None:
-        logo = await asyncio.to_thread(self._from_disk, key) or await self._fetch(url, key)
+        try:
+            logo = await asyncio.to_thread(self._from_disk, key) or await self._fetch(url, key)
+        except Exception:  # a logo is decoration: whatever fails, the voucher goes on without it
+            log.exception("logo %s could not be loaded", key)
+            logo = None
         if logo is None:
             self._failed[key] = time.monotonic()
+            while len(self._failed) > MAX_FILES:
+                self._failed.popitem(last=False)
         else:
             self._logos[key] = logo
+            while len(self._logos) > MAX_LOGOS:
+                self._logos.popitem(last=False)
         return logo
 
     async def _fetch(self, url: str, key: str) -> Logo | None:
-        parts = urlsplit(url)
-        if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)):
-            log.warning("logo %s refused: only https is fetched", url[:100])
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            parts, host = None, None
+        if parts is None or not (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)):
+            log.warning("logo %s refused: only https is fetched", key)
             return None
         try:
             async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False) as client:
@@ -97,7 +126,7 @@ class LogoCache:
                         if len(data) > self.max_bytes:
                             raise ValueError(f"larger than {self.max_bytes} bytes")
         except (httpx.HTTPError, ValueError) as exc:
-            log.warning("logo %s not fetched: %s", url[:100], exc)
+            log.warning("logo %s not fetched: %s", key, str(exc)[:200])
             return None
         logo = await asyncio.to_thread(_checked, key, bytes(data))
         if logo is not None:
@@ -111,23 +140,31 @@ class LogoCache:
         return _checked(key, path.read_bytes()) if path.is_file() else None
 
     def _to_disk(self, logo: Logo) -> None:
-        if self.directory is not None:
-            partial = self.directory / f"{logo.key}.img.partial"
-            partial.write_bytes(logo.data)
-            partial.replace(self.directory / f"{logo.key}.img")
+        if self.directory is None:
+            return
+        partial = self.directory / f"{logo.key}.img.partial"
+        write_secret_file(partial, logo.data)
+        partial.replace(self.directory / f"{logo.key}.img")
+        files = sorted(self.directory.glob("*.img"), key=lambda path: path.stat().st_mtime)
+        for old in files[:-MAX_FILES]:
+            old.unlink(missing_ok=True)
 
 
 def _checked(key: str, data: bytes) -> Logo | None:
-    """A logo only if Pillow recognises it as one of the allowed types and sizes."""
+    """A logo only if it is one of the allowed types and sizes and decodes and converts completely
+    (``verify()`` alone passes truncated and otherwise undrawable files)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind = image.format or ""
-            width, height = image.size
-            image.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                kind = image.format or ""
+                width, height = image.size
+                if kind not in _TYPES or not (0 < width <= MAX_SIDE_PX and 0 < height <= MAX_SIDE_PX):
+                    log.warning("logo %s refused: %s %sx%s", key, kind or "unknown", width, height)
+                    return None
+                image.load()
+                image.convert("L")
     except Exception as exc:  # Pillow raises many types for bad images
-        log.warning("logo refused: not a readable image (%s)", type(exc).__name__)
-        return None
-    if kind not in _TYPES or not (0 < width <= MAX_SIDE_PX and 0 < height <= MAX_SIDE_PX):
-        log.warning("logo refused: %s %sx%s", kind, width, height)
+        log.warning("logo %s refused: not a readable image (%s)", key, type(exc).__name__)
         return None
     return Logo(key, _TYPES[kind], data)

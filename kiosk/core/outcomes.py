@@ -57,6 +57,9 @@ class Unavailable:
     """No answer we can use: network, server, rate limit, credentials or a malformed body."""
 
     reason: str
+    #: The idempotency key of the scan request that was sent and given up on, if one was: the
+    #: backend may have recorded a voucher for it, which an offline issuance then reconciles.
+    attempt_key: str | None = None
 
 
 @dataclass(frozen=True)

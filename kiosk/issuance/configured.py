@@ -11,6 +11,8 @@ from kiosk.issuance.offline import OfflineService
 from kiosk.issuance.offline_pools_client import OfflinePoolsClient
 from kiosk.issuance.offline_store import OfflineStore
 from kiosk.issuance.rezip_client import RezipClient
+from kiosk.logos import LogoCache
+from kiosk.logs import never_log
 from kiosk.secret_files import read_secret_file
 
 __all__ = ["make_client", "make_offline_service"]
@@ -20,9 +22,11 @@ def make_client(config: Config, *, read_timeout_s: float | None = None) -> Rezip
     """The RE-ZIP client as the configuration describes it (token file checked: ``SecretFileError``);
     ``read_timeout_s`` raises the read timeout for bulk calls outside the scan path."""
     backend = config.backend
+    token = read_secret_file(backend.token_file)
+    never_log(token)
     return RezipClient(
         backend.url,
-        read_secret_file(backend.token_file),
+        token,
         drop_point_location_id=backend.drop_point_location_id,
         hardware_id=config.kiosk.hardware_id,
         auth_scheme=backend.auth_scheme,
@@ -33,8 +37,10 @@ def make_client(config: Config, *, read_timeout_s: float | None = None) -> Rezip
     )
 
 
-def make_offline_service(config: Config, store: OfflineStore, client: RezipClient) -> OfflineService:
-    """Offline issuance as the configuration describes it: limits, reservations, schedules."""
+def make_offline_service(config: Config, store: OfflineStore, client: RezipClient, *,
+                         logos: LogoCache | None = None) -> OfflineService:  # fmt: skip
+    """Offline issuance as the configuration describes it: limits, reservations, schedules; with
+    ``logos``, the shops' logos are cached at each top-up for offline vouchers."""
     offline = config.offline
     return OfflineService(
         store, OfflinePoolsClient(client.http, config.backend.drop_point_location_id, jwks_url=config.jwks_url),
@@ -45,4 +51,5 @@ def make_offline_service(config: Config, store: OfflineStore, client: RezipClien
             expiry_margin=timedelta(seconds=offline.expiry_margin_s)),
         per_pool=offline.reserve_per_pool, watermark=offline.watermark,
         sync_interval_s=offline.sync_interval_s, forward_interval_s=offline.forward_interval_s,
+        prefetch_logos=logos.prefetch if logos is not None else None,
     )  # fmt: skip

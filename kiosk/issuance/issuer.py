@@ -69,7 +69,7 @@ class OnlineIssuer:
             async with asyncio.timeout(self._deadline_s):
                 result = await self._client.scan(code, key)
         except TimeoutError:
-            return Unavailable(f"no answer within {self._deadline_s:g} s")
+            return Unavailable(f"no answer within {self._deadline_s:g} s", attempt_key=key)
         if isinstance(result, ScanRateLimited):
             self._blocked_until = self._clock() + result.retry_after_s
         return outcome_of(result, key)
@@ -86,4 +86,4 @@ def outcome_of(result: ScanResult, key: str | None = None) -> IssuanceOutcome:
     if isinstance(result, ScanRefused):
         return Refused(result.message)
     reason = getattr(result, "message", None) or getattr(result, "reason", "")
-    return Unavailable(f"{type(result).__name__.removeprefix('Scan')}: {reason}")
+    return Unavailable(f"{type(result).__name__.removeprefix('Scan')}: {reason}", attempt_key=key)

@@ -3,7 +3,10 @@ backend cannot answer in time, and forwarding every offline issuance until the b
 
 Forwarding is at-least-once with idempotency keys (the backend counts each key once), in batches,
 retried with exponential backoff and jitter. Pools are topped up when a shop's unclaimed codes fall
-below the watermark and on a schedule.
+below the watermark and on a schedule, and the shops' logos are fetched into the cache then, so an
+offline voucher shows its logo too. Whatever goes wrong in a round (the backend away, a bundle that
+is refused, a full disk) is logged and the next round comes after the back-off: the loop itself
+never ends.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Awaitable, Callable
 
 import httpx
 
@@ -22,12 +26,41 @@ from kiosk.core.codes import PackagingCode
 from kiosk.core.offline import OfflineLimits
 from kiosk.core.outcomes import AlreadyReturned, IssuanceOutcome, Issued, NoneAvailable, OfflineLimited, Unavailable
 from kiosk.issuance.issuer import OnlineIssuer
+from kiosk.core.bundle import BundleError
 from kiosk.issuance.offline_pools_client import BundleRefused, OfflinePoolsClient
-from kiosk.issuance.offline_store import AlreadyRewarded, OfflineStore, utc_now
+from kiosk.issuance.offline_store import AlreadyRewarded, OfflineStore, Unshown, utc_now
+from kiosk.logs import fingerprint
 
-__all__ = ["OfflineService", "FallbackIssuer", "SyncReport"]
+__all__ = ["OfflineService", "FallbackIssuer", "SyncReport", "Resumption", "plan_resumption", "MAX_RICH_ATTEMPTS"]
 
 log = logging.getLogger(__name__)
+
+
+#: A voucher whose showing began this often without ever finishing is shown in its plain form.
+MAX_RICH_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """What a start-up does with the journal's vouchers that nobody saw."""
+
+    resume: Unshown | None
+    #: Show (and print) it in the plain form: earlier attempts never finished.
+    plain: bool
+    #: Older ones, superseded by a newer voucher, and ones whose record cannot be read.
+    superseded: tuple[Unshown, ...]
+
+
+def plan_resumption(unshown: list[Unshown]) -> Resumption:
+    """The newest readable voucher nobody saw is shown again (the customer at the kiosk when it
+    stopped is the one most likely still there); older ones were superseded by a newer scan. A
+    voucher that keeps bringing the kiosk down (``MAX_RICH_ATTEMPTS``) is shown plainly, so it can
+    never block start-up."""
+    readable = [entry for entry in unshown if entry.voucher is not None]
+    newest = readable[-1] if readable else None
+    superseded = tuple(entry for entry in unshown if entry is not newest)
+    plain = newest is not None and newest.display_attempts >= MAX_RICH_ATTEMPTS
+    return Resumption(newest, plain, superseded)
 
 
 @dataclass(frozen=True)
@@ -41,7 +74,11 @@ class OfflineService:
     def __init__(self, store: OfflineStore, client: OfflinePoolsClient, *, country: str, limits: OfflineLimits,
                  per_pool: int = 20, watermark: int = 5, sync_interval_s: float = 3600.0,
                  forward_interval_s: float = 10.0, batch_size: int = 500,
+                 prefetch_logos: Callable[[list[str]], Awaitable[None]] | None = None,
+                 on_contact: Callable[[bool], None] | None = None,
                  clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        """``prefetch_logos(urls)`` fetches shop logos into the cache after a top-up;
+        ``on_contact(reachable)`` hears whether each round reached the backend."""
         self.store = store
         self.client = client
         self.country = country
@@ -51,6 +88,8 @@ class OfflineService:
         self.sync_interval_s = sync_interval_s
         self.forward_interval_s = forward_interval_s
         self.batch_size = batch_size
+        self.prefetch_logos = prefetch_logos
+        self.on_contact = on_contact
         self._clock = clock
         self._monotonic = monotonic
         #: (wall time the backend vouched for, monotonic time then): detects a clock that jumps.
@@ -59,10 +98,10 @@ class OfflineService:
 
     # --- claims ---------------------------------------------------------------------------------
 
-    def claim(self, packaging: str) -> Issued | str:
+    def claim(self, packaging: str, *, online_attempt_key: str | None = None) -> Issued | str:
         """A durable offline issuance, or the reason there is none."""
         result = self.store.claim(packaging, country=self.country, limits=self.limits, now=self._clock(),
-                                  expected_now=self.expected_now())  # fmt: skip
+                                  expected_now=self.expected_now(), online_attempt_key=online_attempt_key)  # fmt: skip
         if isinstance(result, str):
             return result
         self._wake.set()  # the forwarder should try soon
@@ -96,9 +135,16 @@ class OfflineService:
         bundle_id, added = None, 0
         if force or self.low():
             bundle = await self.client.reserve(self.per_pool, now=self._clock())
-            added = self.store.import_bundle(bundle.doc, bundle.body, bundle.signature)
+            added = self.store.import_bundle(bundle.body, bundle.signature)
             bundle_id = bundle.id
             self._contact(bundle.issued_at)
+            contents = bundle.contents
+            if contents.refused:
+                log.warning("offline bundle %s: %d codes left out (first: %s)", bundle_id, len(contents.refused),
+                            contents.refused[0][1])  # fmt: skip
+            urls = sorted({shop.logo_url for shop in contents.shops.values() if shop.logo_url})
+            if urls and self.prefetch_logos is not None:
+                await self.prefetch_logos(urls)
         return SyncReport(forwarded, bundle_id, added)
 
     def low(self) -> bool:
@@ -106,7 +152,7 @@ class OfflineService:
         return not counts or min(counts) < self.watermark
 
     async def run(self) -> None:
-        """Forward often, top up on schedule; back off with jitter while the backend is away."""
+        """Forward often, top up on schedule; back off with jitter while anything goes wrong."""
         delay = self.forward_interval_s
         next_sync = 0.0
         while True:
@@ -119,14 +165,26 @@ class OfflineService:
                 else:
                     await self.forward()
                 delay = self.forward_interval_s
-            except (httpx.HTTPError, ValueError, BundleRefused) as exc:
+                self._heard(True)
+            except (httpx.HTTPError, BundleRefused, BundleError, ValueError) as exc:
                 delay = min(delay * 2, 300.0)
-                log.warning("offline sync failed (%s); next try in about %.0f s", exc, delay)
+                self._heard(isinstance(exc, (BundleRefused, BundleError)))  # answered, with a bad bundle
+                log.warning("offline sync failed (%s); next try in about %.0f s", str(exc)[:200], delay)
+            except (sqlite3.Error, OSError) as exc:  # a full disk, a damaged database: retry once it clears
+                delay = min(delay * 2, 300.0)
+                log.error("offline sync could not use the kiosk's storage (%s); next try in about %.0f s", exc, delay)
+            except Exception:  # a bug must not end forwarding: the issuances wait in the journal
+                delay = min(delay * 2, 300.0)
+                log.exception("offline sync failed unexpectedly; next try in about %.0f s", delay)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), delay * random.uniform(0.8, 1.2))
             except TimeoutError:
                 pass
+
+    def _heard(self, reachable: bool) -> None:
+        if self.on_contact is not None:
+            self.on_contact(reachable)
 
     def _contact(self, backend_time: datetime | None) -> None:
         self.store.note_contact(backend_time)
@@ -143,25 +201,61 @@ class FallbackIssuer:
         self.offline = offline
 
     async def issue(self, code: PackagingCode) -> IssuanceOutcome:
-        if self.store.rewarded(code.value):
+        try:
+            rewarded = self.store.rewarded(code.value)
+        except sqlite3.Error:  # the backend still knows; the journal is only our own memory
+            log.exception("the journal could not be read; asking the backend")
+            rewarded = False
+        if rewarded:
             # Also covers an offline reward the backend has not heard of yet.
             return AlreadyReturned("this packaging has already earned a voucher at this kiosk")
         outcome = await self.online.issue(code)
         if isinstance(outcome, Issued):
             try:
                 self.store.journal_online(outcome.key or "", code.value, outcome.voucher)
+            except sqlite3.IntegrityError:
+                # A code this kiosk handed out before, for another packaging: never show it twice.
+                log.error("the backend answered voucher %s, which this kiosk handed out before; refused",
+                          fingerprint(outcome.voucher.code))  # fmt: skip
+                outcome = Unavailable("the backend answered a voucher code handed out before", attempt_key=outcome.key)
             except Exception:  # the voucher is the customer's even if the journal write failed
-                log.exception("could not journal online voucher %s", outcome.voucher.code)
-            return outcome
+                log.exception("could not journal online voucher %s", fingerprint(outcome.voucher.code))
+                return outcome
+            else:
+                return outcome
         if not isinstance(outcome, Unavailable) or self.offline is None:
             return outcome
         try:
-            claimed = self.offline.claim(code.value)
+            claimed = self.offline.claim(code.value, online_attempt_key=outcome.attempt_key)
         except AlreadyRewarded:
             return AlreadyReturned("this packaging has already earned a voucher at this kiosk")
+        except Exception as exc:  # a full disk or a damaged database: no durable claim, no voucher
+            log.exception("offline issuance failed")
+            return Unavailable(f"{outcome.reason}; offline issuance failed ({type(exc).__name__})")
         if isinstance(claimed, Issued):
-            log.info("offline voucher %s for %s (online: %s)", claimed.voucher.code, code.value, outcome.reason)
+            log.info("offline voucher %s for %s (online: %s)", fingerprint(claimed.voucher.code), code.value,
+                     outcome.reason)  # fmt: skip
             return claimed
-        if claimed == "none_available":
-            return NoneAvailable("no offline voucher for this packaging here")
-        return OfflineLimited(f"offline: {claimed.replace('_', ' ')}")
+        return _offline_refusal(claimed, outcome.reason)
+
+
+#: What the customer is told when no offline voucher may be given, by the store's reason.
+_REFUSALS = {
+    "none_available": "no offline voucher for this packaging here",
+    "never_synced": "backend unreachable, no offline codes cached",
+    "offline_too_long": "offline too long: no contact with the backend within the limit",
+    "count_limit": "offline count limit: as many vouchers as allowed since the backend last took them",
+    "value_limit": "offline value limit: as much value as allowed since the backend last took the vouchers",
+    "clock_untrusted": "offline: the kiosk's clock cannot be trusted",
+}
+
+
+def _offline_refusal(reason: str, online_reason: str) -> IssuanceOutcome:
+    """The outcome for a refused offline claim: nothing cached is "none available"; never having
+    reached the backend is backend trouble; the rest are offline limits."""
+    text = _REFUSALS.get(reason, f"offline: {reason.replace('_', ' ')}")
+    if reason == "none_available":
+        return NoneAvailable(text)
+    if reason == "never_synced":
+        return Unavailable(f"{text} ({online_reason})")
+    return OfflineLimited(text)

@@ -11,7 +11,12 @@ the stand-in backend, and kept in this one module so it can follow RE-ZIP's answ
 A bundle: ``{bundle_id, drop_point_id, country, issued_at, expires_at, shops: {id: profile},
 prefixes: {prefix: shop_id}, pools: [{id, shop_id, countries, visibility}], codes: [{code, link,
 pool_id, type, value, unit, conditions, expires_at}]}``. A bundle whose signature does not verify,
-that is for another drop point, or that has expired is refused and nothing of it is used.
+that is for another drop point, that has expired or whose structure is broken is refused and
+nothing of it is used; a code in it that fails the voucher rules is left out (``kiosk.core.bundle``).
+
+An offline issuance may name ``online_attempt_key``: the ``Idempotency-Key`` of the scan request the
+kiosk sent for that packaging and gave up on (no answer in time, or an answer it could not use)
+before it issued offline.
 """
 
 from __future__ import annotations
@@ -22,13 +27,18 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from functools import cached_property
+
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kiosk.core.bundle import BundleContents, BundleError, parse_bundle
 from kiosk.signatures import SignatureError, public_key_from_jwk, verify_detached
 
 __all__ = ["OfflinePoolsClient", "Bundle", "BundleRefused"]
 
 FORWARD_STATUSES = {"accepted", "duplicate", "duplicate_return", "unknown_code"}
+#: A bundle of a few hundred codes is tens of kilobytes; this is far beyond any bundle we ask for.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
 class BundleRefused(ValueError):
@@ -37,17 +47,25 @@ class BundleRefused(ValueError):
 
 @dataclass(frozen=True)
 class Bundle:
-    doc: dict[str, Any]
+    doc: Any
     body: bytes
     signature: str
 
+    @cached_property
+    def contents(self) -> BundleContents:
+        """The checked contents; ``BundleRefused`` when the structure is broken."""
+        try:
+            return parse_bundle(self.doc, link_schemes=None)
+        except BundleError as exc:
+            raise BundleRefused(f"malformed bundle: {exc}") from None
+
     @property
     def id(self) -> str:
-        return str(self.doc["bundle_id"])
+        return self.contents.bundle_id
 
     @property
     def issued_at(self) -> datetime:
-        return datetime.fromisoformat(self.doc["issued_at"])
+        return self.contents.issued_at
 
 
 class OfflinePoolsClient:
@@ -58,11 +76,9 @@ class OfflinePoolsClient:
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
 
     async def reserve(self, per_pool: int, *, now: datetime) -> Bundle:
-        response = await self._http.post(f"/drop-points/{self.drop_point_id}/offline-pools/reservations",
+        body, headers = await self._call("POST", f"/drop-points/{self.drop_point_id}/offline-pools/reservations",
                                          json={"per_pool": per_pool})  # fmt: skip
-        response.raise_for_status()
-        signature = response.headers.get("Bundle-Signature", "")
-        bundle = Bundle(_json(response.content), response.content, signature)
+        bundle = Bundle(_json(body), body, headers.get("Bundle-Signature", ""))
         await self.verify(bundle, now=now)
         return bundle
 
@@ -79,49 +95,69 @@ class OfflinePoolsClient:
                         raise
         except SignatureError as exc:
             raise BundleRefused(f"signature: {exc}") from None
-        doc = bundle.doc
-        try:
-            if doc["drop_point_id"] != self.drop_point_id:
-                raise BundleRefused("the bundle is for another drop point")
-            if datetime.fromisoformat(doc["expires_at"]) <= now:
-                raise BundleRefused("the bundle has expired")
-            pools = {pool["id"] for pool in doc["pools"]}
-            if any(code["pool_id"] not in pools for code in doc["codes"]):
-                raise BundleRefused("a code names a pool the bundle does not describe")
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, BundleRefused):
-                raise
-            raise BundleRefused(f"malformed bundle: {exc}") from None
+        contents = bundle.contents
+        if contents.drop_point_id != self.drop_point_id:
+            raise BundleRefused("the bundle is for another drop point")
+        if contents.expires_at <= now:
+            raise BundleRefused("the bundle has expired")
 
     async def release(self, bundle_id: str) -> int:
-        response = await self._http.delete(f"/drop-points/{self.drop_point_id}/offline-pools/reservations/{bundle_id}")
-        response.raise_for_status()
-        return int(_json(response.content).get("released", 0))
+        body, _ = await self._call("DELETE", f"/drop-points/{self.drop_point_id}/offline-pools/reservations/{bundle_id}")
+        released = _object(body).get("released", 0)
+        if not isinstance(released, int) or isinstance(released, bool) or released < 0:
+            raise BundleRefused("released: expected a count")
+        return released
 
     async def forward(self, issuances: list[dict[str, Any]]) -> list[dict[str, str]]:
         """Report offline issuances; the backend counts each key once, however often it is sent."""
-        response = await self._http.post(f"/drop-points/{self.drop_point_id}/offline-issuances",
-                                         json={"issuances": issuances})  # fmt: skip
-        response.raise_for_status()
-        results = _json(response.content).get("results")
+        body, _ = await self._call("POST", f"/drop-points/{self.drop_point_id}/offline-issuances",
+                                   json={"issuances": issuances})  # fmt: skip
+        results = _object(body).get("results")
         sent = {item["key"] for item in issuances}
         if not isinstance(results, list):
-            raise ValueError("results: missing")
+            raise BundleRefused("results: missing")
         checked = [r for r in results if isinstance(r, dict) and r.get("key") in sent and r.get("status") in FORWARD_STATUSES]
         return [{"key": str(r["key"]), "status": str(r["status"])} for r in checked]
 
     async def _jwks(self, *, refresh: bool) -> dict[str, ec.EllipticCurvePublicKey]:
         if self._keys and not refresh:
             return self._keys
-        response = await self._http.get(self.jwks_url)
-        response.raise_for_status()
-        self._keys = {str(k["kid"]): public_key_from_jwk(k) for k in _json(response.content)["keys"]}
+        body, _ = await self._call("GET", self.jwks_url)
+        entries = _object(body).get("keys")
+        if not isinstance(entries, list):
+            raise SignatureError("the JWKS has no list of keys")
+        keys = {}
+        for entry in entries:
+            if isinstance(entry, dict) and isinstance(entry.get("kid"), str):
+                try:
+                    keys[entry["kid"]] = public_key_from_jwk(entry)
+                except SignatureError:
+                    continue  # a key of another kind, or a broken one: the others still count
+        self._keys = keys
         return self._keys
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> tuple[bytes, httpx.Headers]:
+        """One request whose answer must be 2xx and at most ``MAX_ANSWER_BYTES``."""
+        async with self._http.stream(method, url, **kwargs) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise BundleRefused(f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
+            response.raise_for_status()
+            return bytes(body), response.headers
 
 
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BundleRefused("the answer is not JSON") from None
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    doc = _json(raw)
+    if not isinstance(doc, dict):
+        raise BundleRefused("the answer is not a JSON object")
+    return doc
 

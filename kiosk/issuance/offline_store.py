@@ -20,10 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from kiosk.core.bundle import BundleError, code_from_body, parse_bundle
 from kiosk.core.offline import CachedCode, OfflineLimits, OfflineState, choose_code, refusal
-from kiosk.core.voucher import Voucher, parse_voucher
+from kiosk.core.voucher import DEFAULT_LINK_SCHEMES, Voucher, VoucherError, parse_voucher
+from kiosk.secret_files import private_directory
 
-__all__ = ["OfflineStore", "Claim", "JournalEntry", "AlreadyRewarded", "utc_now"]
+__all__ = ["OfflineStore", "Claim", "JournalEntry", "Unshown", "AlreadyRewarded", "utc_now"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundles (
@@ -44,6 +46,17 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+#: Columns added after the first release, with their definitions: an older database gains them.
+_ADDED_COLUMNS = {
+    "journal": {
+        # How often the kiosk began to show this voucher without it being marked shown.
+        "display_attempts": "INTEGER NOT NULL DEFAULT 0",
+        # The scan request the kiosk gave up on before it issued offline (for reconciliation).
+        "online_attempt_key": "TEXT",
+    },
+    # Why a cached code may not be handed out after all (its entry in the signed body failed).
+    "codes": {"refused": "TEXT"},
+}
 
 
 class AlreadyRewarded(Exception):
@@ -54,6 +67,17 @@ class AlreadyRewarded(Exception):
 class Claim:
     key: str
     voucher: Voucher
+
+
+@dataclass(frozen=True)
+class Unshown:
+    """A journalled voucher nobody has seen yet, and how often showing it was begun."""
+
+    key: str
+    packaging: str
+    source: str
+    voucher: Voucher | None
+    display_attempts: int
 
 
 @dataclass(frozen=True)
@@ -87,16 +111,29 @@ def _parse(text: str | None) -> datetime | None:
 
 
 class OfflineStore:
-    def __init__(self, path: Path) -> None:
+    """``link_schemes`` is the kiosk's link allow-list, applied to cached codes when they are claimed."""
+
+    def __init__(self, path: Path, *, link_schemes: frozenset[str] = DEFAULT_LINK_SCHEMES) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.link_schemes = link_schemes
+        private_directory(path.parent)
+        # The database exists with mode 0600 before SQLite opens it; SQLite gives its -wal and -shm
+        # files the database's own mode, so none of them is readable by others for a moment.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
-        os.chmod(path, 0o600)
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, definition in columns.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+        #: Parsed bundle bodies by id: a claim reads its code's truth from there.
+        self._bodies: dict[str, Any] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -131,27 +168,26 @@ class OfflineStore:
 
     # --- bundles --------------------------------------------------------------------------------
 
-    def import_bundle(self, bundle: dict[str, Any], body: bytes, signature: str) -> int:
-        """Store a verified bundle's codes; returns how many are new."""
-        pools = {pool["id"]: pool for pool in bundle["pools"]}
+    def import_bundle(self, body: bytes, signature: str) -> int:
+        """Store a verified bundle's usable codes; returns how many are new. ``BundleError`` when
+        the bundle as a whole is broken (nothing of it is stored)."""
+        contents = parse_bundle(_json(body), link_schemes=None)
         added = 0
         with self._transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO bundles (id, body, signature, received_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                (bundle["bundle_id"], body, signature, _iso(utc_now()), bundle["expires_at"]),
+                (contents.bundle_id, body, signature, _iso(utc_now()), _iso(contents.expires_at)),
             )
-            for prefix, shop_id in bundle["prefixes"].items():
+            for prefix, shop_id in contents.prefixes.items():
                 db.execute("INSERT OR REPLACE INTO prefixes (prefix, shop_id) VALUES (?, ?)", (prefix, shop_id))
-            for item in bundle["codes"]:
-                pool = pools[item["pool_id"]]
-                shop = bundle["shops"].get(pool["shop_id"])
-                voucher = parse_voucher({**item, "shop": shop}, link_schemes=None).to_json()
+            for item in contents.codes:
+                cached, voucher = item.cached(), item.voucher
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO codes (code, bundle_id, shop_id, visibility, countries, voucher, type,"
                     " value, unit, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (item["code"], bundle["bundle_id"], pool["shop_id"], pool["visibility"],
-                     json.dumps(pool["countries"]), json.dumps(voucher, ensure_ascii=False), item["type"],
-                     item["value"], item["unit"], voucher["expires_at"]),
+                    (cached.code, contents.bundle_id, cached.shop_id, cached.visibility, json.dumps(cached.countries),
+                     json.dumps(voucher.to_json(), ensure_ascii=False), cached.type, cached.value, cached.unit,
+                     voucher.to_json()["expires_at"]),
                 )  # fmt: skip
                 added += cursor.rowcount
         return added
@@ -168,7 +204,7 @@ class OfflineStore:
     def available(self) -> list[sqlite3.Row]:
         """Unclaimed codes per shop and visibility (for status and the top-up watermark)."""
         return self._db.execute(
-            "SELECT shop_id, visibility, COUNT(*) AS count FROM codes WHERE claimed_by IS NULL"
+            "SELECT shop_id, visibility, COUNT(*) AS count FROM codes WHERE claimed_by IS NULL AND refused IS NULL"
             " GROUP BY shop_id, visibility ORDER BY shop_id, visibility"
         ).fetchall()
 
@@ -178,51 +214,79 @@ class OfflineStore:
         return self._db.execute("SELECT 1 FROM journal WHERE packaging = ?", (packaging,)).fetchone() is not None
 
     def claim(self, packaging: str, *, country: str, limits: OfflineLimits, now: datetime,
-              expected_now: datetime | None = None) -> Claim | str:  # fmt: skip
+              expected_now: datetime | None = None, online_attempt_key: str | None = None) -> Claim | str:  # fmt: skip
         """Claim a cached code for a packaging and journal it, in one durable transaction.
 
-        Returns the claim, or the reason there is none ("none_available" or a limit's name).
+        The chosen code is read afresh from its signed bundle body and checked again (expiry, the
+        kiosk's link allow-list, pool and shop); a code that fails is marked refused and the next
+        one is tried. ``online_attempt_key`` names the scan request the kiosk gave up on, so the
+        backend can reconcile. Returns the claim, or the reason there is none ("none_available",
+        "never_synced" or a limit's name).
         """
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM journal WHERE packaging = ?", (packaging,)).fetchone():
                 raise AlreadyRewarded(packaging)
             shop = db.execute("SELECT shop_id FROM prefixes WHERE prefix = ?", (packaging[:4],)).fetchone()
             shop_id = shop["shop_id"] if shop else None
-            rows = self._candidates(db, shop_id, _iso(now + limits.expiry_margin))
-            by_code = {row["code"]: row for row in rows}
-            chosen = choose_code(
-                (_cached(row) for row in rows),
-                packaging_shop=shop_id,
-                country=country,
-                now=now,
-                margin=limits.expiry_margin,
-            )
-            reason = refusal(self._state(db, expected_now), limits, chosen, now)
-            if reason is not None:
-                return reason
-            if chosen is None:
-                return "none_available"
+            state = self._state(db, expected_now)
+            while True:
+                rows = self._candidates(db, shop_id, _iso(now + limits.expiry_margin))
+                chosen = choose_code((_cached(row) for row in rows), packaging_shop=shop_id, country=country,
+                                     now=now, margin=limits.expiry_margin)  # fmt: skip
+                reason = refusal(state, limits, chosen, now)
+                if reason is not None:
+                    return reason
+                if chosen is None:
+                    return "none_available" if state.last_contact is not None else "never_synced"
+                row = next(row for row in rows if row["code"] == chosen.code)
+                voucher = self._checked(db, row, shop_id, country, now, limits)
+                if voucher is not None:
+                    break
             key = str(uuid.uuid4())
             db.execute("UPDATE codes SET claimed_by = ? WHERE code = ? AND claimed_by IS NULL", (key, chosen.code))
-            voucher_doc = by_code[chosen.code]["voucher"]
             db.execute(
-                "INSERT INTO journal (key, code, packaging, source, voucher, created_at) VALUES (?, ?, ?, 'offline', ?, ?)",
-                (key, chosen.code, packaging, voucher_doc, _iso(now)),
-            )
-        return Claim(key, parse_voucher(json.loads(voucher_doc), link_schemes=None))
+                "INSERT INTO journal (key, code, packaging, source, voucher, created_at, online_attempt_key)"
+                " VALUES (?, ?, ?, 'offline', ?, ?, ?)",
+                (key, chosen.code, packaging, json.dumps(voucher.to_json(), ensure_ascii=False), _iso(now),
+                 online_attempt_key),
+            )  # fmt: skip
+        return Claim(key, voucher)
+
+    def _checked(self, db: sqlite3.Connection, row: sqlite3.Row, shop_id: str | None, country: str, now: datetime,
+                 limits: OfflineLimits) -> Voucher | None:  # fmt: skip
+        """The code's voucher as its signed body says, if that still allows handing it out here and
+        now; otherwise the code is marked refused (logged by the caller's caller) and None."""
+        try:
+            body = self._body(db, row["bundle_id"])
+            truth = code_from_body(body, row["code"], link_schemes=self.link_schemes, now=now + limits.expiry_margin)
+            eligible = choose_code([truth.cached()], packaging_shop=shop_id, country=country, now=now,
+                                   margin=limits.expiry_margin)  # fmt: skip
+            if eligible is None or truth.cached() != _cached(row):
+                raise BundleError("the signed body disagrees with the cached entry")
+        except (BundleError, VoucherError) as exc:
+            db.execute("UPDATE codes SET refused = ? WHERE code = ?", (str(exc)[:200], row["code"]))
+            return None
+        return truth.voucher
+
+    def _body(self, db: sqlite3.Connection, bundle_id: str) -> Any:
+        if bundle_id not in self._bodies:
+            found = db.execute("SELECT body FROM bundles WHERE id = ?", (bundle_id,)).fetchone()
+            if found is None:
+                raise BundleError(f"bundle {bundle_id} is not stored")
+            self._bodies[bundle_id] = _json(found["body"])
+        return self._bodies[bundle_id]
 
     @staticmethod
     def _candidates(db: sqlite3.Connection, shop_id: str | None, valid_after: str) -> list[sqlite3.Row]:
         """The soonest-expiring unclaimed codes of each group the rules allow, so a claim reads a
         few rows however many codes are cached; ``choose_code`` makes the decision."""
         order = " AND (expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NULL, expires_at, code LIMIT 64"
+        free = "SELECT * FROM codes WHERE claimed_by IS NULL AND refused IS NULL"
         own = db.execute(
-            "SELECT * FROM codes WHERE claimed_by IS NULL AND shop_id = ? AND visibility IN ('private', 'private_public')"
-            + order, (shop_id or "", valid_after),
+            free + " AND shop_id = ? AND visibility IN ('private', 'private_public')" + order, (shop_id or "", valid_after),
         ).fetchall()  # fmt: skip
         shared = db.execute(
-            "SELECT * FROM codes WHERE claimed_by IS NULL AND shop_id != ? AND visibility IN ('public', 'private_public')"
-            + order, (shop_id or "", valid_after),
+            free + " AND shop_id != ? AND visibility IN ('public', 'private_public')" + order, (shop_id or "", valid_after),
         ).fetchall()  # fmt: skip
         return [*own, *shared]
 
@@ -241,22 +305,34 @@ class OfflineStore:
         with self._transaction() as db:
             db.execute("UPDATE journal SET shown_at = COALESCE(shown_at, ?) WHERE key = ?", (_iso(utc_now()), key))
 
-    def unshown(self) -> list[tuple[str, str, str, Voucher]]:
-        """(key, packaging, source, voucher) of journalled vouchers never marked shown, oldest first."""
+    def note_display_attempt(self, key: str) -> int:
+        """Showing this voucher begins: count it before anything can fail, so a voucher that brings
+        the kiosk down is recognised at the next start; returns the attempts so far."""
+        with self._transaction() as db:
+            db.execute("UPDATE journal SET display_attempts = display_attempts + 1 WHERE key = ? AND shown_at IS NULL",
+                       (key,))  # fmt: skip
+            row = db.execute("SELECT display_attempts FROM journal WHERE key = ?", (key,)).fetchone()
+        return int(row["display_attempts"]) if row else 0
+
+    def unshown(self) -> list[Unshown]:
+        """Journalled vouchers never marked shown, oldest first. Each was checked when it was
+        journalled; one whose stored document no longer parses has ``voucher`` None."""
         rows = self._db.execute(
-            "SELECT key, packaging, source, voucher FROM journal WHERE shown_at IS NULL ORDER BY created_at"
-        ).fetchall()
-        return [(r["key"], r["packaging"], r["source"], parse_voucher(json.loads(r["voucher"]), link_schemes=None))
-                for r in rows]  # fmt: skip
+            "SELECT key, code, packaging, source, voucher, display_attempts FROM journal WHERE shown_at IS NULL"
+            " ORDER BY created_at"
+        ).fetchall()  # fmt: skip
+        return [Unshown(r["key"], r["packaging"], r["source"], _journalled_voucher(r["voucher"]),
+                        r["display_attempts"]) for r in rows]  # fmt: skip
 
     def pending(self, limit: int = 500) -> list[dict[str, Any]]:
         """Offline issuances not yet accepted by the backend, as the forwarder sends them."""
         rows = self._db.execute(
-            "SELECT key, code, packaging, created_at FROM journal WHERE source = 'offline' AND forwarded_at IS NULL"
-            " ORDER BY created_at LIMIT ?",
+            "SELECT key, code, packaging, created_at, online_attempt_key FROM journal"
+            " WHERE source = 'offline' AND forwarded_at IS NULL ORDER BY created_at LIMIT ?",
             (limit,),
         ).fetchall()
-        return [{"key": r["key"], "code": r["code"], "packaging": r["packaging"], "issued_at": r["created_at"]}
+        return [{"key": r["key"], "code": r["code"], "packaging": r["packaging"], "issued_at": r["created_at"],
+                 **({"online_attempt_key": r["online_attempt_key"]} if r["online_attempt_key"] else {})}
                 for r in rows]  # fmt: skip
 
     def mark_forwarded(self, results: list[dict[str, str]]) -> None:
@@ -299,6 +375,20 @@ class OfflineStore:
             clock_floor=max(floor_candidates) if floor_candidates else None,
             expected_now=expected_now,
         )
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BundleError("the bundle is not JSON") from None
+
+
+def _journalled_voucher(doc: str) -> Voucher | None:
+    try:
+        return parse_voucher(json.loads(doc), link_schemes=None)
+    except (ValueError, RecursionError):  # VoucherError is a ValueError too
+        return None
 
 
 def _cached(row: sqlite3.Row) -> CachedCode:

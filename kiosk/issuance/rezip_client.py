@@ -16,18 +16,21 @@ only on its sandbox:
 from __future__ import annotations
 
 import json
+import logging
+import re
 import ssl
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Literal, Union
+from typing import Any, Callable, Iterable, Literal, Union
 
 import certifi
 import httpx
 
 from kiosk import __version__
 from kiosk.core.codes import PackagingCode
+from kiosk.core.text import clean_text
 from kiosk.core.voucher import (
     DEFAULT_LINK_SCHEMES,
     Voucher,
@@ -50,8 +53,11 @@ __all__ = [
     "MAX_BODY_BYTES",
 ]
 
+log = logging.getLogger(__name__)
+
 #: A scan answer is a few hundred bytes; anything near this is not a scan answer.
 MAX_BODY_BYTES = 64 * 1024
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ class ScanServerError:
 @dataclass(frozen=True)
 class ScanNetworkError:
     reason: str
+    #: The connection failed before any answer began (a kept-alive connection that had gone away).
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,8 @@ ScanResult = Union[
 ]
 
 
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class RezipClient:
@@ -131,57 +141,93 @@ class RezipClient:
         read_timeout_s: float = 2.0,
         ca_file: Path | None = None,
         link_schemes: Iterable[str] = DEFAULT_LINK_SCHEMES,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.drop_point_location_id = drop_point_location_id
+        self._clock = clock
         self.hardware_id = hardware_id
         self._link_schemes = frozenset(link_schemes)
-        timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            verify=_tls_context(ca_file),
-            headers={
-                "Accept": "application/json",
-                "Accept-Version": "2.0",
-                "Authorization": f"{auth_scheme} {token}",
-                "User-Agent": f"rezip-kiosk/{__version__}",
-            },
-            follow_redirects=False,
-            # Keep the TLS connection to the backend warm between customers: a new handshake on
-            # every scan would cost more than the rest of the issuance.
-            limits=httpx.Limits(max_keepalive_connections=2, keepalive_expiry=120.0),
-        )
+        tls = _tls_context(ca_file)
+
+        def connection() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                base_url=base_url.rstrip("/"),
+                timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
+                verify=tls,
+                headers={
+                    "Accept": "application/json",
+                    "Accept-Version": "2.0",
+                    "Authorization": f"{auth_scheme} {token}",
+                    "User-Agent": f"rezip-kiosk/{__version__}",
+                },
+                follow_redirects=False,
+                # Keep the TLS connection to the backend warm between customers: a new handshake on
+                # every scan would cost more than the rest of the issuance.
+                limits=httpx.Limits(max_keepalive_connections=2, keepalive_expiry=120.0),
+            )
+
+        self._connection = connection
+        self._http = connection()
+        #: Scans have a connection of their own, replaced after any answer that leaves its state in
+        #: doubt, so a broken answer (a body where none may be, a length that lies) cannot poison the
+        #: next customer's request on a kept-alive connection.
+        self._scan_http = connection()
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The configured connection (auth, TLS, timeouts), shared with the offline-pools client."""
+        """The configured connection (auth, TLS, timeouts), for the offline-pools client."""
         return self._http
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._scan_http.aclose()
 
     async def scan(self, code: PackagingCode, idempotency_key: str) -> ScanResult:
         """Report one packaging scan; retrying with the same key must not earn a second reward."""
+        result = await self._scan_once(code, idempotency_key)
+        if isinstance(result, ScanNetworkError) and result.stale:
+            # A kept-alive connection the server had already closed: ask again, once, on a new one
+            # (the idempotency key makes the second request the same scan as the first).
+            result = await self._scan_once(code, idempotency_key)
+        if isinstance(result, (ScanNetworkError, ScanInvalidBody, ScanServerError)):
+            stale, self._scan_http = self._scan_http, self._connection()
+            await stale.aclose()
+        return result
+
+    async def _scan_once(self, code: PackagingCode, idempotency_key: str) -> ScanResult:
         body = {
             "barcode": code.value,
             "drop_point_location_id": self.drop_point_location_id,
             "hardware_id": self.hardware_id,
         }
+        sent = False
         try:
-            async with self._http.stream(
+            async with self._scan_http.stream(
                 "POST",
                 "/me/packaging/scan",
                 json=body,
                 headers={"Idempotency-Key": idempotency_key},
             ) as response:
+                sent = True
                 raw = await _read_limited(response)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            return ScanNetworkError(f"{type(exc).__name__}: {exc}"[:200], stale=not sent)
         except httpx.TimeoutException as exc:
             return ScanNetworkError(f"timeout: {type(exc).__name__}")
         except httpx.TransportError as exc:
             return ScanNetworkError(f"{type(exc).__name__}: {exc}"[:200])
+        except httpx.HTTPError as exc:  # e.g. a body whose content encoding does not decode
+            return ScanInvalidBody(f"{type(exc).__name__}: {exc}"[:200])
         except _BodyTooLarge:
             return ScanInvalidBody(f"answer larger than {MAX_BODY_BYTES} bytes")
-        return self._interpret(response, raw)
+        except Exception as exc:  # whatever the network or the body does, the kiosk falls back
+            log.warning("scan request failed in an unexpected way: %s", type(exc).__name__, exc_info=True)
+            return ScanNetworkError(f"unexpected {type(exc).__name__}")
+        try:
+            return self._interpret(response, raw)
+        except Exception as exc:  # a body no rule foresaw is still only a bad body
+            log.warning("scan answer could not be read: %s", type(exc).__name__, exc_info=True)
+            return ScanInvalidBody(f"unreadable answer ({type(exc).__name__})")
 
     def _interpret(self, response: httpx.Response, raw: bytes) -> ScanResult:
         status = response.status_code
@@ -236,7 +282,7 @@ class RezipClient:
             "conditions": data.get("conditions"),
             "expires_at": data.get("expires_at"),
         }
-        voucher = parse_voucher(seed, shop=shop, link_schemes=self._link_schemes)
+        voucher = parse_voucher(seed, shop=shop, link_schemes=self._link_schemes, now=self._clock())
         return ScanAccepted(scan_id, kind, voucher)
 
 
@@ -269,13 +315,13 @@ async def _read_limited(response: httpx.Response) -> bytes:
 def _json_or_none(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: a body nested deeper than the parser goes
         return None
 
 
 def _message(doc: Any) -> str | None:
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-        return doc["message"][:300]
+        return clean_text(doc["message"][:300], multiline=False)
     return None
 
 
@@ -284,11 +330,11 @@ def _retry_after(value: str | None, *, default_s: float = 30.0, cap_s: float = 3
     if not value:
         return default_s
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):  # ASCII digits only: "²".isdigit() is true, float("²") fails
         return min(float(value), cap_s)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except Exception:  # the standard library's date parser fails in several ways on odd input
         return default_s
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)

@@ -121,7 +121,7 @@ def run_crash_loop(kills: int, strace_kills: int = 0, *, codes: int = 20000, see
             answer = httpx.post(f"{server.url}/drop-points/{DROP_POINT_DK}/offline-pools/reservations",
                                 json={"per_pool": 500}, headers=headers, timeout=30)  # fmt: skip
             answer.raise_for_status()
-            store.import_bundle(json.loads(answer.content), answer.content, answer.headers["Bundle-Signature"])
+            store.import_bundle(answer.content, answer.headers["Bundle-Signature"])
         store.close()
         claimed: set[str] = set()
         shown: set[str] = set()

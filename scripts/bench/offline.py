@@ -47,7 +47,7 @@ async def issue_and_forward(issues: int, journal: int) -> None:
             client = OfflinePoolsClient(http, DROP_POINT_DK, jwks_url="/.well-known/jwks.json")
             for _ in range(-(-total // 500)):
                 bundle = await client.reserve(500, now=utc_now())
-                store.import_bundle(bundle.doc, bundle.body, bundle.signature)
+                store.import_bundle(bundle.body, bundle.signature)
             store.note_contact()
             limits = OfflineLimits(max_issuances=10**9, max_offline_age=timedelta(days=1))
             times = []
