@@ -3,6 +3,12 @@
 Everything with a clock, a thread or a device lives here or below. Events are handled one at a time
 from a queue, in order. The shell owns the flow's single timer: each ``StartTimer`` bumps a
 generation number, and an expiry from an older generation is dropped before it reaches the flow.
+
+Nothing a command does can stop the loop: each command runs on its own, and one that raises is
+logged once with the scan's context (never a code or link) while the rest of the batch still runs,
+so a timer is always set and the next customer is always answered. A screen that cannot be built
+falls back to the voucher's plain form (text and code), and failing that to the "backend trouble"
+notice. A ``FlowError`` is a bug in the shell: it is logged and the flow goes back to idle.
 """
 
 from __future__ import annotations
@@ -10,17 +16,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol
 
 from kiosk.core.flow import (
     CancelTimer,
+    Command,
     Concluded,
     DepositDetected,
     DroppedScan,
     Event,
     Flow,
+    FlowError,
     IssuanceDone,
+    NoticeKind,
     LateOutcome,
     PrintDone,
     PrinterChanged,
@@ -35,9 +44,10 @@ from kiosk.core.flow import (
     Status,
     TimerExpired,
 )
-from kiosk.core.outcomes import Issued, Source, Unavailable
+from kiosk.core.outcomes import IssuanceOutcome, Issued, OfflineLimited, Source, Unavailable
 from kiosk.core.voucher import Voucher
 from kiosk.issuance.issuer import Issuer
+from kiosk.logs import fingerprint
 from kiosk.presentation.view import ScreenView, VoucherView, build_screen_view, build_voucher_view
 
 __all__ = ["KioskApp", "ScanReport", "ScreenOutput", "PrinterOutput"]
@@ -86,8 +96,10 @@ class ScanReport:
 
 
 @dataclass(frozen=True)
-class _LocaleChosen:
-    locale: str
+class _Redraw:
+    """Show the current screen again: in another language, or with the offline banner changed."""
+
+    locale: str | None = None
 
 
 class KioskApp:
@@ -106,8 +118,13 @@ class KioskApp:
         on_dropped: Callable[[DroppedScan], None] | None = None,
         on_shown: Callable[[str], None] | None = None,
         on_screen: Callable[[Screen], None] | None = None,
+        on_display: Callable[[str], int] | None = None,
+        on_backend: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """``on_shown(key)``: a journalled voucher was seen; ``on_display(key)``: showing it begins
+        (the journal counts attempts); ``on_backend(reachable)``: what the last issuance said of the
+        backend (for the offline banner)."""
         self.flow = flow
         self.issuer = issuer
         self.screen = screen
@@ -119,8 +136,10 @@ class KioskApp:
         self.on_dropped = on_dropped
         self.on_shown = on_shown
         self.on_screen = on_screen
+        self.on_display = on_display
+        self.on_backend = on_backend
         self._clock = clock
-        self._events: asyncio.Queue[tuple[Event | _LocaleChosen, float, int]] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[Event | _Redraw, float, int]] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_generation = 0
         self._scan_started: dict[int, float] = {}
@@ -133,9 +152,10 @@ class KioskApp:
         """A source read a line; call on the event loop."""
         self._events.put_nowait((Scanned(text), self._clock(), 0))
 
-    def resume(self, code: str, issued: Issued) -> None:
-        """At start-up: show again a journalled voucher that was never marked shown."""
-        self._events.put_nowait((Resumed(code, issued), self._clock(), 0))
+    def resume(self, code: str, issued: Issued, *, plain: bool = False) -> None:
+        """At start-up: show again a journalled voucher that was never marked shown (``plain``
+        when earlier attempts to show it never finished)."""
+        self._events.put_nowait((Resumed(code, issued, plain), self._clock(), 0))
 
     def printer_changed(self, ready: bool) -> None:
         """The printer's monitor saw it become ready or stop being ready; call on the loop."""
@@ -147,21 +167,31 @@ class KioskApp:
 
     def choose_locale(self, locale: str) -> None:
         """A customer picked a language on the screen; it holds until the screen is idle again."""
-        self._events.put_nowait((_LocaleChosen(locale), self._clock(), 0))
+        self._events.put_nowait((_Redraw(locale), self._clock(), 0))
+
+    def redraw(self) -> None:
+        """Show the current screen again (e.g. the offline banner changed); call on the loop."""
+        self._events.put_nowait((_Redraw(), self._clock(), 0))
 
     async def run(self) -> None:
-        """Show the idle screen, then handle events until cancelled."""
-        await self.screen.show(build_screen_view(self.flow.screen, self.locale, self.timezone))
+        """Show the current screen, then handle events until cancelled. Under a supervisor this
+        may be started again after a failure: it carries on from the flow's current state."""
+        await self._show(self.flow.screen)
         try:
             while True:
                 event, received_at, generation = await self._events.get()
-                if isinstance(event, _LocaleChosen):
-                    self.locale = event.locale
-                    await self.screen.show(build_screen_view(self.flow.screen, self.locale, self.timezone))
+                if isinstance(event, _Redraw):
+                    self.locale = event.locale or self.locale
+                    await self._show(self.flow.screen)
                     continue
                 if isinstance(event, TimerExpired) and generation != self._timer_generation:
                     continue  # a timer that was replaced after it fired
-                await self._handle(event, received_at)
+                try:
+                    await self._handle(event, received_at)
+                except FlowError as exc:
+                    log.error("flow bug (%s in state %s): %s; back to idle", type(event).__name__,
+                              self.flow.state.value, exc, exc_info=True)  # fmt: skip
+                    await self._carry_out(self.flow.reset(), received_at)
         finally:
             self._cancel_timer()
             for task in list(self._tasks):
@@ -174,65 +204,106 @@ class KioskApp:
         commands = self.flow.handle(event)
         if self.flow.state is State.IDLE and not was_idle:
             self.locale = self.default_locale  # the next customer starts in the kiosk's language
-        concluded: Concluded | None = None
+        await self._carry_out(commands, received_at)
+
+    async def _carry_out(self, commands: list[Command], received_at: float) -> None:
+        """Carry out one batch; a command that fails is logged and the rest still run."""
+        concluded = next((c for c in commands if isinstance(c, Concluded)), None)
         printing: asyncio.Task[tuple[bytes | None, str | None]] | None = None
-        frame = 0
+        frame: int | None = 0
         for command in commands:
-            if isinstance(command, StartIssuance):
-                self._scan_started[command.request_id] = received_at
-                self._spawn(self._issue(command))
-            elif isinstance(command, Show):
-                view = build_screen_view(command.screen, self.locale, self.timezone)
-                frame = await self.screen.show(view)
-                if self.on_screen is not None:
-                    self.on_screen(command.screen)
-            elif isinstance(command, PrintVoucher):
-                printing = self._spawn(self._print(command))
-            elif isinstance(command, StartTimer):
-                self._start_timer(command.seconds)
-            elif isinstance(command, CancelTimer):
-                self._cancel_timer()
-            elif isinstance(command, Concluded):
-                concluded = command
-            elif isinstance(command, DroppedScan):
-                log.info("scan ignored (%s): %r", command.reason, command.text[:80])
-                if self.on_dropped is not None:
-                    self.on_dropped(command)
-            elif isinstance(command, LateOutcome):
-                self._late(command)
+            try:
+                if isinstance(command, StartIssuance):
+                    self._scan_started[command.request_id] = received_at
+                    self._spawn(self._issue(command))
+                elif isinstance(command, Show):
+                    frame = await self._show(command.screen, concluded.key if concluded else None)
+                    if self.on_screen is not None:
+                        self.on_screen(command.screen)
+                elif isinstance(command, PrintVoucher):
+                    printing = self._spawn(self._print(command))
+                elif isinstance(command, StartTimer):
+                    self._start_timer(command.seconds)
+                elif isinstance(command, CancelTimer):
+                    self._cancel_timer()
+                elif isinstance(command, DroppedScan):
+                    log.info("scan ignored (%s): %r", command.reason, command.text[:80])
+                    if self.on_dropped is not None:
+                        self.on_dropped(command)
+                elif isinstance(command, LateOutcome):
+                    self._late(command)
+            except Exception:
+                log.exception("%s failed in state %s (scan %s)", type(command).__name__, self.flow.state.value,
+                              concluded.request_id if concluded else "-")  # fmt: skip
         if concluded is not None:
             started = self._scan_started.pop(concluded.request_id, received_at)
             self._spawn(self._report(concluded, frame, started, printing))
+
+    async def _show(self, screen: Screen, key: str | None = None) -> int | None:
+        """Put ``screen`` up; returns its frame number, or None when no voucher frame went up.
+
+        A journalled voucher counts an attempt first (``on_display``). When the screen cannot be
+        built or shown, the voucher's plain form goes up instead, and failing that the "backend
+        trouble" notice: the customer always sees something true."""
+        if key is not None and screen.voucher is not None and self.on_display is not None:
+            self.on_display(key)
+        attempts = [screen]
+        if screen.voucher is not None and not screen.plain:
+            attempts.append(replace(screen, plain=True))
+        for candidate in attempts:
+            try:
+                return await self.screen.show(build_screen_view(candidate, self.locale, self.timezone))
+            except Exception:
+                log.exception("the %s screen%s could not be shown", screen.state.value,
+                              " (plain form)" if candidate.plain else "")  # fmt: skip
+        trouble = Screen(State.NOTICE, notice=NoticeKind.BACKEND_TROUBLE, code=screen.code)
+        await self.screen.show(build_screen_view(trouble, self.locale, self.timezone))
+        return None
 
     async def _issue(self, command: StartIssuance) -> None:
         started = self._clock()
         try:
             outcome = await self.issuer.issue(command.code)
         except Exception as exc:  # an issuer bug must not leave the customer on 'issuing'
-            log.exception("issuer failed")
+            log.exception("issuer failed (scan %s)", command.request_id)
             outcome = Unavailable(f"issuer error: {type(exc).__name__}")
         self._issue_ms[command.request_id] = (self._clock() - started) * 1000
         self._events.put_nowait((IssuanceDone(command.request_id, outcome), self._clock(), 0))
+        if self.on_backend is not None:
+            self.on_backend(_backend_reachable(outcome))
 
     async def _print(self, command: PrintVoucher) -> tuple[bytes | None, str | None]:
         """Print, then tell the flow how it went (it keeps a voucher up longer when it failed)."""
         if self.printer is None:
             return None, None
-        view = build_voucher_view(command.voucher, self.locale, self.timezone)
+        try:
+            view = build_voucher_view(command.voucher, self.locale, self.timezone, plain=command.plain)
+        except Exception:
+            log.exception("voucher %s could not be laid out for paper; printing its plain form",
+                          fingerprint(command.voucher.code))  # fmt: skip
+            view = build_voucher_view(command.voucher, self.locale, self.timezone, plain=True)
         try:
             data, error = await self.printer.print_voucher(view, command.voucher.code), None
         except OSError as exc:
-            log.error("printing voucher %s failed: %s", command.voucher.code, exc)
+            log.error("printing voucher %s failed: %s", fingerprint(command.voucher.code), exc)
             data, error = None, str(exc)
+        except Exception as exc:  # a bug in the layout or the transport: the voucher still stays up
+            log.exception("printing voucher %s failed", fingerprint(command.voucher.code))
+            data, error = None, f"error: {type(exc).__name__}"
         self._events.put_nowait((PrintDone(command.request_id, error is None, error), self._clock(), 0))
         return data, error
 
-    async def _report(self, concluded: Concluded, frame: int, started: float,
+    async def _report(self, concluded: Concluded, frame: int | None, started: float,
                       printing: asyncio.Task[tuple[bytes | None, str | None]] | None) -> None:  # fmt: skip
         """Report once the result is visible (and printed), timed from the scan to the screen."""
-        png = await self.screen.settled(frame)
+        png = None
+        if frame is not None:
+            try:
+                png = await self.screen.settled(frame)
+            except Exception:
+                log.exception("frame %s of scan %s was not confirmed", frame, concluded.request_id)
         ms = {"total": (self._clock() - started) * 1000}
-        if concluded.key and self.on_shown is not None:
+        if concluded.key and frame is not None and self.on_shown is not None:
             self.on_shown(concluded.key)  # the customer has seen it: a restart need not show it again
         if concluded.request_id in self._issue_ms:
             ms["issue"] = self._issue_ms.pop(concluded.request_id)
@@ -248,15 +319,15 @@ class KioskApp:
         )
         if printing is not None:
             report.print_bytes, report.print_error = await printing
-        log.info("scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or "")
+        log.info("scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or "")  # a packaging code, not a secret
         if self.on_report is not None:
             self.on_report(report)
 
     def _late(self, command: LateOutcome) -> None:
         if isinstance(command.outcome, Issued):
             log.error(
-                "voucher %s was issued after the customer was told it failed (request %s)",
-                command.outcome.voucher.code,
+                "voucher %s was issued after the customer was told it failed (scan %s)",
+                fingerprint(command.outcome.voucher.code),
                 command.request_id,
             )
         else:
@@ -288,3 +359,10 @@ class KioskApp:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("kiosk task failed", exc_info=task.exception())
+
+
+def _backend_reachable(outcome: IssuanceOutcome) -> bool:
+    """Whether an issuance's outcome says the backend answered (the offline banner's source)."""
+    if isinstance(outcome, Issued):
+        return outcome.source == "online"
+    return not isinstance(outcome, (Unavailable, OfflineLimited))

@@ -11,17 +11,22 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from kiosk import __version__
 from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, PROFILES, Config, ConfigError, load_config
+from kiosk.logs import configure_logging
 from kiosk.secret_files import SecretFileError
+
+if TYPE_CHECKING:
+    from kiosk.runtime import RunningKiosk
 
 __all__ = ["main"]
 
@@ -31,13 +36,12 @@ class _Failure(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything the kiosk writes (its database and its -wal and -shm files, logos, frames) is
+    # private from the first byte, whoever starts it.
+    os.umask(0o077)
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(getattr(logging, args.log_level.upper()), sys.stderr)
     try:
         return int(args.handler(args))
     except _Failure as exc:
@@ -236,19 +240,37 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     recorder = Recorder(args.record, profile=config.printer.profile) if args.record else None
 
-    async def serve() -> None:
+    async def serve() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        async with open_kiosk(config, on_report=recorder):
-            await stop.wait()
+        async with open_kiosk(config, on_report=recorder) as kiosk:
+            ready = await kiosk.wait_ready(timeout_s=5.0)
+            print(_ready_line(kiosk, config, ready), file=sys.stderr, flush=True)
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([stopping, kiosk.supervisor.gave_up], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if kiosk.supervisor.gave_up.done():
+                print(f"kiosk: stopping, {kiosk.supervisor.gave_up.result()}", file=sys.stderr, flush=True)
+                return 1  # systemd's Restart=on-failure starts a fresh kiosk
+        return 0
 
     try:
-        asyncio.run(serve())
+        return asyncio.run(serve())
     except SecretFileError as exc:
         raise _Failure(str(exc)) from None
-    return 0
+
+
+def _ready_line(kiosk: RunningKiosk, config: Config, ready: bool) -> str:
+    """One line for the technician (and the journal) once the kiosk serves."""
+    screen = getattr(kiosk.screen, "url", None)
+    sources = ", ".join(f"{source.name} {source.state}" for source in kiosk.sources) or "no scanner"
+    printer = f"printer {config.printer.device}" if kiosk.printer is not None else "no printer"
+    cached = sum(row["count"] for row in kiosk.store.available())
+    waiting = "" if ready else " (still waiting for a device)"
+    return (f"kiosk ready{waiting}: screen {screen or 'none'}, {sources}, {printer}, "
+            f"{cached} offline codes cached, backend {config.backend.url}")  # fmt: skip
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -259,7 +281,8 @@ def _scan(args: argparse.Namespace) -> int:
 
     async def once() -> ScanReport:
         done: asyncio.Future[ScanReport] = asyncio.get_running_loop().create_future()
-        async with open_kiosk(config, on_report=done.set_result, with_devices=False, background=False) as kiosk:
+        async with open_kiosk(config, on_report=done.set_result, with_devices=False, background=False,
+                              resume=False) as kiosk:  # fmt: skip
             kiosk.app.scan(args.code)
             return await done
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import AsyncIterator, Callable
 
 from kiosk.app import KioskApp, ScanReport
 from kiosk.config import Config
@@ -22,10 +22,12 @@ from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.core.outcomes import Issued
 from kiosk.issuance.issuer import OnlineIssuer
-from kiosk.issuance.offline import FallbackIssuer, OfflineService
+from kiosk.issuance.offline import FallbackIssuer, OfflineService, plan_resumption
 from kiosk.issuance.offline_store import OfflineStore
 from kiosk.issuance.configured import make_client, make_offline_service
+from kiosk.logs import fingerprint
 from kiosk.presentation.view import ScreenView
+from kiosk.supervisor import Supervisor
 
 __all__ = ["open_kiosk", "RunningKiosk", "NullScreen", "ISSUE_GRACE_S", "make_scan_sources"]
 
@@ -79,6 +81,9 @@ class RunningKiosk:
     printer: EscposPrinter | None
     store: OfflineStore
     offline: OfflineService | None
+    #: Keeps the kiosk's tasks and device threads running; ``supervisor.gave_up`` resolves when one
+    #: keeps failing, and the process should then exit non-zero.
+    supervisor: Supervisor
 
     async def wait_ready(self, timeout_s: float = 5.0) -> bool:
         """Wait until every scan source has its device open (pyserial drops input sent earlier)."""
@@ -98,13 +103,17 @@ async def open_kiosk(
     on_dropped: Callable[[DroppedScan], None] | None = None,
     with_devices: bool = True,
     background: bool = True,
+    resume: bool = True,
+    supervisor: Supervisor | None = None,
 ) -> AsyncIterator[RunningKiosk]:
     """Yield a started kiosk (its event loop task and scan sources running); stop it on exit.
 
     ``with_devices=False`` gives the issuance path alone: no screen, printer or scanner;
-    ``background=False`` starts no offline sync and forwarding (``kiosk scan``).
+    ``background=False`` starts no offline sync and forwarding; ``resume=False`` shows no voucher
+    left unshown by an earlier run (``kiosk scan`` answers for its own code only).
     """
     backend = config.backend
+    supervisor = supervisor or Supervisor()
     client = make_client(config)
     settings = FlowSettings(
         issue_timeout_s=backend.deadline_s + ISSUE_GRACE_S,
@@ -112,6 +121,7 @@ async def open_kiosk(
         notice_display_s=config.flow.notice_display_s,
         deposit_required=config.board.slot_sensor,
         deposit_timeout_s=config.board.deposit_timeout_s,
+        url_hosts=tuple(config.scanner.url_hosts),
     )
     logos = LogoCache(config.kiosk.data_dir / "logos")
     printer: EscposPrinter | None = None
@@ -129,12 +139,12 @@ async def open_kiosk(
             logos=logos,
             frames_dir=config.screen.dir if config.screen.type == "png" else None,
         )
-    store = OfflineStore(config.offline_db)
+    store = OfflineStore(config.offline_db, link_schemes=config.link_schemes)
     offline: OfflineService | None = None
     online_deadline_s = backend.deadline_s
     if config.offline.enabled:
         online_deadline_s = max(0.5, backend.deadline_s - OFFLINE_RESERVE_S)
-        offline = make_offline_service(config, store, client)
+        offline = make_offline_service(config, store, client, logos=logos)
     app = KioskApp(
         Flow(settings),
         FallbackIssuer(OnlineIssuer(client, deadline_s=online_deadline_s), store, offline),
@@ -145,6 +155,7 @@ async def open_kiosk(
         on_report=on_report,
         on_dropped=on_dropped,
         on_shown=store.mark_shown,
+        on_display=store.note_display_attempt,
     )
     sources = make_scan_sources(config) if with_devices else []
     boards = [source for source in sources if isinstance(source, IoBoard)]
@@ -155,14 +166,20 @@ async def open_kiosk(
     async with AsyncExitStack() as stack:
         stack.callback(store.close)
         stack.push_async_callback(client.aclose)
+        stack.push_async_callback(supervisor.stop)
         if isinstance(screen, WebScreen):
+            web = screen
+            app.on_backend = _offline_banner(web, app)
+            if offline is not None:
+                offline.on_contact = app.on_backend
             screen.on_locale = app.choose_locale
             screen.status = lambda: {"state": app.flow.state.value, "locale": app.locale,
-                                     "hardware_id": config.kiosk.hardware_id,
+                                     "hardware_id": config.kiosk.hardware_id, "offline": web.offline,
                                      "scanners": {s.name: s.state for s in sources},
                                      "board": {"firmware": boards[0].firmware, "errors": boards[0].errors[-5:]}
                                      if boards else None,
-                                     "printer": printer.status.state if printer and printer.status else None}  # fmt: skip
+                                     "printer": printer.status.state if printer and printer.status else None,
+                                     "tasks": supervisor.status()}  # fmt: skip
             await screen.start()
             stack.push_async_callback(screen.stop)
             if config.screen.type == "png":
@@ -171,22 +188,19 @@ async def open_kiosk(
                 stack.push_async_callback(browser.close)
                 await screen.attach_capture(browser)
         if printer is not None:
-            watcher = asyncio.get_running_loop().create_task(
-                printer.monitor(lambda status: app.printer_changed(status.ready)), name="printer-monitor"
-            )
-            stack.push_async_callback(_cancel, watcher)
             stack.callback(printer.connection.close)
-        task = asyncio.get_running_loop().create_task(app.run(), name="kiosk-flow")
-        stack.push_async_callback(_cancel, task)
+            watching = printer
+            supervisor.start("printer monitor", lambda: watching.monitor(lambda status: app.printer_changed(status.ready)))
+        supervisor.start("flow", app.run)
         loop = asyncio.get_running_loop()
         for source in sources:
-            source.start(loop, app.scan)
+            source.start(loop, app.scan, supervisor)
             stack.callback(source.stop)
-        _resume_unshown(app, store)
-        if offline is not None and background:
-            syncing = loop.create_task(offline.run(), name="offline-sync")
-            stack.push_async_callback(_cancel, syncing)
-        yield RunningKiosk(app, sources, screen, printer, store, offline)
+        if resume:
+            _resume_unshown(app, store)
+        if background and offline is not None:
+            supervisor.start("offline sync", offline.run)
+        yield RunningKiosk(app, sources, screen, printer, store, offline, supervisor)
 
 
 def _board_signals(boards: list[IoBoard]) -> Callable[[Screen], None]:
@@ -203,22 +217,35 @@ def _board_signals(boards: list[IoBoard]) -> Callable[[Screen], None]:
     return show
 
 
+def _offline_banner(screen: WebScreen, app: KioskApp) -> Callable[[bool], None]:
+    """The screen says "offline" while the backend cannot be reached, and stops saying it when it
+    answers again; the current screen is redrawn when that changes."""
+
+    def heard(reachable: bool) -> None:
+        if screen.offline == (not reachable):
+            return
+        screen.offline = not reachable
+        log.warning("backend %s", "reachable again" if reachable else "unreachable: vouchers come from the offline cache")
+        app.redraw()
+
+    return heard
+
+
 def _resume_unshown(app: KioskApp, store: OfflineStore) -> None:
-    """The newest journalled voucher nobody saw is shown again; older ones were superseded."""
-    unshown = store.unshown()
-    if not unshown:
-        return
-    *older, (key, packaging, source, voucher) = unshown
-    for old_key, _, _, old_voucher in older:
-        log.warning("voucher %s was never shown, and a newer one was issued since", old_voucher.code)
-        store.mark_shown(old_key)
-    log.warning("showing voucher %s again: the kiosk stopped before it was shown", voucher.code)
-    app.resume(packaging, Issued(voucher, "offline" if source == "offline" else "online", key=key))
-
-
-async def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
+    """Show again the journalled voucher nobody saw (see ``plan_resumption``); never fails start-up."""
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        plan = plan_resumption(store.unshown())
+    except Exception:
+        log.exception("the journal's unshown vouchers could not be read; starting without them")
+        return
+    for entry in plan.superseded:
+        log.warning("voucher %s was never shown, and a newer one was issued since", entry.key)
+        store.mark_shown(entry.key)
+    if plan.resume is None:
+        return
+    entry = plan.resume
+    assert entry.voucher is not None
+    log.warning("showing voucher %s again (journal %s): the kiosk stopped before it was shown%s",
+                fingerprint(entry.voucher.code), entry.key, ", in its plain form" if plan.plain else "")  # fmt: skip
+    app.resume(entry.packaging, Issued(entry.voucher, "offline" if entry.source == "offline" else "online",
+                                       key=entry.key), plain=plan.plain)  # fmt: skip

@@ -47,8 +47,9 @@ def build_frame(
             "shop_name": voucher.shop_name,
             "shop_description": voucher.shop_description,
             "logo": logo_src,
-            "qr": voucher.qr,
-            "qr_svg": qr_svg_data_uri(voucher.qr),
+            "qr": None if voucher.plain else voucher.qr,
+            "qr_svg": None if voucher.plain else qr_svg_data_uri(voucher.qr),
             "labels": voucher.labels,
+            "plain": voucher.plain,
         }
     return frame

@@ -60,17 +60,19 @@ def paper_width_px(profile: str) -> int:
 
 
 def render_paper(view: VoucherView, profile: str = "TM-T20II", logo: Image.Image | None = None) -> bytes:
-    """The complete print job for one voucher: init, layout, QR, cut."""
-    paper = _Paper(profile)
+    """The complete print job for one voucher: init, layout, QR, cut. A plain view (``view.plain``)
+    prints as text alone: no logo, no QR, no raster lines."""
+    paper = _Paper(profile, text_only=view.plain)
     paper.printer.hw("INIT")
-    if logo is not None:
+    if logo is not None and not view.plain:
         paper.logo(logo)
     if view.shop_name:
         paper.text(view.shop_name, size=2, bold=True)
     paper.text(view.discount, size=2, bold=True)
     paper.text(view.labels["use_code"])
     paper.text(view.code, size=2, bold=True)
-    paper.qr(inert(view.qr))
+    if not view.plain:
+        paper.qr(inert(view.qr))
     if view.expires_line:
         paper.text(view.expires_line, align="left")
     if view.conditions:
@@ -100,7 +102,8 @@ def render_test_ticket(ticket: TestTicket) -> bytes:
 class _Paper:
     """python-escpos's Dummy printer plus our line encoder; tracks the selected code page."""
 
-    def __init__(self, profile: str) -> None:
+    def __init__(self, profile: str, *, text_only: bool = False) -> None:
+        self.text_only = text_only
         self.printer = Dummy(profile=profile)
         self.profile = profile
         self.columns = self.printer.profile.get_columns("a")
@@ -119,9 +122,10 @@ class _Paper:
             self._line(line, size=size, bold=bold, align=align)
 
     def _line(self, line: str, *, size: int, bold: bool, align: str) -> None:
-        for number, codec in self.pages:
+        pages = self.pages
+        for number, codec in pages:
             try:
-                encoded = line.encode(codec)
+                encoded = line.encode(codec, "replace" if self.text_only and codec == pages[-1][1] else "strict")
             except UnicodeEncodeError:
                 continue
             if number != self._page:

@@ -35,6 +35,9 @@ class VoucherView:
     #: What the QR encodes: the link, or the code when there is no link.
     qr: str
     labels: dict[str, str]
+    #: The plain form: no QR code and no logo are drawn, and nothing here needed formatting that
+    #: could fail (a voucher the rich screen could not show, or that failed to show before).
+    plain: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,16 @@ class ScreenView:
     notice: str | None = None
 
 
-def build_voucher_view(voucher: Voucher, locale: str, timezone: str) -> VoucherView:
+def build_voucher_view(voucher: Voucher, locale: str, timezone: str, *, plain: bool = False) -> VoucherView:
+    """The voucher in the locale; ``plain`` for the fallback form (see ``VoucherView.plain``)."""
     shop = voucher.shop
     text = labels(locale)
-    expires = format_expiry(voucher.expires_at, locale, timezone)
+    if plain:
+        discount, expires = _plain_discount(voucher, locale), _plain_expiry(voucher, locale, timezone)
+    else:
+        discount, expires = format_discount(voucher, locale), format_expiry(voucher.expires_at, locale, timezone)
     return VoucherView(
-        discount=format_discount(voucher, locale),
+        discount=discount,
         code=voucher.code,
         link=voucher.link,
         expires=expires,
@@ -61,16 +68,32 @@ def build_voucher_view(voucher: Voucher, locale: str, timezone: str) -> VoucherV
         conditions=voucher.conditions,
         shop_name=shop.name if shop else None,
         shop_description=shop.description if shop else None,
-        logo_url=shop.logo_url if shop else None,
+        logo_url=None if plain or shop is None else shop.logo_url,
         qr=voucher.qr_payload,
         labels=text,
+        plain=plain,
     )
+
+
+def _plain_discount(voucher: Voucher, locale: str) -> str:
+    """The locale's discount when it can be formatted at all, else value and unit as they came."""
+    try:
+        return format_discount(voucher, locale)
+    except Exception:  # the plain form exists for what the rich one could not do
+        return f"{voucher.value} {voucher.unit}"
+
+
+def _plain_expiry(voucher: Voucher, locale: str, timezone: str) -> str | None:
+    try:
+        return format_expiry(voucher.expires_at, locale, timezone)
+    except Exception:
+        return voucher.expires_at.date().isoformat() if voucher.expires_at else None
 
 
 def build_screen_view(screen: Screen, locale: str, timezone: str) -> ScreenView:
     text = labels(locale)
     if screen.state is State.SHOWING_VOUCHER and screen.voucher is not None:
-        voucher = build_voucher_view(screen.voucher, locale, timezone)
+        voucher = build_voucher_view(screen.voucher, locale, timezone, plain=screen.plain)
         if screen.printer is not None:
             key = f"notice.printer_{screen.printer}"
             return ScreenView(screen.state, locale, text[key], text[key + ".hint"], text, voucher=voucher,

@@ -26,6 +26,7 @@ from kiosk.board.signals import Signals
 from kiosk.devices.scanner.scan_filter import ScanFilter
 from kiosk.devices.scanner.serial_source import ScanSink
 from kiosk.devices.serial_port import run_sessions
+from kiosk.supervisor import Supervisor
 
 __all__ = ["IoBoard", "EXPECTED_FIRMWARE", "firmware_is_older"]
 
@@ -79,9 +80,11 @@ class IoBoard:
     def name(self) -> str:
         return f"board:{self.device}"
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink, supervisor: Supervisor | None = None) -> None:
         self._loop, self._sink = loop, sink
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        keeper = supervisor or Supervisor()
+        self._thread = threading.Thread(target=keeper.keep_thread, args=(self.name, self._run), name=self.name,
+                                        kwargs={"stop": self._stop, "on_state": self._set_state}, daemon=True)  # fmt: skip
         self._thread.start()
 
     def signal(self, signals: Signals) -> None:

@@ -4,7 +4,8 @@
 Jobs carry ids (the voucher code): a job that printed is never printed again, however often it is
 retried, and two requests for the same job at once share one print. A failed job may be retried;
 after a failure the next status poll is reported even if it looks unchanged, so the kiosk learns
-when the printer is back.
+when the printer is back. A logo that cannot be drawn is left off the paper, and a voucher whose
+layout fails is printed in its plain form (text only): neither is ever a printer failure.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from collections import OrderedDict
 from functools import lru_cache
 from typing import Callable
 
+from dataclasses import replace
+
 from PIL import Image
 
 from kiosk.devices.printer.connection import PrinterConnection, PrinterStatus, PrintError
 from kiosk.logos import LogoCache
+from kiosk.logs import fingerprint
 from kiosk.presentation.paper import render_paper
 from kiosk.presentation.view import VoucherView
 
@@ -51,7 +55,7 @@ class EscposPrinter:
     async def print_voucher(self, view: VoucherView, job_id: str) -> bytes:
         """Print a voucher once; returns the bytes sent. Raises ``PrintError`` saying why not."""
         if job_id in self._printed:
-            log.info("job %s was printed before; not printing it again", job_id)
+            log.info("job %s was printed before; not printing it again", fingerprint(job_id))
             return self._printed[job_id]
         running = self._running.get(job_id)
         if running is None:
@@ -61,8 +65,7 @@ class EscposPrinter:
         return await asyncio.shield(running)
 
     async def _print(self, view: VoucherView, job_id: str) -> bytes:
-        logo = await self._logo(view.logo_url)
-        data = await asyncio.to_thread(render_paper, view, self.profile, logo)
+        data = await asyncio.to_thread(self._layout, view, await self._logo(view.logo_url))
         async with self._one_at_a_time:
             try:
                 status = await asyncio.to_thread(self.connection.status)
@@ -76,8 +79,23 @@ class EscposPrinter:
         self._printed[job_id] = data
         while len(self._printed) > _REMEMBERED_JOBS:
             self._printed.popitem(last=False)
-        log.info("job %s printed (%d bytes)", job_id, len(data))
+        log.info("job %s printed (%d bytes)", fingerprint(job_id), len(data))
         return data
+
+    def _layout(self, view: VoucherView, logo: Image.Image | None) -> bytes:
+        """The job's bytes: with the logo, else without it, else the plain form."""
+        attempts = [(view, logo)] if logo is None else [(view, logo), (view, None)]
+        if not view.plain:
+            attempts.append((replace(view, plain=True), None))
+        for index, (candidate, picture) in enumerate(attempts):
+            try:
+                return render_paper(candidate, self.profile, picture)
+            except Exception:
+                if index == len(attempts) - 1:
+                    raise
+                log.exception("voucher layout failed (%s); trying again %s", "with its logo" if picture else
+                              "in full", "without the logo" if picture else "in its plain form")  # fmt: skip
+        raise AssertionError("unreachable")
 
     async def monitor(self, on_change: Callable[[PrinterStatus], None]) -> None:
         """Poll the printer's status until cancelled; report each change (and after a failure)."""
@@ -96,7 +114,13 @@ class EscposPrinter:
         if not url or self.logos is None:
             return None
         logo = await self.logos.get(url, LOGO_BUDGET_S)
-        return _decoded(logo.data) if logo else None
+        if logo is None:
+            return None
+        try:
+            return _decoded(logo.data)
+        except Exception as exc:  # the cache checked it; still, a logo is never worth a failed print
+            log.warning("logo %s left off the paper: %s", logo.key, type(exc).__name__)
+            return None
 
 
 @lru_cache(maxsize=32)

@@ -19,6 +19,7 @@ import numpy as np
 
 from kiosk.devices.scanner.image_decoder import ImageDecoder
 from kiosk.devices.scanner.scan_filter import ScanFilter
+from kiosk.supervisor import Supervisor
 
 __all__ = ["CameraScanSource"]
 
@@ -47,14 +48,17 @@ class CameraScanSource:
     def name(self) -> str:
         return f"camera:{self.device}"
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None]) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None],
+              supervisor: Supervisor | None = None) -> None:  # fmt: skip
         def deliver(text: str) -> None:
             loop.call_soon_threadsafe(sink, text)
 
+        keeper = supervisor or Supervisor()
         self._threads = [
-            threading.Thread(target=self._capture, name=f"{self.name}-capture", daemon=True),
-            threading.Thread(target=self._decode, args=(deliver,), name=f"{self.name}-decode", daemon=True),
-        ]
+            threading.Thread(target=keeper.keep_thread, name=f"{self.name}-{part}", daemon=True,
+                             args=(f"{self.name}-{part}", body), kwargs={"stop": self._stop})
+            for part, body in (("capture", self._capture), ("decode", lambda: self._decode(deliver)))
+        ]  # fmt: skip
         for thread in self._threads:
             thread.start()
 

@@ -20,6 +20,7 @@ from typing import AsyncIterator, Callable, Iterable
 from kiosk.devices.scanner.assembler import LineAssembler
 from kiosk.devices.scanner.keymap import KeyDecoder
 from kiosk.devices.scanner.scan_filter import ScanFilter
+from kiosk.supervisor import Supervisor
 
 __all__ = ["HidScanSource", "HidSelector", "KeyEvent", "lines_from_key_events"]
 
@@ -93,8 +94,9 @@ class HidScanSource:
     def name(self) -> str:
         return f"hid:{self.selector.kind}:{self.selector.value}"
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None]) -> None:
-        self._task = loop.create_task(self._run(sink), name=self.name)
+    def start(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None],
+              supervisor: Supervisor | None = None) -> None:  # fmt: skip
+        self._task = (supervisor or Supervisor()).start(self.name, lambda: self._run(sink))
 
     def stop(self) -> None:
         if self._task is not None:

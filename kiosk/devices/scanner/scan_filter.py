@@ -6,11 +6,14 @@
 - Debounce: a code read again within ``debounce_s`` of its last sighting is the same presentation
   (a code held in front of a camera is seen in every frame), so it counts once; the window restarts
   with each sighting. A different code is taken at once.
+- One filter is shared by every source, and sources read in threads of their own: ``accept`` holds
+  a lock, so two sources delivering the same code at once still count it once.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 
 __all__ = ["ScanFilter"]
@@ -25,6 +28,7 @@ class ScanFilter:
     debounce_s: float = 3.0
     max_chars: int = 4096
     _last_seen: dict[str, float] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def accept(self, text: str, now: float) -> str | None:
         """The cleaned code if it is a new presentation, else None."""
@@ -38,10 +42,11 @@ class ScanFilter:
         cleaned = cleaned.strip()
         if not cleaned:
             return None
-        self._forget(now)
-        last = self._last_seen.get(cleaned)
-        self._last_seen[cleaned] = now
-        if last is not None and now - last < self.debounce_s:
+        with self._lock:
+            self._forget(now)
+            last = self._last_seen.get(cleaned)
+            self._last_seen[cleaned] = now if last is None else max(now, last)
+        if last is not None and abs(now - last) < self.debounce_s:
             return None
         return cleaned
 

@@ -18,6 +18,7 @@ import serial
 from kiosk.devices.scanner.assembler import LineAssembler
 from kiosk.devices.serial_port import run_sessions
 from kiosk.devices.scanner.scan_filter import ScanFilter
+from kiosk.supervisor import Supervisor
 
 __all__ = ["SerialScanSource", "ScanSink", "ScanSource"]
 
@@ -35,7 +36,8 @@ class ScanSource(Protocol):
     @property
     def name(self) -> str: ...
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink) -> None: ...
+    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink, supervisor: Supervisor | None = None) -> None:
+        """Begin reading; ``supervisor`` restarts the reader after an unexpected failure."""
 
     def stop(self) -> None: ...
 
@@ -58,11 +60,15 @@ class SerialScanSource:
     def name(self) -> str:
         return f"serial:{self.device}"
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink, supervisor: Supervisor | None = None) -> None:
         def deliver(line: str) -> None:
             loop.call_soon_threadsafe(sink, line)
 
-        self._thread = threading.Thread(target=self._run, args=(deliver,), name=self.name, daemon=True)
+        keeper = supervisor or Supervisor()
+        self._thread = threading.Thread(
+            target=keeper.keep_thread, args=(self.name, lambda: self._run(deliver)),
+            kwargs={"stop": self._stop, "on_state": self._set_state}, name=self.name, daemon=True,
+        )  # fmt: skip
         self._thread.start()
 
     def stop(self) -> None:
