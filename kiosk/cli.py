@@ -1,8 +1,10 @@
 """The ``kiosk`` command.
 
 Exit codes: 0 success; 1 a scan that did not end in a voucher (``kiosk scan``); 2 a usage,
-configuration or credentials problem, with a message on stderr that says what to fix.
-``--json`` output is one JSON document on stdout.
+configuration or credentials problem, with a message on stderr that says what to fix; 141 (as a
+command killed by SIGPIPE) when stdout was closed early, as by ``kiosk journal | head -1``.
+``--json`` output is one JSON document on stdout. Whatever the command prints passes through
+``kiosk.presentation.terminal``: control characters in outside text are spelled out, not obeyed.
 """
 
 from __future__ import annotations
@@ -13,19 +15,24 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, TextIO
+from zoneinfo import ZoneInfo
 
 from kiosk import __version__
 from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, PROFILES, Config, ConfigError, load_config
 from kiosk.logs import configure_logging
+from kiosk.presentation.terminal import json_text, one_line, visible
 from kiosk.secret_files import SecretFileError
 
 if TYPE_CHECKING:
+    from kiosk.app import ScanReport
     from kiosk.runtime import RunningKiosk
 
 __all__ = ["main"]
@@ -35,10 +42,63 @@ class _Failure(Exception):
     """A problem the user can fix; its message goes to stderr and the exit code is 2."""
 
 
+#: The exit status of a command whose stdout was closed early (128 + SIGPIPE, as the shell reports).
+_STDOUT_CLOSED = 141
+
+
+class _ShownText:
+    """A text stream that spells out control characters before they reach the terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(visible(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; ends quietly (141) when whoever read stdout went away."""
     # Everything the kiosk writes (its database and its -wal and -shm files, logos, frames) is
     # private from the first byte, whoever starts it.
     os.umask(0o077)
+    for name in ("stdout", "stderr"):
+        if not isinstance(getattr(sys, name), _ShownText):
+            setattr(sys, name, _ShownText(getattr(sys, name)))
+    try:
+        try:
+            return _main(argv)
+        finally:  # also when argparse exits after --help: the text must be out before we return
+            sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+    except SystemExit as exc:  # argparse ignores a failed write of --help and exits 0
+        if exc.code not in (0, None) or not _stdout_closed():
+            raise
+    # Later flushes (at exit too) go nowhere instead of failing again.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return _STDOUT_CLOSED
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe or socket whose reader has gone (not some other broken pipe)."""
+    poller = select.poll()
+    try:
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except (OSError, ValueError):  # no file descriptor (a StringIO): not a pipe at all
+        return False
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     configure_logging(getattr(logging, args.log_level.upper()), sys.stderr)
@@ -290,23 +350,41 @@ def _scan(args: argparse.Namespace) -> int:
         report = asyncio.run(once())
     except SecretFileError as exc:
         raise _Failure(str(exc)) from None
-    doc = report.to_json()
-    if args.json:
-        print(json.dumps(doc, ensure_ascii=False))
-    else:
-        voucher = doc["voucher"]
-        line = f"{doc['status']}"
-        if voucher:
-            line += f" ({doc['source']}): code {voucher['code']}"
-            if voucher.get("link"):
-                line += f", link {voucher['link']}"
-        elif doc.get("detail"):
-            line += f": {doc['detail']}"
-        print(line)
+    print(json_text(report.to_json()) if args.json else _scan_line(report, config))
     if report.status != "issued":
         print(f"kiosk: scan not issued: {report.status} ({report.detail})", file=sys.stderr)
         return 1
     return 0
+
+
+def _scan_line(report: ScanReport, config: Config) -> str:
+    """A scan's result for people: the voucher as the kiosk's screen shows it, or why there is none."""
+    from kiosk.presentation.view import build_voucher_view
+
+    if report.voucher is None:
+        return f"{report.status}: {one_line(report.detail)}" if report.detail else report.status
+    view = build_voucher_view(report.voucher, config.kiosk.locale, config.kiosk.timezone)
+    parts = [view.shop_name, view.discount, f"code {view.code}",
+             view.expires and f"expires {view.expires}", view.link and f"link {view.link}"]  # fmt: skip
+    return f"{report.status} ({report.source}): " + ", ".join(one_line(part) for part in parts if part)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _aligned(rows: Iterable[Sequence[str]], indent: str = "") -> list[str]:
+    """Rows of text fields as lines, each column as wide as its widest field."""
+    cells = [[one_line(field) for field in row] for row in rows]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(cells[0]))] if cells else []
+    return [indent + "  ".join(field.ljust(width) for field, width in zip(row, widths)).rstrip() for row in cells]
+
+
+def _local_time(stamp: str | None, zone: str) -> str:
+    """A stored UTC timestamp as the kiosk's local time ("2026-12-01 10:01:22 CET"), or "never"."""
+    if stamp is None:
+        return "never"
+    return datetime.fromisoformat(stamp).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _offline_parts(config: Config):  # type: ignore[no-untyped-def]
@@ -360,13 +438,34 @@ def _pools(args: argparse.Namespace) -> int:
         "last_contact": store.meta("last_contact"),
         "last_forward": store.meta("last_forward"),
     }
+    shop_names = store.shop_names()
     store.close()
-    if args.json:
-        print(json.dumps(doc, ensure_ascii=False))
-    else:
-        for name, value in doc.items():
-            print(f"{name}: {value}")
+    print(json_text(doc) if args.json else "\n".join(_pools_lines(doc, shop_names, config.kiosk.timezone)))
     return 0
+
+
+def _pools_lines(doc: dict[str, Any], shop_names: Mapping[str, str], zone: str) -> list[str]:
+    """``kiosk pools`` for people: what the action did, then the cache, bundles and forwarding."""
+    lines = []
+    if "codes_added" in doc:
+        reserved = f"reserved {_count(doc['codes_added'], 'new code')}"
+        done = f"{reserved} (bundle {doc['bundle_id']})" if doc["bundle_id"] else reserved
+        lines.append(f"forwarded {_count(doc['forwarded'], 'issuance')}; {done}")
+    if "released" in doc:
+        given_back = [f"{_count(count, 'code')} of bundle {bundle} given back" for bundle, count in doc["released"].items()]
+        lines.append(f"forwarded {_count(doc['forwarded'], 'issuance')}; " + ("; ".join(given_back) or "no bundle to release"))
+    cached = [(shop_names.get(row["shop_id"], "(shop not named)"), row["shop_id"], row["visibility"],
+               _count(row["count"], "code")) for row in doc["available"]]  # fmt: skip
+    bundles = [(bundle["id"], f"released {_local_time(bundle['released_at'], zone)}" if bundle["released_at"]
+                else f"expires {_local_time(bundle['expires_at'], zone)}") for bundle in doc["bundles"]]  # fmt: skip
+    lines.append("codes cached for offline use:" + ("" if cached else " none"))
+    lines += _aligned(cached, indent="  ")
+    lines.append("bundles:" + ("" if bundles else " none"))
+    lines += _aligned(bundles, indent="  ")
+    lines.append(f"pending issuances: {doc['pending']}")
+    lines.append(f"last contact with the backend: {_local_time(doc['last_contact'], zone)}")
+    lines.append(f"last forward: {_local_time(doc['last_forward'], zone)}")
+    return lines
 
 
 def _journal(args: argparse.Namespace) -> int:
@@ -379,11 +478,16 @@ def _journal(args: argparse.Namespace) -> int:
     docs = [{"key": e.key, "code": e.code, "packaging": e.packaging, "source": e.source, "forwarded": e.forwarded,
              "forward_status": e.forward_status, "shown": e.shown, "created_at": e.created_at} for e in entries]  # fmt: skip
     if args.json:
-        print(json.dumps(docs, ensure_ascii=False))
+        print(json_text(docs))
+    elif not docs:
+        print("nothing waiting to be forwarded" if args.pending else "no vouchers handed out yet")
     else:
-        for doc in docs:
-            state = "forwarded" if doc["forwarded"] else "pending"
-            print(f"{doc['created_at']} {doc['source']:7s} {doc['code']:20s} {doc['packaging']} {state}")
+        zone = config.kiosk.timezone
+        print("\n".join(_aligned(
+            (_local_time(doc["created_at"], zone), doc["source"], doc["code"], doc["packaging"],
+             "forwarded" if doc["forwarded"] else "pending")
+            for doc in docs
+        )))  # fmt: skip
     return 0
 
 
@@ -459,10 +563,9 @@ def _voucher_render(args: argparse.Namespace) -> int:
         "qr": view.qr,
     }
     if args.json:
-        print(json.dumps(doc, ensure_ascii=False))
+        print(json_text(doc))
     elif not (args.png or args.escpos):
-        labels = view.labels
-        lines = [view.shop_name or "", view.discount, f"{labels['use_code']}: {view.code}"]
+        lines = [view.shop_name or "", view.discount, view.use_code_line]
         if view.expires_line:
             lines.append(view.expires_line)
         lines += [view.conditions, f"QR: {view.qr}"]
@@ -492,7 +595,7 @@ def _decode(args: argparse.Namespace) -> int:
         documents.append({"file": str(path), "codes": [{"text": c.text, "format": c.format} for c in codes],
                           "ms": round(elapsed_ms, 2)})  # fmt: skip
     if args.json:
-        print(json.dumps(documents, ensure_ascii=False))
+        print(json_text(documents))
     else:
         for doc in documents:
             found = "; ".join(f"{c['text']!r} ({c['format']})" for c in doc["codes"]) or "no code"
@@ -630,7 +733,10 @@ def _sim_board(args: argparse.Namespace) -> int:
             while not done.wait(0.05):
                 if board.lights != shown:
                     shown = board.lights
-                    print("lights %d,%d,%d" % shown, flush=True)
+                    try:
+                        print("lights %d,%d,%d" % shown, flush=True)
+                    except BrokenPipeError:
+                        return  # stdout is closed: main() ends quietly once the commands end
 
         threading.Thread(target=watch_lights, daemon=True).start()
         for line in sys.stdin:

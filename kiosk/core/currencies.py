@@ -1,9 +1,9 @@
 """ISO 4217 facts the voucher model rests on: which currency codes are in use, and how many decimal
 places each one's minor unit has. Pure data.
 
-``ACTIVE`` is every currency that is legal tender somewhere on 2026-01-01, as CLDR's supplemental
-data records it (printed by ``scripts/dev/gen-currencies`` with the pinned Babel); an amount in any
-other code (a typo, a withdrawn currency, a fund or metal code such as XAU) is not a voucher.
+``ACTIVE`` is every currency that is legal tender somewhere on 2026-01-01, as CLDR 47's supplemental
+data records it (printed by ``scripts/dev/gen-currencies`` with the pinned babel==2.18.0); an amount
+in any other code (a typo, a withdrawn currency, a fund or metal code such as XAU) is not a voucher.
 """
 
 from __future__ import annotations

@@ -208,6 +208,14 @@ class OfflineStore:
             " GROUP BY shop_id, visibility ORDER BY shop_id, visibility"
         ).fetchall()
 
+    def shop_names(self) -> dict[str, str]:
+        """Shop id to name, from the profiles that came with the cached codes' bundles."""
+        rows = self._db.execute(
+            "SELECT shop_id, json_extract(voucher, '$.shop.name') AS name FROM codes WHERE name IS NOT NULL"
+            " GROUP BY shop_id"
+        ).fetchall()
+        return {row["shop_id"]: row["name"] for row in rows}
+
     # --- claims and the journal -----------------------------------------------------------------
 
     def rewarded(self, packaging: str) -> bool:

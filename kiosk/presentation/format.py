@@ -4,11 +4,13 @@ Display rules:
 - ``amount``: the value is in ISO 4217 minor units, so it is divided by 10^(ISO 4217 digits), the
   convention of the seed document and of Stripe. It is shown with CLDR's digits for the currency
   (what ICU prints), unless that would hide a non-zero fraction, in which case the ISO digits are
-  shown. Example: 500000 HUF-minor is 5000 Ft; 150 ALL-minor is 1.50 Lekë, not "2 Lekë".
+  shown. Example: 150 ALL-minor is 1.50 Lekë (CLDR shows ALL without decimals), not "2 Lekë".
 - Babel does not apply CLDR's currency spacing (en_GB "DKK50.00" where ICU prints "DKK 50.00"); we
   insert the no-break space CLDR asks for between a letter-like symbol and a digit.
 - ``percentage``: the locale's percent format; ``gift``: the locale's number, a space, the unit as given.
 - ``expires_at``: the date in the kiosk's time zone, in the locale's numeric ``yMd`` skeleton.
+The data is CLDR 47's, which babel==2.18.0 carries (``CLDR_VERSION``, pinned in pyproject.toml);
+tests/unit/test_format_icu.py compares every rule here with ICU 77.1, which carries the same CLDR.
 Pure: no I/O, no clock.
 """
 
@@ -39,24 +41,34 @@ __all__ = [
     "format_integer",
     "format_expiry",
     "display_digits",
+    "shown_amount",
+    "CLDR_VERSION",
 ]
 
-#: ICU 78 (CLDR 48) default display digits where Babel's CLDR data differs; a test compares all
-#: currencies against Node's ICU so a drift shows up.
-_ICU_DISPLAY_DIGITS = {"COP": 0, "HUF": 0, "IDR": 0, "PKR": 0, "RSD": 2}
-#: CLDR minimumGroupingDigits for the kiosk's languages where it is not 1 (Babel lacks this datum):
-#: Hungarian and Albanian write 5000 but 50 000.
+#: The CLDR release the kiosk's formats follow: the one Babel carries (a test fails on any other).
+CLDR_VERSION = "47"
+#: CLDR 47 minimumGroupingDigits for the kiosk's languages where it is not 1 (Babel lacks this
+#: datum): Hungarian and Albanian write 5000 but 50 000.
 _MIN_GROUPING_DIGITS = {"hu": 2, "sq": 2}
-#: Number (not currency) group separators where ICU 78 (CLDR 48) differs from Babel's data.
+#: CLDR 47 number (not currency) group separators that Babel 2.18 does not apply: de_AT groups
+#: numbers with a no-break space but amounts with a dot, and Babel knows only the dot.
 _ICU_NUMBER_GROUP = {"de_AT": "\u00a0"}
 _NBSP = "\u00a0"
 
 
-
-
 def display_digits(currency: str) -> int:
-    """The fraction digits ICU shows by default for the currency."""
-    return _ICU_DISPLAY_DIGITS.get(currency, get_currency_precision(currency))
+    """The fraction digits ICU shows by default for the currency (CLDR 47: HUF two, RSD none)."""
+    return get_currency_precision(currency)
+
+
+def shown_amount(minor_units: int, currency: str) -> tuple[Decimal, int]:
+    """The amount in major units and the fraction digits to show it with (the display rule above)."""
+    iso_digits = minor_digits(currency)
+    amount = Decimal(minor_units).scaleb(-iso_digits)
+    shown_digits = display_digits(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-shown_digits)) or shown_digits > iso_digits:
+        shown_digits = iso_digits
+    return amount, shown_digits
 
 
 def format_discount(voucher: Voucher, locale: str) -> str:
@@ -80,11 +92,7 @@ def format_integer(value: int, locale: str) -> str:
 
 def format_amount(minor_units: int, currency: str, locale: str) -> str:
     """A money amount given in ISO 4217 minor units."""
-    iso_digits = minor_digits(currency)
-    amount = Decimal(minor_units).scaleb(-iso_digits)
-    shown_digits = display_digits(currency)
-    if amount != amount.quantize(Decimal(1).scaleb(-shown_digits)) or shown_digits > iso_digits:
-        shown_digits = iso_digits
+    amount, shown_digits = shown_amount(minor_units, currency)
     parsed = Locale.parse(locale)
     pattern = parsed.currency_formats["standard"].pattern
     text = format_currency(

@@ -19,6 +19,7 @@ __all__ = ["MESSAGES", "labels", "language_name"]
 
 MESSAGES: dict[str, str] = {
     "use_code": "Use code",
+    "use_code_line": "Use code {code}",
     "expiration_date": "Expiration date",
     "expires_line": "Expiration date: {date}",
     "conditions": "Conditions",

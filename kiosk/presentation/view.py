@@ -24,6 +24,8 @@ _REASON_HINTS = {"empty": "notice.invalid_code.empty", "unreadable": "notice.inv
 class VoucherView:
     discount: str
     code: str
+    #: "Use code SAVE50" in the locale's own phrasing and punctuation, for one-line renderings.
+    use_code_line: str
     link: str | None
     expires: str | None
     #: "Expiration date: 15.3.2027" as the locale writes it (French puts a space before the colon).
@@ -62,6 +64,7 @@ def build_voucher_view(voucher: Voucher, locale: str, timezone: str, *, plain: b
     return VoucherView(
         discount=discount,
         code=voucher.code,
+        use_code_line=text["use_code_line"].format(code=voucher.code),
         link=voucher.link,
         expires=expires,
         expires_line=text["expires_line"].format(date=expires) if expires else None,

@@ -126,7 +126,9 @@ def test_backend_trouble_ends_in_an_offline_voucher_within_the_deadline(proxied,
     assert report.status == "issued" and report.source == "offline"
     assert report.voucher.code.startswith(("GB15-", "TOTE-"))
     assert elapsed < config.backend.deadline_s + 0.5
-    assert proxy.scans == 1
+    # A connection reset before any answer is asked again once, on a new connection (it may have
+    # been a kept-alive connection the server had closed); nothing else is repeated.
+    assert proxy.scans == (2 if mode == "reset" else 1)
 
 
 def test_already_returned_does_not_fall_back(proxied, backend) -> None:

@@ -1,109 +1,132 @@
-"""Our formats against ICU's own output (Node's Intl), for every kiosk locale.
+"""Our formats against ICU's own output, for every kiosk locale.
 
-Node formats each amount with the fraction digits our display rule chose, so this checks symbols,
+The reference is PyICU from the pinned ``pyicu-wheels`` (dev extra): ICU 77.1 in the wheel, so the
+same CLDR (47) on every machine, whatever ICU the host has, and the same CLDR Babel carries. ICU
+formats each amount with the fraction digits our display rule chose, so this checks symbols,
 currency spacing, grouping (including CLDR's minimum grouping digits) and patterns exactly; a
 separate test checks that our default digits are ICU's for every currency both know.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timezone
+from functools import lru_cache
 
+import icu
 import pytest
+from babel.core import get_cldr_version
 from babel.numbers import list_currencies
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.config import LOCALES
-from kiosk.core.currencies import minor_digits
-from kiosk.core.voucher import parse_voucher
+from kiosk.core.currencies import ACTIVE
+from kiosk.core.voucher import MAX_VALUE, parse_voucher
 from kiosk.presentation.format import (
+    CLDR_VERSION,
     display_digits,
     format_amount,
     format_discount,
     format_expiry,
     format_integer,
+    shown_amount,
 )
 
+#: The ICU release of the reference and the CLDR release it carries (ICU 77 is built on CLDR 47).
+REFERENCE_ICU, REFERENCE_CLDR = "77.1", "47"
+ZONE = "Europe/Copenhagen"
 CURRENCIES = ["DKK", "EUR", "GBP", "HUF", "ALL", "RSD", "JPY", "KWD", "BHD", "ISK", "CHF", "SEK", "NOK",
               "PLN", "CZK", "USD", "TND", "CLP", "IDR", "COP", "PKR", "RON", "BGN", "UAH", "MKD", "BAM"]  # fmt: skip
 MINOR_AMOUNTS = [1, 99, 2500, 5000, 1234, 100000, 500050, 123456789]
 DATES = ["2027-01-01T00:00:00+00:00", "2027-03-15T12:00:00+00:00", "2027-12-31T23:30:00+00:00", "2030-07-04T10:00:00+00:00"]
-NODE = shutil.which("node")
-
-_ICU = """
-const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
-const tag = (l) => l.replace('_', '-');
-console.log(JSON.stringify(cases.map(([kind, l, v, d]) => {
-  if (kind === 'money') return new Intl.NumberFormat(tag(l), {style: 'currency', currency: v[0],
-      minimumFractionDigits: d, maximumFractionDigits: d}).format(v[1]);
-  if (kind === 'digits') return new Intl.NumberFormat('en-GB', {style: 'currency', currency: v}).resolvedOptions().maximumFractionDigits;
-  if (kind === 'date') return new Intl.DateTimeFormat(tag(l), {year: 'numeric', month: 'numeric', day: 'numeric',
-      timeZone: 'Europe/Copenhagen'}).format(new Date(v));
-  if (kind === 'percent') return new Intl.NumberFormat(tag(l), {style: 'percent'}).format(v / 100);
-  return new Intl.NumberFormat(tag(l)).format(v);
-})));
-"""
 
 
-def icu(cases: list[list]) -> list:
-    assert NODE, "node is required (make installs Debian's nodejs)"
-    result = subprocess.run([NODE, "-e", _ICU], input=json.dumps(cases), capture_output=True, text=True, check=True)
-    return json.loads(result.stdout)
+@lru_cache(maxsize=None)
+def _formatter(skeleton: str, locale: str) -> icu.LocalizedNumberFormatter:
+    return icu.NumberFormatter.forSkeleton(skeleton).locale(icu.Locale(locale))
 
 
-def _shown_digits(minor: int, currency: str) -> tuple[str, int]:
-    iso = minor_digits(currency)
-    amount = Decimal(minor).scaleb(-iso)
-    digits = display_digits(currency)
-    if digits > iso or amount != amount.quantize(Decimal(1).scaleb(-digits)):
-        digits = iso
-    return str(amount), digits
+def icu_amount(minor: int, currency: str, locale: str) -> str:
+    """ICU's output for the amount, with the fraction digits our display rule chose."""
+    amount, digits = shown_amount(minor, currency)
+    precision = "." + "0" * digits if digits else "precision-integer"
+    return _formatter(f"currency/{currency} {precision}", locale).formatDecimal(format(amount, "f").encode())
+
+
+def icu_default_digits(currency: str) -> int:
+    """The fraction digits ICU shows for the currency when told nothing about precision."""
+    one = _formatter(f"currency/{currency} unit-width-iso-code", "en_GB").formatInt(1)
+    return len(one.partition(".")[2])
+
+
+def icu_date(moment: datetime, locale: str) -> str:
+    """ICU's DateFormat for the yMd skeleton (what DateFormat::createInstanceForSkeleton builds)."""
+    pattern = icu.DateTimePatternGenerator.createInstance(icu.Locale(locale)).getBestPattern("yMd")
+    date_format = icu.SimpleDateFormat(pattern, icu.Locale(locale))
+    date_format.setTimeZone(icu.TimeZone.createTimeZone(ZONE))
+    return date_format.format(moment.timestamp())  # PyICU takes UDate in seconds
+
+
+def test_babel_carries_the_cldr_the_kiosk_follows() -> None:
+    assert get_cldr_version() == CLDR_VERSION, "Babel is not the pinned one (pyproject.toml: babel==2.18.0)"
+
+
+def test_the_reference_is_the_pinned_icu_on_the_same_cldr() -> None:
+    assert icu.ICU_VERSION == REFERENCE_ICU, "PyICU is not the pinned pyicu-wheels==2.15.2"
+    assert REFERENCE_CLDR == CLDR_VERSION
 
 
 def test_amounts_match_icu_in_every_locale() -> None:
-    cases, ours = [], []
-    for locale in LOCALES:
-        for currency in CURRENCIES:
-            for minor in MINOR_AMOUNTS:
-                amount, digits = _shown_digits(minor, currency)
-                cases.append(["money", locale, [currency, amount], digits])
-                ours.append(format_amount(minor, currency, locale))
-    expected = icu(cases)
-    mismatches = [(c[1], c[2], o, e) for c, o, e in zip(cases, ours, expected) if o != e]
+    cases = [(locale, currency, minor) for locale in LOCALES for currency in CURRENCIES for minor in MINOR_AMOUNTS]
+    mismatches = []
+    for locale, currency, minor in cases:
+        ours, expected = format_amount(minor, currency, locale), icu_amount(minor, currency, locale)
+        if ours != expected:
+            mismatches.append((locale, currency, minor, ours, expected))
     assert mismatches == [] and len(cases) == 10 * len(CURRENCIES) * len(MINOR_AMOUNTS)
 
 
+@settings(max_examples=300, deadline=None)
+@given(minor=st.integers(1, MAX_VALUE), currency=st.sampled_from(sorted(ACTIVE)), locale=st.sampled_from(LOCALES))
+def test_any_amount_in_any_currency_in_use_matches_icu(minor: int, currency: str, locale: str) -> None:
+    assert format_amount(minor, currency, locale) == icu_amount(minor, currency, locale)
+
+
 def test_default_digits_are_icus_for_every_currency() -> None:
-    codes = sorted(c for c in list_currencies() if len(c) == 3)
-    expected = icu([["digits", "en_GB", code, 0] for code in codes])
-    assert {c: display_digits(c) for c in codes} == dict(zip(codes, expected))
+    icu_codes = {unit.getSubtype() for unit in icu.MeasureUnit.getAvailable("currency")}
+    codes = sorted(icu_codes & {code for code in list_currencies() if len(code) == 3})
+    assert len(codes) > 250
+    assert {c: display_digits(c) for c in codes} == {c: icu_default_digits(c) for c in codes}
 
 
 def test_dates_percentages_and_quantities_match_icu() -> None:
-    cases, ours = [], []
+    mismatches = []
     for locale in LOCALES:
-        for date in DATES:
-            cases.append(["date", locale, date, 0])
-            ours.append(format_expiry(datetime.fromisoformat(date), locale, "Europe/Copenhagen"))
+        for date in map(datetime.fromisoformat, DATES):
+            mismatches.append((locale, date, format_expiry(date, locale, ZONE), icu_date(date, locale)))
         for percent in (1, 15, 50, 100):
-            cases.append(["percent", locale, percent, 0])
             voucher = parse_voucher({"code": "X", "type": "percentage", "value": percent, "unit": "%", "conditions": ""})
-            ours.append(format_discount(voucher, locale))
+            mismatches.append((locale, percent, format_discount(voucher, locale),
+                               _formatter("percent", locale).formatInt(percent)))  # fmt: skip
         for quantity in (1, 2, 1000, 12345, 1234567):
-            cases.append(["number", locale, quantity, 0])
-            ours.append(format_integer(quantity, locale))
-    expected = icu(cases)
-    assert [(c, o) for c, o, e in zip(cases, ours, expected) if o != e] == []
+            mismatches.append((locale, quantity, format_integer(quantity, locale), _formatter("", locale).formatInt(quantity)))
+    assert [case for case in mismatches if case[2] != case[3]] == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(moment=st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31), timezones=st.just(timezone.utc)),
+       locale=st.sampled_from(LOCALES))  # fmt: skip
+def test_any_expiry_date_matches_icu(moment: datetime, locale: str) -> None:
+    moment = moment.replace(microsecond=0)  # ICU's UDate is whole milliseconds
+    assert format_expiry(moment, locale, ZONE) == icu_date(moment, locale)
 
 
 @pytest.mark.parametrize(
     "minor, currency, locale, shown",
-    [(500000, "HUF", "hu_HU", "5000\u00a0Ft"), (500050, "HUF", "hu_HU", "5000,50\u00a0Ft"),
+    [(500000, "HUF", "hu_HU", "5000,00\u00a0Ft"), (500050, "HUF", "hu_HU", "5000,50\u00a0Ft"),
      (150, "ALL", "sq_AL", "1,50\u00a0Lekë"), (15000, "ALL", "sq_AL", "150\u00a0Lekë"),
-     (1500, "RSD", "en_GB", "RSD\u00a015.00"), (1500, "JPY", "en_GB", "JP¥1,500"), (1234, "KWD", "da_DK", "1,234\u00a0KWD")],
+     (1500, "RSD", "en_GB", "RSD\u00a015"), (1550, "RSD", "en_GB", "RSD\u00a015.50"),
+     (1500, "JPY", "en_GB", "JP¥1,500"), (1234, "KWD", "da_DK", "1,234\u00a0KWD")],
 )  # fmt: skip
 def test_iso_minor_units_and_the_display_rule(minor: int, currency: str, locale: str, shown: str) -> None:
     assert format_amount(minor, currency, locale) == shown
