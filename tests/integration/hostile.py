@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Coroutine
 
 import httpx
+from hypothesis import strategies as st
 
 from kiosk.app import ScanReport
 from kiosk.config import Config, load_config
@@ -30,7 +31,27 @@ from kiosk.sim.kiosk_config import write_kiosk_config
 from kiosk.sim.world import demo_world
 from tests.conftest import QuietHandler, serve_on_loopback
 
-__all__ = ["Answer", "ScriptedProxy", "KioskHarness", "fresh_code", "ONLINE_SHOP"]
+__all__ = ["Answer", "ScriptedProxy", "KioskHarness", "fresh_code", "ONLINE_SHOP", "HOSTILE_TEXT", "NUMBERS",
+           "SCALAR", "ANY"]
+
+# --- values a hostile peer sends where a field is expected ------------------------------------------
+
+HOSTILE_TEXT = st.sampled_from([
+    "", " ", "\x00", "\x1b[2J\x1b]0;pwned\x07", "\ud800", "\udfff x", "\u202eedoc", "😀" * 1000, "A" * 5000,
+    "https://[::1", "https://shop.example:99999/r", "javascript:alert(1)", "https://" + "😀" * 1000,
+    "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00", "2027-13-45T00:00:00Z", "1970-01-01T00:00:00Z",
+    "2026-01-01T00:00:00Z", "NaN", "DKK", "XYZ", "%", "Tote bag", "https://shop.example/redeem?code=X",
+])  # fmt: skip
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70), st.sampled_from([0, -1, 1, 100, 101, 10**9, 10**9 + 1, 10**400]),
+    st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+)
+SCALAR = st.one_of(st.none(), NUMBERS, HOSTILE_TEXT, st.text(max_size=30))
+ANY = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                   max_leaves=8)  # fmt: skip
+
+
 
 #: The shop whose vouchers never run out (its on-demand pool is served by the stand-in webhook).
 ONLINE_SHOP = "sko"
@@ -54,11 +75,12 @@ class Answer:
 
 
 class ScriptedProxy:
-    """Passes everything to the backend, except scans when an answer is queued, and serves
-    ``/hostile-logo/NAME`` from ``logos``."""
+    """Passes everything to the backend, except scans when an answer is queued and reservations
+    when a bundle is, and serves ``/hostile-logo/NAME`` from ``logos``."""
 
     def __init__(self, target: str) -> None:
         self.answers: queue.SimpleQueue[Answer] = queue.SimpleQueue()
+        self.bundles: queue.SimpleQueue[Answer] = queue.SimpleQueue()
         self.logos: dict[str, bytes] = {}
         self.scans_answered = 0
         outer = self
@@ -69,13 +91,16 @@ class ScriptedProxy:
                 if self.path.startswith("/hostile-logo/"):
                     data = outer.logos.get(self.path.rsplit("/", 1)[1], b"")
                     return outer.send(self, Answer(200, data, {"Content-Type": "image/png"}))
-                if self.path == "/me/packaging/scan":
+                scripted = {"/me/packaging/scan": outer.answers}.get(self.path)
+                if self.command == "POST" and self.path.endswith("/offline-pools/reservations"):
+                    scripted = outer.bundles
+                if scripted is not None:
                     try:
-                        answer = outer.answers.get_nowait()
+                        answer = scripted.get_nowait()
                     except queue.Empty:
                         answer = None
                     if answer is not None:
-                        outer.scans_answered += 1
+                        outer.scans_answered += scripted is outer.answers
                         return outer.send(self, answer)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 relayed = httpx.request(self.command, target + self.path, content=body, headers=headers, timeout=10)

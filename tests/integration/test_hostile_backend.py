@@ -20,24 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kiosk.core.voucher import MAX_LINK_BYTES, parse_voucher
-from tests.integration.hostile import Answer, KioskHarness, fresh_code
+from tests.integration.hostile import ANY, HOSTILE_TEXT, NUMBERS, SCALAR, Answer, KioskHarness, fresh_code
 
 pytestmark = pytest.mark.integration
 
-HOSTILE_TEXT = st.sampled_from([
-    "", " ", "\x00", "\x1b[2J\x1b]0;pwned\x07", "\ud800", "\udfff x", "\u202eedoc", "😀" * 1000, "A" * 5000,
-    "https://[::1", "https://shop.example:99999/r", "javascript:alert(1)", "https://" + "😀" * 1000,
-    "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00", "2027-13-45T00:00:00Z", "1970-01-01T00:00:00Z",
-    "2026-01-01T00:00:00Z", "NaN", "DKK", "XYZ", "%", "Tote bag", "https://shop.example/redeem?code=X",
-])  # fmt: skip
-NUMBERS = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70), st.sampled_from([0, -1, 1, 100, 101, 10**9, 10**9 + 1, 10**400]),
-    st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-)
-SCALAR = st.one_of(st.none(), NUMBERS, HOSTILE_TEXT, st.text(max_size=30))
-ANY = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                   max_leaves=8)  # fmt: skip
 CODES = st.one_of(st.from_regex(r"[A-Z]{2}-[0-9A-F]{6}", fullmatch=True), SCALAR)
 EXPIRIES = st.one_of(st.sampled_from(["2027-06-01T00:00:00Z", None, "2027-03-15T12:00:00"]), SCALAR)
 LINKS = st.one_of(st.sampled_from([None, "https://shop.example/redeem?code=X", "myshopapp://r"]), SCALAR,
