@@ -222,6 +222,8 @@ class Config:
 def load_config(path: Path) -> Config:
     """Read and check the file; every failure is a ``ConfigError`` naming the key."""
     try:
+        if path.exists() and not path.is_file():  # a FIFO or a folder: reading it would block or fail
+            raise ConfigError(f"{path}: cannot read (not a regular file)")
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
@@ -229,6 +231,8 @@ def load_config(path: Path) -> Config:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML (arrays or tables nested too deep)") from None
     return parse_config(doc, base=path.parent, source=path)
 
 

@@ -24,9 +24,13 @@ def read_secret_file(path: Path) -> str:
     content: a token must not reach a terminal or a log, not even a broken one."""
     try:
         info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise SecretFileError(f"{path}: the token file is not a regular file")
         with path.open("rb") as handle:
             raw = handle.read(_MAX_TOKEN_BYTES + 1)
     except (OSError, ValueError) as exc:  # ValueError: a path with a NUL byte
+        if isinstance(exc, SecretFileError):
+            raise
         raise SecretFileError(f"{path}: cannot read the token file ({getattr(exc, 'strerror', None) or exc})") from None
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SecretFileError(f"{path}: token file must have mode 0600 (run: chmod 600 {path})")

@@ -155,9 +155,11 @@ class _Capture(logging.Handler):
 class KioskHarness:
     """``with KioskHarness(tmp_path) as kiosk: kiosk.scan(code)`` — the whole kiosk, running."""
 
-    def __init__(self, folder: Path, *, adjust: Callable[[Config], Config] | None = None) -> None:
+    def __init__(self, folder: Path, *, adjust: Callable[[Config], Config] | None = None,
+                 scanner_device: str | None = None) -> None:  # fmt: skip
         self.folder = folder
         self.adjust = adjust
+        self.scanner_device = scanner_device
         self._stack = ExitStack()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="kiosk-under-test", daemon=True)
@@ -175,7 +177,8 @@ class KioskHarness:
         self.proxy = ScriptedProxy(world.url)
         self._stack.callback(self.proxy.stop)
         path = write_kiosk_config(self.folder / "kiosk" / "kiosk.toml", backend_url=self.proxy.url,
-                                  token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK, screen_type="web")  # fmt: skip
+                                  token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK, screen_type="web",
+                                  scanner_device=self.scanner_device)  # fmt: skip
         config = load_config(path)
         config = dataclasses.replace(
             config, offline=dataclasses.replace(config.offline, max_issuances=100_000, forward_interval_s=1.0)
@@ -227,18 +230,39 @@ class KioskHarness:
     def call(self, coroutine: Coroutine[Any, Any, Any], timeout_s: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
 
-    def scan(self, code: str, timeout_s: float | None = None) -> ScanReport:
-        """Scan as a customer does; the report of that scan (failing if none comes in time)."""
+    def scan(self, code: str, timeout_s: float | None = None, *, through: Callable[[str], None] | None = None
+             ) -> ScanReport:  # fmt: skip
+        """Scan as a customer does (``through`` a device, else straight into the app); the report
+        of that scan (failing if none comes in time)."""
         timeout_s = timeout_s or self.config.backend.deadline_s + 3
 
         async def once() -> ScanReport:
             assert self._reports is not None
             while not self._reports.empty():
                 self._reports.get_nowait()  # reports of earlier scans nobody waited for
-            self.kiosk.app.scan(code)
-            return await asyncio.wait_for(self._reports.get(), timeout_s)
+            if through is None:
+                self.kiosk.app.scan(code)
+            else:
+                through(code)
+            while True:
+                report = await asyncio.wait_for(self._reports.get(), timeout_s)
+                if report.code == code:
+                    return report
 
         return self.call(once(), timeout_s + 5)
+
+    def quiet(self, seconds: float = 0.3) -> None:
+        """Wait until no report has come for ``seconds`` (what a burst of input set off is over)."""
+        async def calm() -> None:
+            assert self._reports is not None
+            for _ in range(200):
+                try:
+                    await asyncio.wait_for(self._reports.get(), seconds)
+                except TimeoutError:
+                    return
+            raise AssertionError("reports keep coming")
+
+        self.call(calm(), 120)
 
     def settle(self) -> None:
         """Wait until the flow is idle or showing its last answer (not issuing)."""
