@@ -157,7 +157,7 @@ class VirtualBoard:
                 continue
             if event.get("uart") == self.pins["link_uart"]:
                 data = binascii.unhexlify(event["hex"])
-                self.sent.extend(self._tap.feed(data))
+                self._overhear(data)
                 self._port.write(data)
             elif "pwm" in event and "duty" in event:
                 self._duty[event["pwm"]] = event["duty"]
@@ -169,6 +169,16 @@ class VirtualBoard:
                 self.logs.append(event["log"])
             elif "reset" in event:
                 self.resets.append(event["reset"])
+
+    def _overhear(self, data: bytes) -> None:
+        """Decode what the board sends into ``sent``, following the session nonce its hellos echo."""
+        pieces = data.split(b"\x00")
+        for index, piece in enumerate(pieces):
+            for message in self._tap.feed(piece + (b"\x00" if index < len(pieces) - 1 else b"")):
+                self.sent.append(message)
+                hello = link.read_hello(message[2]) if message[0] == link.HELLO else None
+                if hello is not None and hello[1] is not None:
+                    self._tap.nonce = hello[1]
 
     def _to_board(self, data: bytes) -> None:
         if self.running:

@@ -170,7 +170,7 @@ def test_the_watchdog_resets_a_board_whose_task_died() -> None:
 
 def test_older_firmware_is_reported(caplog) -> None:
     files = board_files()
-    files["boardcfg.py"] = files["boardcfg.py"].replace(b'FIRMWARE_VERSION = "1.0.0"', b'FIRMWARE_VERSION = "0.9.0"')
+    files["boardcfg.py"] = files["boardcfg.py"].replace(b'FIRMWARE_VERSION = "1.1.0"', b'FIRMWARE_VERSION = "0.9.0"')
     files["version.json"] = manifest(files, "0.9.0")
 
     async def run() -> None:
@@ -180,7 +180,7 @@ def test_older_firmware_is_reported(caplog) -> None:
 
     with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
         asyncio.run(run())
-    assert "older than the 1.0.0" in caplog.text
+    assert "older than the 1.1.0" in caplog.text
 
 
 def test_safe_mode_skips_the_application() -> None:
