@@ -3,6 +3,10 @@
 
 FIRMWARE_VERSION = "1.1.0"
 
+# The USB product string of a board running this application (a Pico's default is "Board in FS
+# mode"): hardware/udev/99-rezip-kiosk.rules names only a device with this string /dev/kiosk-board.
+USB_PRODUCT = "RE-ZIP kiosk board"
+
 VARIANTS = {
     # Raspberry Pi Pico / Pico W (RP2040) and Pico 2 (RP2350): the same header.
     "rp2": {

@@ -65,7 +65,8 @@ class VirtualBoard:
             stage(root)
         else:
             root.mkdir()
-            for name, data in self._files.items():
+            for name, data in self._files.items():  # a name may hold folders ("usb/device/cdc.py")
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
                 (root / name).write_bytes(data)
         self.reboot()
         self._port.pump_to(self._to_board, name="board-in")

@@ -5,7 +5,9 @@ the stand-in backend behind the kiosk."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import runpy
 import subprocess
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -181,6 +183,31 @@ def test_older_firmware_is_reported(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
         asyncio.run(run())
     assert "older than the 1.1.0" in caplog.text
+
+
+def test_on_usb_the_board_names_itself_for_the_udev_rule() -> None:
+    """main.py's USB set-up, with a stand-in for micropython-lib's usb-device (firmware/sim/usb)
+    whose init takes the real keyword arguments: the product string the udev rule matches."""
+    files = board_files()
+    files["boardcfg.py"] = files["boardcfg.py"].replace(b'"link": "uart"', b'"link": "usb"')
+    assert files["boardcfg.py"] != board_files()["boardcfg.py"]
+    for path in (REPO / "firmware/sim/usb").rglob("*.py"):
+        files[str(path.relative_to(REPO / "firmware/sim"))] = path.read_bytes()
+    files["version.json"] = manifest(files, firmware_version())
+    product = runpy.run_path(str(REPO / "firmware/board/boardcfg.py"))["USB_PRODUCT"]
+
+    async def run() -> None:
+        with VirtualBoard(files=files) as board:
+            async with driving(board.device) as (driver, got):
+                assert driver.firmware and driver.firmware["link"] == "usb"
+                (line,) = [line for line in board.logs if line.startswith("usb-device init ")]
+                setup = json.loads(line.removeprefix("usb-device init "))
+                assert setup == {"interfaces": 1, "builtin_driver": True, "manufacturer_str": None,
+                                 "product_str": product, "serial_str": None}  # fmt: skip
+                board.scan("10HSOVERUSB")
+                await wait_until(lambda: "10HSOVERUSB" in got)
+
+    asyncio.run(run())
 
 
 def test_safe_mode_skips_the_application() -> None:
