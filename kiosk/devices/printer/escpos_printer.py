@@ -51,7 +51,7 @@ class EscposPrinter:
     async def print_voucher(self, view: VoucherView, job_id: str) -> bytes:
         """Print a voucher once; returns the bytes sent. Raises ``PrintError`` saying why not."""
         if job_id in self._printed:
-            log.info("job %s was printed before; not printing it again", job_id)
+            log.info("a job printed before was asked for again; not printing it twice")  # its id is a voucher code
             return self._printed[job_id]
         running = self._running.get(job_id)
         if running is None:
@@ -76,7 +76,7 @@ class EscposPrinter:
         self._printed[job_id] = data
         while len(self._printed) > _REMEMBERED_JOBS:
             self._printed.popitem(last=False)
-        log.info("job %s printed (%d bytes)", job_id, len(data))
+        log.info("voucher printed (%d bytes)", len(data))  # not its job id: that is the voucher code
         return data
 
     async def monitor(self, on_change: Callable[[PrinterStatus], None]) -> None:
