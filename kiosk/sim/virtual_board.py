@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kiosk.board import link
-from kiosk.sim.pty_port import PtyPort
+from kiosk.sim.pty_port import PtyPort, wait_for
 from kiosk.tools.firmware_files import FIRMWARE_DIR, stage
 
 __all__ = ["VirtualBoard", "simulator_available"]
@@ -133,12 +133,7 @@ class VirtualBoard:
         return red, green, blue
 
     def wait_for(self, condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.01)
-        return condition()
+        return wait_for(condition, timeout_s)
 
     # --- pumps ----------------------------------------------------------------------------------
 
