@@ -53,8 +53,9 @@ class VirtualBoard:
         self.tones: list[int] = []  # frequencies the buzzer sounded, in order
         self.logs: list[str] = []
         self.resets: list[str] = []
-        #: Messages the board sent, decoded: (type, seq, body).
+        #: Messages the board sent, decoded: (type, seq, body); and the bytes themselves, to replay.
         self.sent: list[tuple[int, int, bytes]] = []
+        self.wire = bytearray()
         self._tap = link.FrameDecoder()
 
     # --- life -----------------------------------------------------------------------------------
@@ -127,6 +128,11 @@ class VirtualBoard:
         self._command(uart_fail=uart, text=text)
 
     @property
+    def nonce(self) -> bytes:
+        """The session nonce the board's last hello echoed (b"" before the first)."""
+        return self._tap.nonce
+
+    @property
     def lights(self) -> tuple[int, int, int]:
         """The LED's (red, green, blue), 0-255."""
         red, green, blue = (self._duty.get(pin, 0) // 257 for pin in self.pins["led_pins"])
@@ -153,6 +159,7 @@ class VirtualBoard:
                 continue
             if event.get("uart") == self.pins["link_uart"]:
                 data = binascii.unhexlify(event["hex"])
+                self.wire += data
                 self._overhear(data)
                 self._port.write(data)
             elif "pwm" in event and "duty" in event:

@@ -319,8 +319,9 @@ def _await_new_session(h: Harness, before: int) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])  # fmt: skip
 @given(actions=st.lists(ACTIONS, min_size=1, max_size=10))
-def test_hostile_board_frames_never_deposit_and_the_next_customer_is_served(harness: Harness,
-                                                                            actions: list[tuple[Any, ...]]) -> None:  # fmt: skip
+def test_hostile_board_frames_never_deposit_and_the_next_customer_is_served(
+    harness: Harness, actions: list[tuple[Any, ...]]
+) -> None:
     h = harness
     # Each sequence in a session of its own: the board restarts, so earlier ones are replayable.
     before = h.peer.adoptions
