@@ -154,7 +154,7 @@ class IoBoard:
                 return
             if self.state == "connecting" and session.hello_due(now):
                 session.say_hello()
-            if now - last_beat >= HEARTBEAT_S:
+            if self.state == "open" and now - last_beat >= HEARTBEAT_S:  # before, only hellos mean anything
                 session.send(link.HEARTBEAT, int(now * 1000 % 2**32).to_bytes(4, "little"), reliable=False)
                 last_beat = now
             while not self._signals.empty():
