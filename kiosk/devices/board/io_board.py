@@ -16,7 +16,6 @@ leaving a driver that quietly does nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import secrets
