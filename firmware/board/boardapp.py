@@ -3,7 +3,6 @@
 # is passed in (see main.py for the real ones, firmware/sim/machine.py for the simulator's), so this
 # runs on a Pico, an ESP32, and under the WebAssembly MicroPython in the tests alike.
 import asyncio
-import json
 
 import link
 import patterns
@@ -35,6 +34,7 @@ class BoardApp:
         self.settings = settings
         self.identity = identity  # {"fw": version, "manifest": sha256, "variant": name}
         self.log = log
+        self.nonce = b""  # the session nonce from the kiosk's hello; none yet
         self.sender = link.Sender(retry_after=200, max_tries=5)
         self.receiver = link.Receiver()
         self.decoder = link.FrameDecoder()
@@ -73,13 +73,17 @@ class BoardApp:
     # --- sending --------------------------------------------------------------------------------
 
     def _send(self, kind, body, reliable=True):
+        if not self.nonce and kind != link.HELLO:
+            # No kiosk session yet: the kiosk would reject the frame, so only hellos go out.
+            self.stats["dropped"] += 1
+            return None
         frame = self.sender.send(kind, body, self.hw.ticks_ms(), reliable)
         self.hw.link.write(frame)
         return self.sender.seq
 
     def _say_hello(self):
         self.hello_acked = False
-        self.hello_seq = self._send(link.HELLO, json.dumps(self.identity).encode())
+        self.hello_seq = self._send(link.HELLO, link.hello_body(self.identity, self.nonce))
 
     def error(self, text):
         self.log.warning("%s", text)
@@ -128,7 +132,7 @@ class BoardApp:
     def _slot_event(self, event):
         if event == CLEAR:
             self.stats["deposits"] += 1
-            self._send(link.SLOT, b"\x01")
+            self._send(link.SLOT, link.ITEM_PASSED)
         elif event == STUCK:
             self.error("drop-slot sensor blocked for over %d ms: jammed or dirty" % self.settings["slot_stuck_ms"])
         elif event == BLOCKED:
@@ -152,33 +156,52 @@ class BoardApp:
             await asyncio.sleep(0.005)
 
     def _received(self, kind, seq, body):
-        self.kiosk_seen = self.hw.ticks_ms()
+        if kind == link.HELLO:
+            self._kiosk_hello(seq, body)
+            return
+        self.kiosk_seen = self.hw.ticks_ms()  # a frame of this session: the kiosk is there
         if kind == link.ACK:
             if body:
                 self.sender.acknowledged(body[0])
                 if body[0] == self.hello_seq:
                     self.hello_acked = True
             return
-        self.hw.link.write(link.ack_frame(seq))
-        if not self.receiver.is_new(kind, seq):
+        self.hw.link.write(self.sender.ack(seq))
+        if not self.receiver.is_new(seq):
             return
-        if kind == link.HELLO:
-            self._say_hello()  # the kiosk (re)started: introduce ourselves again
-        elif kind == link.LIGHTS:
-            name = body.decode()
+        if kind == link.LIGHTS:
+            name = _pattern_name(body)
             if name in patterns.LIGHTS:
                 if name != self.pattern:
                     self.pattern, self.pattern_since = name, self.hw.ticks_ms()
             else:
-                self.error("unknown light pattern " + name)
+                self.error("unknown light pattern %s" % name)
         elif kind == link.BUZZER:
-            name = body.decode()
+            name = _pattern_name(body)
             if name in patterns.BUZZER:
                 self.tune, self.tune_since = name, self.hw.ticks_ms()
             else:
-                self.error("unknown buzzer pattern " + name)
+                self.error("unknown buzzer pattern %s" % name)
         elif kind != link.HEARTBEAT:
             self.error("unexpected message type %d from the kiosk" % kind)
+
+    def _kiosk_hello(self, seq, body):
+        # The kiosk (re)started a session: adopt its nonce, so frames of any earlier session stop
+        # counting, and introduce ourselves again echoing it. Its hello again (a retry whose ACK was
+        # lost) keeps the session, and what waits for an ACK in it.
+        hello = link.read_hello(body)
+        if hello is None or hello[1] is None:
+            self.log.warning("unreadable hello from the kiosk")
+            return
+        nonce = hello[1]
+        if nonce != self.nonce:
+            self.nonce = nonce
+            self.decoder.nonce = nonce
+            self.sender.restart(nonce)
+            self.receiver.reset()
+        self.kiosk_seen = self.hw.ticks_ms()
+        self.hw.link.write(self.sender.ack(seq))
+        self._say_hello()
 
     async def _lights_task(self):
         shown, sounding = None, None
@@ -224,3 +247,11 @@ class BoardApp:
             else:
                 self.hw.wdt.feed()
             await asyncio.sleep(0.5)
+
+
+def _pattern_name(body):
+    # A pattern's name, or None for bytes that are no text (bytes.decode raises on them here).
+    try:
+        return body.decode()
+    except UnicodeError:
+        return None

@@ -73,7 +73,9 @@ def _link_port(pins, settings, log):
 
             cdc = CDCInterface()
             cdc.init(timeout=0)
-            usb.device.get().init(cdc, builtin_driver=True)  # the REPL keeps the built-in port
+            # The REPL keeps the built-in port; the product string is what the kiosk's udev rule
+            # knows this board by (the maker's and serial strings stay MicroPython's own).
+            usb.device.get().init(cdc, builtin_driver=True, product_str=boardcfg.USB_PRODUCT)
             return cdc, "usb"
         except (ImportError, OSError, ValueError) as exc:
             log.warning("no USB CDC data port (%s); using the UART link", exc)

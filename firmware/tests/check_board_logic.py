@@ -42,13 +42,14 @@ for name in patterns.LIGHTS:
     assert len(patterns.light_at(name, 12345)) == 3
 checks += 1
 
-# Receiver: a retransmission is dropped, a hello starts afresh.
+# Receiver: a retransmission is dropped, a new session starts afresh.
 receiver = link.Receiver(window=4)
-assert receiver.is_new(link.SCAN, 1) and not receiver.is_new(link.SCAN, 1)
-assert receiver.is_new(link.HELLO, 1)
+assert receiver.is_new(1) and not receiver.is_new(1)
+receiver.reset()
+assert receiver.is_new(1)
 for seq in (2, 3, 4, 5, 6):
-    assert receiver.is_new(link.SLOT, seq)
-assert receiver.is_new(link.SLOT, 1)  # fell out of the window
+    assert receiver.is_new(seq)
+assert receiver.is_new(1)  # fell out of the window
 checks += 1
 
 print(sys.implementation.name, "board logic ok:", checks)

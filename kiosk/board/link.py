@@ -4,17 +4,27 @@ runs, because the board's firmware uses this very file (no typing imports, no da
 A frame on the wire is ``COBS(header + body + CRC-32) + 0x00``. COBS leaves no zero byte inside a
 frame, so after garbage or a lost byte the reader resynchronises at the next 0x00 by itself. The
 header is three bytes: protocol version, message type, sequence number. The CRC-32 (IEEE, as in
-zlib) covers header and body and is sent little-endian. Every message but ACK carries a sequence
-number and is acknowledged by an ACK whose body is that number; ``Sender`` retries unacknowledged
-messages after a timeout (time comes in as an argument).
+zlib) is sent little-endian and covers the session nonce followed by header and body. Every message
+but ACK carries a sequence number and is acknowledged by an ACK whose body is that number;
+``Sender`` retries unacknowledged messages after a timeout (time comes in as an argument).
+
+The session nonce: the kiosk's HELLO carries a fresh random nonce, the board adopts it and echoes it
+in its own HELLO, and every other frame's CRC covers it, so a frame recorded in an earlier session
+fails its check in a later one (HELLOs themselves are checked with the empty nonce: they are how a
+session starts). This stops replays of old frames, not a forger who reads this session's HELLO: a
+CRC is not a signature.
 """
 
-VERSION = 1
-MAX_FRAME = 512  # bytes of payload; longer runs without a 0x00 are dropped as garbage
+import binascii
+import json
 
-HELLO = 0x01  # body: JSON {"fw": version, "manifest": sha256 of the file manifest}
-SCAN = 0x02  # body: the code, UTF-8
-SLOT = 0x03  # body: one byte, 1 = an item passed the drop slot
+VERSION = 2  # 2: the session nonce in every CRC but a HELLO's
+MAX_FRAME = 512  # bytes of payload; longer runs without a 0x00 are dropped as garbage
+NONCE_SIZE = 8  # bytes of the session nonce the kiosk draws for each handshake
+
+HELLO = 0x01  # body: JSON {"kiosk", "nonce"} from the kiosk, {"fw", "manifest", "variant", "link", "nonce"} back
+SCAN = 0x02  # body: the code, as the scanner module sent it
+SLOT = 0x03  # body: ITEM_PASSED when an item passed the drop slot; anything else is no deposit
 LIGHTS = 0x04  # body: pattern name, ASCII
 BUZZER = 0x05  # body: pattern name, ASCII
 HEARTBEAT = 0x06  # body: uptime in ms, 4 bytes little-endian
@@ -22,6 +32,8 @@ ERROR = 0x07  # body: message, UTF-8
 ACK = 0x08  # body: one byte, the acknowledged sequence number
 
 TYPES = (HELLO, SCAN, SLOT, LIGHTS, BUZZER, HEARTBEAT, ERROR, ACK)
+
+ITEM_PASSED = b"\x01"  # the one SLOT body that is a deposit (b"\x00" says nothing passed)
 
 _CRC_TABLE = []
 for _n in range(256):
@@ -31,12 +43,18 @@ for _n in range(256):
     _CRC_TABLE.append(_c)
 
 
-def crc32(data):
-    """CRC-32 (IEEE 802.3), the same value as zlib.crc32."""
-    crc = 0xFFFFFFFF
+def crc32(data, value=0):
+    """CRC-32 (IEEE 802.3), the same value as zlib.crc32, continued from ``value`` as zlib's is."""
+    crc = value ^ 0xFFFFFFFF
     for byte in data:
         crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+def _checksum(kind, nonce, payload):
+    """The four CRC bytes of a frame: over the nonce (none for a HELLO), then the payload."""
+    value = crc32(payload, crc32(b"" if kind == HELLO else nonce))
+    return value.to_bytes(4, "little")
 
 
 def cobs_encode(data):
@@ -72,21 +90,23 @@ def cobs_decode(data):
     return bytes(out)
 
 
-def encode_frame(kind, seq, body=b""):
+def encode_frame(kind, seq, body=b"", nonce=b""):
     payload = bytes((VERSION, kind, seq & 0xFF)) + bytes(body)
-    checksum = crc32(payload)
-    payload += bytes((checksum & 0xFF, (checksum >> 8) & 0xFF, (checksum >> 16) & 0xFF, (checksum >> 24) & 0xFF))
-    return cobs_encode(payload) + b"\x00"
+    return cobs_encode(payload + _checksum(kind, nonce, payload)) + b"\x00"
 
 
 class FrameDecoder:
-    """Bytes in, messages out: ``feed`` returns a list of (type, seq, body); bad frames are
-    counted in ``rejected`` and skipped."""
+    """Bytes in, messages out: ``feed`` returns a list of (type, seq, body) of the frames that are
+    whole, of this link version and a known type, and pass their CRC under ``nonce`` (a HELLO under
+    the empty nonce). The rest are counted in ``rejected`` and skipped; ``other_version`` keeps the
+    version byte of a frame that was sound but of another link version (an old firmware, say)."""
 
-    def __init__(self):
+    def __init__(self, nonce=b""):
+        self.nonce = nonce
         self._buffer = bytearray()
         self._overflow = False
         self.rejected = 0
+        self.other_version = None
 
     def feed(self, data):
         messages = []
@@ -102,42 +122,51 @@ class FrameDecoder:
             self._overflow = False
             if not frame:
                 continue
-            message = None if overflow else _parse(frame)
+            message = None if overflow else self._parse(frame)
             if message is None:
                 self.rejected += 1
             else:
                 messages.append(message)
         return messages
 
-
-def _parse(frame):
-    try:
-        payload = cobs_decode(frame)
-    except ValueError:
-        return None
-    if len(payload) < 7 or payload[0] != VERSION or payload[1] not in TYPES:
-        return None
-    body, checksum = payload[3:-4], payload[-4:]
-    expected = crc32(payload[:-4])
-    if checksum != bytes((expected & 0xFF, (expected >> 8) & 0xFF, (expected >> 16) & 0xFF, (expected >> 24) & 0xFF)):
-        return None
-    return (payload[1], payload[2], bytes(body))
+    def _parse(self, frame):
+        try:
+            payload = cobs_decode(frame)
+        except ValueError:
+            return None
+        if len(payload) < 7:
+            return None
+        kind, header_and_body, checksum = payload[1], payload[:-4], payload[-4:]
+        if payload[0] != VERSION:
+            if checksum == crc32(header_and_body).to_bytes(4, "little"):  # sound, as version 1 checked it
+                self.other_version = payload[0]
+            return None
+        if kind not in TYPES or checksum != _checksum(kind, self.nonce, header_and_body):
+            return None
+        return (kind, payload[2], bytes(payload[3:-4]))
 
 
 class Sender:
     """Numbers outgoing messages and decides retransmissions; ``now`` is given by the caller."""
 
-    def __init__(self, retry_after=0.2, max_tries=5):
+    def __init__(self, retry_after=0.2, max_tries=5, nonce=b""):
         self.retry_after = retry_after
         self.max_tries = max_tries
+        self.nonce = nonce
         self.seq = 0
         self._unacked = {}  # seq -> [frame, sent_at, tries]
+
+    def restart(self, nonce):
+        """A new session: frames go out under ``nonce``; what the old one left unacknowledged is
+        dropped (it was for a kiosk, or a board, that has gone)."""
+        self.nonce = nonce
+        self._unacked = {}
 
     def send(self, kind, body, now, reliable=True):
         """The frame to write now; a reliable one is kept until acknowledged (a heartbeat is not:
         the next one says the same)."""
         self.seq = (self.seq + 1) & 0xFF
-        frame = encode_frame(kind, self.seq, body)
+        frame = encode_frame(kind, self.seq, body, self.nonce)
         if reliable:
             self._unacked[self.seq] = [frame, now, 1]
         return frame
@@ -163,19 +192,25 @@ class Sender:
     def pending(self):
         return len(self._unacked)
 
+    def ack(self, seq):
+        """The ACK of the other side's message ``seq``, under this session's nonce."""
+        return encode_frame(ACK, 0, bytes((seq & 0xFF,)), self.nonce)
+
 
 class Receiver:
     """Drops repeats: a retransmission whose ACK was lost arrives a second time with the same
-    sequence number. The last ``window`` numbers are remembered; a HELLO starts afresh, as the other
-    side has restarted its numbering."""
+    sequence number. The last ``window`` numbers are remembered; ``reset`` when a session (a nonce)
+    starts, as the other side may have restarted its numbering. HELLOs are not numbered here: they
+    start sessions, and answering one twice is harmless."""
 
     def __init__(self, window=32):
         self.window = window
         self._seen = []
 
-    def is_new(self, kind, seq):
-        if kind == HELLO:
-            self._seen = []
+    def reset(self):
+        self._seen = []
+
+    def is_new(self, seq):
         if seq in self._seen:
             return False
         self._seen.append(seq)
@@ -184,5 +219,27 @@ class Receiver:
         return True
 
 
-def ack_frame(seq):
-    return encode_frame(ACK, 0, bytes((seq & 0xFF,)))
+def hello_body(fields, nonce):
+    """A HELLO's body: the JSON object ``fields`` with the session nonce in hex ("" for none yet)."""
+    doc = dict(fields)
+    doc["nonce"] = binascii.hexlify(nonce).decode()
+    return json.dumps(doc).encode()
+
+
+def read_hello(body):
+    """A HELLO's (fields, nonce): fields is its JSON object, nonce the NONCE_SIZE bytes it carries or
+    None when it has none that is well formed. None for a body that is not a JSON object."""
+    try:
+        fields = json.loads(body)
+    except ValueError:  # bad JSON, and in CPython bad UTF-8 as well
+        return None
+    if not isinstance(fields, dict):
+        return None
+    text = fields.get("nonce")
+    nonce = None
+    if isinstance(text, str) and len(text) == 2 * NONCE_SIZE:
+        try:
+            nonce = binascii.unhexlify(text)
+        except ValueError:
+            nonce = None
+    return fields, nonce

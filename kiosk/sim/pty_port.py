@@ -10,7 +10,7 @@ import time
 import tty
 from typing import Callable
 
-__all__ = ["PtyPort"]
+__all__ = ["PtyPort", "wait_for"]
 
 
 class PtyPort:
@@ -53,3 +53,14 @@ class PtyPort:
             os.close(self._master)
         except OSError:
             pass
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passes; whether it held. For a simulator's
+    caller, waiting on what the program at the other end of the line did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kiosk.board import link
-from kiosk.sim.pty_port import PtyPort
+from kiosk.sim.pty_port import PtyPort, wait_for
 from kiosk.tools.firmware_files import FIRMWARE_DIR, stage
 
 __all__ = ["VirtualBoard", "simulator_available"]
@@ -53,8 +53,9 @@ class VirtualBoard:
         self.tones: list[int] = []  # frequencies the buzzer sounded, in order
         self.logs: list[str] = []
         self.resets: list[str] = []
-        #: Messages the board sent, decoded: (type, seq, body).
+        #: Messages the board sent, decoded: (type, seq, body); and the bytes themselves, to replay.
         self.sent: list[tuple[int, int, bytes]] = []
+        self.wire = bytearray()
         self._tap = link.FrameDecoder()
 
     # --- life -----------------------------------------------------------------------------------
@@ -65,7 +66,8 @@ class VirtualBoard:
             stage(root)
         else:
             root.mkdir()
-            for name, data in self._files.items():
+            for name, data in self._files.items():  # a name may hold folders ("usb/device/cdc.py")
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
                 (root / name).write_bytes(data)
         self.reboot()
         self._port.pump_to(self._to_board, name="board-in")
@@ -126,18 +128,18 @@ class VirtualBoard:
         self._command(uart_fail=uart, text=text)
 
     @property
+    def nonce(self) -> bytes:
+        """The session nonce the board's last hello echoed (b"" before the first)."""
+        return self._tap.nonce
+
+    @property
     def lights(self) -> tuple[int, int, int]:
         """The LED's (red, green, blue), 0-255."""
         red, green, blue = (self._duty.get(pin, 0) // 257 for pin in self.pins["led_pins"])
         return red, green, blue
 
     def wait_for(self, condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.01)
-        return condition()
+        return wait_for(condition, timeout_s)
 
     # --- pumps ----------------------------------------------------------------------------------
 
@@ -157,7 +159,8 @@ class VirtualBoard:
                 continue
             if event.get("uart") == self.pins["link_uart"]:
                 data = binascii.unhexlify(event["hex"])
-                self.sent.extend(self._tap.feed(data))
+                self.wire += data
+                self._overhear(data)
                 self._port.write(data)
             elif "pwm" in event and "duty" in event:
                 self._duty[event["pwm"]] = event["duty"]
@@ -169,6 +172,16 @@ class VirtualBoard:
                 self.logs.append(event["log"])
             elif "reset" in event:
                 self.resets.append(event["reset"])
+
+    def _overhear(self, data: bytes) -> None:
+        """Decode what the board sends into ``sent``, following the session nonce its hellos echo."""
+        pieces = data.split(b"\x00")
+        for index, piece in enumerate(pieces):
+            for message in self._tap.feed(piece + (b"\x00" if index < len(pieces) - 1 else b"")):
+                self.sent.append(message)
+                hello = link.read_hello(message[2]) if message[0] == link.HELLO else None
+                if hello is not None and hello[1] is not None:
+                    self._tap.nonce = hello[1]
 
     def _to_board(self, data: bytes) -> None:
         if self.running:

@@ -5,7 +5,9 @@ the stand-in backend behind the kiosk."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import runpy
 import subprocess
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -129,6 +131,108 @@ def test_garbage_on_the_link_is_survived_both_ways() -> None:
     asyncio.run(run())
 
 
+def test_frames_of_an_earlier_session_are_refused_after_the_kiosk_restarts() -> None:
+    """Everything the board sent to one kiosk, replayed to the next (a kiosk restart, a new nonce):
+    no scan, no deposit, every frame but the hellos rejected; the board works on with the new kiosk,
+    and odd hellos or pattern names from the kiosk's side do not upset it."""
+
+    async def run() -> None:
+        with VirtualBoard() as board:
+            async with driving(board.device) as (first, got):
+                board.scan("10HSFIRSTSESSION")
+                board.slot_pass()
+                await wait_until(lambda: got == ["10HSFIRSTSESSION", "deposit"])
+                recorded, old_nonce = bytes(board.wire), board.nonce
+            stale = [frame for frame in recorded.split(b"\x00") if frame]
+            hellos = sum(1 for kind, _, _ in board.sent if kind == link.HELLO)
+            async with driving(board.device) as (second, got):
+                assert board.nonce not in (old_nonce, b"")
+                rejected = second.rejected_frames
+                board.to_kiosk(recorded)
+                await wait_until(lambda: second.rejected_frames - rejected >= len(stale) - hellos)
+                # The board's own hellos of the first session echo its nonce: the kiosk starts a
+                # new handshake, which the board answers.
+                await wait_until(lambda: second.state == "open")
+                # Towards the board: hellos it cannot read, light and buzzer names that are no text.
+                nonce = board.nonce
+                board.to_board(link.encode_frame(link.HELLO, 1, b"[1, 2")
+                               + link.encode_frame(link.HELLO, 2, b'{"nonce": 7}')
+                               + link.encode_frame(link.LIGHTS, 250, b"\xff\xfe", nonce)
+                               + link.encode_frame(link.BUZZER, 251, b"\xc3", nonce))  # fmt: skip
+                board.scan("10HSSECONDSESSION")
+                board.slot_pass()
+                await wait_until(lambda: got == ["10HSSECONDSESSION", "deposit"])
+                await wait_until(lambda: any("unknown light pattern None" in error for error in second.errors))
+                assert board.resets == [] and board.running
+    asyncio.run(run())
+
+
+def test_garbage_and_stale_frames_do_not_keep_a_dead_board_alive(caplog) -> None:
+    """A board that died while the line still carries noise, frames of another session, frames of
+    unknown types and old hellos: none of it is a sign of life, so the kiosk gives the session up."""
+
+    async def run() -> None:
+        with VirtualBoard() as board:
+            async with driving(board.device, silent_after_s=1.0, reopen_interval_s=0.1) as (driver, got):
+                other = bytes(link.NONCE_SIZE)
+                noise = (b"\x42\x13\x37\x00" + link.encode_frame(link.HEARTBEAT, 9, b"\x00" * 4, other)
+                         + link.encode_frame(link.SLOT, 10, link.ITEM_PASSED, other)
+                         + link.encode_frame(0x5E, 11, b"", board.nonce)
+                         + link.encode_frame(link.HELLO, 12, link.hello_body({"fw": "1.1.0"}, other)))  # fmt: skip
+                board.power_off()
+                for _ in range(80):  # up to 4 s of it, four times the kiosk's patience
+                    board.to_kiosk(noise)
+                    await asyncio.sleep(0.05)
+                    if "silent for" in caplog.text:
+                        break
+                assert "silent for" in caplog.text and driver.state != "open" and "deposit" not in got
+                board.reboot()
+                await wait_until(lambda: driver.state == "open", timeout_s=10)
+                board.scan("10HSALIVEAGAIN")
+                await wait_until(lambda: "10HSALIVEAGAIN" in got)
+
+    with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
+        asyncio.run(run())
+
+
+def test_odd_slot_bodies_and_replays_start_no_issuance(backend, tmp_path: Path) -> None:
+    """The whole kiosk with the real firmware: while it waits for the packaging, slot events of
+    this session that do not say "an item passed", and everything the board sent before it
+    restarted (a deposit included) replayed, start nothing; the real deposit then issues one voucher."""
+
+    async def run() -> None:
+        async with kiosk_with_board(tmp_path, slot_sensor=True) as (board, kiosk, reports):
+            (driver,) = [source for source in kiosk.sources if isinstance(source, IoBoard)]
+            board.scan(CODES[4])
+            await wait_until(lambda: kiosk.app.flow.state.value == "awaiting_deposit")
+            board.slot_pass()
+            await wait_until(lambda: len(reports) == 1 and reports[0].status == "issued")
+            recorded, old_nonce = bytes(board.wire), board.nonce
+            stale = [frame for frame in recorded.split(b"\x00") if frame]
+            hellos = sum(1 for kind, _, _ in board.sent if kind == link.HELLO)
+            board.reboot()  # a new session
+            await wait_until(lambda: driver.state == "open" and board.nonce not in (old_nonce, b""), timeout_s=10)
+            board.scan(CODES[5])
+            await wait_until(lambda: kiosk.app.flow.state.value == "awaiting_deposit")
+            nonce = board.nonce
+            odd = [link.encode_frame(link.SLOT, 200 + index, body, nonce)
+                   for index, body in enumerate([b"\x00", b"", b"\x02", b"\x01\x01", b"\xff" * 40])]  # fmt: skip
+            board.to_kiosk(b"".join(odd) + link.encode_frame(link.ERROR, 210, b"odd slots sent", nonce))
+            await wait_until(lambda: "odd slots sent" in driver.errors)
+            rejected = driver.rejected_frames
+            board.to_kiosk(recorded)
+            await wait_until(lambda: driver.rejected_frames - rejected >= len(stale) - hellos)
+            await wait_until(lambda: driver.state == "open")  # the old hellos made it shake hands again
+            assert len(reports) == 1 and kiosk.app.flow.state.value == "awaiting_deposit"
+            assert len(backend.state()["scans"]) == 1
+            board.slot_pass()
+            await wait_until(lambda: len(reports) == 2)
+            assert reports[1].status == "issued" and reports[1].code == CODES[5]
+            assert reports[1].voucher.code != reports[0].voucher.code
+        assert len(backend.state()["plucked"]) == 2
+    asyncio.run(run())
+
+
 def test_a_long_line_from_the_scanner_is_dropped_and_reported() -> None:
     async def run() -> None:
         with VirtualBoard() as board:
@@ -170,7 +274,7 @@ def test_the_watchdog_resets_a_board_whose_task_died() -> None:
 
 def test_older_firmware_is_reported(caplog) -> None:
     files = board_files()
-    files["boardcfg.py"] = files["boardcfg.py"].replace(b'FIRMWARE_VERSION = "1.0.0"', b'FIRMWARE_VERSION = "0.9.0"')
+    files["boardcfg.py"] = files["boardcfg.py"].replace(b'FIRMWARE_VERSION = "1.1.0"', b'FIRMWARE_VERSION = "0.9.0"')
     files["version.json"] = manifest(files, "0.9.0")
 
     async def run() -> None:
@@ -180,7 +284,32 @@ def test_older_firmware_is_reported(caplog) -> None:
 
     with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
         asyncio.run(run())
-    assert "older than the 1.0.0" in caplog.text
+    assert "older than the 1.1.0" in caplog.text
+
+
+def test_on_usb_the_board_names_itself_for_the_udev_rule() -> None:
+    """main.py's USB set-up, with a stand-in for micropython-lib's usb-device (firmware/sim/usb)
+    whose init takes the real keyword arguments: the product string the udev rule matches."""
+    files = board_files()
+    files["boardcfg.py"] = files["boardcfg.py"].replace(b'"link": "uart"', b'"link": "usb"')
+    assert files["boardcfg.py"] != board_files()["boardcfg.py"]
+    for path in (REPO / "firmware/sim/usb").rglob("*.py"):
+        files[str(path.relative_to(REPO / "firmware/sim"))] = path.read_bytes()
+    files["version.json"] = manifest(files, firmware_version())
+    product = runpy.run_path(str(REPO / "firmware/board/boardcfg.py"))["USB_PRODUCT"]
+
+    async def run() -> None:
+        with VirtualBoard(files=files) as board:
+            async with driving(board.device) as (driver, got):
+                assert driver.firmware and driver.firmware["link"] == "usb"
+                (line,) = [line for line in board.logs if line.startswith("usb-device init ")]
+                setup = json.loads(line.removeprefix("usb-device init "))
+                assert setup == {"interfaces": 1, "builtin_driver": True, "manufacturer_str": None,
+                                 "product_str": product, "serial_str": None}  # fmt: skip
+                board.scan("10HSOVERUSB")
+                await wait_until(lambda: "10HSOVERUSB" in got)
+
+    asyncio.run(run())
 
 
 def test_safe_mode_skips_the_application() -> None:

@@ -3,8 +3,10 @@ root whose units pass systemd-analyze verify."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
+import runpy
 import select
 import shutil
 import stat
@@ -172,23 +174,29 @@ def test_provisioning_by_answering_questions_on_a_terminal(backend, tmp_path: Pa
     assert written["kiosk"]["locale"] == "nl_NL" and written["backend"]["drop_point_location_id"] == DROP_POINT_DK
 
 
-UDEV_KEY = re.compile(r'(?P<key>[A-Z_]+(\{[^}]+\})?)(?P<op>==|!=|\+=|:=|=)"(?P<value>[^"]*)"')
+UDEV_KEY = re.compile(r'(?P<key>[A-Z_]+)(\{(?P<attr>[^}]+)\})?(?P<op>==|!=|\+=|:=|=)"(?P<value>[^"]*)"')
 UDEV_MATCH_KEYS = {"SUBSYSTEM", "KERNEL", "ACTION", "DRIVERS", "SUBSYSTEMS"}
 UDEV_ASSIGN_KEYS = {"SYMLINK", "GROUP", "MODE", "OWNER", "TAG"}
 
 
+def udev_rules() -> list[list[re.Match[str]]]:
+    """Each rule of our rules file as its KEY{attr}op"value" parts, each checked for udev's syntax."""
+    rules = []
+    for line in (REPO / "hardware/udev/99-rezip-kiosk.rules").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            parts = [UDEV_KEY.fullmatch(part.strip()) for part in line.split(", ")]
+            assert all(parts), f"not KEY==\"value\" / KEY=\"value\" throughout: {line!r}"
+            rules.append(parts)
+    return rules
+
+
 def test_udev_rules_are_well_formed() -> None:
     """udevadm verify is not installed here: every rule is checked for udev's syntax instead."""
-    rules = [line for line in (REPO / "hardware/udev/99-rezip-kiosk.rules").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]  # fmt: skip
     names = set()
-    for rule in rules:
-        parts = [part.strip() for part in rule.split(", ")]
+    for rule in udev_rules():
         matches = assigns = 0
-        for part in parts:
-            found = UDEV_KEY.fullmatch(part)
-            assert found, f"not KEY==\"value\" / KEY=\"value\": {part!r} in {rule!r}"
-            key, op = found["key"].split("{")[0], found["op"]
+        for found in rule:
+            key, op = found["key"], found["op"]
             if op in ("==", "!="):
                 assert key in UDEV_MATCH_KEYS | {"ATTRS", "ENV"}, key
                 matches += 1
@@ -201,3 +209,57 @@ def test_udev_rules_are_well_formed() -> None:
                     assert re.fullmatch(r"0[0-7]{3}", found["value"])
         assert matches and assigns, rule
     assert {"kiosk-board", "kiosk-board-repl", "kiosk-scanner", "kiosk-printer"} <= names
+
+
+def udev_names(device: dict[str, str], env: dict[str, str], parents: list[dict[str, str]]) -> set[str]:
+    """The symlinks our rules give ``device`` (its own SUBSYSTEM and KERNEL, properties ``env``)
+    whose ``parents`` carry sysfs attributes, evaluated as udev does: a value is a glob with "|" between
+    alternatives, and every ATTRS{...} of a rule must match on one and the same parent. (udevadm
+    test needs the device in sysfs, so this stands in for it.)"""
+
+    def matches(pattern: str, value: str | None) -> bool:
+        return value is not None and any(fnmatch.fnmatchcase(value, alt) for alt in pattern.split("|"))
+
+    names = set()
+    for rule in udev_rules():
+        checks = [part for part in rule if part["op"] in ("==", "!=")]
+        own = [part for part in checks if part["key"] != "ATTRS"]
+        inherited = [part for part in checks if part["key"] == "ATTRS"]
+        own_ok = all(
+            matches(part["value"], env.get(part["attr"]) if part["key"] == "ENV" else device.get(part["key"]))
+            == (part["op"] == "==")
+            for part in own
+        )
+        parent_ok = not inherited or any(
+            all(matches(part["value"], parent.get(part["attr"])) == (part["op"] == "==") for part in inherited)
+            for parent in parents
+        )
+        if own_ok and parent_ok:
+            names |= {part["value"] for part in rule if part["key"] == "SYMLINK"}
+    return names
+
+
+def pico_port(interface: str, product: str,
+              id_product: str = "0005") -> tuple[dict[str, str], dict[str, str], list[dict[str, str]]]:  # fmt: skip
+    """A ttyACM port of a device of vendor 2e8a: the tty, its properties, its USB interface and device."""
+    tty = {"SUBSYSTEM": "tty", "KERNEL": "ttyACM0"}
+    env = {"ID_USB_INTERFACE_NUM": interface, "ID_VENDOR_ID": "2e8a"}
+    usb_interface = {"bInterfaceNumber": interface, "bInterfaceClass": "02"}
+    usb_device = {"idVendor": "2e8a", "idProduct": id_product, "manufacturer": "MicroPython", "product": product,
+                  "serial": "e66058388344a29"}  # fmt: skip
+    return tty, env, [usb_interface, usb_device]
+
+
+def test_udev_names_only_our_board_not_any_pico() -> None:
+    product = runpy.run_path(str(REPO / "firmware/board/boardcfg.py"))["USB_PRODUCT"]
+    assert udev_names(*pico_port("02", product)) == {"kiosk-board"}
+    assert udev_names(*pico_port("00", product)) == {"kiosk-board-repl"}
+    # Other devices of vendor 2e8a: stock MicroPython (on its own or with a usb-device CDC port of
+    # its own), a Pico SDK program's stdio, a board with a string close to ours.
+    for foreign in ("Board in FS mode", "Pico", "RE-ZIP kiosk board 2", "re-zip kiosk board", ""):
+        for interface in ("00", "02"):
+            assert udev_names(*pico_port(interface, foreign)) == set(), (foreign, interface)
+    assert udev_names(*pico_port("00", "Pico", id_product="000a")) == set()
+    # A serial scanner is still a scanner, and never the board.
+    scanner = {"SUBSYSTEM": "tty", "KERNEL": "ttyACM1"}, {"ID_USB_INTERFACE_NUM": "02"}
+    assert udev_names(*scanner, [{"idVendor": "0c2e", "product": product}]) == {"kiosk-scanner"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LineAssembler", "TERMINATORS"]
+__all__ = ["LineAssembler", "TERMINATORS", "scan_text"]
 
 TERMINATORS = {
     "cr": b"\r",
@@ -69,7 +69,13 @@ class LineAssembler:
         self._overflow = False
         if overflow or not data:
             return []
-        try:
-            return [data.decode("utf-8")]
-        except UnicodeDecodeError:
-            return [data.decode("latin-1")]  # scanners set to a legacy code page send single bytes
+        return [scan_text(data)]
+
+
+def scan_text(data: bytes) -> str:
+    """One scanned line as text: UTF-8, else Latin-1, because scanners set to a legacy code page
+    send single bytes (the I/O board's scanner module as much as a serial one)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")

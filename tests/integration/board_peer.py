@@ -1,0 +1,111 @@
+"""A stand-in I/O board in Python for hostile-input tests: the board's side of ``kiosk.board.link``
+on a pseudo-terminal, which behaves as the firmware does (adopts the kiosk's nonce, echoes it in
+its hello, acknowledges every message) and also sends whatever a test asks it to, well formed or
+not. Every frame it sends is kept in ``sent`` (with its type and the nonce it was made under), so
+a test can replay frames of an earlier session."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+from kiosk.board import link
+from kiosk.devices.board.io_board import EXPECTED_FIRMWARE
+from kiosk.sim.pty_port import PtyPort, wait_for
+
+__all__ = ["BoardPeer"]
+
+
+class BoardPeer:
+    #: What the peer says in its hello (beside the nonce).
+    IDENTITY = {"fw": EXPECTED_FIRMWARE, "manifest": "peer", "variant": "python-peer", "link": "pty"}
+
+    def __init__(self) -> None:
+        self._port = PtyPort()
+        self.device = self._port.path
+        self._lock = threading.Lock()
+        self.nonce = b""
+        self.adoptions = 0  # kiosk hellos whose (new) nonce the peer took
+        self.seq = 0
+        self.sent: list[tuple[int | None, bytes, bytes]] = []  # (type or None for raw bytes, frame, nonce)
+        self.received: list[tuple[int, int, bytes]] = []  # what the kiosk sent, in this peer's sessions
+        #: The fields of the last hello the peer sent with the kiosk's nonce: what the kiosk must report.
+        self.last_echo: dict[str, Any] | None = None
+        self.heartbeats = threading.Event()  # set: a heartbeat every 0.5 s, as a board sends
+        self._decoder = link.FrameDecoder()
+        self._closed = False
+        self._port.pump_to(self._incoming, name="peer-in")
+        threading.Thread(target=self._beat, name="peer-beat", daemon=True).start()
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def write(self, data: bytes, kind: int | None = None, nonce: bytes = b"") -> None:
+        """Bytes on the line towards the kiosk (a frame of ``kind`` made under ``nonce``, or any)."""
+        with self._lock:
+            self._port.write(data)
+            self.sent.append((kind, data, nonce))
+
+    def frame(self, kind: int, body: bytes = b"", *, seq: int | None = None, nonce: bytes | None = None) -> bytes:
+        """A frame as this peer would send it now (its next sequence number, this session's nonce)."""
+        if seq is None:
+            with self._lock:
+                self.seq = (self.seq + 1) & 0xFF
+                seq = self.seq
+        return link.encode_frame(kind, seq, body, self.nonce if nonce is None else nonce)
+
+    def send(self, kind: int, body: bytes = b"", **how: Any) -> bytes:
+        nonce = self.nonce if how.get("nonce") is None else how["nonce"]
+        frame = self.frame(kind, body, **how)
+        self.write(frame, kind, nonce)
+        return frame
+
+    def hello(self, fields: dict[str, Any] | None = None, nonce: bytes | None = None) -> None:
+        """A hello carrying ``nonce`` (by default the session's: an echo)."""
+        echoed = self.nonce if nonce is None else nonce
+        fields = dict(self.IDENTITY if fields is None else fields)
+        if echoed == self.nonce and self.nonce:
+            self.last_echo = fields
+        self.send(link.HELLO, link.hello_body(fields, echoed))
+
+    def reboot(self) -> None:
+        """As a board that has just started: no nonce, and a hello without one."""
+        with self._lock:
+            self.nonce = b""
+            self._decoder.nonce = b""
+        self.hello(nonce=b"")
+
+    def close(self) -> None:
+        self._closed = True
+        self._port.close()
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+        return wait_for(condition, timeout_s)
+
+    # --- the board's part -----------------------------------------------------------------------
+
+    def _incoming(self, data: bytes) -> None:
+        for kind, seq, body in self._decoder.feed(data):
+            if kind == link.HELLO:
+                hello = link.read_hello(body)
+                if hello is None or hello[1] is None:
+                    continue
+                with self._lock:
+                    if hello[1] != self.nonce:
+                        self.nonce = self._decoder.nonce = hello[1]
+                        self.adoptions += 1
+                self._ack(seq)
+                self.hello()
+                continue
+            self.received.append((kind, seq, body))
+            if kind != link.ACK:
+                self._ack(seq)
+
+    def _ack(self, seq: int) -> None:
+        self.write(link.encode_frame(link.ACK, 0, bytes((seq,)), self.nonce), link.ACK, self.nonce)
+
+    def _beat(self) -> None:
+        while not self._closed:
+            if self.heartbeats.is_set() and self.nonce:
+                self.send(link.HEARTBEAT, b"\x00\x00\x00\x00")
+            time.sleep(0.5)
