@@ -54,6 +54,7 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gave_up: asyncio.Future[str] | None = None
+        self._reason: str | None = None  # why it gave up, kept for a loop that binds later
 
     # --- asyncio tasks --------------------------------------------------------------------------
 
@@ -164,12 +165,16 @@ class Supervisor:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
             self._gave_up = self._loop.create_future()
+            if self._reason is not None:
+                self._gave_up.set_result(self._reason)
         return self._loop
 
     def _give_up(self, reason: str) -> None:
+        with self._lock:
+            self._reason = self._reason or reason
         loop, future = self._loop, self._gave_up
         if loop is None or future is None:
-            return
+            return  # resolved when a loop binds
 
         def resolve() -> None:
             if not future.done():
