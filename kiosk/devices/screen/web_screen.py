@@ -2,7 +2,7 @@
 
 Chromium in kiosk mode shows ``http://127.0.0.1:8080/`` full-screen on the Pi; the same page is the
 technician's remote view. Each frame carries a sequence number; the page acknowledges a frame once it
-has painted it, so the kiosk knows when the customer can see the voucher (``settled``). With a ``HeadlessBrowser``
+has painted it with its fonts loaded, so the kiosk knows when the customer can see the voucher (``settled``). With a ``HeadlessBrowser``
 attached as ``capture``, ``settled`` also returns the painted frame as PNG (the demo's and ``screen.type = "png"``'s
 frames: the very page the customer sees, not a second layout).
 """
@@ -84,6 +84,11 @@ class WebScreen:
     def frame(self) -> dict[str, Any] | None:
         """The frame on screen now (what a page that connects is sent first)."""
         return self._frame
+
+    @property
+    def acknowledged(self) -> int:
+        """The newest frame a page has painted (0: none yet)."""
+        return self._acked
 
     async def start(self) -> None:
         app = web.Application()
