@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import zxingcpp
 from fontTools.ttLib import TTFont
-from PIL import Image
+from PIL import Image, ImageChops
 
 from kiosk.config import LOCALES, load_config
 from kiosk.core.flow import NoticeKind, Screen, State
 from kiosk.core.voucher import parse_voucher
 from kiosk.devices.screen.browser import HeadlessBrowser
+from kiosk.devices.screen.snapshot import render_voucher_png
 from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.presentation.fonts import FONT_FILES, font_file
@@ -283,3 +284,64 @@ def test_voucher_render_command(tmp_path: Path) -> None:
     assert decode(png.read_bytes()) == [VOUCHER.link]
     bad = run_kiosk("voucher", "render", "--locale", "en_GB", input=json.dumps({**VOUCHER.to_json(), "unit": "%"}))
     assert bad.returncode == 2 and "unit" in bad.stderr
+
+
+#: Records, as the page acknowledges each frame, which font faces had loaded and what the code said.
+WATCH_ACKS = """
+window.acks = [];
+const post = window.fetch;
+window.fetch = function (url, options) {
+  if (url === "/ack") window.acks.push({seq: JSON.parse(options.body).seq,
+    faces: [...document.fonts].map((face) => `${face.family} ${face.weight} ${face.status}`),
+    code: document.querySelector(".use-code .code").textContent});
+  return post.apply(this, arguments);
+};
+"""
+FACES = {"KioskSans 400", "KioskSans 700", "KioskMono 700"}
+
+
+async def _settled_reference(locale: str) -> tuple[bytes, list[dict], bool]:
+    """The voucher as a cold page paints it, taken after a long settle; and what the page knew when
+    it acknowledged the frame."""
+    screen = WebScreen(port=0, ack_timeout_s=20)
+    await screen.start()
+    try:
+        async with HeadlessBrowser(800, 480) as browser:
+            await browser.run_on_every_page(WATCH_ACKS)
+            await screen.attach_capture(browser)
+            view = build_screen_view(Screen(State.SHOWING_VOUCHER, voucher=VOUCHER), locale, "UTC")
+            seq = await screen.show(view)
+            await screen.settled(seq)
+            await asyncio.sleep(1.5)
+            settled = await browser.evaluate("document.fonts.ready.then(() => document.fonts.status === 'loaded')")
+            return await browser.screenshot(), await browser.evaluate("window.acks"), settled and screen.acknowledged == seq
+    finally:
+        await screen.stop()
+
+
+@pytest.mark.parametrize("locale", ["hu_HU", "da_DK"])
+def test_every_captured_frame_holds_its_texts(locale: str, tmp_path: Path) -> None:
+    """The page acknowledges a frame only once its fonts have loaded and it is painted: every render of
+    one voucher, one at a time or two at once, is the same picture, pixel for pixel, as one taken
+    after a long settle. (Same Chromium, fonts and software rasteriser: renders are deterministic,
+    so no tolerance; a frame taken too early lacks whole lines of text.)"""
+
+    async def scenario() -> tuple[tuple[bytes, list[dict], bool], list[bytes]]:
+        reference = await _settled_reference(locale)
+        one_at_a_time = [await render_voucher_png(VOUCHER, locale, "UTC", (800, 480)) for _ in range(3)]
+        two_at_once = await asyncio.gather(*(render_voucher_png(VOUCHER, locale, "UTC", (800, 480)) for _ in range(2)))
+        return reference, [*one_at_a_time, *two_at_once]
+
+    (reference, acks, settled), renders = asyncio.run(scenario())
+    assert settled and decode(reference) == [VOUCHER.link]
+    (ack,) = [ack for ack in acks if ack["code"]]  # the voucher frame's acknowledgement
+    assert {face.rsplit(" ", 1)[0] for face in ack["faces"]} == FACES
+    assert all(face.endswith(" loaded") for face in ack["faces"]), ack
+    assert ack["code"] == VOUCHER.code
+    expected = Image.open(io.BytesIO(reference)).convert("RGB")
+    for index, png in enumerate(renders):
+        picture = Image.open(io.BytesIO(png)).convert("RGB")
+        if ImageChops.difference(picture, expected).getbbox() is not None:
+            (tmp_path / f"render-{index}.png").write_bytes(png)
+            (tmp_path / "reference.png").write_bytes(reference)
+            pytest.fail(f"render {index} differs from the settled frame (see {tmp_path})")

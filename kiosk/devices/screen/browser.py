@@ -110,6 +110,11 @@ class HeadlessBrowser:
         await self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
                         deviceScaleFactor=1, mobile=False)  # fmt: skip
 
+    async def run_on_every_page(self, source: str) -> None:
+        """Run ``source`` in each page opened from now on, before the page's own scripts (the
+        tests watch the page with it; DevTools scripts are not subject to the page's CSP)."""
+        await self.call("Page.addScriptToEvaluateOnNewDocument", source=source)
+
     async def navigate(self, url: str) -> None:
         await self.call("Page.navigate", url=url)
 

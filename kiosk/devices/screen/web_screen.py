@@ -2,9 +2,13 @@
 
 Chromium in kiosk mode shows ``http://127.0.0.1:8080/`` full-screen on the Pi; the same page is the
 technician's remote view. Each frame carries a sequence number; the page acknowledges a frame once it
-has painted it, so the kiosk knows when the customer can see the voucher (``settled``). With a ``HeadlessBrowser``
-attached as ``capture``, ``settled`` also returns the painted frame as PNG (the demo's and ``screen.type = "png"``'s
-frames: the very page the customer sees, not a second layout).
+has painted it with its fonts loaded, so the kiosk knows when the customer can see the voucher
+(``settled``). With a ``HeadlessBrowser`` attached as ``capture``, ``settled`` also returns the painted
+frame as PNG (the demo's and ``screen.type = "png"``'s frames: the very page the customer sees, not a
+second layout).
+
+The server is a public surface: it answers only to its own address (``page_requests``), holds slow
+clients and descriptor use in bounds (``connections``) and counts what it refuses (``complaints``).
 """
 
 from __future__ import annotations
@@ -17,9 +21,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from kiosk.devices.screen.browser import BrowserError, HeadlessBrowser
+from kiosk.devices.screen.complaints import Complaints
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard
+from kiosk.devices.screen.page_requests import (
+    MAX_BODY_BYTES,
+    Refused,
+    check_body_size,
+    check_host,
+    check_json_type,
+    check_origin,
+    frame_number,
+    locale_choice,
+    page_hosts,
+    read_json_object,
+)
 from kiosk.logos import LogoCache
 from kiosk.presentation.fonts import FONT_FILES, font_file
 from kiosk.presentation.page import build_frame
@@ -31,6 +50,10 @@ log = logging.getLogger(__name__)
 
 #: How long a voucher may wait for its shop's logo before it is shown without one.
 LOGO_BUDGET_S = 0.15
+#: An event stream with nothing to send writes a comment this often, which finds dead connections.
+KEEP_ALIVE_S = 15.0
+#: How soon a page whose event stream was closed (shed, restarted kiosk) connects again.
+RECONNECT_MS = 1000
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -53,7 +76,11 @@ class WebScreen:
         ack_timeout_s: float = 1.0,
         status: Callable[[], dict[str, Any]] | None = None,
         frames_dir: Path | None = None,
+        max_connections: int | None = None,
+        client_timeout_s: float = HEAD_TIMEOUT_S,
     ) -> None:
+        """``max_connections``: None derives the cap from RLIMIT_NOFILE. ``client_timeout_s``: what a
+        client has to deliver a request head, and again its body."""
         self.host = host
         self.port = port
         self.touch = touch
@@ -63,6 +90,8 @@ class WebScreen:
         self.ack_timeout_s = ack_timeout_s
         self.status = status
         self.frames_dir = frames_dir
+        self.max_connections = max_connections
+        self.client_timeout_s = client_timeout_s
         self.capture: HeadlessBrowser | None = None
         self.offline = False
         self._seq = 0
@@ -71,10 +100,15 @@ class WebScreen:
         self._acked = 0
         self._ack_changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._guard: ConnectionGuard | None = None
+        self._complaints: Complaints | None = None
+        self._assets: dict[str, bytes] = {}
+        self._fonts: dict[str, bytes] = {}
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
 
     @property
     def clients(self) -> int:
@@ -85,8 +119,20 @@ class WebScreen:
         """The frame on screen now (what a page that connects is sent first)."""
         return self._frame
 
+    @property
+    def acknowledged(self) -> int:
+        """The newest frame a page has painted (0: none yet)."""
+        return self._acked
+
+    @property
+    def complaints(self) -> dict[str, int]:
+        """What the server refused or cut off since it started, by kind."""
+        return dict(self._complaints.counts) if self._complaints else {}
+
     async def start(self) -> None:
-        app = web.Application()
+        self._assets, self._fonts = await asyncio.to_thread(_read_files)  # no file is opened per request
+        self._complaints = Complaints(log)
+        app = web.Application(middlewares=[self._gate])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/font/{role}.ttf", self._font)
@@ -95,21 +141,37 @@ class WebScreen:
         app.router.add_get("/status", self._status)
         app.router.add_post("/ack", self._ack)
         app.router.add_post("/locale", self._locale)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # handler_cancellation: a page that goes away ends its request (an event stream at once).
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        server, complaints, loop = self._runner.server, self._complaints, asyncio.get_running_loop()
+        assert server is not None
+        self._guard = ConnectionGuard(lambda: _PageProtocol(server, complaints, loop=loop, access_log=None),
+                                      complaints, cap=self.max_connections, head_timeout_s=self.client_timeout_s)  # fmt: skip
+        try:
+            self.port = await self._guard.listen(self.host, self.port)
+        except BaseException:
+            await self.stop()
+            raise
+        for task in self._guard.accepting:
+            task.add_done_callback(_accept_stopped)
 
     async def stop(self) -> None:
         for queue in list(self._clients):
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(None)  # ends that page's event stream, so shutdown need not wait for it
+        if self._guard is not None:
+            await self._guard.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._complaints is not None:
+            self._complaints.flush()
+
+    def shed_clients(self, count: int = 4) -> int:
+        """Close up to ``count`` page connections (idle ones, then event streams) to free file
+        descriptors for issuing; returns how many were closed. The page reconnects by itself."""
+        return self._guard.shed(count) if self._guard is not None else 0
 
     async def attach_capture(self, browser: HeadlessBrowser) -> None:
         """Point a headless browser at the page; from now on ``show`` returns PNG frames."""
@@ -165,6 +227,27 @@ class WebScreen:
             except TimeoutError:
                 return
 
+    # --- every request: its own address only, never another site's page ------------------------
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        assert self._guard is not None and self._complaints is not None
+        with self._guard.serving(request.transport):
+            try:
+                host = check_host(request.headers.getall(hdrs.HOST, []), self._hosts(request))
+                check_origin(request.headers.getall(hdrs.ORIGIN, []), host)
+                response: web.StreamResponse = await handler(request)
+                return response
+            except Refused as refused:
+                self._complaints.note(_complaint(refused))
+                return _refusal(refused)
+
+    def _hosts(self, request: web.Request) -> frozenset[str]:
+        """The listen address, the address this connection arrived on (for a wildcard listen) and
+        the loopback names, with the page's port."""
+        local = request.transport.get_extra_info("sockname") if request.transport else None
+        return page_hosts(self.port, (self.host, local[0] if isinstance(local, tuple) else ""))
+
     # --- routes ---------------------------------------------------------------------------------
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
@@ -174,19 +257,18 @@ class WebScreen:
         return self._asset(request.match_info["name"])
 
     def _asset(self, name: str) -> web.Response:
-        suffix = name[name.rfind(".") :] if "." in name else ""
-        resource = resources.files("kiosk.presentation") / "web" / name
-        if suffix not in _STATIC_TYPES or "/" in name or not resource.is_file():
+        body = self._assets.get(name)
+        if body is None:
             raise web.HTTPNotFound()
-        return web.Response(body=resource.read_bytes(), content_type=_STATIC_TYPES[suffix],
+        return web.Response(body=body, content_type=_STATIC_TYPES[name[name.rfind(".") :]],
                             charset="utf-8", headers=_SECURITY_HEADERS)  # fmt: skip
 
     async def _font(self, request: web.Request) -> web.StreamResponse:
-        role = request.match_info["role"]
-        path = font_file(role) if role in FONT_FILES else None
-        if path is None:
+        body = self._fonts.get(request.match_info["role"])
+        if body is None:
             raise web.HTTPNotFound()
-        return web.FileResponse(path, headers={"Content-Type": "font/ttf", "Cache-Control": "max-age=86400"})
+        return web.Response(body=body, headers={"Content-Type": "font/ttf", "Cache-Control": "max-age=86400",
+                                                "X-Content-Type-Options": "nosniff"})  # fmt: skip
 
     async def _logo(self, request: web.Request) -> web.StreamResponse:
         logo = self.logos.lookup(request.match_info["key"])
@@ -195,54 +277,109 @@ class WebScreen:
         return web.Response(body=logo.data, content_type=logo.content_type, headers=_SECURITY_HEADERS)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        assert self._guard is not None
+        self._guard.stream(request.transport)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                                "X-Accel-Buffering": "no"})  # fmt: skip
-        await response.prepare(request)
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=4)
         self._clients.add(queue)
         try:
-            if self._frame is not None:
-                await response.write(_event(self._frame))
+            await response.prepare(request)
+            await response.write(f"retry: {RECONNECT_MS}\n\n".encode() + (_event(self._frame) if self._frame else b""))
             while True:
                 try:
-                    frame = await asyncio.wait_for(queue.get(), 15)
+                    frame = await asyncio.wait_for(queue.get(), KEEP_ALIVE_S)
                 except TimeoutError:
-                    await response.write(b": keep-alive\n\n")  # finds dead connections
+                    await response.write(b": keep-alive\n\n")
                     continue
                 if frame is None:
                     break
                 await response.write(_event(frame))
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            pass  # the page went away; it connects again by itself
         finally:
             self._clients.discard(queue)
         return response
 
     async def _ack(self, request: web.Request) -> web.Response:
-        try:
-            seq = int((await request.json())["seq"])
-        except (ValueError, KeyError, TypeError):
-            raise web.HTTPBadRequest(text="seq: a frame number is required") from None
+        seq = frame_number(await self._json_body(request), newest=self._seq)
         if seq > self._acked:
             self._acked = seq
             self._ack_changed.set()
         return web.Response(status=204)
 
     async def _locale(self, request: web.Request) -> web.Response:
-        try:
-            locale = (await request.json())["locale"]
-        except (ValueError, KeyError, TypeError):
-            locale = None
-        if locale not in self.locales:
-            raise web.HTTPBadRequest(text="locale: not one of this kiosk's languages")
+        locale = locale_choice(await self._json_body(request), self.locales)
         if self.on_locale is not None:
             self.on_locale(locale)
         return web.Response(status=204)
 
+    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        """A POST's small JSON object, read within ``client_timeout_s`` and never past the limit."""
+        check_json_type(request.headers.getall(hdrs.CONTENT_TYPE, []))
+        check_body_size(request.content_length)
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.client_timeout_s):
+                while len(body) <= MAX_BODY_BYTES and (chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body))):
+                    body += chunk
+        except TimeoutError:
+            raise Refused(408, "body: not sent in time") from None
+        except (ConnectionError, web.RequestPayloadError):
+            raise Refused(400, "body: incomplete or malformed") from None
+        return read_json_object(bytes(body))
+
     async def _status(self, request: web.Request) -> web.Response:
         doc = dict(self.status() if self.status else {})
-        doc["screen"] = {"clients": self.clients, "frame": self._frame["state"] if self._frame else None}
+        doc["screen"] = {"clients": self.clients, "frame": self._frame["state"] if self._frame else None,
+                         "refused": self.complaints}  # fmt: skip
         return web.json_response(doc, headers=_SECURITY_HEADERS)
+
+
+class _PageProtocol(web.RequestHandler):
+    """aiohttp's HTTP protocol, quiet about malformed input: a request it cannot parse (bad method,
+    huge header, broken chunks) gets a one-line 400 and a counted warning, where aiohttp logs an error
+    with its traceback and echoes the bytes back. Bodies are never decompressed (aiohttp would, and
+    log a traceback when draining a broken one). Anything else (an error in a handler) stays aiohttp's
+    loud error."""
+
+    __slots__ = ("complaints",)
+
+    def __init__(self, manager: web.Server, complaints: Complaints, **kwargs: Any) -> None:
+        super().__init__(manager, auto_decompress=False, **kwargs)  # the page never compresses a body
+        self.complaints = complaints
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:  # fmt: skip
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        refused = Refused(status, "not a well-formed HTTP request")
+        self.complaints.note(_complaint(refused))
+        return _refusal(refused)
+
+
+def _complaint(refused: Refused) -> str:
+    return f"page request refused ({refused.status}): {refused.reason}"
+
+
+def _refusal(refused: Refused) -> web.Response:
+    response = web.Response(status=refused.status, text=refused.reason + "\n", headers=_SECURITY_HEADERS)
+    response.force_close()  # nothing more from a client that was refused
+    return response
+
+
+def _accept_stopped(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the kiosk page stopped accepting connections", exc_info=task.exception())
+
+
+def _read_files() -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The page's own files and its fonts, by name and by font role."""
+    folder = resources.files("kiosk.presentation") / "web"
+    assets = {item.name: item.read_bytes() for item in folder.iterdir()
+              if item.name[item.name.rfind(".") :] in _STATIC_TYPES}  # fmt: skip
+    fonts = {role: path.read_bytes() for role in FONT_FILES if (path := font_file(role)) is not None}
+    return assets, fonts
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -1,9 +1,15 @@
 // The kiosk page: renders each frame the kiosk pushes (Server-Sent Events) and acknowledges it once
-// it is painted, so the kiosk knows when the customer can see it. Text from outside is only ever set
-// as textContent.
+// it is painted with its fonts and images, so the kiosk knows when the customer can see it. Text
+// from outside is only ever set as textContent.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
+
+// Every face kiosk.css declares, requested now: a face is otherwise fetched only once some text
+// needs it, and until it arrives Chromium paints that text invisible.
+const FACES = ["400 16px KioskSans", "700 16px KioskSans", "700 16px KioskMono"];
+const facesRequested = Promise.all(FACES.map((face) => document.fonts.load(face))).catch(() => {});
+let newest = 0;
 
 function setText(selector, text) {
   const node = $(selector);
@@ -44,8 +50,21 @@ function render(frame) {
     setText(".qr figcaption", frame.subtitle);
   }
   renderLanguages(frame);
-  // rAF runs just before the frame is painted; a task queued from it runs just after the paint.
-  requestAnimationFrame(() => setTimeout(() => acknowledge(frame.seq), 0));
+  newest = frame.seq;
+  whenReady().then(() => {
+    if (frame.seq !== newest) return;  // a newer frame came meanwhile: its own acknowledgement counts
+    // rAF runs just before the frame is painted; a task queued from it runs just after the paint.
+    requestAnimationFrame(() => setTimeout(() => acknowledge(frame.seq), 0));
+  });
+}
+
+// Resolves once the text just set can be painted in its own fonts and the visible images decoded.
+async function whenReady() {
+  await facesRequested;
+  void document.body.offsetHeight;  // layout now, so any face the new text needs is requested
+  await document.fonts.ready;
+  const images = [...document.querySelectorAll(".screen.active img")].filter((img) => !img.hidden && img.src);
+  await Promise.all(images.map((img) => img.decode().catch(() => {})));
 }
 
 function renderLanguages(frame) {
@@ -67,8 +86,9 @@ function renderLanguages(frame) {
 
 function acknowledge(seq) {
   document.body.dataset.seq = String(seq);
-  fetch("/ack", {method: "POST", headers: {"Content-Type": "application/json"},
-                 body: JSON.stringify({seq})}).catch(() => {});
+  const post = () => fetch("/ack", {method: "POST", headers: {"Content-Type": "application/json"},
+                                    body: JSON.stringify({seq})});
+  post().catch(post).catch(() => {});  // once more: the server may just have closed an idle connection
 }
 
 const events = new EventSource("/events");

@@ -1,0 +1,270 @@
+"""The page server's connections: its own listening sockets and accept loop around aiohttp's
+protocol, so that slow clients and running out of file descriptors stay the page's problem and never
+hold up issuing.
+
+- A connection must deliver a complete request head within ``head_timeout_s`` of opening, and again
+  of finishing each request: a client that trickles its request line and headers (slowloris) or sits
+  idle is closed. aiohttp has no header timeout of its own (only its keep-alive timer, an hour by
+  default, ends a connection that never completes a request), so the guard keeps this one rule.
+- At most ``cap`` connections at once, by default what RLIMIT_NOFILE leaves after the descriptors
+  open at start and a reserve for the backend, the database, the printer and the serial ports.
+- A connection past the cap, and accept() failing with EMFILE, shed page clients first: the oldest
+  connection waiting for a request, then the oldest event stream. A connection in the middle of a
+  request is never shed (its body has its own deadline). After EMFILE the cap drops to what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import resource
+import socket
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from kiosk.devices.screen.complaints import Complaints
+
+__all__ = ["ConnectionGuard", "connection_cap", "descriptor_cap", "HEAD_TIMEOUT_S", "DESCRIPTOR_RESERVE"]
+
+#: Seconds a connection has to deliver a complete request head (from opening, or after a request).
+HEAD_TIMEOUT_S = 5.0
+#: Descriptors kept for the rest of the kiosk beyond those open when the page starts: backend and
+#: logo connections, SQLite and its journal files, the printer, serial ports, the capture browser.
+DESCRIPTOR_RESERVE = 32
+#: The page's own needs: Chromium's event stream, a few parallel fetches, a technician's view.
+MIN_CONNECTIONS = 8
+MAX_CONNECTIONS = 256
+#: After EMFILE the cap never drops below this, so the kiosk's own page can still load.
+FLOOR_CONNECTIONS = 4
+_LISTEN_BACKLOG = 128
+_OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+#: Pause before accepting again after running out: shed connections free their descriptors on the
+#: next loop iterations; when there was nothing to shed, the rest of the kiosk holds them.
+_RETRY_AFTER_SHED_S = 0.05
+_RETRY_NOTHING_SHED_S = 1.0
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def connection_cap(limit: int | None, in_use: int) -> int:
+    """Connections the page may hold with ``limit`` descriptors (None: unlimited) and ``in_use`` open."""
+    if limit is None:
+        return MAX_CONNECTIONS
+    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, limit - in_use - DESCRIPTOR_RESERVE))
+
+
+def descriptor_cap() -> int:
+    """``connection_cap`` for this process now."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return connection_cap(None if soft == resource.RLIM_INFINITY else soft, _open_descriptors())
+
+
+def _open_descriptors() -> int:
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return len(os.listdir(folder)) - 1  # less the one listdir opened
+        except OSError:
+            continue
+    return 0
+
+
+class _Connection(asyncio.Protocol):
+    """One page connection: aiohttp's protocol inside, timed and counted by the guard."""
+
+    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
+        self.guard = guard
+        self.inner = inner
+        self.transport: asyncio.Transport | None = None
+        self.busy = False  # a request is being handled
+        self.streaming = False  # that request is an event stream
+        self.partial = False  # bytes of a request head have arrived since the last request
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.guard._opened(self)
+        self.inner.connection_made(transport)
+        self.await_request()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.busy:
+            self.partial = True
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        self.guard._forget(self)
+        self.transport = None
+        self.inner.connection_lost(exc)
+
+    def await_request(self) -> None:
+        self._cancel_deadline()
+        self.busy = self.streaming = self.partial = False
+        self._deadline = asyncio.get_running_loop().call_later(self.guard.head_timeout_s, self._too_slow)
+
+    def begin_request(self) -> None:
+        self._cancel_deadline()
+        self.busy = True
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.busy or self.transport is None:
+            return
+        if self.partial:
+            self.guard.complaints.note(f"page client cut off: no complete request within {self.guard.head_timeout_s:g} s")
+        self.transport.close()
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def shed(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()  # at once: close() would wait for a slow reader to take its bytes
+
+
+class ConnectionGuard:
+    """Listens for the page, and runs each connection it accepts through a protocol from
+    ``protocol_factory`` (aiohttp's HTTP protocol), timed and counted."""
+
+    def __init__(self, protocol_factory: Callable[[], asyncio.Protocol], complaints: Complaints, *,
+                 cap: int | None = None, head_timeout_s: float = HEAD_TIMEOUT_S) -> None:  # fmt: skip
+        self.protocol_factory = protocol_factory
+        self.complaints = complaints
+        self.cap = cap if cap is not None else descriptor_cap()
+        self.head_timeout_s = head_timeout_s
+        self._connections: dict[_Connection, None] = {}  # oldest first
+        self._by_transport: dict[asyncio.BaseTransport, _Connection] = {}
+        self._sockets: list[socket.socket] = []
+        self.accepting: list[asyncio.Task[None]] = []
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    async def listen(self, host: str, port: int) -> int:
+        """Listen on every address ``host`` stands for; returns the port (chosen when ``port`` is 0)."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            listener = socket.socket(family, kind, proto)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                listener.bind((address[0], port, *address[2:]))
+                listener.listen(_LISTEN_BACKLOG)
+                listener.setblocking(False)
+            except OSError:
+                listener.close()
+                raise
+            port = listener.getsockname()[1]  # every address on the one port
+            self._sockets.append(listener)
+            self.accepting.append(loop.create_task(self._accept_forever(listener), name="page-accept"))
+        return port
+
+    async def close(self) -> None:
+        """Stop accepting; the open connections are aiohttp's to close."""
+        for task in self.accepting:
+            task.cancel()
+        for task in self.accepting:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        for listener in self._sockets:
+            listener.close()
+
+    async def _accept_forever(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(listener)
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_DESCRIPTORS:
+                    raise
+                await asyncio.sleep(self._out_of_descriptors())
+                continue
+            if len(self._connections) >= self.cap and not self.shed(1):
+                self.complaints.note("page connection refused: all page connections are in a request")
+                _refuse(client)
+                continue
+            try:
+                await loop.connect_accepted_socket(lambda: _Connection(self, self.protocol_factory()), client)
+            except OSError as exc:
+                client.close()
+                if exc.errno not in _OUT_OF_DESCRIPTORS:
+                    raise
+                await asyncio.sleep(self._out_of_descriptors())
+
+    def _out_of_descriptors(self) -> float:
+        """EMFILE: make room by shedding a quarter of the page's connections, and hold the page to
+        what is left; returns how long to wait before accepting again."""
+        shed = self.shed(max(1, len(self._connections) // 4))
+        self.cap = max(FLOOR_CONNECTIONS, min(self.cap, len(self._connections)))
+        self.complaints.note("out of file descriptors: page clients shed, and fewer page connections allowed")
+        return _RETRY_AFTER_SHED_S if shed else _RETRY_NOTHING_SHED_S
+
+    def shed(self, count: int) -> int:
+        """Close up to ``count`` page connections, those waiting for a request first, then event
+        streams, oldest first; returns how many were closed."""
+        waiting = [c for c in self._connections if not c.busy]
+        streams = [c for c in self._connections if c.streaming]
+        victims = (waiting + streams)[:count]
+        for connection in victims:
+            self._forget(connection)
+            connection.shed()
+        if victims:
+            self.complaints.note("page connections shed to make room")
+        return len(victims)
+
+    @contextmanager
+    def serving(self, transport: asyncio.BaseTransport | None) -> Iterator[None]:
+        """Around a request's handling: its connection is not timed meanwhile."""
+        connection = self._by_transport.get(transport) if transport is not None else None
+        if connection is None:  # already shed or closed: nothing to time
+            yield
+            return
+        connection.begin_request()
+        try:
+            yield
+        finally:
+            if connection.transport is not None:
+                connection.await_request()
+
+    def stream(self, transport: asyncio.BaseTransport | None) -> None:
+        """The request on this connection is an event stream: it stays open, and is shed before
+        anything but connections waiting for a request."""
+        connection = self._by_transport.get(transport) if transport is not None else None
+        if connection is not None:
+            connection.streaming = True
+
+    def _opened(self, connection: _Connection) -> None:
+        assert connection.transport is not None
+        self._connections[connection] = None
+        self._by_transport[connection.transport] = connection
+
+    def _forget(self, connection: _Connection) -> None:
+        self._connections.pop(connection, None)
+        if connection.transport is not None:
+            self._by_transport.pop(connection.transport, None)
+
+
+def _refuse(client: socket.socket) -> None:
+    """Past the cap with nothing to shed: a short 503 (best effort) and close."""
+    try:
+        client.send(_BUSY)
+    except OSError:
+        pass
+    client.close()
