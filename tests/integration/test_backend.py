@@ -21,14 +21,15 @@ from kiosk.sim.demo_seed import (
     DROP_POINT_DK,
     ON_DEMAND_POOL_ID,
     SHOPS,
-    sample_codes,
+    sample_code,
 )
 from tests.conftest import BackendProcess, QuietHandler, run_kiosk
 
 pytestmark = pytest.mark.integration
 
-CODES = [item["code"] for item in sample_codes()]
-SKO, GRON, PAPIR = CODES[0:3], CODES[3:6], CODES[6:9]
+SKO = [sample_code("on_demand", n) for n in range(3)]  # Hyggelig Sko, on-demand pool
+GRON = [sample_code("private_public", n) for n in range(3)]  # Grøn Butik, its own private_public pool
+PAPIR = [sample_code("public_fallback", n) for n in range(3)]  # Papirhuset, no pools
 KIOSK = {"Authorization": f"Pat {DEMO_KIOSK_TOKEN}", "Accept-Version": "2.0"}
 ADMIN = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}", "Accept-Version": "2.0"}
 
