@@ -83,7 +83,7 @@ _SAMPLES = (
     ("papir", 3, ("public_fallback", "gift", "no_expiry", "no_link"),
      "Papirhuset has no pools: the public fallback, a RE-ZIP Community tote bag (gift, no expiry, no link)"),
     ("sko", "0042", ("short_serial", "on_demand", "percentage", "link"),
-     "Hyggelig Sko, short serial 0042: on-demand voucher from the shop's webhook"),
+     "Hyggelig Sko, a short serial (0042): on-demand voucher from the shop's webhook, 20 % with a link"),
 )  # fmt: skip
 
 
