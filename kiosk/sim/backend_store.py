@@ -195,10 +195,13 @@ class BackendStore:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Tokens' hashes, codes and links: private from the first byte. SQLite gives its -wal and -shm
+        # files the database file's mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)  # an older database keeps its old mode through O_CREAT
         self._connection().executescript(_SCHEMA)
         self._migrate()
         self._connection().executescript(_INDEXES)
-        os.chmod(path, 0o600)
 
     def _migrate(self) -> None:
         """Bring a database from an older stand-in up to this schema, in one transaction."""

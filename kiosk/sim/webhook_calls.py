@@ -20,7 +20,7 @@ import httpx
 # The kiosk's scan client reads the backend's answers under the same cap, with the same reader.
 from kiosk.issuance.rezip_client import MAX_BODY_BYTES, _BodyTooLarge, _read_limited
 
-__all__ = ["WebhookCaller", "WebhookAnswer", "WebhookFailed", "MAX_BODY_BYTES"]
+__all__ = ["WebhookCaller", "WebhookAnswer", "WebhookFailed"]
 
 _T = TypeVar("_T")
 

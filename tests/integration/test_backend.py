@@ -211,6 +211,14 @@ def test_restart_on_the_same_database_keeps_everything(tmp_path: Path) -> None:
         second.stop()
 
 
+def test_the_database_and_its_journal_files_are_private(tmp_path: Path) -> None:
+    with demo_world(tmp_path) as world:
+        assert voucher_code(scan(world, GRON[0])).startswith("GB15-")
+        files = sorted(tmp_path.glob("backend.sqlite*"))
+        assert {f.name for f in files} >= {"backend.sqlite", "backend.sqlite-wal", "backend.sqlite-shm"}
+        assert {f.name: f.stat().st_mode & 0o777 for f in files} == {f.name: 0o600 for f in files}
+
+
 def test_kiosk_scan_command_against_the_backend(backend, tmp_path: Path) -> None:
     config = str(tmp_path / "kiosk.toml")
     result = run_kiosk("scan", SKO[0], "--config", config, "--json")
