@@ -219,6 +219,18 @@ def test_the_database_and_its_journal_files_are_private(tmp_path: Path) -> None:
         assert {f.name: f.stat().st_mode & 0o777 for f in files} == {f.name: 0o600 for f in files}
 
 
+def test_a_scan_failing_inside_the_stand_in_does_not_hold_its_key(tmp_path: Path, monkeypatch) -> None:
+    with demo_world(tmp_path) as world:
+        def broken(*args: object) -> None:
+            raise RuntimeError("a bug in the stand-in")
+
+        monkeypatch.setattr(world.backend, "_reward", broken)
+        assert scan(world, GRON[0], key="k-1").status_code == 500
+        monkeypatch.undo()
+        retried = scan(world, GRON[1], key="k-1")  # the retry is answered, not "in progress"
+        assert retried.status_code == 201 and voucher_code(retried).startswith("GB15-")
+
+
 def test_kiosk_scan_command_against_the_backend(backend, tmp_path: Path) -> None:
     config = str(tmp_path / "kiosk.toml")
     result = run_kiosk("scan", SKO[0], "--config", config, "--json")
