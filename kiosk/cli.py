@@ -230,7 +230,9 @@ def _parser() -> argparse.ArgumentParser:
     backend.add_argument("--db", type=Path, required=True, help="SQLite database file")
     backend.add_argument("--seed", choices=["demo"], help="create the demo shops, pools and codes")
     backend.add_argument("--webhook-timeout", type=float, default=1.5, metavar="S",
-                         help="seconds to wait for a shop's on-demand webhook (default 1.5)")  # fmt: skip
+                         help="seconds a call to a shop's on-demand webhook may take in all (connecting, "
+                              "headers and body; answers over 64 KiB are refused) before the shop's static "
+                              "pools answer instead (default 1.5)")  # fmt: skip
     backend.add_argument("--kiosk-config", type=Path, metavar="FILE",
                          help="also write a ready kiosk configuration for this backend to FILE")  # fmt: skip
     backend.set_defaults(handler=_sim_backend)
@@ -675,7 +677,7 @@ def _sim_backend(args: argparse.Namespace) -> int:
     if args.seed == "demo":
         webhook = ShopWebhook(ready["jwks"])
         webhook_server = webhook.serve(args.host).start()
-        seed_demo(backend.store, webhook.url)
+        seed_demo(backend.store, webhook.url, webhook.failing_url)
         ready["webhook"] = webhook.url
     if args.kiosk_config:
         if args.seed != "demo":

@@ -86,7 +86,10 @@ def signature_base(
             value = " ".join(lower[component].split())
         lines.append(f'"{component}": {value}')
     lines.append(f'"@signature-params": {params.serialise()}')
-    return "\n".join(lines).encode("ascii")
+    base = "\n".join(lines)
+    if not base.isascii():  # e.g. a Host or Content-Type header in Latin-1: no sender signed that
+        raise SignatureError("a covered component is not ASCII")
+    return base.encode("ascii")
 
 
 def sign_request(

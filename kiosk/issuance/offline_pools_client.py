@@ -5,7 +5,8 @@ the stand-in backend, and kept in this one module so it can follow RE-ZIP's answ
            → 201, the bundle as JSON, ``Bundle-Signature: keyid=…;alg="ecdsa-p384-sha384";sig=:…:``
              (ECDSA P-384 over the exact body bytes, key from the backend's JWKS by keyid)
     DELETE /drop-points/{id}/offline-pools/reservations/{bundle_id}   → {"released": n}
-    POST   /drop-points/{id}/offline-issuances   {"issuances": [{key, code, packaging, issued_at}]}
+    POST   /drop-points/{id}/offline-issuances
+           {"issuances": [{key, code, packaging, issued_at[, online_attempt_key]}]}
            → {"results": [{key, status: accepted|duplicate|duplicate_return|unknown_code}]}
 
 A bundle: ``{bundle_id, drop_point_id, country, issued_at, expires_at, shops: {id: profile},
@@ -15,8 +16,15 @@ that is for another drop point, that has expired or whose structure is broken is
 nothing of it is used; a code in it that fails the voucher rules is left out (``kiosk.core.bundle``).
 
 An offline issuance may name ``online_attempt_key``: the ``Idempotency-Key`` of the scan request the
-kiosk sent for that packaging and gave up on (no answer in time, or an answer it could not use)
-before it issued offline.
+kiosk gave up on before it issued this offline code (its deadline passed, or it could not use the
+answer). If the backend recorded a return for that packaging under that key, sent with the same
+token, the offline code becomes the return's reward and the status is ``accepted``: the online
+voucher nobody received is released (a static code goes back into its pool, its ``plucked_at``
+cleared; an on-demand voucher is recorded void and never handed out), and if that scan is still
+being answered (the shop's webhook has not finished), its voucher is released the moment it arrives.
+Replaying that key then answers the offline voucher. A return recorded under another key (another
+scan, another kiosk) stays a ``duplicate_return``; without the key, or with one the backend never
+saw, nothing changes.
 """
 
 from __future__ import annotations

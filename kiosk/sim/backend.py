@@ -3,7 +3,15 @@
 It follows RE-ZIP's public documents where they speak (pool visibility and countries, on-demand
 pools called through a signed webhook with fallback to static pools, ``plucked_at``, ``{message}``
 errors, ``429`` after repeated 4xx) and the assumptions written down in
-``kiosk.issuance.rezip_client`` where they do not.
+``kiosk.issuance.rezip_client`` where they do not. What it accepts from shops is in
+``kiosk.sim.shop_rules``; the offline-pool API (our proposal) is described in
+``kiosk.issuance.offline_pools_client``.
+
+Where the documents are silent: a shop's own pools serve its customers first (on-demand before
+static), then other shops' pools that are open to the public, on-demand first, then ``public``
+before ``private_public`` (a pool made for the public before another shop's own pool), each group in
+the order the pools were made. A webhook answer repeating a code the shop's webhook answered before
+is refused like an invalid answer, so no code is handed out twice.
 """
 
 from __future__ import annotations
@@ -12,32 +20,36 @@ import json
 import re
 import threading
 import time
+from collections import deque
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kiosk.core.voucher import VoucherError, parse_voucher
+from kiosk.core.voucher import VoucherError
 from kiosk.signatures import key_fingerprint, load_or_create_key, public_jwk, sign_detached, sign_request
 from kiosk.sim.backend_store import (
     BackendStore,
+    DuplicateCode,
     DuplicateReturn,
     IdempotencyInFlight,
     Pool,
     now_iso,
 )
-from kiosk.sim.httpd import HttpError, JsonServer, Reply, Request, error_reply, json_reply
+from kiosk.sim.httpd import HttpError, JsonServer, Reply, Request, error_reply, json_reply, parse_json
+from kiosk.sim.shop_rules import pool_problem, shop_voucher
+from kiosk.sim.webhook_calls import WebhookCaller, WebhookFailed
 
 __all__ = ["StandInBackend"]
 
 _BARCODE = re.compile(r"[0-9]{2}.{2}(?:[0-9A-Z]{26}|[0-9]{2,5})")
-_VISIBILITIES = ("private", "public", "private_public")
 _OWN = ("private", "private_public")
 _SHARED = ("public", "private_public")
 #: Like RE-ZIP: a client that keeps sending bad requests is told to back off.
 _MAX_4XX_PER_MINUTE = 20
+#: How many webhook failures ``/_sim/state`` remembers.
+_FAILURES_KEPT = 200
 
 
 class StandInBackend:
@@ -47,7 +59,9 @@ class StandInBackend:
         self.store = BackendStore(db_path)
         self.webhook_timeout_s = webhook_timeout_s
         self._key, self.keyid = _load_or_create_key(db_path.with_name(db_path.name + ".signing-key.pem"))
-        self._webhook_http = httpx.Client(timeout=webhook_timeout_s, follow_redirects=False)
+        self._webhooks = WebhookCaller(webhook_timeout_s)
+        self._webhook_failures: deque[dict[str, str]] = deque(maxlen=_FAILURES_KEPT)
+        self._webhook_failures_lock = threading.Lock()
         self._recent_4xx: dict[str, list[float]] = {}
         self._recent_4xx_lock = threading.Lock()
         self.server: JsonServer | None = None
@@ -77,7 +91,7 @@ class StandInBackend:
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
-        self._webhook_http.close()
+        self._webhooks.close()
 
     # --- auth -----------------------------------------------------------------------------------
 
@@ -119,8 +133,18 @@ class StandInBackend:
             except IdempotencyInFlight:
                 return error_reply(409, "a request with this Idempotency-Key is in progress")
             if stored is not None:
+                # A return answers as it stands: after the kiosk reported an offline voucher for it,
+                # that voucher, never the online one that was released.
+                recorded = self.store.return_for_key(token, key)
+                if recorded is not None:
+                    return self._return_reply(request, recorded)
                 return Reply(stored[0], stored[1].encode("utf-8"))
-        reply = self._scan_once(request)
+        try:
+            reply = self._scan_once(request, token, key)
+        except BaseException:  # a stand-in bug: answered 500 by the server, and no answer to replay
+            if key:
+                self.store.finish_idempotent(token, key, 500, None)
+            raise
         if key:
             self.store.finish_idempotent(token, key, reply.status, reply.body.decode("utf-8"))
         if 400 <= reply.status < 500 and reply.status != 409:
@@ -128,18 +152,18 @@ class StandInBackend:
                 self._recent_4xx.setdefault(token, []).append(time.monotonic())
         return reply
 
-    def _scan_once(self, request: Request) -> Reply:
+    def _scan_once(self, request: Request, token: str, key: str | None) -> Reply:
         try:
             body = request.json()
         except ValueError:
             self.store.log_scan(None, 400)
             return error_reply(400, "body is not JSON")
         barcode = body.get("barcode") if isinstance(body, dict) else None
-        reply = self._answer_scan(request, body, barcode)
+        reply = self._answer_scan(request, body, barcode, token, key)
         self.store.log_scan(barcode if isinstance(barcode, str) else None, reply.status)
         return reply
 
-    def _answer_scan(self, request: Request, body: Any, barcode: Any) -> Reply:
+    def _answer_scan(self, request: Request, body: Any, barcode: Any, token: str, key: str | None) -> Reply:
         if not isinstance(barcode, str) or not _BARCODE.fullmatch(barcode):
             return error_reply(400, "barcode is not a RE-ZIP packaging code")
         drop_point = self.store.drop_point(str(body.get("drop_point_location_id")))
@@ -150,29 +174,29 @@ class StandInBackend:
             return error_reply(404, "unknown packaging")
         hardware_id = body.get("hardware_id") if isinstance(body.get("hardware_id"), str) else None
         try:
-            return_id = self.store.record_return(barcode, shop_id, drop_point["id"], hardware_id)
+            return_id = self.store.record_return(barcode, shop_id, drop_point["id"], hardware_id, token=token, key=key)
         except DuplicateReturn:
             return error_reply(409, "This packaging has already been returned")
-        voucher, pool = self._find_voucher(shop_id, drop_point["country"])
-        record = self.store.attach_voucher(return_id, voucher, pool.id if pool else None)
-        data = None
-        if voucher is not None and pool is not None:
-            data = self._scan_data(request, voucher, pool.shop_id)
+        self._reward(return_id, shop_id, drop_point["country"])
+        return self._return_reply(request, self.store.return_row(return_id))
+
+    def _return_reply(self, request: Request, record: dict[str, Any]) -> Reply:
+        """The scan answer for a return, with its reward as it stands now."""
+        voucher, shop_id = record["voucher"], record["voucher_shop_id"]
         return json_reply(
             201,
             {
-                "id": return_id,
+                "id": record["id"],
                 "type": "Voucher",
                 "created_at": record["created_at"],
                 "updated_at": record["updated_at"],
                 "deleted_at": None,
-                "data": data,
+                "data": self._scan_data(request, voucher, shop_id) if voucher is not None else None,
             },
         )
 
-    def _scan_data(self, request: Request, voucher: dict[str, Any], shop_id: str) -> dict[str, Any]:
-        shop = self.store.shop(shop_id)
-        assert shop is not None
+    def _scan_data(self, request: Request, voucher: dict[str, Any], shop_id: str | None) -> dict[str, Any]:
+        shop = self.store.shop(shop_id) if shop_id is not None else None
         return {
             "code": voucher["code"],
             "link": voucher.get("link"),
@@ -180,33 +204,39 @@ class StandInBackend:
             "expires_at": voucher["expires_at"],
             "value": voucher["value"],
             "value_data": {"type": voucher["type"], "value": voucher["value"], "unit": voucher["unit"]},
-            "shop": {
+            "shop": None if shop is None else {
                 "name": shop["name"],
                 "description": shop["description"],
                 "logo_url": f"{request.origin}/shops/{shop_id}/logo" if shop["logo_png"] else None,
                 "website": shop["website"],
             },
-        }
+        }  # fmt: skip
 
-    def _find_voucher(self, shop_id: str, country: str) -> tuple[dict[str, Any] | None, Pool | None]:
-        """The shop's own pools here first, then other shops' public ones; on-demand before static."""
+    def _reward(self, return_id: str, shop_id: str, country: str) -> None:
+        """Look for the return's voucher, pool by pool (see the module's docstring for the order),
+        until one is attached or the kiosk has reported an offline voucher for the return."""
         pools = [p for p in self.store.pools() if country in p.countries]
         own = [p for p in pools if p.shop_id == shop_id and p.visibility in _OWN]
         shared = [p for p in pools if p.shop_id != shop_id and p.visibility in _SHARED]
-        for group in (own, shared):
-            for pool in sorted(group, key=lambda p: p.pool_type != "on_demand"):
-                voucher = self._from_pool(pool)
-                if voucher is not None:
-                    return voucher, pool
-        return None, None
+        own.sort(key=lambda p: p.pool_type != "on_demand")
+        shared.sort(key=lambda p: (p.pool_type != "on_demand", p.visibility != "public"))
+        for pool in own + shared:
+            if pool.pool_type == "on_demand":
+                voucher = self._webhook_voucher(pool)
+                if voucher is None:
+                    continue
+                settled = self.store.settle_on_demand(return_id, pool, voucher, now_iso())
+                if settled == "repeated":
+                    self._webhook_failed(pool, "code: the webhook answered this code before")
+            else:
+                settled = self.store.settle_static(return_id, pool.id, now_iso())
+            if settled in ("attached", "reconciled"):
+                return
 
-    def _from_pool(self, pool: Pool) -> dict[str, Any] | None:
-        if pool.pool_type == "on_demand":
-            return self._call_webhook(pool)
-        return self.store.pluck(pool.id, now_iso())
-
-    def _call_webhook(self, pool: Pool) -> dict[str, Any] | None:
-        """Ask the shop's webhook; any failure (status, timeout, bad body) means 'use static'."""
+    def _webhook_voucher(self, pool: Pool) -> dict[str, Any] | None:
+        """Ask the shop's webhook, within the webhook timeout for the whole call. Any failure (no
+        whole answer in time, a status other than 2xx, an answer over 64 KiB, an invalid voucher)
+        means 'use the static pools', as the seed says."""
         if not pool.webhook_url:
             return None
         body = json.dumps({"voucher_pool_id": pool.id}).encode("utf-8")
@@ -215,15 +245,25 @@ class StandInBackend:
             self._key, self.keyid, "POST", pool.webhook_url, headers, created=int(time.time())
         )
         try:
-            response = self._webhook_http.post(pool.webhook_url, content=body, headers=headers)
-            if not 200 <= response.status_code < 300:
-                return None
-            voucher = parse_voucher(response.json(), link_schemes=None)
-        except (httpx.HTTPError, ValueError, VoucherError):
-            return None
-        if voucher.expires_at is not None and voucher.expires_at <= datetime.now(timezone.utc):
-            return None
-        return voucher.to_json()
+            answer = self._webhooks.post(pool.webhook_url, body, headers)
+        except WebhookFailed as exc:
+            return self._webhook_failed(pool, str(exc))
+        if not 200 <= answer.status < 300:
+            return self._webhook_failed(pool, f"HTTP {answer.status}")
+        try:
+            doc = parse_json(answer.body)
+        except ValueError:
+            return self._webhook_failed(pool, "answer is not JSON of Unicode text")
+        try:
+            return shop_voucher(doc, now=datetime.now(timezone.utc))
+        except VoucherError as exc:
+            return self._webhook_failed(pool, f"invalid voucher: {exc.field}")
+
+    def _webhook_failed(self, pool: Pool, reason: str) -> None:
+        """Note the failure for ``/_sim/state`` (RE-ZIP logs it, the seed says); the reason never
+        holds what the webhook sent beyond a field's name."""
+        with self._webhook_failures_lock:
+            self._webhook_failures.append({"pool_id": pool.id, "reason": reason, "at": now_iso()})
 
     def _too_many_4xx(self, token: str) -> bool:
         cutoff = time.monotonic() - 60
@@ -263,7 +303,7 @@ class StandInBackend:
     def _create_pool(self, request: Request) -> Reply:
         self._require_manager(request)
         doc = request.json_object()
-        problem = _pool_problem(doc)
+        problem = pool_problem(doc)
         if problem:
             return error_reply(400, problem)
         pool = self.store.create_pool(
@@ -288,8 +328,8 @@ class StandInBackend:
             return error_reply(400, "voucher_pool_id: no such pool in this shop")
         if pool.pool_type == "on_demand":
             return error_reply(400, "voucher_pool_id: on-demand pools do not take batches")
-        try:
-            checked = parse_voucher({**doc, "code": "BATCH"}, link_schemes=None).to_json()
+        try:  # the batch's fields, checked as a voucher (each code and its link come with the codes)
+            checked = shop_voucher({**doc, "code": "BATCH", "link": None}, now=datetime.now(timezone.utc))
         except VoucherError as exc:
             return error_reply(400, str(exc))
         batch = self.store.create_batch(pool.id, checked)
@@ -309,19 +349,25 @@ class StandInBackend:
             return error_reply(400, "voucher_batch_id: no such batch in this shop")
         batch = batches[0]
         codes: list[tuple[str, str | None]] = []
+        now = datetime.now(timezone.utc)
         for index, item in enumerate(doc["codes"]):
+            code, link = (item.get("code"), item.get("link")) if isinstance(item, dict) else (item, None)
             try:
-                seed = {**batch, **(item if isinstance(item, dict) else {"code": item})}
-                checked = parse_voucher(seed, link_schemes=None)
+                checked = shop_voucher({**batch, "code": code, "link": link}, now=now)
             except VoucherError as exc:
                 return error_reply(400, f"codes[{index}].{exc}")
-            codes.append((checked.code, checked.link))
-        added = self.store.add_codes(batch["id"], codes)
+            codes.append((checked["code"], checked["link"]))
+        try:
+            added = self.store.add_codes(batch["id"], codes)
+        except DuplicateCode as exc:
+            index = next(i for i, (code, _) in enumerate(codes) if code == exc.code)
+            return error_reply(400, f"codes[{index}].code: already in another batch of this shop")
         return json_reply(201, {"added": added})
 
     # --- offline pools (our proposal; not in RE-ZIP's public API) ----------------------------------
 
-    def _kiosk_drop_point(self, request: Request) -> Any:
+    def _kiosk_drop_point(self, request: Request) -> tuple[str, Any]:
+        """The caller's token and the drop point it acts for."""
         caller = self._caller(request)
         if caller is None:
             raise HttpError(401, "missing or unknown access token")
@@ -330,11 +376,11 @@ class StandInBackend:
         drop_point = self.store.drop_point(request.params["dp"])
         if drop_point is None:
             raise HttpError(404, "unknown drop point")
-        return drop_point
+        return caller[0], drop_point
 
     def _reserve(self, request: Request) -> Reply:
         """A signed bundle of static-pool codes reserved for one drop point's offline use."""
-        drop_point = self._kiosk_drop_point(request)
+        _, drop_point = self._kiosk_drop_point(request)
         doc = request.json_object() if request.body else {}
         per_pool = doc.get("per_pool", 20)
         if not isinstance(per_pool, int) or not 1 <= per_pool <= 500:
@@ -371,21 +417,22 @@ class StandInBackend:
         return Reply(201, body, headers={"Bundle-Signature": sign_detached(self._key, self.keyid, body)})
 
     def _release(self, request: Request) -> Reply:
-        drop_point = self._kiosk_drop_point(request)
+        _, drop_point = self._kiosk_drop_point(request)
         released = self.store.release(drop_point["id"], request.params["rid"], now_iso())
         if released is None:
             raise HttpError(404, "unknown reservation")
         return json_reply(200, {"released": released})
 
     def _offline_issuances(self, request: Request) -> Reply:
-        drop_point = self._kiosk_drop_point(request)
+        token, drop_point = self._kiosk_drop_point(request)
         items = request.json_object().get("issuances")
         if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("key") for i in items):
-            raise HttpError(400, "issuances: must be a list of {key, code, packaging, issued_at}")
+            raise HttpError(400, "issuances: must be a list of {key, code, packaging, issued_at[, online_attempt_key]}")
         results = [
-            {"key": str(item["key"]), "status": self.store.record_offline_issuance(drop_point["id"], item, now_iso())}
+            {"key": str(item["key"]),
+             "status": self.store.record_offline_issuance(drop_point["id"], item, token, now_iso())}
             for item in items
-        ]
+        ]  # fmt: skip
         return json_reply(200, {"results": results})
 
     def _state(self, request: Request) -> Reply:
@@ -395,27 +442,16 @@ class StandInBackend:
             "plucked": [code for code in self.store.plucked_codes() if code not in offline_codes],
             "offline_issuances": offline,
             "scans": self.store.scan_log(),
+            "returns": [{"barcode": r["barcode"], "source": r["reward_source"], "voucher": r["voucher"]}
+                        for r in self.store.returns()],
+            "voided": self.store.voided_codes(),
+            "put_back": self.store.put_back_codes(),
+            "webhook_failures": self._failures(),
         })  # fmt: skip
 
-
-def _pool_problem(doc: dict[str, Any]) -> str | None:
-    if not isinstance(doc.get("name"), str) or not doc["name"]:
-        return "name: required"
-    countries = doc.get("countries")
-    if not isinstance(countries, list) or not countries or not all(
-        isinstance(c, str) and re.fullmatch(r"[A-Z]{2}", c) for c in countries
-    ):
-        return "countries: must be a non-empty list of ISO 3166 alpha-2 codes"
-    if doc.get("visibility") not in _VISIBILITIES:
-        return "visibility: must be private, public or private_public"
-    pool_type = doc.get("pool_type", "static")
-    if pool_type not in ("static", "on_demand"):
-        return "pool_type: must be static or on_demand"
-    if pool_type == "on_demand":
-        url = doc.get("webhook_url")
-        if not isinstance(url, str) or not re.match(r"https?://", url):
-            return "webhook_url: required for an on_demand pool"
-    return None
+    def _failures(self) -> list[dict[str, str]]:
+        with self._webhook_failures_lock:
+            return list(self._webhook_failures)
 
 
 def _load_or_create_key(path: Path) -> tuple[ec.EllipticCurvePrivateKey, str]:

@@ -3,6 +3,12 @@
 One connection per thread (the HTTP server is threaded), WAL mode, and every claim in a
 ``BEGIN IMMEDIATE`` transaction with UNIQUE constraints, so concurrent scans can never pluck the same
 code twice or reward the same packaging item twice.
+
+A return is recorded before its voucher is looked for (a shop's webhook may take a while), under the
+scan's ``Idempotency-Key``. When the kiosk gave up on that scan and reports an offline voucher naming
+the key, the offline voucher becomes the return's reward and the online one is released: a static
+code is put back in its pool, an on-demand voucher is voided. A voucher that arrives for a return
+rewarded that way is released the moment it arrives, never attached.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
-__all__ = ["BackendStore", "Pool", "new_ulid", "now_iso", "DuplicateReturn", "IdempotencyInFlight"]
+__all__ = ["BackendStore", "Pool", "Settled", "new_ulid", "now_iso", "DuplicateReturn", "DuplicateCode",
+           "IdempotencyInFlight"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shops (
@@ -64,6 +71,15 @@ CREATE TABLE IF NOT EXISTS returns (
     drop_point_id TEXT NOT NULL, hardware_id TEXT, voucher TEXT, pool_id TEXT,
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS on_demand_vouchers (
+    id TEXT PRIMARY KEY, shop_id TEXT NOT NULL, pool_id TEXT NOT NULL, return_id TEXT NOT NULL,
+    code TEXT NOT NULL, voucher TEXT NOT NULL, created_at TEXT NOT NULL, voided_at TEXT,
+    UNIQUE (shop_id, code)
+);
+CREATE TABLE IF NOT EXISTS reconciliations (
+    offline_key TEXT PRIMARY KEY, return_id TEXT NOT NULL, released_code TEXT, released_as TEXT,
+    at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     token_sha256 TEXT NOT NULL, key TEXT NOT NULL, status INTEGER, body TEXT,
     created_at TEXT NOT NULL, PRIMARY KEY (token_sha256, key)
@@ -72,6 +88,35 @@ CREATE TABLE IF NOT EXISTS scan_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, barcode TEXT, status INTEGER NOT NULL, at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+#: Columns added since the first schema above. Every database gets them from here, a new one as well as
+#: one an older stand-in made, so each column has one definition.
+_ADDED_COLUMNS = {
+    "vouchers": {"reservation_id": "TEXT"},
+    "returns": {
+        # The scan's Idempotency-Key and who sent it (NULL for returns reported offline).
+        "idempotency_key": "TEXT",
+        "token_sha256": "TEXT",
+        # Where the reward came from, and which row holds it: vouchers.id (static, offline) or
+        # on_demand_vouchers.id; offline_key names the offline issuance that rewarded the return.
+        "reward_source": "TEXT NOT NULL DEFAULT 'online'",
+        "voucher_id": "TEXT",
+        "offline_key": "TEXT",
+    },
+}
+#: What an older database's rows mean in the added columns: returns reported offline, and the
+#: on-demand vouchers handed out before they had a table (so a webhook cannot repeat them).
+_BACKFILL = """
+UPDATE returns SET reward_source = 'offline' WHERE pool_id IS NULL
+    AND barcode IN (SELECT packaging FROM offline_issuances WHERE status = 'accepted');
+INSERT OR IGNORE INTO on_demand_vouchers (id, shop_id, pool_id, return_id, code, voucher, created_at)
+    SELECT r.id, p.shop_id, p.id, r.id, json_extract(r.voucher, '$.code'), r.voucher, r.updated_at
+    FROM returns r JOIN pools p ON p.id = r.pool_id
+    WHERE p.pool_type = 'on_demand' AND r.voucher IS NOT NULL;
+"""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS returns_by_key ON returns (token_sha256, idempotency_key);
 """
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -100,6 +145,21 @@ class IdempotencyInFlight(Exception):
 
 class DuplicateReturn(Exception):
     """This packaging barcode has been rewarded before."""
+
+
+class DuplicateCode(Exception):
+    """A static code the shop already has in another batch (it would be handed out twice)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+#: How looking for a return's voucher in one pool ended: ``attached`` (it is the reward now),
+#: ``empty`` (a static pool has no free code), ``repeated`` (the webhook answered a code the shop
+#: handed out before) or ``reconciled`` (the kiosk reported an offline voucher for this return
+#: meanwhile: nothing was taken, an on-demand voucher was recorded void).
+Settled = Literal["attached", "empty", "repeated", "reconciled"]
 
 
 @dataclass(frozen=True)
@@ -135,11 +195,27 @@ class BackendStore:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Tokens' hashes, codes and links: private from the first byte. SQLite gives its -wal and -shm
+        # files the database file's mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)  # an older database keeps its old mode through O_CREAT
         self._connection().executescript(_SCHEMA)
-        columns = {row["name"] for row in self.read("PRAGMA table_info(vouchers)")}
-        if "reservation_id" not in columns:  # a database from before offline reservations
-            self._connection().execute("ALTER TABLE vouchers ADD COLUMN reservation_id TEXT")
-        os.chmod(path, 0o600)
+        self._migrate()
+        self._connection().executescript(_INDEXES)
+
+    def _migrate(self) -> None:
+        """Bring a database from an older stand-in up to this schema, in one transaction."""
+        with self.transaction() as db:
+            added = False
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+                for name, declaration in columns.items():
+                    if name not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+                        added = True
+            if added:  # (executescript would commit: the statements go one by one)
+                for statement in filter(str.strip, _BACKFILL.split(";")):
+                    db.execute(statement)
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -293,8 +369,19 @@ class BackendStore:
         ]
 
     def add_codes(self, batch_id: str, codes: list[tuple[str, str | None]]) -> int:
+        """Add codes to a batch; a code already in it is skipped (an upload may be retried), a code
+        in another batch of the same shop is refused with ``DuplicateCode``."""
         stamp = now_iso()
         with self.transaction() as db:
+            for code, _ in codes:
+                elsewhere = db.execute(
+                    "SELECT 1 FROM vouchers v JOIN batches b ON b.id = v.batch_id JOIN pools p ON p.id = b.pool_id"
+                    " WHERE v.code = ? AND v.batch_id != ? AND p.shop_id ="
+                    " (SELECT p2.shop_id FROM batches b2 JOIN pools p2 ON p2.id = b2.pool_id WHERE b2.id = ?)",
+                    (code, batch_id, batch_id),
+                ).fetchone()
+                if elsewhere is not None:
+                    raise DuplicateCode(code)
             cursor = db.executemany(
                 "INSERT OR IGNORE INTO vouchers (id, batch_id, code, link, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -317,25 +404,47 @@ class BackendStore:
             for r in rows
         ]
 
-    def pluck(self, pool_id: str, now: str) -> dict[str, Any] | None:
-        """Hand out the soonest-expiring unexpired code of a static pool, marking it plucked."""
+    # --- rewarding a return ---------------------------------------------------------------------
+
+    def settle_static(self, return_id: str, pool_id: str, now: str) -> Settled:
+        """Reward the return with the soonest-expiring unexpired free code of a static pool."""
         with self.transaction() as db:
-            rows = db.execute(
+            if _reconciled(db, return_id):
+                return "reconciled"
+            row = db.execute(
                 "SELECT v.id, v.code, v.link, b.type, b.value, b.unit, b.conditions, b.expires_at"
                 " FROM vouchers v JOIN batches b ON b.id = v.batch_id"
                 " WHERE b.pool_id = ? AND v.plucked_at IS NULL AND v.reservation_id IS NULL"
                 " AND (b.expires_at IS NULL OR b.expires_at > ?)"
                 " ORDER BY b.expires_at IS NULL, b.expires_at, v.created_at, v.code LIMIT 1",
                 (pool_id, now),
-            ).fetchall()
-            if not rows:
-                return None
-            row = rows[0]
+            ).fetchone()
+            if row is None:
+                return "empty"
             db.execute("UPDATE vouchers SET plucked_at = ? WHERE id = ?", (now, row["id"]))
-        return {
-            "code": row["code"], "link": row["link"], "type": row["type"], "value": row["value"],
-            "unit": row["unit"], "conditions": row["conditions"], "expires_at": row["expires_at"],
-        }  # fmt: skip
+            _set_reward(db, return_id, _voucher_json(row), pool_id, row["id"], now)
+        return "attached"
+
+    def settle_on_demand(self, return_id: str, pool: Pool, voucher: dict[str, Any], now: str) -> Settled:
+        """Reward the return with a voucher the shop's webhook answered; each code once per shop."""
+        with self.transaction() as db:
+            repeated = db.execute(
+                "SELECT 1 FROM on_demand_vouchers WHERE shop_id = ? AND code = ?", (pool.shop_id, voucher["code"])
+            ).fetchone()
+            if repeated is not None:
+                return "repeated"
+            reconciled = _reconciled(db, return_id)
+            voucher_id = new_ulid()
+            db.execute(
+                "INSERT INTO on_demand_vouchers (id, shop_id, pool_id, return_id, code, voucher, created_at,"
+                " voided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (voucher_id, pool.shop_id, pool.id, return_id, voucher["code"], json.dumps(voucher), now,
+                 now if reconciled else None),
+            )  # fmt: skip
+            if reconciled:
+                return "reconciled"
+            _set_reward(db, return_id, voucher, pool.id, voucher_id, now)
+        return "attached"
 
     # --- offline reservations ---------------------------------------------------------------------
 
@@ -382,15 +491,20 @@ class BackendStore:
             )
             return cursor.rowcount
 
-    def record_offline_issuance(self, drop_point_id: str, item: dict[str, Any], now: str) -> str:
-        """Count one offline issuance once per key, forever; returns its status."""
+    def record_offline_issuance(self, drop_point_id: str, item: dict[str, Any], token: str, now: str) -> str:
+        """Count one offline issuance once per key, forever; returns its status.
+
+        A packaging that has a return already is a ``duplicate_return``, unless that return was
+        recorded under the item's ``online_attempt_key`` by the same token: then the kiosk gave up
+        on that scan, the offline voucher becomes the reward and the online one is released."""
         key = str(item.get("key"))
         with self.transaction() as db:
             seen = db.execute("SELECT status FROM offline_issuances WHERE key = ?", (key,)).fetchone()
             if seen is not None:
                 return "duplicate"
             voucher = db.execute(
-                "SELECT v.id, p.shop_id FROM vouchers v JOIN batches b ON b.id = v.batch_id"
+                "SELECT v.id, v.code, v.link, b.pool_id, b.type, b.value, b.unit, b.conditions, b.expires_at,"
+                " p.shop_id FROM vouchers v JOIN batches b ON b.id = v.batch_id"
                 " JOIN pools p ON p.id = b.pool_id JOIN reservations r ON r.id = v.reservation_id"
                 " WHERE v.code = ? AND r.drop_point_id = ?",
                 (item.get("code"), drop_point_id),
@@ -400,20 +514,7 @@ class BackendStore:
             else:
                 db.execute("UPDATE vouchers SET plucked_at = COALESCE(plucked_at, ?) WHERE id = ?",
                            (item.get("issued_at") or now, voucher["id"]))  # fmt: skip
-                packaging = str(item.get("packaging"))
-                prefix_shop = db.execute(
-                    "SELECT shop_id FROM packaging_prefixes WHERE prefix = ?", (packaging[:4],)
-                ).fetchone()
-                try:
-                    db.execute(
-                        "INSERT INTO returns (id, barcode, shop_id, drop_point_id, hardware_id, voucher, pool_id,"
-                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-                        (new_ulid(), packaging, prefix_shop["shop_id"] if prefix_shop else voucher["shop_id"],
-                         drop_point_id, item.get("hardware_id"), json.dumps({"code": item.get("code")}), now, now),
-                    )  # fmt: skip
-                    status = "accepted"
-                except sqlite3.IntegrityError:
-                    status = "duplicate_return"
+                status = _reward_offline(db, drop_point_id, item, voucher, token, now)
             db.execute(
                 "INSERT INTO offline_issuances (key, drop_point_id, code, packaging, issued_at, hardware_id, status,"
                 " received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -431,31 +532,51 @@ class BackendStore:
     def plucked_codes(self) -> list[str]:
         return [r["code"] for r in self.read("SELECT code FROM vouchers WHERE plucked_at IS NOT NULL ORDER BY plucked_at, code")]
 
+    def voided_codes(self) -> list[str]:
+        return [r["code"] for r in self.read(
+            "SELECT code FROM on_demand_vouchers WHERE voided_at IS NOT NULL ORDER BY voided_at, code")]  # fmt: skip
+
+    def put_back_codes(self) -> list[str]:
+        return [r["released_code"] for r in self.read(
+            "SELECT released_code FROM reconciliations WHERE released_as = 'put_back' ORDER BY at, offline_key")]  # fmt: skip
+
     # --- returns and idempotency ----------------------------------------------------------------
 
-    def record_return(self, barcode: str, shop_id: str, drop_point_id: str, hardware_id: str | None) -> str:
-        """Claim the reward for a barcode; ``DuplicateReturn`` if it was claimed before."""
+    def record_return(self, barcode: str, shop_id: str, drop_point_id: str, hardware_id: str | None, *,
+                      token: str, key: str | None) -> str:  # fmt: skip
+        """Claim the reward for a barcode, before its voucher is looked for; ``DuplicateReturn`` if it
+        was claimed before."""
         stamp = now_iso()
         return_id = new_ulid()
         try:
             with self.transaction() as db:
                 db.execute(
-                    "INSERT INTO returns (id, barcode, shop_id, drop_point_id, hardware_id,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (return_id, barcode, shop_id, drop_point_id, hardware_id, stamp, stamp),
+                    "INSERT INTO returns (id, barcode, shop_id, drop_point_id, hardware_id, created_at, updated_at,"
+                    " idempotency_key, token_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (return_id, barcode, shop_id, drop_point_id, hardware_id, stamp, stamp, key, token_hash(token)),
                 )
         except sqlite3.IntegrityError:
             raise DuplicateReturn(barcode) from None
         return return_id
 
-    def attach_voucher(self, return_id: str, voucher: dict[str, Any] | None, pool_id: str | None) -> dict[str, Any]:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE returns SET voucher = ?, pool_id = ?, updated_at = ? WHERE id = ?",
-                (json.dumps(voucher) if voucher else None, pool_id, now_iso(), return_id),
-            )
-        row = self.read("SELECT * FROM returns WHERE id = ?", return_id)[0]
-        return dict(row)
+    def return_row(self, return_id: str) -> dict[str, Any]:
+        """A return with its reward as it stands (``voucher_shop_id``: the shop of the reward's pool)."""
+        return self._returns("WHERE r.id = ?", return_id)[0]
+
+    def return_for_key(self, token: str, key: str) -> dict[str, Any] | None:
+        """The return a scan with this Idempotency-Key recorded, if it recorded one."""
+        rows = self._returns("WHERE r.token_sha256 = ? AND r.idempotency_key = ?", token_hash(token), key)
+        return rows[0] if rows else None
+
+    def returns(self) -> list[dict[str, Any]]:
+        return self._returns("ORDER BY r.created_at, r.id")
+
+    def _returns(self, where: str, *args: Any) -> list[dict[str, Any]]:
+        rows = self.read(
+            "SELECT r.*, p.shop_id AS voucher_shop_id FROM returns r LEFT JOIN pools p ON p.id = r.pool_id " + where,
+            *args,
+        )
+        return [{**dict(r), "voucher": json.loads(r["voucher"]) if r["voucher"] else None} for r in rows]
 
     def begin_idempotent(self, token: str, key: str) -> tuple[int, str] | None:
         """Reserve a key: None when it is new, the stored (status, body) to replay when it is not,
@@ -509,3 +630,76 @@ def _pool(row: sqlite3.Row) -> Pool:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def _voucher_json(row: sqlite3.Row) -> dict[str, Any]:
+    """A static code with its batch's fields, as the seed voucher model has them."""
+    return {
+        "code": row["code"], "link": row["link"], "type": row["type"], "value": row["value"],
+        "unit": row["unit"], "conditions": row["conditions"], "expires_at": row["expires_at"],
+    }  # fmt: skip
+
+
+def _reconciled(db: sqlite3.Connection, return_id: str) -> bool:
+    """The kiosk has reported an offline voucher as this return's reward."""
+    row = db.execute("SELECT reward_source FROM returns WHERE id = ?", (return_id,)).fetchone()
+    return row is not None and row["reward_source"] == "offline"
+
+
+def _set_reward(db: sqlite3.Connection, return_id: str, voucher: dict[str, Any], pool_id: str, voucher_id: str,
+                now: str, *, offline_key: str | None = None) -> None:  # fmt: skip
+    db.execute(
+        "UPDATE returns SET voucher = ?, pool_id = ?, voucher_id = ?, updated_at = ?,"
+        " reward_source = ?, offline_key = ? WHERE id = ?",
+        (json.dumps(voucher), pool_id, voucher_id, now, "offline" if offline_key else "online", offline_key,
+         return_id),
+    )  # fmt: skip
+
+
+def _reward_offline(db: sqlite3.Connection, drop_point_id: str, item: dict[str, Any], voucher: sqlite3.Row,
+                    token: str, now: str) -> str:  # fmt: skip
+    """Make an offline voucher the reward of its packaging's return (see ``record_offline_issuance``)."""
+    packaging, key = str(item.get("packaging")), str(item.get("key"))
+    existing = db.execute("SELECT * FROM returns WHERE barcode = ?", (packaging,)).fetchone()
+    if existing is None:
+        prefix_shop = db.execute(
+            "SELECT shop_id FROM packaging_prefixes WHERE prefix = ?", (packaging[:4],)
+        ).fetchone()
+        return_id = new_ulid()
+        db.execute(
+            "INSERT INTO returns (id, barcode, shop_id, drop_point_id, hardware_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (return_id, packaging, prefix_shop["shop_id"] if prefix_shop else voucher["shop_id"], drop_point_id,
+             item.get("hardware_id"), now, now),
+        )  # fmt: skip
+        _set_reward(db, return_id, _voucher_json(voucher), voucher["pool_id"], voucher["id"], now, offline_key=key)
+        return "accepted"
+    attempt = item.get("online_attempt_key")
+    gave_up_on_it = (
+        isinstance(attempt, str) and attempt != "" and existing["idempotency_key"] == attempt
+        and existing["token_sha256"] == token_hash(token) and existing["reward_source"] == "online"
+    )  # fmt: skip
+    if not gave_up_on_it:
+        return "duplicate_return"
+    released_code, released_as = _release_online_reward(db, existing, now)
+    _set_reward(db, existing["id"], _voucher_json(voucher), voucher["pool_id"], voucher["id"], now, offline_key=key)
+    db.execute(
+        "INSERT INTO reconciliations (offline_key, return_id, released_code, released_as, at) VALUES (?, ?, ?, ?, ?)",
+        (key, existing["id"], released_code, released_as, now),
+    )
+    return "accepted"
+
+
+def _release_online_reward(db: sqlite3.Connection, existing: sqlite3.Row, now: str) -> tuple[str | None, str | None]:
+    """Undo an online reward nobody received: an on-demand voucher is voided, a static code goes back
+    into its pool. Nothing to undo while the voucher is still being looked for (or none was found)."""
+    if existing["voucher"] is None:
+        return None, None
+    code = json.loads(existing["voucher"])["code"]
+    voided = db.execute(
+        "UPDATE on_demand_vouchers SET voided_at = ? WHERE id = ? AND voided_at IS NULL", (now, existing["voucher_id"])
+    )
+    if voided.rowcount:
+        return code, "voided"
+    db.execute("UPDATE vouchers SET plucked_at = NULL WHERE id = ?", (existing["voucher_id"],))
+    return code, "put_back"

@@ -108,7 +108,7 @@ def run_crash_loop(kills: int, strace_kills: int = 0, *, codes: int = 20000, see
     backend = StandInBackend(work / "backend.sqlite")
     server = backend.serve().start()
     try:
-        seed_demo(backend.store, "http://127.0.0.1:9/unused")
+        seed_demo(backend.store, "http://127.0.0.1:9/unused", "http://127.0.0.1:9/unused")
         shop = SHOPS["rezip"]
         pool = backend.store.create_pool(shop.id, "Crash test", ["DK"], "public", "static", None)
         batch = backend.store.create_batch(pool.id, {"type": "gift", "value": 1, "unit": "Sticker",

@@ -1,10 +1,16 @@
-"""The demo world: four shops, two drop points, every kind of pool, and packaging codes to scan.
+"""The demo world: six shops, two drop points, every kind of pool and voucher the seeds describe,
+and packaging codes to scan (``sample_codes``), each with a note saying what it shows at the Danish
+drop point.
 
-- Hyggelig Sko (prefix 10HS): an on-demand private pool (DK, DE) served by the stand-in webhook, and
-  a static private fallback pool (DK).
-- Grøn Butik (20GB): a static private_public pool (DK) and a static private pool for Germany only.
-- Papirhuset (30PH): no pools of its own; its customers get public vouchers.
-- RE-ZIP Community: a public gift pool (DK) with codes that carry no link.
+- Hyggelig Sko (prefix 10HS): an on-demand private pool (DK, DE) served by the stand-in webhook
+  (20 % with a redirect link), and a static private fallback pool (DK, 50 kr.).
+- Byens Cykler (50BC): an on-demand private pool (DK) whose webhook is down for maintenance (it
+  answers 503), so its customers get its static private fallback (DK, 100 kr.).
+- Grøn Butik (20GB): a static private_public pool (DK, 15 %) and a static private pool for Germany
+  only (10 €).
+- Strandkorb Flensburg (60SF): a static private pool in euros (DK, DE: 25 €).
+- Papirhuset (30PH): no pools of its own; its customers get the public fallback.
+- RE-ZIP Community (40RZ): a public gift pool (DK, a tote bag) with no expiry and no links.
 Everything is deterministic, so sample codes and pool ids are the same on every machine.
 """
 
@@ -12,14 +18,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, ImageDraw
 
 from kiosk.core.voucher import parse_voucher
 from kiosk.sim.backend_store import BackendStore, new_ulid
 
-__all__ = ["seed_demo", "sample_codes", "DEMO_KIOSK_TOKEN", "DEMO_ADMIN_TOKEN", "DROP_POINT_DK",
-           "DROP_POINT_DE", "SHOPS", "ON_DEMAND_POOL_ID"]  # fmt: skip
+__all__ = ["seed_demo", "sample_codes", "sample_code", "DEMO_KIOSK_TOKEN", "DEMO_ADMIN_TOKEN", "DROP_POINT_DK",
+           "DROP_POINT_DE", "SHOPS", "ON_DEMAND_POOL_ID", "FAILING_POOL_ID", "KINDS"]  # fmt: skip
 
 DEMO_KIOSK_TOKEN = "demo-kiosk-token"
 DEMO_ADMIN_TOKEN = "demo-admin-token"
@@ -50,29 +57,62 @@ SHOPS = {
                       "https://papirhuset.example", (52, 86, 160)),
     "rezip": DemoShop("rezip", "RE-ZIP Community", "40RZ", "Rewards from the RE-ZIP community.",
                       "https://re-zip.example", (30, 30, 30)),
+    "cykler": DemoShop("cykler", "Byens Cykler", "50BC", "Bicycle repairs and parts in Copenhagen.",
+                       "https://byens-cykler.example", (214, 140, 30)),
+    "strand": DemoShop("strand", "Strandkorb Flensburg", "60SF", "Beach and outdoor gear from Flensburg.",
+                       "https://strandkorb-flensburg.example", (20, 110, 150)),
 }  # fmt: skip
 ON_DEMAND_POOL_ID = new_ulid(seed="pool:sko-on-demand")
+FAILING_POOL_ID = new_ulid(seed="pool:cykler-on-demand")
+
+#: What a sample code can show, as ``sample_codes()`` items list it under "shows".
+KINDS = (
+    "on_demand", "webhook_fallback", "amount_dkk", "amount_eur", "percentage", "gift", "no_expiry",
+    "link", "no_link", "public_fallback", "private_public", "short_serial",
+)  # fmt: skip
+#: (shop, serials, what they show, the note): scanned at the Danish drop point, in this order.
+_SAMPLES = (
+    ("sko", 3, ("on_demand", "percentage", "link"),
+     "Hyggelig Sko: on-demand voucher from the shop's webhook, 20 % with a redirect link"),
+    ("cykler", 2, ("webhook_fallback", "amount_dkk", "link"),
+     "Byens Cykler: its webhook is down (503), so its static fallback pool answers, 100 kr."),
+    ("gron", 3, ("private_public", "percentage", "link"),
+     "Grøn Butik: 15 % from its own private_public pool (a public fallback too, after the tote bags)"),
+    ("strand", 2, ("amount_eur", "link"),
+     "Strandkorb Flensburg: an amount in EUR, 25 €, from its static pool"),
+    ("papir", 3, ("public_fallback", "gift", "no_expiry", "no_link"),
+     "Papirhuset has no pools: the public fallback, a RE-ZIP Community tote bag (gift, no expiry, no link)"),
+    ("sko", "0042", ("short_serial", "on_demand", "percentage", "link"),
+     "Hyggelig Sko, a short serial (0042): on-demand voucher from the shop's webhook, 20 % with a link"),
+)  # fmt: skip
 
 
-def sample_codes() -> list[dict[str, str]]:
-    """Packaging codes to scan in the demo, with what each shows off."""
+def sample_codes() -> list[dict[str, Any]]:
+    """Packaging codes to scan in the demo: ``{code, note, shows}``, ``shows`` naming ``KINDS``."""
     codes = []
-    for key, note in (
-        ("sko", "Hyggelig Sko: on-demand voucher from the shop's webhook"),
-        ("gron", "Grøn Butik: 15 % from its static private_public pool"),
-        ("papir", "Papirhuset (no pools): public fallback voucher"),
-    ):
+    for key, serials, shows, note in _SAMPLES:
         shop = SHOPS[key]
-        for n in range(1, 4):
-            codes.append({"code": shop.prefix + new_ulid(seed=f"item:{key}:{n}"), "note": note})
-    codes.append({"code": SHOPS["sko"].prefix + "0042", "note": "Hyggelig Sko: short serial"})
+        if isinstance(serials, str):  # one short serial
+            items = [shop.prefix + serials]
+        else:
+            items = [shop.prefix + new_ulid(seed=f"item:{key}:{n}") for n in range(1, serials + 1)]
+        codes.extend({"code": code, "note": note, "shows": list(shows)} for code in items)
     return codes
 
 
-def seed_demo(store: BackendStore, webhook_url: str) -> None:
-    """Create the demo world once; on later starts only point the on-demand pool at ``webhook_url``."""
+def sample_code(kind: str, index: int = 0) -> str:
+    """The ``index``-th sample code that shows ``kind`` (one of ``KINDS``)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+    return [item["code"] for item in sample_codes() if kind in item["shows"]][index]
+
+
+def seed_demo(store: BackendStore, webhook_url: str, failing_webhook_url: str) -> None:
+    """Create the demo world once; on later starts only point the on-demand pools at the webhooks:
+    ``webhook_url`` answers vouchers, ``failing_webhook_url`` is the one that is down."""
     if store.setting("seeded") == "demo":
         store.set_webhook_url(ON_DEMAND_POOL_ID, webhook_url)
+        store.set_webhook_url(FAILING_POOL_ID, failing_webhook_url)
         return
     store.add_token(DEMO_KIOSK_TOKEN, "kiosk")
     store.add_token(DEMO_ADMIN_TOKEN, "admin")
@@ -81,21 +121,32 @@ def seed_demo(store: BackendStore, webhook_url: str) -> None:
     for shop in SHOPS.values():
         store.upsert_shop(shop.id, shop.name, shop.description, shop.website, _logo(shop))
         store.add_prefix(shop.prefix, shop.id)
-    sko, gron, rezip = SHOPS["sko"], SHOPS["gron"], SHOPS["rezip"]
+    sko, gron, rezip, cykler, strand = (SHOPS[key] for key in ("sko", "gron", "rezip", "cykler", "strand"))
     store.create_pool(sko.id, "Webshop voucher generation", ["DK", "DE"], "private", "on_demand",
                       webhook_url, pool_id=ON_DEMAND_POOL_ID)  # fmt: skip
     _static_pool(store, sko, "Fallback 50 kr.", ["DK"], "private", "HS50", 25, {
         "type": "amount", "value": 5000, "unit": "DKK",
-        "conditions": "Min. køb 200 DKK / Min. purchase 200 DKK", "expires_at": "2027-03-15T12:00:00Z",
+        "conditions": "Min. køb 200 DKK / Min. purchase 200 DKK", "expires_at": "2030-03-15T12:00:00Z",
+    })  # fmt: skip
+    store.create_pool(cykler.id, "Repair vouchers", ["DK"], "private", "on_demand", failing_webhook_url,
+                      pool_id=FAILING_POOL_ID)  # fmt: skip
+    _static_pool(store, cykler, "Fallback 100 kr.", ["DK"], "private", "BC100", 25, {
+        "type": "amount", "value": 10000, "unit": "DKK",
+        "conditions": "Gælder værkstedsarbejde / Valid on workshop repairs", "expires_at": "2030-04-30T22:00:00Z",
+    })  # fmt: skip
+    _static_pool(store, strand, "25 € in Denmark and Germany", ["DK", "DE"], "private", "SF25", 25, {
+        "type": "amount", "value": 2500, "unit": "EUR",
+        "conditions": "Mindestbestellwert 75 € / Min. køb 75 € / Minimum order 75 €",
+        "expires_at": "2030-08-31T22:00:00Z",
     })  # fmt: skip
     _static_pool(store, gron, "15 % in Denmark", ["DK"], "private_public", "GB15", 25, {
         "type": "percentage", "value": 15, "unit": "%",
         "conditions": "Valid on full-price items only. One use per customer.",
-        "expires_at": "2027-01-01T00:00:00Z",
+        "expires_at": "2030-01-01T00:00:00Z",
     })  # fmt: skip
     _static_pool(store, gron, "10 € in Germany", ["DE"], "private", "GBEU", 25, {
         "type": "amount", "value": 1000, "unit": "EUR",
-        "conditions": "Mindestbestellwert 30 € / Minimum order 30 €", "expires_at": "2027-06-30T22:00:00Z",
+        "conditions": "Mindestbestellwert 30 € / Minimum order 30 €", "expires_at": "2030-06-30T22:00:00Z",
     })  # fmt: skip
     _static_pool(store, rezip, "Tote bag", ["DK"], "public", "TOTE", 25, {
         "type": "gift", "value": 1, "unit": "Tote bag",

@@ -17,9 +17,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["LoopbackHTTPServer", "Request", "Reply", "JsonServer", "HttpError", "json_reply", "error_reply"]
+__all__ = ["LoopbackHTTPServer", "Request", "Reply", "JsonServer", "HttpError", "json_reply", "error_reply",
+           "parse_json"]
 
 MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON from outside, or ``ValueError``: besides malformed JSON, that is JSON nested too deep to
+    read, NaN and Infinity (not JSON), and text with a lone surrogate such as ``"\\ud800"`` (no
+    Unicode text: it can be neither stored nor sent back as UTF-8)."""
+    try:
+        doc = json.loads(raw, parse_constant=_refuse_constant)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+    except UnicodeEncodeError:
+        raise ValueError("JSON text with a lone surrogate") from None
+    return doc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class HttpError(Exception):
@@ -43,8 +62,8 @@ class Request:
     origin: str = ""
 
     def json(self) -> Any:
-        """The body as JSON; ``ValueError`` when it is not."""
-        return json.loads(self.body or b"null")
+        """The body as JSON; ``ValueError`` when it is not (see ``parse_json``)."""
+        return parse_json(self.body or b"null")
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object, or a 400 answer."""
@@ -155,8 +174,14 @@ class JsonServer:
 
     def _dispatch(self, raw: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(raw.path)
-        length = int(raw.headers.get("Content-Length") or 0)
+        declared = (raw.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit() or not declared.isascii():
+            raw.close_connection = True  # where this body ends is unknown: so is the next request
+            self._send(raw, error_reply(400, "Content-Length: must be a whole number of bytes"))
+            return
+        length = int(declared)
         if length > MAX_REQUEST_BYTES:
+            raw.close_connection = True
             self._send(raw, error_reply(413, "request body too large"))
             return
         body = raw.rfile.read(length) if length else b""

@@ -1,8 +1,11 @@
 """A stand-in shop webhook for on-demand voucher pools, as a shop would write one.
 
 It verifies RE-ZIP's RFC 9421 signature against the backend's JWKS (fetched once, refetched when an
-unknown ``keyid`` shows up, as after a monthly rotation), then answers a fresh voucher. Tests switch
-it into failure modes through ``POST /_sim/mode`` to prove the backend's fallback.
+unknown ``keyid`` shows up, as after a monthly rotation), checks ``Webhook-Version: 1`` and the body
+``{"voucher_pool_id": ...}``, then answers a fresh voucher; anything else gets a 4xx. Tests switch
+it into failure modes through ``POST /_sim/mode`` to prove the backend's fallback. It also serves a
+second shop's webhook that is down for maintenance (``failing_url``: a verified request gets a 503),
+so the demo shows the fallback to static pools without switching modes.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class ShopWebhook:
         self.server = JsonServer(
             [
                 ("POST", r"/rezip/voucher", self._voucher),
+                ("POST", r"/rezip/voucher/unavailable", self._unavailable),
                 ("POST", r"/_sim/mode", self._set_mode),
                 ("GET", r"/_sim/state", self._state),
             ],
@@ -56,17 +60,15 @@ class ShopWebhook:
         assert self.server is not None
         return self.server.url + "/rezip/voucher"
 
+    @property
+    def failing_url(self) -> str:
+        assert self.server is not None
+        return self.server.url + "/rezip/voucher/unavailable"
+
     def _voucher(self, request: Request) -> Reply:
-        try:
-            self._verify(request)
-        except SignatureError as exc:
-            with self._lock:
-                self.counts["rejected"] += 1
-            return error_reply(401, f"invalid signature: {exc}")
-        with self._lock:
-            self.counts["verified"] += 1
-        if request.header("webhook-version") != "1":
-            return error_reply(400, "unsupported Webhook-Version")
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
         mode = self.mode
         if mode == "error":
             return error_reply(500, "voucher service is down")
@@ -92,6 +94,29 @@ class ShopWebhook:
                 .replace("+00:00", "Z"),
             },
         )
+
+    def _unavailable(self, request: Request) -> Reply:
+        return self._refusal(request) or error_reply(503, "voucher service down for maintenance")
+
+    def _refusal(self, request: Request) -> Reply | None:
+        """The 4xx answer for a request RE-ZIP did not send, or None when it did."""
+        try:
+            self._verify(request)
+        except SignatureError as exc:
+            with self._lock:
+                self.counts["rejected"] += 1
+            return error_reply(401, f"invalid signature: {exc}")
+        with self._lock:
+            self.counts["verified"] += 1
+        if request.header("webhook-version") != "1":
+            return error_reply(400, "Webhook-Version: only 1 is understood")
+        try:
+            doc = request.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("voucher_pool_id"), str):
+            return error_reply(400, 'body: must be {"voucher_pool_id": "<the pool\'s id>"}')
+        return None
 
     def _verify(self, request: Request) -> None:
         target = request.origin + request.path

@@ -27,13 +27,13 @@ class DemoWorld:
 
 
 @contextmanager
-def demo_world(folder: Path) -> Iterator[DemoWorld]:
+def demo_world(folder: Path, *, webhook_timeout_s: float = 1.5) -> Iterator[DemoWorld]:
     """Start the seeded stand-in backend (SQLite in ``folder``) and its shop webhook on loopback."""
-    backend = StandInBackend(folder / "backend.sqlite")
+    backend = StandInBackend(folder / "backend.sqlite", webhook_timeout_s=webhook_timeout_s)
     server = backend.serve().start()
     webhook = ShopWebhook(server.url + "/.well-known/jwks.json")
     webhook_server = webhook.serve().start()
-    seed_demo(backend.store, webhook.url)
+    seed_demo(backend.store, webhook.url, webhook.failing_url)
     try:
         yield DemoWorld(backend, server, webhook)
     finally:

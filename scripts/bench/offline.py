@@ -35,7 +35,7 @@ async def issue_and_forward(issues: int, journal: int) -> None:
     with tempfile.TemporaryDirectory() as work:
         backend = StandInBackend(Path(work) / "backend.sqlite")
         server = backend.serve().start()
-        seed_demo(backend.store, "http://127.0.0.1:9/unused")
+        seed_demo(backend.store, "http://127.0.0.1:9/unused", "http://127.0.0.1:9/unused")
         pool = backend.store.create_pool(SHOPS["rezip"].id, "Bench", ["DK"], "public", "static", None)
         batch = backend.store.create_batch(pool.id, {"type": "gift", "value": 1, "unit": "Sticker",
                                                      "conditions": "", "expires_at": None})  # fmt: skip

@@ -3,9 +3,11 @@ fallback, visibility and countries, one reward per packaging item, the pools API
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import pytest
@@ -20,20 +22,24 @@ from kiosk.sim.demo_seed import (
     DROP_POINT_DE,
     DROP_POINT_DK,
     ON_DEMAND_POOL_ID,
+    KINDS,
     SHOPS,
+    sample_code,
     sample_codes,
 )
+from kiosk.sim.world import DemoWorld, demo_world
 from tests.conftest import BackendProcess, QuietHandler, run_kiosk
 
 pytestmark = pytest.mark.integration
 
-CODES = [item["code"] for item in sample_codes()]
-SKO, GRON, PAPIR = CODES[0:3], CODES[3:6], CODES[6:9]
+SKO = [sample_code("on_demand", n) for n in range(3)]  # Hyggelig Sko, on-demand pool
+GRON = [sample_code("private_public", n) for n in range(3)]  # Grøn Butik, its own private_public pool
+PAPIR = [sample_code("public_fallback", n) for n in range(3)]  # Papirhuset, no pools
 KIOSK = {"Authorization": f"Pat {DEMO_KIOSK_TOKEN}", "Accept-Version": "2.0"}
 ADMIN = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}", "Accept-Version": "2.0"}
 
 
-def scan(backend: BackendProcess, code: str, drop_point: str = DROP_POINT_DK, key: str | None = None) -> httpx.Response:
+def scan(backend: BackendProcess | DemoWorld, code: str, drop_point: str = DROP_POINT_DK, key: str | None = None) -> httpx.Response:
     headers = dict(KIOSK, **({"Idempotency-Key": key} if key else {}))
     body = {"barcode": code, "drop_point_location_id": drop_point, "hardware_id": "test-kiosk"}
     return httpx.post(backend.url + "/me/packaging/scan", json=body, headers=headers, timeout=10)
@@ -205,6 +211,26 @@ def test_restart_on_the_same_database_keeps_everything(tmp_path: Path) -> None:
         second.stop()
 
 
+def test_the_database_and_its_journal_files_are_private(tmp_path: Path) -> None:
+    with demo_world(tmp_path) as world:
+        assert voucher_code(scan(world, GRON[0])).startswith("GB15-")
+        files = sorted(tmp_path.glob("backend.sqlite*"))
+        assert {f.name for f in files} >= {"backend.sqlite", "backend.sqlite-wal", "backend.sqlite-shm"}
+        assert {f.name: f.stat().st_mode & 0o777 for f in files} == {f.name: 0o600 for f in files}
+
+
+def test_a_scan_failing_inside_the_stand_in_does_not_hold_its_key(tmp_path: Path, monkeypatch) -> None:
+    with demo_world(tmp_path) as world:
+        def broken(*args: object) -> None:
+            raise RuntimeError("a bug in the stand-in")
+
+        monkeypatch.setattr(world.backend, "_reward", broken)
+        assert scan(world, GRON[0], key="k-1").status_code == 500
+        monkeypatch.undo()
+        retried = scan(world, GRON[1], key="k-1")  # the retry is answered, not "in progress"
+        assert retried.status_code == 201 and voucher_code(retried).startswith("GB15-")
+
+
 def test_kiosk_scan_command_against_the_backend(backend, tmp_path: Path) -> None:
     config = str(tmp_path / "kiosk.toml")
     result = run_kiosk("scan", SKO[0], "--config", config, "--json")
@@ -237,3 +263,197 @@ def test_a_client_hanging_up_is_no_traceback_but_a_failure_is(capsys) -> None:
         server.server_close()
     err = capsys.readouterr().err
     assert "ValueError: a real bug" in err and "ConnectionResetError" not in err
+
+
+# --- what the stand-in refuses from shops (the seeds rule it out) -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
+    """One stand-in (in this process) for the tests below, which add pools nobody else looks at."""
+    with demo_world(tmp_path_factory.mktemp("shared")) as world:
+        yield world
+
+
+_SERIALS = itertools.count(1000)
+
+
+def fresh(shop: str) -> str:
+    """A packaging code of the shop nobody scanned yet (a short serial)."""
+    return f"{SHOPS[shop].prefix}{next(_SERIALS)}"
+
+
+ON_DEMAND = {"name": "Hook", "countries": ["DK"], "visibility": "private", "pool_type": "on_demand"}
+STATIC = {"name": "Static", "countries": ["DK"], "visibility": "private"}
+
+
+@pytest.mark.parametrize(
+    "pool, message",
+    [
+        ({**ON_DEMAND, "webhook_url": "http://shop.example/rezip/voucher"}, "webhook_url: must be https"),
+        ({**ON_DEMAND, "webhook_url": "http://10.0.0.5/rezip/voucher"}, "webhook_url: must be https"),
+        ({**ON_DEMAND, "webhook_url": "http://127.0.0.1.shop.example/hook"}, "webhook_url: must be https"),
+        ({**ON_DEMAND, "webhook_url": "ftp://shop.example/hook"}, "webhook_url: must be an https URL with a host"),
+        ({**ON_DEMAND, "webhook_url": "https://"}, "webhook_url: must be an https URL with a host"),
+        ({**ON_DEMAND, "webhook_url": "https:///hook"}, "webhook_url: must be an https URL with a host"),
+        ({**ON_DEMAND, "webhook_url": "https://shop example/hook"}, "webhook_url: is not a well-formed URL"),
+        ({**ON_DEMAND, "webhook_url": "https://shop.example:99999/hook"}, "webhook_url: is not a well-formed URL"),
+        ({**ON_DEMAND, "webhook_url": "https://shøp.example/hook"}, "webhook_url: is not a well-formed URL"),
+        ({**ON_DEMAND, "webhook_url": "https://[::1/hook"}, "webhook_url: is not a well-formed URL"),
+        ({**ON_DEMAND, "webhook_url": "https://user:pw@shop.example/hook"}, "webhook_url: must not carry"),
+        ({**ON_DEMAND, "webhook_url": 42}, "webhook_url: required"),
+        (ON_DEMAND, "webhook_url: required"),
+        ({**STATIC, "webhook_url": "https://shop.example/hook"}, "webhook_url: only an on_demand pool has one"),
+        ({**STATIC, "countries": ["XX"]}, "countries: 'XX' is not an ISO 3166"),
+        ({**STATIC, "countries": ["EU"]}, "countries: 'EU' is not an ISO 3166"),
+        ({**STATIC, "countries": ["dk"]}, "countries: 'dk' is not an ISO 3166"),
+        ({**STATIC, "countries": ["DK", "DK"]}, "countries: each country once"),
+        ({**STATIC, "countries": []}, "countries: must be a non-empty list"),
+        ({**STATIC, "countries": "DK"}, "countries: must be a non-empty list"),
+        ({**STATIC, "name": "   "}, "name: required"),
+        ({**STATIC, "name": 7}, "name: required"),
+        ({**STATIC, "name": "x" * 201}, "name: at most 200 characters"),
+        ({**STATIC, "name": "bell\x07"}, "name: at most 200 characters, without control characters"),
+        ({**STATIC, "visibility": "secret"}, "visibility: must be private, public or private_public"),
+        ({**STATIC, "pool_type": "dynamic"}, "pool_type: must be static or on_demand"),
+    ],
+)
+def test_pools_the_seeds_rule_out_are_refused(shared, pool: dict, message: str) -> None:
+    response = httpx.post(f"{shared.url}/shops/{SHOPS['papir'].id}/vouchers/pools", headers=ADMIN, json=pool)
+    assert response.status_code == 400 and response.json()["message"].startswith(message), response.text
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://localhost/hook",
+                                 "https://shop.example/rezip/voucher?pool=1", "https://xn--shp-0na.example/hook"])  # fmt: skip
+def test_on_demand_pools_take_https_or_a_loopback_webhook(shared, url: str) -> None:
+    response = httpx.post(f"{shared.url}/shops/{SHOPS['papir'].id}/vouchers/pools", headers=ADMIN,
+                          json={**ON_DEMAND, "webhook_url": url})  # fmt: skip
+    assert response.status_code == 201 and response.json()["webhook_url"] == url
+
+
+BATCH = {"type": "amount", "value": 2500, "unit": "DKK", "conditions": "Papir only", "expires_at": "2030-05-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"unit": "XYZ"}, "unit: must be an ISO 4217 currency code"),
+        ({"unit": "dkk"}, "unit: must be an ISO 4217 currency code"),
+        ({"unit": "XAU"}, "unit: must be an ISO 4217 currency code"),
+        ({"conditions": None}, "conditions: is required"),
+        ({"conditions": 5}, "conditions: is required"),
+        ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at: must lie ahead"),
+        ({"expires_at": "9999-06-01T00:00:00Z"}, "expires_at: must lie ahead, and before the year 9999"),
+        ({"expires_at": "next spring"}, "expires_at: is not an ISO 8601 timestamp"),
+        ({"type": "percentage", "unit": "%", "value": 150}, "value: a percentage cannot exceed 100"),
+        ({"value": "25"}, "value: must be an integer"),
+        ({"type": "discount"}, "type: must be amount, percentage or gift"),
+    ],
+)
+def test_batches_the_seeds_rule_out_are_refused(shared, fields: dict, message: str) -> None:
+    shop = SHOPS["papir"].id
+    pool = httpx.post(f"{shared.url}/shops/{shop}/vouchers/pools", headers=ADMIN, json=STATIC).json()
+    batch = {"voucher_pool_id": pool["id"], **BATCH, **fields}
+    if fields.get("conditions", "") is None:
+        del batch["conditions"]  # missing altogether, as well as null below
+    response = httpx.post(f"{shared.url}/shops/{shop}/vouchers/batches", headers=ADMIN, json=batch)
+    assert response.status_code == 400 and response.json()["message"].startswith(message), response.text
+    if "conditions" in fields:
+        null = httpx.post(f"{shared.url}/shops/{shop}/vouchers/batches", headers=ADMIN,
+                          json={**batch, "conditions": fields["conditions"]})  # fmt: skip
+        assert null.status_code == 400 and null.json()["message"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        ({"code": "bad code"}, "codes[1].code: must be 1-64 letters"),
+        ({"code": "PH-9", "link": "javascript:alert(1)"}, "codes[1].link: a javascript: link redeems nothing"),
+        ({"code": "PH-9", "link": "http://papirhuset.example/r"}, "codes[1].link: a http: link redeems nothing"),
+        ({"code": "PH-9", "link": "data:text/html,x"}, "codes[1].link: a data: link redeems nothing"),
+        ({"code": "PH-9", "link": "https://"}, "codes[1].link: https link without a host"),
+        ({"code": "PH-9", "link": "https://papirhuset.example/r c"}, "codes[1].link: too long or contains spaces"),
+        ({"code": "PH-9", "link": "no scheme"}, "codes[1].link: too long or contains spaces"),
+        ({"code": "OWN"}, "codes[1].code: already in another batch of this shop"),
+    ],
+)
+def test_codes_the_seeds_rule_out_are_refused(shared, code: dict, message: str) -> None:
+    shop, own = SHOPS["papir"].id, f"PH-OWN-{next(_SERIALS)}"
+    code = {**code, "code": own} if code["code"] == "OWN" else code
+    pool = httpx.post(f"{shared.url}/shops/{shop}/vouchers/pools", headers=ADMIN, json=STATIC).json()
+    first = httpx.post(f"{shared.url}/shops/{shop}/vouchers/batches", headers=ADMIN,
+                       json={"voucher_pool_id": pool["id"], **BATCH}).json()  # fmt: skip
+    second = httpx.post(f"{shared.url}/shops/{shop}/vouchers/batches", headers=ADMIN,
+                        json={"voucher_pool_id": pool["id"], **BATCH, "value": 5000}).json()  # fmt: skip
+    assert httpx.post(f"{shared.url}/shops/{shop}/vouchers", headers=ADMIN,
+                      json={"voucher_batch_id": first["id"], "codes": [{"code": own}]}).json() == {"added": 1}  # fmt: skip
+    response = httpx.post(f"{shared.url}/shops/{shop}/vouchers", headers=ADMIN,
+                          json={"voucher_batch_id": second["id"], "codes": [{"code": "PH-8"}, code]})  # fmt: skip
+    assert response.status_code == 400 and response.json()["message"].startswith(message), response.text
+    assert "PH-8" not in {c["code"] for c in httpx.get(f"{shared.url}/shops/{shop}/vouchers", headers=ADMIN).json()}
+    again = httpx.post(f"{shared.url}/shops/{shop}/vouchers", headers=ADMIN,
+                       json={"voucher_batch_id": first["id"], "codes": [{"code": own}]})  # fmt: skip
+    assert again.json() == {"added": 0}  # uploading the same code to the same batch again is a retry
+
+
+def test_an_app_scheme_link_is_a_redemption_link(backend) -> None:
+    shop = SHOPS["papir"].id
+    pool = httpx.post(f"{backend.url}/shops/{shop}/vouchers/pools", headers=ADMIN, json=STATIC).json()
+    batch = httpx.post(f"{backend.url}/shops/{shop}/vouchers/batches", headers=ADMIN,
+                       json={"voucher_pool_id": pool["id"], **BATCH, "expires_at": None}).json()  # fmt: skip
+    added = httpx.post(f"{backend.url}/shops/{shop}/vouchers", headers=ADMIN, json={
+        "voucher_batch_id": batch["id"], "codes": [{"code": "PH-APP", "link": "papirhuset://redeem?code=PH-APP"}]})  # fmt: skip
+    assert added.json() == {"added": 1}
+    assert voucher_code(scan(backend, PAPIR[0])) == "PH-APP"
+
+
+@pytest.mark.parametrize("body", [b'{"name": "\\ud800", "countries": ["DK"], "visibility": "private"}',
+                                  b"[" * 100_000, b'{"name": NaN}', b"\xff\xfe"])  # fmt: skip
+def test_bodies_that_are_not_json_text_are_a_400(shared, body: bytes) -> None:
+    response = httpx.post(f"{shared.url}/shops/{SHOPS['papir'].id}/vouchers/pools", headers=ADMIN, content=body)
+    assert response.status_code == 400 and response.json() == {"message": "body is not JSON"}
+    hostile_scan = httpx.post(shared.url + "/me/packaging/scan", headers=KIOSK, content=body)
+    assert hostile_scan.status_code == 400
+    assert voucher_code(scan(shared, fresh("gron"))).startswith("GB15-")  # the next scan is served
+
+
+# --- the demo world: each sample code shows what its note says ---------------------------------------
+
+
+def test_every_sample_code_shows_what_its_note_says(backend) -> None:
+    by_prefix = {shop.prefix: shop for shop in SHOPS.values()}
+    by_name = {shop.name: shop for shop in SHOPS.values()}
+    shown: set[str] = set()
+    for item in sample_codes():
+        response = scan(backend, item["code"])
+        assert response.status_code == 201, item
+        data = response.json()["data"]
+        packaging_shop, voucher_shop = by_prefix[item["code"][:4]], by_name[data["shop"]["name"]]
+        assert packaging_shop.name in item["note"]
+        pool_of_code = {c["code"]: c["voucher_pool_id"] for c in httpx.get(
+            f"{backend.url}/shops/{voucher_shop.id}/vouchers", headers=ADMIN).json()}  # fmt: skip
+        pools = {p["id"]: p for p in httpx.get(f"{backend.url}/shops/{voucher_shop.id}/vouchers/pools", headers=ADMIN).json()}
+        pool = pools.get(pool_of_code.get(data["code"]))  # None: the voucher came from a webhook
+        kind, unit = data["value_data"]["type"], data["value_data"]["unit"]
+        facts = {
+            "on_demand": pool is None and data["code"].startswith("HS-") and voucher_shop is packaging_shop,
+            "webhook_fallback": pool is not None and pool["visibility"] == "private" and any(
+                p["pool_type"] == "on_demand" for p in pools.values()) and voucher_shop is packaging_shop,
+            "amount_dkk": (kind, unit) == ("amount", "DKK"),
+            "amount_eur": (kind, unit) == ("amount", "EUR"),
+            "percentage": kind == "percentage" and str(data["value_data"]["value"]) in item["note"],
+            "gift": kind == "gift" and unit.lower() in item["note"].lower(),
+            "no_expiry": data["expires_at"] is None,
+            "link": data["link"] is not None,
+            "no_link": data["link"] is None,
+            "public_fallback": pool is not None and pool["visibility"] == "public" and voucher_shop is not packaging_shop
+            and httpx.get(f"{backend.url}/shops/{packaging_shop.id}/vouchers/pools", headers=ADMIN).json() == [],
+            "private_public": pool is not None and pool["visibility"] == "private_public" and voucher_shop is packaging_shop,
+            "short_serial": len(item["code"]) <= 9,
+        }  # fmt: skip
+        for kind_shown in item["shows"]:
+            assert facts[kind_shown], (item, kind_shown, data)
+        shown.update(item["shows"])
+        if "webhook_fallback" in item["shows"]:
+            assert backend.state()["webhook_failures"][-1]["reason"] == "HTTP 503"
+    assert shown == set(KINDS)  # every kind the seeds describe, at the Danish drop point

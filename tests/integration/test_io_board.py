@@ -21,7 +21,7 @@ from kiosk.tools.firmware_files import application, board_files, firmware_versio
 from kiosk.config import load_config
 from kiosk.devices.board.io_board import EXPECTED_FIRMWARE, IoBoard
 from kiosk.runtime import open_kiosk
-from kiosk.sim.demo_seed import sample_codes
+from kiosk.sim.demo_seed import sample_code
 from kiosk.sim.virtual_board import VirtualBoard, simulator_available
 from tests.conftest import KIOSK, REPO, run_kiosk, wait_until
 
@@ -29,7 +29,8 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not simulator_available(), reason="node and firmware/node_modules are needed (make test)"),
 ]
-CODES = [item["code"] for item in sample_codes()]
+#: Hyggelig Sko packaging (on-demand vouchers) for the scans, a Grøn Butik one for the driver alone.
+CODES = [sample_code("on_demand", n) for n in range(3)] + [sample_code("private_public")]
 
 
 def board_config(tmp_path: Path, device: str, *, slot_sensor: bool, timeout_s: float = 20.0) -> Path:

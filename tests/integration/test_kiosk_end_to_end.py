@@ -13,14 +13,15 @@ import zxingcpp
 from PIL import Image
 
 from kiosk.devices.printer.escpos_reader import parse_escpos
-from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_code, sample_codes
 from kiosk.sim.kiosk_config import write_kiosk_config
 from tests.conftest import KIOSK, REPO, run_kiosk
 
 pytestmark = pytest.mark.integration
 
-CODES = [item["code"] for item in sample_codes()]
-
+HYGGELIG_SKO = [sample_code("on_demand", n) for n in range(2)]  # its webhook's vouchers
+GRON_BUTIK = [sample_code("private_public", n) for n in range(2)]  # its static GB15 pool
+PAPIRHUSET = sample_code("public_fallback")  # no pools: the public fallback
 
 def qr_texts(path: Path) -> list[str]:
     return [result.text for result in zxingcpp.read_barcodes(Image.open(path))]
@@ -28,7 +29,7 @@ def qr_texts(path: Path) -> list[str]:
 
 def test_demo_scan_writes_the_four_files_and_the_screen_qr_is_the_link(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = run_kiosk("demo", "--scan", CODES[0], CODES[3], "hello", "--out", str(out))
+    result = run_kiosk("demo", "--scan", HYGGELIG_SKO[0], GRON_BUTIK[0], "hello", "--out", str(out))
     assert result.returncode == 0, result.stderr
     for name in ("001-screen.png", "001-print.bin", "001-print.png", "001-result.json"):
         assert (out / name).stat().st_size > 0
@@ -50,7 +51,7 @@ def test_demo_scan_writes_the_four_files_and_the_screen_qr_is_the_link(tmp_path:
 
 def test_demo_reads_codes_from_stdin_and_draws_the_qr(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = run_kiosk("demo", "--out", str(out), input=f"{CODES[6]}\nnot-a-code\n{CODES[6]}\n")
+    result = run_kiosk("demo", "--out", str(out), input=f"{PAPIRHUSET}\nnot-a-code\n{PAPIRHUSET}\n")
     assert result.returncode == 0, result.stderr
     assert "issued (online)" in result.stdout and "▀" in result.stdout
     statuses = [json.loads((out / f"00{k}-result.json").read_text())["status"] for k in (1, 2, 3)]
@@ -62,13 +63,13 @@ def test_demo_reads_codes_from_stdin_and_draws_the_qr(tmp_path: Path) -> None:
 def test_list_codes() -> None:
     result = run_kiosk("demo", "--list-codes")
     assert result.returncode == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()] == CODES
+    assert [line.split()[0] for line in result.stdout.splitlines()] == [item["code"] for item in sample_codes()]
 
 
 def test_kiosk_run_reads_the_virtual_scanner_process(backend, tmp_path: Path) -> None:
     scanner = subprocess.Popen(
         [*KIOSK, "sim", "scanner", "--terminator", "crlf", "--delay-ms", "1", "--start-delay", "4",
-         "--interval", "0.5", "--hold", "30", CODES[1], CODES[4]],
+         "--interval", "0.5", "--hold", "30", HYGGELIG_SKO[1], GRON_BUTIK[1]],
         stdout=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
     kiosk = None
@@ -87,8 +88,8 @@ def test_kiosk_run_reads_the_virtual_scanner_process(backend, tmp_path: Path) ->
             time.sleep(0.1)
         first = json.loads((record / "001-result.json").read_text())
         second = json.loads((record / "002-result.json").read_text())
-        assert first["code"] == CODES[1] and first["voucher"]["code"].startswith("HS-")
-        assert second["code"] == CODES[4] and second["voucher"]["code"].startswith("GB15-")
+        assert first["code"] == HYGGELIG_SKO[1] and first["voucher"]["code"].startswith("HS-")
+        assert second["code"] == GRON_BUTIK[1] and second["voucher"]["code"].startswith("GB15-")
         printed = (tmp_path / "run" / "printer.bin").read_bytes()
         assert first["voucher"]["code"].encode() in printed and second["voucher"]["code"].encode() in printed
         assert qr_texts(tmp_path / "run" / "screen" / "screen.png") == [second["voucher"]["link"]]

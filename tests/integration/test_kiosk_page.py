@@ -25,7 +25,7 @@ from kiosk.presentation.fonts import FONT_FILES, font_file
 from kiosk.presentation.i18n import labels
 from kiosk.presentation.view import build_screen_view
 from kiosk.runtime import open_kiosk
-from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_code
 from kiosk.sim.kiosk_config import write_kiosk_config
 from kiosk.sim.virtual_scanner import VirtualScanner
 from tests.conftest import QuietHandler, run_kiosk, serve_on_loopback
@@ -56,7 +56,7 @@ async def page_with(screen: WebScreen, browser: HeadlessBrowser) -> None:
 
 
 def test_scan_through_the_virtual_scanner_shows_the_voucher_live(backend, tmp_path: Path) -> None:
-    code = sample_codes()[0]["code"]
+    code = sample_code("on_demand")
 
     async def scenario() -> tuple[bytes, str, dict]:
         with VirtualScanner(terminator="cr") as scanner:
@@ -185,7 +185,7 @@ def test_untrusted_text_is_shown_as_text_never_as_markup() -> None:
 
 
 def test_touch_language_switch_lasts_one_customer(backend, tmp_path: Path) -> None:
-    code = sample_codes()[3]["code"]
+    code = sample_code("private_public")
     path = write_kiosk_config(tmp_path / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN,
                               drop_point=DROP_POINT_DK, screen_type="web")  # fmt: skip
     text = path.read_text().replace('locale = "en_GB"', 'locale = "en_GB"\nlanguages = ["da_DK", "hu_HU"]')

@@ -18,12 +18,14 @@ import pytest
 from kiosk.config import load_config
 from kiosk.issuance.offline_pools_client import Bundle, BundleRefused
 from kiosk.runtime import open_kiosk
-from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_code
 from kiosk.sim.kiosk_config import write_kiosk_config
 from tests.conftest import QuietHandler, run_kiosk, serve_on_loopback
 
 pytestmark = pytest.mark.integration
-CODES = [item["code"] for item in sample_codes()]
+#: Papirhuset has no pools: offline, its customers get other shops' public codes.
+NO_POOLS = [sample_code("public_fallback", n) for n in range(3)]
+GRON = [sample_code("private_public", n) for n in range(2)]
 
 
 class FaultProxy:
@@ -120,7 +122,7 @@ def test_backend_trouble_ends_in_an_offline_voucher_within_the_deadline(proxied,
         async with open_kiosk(config, with_devices=False, background=False) as kiosk:
             await kiosk.offline.sync(force=True)
             proxy.mode = mode
-            return await scan_once(kiosk, CODES[6])
+            return await scan_once(kiosk, NO_POOLS[0])
 
     report, elapsed = asyncio.run(scenario())
     assert report.status == "issued" and report.source == "offline"
@@ -134,20 +136,20 @@ def test_backend_trouble_ends_in_an_offline_voucher_within_the_deadline(proxied,
 def test_already_returned_does_not_fall_back(proxied, backend) -> None:
     proxy, config = proxied
     elsewhere = httpx.post(backend.url + "/me/packaging/scan", headers={"Authorization": f"Pat {DEMO_KIOSK_TOKEN}"},
-                           json={"barcode": CODES[3], "drop_point_location_id": DROP_POINT_DK, "hardware_id": "other"})  # fmt: skip
+                           json={"barcode": GRON[0], "drop_point_location_id": DROP_POINT_DK, "hardware_id": "other"})  # fmt: skip
     assert elsewhere.status_code == 201  # returned at another kiosk
 
     async def scenario():
         async with open_kiosk(config, with_devices=False, background=False) as kiosk:
             await kiosk.offline.sync(force=True)
-            answer, _ = await scan_once(kiosk, CODES[3])
-            online, _ = await scan_once(kiosk, CODES[4])
+            answer, _ = await scan_once(kiosk, GRON[0])
+            online, _ = await scan_once(kiosk, GRON[1])
             return answer, online, kiosk.store.journal()
 
     answer, online, entries = asyncio.run(scenario())
     assert answer.status == "already_returned"  # the backend's 409: no offline voucher for it
     assert online.status == "issued" and online.source == "online"
-    assert [(e.packaging, e.source) for e in entries] == [(CODES[4], "online")]
+    assert [(e.packaging, e.source) for e in entries] == [(GRON[1], "online")]
 
 
 def test_offline_issuances_are_forwarded_and_counted_once(proxied, backend, tmp_path: Path) -> None:
@@ -157,7 +159,7 @@ def test_offline_issuances_are_forwarded_and_counted_once(proxied, backend, tmp_
         async with open_kiosk(config, with_devices=False, background=False) as kiosk:
             await kiosk.offline.sync(force=True)
             proxy.mode = "500"
-            for code in CODES[6:9]:
+            for code in NO_POOLS:
                 report, _ = await scan_once(kiosk, code)
                 assert report.source == "offline"
             proxy.mode = "pass"
@@ -212,11 +214,11 @@ def test_clock_set_back_or_offline_too_long_refuses(proxied, backend) -> None:
             service = kiosk.offline
             real = datetime.now(timezone.utc)
             service._clock = lambda: real - timedelta(days=2)  # the clock was set back
-            back = service.claim(CODES[7])
+            back = service.claim(NO_POOLS[1])
             service._clock = lambda: real + timedelta(days=10)  # forward, far past the offline limit
-            forward = service.claim(CODES[7])
+            forward = service.claim(NO_POOLS[1])
             service._clock = lambda: real
-            normal = service.claim(CODES[7])
+            normal = service.claim(NO_POOLS[1])
             return back, forward, normal
 
     back, forward, normal = asyncio.run(scenario())
@@ -230,7 +232,7 @@ def test_a_voucher_journalled_but_never_shown_is_shown_after_a_restart(proxied, 
     async def issue_and_crash() -> str:
         async with open_kiosk(config, with_devices=False, background=False) as kiosk:
             await kiosk.offline.sync(force=True)
-            claimed = kiosk.offline.claim(CODES[8])  # journalled; the kiosk dies before showing it
+            claimed = kiosk.offline.claim(NO_POOLS[2])  # journalled; the kiosk dies before showing it
             return claimed.voucher.code
 
     async def restart():
@@ -258,8 +260,8 @@ def test_an_offline_limit_gives_its_own_notice(proxied, backend, tmp_path: Path)
         async with open_kiosk(limited, with_devices=False, background=False) as kiosk:
             await kiosk.offline.sync(force=True)
             proxy.mode = "500"
-            first, _ = await scan_once(kiosk, CODES[6])
-            second, _ = await scan_once(kiosk, CODES[7])
+            first, _ = await scan_once(kiosk, NO_POOLS[0])
+            second, _ = await scan_once(kiosk, NO_POOLS[1])
             return first, second
 
     first, second = asyncio.run(scenario())

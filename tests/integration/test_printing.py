@@ -176,12 +176,12 @@ def test_kiosk_keeps_the_voucher_when_printing_fails_and_reprints_once_when_the_
 ) -> None:
     from kiosk.config import load_config
     from kiosk.runtime import open_kiosk
-    from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
+    from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_code
     from kiosk.sim.kiosk_config import write_kiosk_config
 
     virtual = VirtualPrinter("TM-T20II")
     port = virtual.serve_tcp()
-    code = sample_codes()[4]["code"]
+    code = sample_code("private_public", 1)
     config = load_config(write_kiosk_config(
         tmp_path / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK,
         printer_device=f"tcp://127.0.0.1:{port}", screen_type="web"))  # fmt: skip

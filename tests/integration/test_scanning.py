@@ -116,11 +116,11 @@ def test_serial_scanner_unplugged_and_plugged_back_in(tmp_path: Path) -> None:
 def test_garbage_on_the_serial_line_never_reaches_the_backend(backend, tmp_path: Path) -> None:
     from kiosk.config import load_config
     from kiosk.runtime import open_kiosk
-    from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_codes
+    from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_code
     from kiosk.sim.kiosk_config import write_kiosk_config
 
     garbage = random.Random(1).randbytes(20000)
-    code = sample_codes()[2]["code"]
+    code = sample_code("on_demand", 2)
     before = len(backend.state()["scans"])
 
     async def scenario() -> list:
