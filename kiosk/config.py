@@ -18,9 +18,9 @@ import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kiosk.core.urls import url_problem
 from kiosk.devices.printer.device import DeviceError, PrinterDevice
 from kiosk.devices.scanner.hid_source import HidSelector
 
@@ -30,7 +30,6 @@ DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
 LOCALES = (
     "da_DK", "de_AT", "de_DE", "en_GB", "fr_BE", "fr_FR", "hu_HU", "nl_BE", "nl_NL", "sq_AL",
 )  # fmt: skip
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 #: The printer profiles the kiosk's layout is made and tested for (python-escpos names).
 PROFILES = ("TM-T20II", "POS-5890")
 
@@ -342,18 +341,9 @@ def _reject_unknown(table: dict[str, Any], known: dict[str, Any], *, prefix: str
 
 def _check_https_url(key: str, url: str) -> None:
     """An https URL with a host; plain http only for a loopback host (the stand-in)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # a port that is not a number from 0 to 65535 raises here
-    except ValueError as exc:
-        raise ConfigError(f"{key}: not a URL ({exc})") from None
-    loopback = parts.hostname in _LOOPBACK_HOSTS
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise ConfigError(f"{key}: must be an https URL (plain http only on loopback)")
-    if not parts.hostname:
-        raise ConfigError(f"{key}: has no host")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(f"{key}: must not carry a user name or password (the token file holds the credentials)")
+    problem = url_problem(url)
+    if problem is not None:
+        raise ConfigError(f"{key}: {problem}")
 
 
 def _ip_or_localhost(host: str) -> bool:

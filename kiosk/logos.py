@@ -21,11 +21,11 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 from PIL import Image
 
+from kiosk.core.urls import is_web_url
 from kiosk.secret_files import private_directory, write_secret_file
 
 __all__ = ["Logo", "LogoCache"]
@@ -33,7 +33,6 @@ __all__ = ["Logo", "LogoCache"]
 log = logging.getLogger(__name__)
 
 _TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_SIDE_PX = 2048
 #: Logos kept in memory and on disk; a shop has one, a kiosk serves a few dozen shops.
 MAX_LOGOS = 64
@@ -107,12 +106,7 @@ class LogoCache:
         return logo
 
     async def _fetch(self, url: str, key: str) -> Logo | None:
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname
-        except ValueError:
-            parts, host = None, None
-        if parts is None or not (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)):
+        if not is_web_url(url):
             log.warning("logo %s refused: only https is fetched", key)
             return None
         try:

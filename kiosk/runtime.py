@@ -166,7 +166,6 @@ async def open_kiosk(
     async with AsyncExitStack() as stack:
         stack.callback(store.close)
         stack.push_async_callback(client.aclose)
-        stack.push_async_callback(supervisor.stop)
         if isinstance(screen, WebScreen):
             web = screen
             app.on_backend = _offline_banner(web, app)
@@ -182,6 +181,7 @@ async def open_kiosk(
                                      "tasks": supervisor.status()}  # fmt: skip
             await screen.start()
             stack.push_async_callback(screen.stop)
+            supervisor.start("page server", screen.serve)
             if config.screen.type == "png":
                 browser = HeadlessBrowser(*config.screen.pixels)
                 await browser.start()
@@ -200,6 +200,7 @@ async def open_kiosk(
             _resume_unshown(app, store)
         if background and offline is not None:
             supervisor.start("offline sync", offline.run)
+        stack.push_async_callback(supervisor.stop)  # first on the way out: no task outlives its parts
         yield RunningKiosk(app, sources, screen, printer, store, offline, supervisor)
 
 

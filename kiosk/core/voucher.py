@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from kiosk.core.currencies import ACTIVE as ACTIVE_CURRENCIES
 from kiosk.core.text import clean_text
+from kiosk.core.urls import is_web_url
 
 __all__ = [
     "DiscountType",
@@ -45,7 +46,6 @@ _EARLIEST_YEAR, _LATEST_YEAR = 2000, 2199
 #: With the time known, an expiry further ahead than this is not a voucher anyone meant.
 MAX_EXPIRY_AHEAD = timedelta(days=3653)
 DEFAULT_LINK_SCHEMES = frozenset({"https"})
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class VoucherError(ValueError):
@@ -201,25 +201,11 @@ def _checked_shop(doc: Any) -> tuple[Shop | None, tuple[str, ...]]:
         values[name] = text or None
     for name in ("logo_url", "website"):
         item = doc.get(name)
-        url = item if isinstance(item, str) and _web_url(item) else None
+        url = item if isinstance(item, str) and is_web_url(item, max_chars=MAX_TEXT_CHARS) else None
         if item not in (None, "") and url is None:
             warnings.append(f"shop.{name} dropped: not an https URL")
         values[name] = url
     return Shop(**values), tuple(warnings)
-
-
-def _web_url(text: str) -> bool:
-    """An https URL with a host (plain http only for a loopback host, as the stand-in serves)."""
-    if len(text) > MAX_TEXT_CHARS or any(ord(ch) <= 0x20 or ord(ch) >= 0x7F for ch in text):
-        return False
-    try:
-        parts = urlsplit(text)
-        parts.port  # raises ValueError for a port that is not a number in range
-    except ValueError:
-        return False
-    if not parts.hostname:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
 
 
 def _required_str(doc: Mapping[str, Any], name: str) -> str:

@@ -51,6 +51,8 @@ __all__ = [
     "ScanInvalidBody",
     "ScanResult",
     "MAX_BODY_BYTES",
+    "read_limited",
+    "BodyTooLarge",
 ]
 
 log = logging.getLogger(__name__)
@@ -209,7 +211,7 @@ class RezipClient:
                 headers={"Idempotency-Key": idempotency_key},
             ) as response:
                 sent = True
-                raw = await _read_limited(response)
+                raw = await read_limited(response)
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             return ScanNetworkError(f"{type(exc).__name__}: {exc}"[:200], stale=not sent)
         except httpx.TimeoutException as exc:
@@ -218,7 +220,7 @@ class RezipClient:
             return ScanNetworkError(f"{type(exc).__name__}: {exc}"[:200])
         except httpx.HTTPError as exc:  # e.g. a body whose content encoding does not decode
             return ScanInvalidBody(f"{type(exc).__name__}: {exc}"[:200])
-        except _BodyTooLarge:
+        except BodyTooLarge:
             return ScanInvalidBody(f"answer larger than {MAX_BODY_BYTES} bytes")
         except Exception as exc:  # whatever the network or the body does, the kiosk falls back
             log.warning("scan request failed in an unexpected way: %s", type(exc).__name__, exc_info=True)
@@ -295,20 +297,20 @@ def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
     return context
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """An answer longer than ``MAX_BODY_BYTES``."""
 
 
-async def _read_limited(response: httpx.Response) -> bytes:
+async def read_limited(response: httpx.Response) -> bytes:
     """Read at most ``MAX_BODY_BYTES``: an endless or huge body must not stall the kiosk."""
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _BodyTooLarge()
+        raise BodyTooLarge()
     chunks = bytearray()
     async for chunk in response.aiter_bytes():
         chunks += chunk
         if len(chunks) > MAX_BODY_BYTES:
-            raise _BodyTooLarge()
+            raise BodyTooLarge()
     return bytes(chunks)
 
 

@@ -23,11 +23,10 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime, timezone
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 from kiosk.core.countries import ASSIGNED as COUNTRIES
-from kiosk.core.urls import plain_http_allowed
-from kiosk.core.voucher import MAX_LINK_CHARS, VoucherError, parse_voucher
+from kiosk.core.urls import url_problem
+from kiosk.core.voucher import VoucherError, parse_voucher
 
 __all__ = ["pool_problem", "shop_voucher", "VISIBILITIES", "POOL_TYPES"]
 
@@ -68,22 +67,7 @@ def pool_problem(doc: Mapping[str, Any]) -> str | None:
 
 
 def _webhook_url_problem(url: Any) -> str | None:
-    if not isinstance(url, str) or not url:
-        return "required for an on_demand pool"
-    if len(url) > MAX_LINK_CHARS or not url.isascii() or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
-        return "is not a well-formed URL (ASCII without spaces, at most 2048 characters)"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (reading it checks it)
-    except ValueError:
-        return "is not a well-formed URL"
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "must be an https URL with a host"
-    if parts.username is not None or parts.password is not None:
-        return "must not carry a user name or password"
-    if parts.scheme == "http" and not plain_http_allowed(parts.hostname):
-        return "must be https (plain http only to a loopback host such as 127.0.0.1)"
-    return None
+    return "required for an on_demand pool" if url is None else url_problem(url)
 
 
 def shop_voucher(doc: Any, *, now: datetime) -> dict[str, Any]:

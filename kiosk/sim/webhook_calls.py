@@ -18,7 +18,7 @@ from typing import Any, Coroutine, TypeVar
 import httpx
 
 # The kiosk's scan client reads the backend's answers under the same cap, with the same reader.
-from kiosk.issuance.rezip_client import MAX_BODY_BYTES, _BodyTooLarge, _read_limited
+from kiosk.issuance.rezip_client import MAX_BODY_BYTES, BodyTooLarge, read_limited
 
 __all__ = ["WebhookCaller", "WebhookAnswer", "WebhookFailed"]
 
@@ -84,10 +84,10 @@ class WebhookCaller:
                 async with self._http.stream("POST", url, content=body, headers=headers) as response:
                     if not 200 <= response.status_code < 300:
                         return WebhookAnswer(response.status_code, b"")
-                    return WebhookAnswer(response.status_code, await _read_limited(response))
+                    return WebhookAnswer(response.status_code, await read_limited(response))
         except TimeoutError:
             raise WebhookFailed(f"no whole answer within {self.timeout_s:g} s") from None
-        except _BodyTooLarge:
+        except BodyTooLarge:
             raise WebhookFailed(f"answer larger than {MAX_BODY_BYTES} bytes") from None
         except httpx.HTTPError as exc:
             raise WebhookFailed(f"no answer: {type(exc).__name__}") from None

@@ -174,6 +174,18 @@ class ConnectionGuard:
             self.accepting.append(loop.create_task(self._accept_forever(listener), name="page-accept"))
         return port
 
+    def resume(self) -> list[BaseException]:
+        """Accept again on every listener whose accept loop ended; returns why the loops ended
+        (an unexpected error each), so a supervisor can count them."""
+        loop = asyncio.get_running_loop()
+        errors = []
+        for index, task in enumerate(self.accepting):
+            if task.done() and self._sockets[index].fileno() != -1:  # a closed listener stays closed
+                if not task.cancelled() and task.exception() is not None:
+                    errors.append(task.exception())
+                self.accepting[index] = loop.create_task(self._accept_forever(self._sockets[index]), name="page-accept")
+        return errors
+
     async def close(self) -> None:
         """Stop accepting; the open connections are aiohttp's to close."""
         for task in self.accepting:

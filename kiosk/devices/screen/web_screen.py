@@ -153,8 +153,17 @@ class WebScreen:
         except BaseException:
             await self.stop()
             raise
-        for task in self._guard.accepting:
-            task.add_done_callback(_accept_stopped)
+
+    async def serve(self) -> None:
+        """Watch the page's accept loops while the kiosk runs (under its supervisor): one that ends
+        is started again on the same listener, and its error raised so the supervisor logs it,
+        counts it, and gives up on a page server that keeps failing."""
+        assert self._guard is not None
+        while True:
+            await asyncio.wait(self._guard.accepting, return_when=asyncio.FIRST_COMPLETED)
+            errors = self._guard.resume()
+            if errors:
+                raise errors[0]
 
     async def stop(self) -> None:
         for queue in list(self._clients):
@@ -366,11 +375,6 @@ def _refusal(refused: Refused) -> web.Response:
     response = web.Response(status=refused.status, text=refused.reason + "\n", headers=_SECURITY_HEADERS)
     response.force_close()  # nothing more from a client that was refused
     return response
-
-
-def _accept_stopped(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the kiosk page stopped accepting connections", exc_info=task.exception())
 
 
 def _read_files() -> tuple[dict[str, bytes], dict[str, bytes]]:
