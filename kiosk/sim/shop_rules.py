@@ -14,14 +14,14 @@ are silent, decided here:
   there (text, possibly empty: the seed marks it required), a link the kiosk would drop is refused
   rather than dropped, and so are links that redeem nothing: plain ``http`` (no TLS) and schemes
   that run or read local content. An app's own scheme (``myshopapp://redeem?…``) is fine.
-- ``expires_at`` must lie ahead, and before the year 9999: a later instant cannot be shown in every
-  time zone (Python's dates end with 9999).
+- ``expires_at`` must lie ahead and within the voucher model's horizon (``parse_voucher`` with the
+  time: not expired, at most ten years ahead).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping
 
 from kiosk.core.countries import ASSIGNED as COUNTRIES
@@ -35,7 +35,6 @@ POOL_TYPES = ("static", "on_demand")
 MAX_NAME_CHARS = 200
 #: Links that are no way to redeem a voucher: no TLS, or script and local content.
 REFUSED_LINK_SCHEMES = frozenset({"http", "javascript", "vbscript", "data", "file", "blob", "about"})
-LAST_EXPIRY = datetime(9999, 1, 1, tzinfo=timezone.utc)
 _VOUCHER_FIELDS = ("code", "link", "type", "value", "unit", "conditions", "expires_at")
 
 
@@ -67,7 +66,7 @@ def pool_problem(doc: Mapping[str, Any]) -> str | None:
 
 
 def _webhook_url_problem(url: Any) -> str | None:
-    return "required for an on_demand pool" if url is None else url_problem(url)
+    return url_problem(url) if isinstance(url, str) and url else "required for an on_demand pool"
 
 
 def shop_voucher(doc: Any, *, now: datetime) -> dict[str, Any]:
@@ -77,13 +76,11 @@ def shop_voucher(doc: Any, *, now: datetime) -> dict[str, Any]:
         raise VoucherError("voucher", "expected a JSON object")
     if not isinstance(doc.get("conditions"), str):
         raise VoucherError("conditions", "is required, as text (it may be empty)")
-    voucher = parse_voucher({name: doc.get(name) for name in _VOUCHER_FIELDS}, link_schemes=None)
+    voucher = parse_voucher({name: doc.get(name) for name in _VOUCHER_FIELDS}, link_schemes=None, now=now)
     if voucher.warnings:
         raise VoucherError("link", voucher.warnings[0].removeprefix("link dropped: "))
     if voucher.link is not None:
         scheme = voucher.link.split(":", 1)[0].lower()
         if scheme in REFUSED_LINK_SCHEMES:
             raise VoucherError("link", f"a {scheme}: link redeems nothing safely: use https or an app's own scheme")
-    if voucher.expires_at is not None and not now < voucher.expires_at < LAST_EXPIRY:
-        raise VoucherError("expires_at", "must lie ahead, and before the year 9999")
     return voucher.to_json()

@@ -156,8 +156,9 @@ class KioskHarness:
     """``with KioskHarness(tmp_path) as kiosk: kiosk.scan(code)`` — the whole kiosk, running."""
 
     def __init__(self, folder: Path, *, adjust: Callable[[Config], Config] | None = None,
-                 scanner_device: str | None = None) -> None:  # fmt: skip
+                 scanner_device: str | None = None, webhook_timeout_s: float = 1.5) -> None:  # fmt: skip
         self.folder = folder
+        self.webhook_timeout_s = webhook_timeout_s
         self.adjust = adjust
         self.scanner_device = scanner_device
         self._stack = ExitStack()
@@ -172,7 +173,7 @@ class KioskHarness:
     # --- life -------------------------------------------------------------------------------------
 
     def __enter__(self) -> "KioskHarness":
-        world = self._stack.enter_context(demo_world(self.folder / "world"))
+        world = self._stack.enter_context(demo_world(self.folder / "world", webhook_timeout_s=self.webhook_timeout_s))
         self.world = world
         self.proxy = ScriptedProxy(world.url)
         self._stack.callback(self.proxy.stop)
