@@ -246,7 +246,7 @@ class KioskApp:
         built or shown, the voucher's plain form goes up instead, and failing that the "backend
         trouble" notice: the customer always sees something true."""
         if key is not None and screen.voucher is not None and self.on_display is not None:
-            self.on_display(key)
+            self._bookkeeping(self.on_display, key)
         attempts = [screen]
         if screen.voucher is not None and not screen.plain:
             attempts.append(replace(screen, plain=True))
@@ -304,7 +304,7 @@ class KioskApp:
                 log.exception("frame %s of scan %s was not confirmed", frame, concluded.request_id)
         ms = {"total": (self._clock() - started) * 1000}
         if concluded.key and frame is not None and self.on_shown is not None:
-            self.on_shown(concluded.key)  # the customer has seen it: a restart need not show it again
+            self._bookkeeping(self.on_shown, concluded.key)  # seen: a restart need not show it again
         if concluded.request_id in self._issue_ms:
             ms["issue"] = self._issue_ms.pop(concluded.request_id)
         report = ScanReport(
@@ -322,6 +322,14 @@ class KioskApp:
         log.info("scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or "")  # a packaging code, not a secret
         if self.on_report is not None:
             self.on_report(report)
+
+    @staticmethod
+    def _bookkeeping(record: Callable[[str], object], key: str) -> None:
+        """The journal's note of a voucher being shown: never a reason not to show it (a full disk)."""
+        try:
+            record(key)
+        except Exception as exc:
+            log.error("the journal could not note voucher %s being shown: %s", key, exc)
 
     def _late(self, command: LateOutcome) -> None:
         if isinstance(command.outcome, Issued):

@@ -289,10 +289,21 @@ def _demo(args: argparse.Namespace) -> int:
     if args.list_codes:
         list_codes(sys.stdout)
         return 0
-    try:
-        return run_demo(args.out, args.scan, stdin=sys.stdin, out=sys.stdout, offline=args.offline, board=args.board)
-    except SecretFileError as exc:
-        raise _Failure(str(exc)) from None
+    # The kiosk's own log goes to a file beside the demo's output, so the customer's view in the
+    # terminal is not interleaved with warnings from the offline sync and the devices.
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_path = args.out / "kiosk.log"
+    with log_path.open("w", encoding="utf-8") as log_file:
+        configure_logging(min(logging.INFO, getattr(logging, args.log_level.upper())), log_file)
+        try:
+            status = run_demo(args.out, args.scan, stdin=sys.stdin, out=sys.stdout, offline=args.offline,
+                              board=args.board)  # fmt: skip
+        except SecretFileError as exc:
+            raise _Failure(str(exc)) from None
+        finally:
+            configure_logging(getattr(logging, args.log_level.upper()), sys.stderr)
+    print(f"The kiosk's log: {log_path}", file=sys.stdout)
+    return status
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -138,6 +138,8 @@ async def open_kiosk(
             locales=config.languages,
             logos=logos,
             frames_dir=config.screen.dir if config.screen.type == "png" else None,
+            # A captured frame must hold its texts: wait for the page's fonts as long as it takes.
+            ack_timeout_s=10.0 if config.screen.type == "png" else 1.0,
         )
     store = OfflineStore(config.offline_db, link_schemes=config.link_schemes)
     offline: OfflineService | None = None
@@ -168,6 +170,7 @@ async def open_kiosk(
         stack.push_async_callback(client.aclose)
         if isinstance(screen, WebScreen):
             web = screen
+            client.on_descriptors_short = web.shed_clients
             app.on_backend = _offline_banner(web, app)
             if offline is not None:
                 offline.on_contact = app.on_backend

@@ -218,7 +218,10 @@ class FallbackIssuer:
                 log.error("the backend answered voucher %s, which this kiosk handed out before; refused",
                           fingerprint(outcome.voucher.code))  # fmt: skip
                 outcome = Unavailable("the backend answered a voucher code handed out before", attempt_key=outcome.key)
-            except Exception:  # the voucher is the customer's even if the journal write failed
+            except sqlite3.Error as exc:  # the voucher is the customer's even if the journal write failed
+                log.error("could not journal online voucher %s: %s", fingerprint(outcome.voucher.code), exc)
+                return outcome
+            except Exception:
                 log.exception("could not journal online voucher %s", fingerprint(outcome.voucher.code))
                 return outcome
             else:
@@ -229,7 +232,10 @@ class FallbackIssuer:
             claimed = self.offline.claim(code.value, online_attempt_key=outcome.attempt_key)
         except AlreadyRewarded:
             return AlreadyReturned("this packaging has already earned a voucher at this kiosk")
-        except Exception as exc:  # a full disk or a damaged database: no durable claim, no voucher
+        except sqlite3.Error as exc:  # a full disk or a damaged database: no durable claim, no voucher
+            log.error("offline issuance failed: the journal cannot be written (%s)", exc)
+            return Unavailable(f"{outcome.reason}; offline issuance failed ({exc})")
+        except Exception as exc:
             log.exception("offline issuance failed")
             return Unavailable(f"{outcome.reason}; offline issuance failed ({type(exc).__name__})")
         if isinstance(claimed, Issued):

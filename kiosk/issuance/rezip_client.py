@@ -15,6 +15,7 @@ only on its sandbox:
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -169,6 +170,8 @@ class RezipClient:
             )
 
         self._connection = connection
+        #: Called when a connection fails for want of file descriptors (the kiosk sheds page clients).
+        self.on_descriptors_short: Callable[[], object] | None = None
         self._http = connection()
         #: Scans have a connection of their own, replaced after any answer that leaves its state in
         #: doubt, so a broken answer (a body where none may be, a length that lies) cannot poison the
@@ -214,6 +217,12 @@ class RezipClient:
                 raw = await read_limited(response)
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             return ScanNetworkError(f"{type(exc).__name__}: {exc}"[:200], stale=not sent)
+        except httpx.ConnectError as exc:
+            # Out of file descriptors: the page's clients give some back, and the scan is asked again.
+            short = _out_of_descriptors(exc) and self.on_descriptors_short is not None
+            if short:
+                self.on_descriptors_short()  # type: ignore[misc]
+            return ScanNetworkError(f"{type(exc).__name__}: {exc}"[:200], stale=short)
         except httpx.TimeoutException as exc:
             return ScanNetworkError(f"timeout: {type(exc).__name__}")
         except httpx.TransportError as exc:
@@ -286,6 +295,17 @@ class RezipClient:
         }
         voucher = parse_voucher(seed, shop=shop, link_schemes=self._link_schemes, now=self._clock())
         return ScanAccepted(scan_id, kind, voucher)
+
+
+def _out_of_descriptors(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain from httpx down to the socket is a few links long
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _tls_context(ca_file: Path | None) -> ssl.SSLContext:

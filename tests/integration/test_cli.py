@@ -65,7 +65,7 @@ def test_scan_pools_and_journal_print_for_people(backend, tmp_path: Path) -> Non
     config = danish_config(backend.url, tmp_path / "dk")
     scan = clean(run_kiosk("scan", GRON[0], "--config", config))
     assert scan.returncode == 0
-    assert re.fullmatch(r"issued \(online\): Grøn Butik, 15\u00a0%, code (GB15-\w+), expires 1\.1\.2027, "
+    assert re.fullmatch(r"issued \(online\): Grøn Butik, 15\u00a0%, code (GB15-\w+), expires 1\.1\.2030, "
                         r"link https://gron-butik\.example/redeem\?code=\1\n", scan.stdout), scan.stdout  # fmt: skip
     again = clean(run_kiosk("scan", GRON[0], "--config", config))
     assert again.returncode == 1 and again.stdout.startswith("already_returned: ")

@@ -11,6 +11,7 @@ voucher; the offline sync keeps running; nothing unexpected is logged; no code i
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +23,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from kiosk.core.voucher import parse_voucher
 from kiosk.issuance.offline_pools_client import BundleRefused
 from kiosk.signatures import sign_detached
-from kiosk.sim.backend_store import new_ulid
 from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
 from tests.integration.hostile import ANY, HOSTILE_TEXT, NUMBERS, SCALAR, Answer, KioskHarness, fresh_code
 
@@ -36,16 +36,21 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: Serial numbers for codes, pools and bundles: unique in the run without the random module, which
+#: hypothesis must not see used while it draws.
+_SERIAL = itertools.count(1)
+
+
 def _code(number: int, pool: str) -> dict[str, Any]:
-    return {"code": f"HB-{new_ulid()[-10:]}-{number}", "link": "https://gron-butik.example/redeem",
+    return {"code": f"HB-{next(_SERIAL):08d}-{number}", "link": "https://gron-butik.example/redeem",
             "pool_id": pool, "type": "amount", "value": 2500, "unit": "DKK",
             "conditions": "Min. køb 100 DKK", "expires_at": _iso(NOW + timedelta(days=30))}  # fmt: skip
 
 
 def _bundle(count: int) -> dict[str, Any]:
-    pool = "P-" + new_ulid()
+    pool = f"P-{next(_SERIAL):08d}"
     return {
-        "bundle_id": "B-" + new_ulid(), "drop_point_id": DROP_POINT_DK, "country": "DK",
+        "bundle_id": f"B-{next(_SERIAL):08d}", "drop_point_id": DROP_POINT_DK, "country": "DK",
         "issued_at": _iso(NOW), "expires_at": _iso(NOW + timedelta(days=7)),
         "shops": {GRON.id: {"name": GRON.name, "description": None, "website": GRON.website, "logo_url": None}},
         "prefixes": {GRON.prefix: GRON.id},
