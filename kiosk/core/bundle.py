@@ -14,6 +14,7 @@ the body is the truth, the store's columns only an index into it.
 
 from __future__ import annotations
 
+import collections
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,8 +31,8 @@ from kiosk.core.voucher import (
     parse_voucher,
 )
 
-__all__ = ["BundleError", "BundlePool", "BundleCode", "BundleContents", "parse_bundle", "code_from_body",
-           "MAX_CODES"]  # fmt: skip
+__all__ = ["BundleError", "BundlePool", "BundleCode", "BundleContents", "BodyIndex", "parse_bundle", "index_body",
+           "code_from_body", "MAX_CODES"]  # fmt: skip
 
 #: A drop point reserves tens of codes per pool; far more than this is not a bundle we asked for.
 MAX_CODES = 20_000
@@ -130,20 +131,37 @@ def parse_bundle(doc: Any, *, link_schemes: Iterable[str] | None = DEFAULT_LINK_
     )
 
 
-def code_from_body(doc: Any, code: str, *, link_schemes: Iterable[str] | None, now: datetime) -> BundleCode:
-    """One code as the stored bundle body describes it, checked afresh at the moment of a claim
-    (expired by now, a link the kiosk no longer allows, an entry that is not what it was)."""
+@dataclass(frozen=True)
+class BodyIndex:
+    """A stored bundle body, parsed once: its codes' entries by code, its pools and shop profiles."""
+
+    items: Mapping[str, Mapping[str, Any]]
+    pools: Mapping[str, BundlePool]
+    shops: Mapping[str, Shop]
+
+
+def index_body(doc: Any) -> BodyIndex:
+    """Index a stored body for the claims to come; ``BundleError`` when it is not a bundle."""
     if not isinstance(doc, Mapping):
         raise BundleError("bundle: expected a JSON object")
-    items = [item for item in _list(doc, "codes") if isinstance(item, Mapping) and item.get("code") == code]
-    if len(items) != 1:
-        raise BundleError(f"codes: {code} is not in the bundle once")
+    counts = collections.Counter(item.get("code") for item in _list(doc, "codes") if isinstance(item, Mapping))
+    items = {item["code"]: item for item in _list(doc, "codes")
+             if isinstance(item, Mapping) and isinstance(item.get("code"), str) and counts[item["code"]] == 1}  # fmt: skip
     pools = {}
     for index, item in enumerate(_list(doc, "pools")):
         pool = _pool(item, f"pools[{index}]")
         pools[pool.id] = pool
     shops = {key: parse_shop(value) or Shop() for key, value in _mapping(doc, "shops").items()}
-    return _code(items[0], pools, shops, link_schemes, now)
+    return BodyIndex(items, pools, shops)
+
+
+def code_from_body(body: BodyIndex, code: str, *, link_schemes: Iterable[str] | None, now: datetime) -> BundleCode:
+    """One code as the stored bundle body describes it, checked afresh at the moment of a claim
+    (expired by now, a link the kiosk no longer allows, an entry that is not what it was)."""
+    item = body.items.get(code)
+    if item is None:
+        raise BundleError(f"codes: {code} is not in the bundle once")
+    return _code(item, body.pools, body.shops, link_schemes, now)
 
 
 def _code(item: Any, pools: Mapping[str, BundlePool], shops: Mapping[str, Shop],

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from kiosk.core.bundle import BundleError, code_from_body, parse_bundle
+from kiosk.core.bundle import BodyIndex, BundleError, code_from_body, index_body, parse_bundle
 from kiosk.core.offline import CachedCode, OfflineLimits, OfflineState, choose_code, refusal
 from kiosk.core.voucher import DEFAULT_LINK_SCHEMES, Voucher, VoucherError, parse_voucher
 from kiosk.secret_files import private_directory
@@ -132,8 +132,8 @@ class OfflineStore:
             for name, definition in columns.items():
                 if name not in present:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
-        #: Parsed bundle bodies by id: a claim reads its code's truth from there.
-        self._bodies: dict[str, Any] = {}
+        #: Stored bundle bodies by id, parsed once: a claim reads its code's truth from there.
+        self._bodies: dict[str, BodyIndex] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -276,12 +276,12 @@ class OfflineStore:
             return None
         return truth.voucher
 
-    def _body(self, db: sqlite3.Connection, bundle_id: str) -> Any:
+    def _body(self, db: sqlite3.Connection, bundle_id: str) -> BodyIndex:
         if bundle_id not in self._bodies:
             found = db.execute("SELECT body FROM bundles WHERE id = ?", (bundle_id,)).fetchone()
             if found is None:
                 raise BundleError(f"bundle {bundle_id} is not stored")
-            self._bodies[bundle_id] = _json(found["body"])
+            self._bodies[bundle_id] = index_body(_json(found["body"]))
         return self._bodies[bundle_id]
 
     @staticmethod
