@@ -23,7 +23,7 @@ from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.core.outcomes import Issued
 from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.offline import FallbackIssuer, OfflineService, plan_resumption
-from kiosk.issuance.offline_store import OfflineStore
+from kiosk.issuance.offline_store import OfflineStore, utc_now
 from kiosk.issuance.configured import make_client, make_offline_service
 from kiosk.logs import fingerprint
 from kiosk.presentation.view import ScreenView
@@ -238,13 +238,13 @@ def _offline_banner(screen: WebScreen, app: KioskApp) -> Callable[[bool], None]:
 def _resume_unshown(app: KioskApp, store: OfflineStore) -> None:
     """Show again the journalled voucher nobody saw (see ``plan_resumption``); never fails start-up."""
     try:
-        plan = plan_resumption(store.unshown())
+        plan = plan_resumption(store.unshown(), utc_now())
+        for entry in plan.superseded:
+            log.warning("voucher %s was never shown, and a newer one was issued since (or it expired)", entry.key)
+            store.mark_shown(entry.key)
     except Exception:
         log.exception("the journal's unshown vouchers could not be read; starting without them")
         return
-    for entry in plan.superseded:
-        log.warning("voucher %s was never shown, and a newer one was issued since", entry.key)
-        store.mark_shown(entry.key)
     if plan.resume is None:
         return
     entry = plan.resume

@@ -80,7 +80,9 @@ def refusal(state: OfflineState, limits: OfflineLimits, code: CachedCode | None,
         return "clock_untrusted"
     if state.expected_now is not None and abs(now - state.expected_now) > CLOCK_TOLERANCE:
         return "clock_untrusted"
-    if state.last_contact is None or now - state.last_contact > limits.max_offline_age:
+    if state.last_contact is None:
+        return "never_synced"  # nothing cached, and no limit could have been checked against anything
+    if now - state.last_contact > limits.max_offline_age:
         return "offline_too_long"
     if state.issued_since_forward >= limits.max_issuances:
         return "count_limit"

@@ -47,16 +47,17 @@ class Resumption:
     resume: Unshown | None
     #: Show (and print) it in the plain form: earlier attempts never finished.
     plain: bool
-    #: Older ones, superseded by a newer voucher, and ones whose record cannot be read.
+    #: Older ones, superseded by a newer voucher, expired ones, and ones whose record cannot be read.
     superseded: tuple[Unshown, ...]
 
 
-def plan_resumption(unshown: list[Unshown]) -> Resumption:
-    """The newest readable voucher nobody saw is shown again (the customer at the kiosk when it
-    stopped is the one most likely still there); older ones were superseded by a newer scan. A
-    voucher that keeps bringing the kiosk down (``MAX_RICH_ATTEMPTS``) is shown plainly, so it can
-    never block start-up."""
-    readable = [entry for entry in unshown if entry.voucher is not None]
+def plan_resumption(unshown: list[Unshown], now: datetime) -> Resumption:
+    """The newest readable, unexpired voucher nobody saw is shown again (the customer at the kiosk
+    when it stopped is the one most likely still there); older ones were superseded by a newer scan,
+    and an expired one is never shown as valid. A voucher that keeps bringing the kiosk down
+    (``MAX_RICH_ATTEMPTS``) is shown plainly, so it can never block start-up."""
+    readable = [entry for entry in unshown if entry.voucher is not None
+                and (entry.voucher.expires_at is None or entry.voucher.expires_at > now)]  # fmt: skip
     newest = readable[-1] if readable else None
     superseded = tuple(entry for entry in unshown if entry is not newest)
     plain = newest is not None and newest.display_attempts >= MAX_RICH_ATTEMPTS

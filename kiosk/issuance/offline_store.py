@@ -245,7 +245,7 @@ class OfflineStore:
                 if reason is not None:
                     return reason
                 if chosen is None:
-                    return "none_available" if state.last_contact is not None else "never_synced"
+                    return "none_available"
                 row = next(row for row in rows if row["code"] == chosen.code)
                 voucher = self._checked(db, row, shop_id, country, now, limits)
                 if voucher is not None:

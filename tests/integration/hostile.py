@@ -83,11 +83,15 @@ class ScriptedProxy:
         self.bundles: queue.SimpleQueue[Answer] = queue.SimpleQueue()
         self.logos: dict[str, bytes] = {}
         self.scans_answered = 0
+        #: While set, every request is answered 503: the backend is away.
+        self.down = False
         outer = self
 
         class Handler(QuietHandler):
             def _relay(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if outer.down:
+                    return outer.send(self, Answer(503, b'{"message": "down"}'))
                 if self.path.startswith("/hostile-logo/"):
                     data = outer.logos.get(self.path.rsplit("/", 1)[1], b"")
                     return outer.send(self, Answer(200, data, {"Content-Type": "image/png"}))

@@ -52,7 +52,7 @@ def test_limits() -> None:
     assert refusal(state(value_since_forward={"DKK": 8000}), limits, ok_code, NOW) == "value_limit"
     assert refusal(state(value_since_forward={"EUR": 10**9}), limits, ok_code, NOW) is None
     assert refusal(state(last_contact=NOW - timedelta(days=2)), limits, ok_code, NOW) == "offline_too_long"
-    assert refusal(state(last_contact=None), limits, ok_code, NOW) == "offline_too_long"
+    assert refusal(state(last_contact=None), limits, ok_code, NOW) == "never_synced"
 
 
 def test_a_clock_set_back_or_jumping_is_not_trusted() -> None:

@@ -34,3 +34,35 @@ def test_memory_stays_bounded_and_nothing_raises(readings) -> None:
         result = scan_filter.accept(text, now)
         assert result is None or result == result.strip()
     assert len(scan_filter._last_seen) <= 65 + len(readings)
+
+
+def test_two_sources_delivering_the_same_code_at_once_count_it_once() -> None:
+    import threading
+    import time
+
+    class SlowMemory(dict):
+        """Its look-ups take a while, so the filter's read-then-write is wide open to a race."""
+
+        def get(self, key, default=None):  # type: ignore[no-untyped-def]
+            found = super().get(key, default)
+            time.sleep(0.002)
+            return found
+
+    for _ in range(5):
+        shared = ScanFilter(debounce_s=3.0, _last_seen=SlowMemory())
+        accepted: list[str] = []
+        start = threading.Barrier(4)
+
+        def deliver() -> None:
+            start.wait()
+            for _ in range(5):
+                result = shared.accept("10HS0042", 100.0)
+                if result is not None:
+                    accepted.append(result)
+
+        threads = [threading.Thread(target=deliver) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert accepted == ["10HS0042"]
