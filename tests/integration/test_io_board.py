@@ -29,8 +29,9 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not simulator_available(), reason="node and firmware/node_modules are needed (make test)"),
 ]
-#: Hyggelig Sko packaging (on-demand vouchers) for the scans, a Grøn Butik one for the driver alone.
-CODES = [sample_code("on_demand", n) for n in range(3)] + [sample_code("private_public")]
+#: Hyggelig Sko packaging (on-demand vouchers from its webhook), then Grøn Butik packaging (vouchers
+#: plucked from its static pool; the first also for the driver alone).
+CODES = [sample_code("on_demand", n) for n in range(3)] + [sample_code("private_public", n) for n in range(3)]
 
 
 def board_config(tmp_path: Path, device: str, *, slot_sensor: bool, timeout_s: float = 20.0) -> Path:
