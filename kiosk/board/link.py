@@ -19,7 +19,7 @@ import binascii
 import json
 
 VERSION = 2  # 2: the session nonce in every CRC but a HELLO's
-MAX_FRAME = 512  # bytes of payload; longer runs without a 0x00 are dropped as garbage
+MAX_FRAME = 512  # bytes of payload, about: a frame over MAX_FRAME + 8 bytes on the wire (COBS) is dropped whole
 NONCE_SIZE = 8  # bytes of the session nonce the kiosk draws for each handshake
 
 HELLO = 0x01  # body: JSON {"kiosk", "nonce"} from the kiosk, {"fw", "manifest", "variant", "link", "nonce"} back

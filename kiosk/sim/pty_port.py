@@ -1,16 +1,21 @@
 """The device end of a simulated serial port: a pseudo-terminal whose other end the kiosk (or
 mpremote) opens by ``path``, exactly as it opens /dev/ttyACM0. Like a USB CDC port, bytes written
-while nobody has the port open are dropped, not kept for whoever opens it next."""
+while nobody has the port open are dropped, not kept for whoever opens it next; while it is open, a
+full line holds the writer back (flow control) rather than losing bytes mid-frame."""
 
 from __future__ import annotations
 
 import os
+import select
 import threading
 import time
 import tty
 from typing import Callable
 
 __all__ = ["PtyPort", "wait_for"]
+
+#: A reader that has not made room on a full line for this long counts as gone: the rest is dropped.
+STALLED_READER_S = 5.0
 
 
 class PtyPort:
@@ -23,10 +28,29 @@ class PtyPort:
         self._closed = False
 
     def write(self, data: bytes) -> None:
-        try:
-            os.write(self._master, data)
-        except OSError:
-            pass  # nobody listening, or the line is full: dropped
+        """All of ``data``, waiting while the line is full (the pty takes some 20 kB unread)."""
+        unsent = memoryview(data)
+        stalled_since: float | None = None
+        while unsent:
+            try:
+                unsent = unsent[os.write(self._master, unsent) :]
+                stalled_since = None
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                return  # closed
+            now = time.monotonic()
+            stalled_since = now if stalled_since is None else stalled_since
+            if not self._listened_to() or now - stalled_since > STALLED_READER_S:
+                return  # dropped, as a USB port drops what nobody reads
+            time.sleep(0.002)
+
+    def _listened_to(self) -> bool:
+        """Whether someone has the other end open (a pty's master hangs up while nobody has)."""
+        poller = select.poll()
+        poller.register(self._master, select.POLLOUT)
+        return not any(events & select.POLLHUP for _, events in poller.poll(0))
 
     def pump_to(self, deliver: Callable[[bytes], None], name: str) -> None:
         """Hand what the other end writes to ``deliver``, from a thread of its own, until closed."""

@@ -14,7 +14,13 @@ from kiosk.board import link
 from kiosk.devices.board.io_board import EXPECTED_FIRMWARE
 from kiosk.sim.pty_port import PtyPort, wait_for
 
-__all__ = ["BoardPeer"]
+__all__ = ["BoardPeer", "kiosk_reads_hello"]
+
+
+def kiosk_reads_hello(frame: bytes) -> bool:
+    """Whether the kiosk takes in this hello frame at all (its CRC is checked without a nonce, so a
+    fresh decoder says: false for one whose body is too long for a frame, which the kiosk drops)."""
+    return bool(link.FrameDecoder().feed(frame))
 
 
 class BoardPeer:
@@ -43,30 +49,45 @@ class BoardPeer:
     def write(self, data: bytes, kind: int | None = None, nonce: bytes = b"") -> None:
         """Bytes on the line towards the kiosk (a frame of ``kind`` made under ``nonce``, or any)."""
         with self._lock:
-            self._port.write(data)
-            self.sent.append((kind, data, nonce))
+            self._write(data, kind, nonce)
+
+    def _write(self, data: bytes, kind: int | None, nonce: bytes) -> None:
+        """``write`` with the lock held: what is on the line and what ``sent`` says stay in one order."""
+        self._port.write(data)
+        self.sent.append((kind, data, nonce))
 
     def frame(self, kind: int, body: bytes = b"", *, seq: int | None = None, nonce: bytes | None = None) -> bytes:
         """A frame as this peer would send it now (its next sequence number, this session's nonce)."""
-        if seq is None:
-            with self._lock:
-                self.seq = (self.seq + 1) & 0xFF
-                seq = self.seq
-        return link.encode_frame(kind, seq, body, self.nonce if nonce is None else nonce)
+        with self._lock:
+            return self._frame(kind, body, seq, self.nonce if nonce is None else nonce)
 
-    def send(self, kind: int, body: bytes = b"", **how: Any) -> bytes:
-        nonce = self.nonce if how.get("nonce") is None else how["nonce"]
-        frame = self.frame(kind, body, **how)
-        self.write(frame, kind, nonce)
+    def _frame(self, kind: int, body: bytes, seq: int | None, nonce: bytes) -> bytes:
+        if seq is None:
+            self.seq = (self.seq + 1) & 0xFF
+            seq = self.seq
+        return link.encode_frame(kind, seq, body, nonce)
+
+    def send(self, kind: int, body: bytes = b"", *, seq: int | None = None, nonce: bytes | None = None) -> bytes:
+        """Frame and write at once, so the nonce the frame is made under is the one ``sent`` records
+        (the peer's input thread may adopt a new one at any moment)."""
+        with self._lock:
+            made_under = self.nonce if nonce is None else nonce
+            frame = self._frame(kind, body, seq, made_under)
+            self._write(frame, kind, made_under)
         return frame
 
-    def hello(self, fields: dict[str, Any] | None = None, nonce: bytes | None = None) -> None:
-        """A hello carrying ``nonce`` (by default the session's: an echo)."""
-        echoed = self.nonce if nonce is None else nonce
+    def hello(self, fields: dict[str, Any] | None = None, nonce: bytes | None = None) -> bytes:
+        """A hello carrying ``nonce`` (by default the session's: an echo); the frame. ``last_echo``
+        follows only an echo the kiosk can read (not one too long for a frame), and changes in the
+        same step as the write, as the input thread answers the kiosk's hellos concurrently."""
         fields = dict(self.IDENTITY if fields is None else fields)
-        if echoed == self.nonce and self.nonce:
-            self.last_echo = fields
-        self.send(link.HELLO, link.hello_body(fields, echoed))
+        with self._lock:
+            echoed = self.nonce if nonce is None else nonce
+            frame = self._frame(link.HELLO, link.hello_body(fields, echoed), None, echoed)
+            if echoed == self.nonce and self.nonce and kiosk_reads_hello(frame):
+                self.last_echo = fields
+            self._write(frame, link.HELLO, echoed)
+        return frame
 
     def reboot(self) -> None:
         """As a board that has just started: no nonce, and a hello without one."""
@@ -102,7 +123,7 @@ class BoardPeer:
                 self._ack(seq)
 
     def _ack(self, seq: int) -> None:
-        self.write(link.encode_frame(link.ACK, 0, bytes((seq,)), self.nonce), link.ACK, self.nonce)
+        self.send(link.ACK, bytes((seq,)), seq=0)
 
     def _beat(self) -> None:
         while not self._closed:

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from kiosk.app import ScanReport
 from kiosk.board import link
@@ -39,7 +39,7 @@ from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK
 from kiosk.sim.kiosk_config import write_kiosk_config
 from kiosk.sim.world import demo_world
 from kiosk.supervisor import Supervisor
-from tests.integration.board_peer import BoardPeer
+from tests.integration.board_peer import BoardPeer, kiosk_reads_hello
 
 pytestmark = pytest.mark.integration
 
@@ -281,23 +281,26 @@ def act(h: Harness, action: tuple[Any, ...], expected: Expected) -> None:
             never = b"\x5a" * link.NONCE_SIZE
             old = [peer.frame(link.HELLO, link.hello_body(peer.IDENTITY, never)) if hello
                    else peer.frame(link.SLOT, link.ITEM_PASSED, nonce=never)]  # fmt: skip
-        peer.write(old[action[1] % len(old)])
-        if hello:
+        replayed = old[action[1] % len(old)]
+        peer.write(replayed)
+        if hello and kiosk_reads_hello(replayed):
             expected.renewed = True
             _await_new_session(h, before)
-        else:
+        else:  # another session's frame, or a hello too long for a frame (an odd echo may be)
             expected.rejected += 1
     elif name == "hello":
-        before = peer.adoptions
-        peer.write(peer.frame(link.HELLO, action[1]))  # not recorded as a hello: it echoes no session
-        hello = link.read_hello(action[1])
-        if hello is not None:
+        before, frame = peer.adoptions, peer.frame(link.HELLO, action[1])
+        peer.write(frame)  # not recorded as a hello: it echoes no session
+        if not kiosk_reads_hello(frame):
+            expected.rejected += 1
+        elif (hello := link.read_hello(action[1])) is not None:
             assert hello[1] != peer.nonce
             expected.renewed = True
             _await_new_session(h, before)
     elif name == "odd echo":
         fields = {key: value for key, value in action[1].items() if key != "nonce"}
-        peer.hello(fields)
+        if not kiosk_reads_hello(peer.hello(fields)):  # too long for a frame: the kiosk keeps the last echo
+            expected.rejected += 1
     elif name == "slot":
         peer.send(link.SLOT, action[1])
     elif name == "scan":
@@ -317,9 +320,17 @@ def _await_new_session(h: Harness, before: int) -> None:
     assert h.peer.wait_for(lambda: h.session_open(before), 5.0), "no new session"
 
 
+#: An echo ODD_JSON can make that is too long for a frame (some 600 bytes of JSON): the kiosk drops it.
+TOO_LONG_ECHO = {"a": ["\U0001f600" * 12] * 4}
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])  # fmt: skip
 @given(actions=st.lists(ACTIONS, min_size=1, max_size=10))
+@example(actions=[("garbage", b"\x00"), ("odd echo", TOO_LONG_ECHO), ("huge", link.ERROR, 1642), ("hello", b""),
+                  ("replay", 663172), ("scan", b"")])  # fmt: skip
+@example(actions=[("replay hello", 1642), ("odd echo", TOO_LONG_ECHO)])
+@example(actions=[("hello", json.dumps({"manifest": "x" * link.MAX_FRAME}).encode()), ("odd echo", {"fw": None})])
 def test_hostile_board_frames_never_deposit_and_the_next_customer_is_served(
     harness: Harness, actions: list[tuple[Any, ...]]
 ) -> None:

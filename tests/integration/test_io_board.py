@@ -21,8 +21,7 @@ from kiosk.tools.firmware_files import application, board_files, firmware_versio
 from kiosk.config import load_config
 from kiosk.devices.board.io_board import EXPECTED_FIRMWARE, IoBoard
 from kiosk.runtime import open_kiosk
-from kiosk.sim.backend_store import new_ulid
-from kiosk.sim.demo_seed import SHOPS, sample_code
+from kiosk.sim.demo_seed import sample_code
 from kiosk.sim.virtual_board import VirtualBoard, simulator_available
 from tests.conftest import KIOSK, REPO, run_kiosk, wait_until
 
@@ -30,10 +29,9 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not simulator_available(), reason="node and firmware/node_modules are needed (make test)"),
 ]
-#: Hyggelig Sko packaging (on-demand vouchers) for the scans, a Grøn Butik one for the driver alone.
-CODES = [sample_code("on_demand", n) for n in range(3)] + [sample_code("private_public")]
-#: Two more packaging items of Grøn Butik (whose vouchers are static codes, plucked when handed out).
-SPARE = [SHOPS["gron"].prefix + new_ulid(seed=f"io-board-spare:{n}") for n in range(2)]
+#: Hyggelig Sko packaging (on-demand vouchers from its webhook), then Grøn Butik packaging (vouchers
+#: plucked from its static pool; the first also for the driver alone).
+CODES = [sample_code("on_demand", n) for n in range(3)] + [sample_code("private_public", n) for n in range(3)]
 
 
 def board_config(tmp_path: Path, device: str, *, slot_sensor: bool, timeout_s: float = 20.0) -> Path:
@@ -207,7 +205,7 @@ def test_odd_slot_bodies_and_replays_start_no_issuance(backend, tmp_path: Path) 
     async def run() -> None:
         async with kiosk_with_board(tmp_path, slot_sensor=True) as (board, kiosk, reports):
             (driver,) = [source for source in kiosk.sources if isinstance(source, IoBoard)]
-            board.scan(SPARE[0])
+            board.scan(CODES[4])
             await wait_until(lambda: kiosk.app.flow.state.value == "awaiting_deposit")
             board.slot_pass()
             await wait_until(lambda: len(reports) == 1 and reports[0].status == "issued")
@@ -216,7 +214,7 @@ def test_odd_slot_bodies_and_replays_start_no_issuance(backend, tmp_path: Path) 
             hellos = sum(1 for kind, _, _ in board.sent if kind == link.HELLO)
             board.reboot()  # a new session
             await wait_until(lambda: driver.state == "open" and board.nonce not in (old_nonce, b""), timeout_s=10)
-            board.scan(SPARE[1])
+            board.scan(CODES[5])
             await wait_until(lambda: kiosk.app.flow.state.value == "awaiting_deposit")
             nonce = board.nonce
             odd = [link.encode_frame(link.SLOT, 200 + index, body, nonce)
@@ -231,7 +229,7 @@ def test_odd_slot_bodies_and_replays_start_no_issuance(backend, tmp_path: Path) 
             assert len(backend.state()["scans"]) == 1
             board.slot_pass()
             await wait_until(lambda: len(reports) == 2)
-            assert reports[1].status == "issued" and reports[1].code == SPARE[1]
+            assert reports[1].status == "issued" and reports[1].code == CODES[5]
             assert reports[1].voucher.code != reports[0].voucher.code
         assert len(backend.state()["plucked"]) == 2
     asyncio.run(run())
