@@ -271,7 +271,10 @@ def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> A
         value = _coerce(table[key], hints[key], dotted, may_be_empty=spec.default == "",
                         bounds=spec.metadata.get("range"))  # fmt: skip
         if spec.metadata.get("path") and value is not None:
-            value = base / Path(value).expanduser()
+            try:
+                value = base / Path(value).expanduser()
+            except RuntimeError:  # "~someone" for a user this machine does not have
+                raise ConfigError(f"{dotted}: {value.split('/')[0]!r} is not a home folder here") from None
         values[key] = value
     return cls(**values)
 

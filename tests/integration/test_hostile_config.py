@@ -40,7 +40,8 @@ VALUES = st.one_of(
     st.sampled_from([0, -1, 0.0, -0.0, 1e308, 10**30, True, "", " ", "\x00", "a\nb", "\x1b[2J", "https://[::1",
                      "https://api.re-zip.com:99999", "http://203.0.113.9", "https://user:pw@127.0.0.1",
                      "http://127.0.0.1:1", "../../etc/passwd", "😀" * 300, "x" * 5000, "localhost:0",
-                     "[::1]:8080", "999.999.999.999:80", "usb:zz:zz", "tcp://", "Europe/Nowhere", "xx_XX"]),
+                     "[::1]:8080", "999.999.999.999:80", "usb:zz:zz", "tcp://", "Europe/Nowhere", "xx_XX",
+                     "~nosuchuser/x", "~"]),
     st.text(max_size=20), st.lists(st.one_of(st.text(max_size=10), st.integers()), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )  # fmt: skip

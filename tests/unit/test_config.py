@@ -50,6 +50,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ({"backend": {**MINIMAL["backend"], "token_file": "tok\x00en"}}, "backend.token_file: must be one line"),
         ({"backend": {**MINIMAL["backend"], "drop_point_location_id": "dp/../x"}}, "backend.drop_point_location_id:"),
         ({"kiosk": {"hardware_id": "k 1\x1b[2J"}}, "kiosk.hardware_id:"),
+        ({"backend": {**MINIMAL["backend"], "token_file": "~nosuchuser/token"}}, "backend.token_file: '~nosuchuser' is not a home folder here"),  # found by scripts/fuzz
         ({"offline": {"jwks_url": "http://keys.example/jwks.json"}}, "offline.jwks_url: must be https"),
         ({"offline": {"jwks_url": "https://[bad"}}, "offline.jwks_url: is not a well-formed URL"),
         ({"offline": {"reserve_per_pool": 0}}, "offline.reserve_per_pool: must be a whole number from 1 to 500"),
