@@ -96,6 +96,7 @@ class OfflineService:
         #: (wall time the backend vouched for, monotonic time then): detects a clock that jumps.
         self._anchor: tuple[datetime, float] | None = None
         self._wake = asyncio.Event()
+        self._jitter = random.Random()  # its own: the process's shared random state is left alone
 
     # --- claims ---------------------------------------------------------------------------------
 
@@ -179,7 +180,7 @@ class OfflineService:
                 log.exception("offline sync failed unexpectedly; next try in about %.0f s", delay)
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), delay * random.uniform(0.8, 1.2))
+                await asyncio.wait_for(self._wake.wait(), delay * self._jitter.uniform(0.8, 1.2))
             except TimeoutError:
                 pass
 
