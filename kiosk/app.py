@@ -44,6 +44,7 @@ from kiosk.core.flow import (
     Status,
     TimerExpired,
 )
+from kiosk.core.codes import PackagingCode, normalise
 from kiosk.core.outcomes import IssuanceOutcome, Issued, OfflineLimited, Source, Unavailable
 from kiosk.core.voucher import Voucher
 from kiosk.issuance.issuer import Issuer
@@ -227,7 +228,7 @@ class KioskApp:
                 elif isinstance(command, CancelTimer):
                     self._cancel_timer()
                 elif isinstance(command, DroppedScan):
-                    log.info("scan ignored (%s): %r", command.reason, command.text[:80])
+                    log.info("scan ignored (%s): %s", command.reason, _loggable(command.text))
                     if self.on_dropped is not None:
                         self.on_dropped(command)
                 elif isinstance(command, LateOutcome):
@@ -367,6 +368,13 @@ class KioskApp:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("kiosk task failed", exc_info=task.exception())
+
+
+def _loggable(text: str) -> str:
+    """A scanned text as a log line may hold it: a packaging code as it is; anything else (a
+    customer scanning their own voucher's QR hands the kiosk its single-use link) by fingerprint."""
+    code = normalise(text)
+    return code.value if isinstance(code, PackagingCode) else f"text {fingerprint(text)}"
 
 
 def _backend_reachable(outcome: IssuanceOutcome) -> bool:
