@@ -86,6 +86,9 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
                     _prompt(out)
                 codes = _listed(scans) if scans is not None else _stdin_codes(stdin)
                 async for code in codes:
+                    if kiosk.supervisor.gave_up.done():  # as kiosk run does: a broken kiosk stops
+                        print(f"kiosk demo: stopping, {kiosk.supervisor.gave_up.result()}", file=out)
+                        return 1
                     if board is None:
                         scanner.type(code)
                     else:
