@@ -333,6 +333,9 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(serve())
     except SecretFileError as exc:
         raise _Failure(str(exc)) from None
+    except OSError as exc:  # the screen's port taken, a data folder it may not write, ...
+        logging.getLogger(__name__).debug("kiosk run could not start", exc_info=True)
+        raise _Failure(f"cannot start: {exc}") from None
 
 
 def _ready_line(kiosk: RunningKiosk, config: Config, ready: bool) -> str:
@@ -400,16 +403,26 @@ def _local_time(stamp: str | None, zone: str) -> str:
     return datetime.fromisoformat(stamp).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def _open_store(config: Config):  # type: ignore[no-untyped-def]
+    """The kiosk's journal for a command that reads it; a damaged one is reported, not replaced
+    (``kiosk run`` sets it aside and begins a new one)."""
+    from kiosk.issuance.offline_store import open_store
+
+    try:
+        return open_store(config.offline_db, link_schemes=config.link_schemes)
+    except OSError as exc:  # JournalDamaged, or a data folder the kiosk may not write
+        raise _Failure(f"kiosk.data_dir: {exc}") from None
+
+
 def _offline_parts(config: Config):  # type: ignore[no-untyped-def]
     """The store and the offline service, outside a running kiosk (for the CLI)."""
-    from kiosk.issuance.offline_store import OfflineStore
     from kiosk.issuance.configured import make_client, make_offline_service
 
     try:
         client = make_client(config, read_timeout_s=max(config.backend.read_timeout_s, 10.0))
     except SecretFileError as exc:
         raise _Failure(str(exc)) from None
-    store = OfflineStore(config.offline_db)
+    store = _open_store(config)
     return client, store, make_offline_service(config, store, client)
 
 
@@ -482,10 +495,8 @@ def _pools_lines(doc: dict[str, Any], shop_names: Mapping[str, str], zone: str) 
 
 
 def _journal(args: argparse.Namespace) -> int:
-    from kiosk.issuance.offline_store import OfflineStore
-
     config = _load(args.config)
-    store = OfflineStore(config.offline_db)
+    store = _open_store(config)
     entries = store.journal(pending_only=args.pending)
     store.close()
     docs = [{"key": e.key, "code": e.code, "packaging": e.packaging, "source": e.source, "forwarded": e.forwarded,

@@ -89,7 +89,7 @@ class OfflineSection:
     forward_interval_s: float = field(default=10.0, metadata=_within(0.1, _DAY))
     #: Codes expiring within this many seconds are not handed out.
     expiry_margin_s: float = field(default=3600.0, metadata=_within(0, 30 * _DAY))
-    #: Limits since the last successful forward, and since the backend was last heard from.
+    #: Limits on offline issuances the backend has not taken yet, and on the time since it was heard.
     max_issuances: int = field(default=100, metadata=_within(1, 100_000))
     max_value: dict[str, int] = field(default_factory=dict)
     max_offline_age_s: float = field(default=259200.0, metadata=_within(1, 365 * _DAY))
@@ -349,6 +349,18 @@ def _check_https_url(key: str, url: str) -> None:
         raise ConfigError(f"{key}: {problem}")
 
 
+def _check_folder(key: str, folder: Path) -> None:
+    """A folder the kiosk will create and write: neither it nor anything above it may be a file."""
+    for path in (folder, *folder.parents):
+        try:
+            if path.exists():
+                if not path.is_dir():
+                    raise ConfigError(f"{key}: {path} is not a folder")
+                return
+        except OSError as exc:
+            raise ConfigError(f"{key}: {path}: {exc.strerror or exc}") from None
+
+
 def _ip_or_localhost(host: str) -> bool:
     if host == "localhost":
         return True
@@ -407,8 +419,10 @@ def _check_meaning(config: Config) -> None:
     if config.scanner.type == "hid":
         try:
             HidSelector.parse(config.scanner.device)
-        except (ValueError, re.error) as exc:
+        except ValueError as exc:
             raise ConfigError(f"scanner.device: {exc}") from None
+    for key, folder in (("kiosk.data_dir", kiosk.data_dir), ("screen.dir", config.screen.dir)):
+        _check_folder(key, folder)
     if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", config.scanner.camera_size):
         raise ConfigError("scanner.camera_size: must be WIDTHxHEIGHT such as 1280x720")
     if not 1 <= config.scanner.camera_fps <= 120:

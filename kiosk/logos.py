@@ -48,8 +48,12 @@ class Logo:
 
 class LogoCache:
     def __init__(self, directory: Path | None = None, *, max_bytes: int = 512 * 1024,
-                 timeout_s: float = 3.0, retry_after_s: float = 300.0) -> None:  # fmt: skip
+                 timeout_s: float = 3.0, retry_after_s: float = 300.0, plain_loopback: bool = False) -> None:  # fmt: skip
+        """``plain_loopback`` allows http logos on this machine itself: only for a kiosk whose backend
+        is on loopback too (the stand-in), so that a shop profile cannot make a kiosk in the field
+        send requests to the services of its own machine."""
         self.directory = directory
+        self.plain_loopback = plain_loopback
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
@@ -106,7 +110,7 @@ class LogoCache:
         return logo
 
     async def _fetch(self, url: str, key: str) -> Logo | None:
-        if not is_web_url(url):
+        if not is_web_url(url) or (not self.plain_loopback and not url.startswith("https:")):
             log.warning("logo %s refused: only https is fetched", key)
             return None
         try:

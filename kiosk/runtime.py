@@ -23,7 +23,7 @@ from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.core.outcomes import Issued
 from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.offline import FallbackIssuer, OfflineService, plan_resumption
-from kiosk.issuance.offline_store import OfflineStore, utc_now
+from kiosk.issuance.offline_store import OfflineStore, open_store, utc_now
 from kiosk.issuance.configured import make_client, make_offline_service
 from kiosk.logs import fingerprint
 from kiosk.presentation.view import ScreenView
@@ -123,7 +123,7 @@ async def open_kiosk(
         deposit_timeout_s=config.board.deposit_timeout_s,
         url_hosts=tuple(config.scanner.url_hosts),
     )
-    logos = LogoCache(config.kiosk.data_dir / "logos")
+    logos = LogoCache(config.kiosk.data_dir / "logos", plain_loopback=config.backend.url.startswith("http:"))
     printer: EscposPrinter | None = None
     if with_devices and config.printer.type == "escpos":
         connection = PrinterConnection(config.printer_device, config.printer.profile)
@@ -141,15 +141,16 @@ async def open_kiosk(
             # A captured frame must hold its texts: wait for the page's fonts as long as it takes.
             ack_timeout_s=10.0 if config.screen.type == "png" else 1.0,
         )
-    store = OfflineStore(config.offline_db, link_schemes=config.link_schemes)
+    store = open_store(config.offline_db, link_schemes=config.link_schemes, set_aside_damaged=True)
     offline: OfflineService | None = None
     online_deadline_s = backend.deadline_s
     if config.offline.enabled:
         online_deadline_s = max(0.5, backend.deadline_s - OFFLINE_RESERVE_S)
         offline = make_offline_service(config, store, client, logos=logos)
+    issuer = FallbackIssuer(OnlineIssuer(client, deadline_s=online_deadline_s), store, offline)
     app = KioskApp(
         Flow(settings),
-        FallbackIssuer(OnlineIssuer(client, deadline_s=online_deadline_s), store, offline),
+        issuer,
         screen,
         printer,
         locale=config.kiosk.locale,
@@ -201,8 +202,12 @@ async def open_kiosk(
             stack.callback(source.stop)
         if resume:
             _resume_unshown(app, store)
-        if background and offline is not None:
-            supervisor.start("offline sync", offline.run)
+        if background:
+            replay = loop.create_task(issuer.replay_unanswered(app.resume), name="replay unanswered scans")
+            replay.add_done_callback(_logged)
+            stack.callback(replay.cancel)
+            if offline is not None:
+                supervisor.start("offline sync", offline.run)
         stack.push_async_callback(supervisor.stop)  # first on the way out: no task outlives its parts
         yield RunningKiosk(app, sources, screen, printer, store, offline, supervisor)
 
@@ -219,6 +224,12 @@ def _board_signals(boards: list[IoBoard]) -> Callable[[Screen], None]:
             board.signal(signals)
 
     return show
+
+
+def _logged(task: asyncio.Task[None]) -> None:
+    """A one-off start-up task ends; a failure is logged (its work waits for the next start)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())
 
 
 def _offline_banner(screen: WebScreen, app: KioskApp) -> Callable[[bool], None]:

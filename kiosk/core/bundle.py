@@ -133,26 +133,28 @@ def parse_bundle(doc: Any, *, link_schemes: Iterable[str] | None = DEFAULT_LINK_
 
 @dataclass(frozen=True)
 class BodyIndex:
-    """A stored bundle body, parsed once: its codes' entries by code, its pools and shop profiles."""
+    """A stored bundle body, parsed once: its codes' entries by code, its pools and shop profiles,
+    and when the reservation ends (a code of an expired bundle is the backend's again)."""
 
     items: Mapping[str, Mapping[str, Any]]
     pools: Mapping[str, BundlePool]
     shops: Mapping[str, Shop]
+    expires_at: datetime
 
 
 def index_body(doc: Any) -> BodyIndex:
     """Index a stored body for the claims to come; ``BundleError`` when it is not a bundle."""
     if not isinstance(doc, Mapping):
         raise BundleError("bundle: expected a JSON object")
-    counts = collections.Counter(item.get("code") for item in _list(doc, "codes") if isinstance(item, Mapping))
-    items = {item["code"]: item for item in _list(doc, "codes")
-             if isinstance(item, Mapping) and isinstance(item.get("code"), str) and counts[item["code"]] == 1}  # fmt: skip
+    named = [item for item in _list(doc, "codes") if isinstance(item, Mapping) and isinstance(item.get("code"), str)]
+    counts = collections.Counter(item["code"] for item in named)
+    items = {item["code"]: item for item in named if counts[item["code"]] == 1}
     pools = {}
     for index, item in enumerate(_list(doc, "pools")):
         pool = _pool(item, f"pools[{index}]")
         pools[pool.id] = pool
     shops = {key: parse_shop(value) or Shop() for key, value in _mapping(doc, "shops").items()}
-    return BodyIndex(items, pools, shops)
+    return BodyIndex(items, pools, shops, _instant(doc.get("expires_at"), "expires_at"))
 
 
 def code_from_body(body: BodyIndex, code: str, *, link_schemes: Iterable[str] | None, now: datetime) -> BundleCode:
@@ -161,6 +163,8 @@ def code_from_body(body: BodyIndex, code: str, *, link_schemes: Iterable[str] | 
     item = body.items.get(code)
     if item is None:
         raise BundleError(f"codes: {code} is not in the bundle once")
+    if body.expires_at <= now:
+        raise BundleError("the bundle's reservation has expired: its codes are the backend's again")
     return _code(item, body.pools, body.shops, link_schemes, now)
 
 

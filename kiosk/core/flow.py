@@ -15,6 +15,7 @@ Rules this module keeps:
     IDLE             Scanned (invalid)          NOTICE            Show(notice), Concluded, StartTimer
     IDLE             IssuanceDone (stale)       IDLE              LateOutcome
     IDLE             Resumed (at start-up)      SHOWING_VOUCHER   as an issued voucher: Show, PrintVoucher, ...
+    other states     Resumed                    same              nothing (it stays journalled, unshown)
     IDLE             Scanned (valid, with a     AWAITING_DEPOSIT  Show(drop prompt), StartTimer
                      slot sensor)
     AWAITING_DEPOSIT DepositDetected            ISSUING           StartIssuance, Show(issuing), StartTimer
@@ -365,6 +366,11 @@ class Flow:
         """Something fell through the slot without a scan first: nothing to reward."""
         return []
 
+    def _resume_later(self, event: Event) -> list[Command]:
+        """A voucher recovered while a customer is served: it waits in the journal (unshown, so the
+        next start shows it) rather than take the screen from someone else."""
+        return []
+
     def _already_answered(self, code: PackagingCode) -> bool:
         """The screen already holds this code's final answer: a voucher, or 'already returned'."""
         settled = self.state is State.SHOWING_VOUCHER or self.screen.notice is NoticeKind.ALREADY_RETURNED
@@ -511,4 +517,5 @@ TRANSITIONS: dict[tuple[State, type], _Handler] = {
     **{(state, PrintDone): Flow._print_done for state in State},
     **{(state, PrinterChanged): Flow._printer_changed for state in State},
     **{(state, DepositDetected): Flow._unexpected_deposit for state in State if state is not State.AWAITING_DEPOSIT},
+    **{(state, Resumed): Flow._resume_later for state in State if state is not State.IDLE},
 }

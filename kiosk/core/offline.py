@@ -6,11 +6,13 @@ pools in the kiosk's country first, then other shops' ``public``/``private_publi
 that have expired or expire within the margin are skipped; the soonest-expiring code goes first
 (codes without expiry last).
 
-Limits follow the offline modes of payment terminals: a maximum number of offline issuances and a
-maximum value per currency since the last successful forward, a maximum time since the backend was
-last heard from, and no offline issuance while the clock cannot be trusted (earlier than the
-newest time the kiosk has seen signed by the backend or written itself, or jumped away from the
-monotonic clock since the last contact).
+Limits follow the offline modes of payment terminals: a maximum number and a maximum value per
+currency of offline issuances the backend has not taken yet (not forwarded: an empty or partial
+answer resets nothing, and no clock stamp decides what counts), a maximum time since the backend
+was last heard from, and no offline issuance while the clock cannot be trusted (earlier than the
+newest time the backend signed, or than the kiosk's own journal written since, or jumped away
+from the monotonic clock since the last contact). A kiosk that never heard its backend issues
+nothing offline ("never_synced").
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ class OfflineLimits:
 class OfflineState:
     """What the store knows at the moment of a claim."""
 
-    issued_since_forward: int
-    value_since_forward: Mapping[str, int]
+    unforwarded: int
+    unforwarded_value: Mapping[str, int]
     last_contact: datetime | None
     #: The newest trustworthy time: signed by the backend, or of the kiosk's own last journal row.
     clock_floor: datetime | None
@@ -84,10 +86,10 @@ def refusal(state: OfflineState, limits: OfflineLimits, code: CachedCode | None,
         return "never_synced"  # nothing cached, and no limit could have been checked against anything
     if now - state.last_contact > limits.max_offline_age:
         return "offline_too_long"
-    if state.issued_since_forward >= limits.max_issuances:
+    if state.unforwarded >= limits.max_issuances:
         return "count_limit"
     if code is not None and code.type == "amount" and code.unit in limits.max_value:
-        spent = state.value_since_forward.get(code.unit, 0)
+        spent = state.unforwarded_value.get(code.unit, 0)
         if spent + code.value > limits.max_value[code.unit]:
             return "value_limit"
     return None

@@ -60,11 +60,12 @@ class OnlineIssuer:
         self._clock = clock
         self._blocked_until = 0.0
 
-    async def issue(self, code: PackagingCode) -> IssuanceOutcome:
+    async def issue(self, code: PackagingCode, *, key: str | None = None) -> IssuanceOutcome:
+        """Ask the backend, with ``key`` as the scan's idempotency key (a new one if None)."""
         wait = self._blocked_until - self._clock()
         if wait > 0:
             return Unavailable(f"rate limited by the backend for another {wait:.0f} s")
-        key = new_idempotency_key()
+        key = key or new_idempotency_key()
         try:
             async with asyncio.timeout(self._deadline_s):
                 result = await self._client.scan(code, key)

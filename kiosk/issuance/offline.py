@@ -126,10 +126,10 @@ class OfflineService:
                 return total
             results = await self.client.forward(pending)
             self.store.mark_forwarded(results)
-            self._contact(None)
             total += len(results)
-            if len(results) < len(pending):
+            if len(results) < len(pending):  # not a forward: no contact noted, the limits stand
                 raise ValueError(f"the backend answered for {len(results)} of {len(pending)} issuances")
+            self._contact(None)
 
     async def sync(self, *, force: bool = False) -> SyncReport:
         """Forward what is pending, then reserve more codes when below the watermark (or forced)."""
@@ -211,11 +211,44 @@ class FallbackIssuer:
         if rewarded:
             # Also covers an offline reward the backend has not heard of yet.
             return AlreadyReturned("this packaging has already earned a voucher at this kiosk")
-        outcome = await self.online.issue(code)
+        try:
+            key = self.store.begin_attempt(code.value)
+        except sqlite3.Error as exc:  # no durable key: the scan still goes out, with a fresh one
+            log.error("the scan attempt could not be journalled: %s", exc)
+            key = None
+        outcome = await self.online.issue(code, key=key)
+        return self._settle(code, outcome)
+
+    async def replay_unanswered(self, on_voucher: Callable[[str, Issued], None]) -> None:
+        """At start-up: ask again, with the same keys, the scans an earlier run sent and never got an
+        answer for (killed while the answer was on its way); a voucher found is journalled, so it is
+        never lost, and handed to ``on_voucher(packaging, issued)``."""
+        for packaging, key, _ in self.store.attempts():
+            if self.store.rewarded(packaging):
+                self.store.end_attempt(packaging)
+                continue
+            outcome = await self.online.issue(PackagingCode(packaging), key=key)
+            if isinstance(outcome, Unavailable):
+                log.warning("scan %s of an earlier run is still unanswered (%s); asked again later", key,
+                            outcome.reason)  # fmt: skip
+                continue
+            settled = self._settle(PackagingCode(packaging), outcome, offline_fallback=False)
+            if isinstance(settled, Issued):
+                log.warning("voucher %s of a scan an earlier run never showed recovered from the backend",
+                            fingerprint(settled.voucher.code))  # fmt: skip
+                on_voucher(packaging, settled)
+
+    def _settle(self, code: PackagingCode, outcome: IssuanceOutcome, *, offline_fallback: bool = True
+                ) -> IssuanceOutcome:  # fmt: skip
+        """Journal what the backend answered; fall back to the offline pools when it could not."""
         if isinstance(outcome, Issued):
             try:
                 self.store.journal_online(outcome.key or "", code.value, outcome.voucher)
             except sqlite3.IntegrityError:
+                same = self.store.journalled(code.value)
+                if same is not None and same[1] == outcome.voucher.code:
+                    # The same answer twice (a replayed key): it is this packaging's voucher, journalled.
+                    return Issued(outcome.voucher, "online", key=same[0])
                 # A code this kiosk handed out before, for another packaging: never show it twice.
                 log.error("the backend answered voucher %s, which this kiosk handed out before; refused",
                           fingerprint(outcome.voucher.code))  # fmt: skip
@@ -228,8 +261,11 @@ class FallbackIssuer:
                 return outcome
             else:
                 return outcome
-        if not isinstance(outcome, Unavailable) or self.offline is None:
+        if not isinstance(outcome, Unavailable):
+            self._forget_attempt(code)  # a final answer: already returned, refused, none available
             return outcome
+        if self.offline is None or not offline_fallback:
+            return outcome  # the attempt stays: a rescan asks again with its key
         try:
             claimed = self.offline.claim(code.value, online_attempt_key=outcome.attempt_key)
         except AlreadyRewarded:
@@ -245,6 +281,12 @@ class FallbackIssuer:
                      outcome.reason)  # fmt: skip
             return claimed
         return _offline_refusal(claimed, outcome.reason)
+
+    def _forget_attempt(self, code: PackagingCode) -> None:
+        try:
+            self.store.end_attempt(code.value)
+        except sqlite3.Error as exc:
+            log.error("the scan attempt could not be closed in the journal: %s", exc)
 
 
 #: What the customer is told when no offline voucher may be given, by the store's reason.

@@ -11,6 +11,7 @@ second reward for a packaging impossible, whatever crashes in between.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import uuid
@@ -25,7 +26,10 @@ from kiosk.core.offline import CachedCode, OfflineLimits, OfflineState, choose_c
 from kiosk.core.voucher import DEFAULT_LINK_SCHEMES, Voucher, VoucherError, parse_voucher
 from kiosk.secret_files import private_directory
 
-__all__ = ["OfflineStore", "Claim", "JournalEntry", "Unshown", "AlreadyRewarded", "utc_now"]
+__all__ = ["OfflineStore", "open_store", "JournalDamaged", "Claim", "JournalEntry", "Unshown", "AlreadyRewarded",
+           "utc_now"]
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundles (
@@ -45,6 +49,11 @@ CREATE TABLE IF NOT EXISTS journal (
     created_at TEXT NOT NULL, shown_at TEXT, forwarded_at TEXT, forward_status TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Scan requests sent and not yet answered for good, written before they are sent: a kiosk killed
+-- while the answer is on its way asks again with the same key, and the backend answers the same.
+CREATE TABLE IF NOT EXISTS attempts (
+    packaging TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL
+);
 """
 #: Columns added after the first release, with their definitions: an older database gains them.
 _ADDED_COLUMNS = {
@@ -57,6 +66,29 @@ _ADDED_COLUMNS = {
     # Why a cached code may not be handed out after all (its entry in the signed body failed).
     "codes": {"refused": "TEXT"},
 }
+
+
+class JournalDamaged(OSError):
+    """The journal's file is not a database any more."""
+
+
+def open_store(path: Path, *, link_schemes: frozenset[str] = DEFAULT_LINK_SCHEMES,
+               set_aside_damaged: bool = False) -> "OfflineStore":  # fmt: skip
+    """The store at ``path``. A damaged journal raises ``JournalDamaged``, or with
+    ``set_aside_damaged`` (the running kiosk, which must serve customers: online issuance needs no
+    journal) is moved aside whole, for a technician, and a new one is begun."""
+    try:
+        return OfflineStore(path, link_schemes=link_schemes)
+    except JournalDamaged:
+        if not set_aside_damaged:
+            raise
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    for suffix in ("", "-wal", "-shm"):
+        damaged = path.with_name(path.name + suffix)
+        if damaged.exists():
+            damaged.rename(path.with_name(f"{path.name}.damaged-{stamp}{suffix}"))
+    log.critical("the journal %s was damaged: moved aside as %s.damaged-%s, a new one begun", path, path.name, stamp)
+    return OfflineStore(path, link_schemes=link_schemes)
 
 
 class AlreadyRewarded(Exception):
@@ -122,16 +154,20 @@ class OfflineStore:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         os.chmod(path, 0o600)
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        for table, columns in _ADDED_COLUMNS.items():
-            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, definition in columns.items():
-                if name not in present:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                for name, definition in columns.items():
+                    if name not in present:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+        except sqlite3.DatabaseError as exc:  # not a database at all: a damaged card, a stray file
+            self._db.close()
+            raise JournalDamaged(f"{path}: the journal is damaged ({exc})") from None
         #: Stored bundle bodies by id, parsed once: a claim reads its code's truth from there.
         self._bodies: dict[str, BodyIndex] = {}
 
@@ -158,13 +194,16 @@ class OfflineStore:
         db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
     def note_contact(self, backend_time: datetime | None = None) -> None:
-        """The backend answered: offline age restarts, and its signed time raises the clock floor."""
+        """The backend answered: offline age restarts. A time it signed becomes the clock floor,
+        and the kiosk's own journal stamps up to now stop counting for it: a stamp written while
+        the clock ran ahead must not distrust the clock once the backend has set it right."""
         with self._transaction() as db:
             self._set_meta(db, "last_contact", _iso(utc_now()))
             if backend_time is not None:
-                floor = _parse(self.meta("clock_floor"))
-                if floor is None or backend_time > floor:
-                    self._set_meta(db, "clock_floor", _iso(backend_time))
+                self._set_meta(db, "clock_floor", _iso(backend_time))
+                newest = db.execute("SELECT MAX(created_at) AS t FROM journal").fetchone()["t"]
+                if newest:
+                    self._set_meta(db, "journal_floor_after", newest)
 
     # --- bundles --------------------------------------------------------------------------------
 
@@ -218,6 +257,11 @@ class OfflineStore:
 
     # --- claims and the journal -----------------------------------------------------------------
 
+    def journalled(self, packaging: str) -> tuple[str, str] | None:
+        """(key, voucher code) of the voucher this kiosk handed out for the packaging, if any."""
+        row = self._db.execute("SELECT key, code FROM journal WHERE packaging = ?", (packaging,)).fetchone()
+        return (row["key"], row["code"]) if row else None
+
     def rewarded(self, packaging: str) -> bool:
         return self._db.execute("SELECT 1 FROM journal WHERE packaging = ?", (packaging,)).fetchone() is not None
 
@@ -258,6 +302,7 @@ class OfflineStore:
                 (key, chosen.code, packaging, json.dumps(voucher.to_json(), ensure_ascii=False), _iso(now),
                  online_attempt_key),
             )  # fmt: skip
+            db.execute("DELETE FROM attempts WHERE packaging = ?", (packaging,))  # the backend reconciles it
         return Claim(key, voucher)
 
     def _checked(self, db: sqlite3.Connection, row: sqlite3.Row, shop_id: str | None, country: str, now: datetime,
@@ -274,6 +319,12 @@ class OfflineStore:
         except (BundleError, VoucherError) as exc:
             db.execute("UPDATE codes SET refused = ? WHERE code = ?", (str(exc)[:200], row["code"]))
             return None
+        except Exception as exc:  # an entry no rule foresaw is refused too: never a stuck claim
+            log.warning("cached code refused: its bundle entry could not be read (%s)", type(exc).__name__,
+                        exc_info=True)  # fmt: skip
+            db.execute("UPDATE codes SET refused = ? WHERE code = ?", (f"unreadable entry: {type(exc).__name__}",
+                                                                       row["code"]))  # fmt: skip
+            return None
         return truth.voucher
 
     def _body(self, db: sqlite3.Connection, bundle_id: str) -> BodyIndex:
@@ -289,7 +340,9 @@ class OfflineStore:
         """The soonest-expiring unclaimed codes of each group the rules allow, so a claim reads a
         few rows however many codes are cached; ``choose_code`` makes the decision."""
         order = " AND (expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NULL, expires_at, code LIMIT 64"
-        free = "SELECT * FROM codes WHERE claimed_by IS NULL AND refused IS NULL"
+        # A code the journal already holds (handed out online, say) is never a candidate again.
+        free = ("SELECT * FROM codes WHERE claimed_by IS NULL AND refused IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM journal WHERE journal.code = codes.code)")  # fmt: skip
         own = db.execute(
             free + " AND shop_id = ? AND visibility IN ('private', 'private_public')" + order, (shop_id or "", valid_after),
         ).fetchall()  # fmt: skip
@@ -297,6 +350,29 @@ class OfflineStore:
             free + " AND shop_id != ? AND visibility IN ('public', 'private_public')" + order, (shop_id or "", valid_after),
         ).fetchall()  # fmt: skip
         return [*own, *shared]
+
+    def begin_attempt(self, packaging: str) -> str:
+        """The idempotency key for asking the backend about this packaging, made durable before
+        the request goes out; an earlier attempt that never got its answer is asked again with its
+        own key (the backend then answers what it answered, or would have, the first time)."""
+        with self._transaction() as db:
+            row = db.execute("SELECT key FROM attempts WHERE packaging = ?", (packaging,)).fetchone()
+            if row is not None:
+                return str(row["key"])
+            key = str(uuid.uuid4())
+            db.execute("INSERT INTO attempts (packaging, key, created_at) VALUES (?, ?, ?)",
+                       (packaging, key, _iso(utc_now())))  # fmt: skip
+            return key
+
+    def end_attempt(self, packaging: str) -> None:
+        """The backend's answer for this packaging is final (no voucher, or already returned)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM attempts WHERE packaging = ?", (packaging,))
+
+    def attempts(self) -> list[tuple[str, str, str]]:
+        """(packaging, key, created_at) of scans sent and never answered for good, oldest first."""
+        rows = self._db.execute("SELECT packaging, key, created_at FROM attempts ORDER BY created_at").fetchall()
+        return [(r["packaging"], r["key"], r["created_at"]) for r in rows]
 
     def journal_online(self, key: str, packaging: str, voucher: Voucher) -> None:
         """Record a voucher the backend issued, before it is shown (it counts for 'one reward per
@@ -308,6 +384,9 @@ class OfflineStore:
                 " VALUES (?, ?, ?, 'online', ?, ?, ?, 'online')",
                 (key, voucher.code, packaging, json.dumps(voucher.to_json(), ensure_ascii=False), stamp, stamp),
             )
+            db.execute("UPDATE codes SET refused = 'handed out online' WHERE code = ? AND claimed_by IS NULL",
+                       (voucher.code,))  # fmt: skip
+            db.execute("DELETE FROM attempts WHERE packaging = ?", (packaging,))
 
     def mark_shown(self, key: str) -> None:
         with self._transaction() as db:
@@ -344,6 +423,9 @@ class OfflineStore:
                 for r in rows]  # fmt: skip
 
     def mark_forwarded(self, results: list[dict[str, str]]) -> None:
+        """The backend answered for these issuances (an empty answer is no forward at all)."""
+        if not results:
+            return
         stamp = _iso(utc_now())
         with self._transaction() as db:
             db.executemany(
@@ -364,21 +446,22 @@ class OfflineStore:
         ]  # fmt: skip
 
     def _state(self, db: sqlite3.Connection, expected_now: datetime | None) -> OfflineState:
-        since = self.meta("last_forward") or ""
+        # The limits count what the backend has not yet taken (issuances not forwarded), from the
+        # journal's own record of each voucher: neither a clock stamp nor an empty answer resets them.
         rows = db.execute(
-            "SELECT c.type, c.unit, c.value FROM journal j JOIN codes c ON c.code = j.code"
-            " WHERE j.source = 'offline' AND j.created_at > ?",
-            (since,),
-        ).fetchall()
+            "SELECT json_extract(voucher, '$.type') AS type, json_extract(voucher, '$.unit') AS unit,"
+            " json_extract(voucher, '$.value') AS value FROM journal WHERE source = 'offline' AND forwarded_at IS NULL"
+        ).fetchall()  # fmt: skip
         value: dict[str, int] = {}
         for row in rows:
-            if row["type"] == "amount":
+            if row["type"] == "amount" and isinstance(row["value"], int):
                 value[row["unit"]] = value.get(row["unit"], 0) + row["value"]
-        newest = db.execute("SELECT MAX(created_at) AS t FROM journal").fetchone()["t"]
+        newest = db.execute("SELECT MAX(created_at) AS t FROM journal WHERE created_at > ?",
+                            (self.meta("journal_floor_after") or "",)).fetchone()["t"]  # fmt: skip
         floor_candidates = [t for t in (_parse(self.meta("clock_floor")), _parse(newest)) if t is not None]
         return OfflineState(
-            issued_since_forward=len(rows),
-            value_since_forward=value,
+            unforwarded=len(rows),
+            unforwarded_value=value,
             last_contact=_parse(self.meta("last_contact")),
             clock_floor=max(floor_candidates) if floor_candidates else None,
             expected_now=expected_now,

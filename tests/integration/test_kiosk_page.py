@@ -243,7 +243,7 @@ def test_logos_are_checked_cached_and_never_hold_up_the_voucher(tmp_path: Path) 
     server = _LogoServer(buffer.getvalue())
 
     async def scenario() -> dict:
-        cache = LogoCache(tmp_path / "logos")
+        cache = LogoCache(tmp_path / "logos", plain_loopback=True)
         results = {}
         for name in ("good", "huge", "text", "missing"):
             results[name] = await cache.get(f"{server.url}/{name}.png", 2.0)
@@ -254,7 +254,7 @@ def test_logos_are_checked_cached_and_never_hold_up_the_voucher(tmp_path: Path) 
         results["slow_later"] = await cache.get(f"{server.url}/slow.png", 0.15)
         results["good_again"] = await cache.get(f"{server.url}/good.png", 2.0)
         results["not_https"] = await cache.get("http://shop.example/logo.png", 2.0)
-        results["from_disk"] = await LogoCache(tmp_path / "logos").get(f"{server.url}/good.png", 2.0)
+        results["from_disk"] = await LogoCache(tmp_path / "logos", plain_loopback=True).get(f"{server.url}/good.png", 2.0)
         return results
 
     try:

@@ -39,7 +39,7 @@ def test_other_shops_get_public_and_private_public_only() -> None:
 
 
 def state(**changes):
-    base = dict(issued_since_forward=0, value_since_forward={}, last_contact=NOW - timedelta(hours=1),
+    base = dict(unforwarded=0, unforwarded_value={}, last_contact=NOW - timedelta(hours=1),
                 clock_floor=NOW - timedelta(hours=1), expected_now=None)  # fmt: skip
     return OfflineState(**{**base, **changes})
 
@@ -48,9 +48,9 @@ def test_limits() -> None:
     limits = OfflineLimits(max_issuances=3, max_value={"DKK": 12000}, max_offline_age=timedelta(days=1))
     ok_code = CODES[0]
     assert refusal(state(), limits, ok_code, NOW) is None
-    assert refusal(state(issued_since_forward=3), limits, ok_code, NOW) == "count_limit"
-    assert refusal(state(value_since_forward={"DKK": 8000}), limits, ok_code, NOW) == "value_limit"
-    assert refusal(state(value_since_forward={"EUR": 10**9}), limits, ok_code, NOW) is None
+    assert refusal(state(unforwarded=3), limits, ok_code, NOW) == "count_limit"
+    assert refusal(state(unforwarded_value={"DKK": 8000}), limits, ok_code, NOW) == "value_limit"
+    assert refusal(state(unforwarded_value={"EUR": 10**9}), limits, ok_code, NOW) is None
     assert refusal(state(last_contact=NOW - timedelta(days=2)), limits, ok_code, NOW) == "offline_too_long"
     assert refusal(state(last_contact=None), limits, ok_code, NOW) == "never_synced"
 

@@ -31,9 +31,10 @@ class PrinterDevice:
     def parse(cls, text: str, *, baud: int = 9600) -> "PrinterDevice":
         if text.startswith("tcp://"):
             match = re.fullmatch(r"tcp://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?/?", text)
-            if not match:
-                raise DeviceError(f"{text!r}: expected tcp://HOST:PORT")
-            return cls("network", match.group(1).strip("[]"), int(match.group(2) or 9100), baud)
+            port = int(match.group(2) or 9100) if match else 0
+            if not match or not 1 <= port <= 65535:
+                raise DeviceError(f"{text!r}: expected tcp://HOST:PORT with a port from 1 to 65535")
+            return cls("network", match.group(1).strip("[]"), port, baud)
         if text.startswith("usb:"):
             if not re.fullmatch(r"usb:[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", text):
                 raise DeviceError(f"{text!r}: expected usb:VID:PID in hexadecimal, such as usb:04b8:0e15")

@@ -50,7 +50,10 @@ class HidSelector:
                 raise ValueError(f"{text!r}: expected usb:VID:PID in hexadecimal")
             return cls("usb", text[4:].lower())
         if text.startswith("name:"):
-            re.compile(text[5:])
+            try:
+                re.compile(text[5:])
+            except (re.error, OverflowError, RecursionError) as exc:  # a repeat too large, nesting too deep
+                raise ValueError(f"{text[:40]!r}: not a regular expression Python can use ({type(exc).__name__})") from None
             return cls("name", text[5:])
         return cls("path", text)
 

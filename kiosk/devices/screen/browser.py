@@ -60,7 +60,7 @@ class HeadlessBrowser:
             binary, "--headless=new", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-quic", "--hide-scrollbars", "--force-device-scale-factor=1", "--mute-audio",
-            "--remote-debugging-port=0", "--remote-allow-origins=*", f"--user-data-dir={self._profile.name}",
+            "--remote-debugging-port=0", f"--user-data-dir={self._profile.name}",
             f"--window-size={self.width},{self.height}", "about:blank",
         ]  # fmt: skip
         if os.geteuid() == 0:

@@ -19,7 +19,7 @@ PAINT_WAIT_S = 20.0
 
 async def render_voucher_png(voucher: Voucher, locale: str, timezone: str, size: tuple[int, int]) -> bytes:
     """The voucher screen exactly as the kiosk page shows it, taken once the page has painted it."""
-    logos = LogoCache()
+    logos = LogoCache(plain_loopback=True)  # a technician's one-off picture, on their own machine
     if voucher.shop and voucher.shop.logo_url:
         await logos.get(voucher.shop.logo_url, LOGO_WAIT_S)
     screen = WebScreen(port=0, logos=logos, ack_timeout_s=PAINT_WAIT_S)
