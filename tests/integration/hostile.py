@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import json
 import logging
 import queue
 import socket
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from kiosk.app import ScanReport
 from kiosk.config import Config, load_config
 from kiosk.runtime import RunningKiosk, open_kiosk
+from kiosk.signatures import sign_detached
 from kiosk.sim.backend_store import new_ulid
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, SHOPS
 from kiosk.sim.kiosk_config import write_kiosk_config
@@ -279,6 +281,13 @@ class KioskHarness:
             raise AssertionError("the kiosk is still issuing")
 
         self.call(idle())
+
+    def offer_bundle(self, bundle: Any) -> None:
+        """The next reservation answers ``bundle``, signed with the stand-in backend's own key (a
+        signature says who sent it, nothing about its contents)."""
+        body = json.dumps(bundle, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")
+        signature = sign_detached(self.world.backend._key, self.world.backend.keyid, body)
+        self.proxy.bundles.put(Answer(201, body, {"Content-Type": "application/json", "Bundle-Signature": signature}))
 
     def frame(self) -> dict[str, Any] | None:
         return self.call(_value(lambda: self.kiosk.screen.frame))  # type: ignore[union-attr]

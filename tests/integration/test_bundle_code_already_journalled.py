@@ -13,11 +13,9 @@ Run: .venv/bin/python -m pytest tests/integration/test_bundle_code_already_journ
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from kiosk.signatures import sign_detached
 from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
 from tests.integration.hostile import Answer, KioskHarness, fresh_code
 
@@ -43,9 +41,7 @@ def test_a_cached_code_handed_out_online_is_never_claimed_and_blocks_nothing(tmp
             "codes": [{"code": code, "link": None, "pool_id": pool, "type": "amount", "value": 2500, "unit": "DKK",
                        "conditions": "", "expires_at": _iso(NOW + timedelta(hours=2 + i))} for i, code in enumerate(codes)],
         }
-        body = json.dumps(bundle).encode()
-        signature = sign_detached(harness.world.backend._key, harness.world.backend.keyid, body)
-        harness.proxy.bundles.put(Answer(201, body, {"Content-Type": "application/json", "Bundle-Signature": signature}))
+        harness.offer_bundle(bundle)
         print("sync:", harness.call(harness.kiosk.offline.sync(force=True)))
         results = []
         for _ in range(3):

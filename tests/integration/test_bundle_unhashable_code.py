@@ -13,11 +13,9 @@ Run: .venv/bin/python -m pytest tests/integration/test_bundle_unhashable_code.py
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from kiosk.signatures import sign_detached
 from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
 from tests.integration.hostile import Answer, KioskHarness, fresh_code
 
@@ -48,9 +46,7 @@ def _bundle() -> dict:
 
 def test_an_unhashable_code_in_a_signed_bundle_is_refused_and_the_rest_still_serve(tmp_path: Path) -> None:
     with KioskHarness(tmp_path) as harness:
-        body = json.dumps(_bundle()).encode()
-        signature = sign_detached(harness.world.backend._key, harness.world.backend.keyid, body)
-        harness.proxy.bundles.put(Answer(201, body, {"Content-Type": "application/json", "Bundle-Signature": signature}))
+        harness.offer_bundle(_bundle())
         report = harness.call(harness.kiosk.offline.sync(force=True))
         print("imported", report)
         harness.log_problems([])

@@ -12,7 +12,6 @@ voucher; the offline sync keeps running; nothing unexpected is logged; no code i
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kiosk.core.voucher import parse_voucher
 from kiosk.issuance.offline_pools_client import BundleRefused
-from kiosk.signatures import sign_detached
 from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
 from tests.integration.hostile import ANY, HOSTILE_TEXT, NUMBERS, SCALAR, Answer, KioskHarness, fresh_code
 
@@ -99,17 +97,11 @@ def harness(tmp_path_factory: pytest.TempPathFactory):
         yield running
 
 
-def _signed(harness: KioskHarness, bundle: dict[str, Any]) -> Answer:
-    body = json.dumps(bundle, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")
-    signature = sign_detached(harness.world.backend._key, harness.world.backend.keyid, body)
-    return Answer(201, body, {"Content-Type": "application/json", "Bundle-Signature": signature})
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(bundle=hostile_bundles())
 def test_no_signed_bundle_stops_the_kiosk(harness: KioskHarness, bundle: dict[str, Any]) -> None:
-    harness.proxy.bundles.put(_signed(harness, bundle))
+    harness.offer_bundle(bundle)
     try:
         harness.call(harness.kiosk.offline.sync(force=True))
     except BundleRefused:
@@ -138,7 +130,7 @@ def test_a_code_whose_signed_entry_changed_in_the_store_is_not_handed_out(tmp_pa
     database) no longer agrees with its signed body and is refused at the claim."""
     with KioskHarness(tmp_path) as harness:
         bundle = _bundle(2)
-        harness.proxy.bundles.put(_signed(harness, bundle))
+        harness.offer_bundle(bundle)
         harness.call(harness.kiosk.offline.sync(force=True))
         store = harness.kiosk.store
         codes = [item["code"] for item in bundle["codes"]]
