@@ -34,6 +34,7 @@ from kiosk.secret_files import SecretFileError
 if TYPE_CHECKING:
     from kiosk.app import ScanReport
     from kiosk.runtime import RunningKiosk
+    from kiosk.shop.config import ShopConfig
 
 __all__ = ["main"]
 
@@ -216,6 +217,25 @@ def _parser() -> argparse.ArgumentParser:
                         help="still: every pass and a vote (default); frame: the camera's fast path")  # fmt: skip
     decode.set_defaults(handler=_decode)
 
+    shop = commands.add_parser(
+        "shop",
+        help="the shop's service: RE-ZIP's on-demand webhook, single-use voucher links, Voucherify",
+        description="Tools for the service a shop runs on its own server (never on a kiosk): it answers "
+        "RE-ZIP's signed on-demand webhook with codes published from a Voucherify campaign. Its "
+        "configuration is shop.toml (hardware/shop.example.toml is the annotated reference).",
+    )
+    shop_actions = shop.add_subparsers(dest="shop_command", required=True, metavar="ACTION")
+    shop_check = shop_actions.add_parser(
+        "check",
+        help="check shop.toml and read its token files",
+        description="Load and check the shop's configuration, read both token files (mode 0600), and print "
+        "what was found: the webhook URL to give RE-ZIP, a sample voucher link and landing URL, RE-ZIP's and "
+        "Voucherify's addresses, the campaign and the voucher settings. Nothing is sent anywhere. Exit 2 "
+        "naming the key (or the token file) when something is wrong.",
+    )
+    _shop_config_arg(shop_check)
+    shop_check.set_defaults(handler=_shop_check)
+
     sim = commands.add_parser("sim", help="simulators: the stand-in backend, the virtual scanner and I/O board")
     sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
 
@@ -276,6 +296,22 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 def _load(path: Path) -> Config:
     try:
         return load_config(path)
+    except ConfigError as exc:
+        raise _Failure(f"configuration: {exc}") from None
+
+
+def _shop_config_arg(parser: argparse.ArgumentParser) -> None:
+    from kiosk.shop.config import DEFAULT_SHOP_CONFIG_PATH
+
+    parser.add_argument("--config", type=Path, default=DEFAULT_SHOP_CONFIG_PATH,
+                        help=f"the shop's configuration (default {DEFAULT_SHOP_CONFIG_PATH})")  # fmt: skip
+
+
+def _load_shop(path: Path) -> ShopConfig:
+    from kiosk.shop.config import load_shop_config
+
+    try:
+        return load_shop_config(path)
     except ConfigError as exc:
         raise _Failure(f"configuration: {exc}") from None
 
@@ -680,6 +716,36 @@ def _local_address() -> str:
             return probe.getsockname()[0]
         except OSError:
             return "127.0.0.1"
+
+
+def _shop_check(args: argparse.Namespace) -> int:
+    from kiosk.shop.config import REDEEM_PATH
+
+    config = _load_shop(args.config)
+    try:
+        config.read_secrets()
+    except SecretFileError as exc:
+        raise _Failure(str(exc)) from None
+    server, rezip, voucherify, voucher = config.server, config.rezip, config.voucherify, config.voucher
+    link = config.link_for("EXAMPLE")
+    checked = (" (this service's redeem page: each link works once)" if link.startswith(config.public_base + REDEEM_PATH + "?")
+               else " (not this service's redeem page: nothing here stops a second use)")  # fmt: skip
+    rows = [
+        ("webhook", f"{config.webhook_url} (the on-demand pool's webhook_url at RE-ZIP)"),
+        ("listening", f"{server.listen}, answering within {server.deadline_s:g} s"),
+        ("voucher link", link + checked),
+        ("landing page", config.landing_for("EXAMPLE")),
+        ("RE-ZIP", f"shop {rezip.shop_id}, API {rezip.api_url} ({rezip.auth_scheme}), keys {rezip.jwks_url}"),
+        ("static pool", rezip.static_pool_id or "none (export-batch is off)"),
+        ("signatures", f"created within {rezip.signature_window_s:g} s of now; keys fetched again when "
+                       f"{rezip.jwks_cache_s:g} s old, for a new keyid at most every {rezip.jwks_refetch_interval_s:g} s"),  # fmt: skip
+        ("Voucherify", f"{voucherify.url}, app {voucherify.app_id}, campaign {voucherify.campaign!r}"),
+        ("voucher", f"amounts in {voucher.currency}; conditions: " + (voucher.conditions or "each voucher's additional_info")),
+        ("tokens", f"{rezip.token_file} and {voucherify.app_token_file} read (mode 0600)"),
+    ]
+    print(f"{args.config}: the configuration is good")
+    print("\n".join(_aligned(rows, indent="  ")))
+    return 0
 
 
 def _sim_backend(args: argparse.Namespace) -> int:

@@ -8,21 +8,26 @@ the dataclasses below: their fields, types and defaults are the documentation th
 
 from __future__ import annotations
 
-import dataclasses
-import ipaddress
-import math
 import re
-import tomllib
-import types
-import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kiosk.core.urls import url_problem
 from kiosk.devices.printer.device import DeviceError, PrinterDevice
 from kiosk.devices.scanner.hid_source import HidSelector
+from kiosk.toml_schema import DAY as _DAY
+from kiosk.toml_schema import (
+    ConfigError,
+    build_document,
+    check_identifier,
+    check_listen,
+    check_url,
+    read_toml,
+    split_listen,
+)
+from kiosk.toml_schema import path_field as _path
+from kiosk.toml_schema import within as _within
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config", "DEFAULT_CONFIG_PATH", "LOCALES", "PROFILES"]
 
@@ -33,25 +38,6 @@ LOCALES = (
 #: The printer profiles the kiosk's layout is made and tested for (python-escpos names).
 PROFILES = ("TM-T20II", "POS-5890")
 
-
-_DAY = 86400.0
-#: Identifiers that travel in URLs, JSON and on paper: letters, digits and a few marks.
-_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
-
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased as ``key: reason``."""
-
-
-def _path() -> Any:
-    """Mark a field as a filesystem path, resolved against the configuration file's folder."""
-    return {"path": True}
-
-
-def _within(low: float, high: float) -> Any:
-    """Bound a number field: seconds or a count, ``low`` to ``high`` (both included). Numbers
-    without bounds of their own are positive and at most a week (durations) or a million (counts)."""
-    return {"range": (low, high)}
 
 
 @dataclass(frozen=True)
@@ -137,8 +123,7 @@ class ScreenSection:
 
     @property
     def address(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return split_listen(self.listen)
 
     @property
     def pixels(self) -> tuple[int, int]:
@@ -220,133 +205,12 @@ class Config:
 
 def load_config(path: Path) -> Config:
     """Read and check the file; every failure is a ``ConfigError`` naming the key."""
-    try:
-        if path.exists() and not path.is_file():  # a FIFO or a folder: reading it would block or fail
-            raise ConfigError(f"{path}: cannot read (not a regular file)")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not valid TOML (arrays or tables nested too deep)") from None
-    return parse_config(doc, base=path.parent, source=path)
+    return parse_config(read_toml(path), base=path.parent, source=path)
 
 
 def parse_config(doc: dict[str, Any], *, base: Path, source: Path | None = None) -> Config:
     """Build a ``Config`` from a parsed TOML document."""
-    sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
-    _reject_unknown(doc, sections, prefix="")
-    hints = typing.get_type_hints(Config)
-    values: dict[str, Any] = {}
-    for name, section_field in sections.items():
-        table = doc.get(name)
-        if table is None:
-            if section_field.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"[{name}]: section is required")
-            table = {}
-        if not isinstance(table, dict):
-            raise ConfigError(f"{name}: must be a table ([{name}])")
-        values[name] = _build_section(hints[name], table, name, base)
-    config = Config(**values, source=source)
-    _check_meaning(config)
-    return config
-
-
-def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    _reject_unknown(table, fields, prefix=f"{name}.")
-    hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for key, spec in fields.items():
-        dotted = f"{name}.{key}"
-        if key not in table:
-            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{dotted}: required")
-            if spec.metadata.get("path") and isinstance(spec.default, Path):
-                values[key] = base / spec.default
-            continue
-        value = _coerce(table[key], hints[key], dotted, may_be_empty=spec.default == "",
-                        bounds=spec.metadata.get("range"))  # fmt: skip
-        if spec.metadata.get("path") and value is not None:
-            try:
-                value = base / Path(value).expanduser()
-            except RuntimeError:  # "~someone" for a user this machine does not have
-                raise ConfigError(f"{dotted}: {value.split('/')[0]!r} is not a home folder here") from None
-        values[key] = value
-    return cls(**values)
-
-
-def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False,
-            bounds: tuple[float, float] | None = None) -> Any:  # fmt: skip
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{key}: must be one of {choices}, not {value!r}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        if value == "":
-            return None
-        return _coerce(value, inner[0], key)
-    if origin is dict:
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**12
-            for k, v in value.items()
-        ):
-            raise ConfigError(f"{key}: must be a table of whole numbers, such as {{ DKK = 50000 }}")
-        return dict(value)
-    if origin is list:
-        if not isinstance(value, list) or len(value) > 100 or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}: must be a list of strings")
-        return [_text(v, f"{key}[{index}]", may_be_empty=False) for index, v in enumerate(value)]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: must be true or false")
-        return value
-    if hint is int:
-        low, high = bounds or (1, 1_000_000)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"{key}: must be a whole number")
-        if not low <= value <= high:
-            raise ConfigError(f"{key}: must be a whole number from {low:g} to {high:g}, not {value}")
-        return value
-    if hint is float:
-        low, high = bounds or (0.001, 7 * _DAY)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise ConfigError(f"{key}: must be a number of seconds")
-        if not low <= value <= high or value <= 0 < low:
-            raise ConfigError(f"{key}: must be a number of seconds from {low:g} to {high:g}, not {value:g}")
-        return float(value)
-    if hint in (str, Path):
-        return _text(value, key, may_be_empty=may_be_empty)
-    raise ConfigError(f"{key}: unsupported type {hint!r}")  # a schema bug, not a user error
-
-
-def _text(value: Any, key: str, *, may_be_empty: bool) -> str:
-    """A string a person wrote: bounded, with no control characters (a NUL in a path, an escape)."""
-    if not isinstance(value, str) or not (value or may_be_empty):
-        raise ConfigError(f"{key}: must be a non-empty string")
-    if len(value) > 1024 or any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
-        raise ConfigError(f"{key}: must be one line of at most 1024 characters, without control characters")
-    return value
-
-
-def _reject_unknown(table: dict[str, Any], known: dict[str, Any], *, prefix: str) -> None:
-    for key in table:
-        if key not in known:
-            raise ConfigError(f"{prefix}{key}: unknown key (known: {', '.join(sorted(known))})")
-
-
-def _check_https_url(key: str, url: str) -> None:
-    """An https URL with a host; plain http only for a loopback host (the stand-in)."""
-    problem = url_problem(url)
-    if problem is not None:
-        raise ConfigError(f"{key}: {problem}")
+    return build_document(Config, doc, base=base, check=_check_meaning, source=source)
 
 
 def _check_folder(key: str, folder: Path) -> None:
@@ -361,23 +225,12 @@ def _check_folder(key: str, folder: Path) -> None:
             raise ConfigError(f"{key}: {path}: {exc.strerror or exc}") from None
 
 
-def _ip_or_localhost(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _check_meaning(config: Config) -> None:
     """Checks that span more than a type: formats, ranges, zones."""
     kiosk, backend = config.kiosk, config.backend
     for key, value in (("kiosk.hardware_id", kiosk.hardware_id),
                        ("backend.drop_point_location_id", backend.drop_point_location_id)):  # fmt: skip
-        if not _IDENTIFIER.fullmatch(value):
-            raise ConfigError(f"{key}: must be 1-128 letters, digits or . _ : - (it travels in URLs and on paper)")
+        check_identifier(key, value)
     if not re.fullmatch(r"[A-Z]{2}", kiosk.country):
         raise ConfigError(f"kiosk.country: must be an ISO 3166 alpha-2 code such as DK, not {kiosk.country!r}")
     if kiosk.locale not in LOCALES:
@@ -386,17 +239,14 @@ def _check_meaning(config: Config) -> None:
         ZoneInfo(kiosk.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"kiosk.timezone: unknown time zone {kiosk.timezone!r}") from None
-    _check_https_url("backend.url", backend.url)
+    check_url("backend.url", backend.url)
     if config.offline.jwks_url:
-        _check_https_url("offline.jwks_url", config.offline.jwks_url)
+        check_url("offline.jwks_url", config.offline.jwks_url)
     for language in kiosk.languages:
         if language not in LOCALES:
             raise ConfigError(f"kiosk.languages: {language!r} is not one of {', '.join(LOCALES)}")
     screen = config.screen
-    if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):[0-9]{1,5}", screen.listen) or not _ip_or_localhost(
-        screen.address[0]
-    ) or not 0 <= screen.address[1] <= 65535:
-        raise ConfigError(f"screen.listen: must be IP:port (or localhost:port) such as 127.0.0.1:8080, not {screen.listen!r}")
+    check_listen("screen.listen", screen.listen, example="127.0.0.1:8080")
     if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", screen.size):
         raise ConfigError(f"screen.size: must be WIDTHxHEIGHT such as 800x480, not {screen.size!r}")
     if backend.ca_file is not None and not backend.ca_file.is_file():

@@ -13,7 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Literal, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,6 +33,7 @@ __all__ = [
     "verify_request",
     "public_jwk",
     "public_key_from_jwk",
+    "keys_from_jwks",
     "signature_base",
     "sign_detached",
     "verify_detached",
@@ -47,8 +48,18 @@ _COORD_BYTES = 48  # P-384
 MAX_SKEW_S = 300
 
 
+#: Why a signature was refused, for callers that act on it (refetch keys on ``unknown_key``).
+SignatureFault = Literal["missing", "malformed", "not_covered", "algorithm", "stale", "unknown_key", "mismatch"]
+
+
 class SignatureError(ValueError):
-    """The request's signature is missing, malformed, from an unknown key, stale or wrong."""
+    """The request's signature is missing, malformed, from an unknown key, stale or wrong;
+    ``fault`` says which, and ``keyid`` names the key an ``unknown_key`` refusal asked for."""
+
+    def __init__(self, message: str, fault: SignatureFault = "malformed", *, keyid: str | None = None) -> None:
+        super().__init__(message)
+        self.fault: SignatureFault = fault
+        self.keyid = keyid
 
 
 @dataclass(frozen=True)
@@ -79,10 +90,10 @@ def signature_base(
         elif component == "@target-uri":
             value = target_uri
         elif component.startswith("@"):
-            raise SignatureError(f"unsupported derived component {component}")
+            raise SignatureError(f"unsupported derived component {component}", "not_covered")
         else:
             if component not in lower:
-                raise SignatureError(f"covered header {component} is missing")
+                raise SignatureError(f"covered header {component} is missing", "not_covered")
             value = " ".join(lower[component].split())
         lines.append(f'"{component}": {value}')
     lines.append(f'"@signature-params": {params.serialise()}')
@@ -122,11 +133,14 @@ def verify_request(
     keys: Mapping[str, ec.EllipticCurvePublicKey],
     *,
     now: int,
+    max_skew_s: int = MAX_SKEW_S,
 ) -> str:
-    """Check the first signature that covers our components; return its ``keyid``."""
+    """Check the first signature that covers our components; return its ``keyid``. Everything that
+    needs no key is checked first (shape, algorithm, ``created`` within ``max_skew_s`` of ``now``,
+    the covered headers), so a stale or malformed request never makes a caller look a key up."""
     lower = {k.lower(): v for k, v in headers.items()}
     if "signature-input" not in lower or "signature" not in lower:
-        raise SignatureError("Signature-Input or Signature header is missing")
+        raise SignatureError("Signature-Input or Signature header is missing", "missing")
     inputs = _parse_dictionary(lower["signature-input"])
     signatures = _parse_dictionary(lower["signature"])
     for label, member in inputs.items():
@@ -134,13 +148,10 @@ def verify_request(
         if not set(COVERED_COMPONENTS) <= set(params.components):
             continue
         if params.get("alg") not in (None, ALGORITHM):
-            raise SignatureError(f"unsupported algorithm {params.get('alg')}")
-        keyid = params.get("keyid")
-        if not isinstance(keyid, str) or keyid not in keys:
-            raise SignatureError(f"unknown keyid {keyid!r}")
+            raise SignatureError(f"unsupported algorithm {params.get('alg')}", "algorithm")
         created = params.get("created")
-        if not isinstance(created, int) or abs(now - created) > MAX_SKEW_S:
-            raise SignatureError("signature is stale or has no created time")
+        if not isinstance(created, int) or abs(now - created) > max_skew_s:
+            raise SignatureError("signature is stale or has no created time", "stale")
         if label not in signatures:
             raise SignatureError(f"no Signature for label {label}")
         raw = _parse_byte_sequence(signatures[label])
@@ -150,12 +161,16 @@ def verify_request(
             int.from_bytes(raw[:_COORD_BYTES], "big"), int.from_bytes(raw[_COORD_BYTES:], "big")
         )
         base = signature_base(method, target_uri, headers, params)
+        keyid = params.get("keyid")
+        if not isinstance(keyid, str) or keyid not in keys:
+            asked = keyid if isinstance(keyid, str) else None
+            raise SignatureError(f"unknown keyid {keyid!r}", "unknown_key", keyid=asked)
         try:
             keys[keyid].verify(der, base, ec.ECDSA(hashes.SHA384()))
         except InvalidSignature:
-            raise SignatureError("signature does not match") from None
+            raise SignatureError("signature does not match", "mismatch") from None
         return keyid
-    raise SignatureError("no signature covers @method @target-uri content-type")
+    raise SignatureError("no signature covers @method @target-uri content-type", "not_covered")
 
 
 def public_jwk(key: ec.EllipticCurvePublicKey, keyid: str) -> dict[str, str]:
@@ -181,6 +196,22 @@ def public_key_from_jwk(jwk: Mapping[str, object]) -> ec.EllipticCurvePublicKey:
         return ec.EllipticCurvePublicNumbers(x, y, ec.SECP384R1()).public_key()
     except (KeyError, ValueError) as exc:
         raise SignatureError(f"JWK is malformed: {exc}") from None
+
+
+def keys_from_jwks(doc: object) -> dict[str, ec.EllipticCurvePublicKey]:
+    """The P-384 keys of a JWKS document by ``kid``; a key of another kind, one not meant for
+    signatures, or a broken one is skipped (the others still count)."""
+    entries = doc.get("keys") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise SignatureError("the JWKS has no list of keys")
+    keys = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("kid"), str) and entry.get("use", "sig") == "sig":
+            try:
+                keys[entry["kid"]] = public_key_from_jwk(entry)
+            except SignatureError:
+                continue
+    return keys
 
 
 def _b64url(data: bytes) -> str:

@@ -1,9 +1,10 @@
 """The kiosk's fixed texts and their translations (gettext PO catalogs, read with Babel).
 
-``MESSAGES`` names every fixed text a screen or the paper shows, by key, with its English source
-text, which is also its msgid in the catalogs under ``locales/``: ``da.po``, ``de.po``, ``fr.po``,
-``hu.po``, ``nl.po``, ``sq.po`` (one per language; a country variant such as de_AT uses its
-language's catalog unless ``de_AT.po`` exists). English is the source language and needs none.
+``MESSAGES`` names every fixed text a screen, the paper or the shop service's pages show, by key,
+with its English source text, which is also its msgid in the catalogs under ``locales/``:
+``da.po``, ``de.po``, ``fr.po``, ``hu.po``, ``nl.po``, ``sq.po`` (one per language; a country
+variant such as de_AT uses its language's catalog unless ``de_AT.po`` exists). English is the
+source language and needs none.
 A test checks that every catalog translates every message.
 """
 
@@ -52,6 +53,18 @@ MESSAGES: dict[str, str] = {
     "notice.printer_back.hint": "Scan your packaging again to print your voucher.",
     "notice.deposit_timeout": "No packaging was dropped in time",
     "notice.deposit_timeout.hint": "Please scan the code again and drop the packaging in the slot.",
+    # The shop service's pages for a voucher link that cannot be redeemed (kiosk/shop/pages.py).
+    "redeem.already_redeemed": "This voucher has already been used",
+    "redeem.already_redeemed.hint": "Each voucher can be used once.",
+    "redeem.disabled": "This voucher is no longer valid",
+    "redeem.disabled.hint": "The shop has withdrawn it. Please ask the shop if you think this is a mistake.",
+    "redeem.expired": "This voucher has expired",
+    "redeem.expired.hint": "It can no longer be used.",
+    "redeem.unknown": "We cannot find this voucher",
+    "redeem.unknown.hint": "Please check the link, or enter the code at the shop's checkout.",
+    "redeem.unavailable": "We cannot check your voucher right now",
+    "redeem.unavailable.hint": "Please try again in a few minutes. Your voucher has not been used.",
+    "redeem.code": "Voucher code",
 }
 
 

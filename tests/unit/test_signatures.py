@@ -5,6 +5,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from kiosk.signatures import (
     SignatureError,
+    keys_from_jwks,
     public_jwk,
     public_key_from_jwk,
     sign_request,
@@ -102,3 +103,49 @@ def test_refusals(key, headers_change: dict, now: int, message: str) -> None:
 def test_missing_headers(key) -> None:
     with pytest.raises(SignatureError, match="missing"):
         verify_request("POST", URL, HEADERS, {"key-a1b2c3d4": key.public_key()}, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "headers_change, fault",
+    [
+        ({"Signature-Input": 'sig1=("@method");keyid="key-a1b2c3d4";created=1700000000'}, "not_covered"),
+        ({"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="nope";created=1700000000'}, "unknown_key"),
+        ({"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="key-a1b2c3d4";alg="hmac-sha256";created=1700000000'}, "algorithm"),
+        ({"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="key-a1b2c3d4"'}, "stale"),
+        ({"Signature": "sig1=:AAAA:"}, "malformed"),
+        ({"Content-Type": "text/plain"}, "mismatch"),
+    ],
+)  # fmt: skip
+def test_each_refusal_says_which_fault(key, headers_change: dict, fault: str) -> None:
+    with pytest.raises(SignatureError) as refused:
+        verify_request("POST", URL, signed(key, **headers_change), {"key-a1b2c3d4": key.public_key()}, now=NOW)
+    assert refused.value.fault == fault
+    assert refused.value.keyid == ("nope" if fault == "unknown_key" else None)
+
+
+def test_what_needs_no_key_is_refused_before_the_key_is_looked_up(key) -> None:
+    """A stale, uncovered or broken signature under an unknown keyid never asks for that key."""
+    for change, fault in (({}, "stale"), ({"Signature": "sig1=:AAAA:"}, "malformed")):
+        headers = {**signed(key), **change}
+        with pytest.raises(SignatureError) as refused:
+            verify_request("POST", URL, headers, {}, now=NOW + (1000 if fault == "stale" else 0))
+        assert refused.value.fault == fault
+
+
+def test_the_window_is_the_callers(key) -> None:
+    keys = {"key-a1b2c3d4": key.public_key()}
+    assert verify_request("POST", URL, signed(key), keys, now=NOW + 60, max_skew_s=60) == "key-a1b2c3d4"
+    with pytest.raises(SignatureError, match="stale"):
+        verify_request("POST", URL, signed(key), keys, now=NOW + 61, max_skew_s=60)
+
+
+def test_keys_from_jwks_keeps_the_p384_signing_keys(key) -> None:
+    jwk = public_jwk(key.public_key(), "k1")
+    doc = {"keys": [jwk, {**jwk, "kid": "enc", "use": "enc"}, {**jwk, "kid": "broken", "x": "!!"},
+                    {"kty": "EC", "crv": "P-256", "kid": "p256", "x": "AA", "y": "AA"}, "not a key",
+                    {**jwk, "kid": 7}]}  # fmt: skip
+    assert list(keys_from_jwks(doc)) == ["k1"]
+    assert keys_from_jwks(doc)["k1"].public_numbers() == key.public_key().public_numbers()
+    for broken in ({"keys": "x"}, [], None, {}):
+        with pytest.raises(SignatureError, match="no list of keys"):
+            keys_from_jwks(broken)
