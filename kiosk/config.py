@@ -18,12 +18,13 @@ from kiosk.devices.printer.device import DeviceError, PrinterDevice
 from kiosk.devices.scanner.hid_source import HidSelector
 from kiosk.toml_schema import DAY as _DAY
 from kiosk.toml_schema import (
-    ConfigError,
     build_document,
     check_identifier,
     check_listen,
     check_url,
+    ConfigError,
     read_toml,
+    shown,
     split_listen,
 )
 from kiosk.toml_schema import path_field as _path
@@ -232,23 +233,23 @@ def _check_meaning(config: Config) -> None:
                        ("backend.drop_point_location_id", backend.drop_point_location_id)):  # fmt: skip
         check_identifier(key, value)
     if not re.fullmatch(r"[A-Z]{2}", kiosk.country):
-        raise ConfigError(f"kiosk.country: must be an ISO 3166 alpha-2 code such as DK, not {kiosk.country!r}")
+        raise ConfigError(f"kiosk.country: must be an ISO 3166 alpha-2 code such as DK, not {shown(kiosk.country)}")
     if kiosk.locale not in LOCALES:
         raise ConfigError(f"kiosk.locale: must be one of {', '.join(LOCALES)}")
     try:
         ZoneInfo(kiosk.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"kiosk.timezone: unknown time zone {kiosk.timezone!r}") from None
+        raise ConfigError(f"kiosk.timezone: unknown time zone {shown(kiosk.timezone)}") from None
     check_url("backend.url", backend.url)
     if config.offline.jwks_url:
         check_url("offline.jwks_url", config.offline.jwks_url)
     for language in kiosk.languages:
         if language not in LOCALES:
-            raise ConfigError(f"kiosk.languages: {language!r} is not one of {', '.join(LOCALES)}")
+            raise ConfigError(f"kiosk.languages: {shown(language)} is not one of {', '.join(LOCALES)}")
     screen = config.screen
     check_listen("screen.listen", screen.listen, example="127.0.0.1:8080")
     if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", screen.size):
-        raise ConfigError(f"screen.size: must be WIDTHxHEIGHT such as 800x480, not {screen.size!r}")
+        raise ConfigError(f"screen.size: must be WIDTHxHEIGHT such as 800x480, not {shown(screen.size)}")
     if backend.ca_file is not None and not backend.ca_file.is_file():
         raise ConfigError(f"backend.ca_file: no such file {backend.ca_file}")
     try:
@@ -256,16 +257,16 @@ def _check_meaning(config: Config) -> None:
     except DeviceError as exc:
         raise ConfigError(f"printer.device: {exc}") from None
     if config.printer.profile not in PROFILES:
-        raise ConfigError(f"printer.profile: {config.printer.profile!r} is not one of {', '.join(PROFILES)}")
+        raise ConfigError(f"printer.profile: {shown(config.printer.profile)} is not one of {', '.join(PROFILES)}")
     if not 1 <= config.printer.baud <= 4_000_000:
         raise ConfigError("printer.baud: must be a baud rate such as 9600 or 115200")
     for currency in config.offline.max_value:
         if not re.fullmatch(r"[A-Z]{3}", currency):
-            raise ConfigError(f"offline.max_value: {currency!r} is not an ISO 4217 currency code")
+            raise ConfigError(f"offline.max_value: {shown(currency)} is not an ISO 4217 currency code")
     if config.board.slot_sensor and config.board.type == "none":
         raise ConfigError("board.slot_sensor: the drop-slot sensor is read by the I/O board; set board.type")
     if config.scanner.keymap not in ("us", "de", "da"):
-        raise ConfigError(f"scanner.keymap: must be us, de or da, not {config.scanner.keymap!r}")
+        raise ConfigError(f"scanner.keymap: must be us, de or da, not {shown(config.scanner.keymap)}")
     if config.scanner.type == "hid":
         try:
             HidSelector.parse(config.scanner.device)
@@ -281,9 +282,9 @@ def _check_meaning(config: Config) -> None:
         raise ConfigError("scanner.baud: must be a baud rate such as 9600 or 115200")
     for host in config.scanner.url_hosts:
         if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)+", host):
-            raise ConfigError(f"scanner.url_hosts: {host!r} is not a host name (lower case, such as re-zip.com or *.re-zip.com)")
+            raise ConfigError(f"scanner.url_hosts: {shown(host)} is not a host name (lower case, such as re-zip.com or *.re-zip.com)")
     if len(config.scanner.prefix) > 64 or len(config.scanner.suffix) > 64:
         raise ConfigError("scanner.prefix: prefix and suffix are at most 64 characters")
     for scheme in config.links.app_schemes:
         if not re.fullmatch(r"[a-z][a-z0-9+.\-]*", scheme) or scheme in {"http", "javascript", "data", "file"}:
-            raise ConfigError(f"links.app_schemes: {scheme!r} is not an allowed app scheme")
+            raise ConfigError(f"links.app_schemes: {shown(scheme)} is not an allowed app scheme")

@@ -32,6 +32,7 @@ __all__ = [
     "check_identifier",
     "check_listen",
     "split_listen",
+    "shown",
 ]
 
 DAY = 86400.0
@@ -44,6 +45,13 @@ Schema = TypeVar("Schema")
 
 class ConfigError(ValueError):
     """A configuration problem, phrased as ``key: reason``."""
+
+
+def shown(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut short (a 5000-character mistake is not
+    a message)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def path_field() -> Any:
@@ -129,7 +137,7 @@ def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False,
     if origin is Literal:
         if value not in args:
             choices = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{key}: must be one of {choices}, not {value!r}")
+            raise ConfigError(f"{key}: must be one of {choices}, not {shown(value)}")
         return value
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
@@ -210,7 +218,7 @@ def check_listen(key: str, listen: str, *, example: str) -> None:
         host, port = split_listen(listen)
         if _ip_or_localhost(host) and port <= 65535:
             return
-    raise ConfigError(f"{key}: must be IP:port (or localhost:port) such as {example}, not {listen!r}")
+    raise ConfigError(f"{key}: must be IP:port (or localhost:port) such as {example}, not {shown(listen)}")
 
 
 def _ip_or_localhost(host: str) -> bool:

@@ -24,13 +24,14 @@ from kiosk.core.voucher import MAX_LINK_BYTES
 from kiosk.secret_files import read_secret_file
 from kiosk.toml_schema import (
     DAY,
-    ConfigError,
     build_document,
     check_identifier,
     check_listen,
     check_url,
+    ConfigError,
     path_field,
     read_toml,
+    shown,
     split_listen,
     within,
 )
@@ -185,7 +186,7 @@ def _check_meaning(config: ShopConfig) -> None:
     check_listen("server.listen", server.listen, example="127.0.0.1:8090")
     if len(server.path) > 200 or not _PATH.fullmatch(server.path):
         raise ConfigError(f"server.path: must be a path such as /rezip/voucher (letters, digits, . _ ~ -), "
-                          f"not {server.path!r}")  # fmt: skip
+                          f"not {shown(server.path)}")  # fmt: skip
     if server.path in (REDEEM_PATH, HEALTH_PATH, REDEMPTIONS_PATH):
         raise ConfigError(f"server.path: {server.path} is one of the service's own paths; choose another")
     check_identifier("rezip.shop_id", rezip.shop_id)
@@ -201,7 +202,7 @@ def _check_meaning(config: ShopConfig) -> None:
         raise ConfigError("voucherify.url: must be the cluster's address alone, such as https://api.voucherify.io")
     if voucher.currency not in ACTIVE:
         raise ConfigError(f"voucher.currency: must be an ISO 4217 code in use, such as DKK or EUR, "
-                          f"not {voucher.currency!r}")  # fmt: skip
+                          f"not {shown(voucher.currency)}")  # fmt: skip
     _check_template("voucher.link_template", voucher.link_template, config)
     if len(config.link_for(_LONGEST_CODE).encode("utf-8")) > MAX_LINK_BYTES:
         raise ConfigError(f"voucher.link_template: a link with a 64-character code must fit the {MAX_LINK_BYTES} "
