@@ -49,6 +49,11 @@ _STACKING_RULES = {
     "joint_categories": [],
     "redeemables_application_mode": "ALL",
     "redeemables_sorting_rule": "REQUESTED_ORDER",
+    "redeemables_no_effect_rule": "REDEEM_ANYWAY",
+    "no_effect_skip_categories": [],
+    "no_effect_redeem_anyway_categories": [],
+    "redeemables_products_application_mode": "STACK",
+    "redeemables_rollback_order_mode": "WITH_ORDER",
 }
 _YEAR = timedelta(days=365)
 _MESSAGES = {400: "Bad request", 401: "Unauthorized", 404: "Resource not found", 405: "Method not allowed",
@@ -163,12 +168,16 @@ class StandInVoucherify:
         template = dict(doc.get("voucher") or {})
         template.setdefault("redemption", {"quantity": None})
         template.setdefault("is_referral_code", False)
+        if "code_config" in template:  # Voucherify states the length of what the pattern draws
+            config = dict(template["code_config"])
+            config.setdefault("length", config["pattern"].count("#") if config.get("pattern") else 8)
+            template["code_config"] = config
+        dates = {name: doc[name] for name in ("start_date", "expiration_date") if doc.get(name)}
         return json_reply(200, {
-            "id": doc["id"], "name": doc["name"], "description": doc.get("description"),
+            "id": doc["id"], "name": doc["name"],
             "campaign_type": doc.get("campaign_type", "DISCOUNT_COUPONS"), "type": doc.get("type", "AUTO_UPDATE"),
             "voucher": template, "auto_join": False, "join_once": False, "use_voucher_metadata_schema": True,
-            "start_date": doc.get("start_date"), "expiration_date": doc.get("expiration_date"),
-            "vouchers_count": doc["vouchers_count"], "active": doc.get("active", True), "metadata": {},
+            **dates, "vouchers_count": doc["vouchers_count"], "active": doc.get("active", True), "metadata": {},
             "created_at": doc["created_at"], "creation_status": "DONE", "vouchers_generation_status": "DONE",
             "protected": False, "category_id": None, "object": "campaign",
             "validation_rules_assignments": {"object": "list", "data_ref": "data", "data": [], "total": 0},
@@ -305,8 +314,8 @@ class StandInVoucherify:
         doc = self._redemption_doc(row, customer)
         return json_reply(200, doc | {
             "id": row["rollback_id"], "object": "redemption_rollback", "date": row["rolled_back_at"],
-            "redemption": row["id"], "reason": reason,
-        })  # fmt: skip
+            "redemption": row["id"],
+        } | ({"reason": reason} if reason else {}))  # fmt: skip
 
     def _redemption_doc(self, row: Any, customer: Any) -> dict[str, Any]:
         voucher = self._voucher_doc(self.store.voucher_by_id(row["voucher_id"]))
@@ -346,8 +355,7 @@ def _tracking(tracking: str | None) -> dict[str, str]:
 
 
 def _customer_doc(customer_id: str, source_id: str) -> dict[str, Any]:
-    return {"id": customer_id, "source_id": source_id, "name": None, "email": None, "metadata": {},
-            "object": "customer"}  # fmt: skip
+    return {"id": customer_id, "source_id": source_id, "metadata": {}, "object": "customer"}
 
 
 def seed_demo(store: VoucherifyStore, now: datetime | None = None) -> dict[str, dict[str, Any]]:
