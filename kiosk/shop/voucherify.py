@@ -32,6 +32,7 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, TypeVar, Union
 from urllib.parse import quote, urlsplit
@@ -257,6 +258,9 @@ class VoucherifyClient:
                 "User-Agent": f"rezip-shop/{__version__}",
             },
             follow_redirects=False,
+            # The API takes no cookies; one a server sets (with bytes no header may carry, say) must not
+            # come back on the next call.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             transport=transport_factory() if transport_factory is not None else None,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=60.0),
         )
