@@ -98,6 +98,8 @@ def campaign_problem(campaign: Campaign, currency: str) -> str | None:
     problem = _currency_problem(currency) or _validity_problem(campaign.validity_limits)
     if problem:
         return problem
+    if campaign.active is False:
+        return "the campaign is not active: it publishes no codes"
     template = campaign.voucher
     if template is None:
         return "the campaign has no voucher template (it is not a campaign of codes)"

@@ -160,6 +160,7 @@ def test_campaign_code_patterns(config: dict[str, Any], problem: str | None) -> 
     ({"type": "LOYALTY_CARD"}, {}, "loyalty card"),
     (PERCENT_TEMPLATE, {"validity_hours": {"daily": [{"start_time": "09:00"}]}}, "validity_hours"),
     (None, {}, "no voucher template"),
+    (PERCENT_TEMPLATE, {"active": False}, "not active"),
 ])  # fmt: skip
 def test_campaigns_rezip_cannot_show_are_refused_at_start(template: Any, fields: dict[str, Any], problem: str) -> None:
     assert problem in (campaign_problem(campaign(template, **fields), "DKK") or "")
