@@ -236,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     _shop_config_arg(shop_check)
     shop_check.set_defaults(handler=_shop_check)
 
-    sim = commands.add_parser("sim", help="simulators: the stand-in backend, the virtual scanner and I/O board")
+    sim = commands.add_parser("sim", help="simulators: the stand-in backend and Voucherify, the virtual scanner and I/O board")
     sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
 
     backend = sims.add_parser(
@@ -256,6 +256,23 @@ def _parser() -> argparse.ArgumentParser:
     backend.add_argument("--kiosk-config", type=Path, metavar="FILE",
                          help="also write a ready kiosk configuration for this backend to FILE")  # fmt: skip
     backend.set_defaults(handler=_sim_backend)
+
+    voucherify = sims.add_parser(
+        "voucherify",
+        help="a stand-in Voucherify (HTTP + SQLite) for the shop side",
+        description="Serve a stand-in Voucherify API (campaigns with code patterns, publications, vouchers, "
+        "validations, redemptions, rollbacks) with the official error objects. Prints one JSON line when "
+        "ready: url, app_id, app_token and app_token_file (the token, 0600, beside the database). "
+        "Restarting on the same --db keeps everything, the credentials too.",
+    )
+    voucherify.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
+    voucherify.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    voucherify.add_argument("--db", type=Path, required=True, help="SQLite database file")
+    voucherify.add_argument("--seed", choices=["demo"],
+                            help="create the demo shop's campaigns: 20 %%, 50.00 DKK and a tote bag, single-use codes")  # fmt: skip
+    voucherify.add_argument("--rate-limit", type=int, default=100, metavar="N",
+                            help="requests a minute before it answers 429 with Retry-After (default 100)")  # fmt: skip
+    voucherify.set_defaults(handler=_sim_voucherify)
 
     scanner = sims.add_parser(
         "scanner",
@@ -781,6 +798,31 @@ def _sim_backend(args: argparse.Namespace) -> int:
     if webhook_server is not None:
         webhook_server.stop()
     backend.close()
+    return 0
+
+
+def _sim_voucherify(args: argparse.Namespace) -> int:
+    from kiosk.sim.voucherify import StandInVoucherify, seed_demo
+
+    if args.rate_limit < 1:
+        raise _Failure("--rate-limit: must be at least 1 request a minute")
+    try:
+        stand_in = StandInVoucherify(args.db, rate_limit=args.rate_limit)
+    except (OSError, ValueError) as exc:
+        raise _Failure(f"--db: {exc}") from None
+    if args.seed == "demo":
+        seed_demo(stand_in.store)
+    try:
+        server = stand_in.serve(args.host, args.port)
+    except OSError as exc:
+        raise _Failure(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    server.start()
+    print(json.dumps(stand_in.ready_line()), flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    stand_in.close()
     return 0
 
 

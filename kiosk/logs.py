@@ -6,7 +6,10 @@
 - Tokens are registered with ``never_log`` as soon as they are read; the formatter replaces every
   occurrence in every line, tracebacks included, whatever logger wrote it and at whatever level.
 - Voucher codes and links are single-use secrets too: code that must refer to one in a log line
-  writes ``fingerprint(code)`` instead, which names the voucher without giving it away.
+  writes ``fingerprint(code)`` instead, which names the voucher without giving it away. The one line
+  we do not write ourselves, httpx's ``HTTP Request: METHOD URL`` at info level, keeps only the URL's
+  origin and a fingerprint of its path and query (the shop side's URLs carry codes:
+  ``/v1/vouchers/{code}``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 import time
 from typing import Callable, TextIO
 
-__all__ = ["StormFilter", "ScrubbingFormatter", "configure_logging", "never_log", "fingerprint"]
+__all__ = ["StormFilter", "ScrubbingFormatter", "RequestUrlFilter", "configure_logging", "never_log", "fingerprint"]
 
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
@@ -47,6 +50,24 @@ class ScrubbingFormatter(logging.Formatter):
             if secret in text:
                 text = text.replace(secret, "[redacted]")
         return text
+
+
+class RequestUrlFilter(logging.Filter):
+    """httpx's request lines name the origin and a fingerprint of the path, never the path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "httpx" and isinstance(record.args, tuple):
+            record.args = tuple(_origin_only(arg) for arg in record.args)
+        return True
+
+
+def _origin_only(arg: object) -> object:
+    raw_path = getattr(arg, "raw_path", None)  # an httpx.URL (duck-typed: no httpx import here)
+    if not isinstance(raw_path, bytes) or not hasattr(arg, "scheme") or not hasattr(arg, "netloc"):
+        return arg
+    netloc = getattr(arg, "netloc")
+    origin = f"{getattr(arg, 'scheme')}://{netloc.decode('ascii', 'replace') if isinstance(netloc, bytes) else netloc}"
+    return f"{origin}/… {fingerprint(raw_path.decode('ascii', 'replace'))}"
 
 
 class StormFilter(logging.Filter):
@@ -88,6 +109,7 @@ def configure_logging(level: int, stream: TextIO, *, window_s: float = 60.0) -> 
     storm-proof."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(ScrubbingFormatter(_FORMAT))
+    handler.addFilter(RequestUrlFilter())
     handler.addFilter(StormFilter(window_s))
     root = logging.getLogger()
     for old in list(root.handlers):

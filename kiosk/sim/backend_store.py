@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
+
+from kiosk.sim.sqlite_store import SqliteStore
 
 __all__ = ["BackendStore", "Pool", "Settled", "new_ulid", "now_iso", "DuplicateReturn", "DuplicateCode",
            "IdempotencyInFlight"]
@@ -188,17 +187,11 @@ class Pool:
         }
 
 
-class BackendStore:
+class BackendStore(SqliteStore):
     """All persistent state of the stand-in backend."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Tokens' hashes, codes and links: private from the first byte. SQLite gives its -wal and -shm
-        # files the database file's mode.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)  # an older database keeps its old mode through O_CREAT
+        super().__init__(path)
         self._connection().executescript(_SCHEMA)
         self._migrate()
         self._connection().executescript(_INDEXES)
@@ -216,32 +209,6 @@ class BackendStore:
             if added:  # (executescript would commit: the statements go one by one)
                 for statement in filter(str.strip, _BACKFILL.split(";")):
                     db.execute(statement)
-
-    def _connection(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across a crash of the process
-            db.execute("PRAGMA foreign_keys=ON")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, not on upgrade."""
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    def read(self, sql: str, *args: Any) -> list[sqlite3.Row]:
-        return self._connection().execute(sql, args).fetchall()
 
     # --- settings and credentials ---------------------------------------------------------------
 

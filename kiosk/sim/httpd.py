@@ -97,6 +97,9 @@ def error_reply(status: int, message: str, headers: dict[str, str] | None = None
 
 
 Handler = Callable[[Request], Reply]
+#: Builds an error answer from a status and a message: RE-ZIP's ``{"message"}`` by default; a
+#: stand-in for another service passes its own shape.
+ErrorReply = Callable[[int, str], Reply]
 
 
 class LoopbackHTTPServer(ThreadingHTTPServer):
@@ -114,8 +117,10 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 class JsonServer:
     """Serve routes on ``host:port`` (port 0 picks a free one) in a background thread."""
 
-    def __init__(self, routes: list[tuple[str, str, Handler]], host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, routes: list[tuple[str, str, Handler]], host: str = "127.0.0.1", port: int = 0, *,
+                 errors: ErrorReply = error_reply) -> None:  # fmt: skip
         self._routes = [(method, re.compile(pattern), handler) for method, pattern, handler in routes]
+        self._error = errors
         server = self
 
         class _RequestHandler(BaseHTTPRequestHandler):
@@ -177,12 +182,12 @@ class JsonServer:
         declared = (raw.headers.get("Content-Length") or "0").strip()
         if not declared.isdigit() or not declared.isascii():
             raw.close_connection = True  # where this body ends is unknown: so is the next request
-            self._send(raw, error_reply(400, "Content-Length: must be a whole number of bytes"))
+            self._send(raw, self._error(400, "Content-Length: must be a whole number of bytes"))
             return
         length = int(declared)
         if length > MAX_REQUEST_BYTES:
             raw.close_connection = True
-            self._send(raw, error_reply(413, "request body too large"))
+            self._send(raw, self._error(413, "request body too large"))
             return
         body = raw.rfile.read(length) if length else b""
         host = raw.headers.get("Host") or self.url.split("://", 1)[1]
@@ -210,10 +215,10 @@ class JsonServer:
             try:
                 return handler(request)
             except HttpError as exc:
-                return error_reply(exc.status, exc.message)
+                return self._error(exc.status, exc.message)
             except Exception as exc:  # a stand-in bug must answer 500, like a real server would
-                return error_reply(500, f"internal error: {type(exc).__name__}: {exc}")
-        return error_reply(405 if allowed else 404, "method not allowed" if allowed else "not found")
+                return self._error(500, f"internal error: {type(exc).__name__}: {exc}")
+        return self._error(405 if allowed else 404, "method not allowed" if allowed else "not found")
 
     @staticmethod
     def _send(raw: BaseHTTPRequestHandler, reply: Reply) -> None:
