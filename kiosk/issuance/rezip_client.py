@@ -16,17 +16,13 @@ only on its sandbox:
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import re
-import ssl
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Union
 
-import certifi
 import httpx
 
 from kiosk import __version__
@@ -39,6 +35,7 @@ from kiosk.core.voucher import (
     parse_shop,
     parse_voucher,
 )
+from kiosk.http_answers import MAX_BODY_BYTES, BodyTooLarge, json_or_none, read_limited, retry_after_s, tls_context
 
 __all__ = [
     "RezipClient",
@@ -52,15 +49,10 @@ __all__ = [
     "ScanInvalidBody",
     "ScanResult",
     "MAX_BODY_BYTES",
-    "read_limited",
-    "BodyTooLarge",
 ]
 
 log = logging.getLogger(__name__)
 
-#: A scan answer is a few hundred bytes; anything near this is not a scan answer.
-MAX_BODY_BYTES = 64 * 1024
-_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
 
 
 @dataclass(frozen=True)
@@ -150,7 +142,7 @@ class RezipClient:
         self._clock = clock
         self.hardware_id = hardware_id
         self._link_schemes = frozenset(link_schemes)
-        tls = _tls_context(ca_file)
+        tls = tls_context(ca_file)
 
         def connection() -> httpx.AsyncClient:
             return httpx.AsyncClient(
@@ -242,10 +234,10 @@ class RezipClient:
 
     def _interpret(self, response: httpx.Response, raw: bytes) -> ScanResult:
         status = response.status_code
-        doc = _json_or_none(raw)
+        doc = json_or_none(raw)
         message = _message(doc) or response.reason_phrase or f"HTTP {status}"
         if status == 429:
-            return ScanRateLimited(_retry_after(response.headers.get("Retry-After")), message)
+            return ScanRateLimited(retry_after_s(response.headers.get("Retry-After")), message)
         if status >= 500:
             return ScanServerError(status, message)
         if status in (401, 403):
@@ -308,56 +300,7 @@ def _out_of_descriptors(exc: BaseException) -> bool:
     return False
 
 
-def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verified TLS 1.2 or newer, trusting the public CAs plus ``ca_file`` when given."""
-    context = ssl.create_default_context(cafile=certifi.where())
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file is not None:
-        context.load_verify_locations(cafile=str(ca_file))
-    return context
-
-
-class BodyTooLarge(Exception):
-    """An answer longer than ``MAX_BODY_BYTES``."""
-
-
-async def read_limited(response: httpx.Response) -> bytes:
-    """Read at most ``MAX_BODY_BYTES``: an endless or huge body must not stall the kiosk."""
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge()
-    chunks = bytearray()
-    async for chunk in response.aiter_bytes():
-        chunks += chunk
-        if len(chunks) > MAX_BODY_BYTES:
-            raise BodyTooLarge()
-    return bytes(chunks)
-
-
-def _json_or_none(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: a body nested deeper than the parser goes
-        return None
-
-
 def _message(doc: Any) -> str | None:
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
         return clean_text(doc["message"][:300], multiline=False)
     return None
-
-
-def _retry_after(value: str | None, *, default_s: float = 30.0, cap_s: float = 3600.0) -> float:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return default_s
-    value = value.strip()
-    if _DELTA_SECONDS.fullmatch(value):  # ASCII digits only: "²".isdigit() is true, float("²") fails
-        return min(float(value), cap_s)
-    try:
-        when = parsedate_to_datetime(value)
-    except Exception:  # the standard library's date parser fails in several ways on odd input
-        return default_s
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return min(max(0.0, (when - datetime.now(timezone.utc)).total_seconds()), cap_s)

@@ -12,7 +12,7 @@ request_id}`` answers, ``RateLimited``, ``ServerError``, ``NetworkError``, ``Tim
   newer, verified; redirects are not followed.
 - Connect and read timeouts per request and an overall deadline per call (a publication that has
   to recover its code takes three requests, all within one deadline); answers over
-  ``MAX_BODY_BYTES`` are refused (``kiosk.issuance.rezip_client.read_limited``).
+  ``MAX_BODY_BYTES`` are refused (``kiosk.http_answers.read_limited``).
 - A ``429`` is honoured: until its ``Retry-After`` has passed, every call answers ``RateLimited``
   without asking, so a burst cannot deepen the lockout.
 - ``publish`` sends ``campaign: {name, count: 1}`` with a ``source_id``: Voucherify answers a repeat
@@ -42,14 +42,7 @@ import httpx
 from kiosk import __version__
 from kiosk.core.text import clean_text
 from kiosk.core.urls import url_problem
-from kiosk.issuance.rezip_client import (
-    MAX_BODY_BYTES,
-    BodyTooLarge,
-    _json_or_none,
-    _retry_after,
-    _tls_context,
-    read_limited,
-)
+from kiosk.http_answers import MAX_BODY_BYTES, BodyTooLarge, json_or_none, read_limited, retry_after_s, tls_context
 from kiosk.logs import never_log
 from kiosk.shop.voucherify_model import (
     AnswerError,
@@ -250,7 +243,7 @@ class VoucherifyClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            verify=_tls_context(ca_file),
+            verify=tls_context(ca_file),
             headers={
                 "Accept": "application/json",
                 "X-App-Id": app_id,
@@ -464,12 +457,12 @@ class VoucherifyClient:
 
     def _interpret(self, response: httpx.Response, raw: bytes) -> Mapping[str, Any] | Failure:
         status = response.status_code
-        doc = _json_or_none(raw)
+        doc = json_or_none(raw)
         if status >= 400:
             reason = clean_text(response.reason_phrase[:100], multiline=False) or f"HTTP {status}"
             error = parse_error(doc, status, reason)
             if status == 429:
-                retry_s = _retry_after(response.headers.get("Retry-After"))
+                retry_s = retry_after_s(response.headers.get("Retry-After"))
                 self._blocked_until = max(self._blocked_until, self._clock() + retry_s)
                 return RateLimited(retry_s, error)
             return ServerError(status, error) if status >= 500 else ApiError(status, error)

@@ -18,7 +18,7 @@ from typing import Any, Coroutine, TypeVar
 import httpx
 
 # The kiosk's scan client reads the backend's answers under the same cap, with the same reader.
-from kiosk.issuance.rezip_client import MAX_BODY_BYTES, BodyTooLarge, read_limited
+from kiosk.http_answers import MAX_BODY_BYTES, BodyTooLarge, read_limited
 
 __all__ = ["WebhookCaller", "WebhookAnswer", "WebhookFailed"]
 
