@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
