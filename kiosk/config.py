@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kiosk.core.voucher import LOOPBACK_HTTP
 from kiosk.devices.printer.device import DeviceError, PrinterDevice
 from kiosk.devices.scanner.hid_source import HidSelector
 from kiosk.toml_schema import DAY as _DAY
@@ -180,7 +181,10 @@ class Config:
 
     @property
     def link_schemes(self) -> frozenset[str]:
-        return frozenset({"https", *self.links.app_schemes})
+        """The link allow-list: https, the configured app schemes, and plain http to this machine
+        only for a kiosk whose backend is on loopback too (the stand-in's demo and tests)."""
+        loopback = {LOOPBACK_HTTP} if self.backend.url.startswith("http:") else set()
+        return frozenset({"https", *self.links.app_schemes, *loopback})
 
     @property
     def jwks_url(self) -> str:

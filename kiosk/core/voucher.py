@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from kiosk.core.currencies import ACTIVE as ACTIVE_CURRENCIES
 from kiosk.core.text import clean_text
-from kiosk.core.urls import is_web_url
+from kiosk.core.urls import is_web_url, plain_http_allowed
 
 __all__ = [
     "DiscountType",
@@ -28,6 +28,7 @@ __all__ = [
     "parse_shop",
     "parse_instant",
     "DEFAULT_LINK_SCHEMES",
+    "LOOPBACK_HTTP",
 ]
 
 #: Codes are shown large and printed as text, so they must be short and plain.
@@ -46,6 +47,9 @@ _EARLIEST_YEAR, _LATEST_YEAR = 2000, 2199
 #: With the time known, an expiry further ahead than this is not a voucher anyone meant.
 MAX_EXPIRY_AHEAD = timedelta(days=3653)
 DEFAULT_LINK_SCHEMES = frozenset({"https"})
+#: In an allow-list: plain http links are allowed when they point at this machine itself (a kiosk
+#: whose backend is on loopback: the demo and the tests, where no TLS runs).
+LOOPBACK_HTTP = "http+loopback"
 
 
 class VoucherError(ValueError):
@@ -261,13 +265,15 @@ def _parse_link(item: Any, schemes: frozenset[str] | None) -> tuple[str | None, 
     if any(ord(ch) <= 0x20 or 0x7F <= ord(ch) <= 0x9F or 0xD800 <= ord(ch) <= 0xDFFF for ch in item):
         return None, ("link dropped: contains spaces or control characters",)
     scheme = item.split(":", 1)[0].lower() if ":" in item else ""
-    if not _SCHEME.fullmatch(scheme) or (schemes is not None and scheme not in schemes):
-        return None, (f"link dropped: scheme {scheme or '(none)'!r} is not allowed",)
     try:
         parts = urlsplit(item)
         parts.port
     except ValueError:
         return None, ("link dropped: not a URL",)
+    loopback_http = scheme == "http" and schemes is not None and LOOPBACK_HTTP in schemes \
+        and plain_http_allowed(parts.hostname)
+    if not _SCHEME.fullmatch(scheme) or (schemes is not None and scheme not in schemes and not loopback_http):
+        return None, (f"link dropped: scheme {scheme or '(none)'!r} is not allowed",)
     if scheme in ("https", "http") and not parts.hostname:
         return None, (f"link dropped: {scheme} link without a host",)
     if not item[len(scheme) + 1:].strip("/"):

@@ -85,7 +85,7 @@ def _check_shown(report, harness: KioskHarness) -> list[str]:
     if report.status != "issued":
         return []
     voucher = report.voucher
-    checked = parse_voucher(voucher.to_json(), now=datetime.now(timezone.utc), link_schemes={"https"})
+    checked = parse_voucher(voucher.to_json(), now=datetime.now(timezone.utc), link_schemes=harness.config.link_schemes)
     assert checked.link == voucher.link  # the link allow-list held
     assert frame is not None and frame["state"] in ("showing_voucher", "notice", "idle")
     if frame["state"] == "showing_voucher":

@@ -166,3 +166,13 @@ def test_anything_either_parses_or_names_a_field(doc: dict) -> None:
     else:
         assert voucher.code and voucher.value > 0
         json.dumps(voucher.to_json(), ensure_ascii=False).encode("utf-8")
+
+
+def test_plain_http_links_only_to_this_machine_and_only_when_the_allow_list_says_so() -> None:
+    from kiosk.core.voucher import LOOPBACK_HTTP
+
+    local = "http://127.0.0.1:8090/redeem?code=SAVE50"
+    assert parse_voucher({**BASE, "link": local}).link is None
+    assert parse_voucher({**BASE, "link": local}, link_schemes={"https", LOOPBACK_HTTP}).link == local
+    for link in ("http://shop.example/redeem", "http://10.0.0.1/redeem", "http://[::1"):
+        assert parse_voucher({**BASE, "link": link}, link_schemes={"https", LOOPBACK_HTTP}).link is None
