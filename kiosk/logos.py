@@ -153,6 +153,7 @@ def _checked(key: str, data: bytes) -> Logo | None:
     (``verify()`` alone passes truncated and otherwise undrawable files)."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's remarks on a malformed file: the verdict below says it
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 kind = image.format or ""
