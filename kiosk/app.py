@@ -29,8 +29,9 @@ from kiosk.core.flow import (
     Flow,
     FlowError,
     IssuanceDone,
-    NoticeKind,
+    LanguageChosen,
     LateOutcome,
+    NoticeKind,
     PrintDone,
     PrinterChanged,
     PrintVoucher,
@@ -98,9 +99,8 @@ class ScanReport:
 
 @dataclass(frozen=True)
 class _Redraw:
-    """Show the current screen again: in another language, or with the offline banner changed."""
-
-    locale: str | None = None
+    """Show the current screen again (the offline banner changed): not the customer's business,
+    so not the flow's either."""
 
 
 class KioskApp:
@@ -113,7 +113,6 @@ class KioskApp:
         screen: ScreenOutput,
         printer: PrinterOutput | None,
         *,
-        locale: str,
         timezone: str,
         on_report: Callable[[ScanReport], None] | None = None,
         on_dropped: Callable[[DroppedScan], None] | None = None,
@@ -130,8 +129,6 @@ class KioskApp:
         self.issuer = issuer
         self.screen = screen
         self.printer = printer
-        self.default_locale = locale
-        self.locale = locale
         self.timezone = timezone
         self.on_report = on_report
         self.on_dropped = on_dropped
@@ -140,39 +137,45 @@ class KioskApp:
         self.on_display = on_display
         self.on_backend = on_backend
         self._clock = clock
-        self._events: asyncio.Queue[tuple[Event | _Redraw, float, int]] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[Event | _Redraw, int]] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_generation = 0
-        self._scan_started: dict[int, float] = {}
-        self._issue_ms: dict[int, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- inputs ---------------------------------------------------------------------------------
 
+    @property
+    def locale(self) -> str:
+        """The language the current customer sees."""
+        return self.flow.locale
+
     def scan(self, text: str) -> None:
         """A source read a line; call on the event loop."""
-        self._events.put_nowait((Scanned(text), self._clock(), 0))
+        self._post(Scanned(text, self._clock()))
 
     def resume(self, code: str, issued: Issued, *, plain: bool = False) -> None:
         """At start-up: show again a journalled voucher that was never marked shown (``plain``
         when earlier attempts to show it never finished)."""
-        self._events.put_nowait((Resumed(code, issued, plain), self._clock(), 0))
+        self._post(Resumed(code, issued, plain, self._clock()))
 
     def printer_changed(self, ready: bool) -> None:
         """The printer's monitor saw it become ready or stop being ready; call on the loop."""
-        self._events.put_nowait((PrinterChanged(ready), self._clock(), 0))
+        self._post(PrinterChanged(ready))
 
     def deposit_detected(self) -> None:
         """The drop-slot sensor saw packaging pass; call on the loop."""
-        self._events.put_nowait((DepositDetected(), self._clock(), 0))
+        self._post(DepositDetected(self._clock()))
 
     def choose_locale(self, locale: str) -> None:
         """A customer picked a language on the screen; it holds until the screen is idle again."""
-        self._events.put_nowait((_Redraw(locale), self._clock(), 0))
+        self._post(LanguageChosen(locale))
 
     def redraw(self) -> None:
         """Show the current screen again (e.g. the offline banner changed); call on the loop."""
-        self._events.put_nowait((_Redraw(), self._clock(), 0))
+        self._events.put_nowait((_Redraw(), 0))
+
+    def _post(self, event: Event, generation: int = 0) -> None:
+        self._events.put_nowait((event, generation))
 
     async def run(self) -> None:
         """Show the current screen, then handle events until cancelled. Under a supervisor this
@@ -180,19 +183,18 @@ class KioskApp:
         await self._show(self.flow.screen)
         try:
             while True:
-                event, received_at, generation = await self._events.get()
+                event, generation = await self._events.get()
                 if isinstance(event, _Redraw):
-                    self.locale = event.locale or self.locale
                     await self._show(self.flow.screen)
                     continue
                 if isinstance(event, TimerExpired) and generation != self._timer_generation:
                     continue  # a timer that was replaced after it fired
                 try:
-                    await self._handle(event, received_at)
+                    await self._carry_out(self.flow.handle(event))
                 except FlowError as exc:
                     log.error("flow bug (%s in state %s): %s; back to idle", type(event).__name__,
                               self.flow.state.value, exc, exc_info=True)  # fmt: skip
-                    await self._carry_out(self.flow.reset(), received_at)
+                    await self._carry_out(self.flow.reset())
         finally:
             self._cancel_timer()
             for task in list(self._tasks):
@@ -200,14 +202,7 @@ class KioskApp:
 
     # --- commands -------------------------------------------------------------------------------
 
-    async def _handle(self, event: Event, received_at: float) -> None:
-        was_idle = self.flow.state is State.IDLE
-        commands = self.flow.handle(event)
-        if self.flow.state is State.IDLE and not was_idle:
-            self.locale = self.default_locale  # the next customer starts in the kiosk's language
-        await self._carry_out(commands, received_at)
-
-    async def _carry_out(self, commands: list[Command], received_at: float) -> None:
+    async def _carry_out(self, commands: list[Command]) -> None:
         """Carry out one batch; a command that fails is logged and the rest still run."""
         concluded = next((c for c in commands if isinstance(c, Concluded)), None)
         printing: asyncio.Task[tuple[bytes | None, str | None]] | None = None
@@ -215,7 +210,6 @@ class KioskApp:
         for command in commands:
             try:
                 if isinstance(command, StartIssuance):
-                    self._scan_started[command.request_id] = received_at
                     self._spawn(self._issue(command))
                 elif isinstance(command, Show):
                     frame = await self._show(command.screen, concluded.key if concluded else None)
@@ -237,8 +231,7 @@ class KioskApp:
                 log.exception("%s failed in state %s (scan %s)", type(command).__name__, self.flow.state.value,
                               concluded.request_id if concluded else "-")  # fmt: skip
         if concluded is not None:
-            started = self._scan_started.pop(concluded.request_id, received_at)
-            self._spawn(self._report(concluded, frame, started, printing))
+            self._spawn(self._report(concluded, frame, printing))
 
     async def _show(self, screen: Screen, key: str | None = None) -> int | None:
         """Put ``screen`` up; returns its frame number, or None when no voucher frame went up.
@@ -253,12 +246,12 @@ class KioskApp:
             attempts.append(replace(screen, plain=True))
         for candidate in attempts:
             try:
-                return await self.screen.show(build_screen_view(candidate, self.locale, self.timezone))
+                return await self.screen.show(build_screen_view(candidate, candidate.locale, self.timezone))
             except Exception:
                 log.exception("the %s screen%s could not be shown", screen.state.value,
                               " (plain form)" if candidate.plain else "")  # fmt: skip
-        trouble = Screen(State.NOTICE, notice=NoticeKind.BACKEND_TROUBLE, code=screen.code)
-        await self.screen.show(build_screen_view(trouble, self.locale, self.timezone))
+        trouble = Screen(State.NOTICE, notice=NoticeKind.BACKEND_TROUBLE, code=screen.code, locale=screen.locale)
+        await self.screen.show(build_screen_view(trouble, trouble.locale, self.timezone))
         return None
 
     async def _issue(self, command: StartIssuance) -> None:
@@ -268,8 +261,7 @@ class KioskApp:
         except Exception as exc:  # an issuer bug must not leave the customer on 'issuing'
             log.exception("issuer failed (scan %s)", command.request_id)
             outcome = Unavailable(f"issuer error: {type(exc).__name__}")
-        self._issue_ms[command.request_id] = (self._clock() - started) * 1000
-        self._events.put_nowait((IssuanceDone(command.request_id, outcome), self._clock(), 0))
+        self._post(IssuanceDone(command.request_id, outcome, (self._clock() - started) * 1000))
         if self.on_backend is not None:
             self.on_backend(_backend_reachable(outcome))
 
@@ -278,11 +270,11 @@ class KioskApp:
         if self.printer is None:
             return None, None
         try:
-            view = build_voucher_view(command.voucher, self.locale, self.timezone, plain=command.plain)
+            view = build_voucher_view(command.voucher, command.locale, self.timezone, plain=command.plain)
         except Exception:
             log.exception("voucher %s could not be laid out for paper; printing its plain form",
                           fingerprint(command.voucher.code))  # fmt: skip
-            view = build_voucher_view(command.voucher, self.locale, self.timezone, plain=True)
+            view = build_voucher_view(command.voucher, command.locale, self.timezone, plain=True)
         try:
             data, error = await self.printer.print_voucher(view, command.voucher.code), None
         except OSError as exc:
@@ -291,23 +283,25 @@ class KioskApp:
         except Exception as exc:  # a bug in the layout or the transport: the voucher still stays up
             log.exception("printing voucher %s failed", fingerprint(command.voucher.code))
             data, error = None, f"error: {type(exc).__name__}"
-        self._events.put_nowait((PrintDone(command.request_id, error is None, error), self._clock(), 0))
+        self._post(PrintDone(command.request_id, error is None, error))
         return data, error
 
-    async def _report(self, concluded: Concluded, frame: int | None, started: float,
+    async def _report(self, concluded: Concluded, frame: int | None,
                       printing: asyncio.Task[tuple[bytes | None, str | None]] | None) -> None:  # fmt: skip
-        """Report once the result is visible (and printed), timed from the scan to the screen."""
+        """Report once the result is visible (and printed), timed from the scan to the screen (the
+        flow carries when the scan began and how long its issuance took)."""
         png = None
         if frame is not None:
             try:
                 png = await self.screen.settled(frame)
             except Exception:
                 log.exception("frame %s of scan %s was not confirmed", frame, concluded.request_id)
+        started = concluded.started_at if concluded.started_at is not None else self._clock()
         ms = {"total": (self._clock() - started) * 1000}
         if concluded.key and frame is not None and self.on_shown is not None:
             self._bookkeeping(self.on_shown, concluded.key)  # seen: a restart need not show it again
-        if concluded.request_id in self._issue_ms:
-            ms["issue"] = self._issue_ms.pop(concluded.request_id)
+        if concluded.issue_ms is not None:
+            ms["issue"] = concluded.issue_ms
         report = ScanReport(
             request_id=concluded.request_id,
             status=concluded.status,
@@ -349,7 +343,7 @@ class KioskApp:
         generation = self._timer_generation
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(
-            seconds, lambda: self._events.put_nowait((TimerExpired(), self._clock(), generation))
+            seconds, lambda: self._post(TimerExpired(), generation)
         )
 
     def _cancel_timer(self) -> None:

@@ -122,6 +122,7 @@ async def open_kiosk(
         deposit_required=config.board.slot_sensor,
         deposit_timeout_s=config.board.deposit_timeout_s,
         url_hosts=tuple(config.scanner.url_hosts),
+        locale=config.kiosk.locale,
     )
     logos = LogoCache(config.kiosk.data_dir / "logos", plain_loopback=config.backend.url.startswith("http:"))
     printer: EscposPrinter | None = None
@@ -153,7 +154,6 @@ async def open_kiosk(
         issuer,
         screen,
         printer,
-        locale=config.kiosk.locale,
         timezone=config.kiosk.timezone,
         on_report=on_report,
         on_dropped=on_dropped,

@@ -1,58 +1,55 @@
 """The kiosk flow as a state machine: feed it events, get back commands.
 
 Rules this module keeps:
-- Nothing here does I/O, reads the clock, sleeps or starts threads. Time enters only as
-  ``TimerExpired`` events; the shell owns the one timer and replaces it on every ``StartTimer``.
+- Nothing here does I/O, reads the clock, sleeps or starts threads. Time enters only as data: the
+  ``at`` of the events that begin a scan (when the reader produced it) and the issuance's duration in
+  ``IssuanceDone``, and as ``TimerExpired`` events; the shell owns the one timer and replaces it on
+  every ``StartTimer``.
 - Every state has a screen, and every state except IDLE has a timeout.
-- The transitions are the table ``TRANSITIONS`` below. An event a state does not list raises
-  ``FlowError``: an unexpected event is a bug in the shell, never silently dropped.
+- ``TRANSITIONS`` is the table: (state, event) -> the handler and the states it may lead to. A
+  handler returns the next state with its commands, and ``handle`` refuses (``FlowError``) a next state
+  the table does not allow, as it refuses an event a state does not list: an unexpected event is a
+  bug in the shell, never silently dropped. The table below is the same data in prose, and a test
+  checks the two agree.
 - One issuance at a time. A voucher that was issued is always shown and printed; nothing in here can
   discard one (a late result is handed back to the shell as ``LateOutcome``).
+- The customer's session lives here: the language chosen on the screen (back to the kiosk's own at
+  idle) and the times of the scan being served, carried in the commands that report it.
 
-    state            event                      next state        commands
-    ---------------  -------------------------  ----------------  --------------------------------------
-    IDLE             Scanned (valid)            ISSUING           StartIssuance, Show(issuing), StartTimer
-    IDLE             Scanned (invalid)          NOTICE            Show(notice), Concluded, StartTimer
-    IDLE             IssuanceDone (stale)       IDLE              LateOutcome
-    IDLE             Resumed (at start-up)      SHOWING_VOUCHER   as an issued voucher: Show, PrintVoucher, ...
-    other states     Resumed                    same              nothing (it stays journalled, unshown)
-    IDLE             Scanned (valid, with a     AWAITING_DEPOSIT  Show(drop prompt), StartTimer
-                     slot sensor)
-    AWAITING_DEPOSIT DepositDetected            ISSUING           StartIssuance, Show(issuing), StartTimer
-    AWAITING_DEPOSIT TimerExpired               NOTICE            Show(deposit timeout), Concluded, StartTimer
-    AWAITING_DEPOSIT Scanned (same code)        AWAITING_DEPOSIT  DroppedScan, StartTimer; another code: as
-                                                                  from IDLE
-    AWAITING_DEPOSIT IssuanceDone (stale)       AWAITING_DEPOSIT  LateOutcome
-    other states     DepositDetected            same              nothing (no scan, no reward)
-    ISSUING          Scanned                    ISSUING           DroppedScan (one issuance at a time)
-    ISSUING          IssuanceDone (issued)      SHOWING_VOUCHER   Show(voucher), PrintVoucher, Concluded, StartTimer
-    ISSUING          IssuanceDone (no voucher)  NOTICE            Show(notice), Concluded, StartTimer
-    ISSUING          IssuanceDone (stale)       ISSUING           LateOutcome
-    ISSUING          TimerExpired               NOTICE            Show(backend trouble), Concluded, StartTimer
-    SHOWING_VOUCHER  Scanned (same code)        SHOWING_VOUCHER   DroppedScan, StartTimer (keep it up); but
-                     when its print failed and  SHOWING_VOUCHER   PrintVoucher (the same job), Show, StartTimer
-                     the printer is back
-    SHOWING_VOUCHER  Scanned (other valid)      ISSUING           as from IDLE (the next packaging)
-    SHOWING_VOUCHER  Scanned (invalid)          NOTICE            as from IDLE (a new customer needs an answer)
-    SHOWING_VOUCHER  IssuanceDone (stale)       SHOWING_VOUCHER   LateOutcome
-    SHOWING_VOUCHER  TimerExpired               IDLE              Show(idle), CancelTimer
-    SHOWING_VOUCHER  PrintDone (its job failed) SHOWING_VOUCHER   Show(printer trouble), StartTimer (longer)
-    SHOWING_VOUCHER  PrinterChanged (back, its  SHOWING_VOUCHER   Show(printer back: scan again to print)
-                     job had failed)
-    NOTICE           Scanned (same code, when   NOTICE            DroppedScan, StartTimer
-                     already returned)
-    NOTICE           Scanned (other)            as from IDLE
-    NOTICE           IssuanceDone (stale)       NOTICE            LateOutcome
-    NOTICE           TimerExpired               IDLE              Show(idle), CancelTimer
-    any              PrintDone (otherwise)      same              nothing (the shell reports print outcomes)
-    any              PrinterChanged (otherwise) same              nothing (the flag is kept for later)
+    state             event             next states                          what happens
+    ----------------  ----------------  -----------------------------------  ------------------------------------------------
+    idle              Scanned           issuing, awaiting_deposit, notice    a RE-ZIP code is issued (first dropped in the slot
+                                                                             with a sensor); anything else gets a notice
+    idle              IssuanceDone      idle                                 a stale result: LateOutcome
+    idle              Resumed           showing_voucher                      a journalled voucher nobody saw: shown and printed
+    awaiting_deposit  Scanned           awaiting_deposit, issuing, notice    the same code restarts the wait; another is a new scan
+    awaiting_deposit  DepositDetected   issuing                              the packaging passed the slot: the issuance starts
+    awaiting_deposit  TimerExpired      notice                               nothing dropped in time
+    awaiting_deposit  IssuanceDone      awaiting_deposit                     a stale result: LateOutcome
+    issuing           Scanned           issuing                              ignored: one issuance at a time
+    issuing           IssuanceDone      showing_voucher, notice, issuing     the voucher, or a notice; a stale result: LateOutcome
+    issuing           TimerExpired      notice                               backend trouble: no answer in time
+    showing_voucher   Scanned           showing_voucher, issuing,            the same code keeps the voucher up (and reprints a
+                                        awaiting_deposit, notice             failed print once the printer is back); another scan
+                                                                             starts over for the next customer
+    showing_voucher   IssuanceDone      showing_voucher                      a stale result: LateOutcome
+    showing_voucher   TimerExpired      idle                                 the voucher's time is up
+    notice            Scanned           notice, issuing, awaiting_deposit    the same code keeps "already returned" up; another
+                                                                             scan starts over
+    notice            IssuanceDone      notice                               a stale result: LateOutcome
+    notice            TimerExpired      idle                                 the notice's time is up
+    *                 PrintDone         same                                 a failed print keeps the voucher up longer
+    *                 PrinterChanged    same                                 the printer back: "scan again to print"
+    *                 LanguageChosen    same                                 the screen again, in the customer's language
+    * but awaiting    DepositDetected   same                                 nothing passes without a scan first
+    * but idle        Resumed           same                                 it waits in the journal for the next start
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Callable, Literal, Union
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Literal, Union
 
 from kiosk.core.codes import REZIP_URL_HOSTS, PackagingCode, Rejection, normalise
 from kiosk.core.outcomes import (
@@ -81,6 +78,7 @@ __all__ = [
     "PrinterChanged",
     "Resumed",
     "DepositDetected",
+    "LanguageChosen",
     "Event",
     "StartIssuance",
     "Show",
@@ -142,11 +140,13 @@ class Screen:
     #: Show the voucher in its plain form (text and code, no QR, logo or formatting that could
     #: fail): for a voucher whose earlier attempts to be shown never finished.
     plain: bool = False
+    #: The customer's language (the kiosk's own unless they chose another on the screen).
+    locale: str = "en_GB"
 
 
 @dataclass(frozen=True)
 class FlowSettings:
-    """The flow's waits, in seconds."""
+    """The flow's waits, in seconds, and what it needs to know of the kiosk."""
 
     issue_timeout_s: float = 4.0
     voucher_display_s: float = 30.0
@@ -158,6 +158,8 @@ class FlowSettings:
     deposit_timeout_s: float = 20.0
     #: Hosts whose URLs are unwrapped to the packaging code they carry (see ``kiosk.core.codes``).
     url_hosts: tuple[str, ...] = REZIP_URL_HOSTS
+    #: The kiosk's own language: every customer starts in it.
+    locale: str = "en_GB"
 
 
 # --- events ---------------------------------------------------------------------------------------
@@ -165,15 +167,19 @@ class FlowSettings:
 
 @dataclass(frozen=True)
 class Scanned:
-    """A reader produced a line of text (already split at its terminator)."""
+    """A reader produced a line of text (already split at its terminator) at ``at``."""
 
     text: str
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
 class IssuanceDone:
+    """An issuance ended; ``issue_ms`` is how long it took (for the report)."""
+
     request_id: int
     outcome: IssuanceOutcome
+    issue_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,9 @@ class PrintDone:
 
 @dataclass(frozen=True)
 class DepositDetected:
-    """The drop-slot sensor saw an item pass."""
+    """The drop-slot sensor saw an item pass, at ``at``."""
+
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,7 @@ class Resumed:
     code: str
     issued: Issued
     plain: bool = False
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -212,7 +221,14 @@ class PrinterChanged:
     ready: bool
 
 
-Event = Union[Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed, DepositDetected]
+@dataclass(frozen=True)
+class LanguageChosen:
+    """The customer picked a language on the screen; it holds until the screen is idle again."""
+
+    locale: str
+
+
+Event = Union[Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed, DepositDetected, LanguageChosen]
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -235,6 +251,7 @@ class PrintVoucher:
     request_id: int
     #: Print it as text only (see ``Screen.plain``).
     plain: bool = False
+    locale: str = "en_GB"
 
 
 @dataclass(frozen=True)
@@ -251,7 +268,8 @@ class CancelTimer:
 
 @dataclass(frozen=True)
 class Concluded:
-    """A scan has reached its result on screen; for reports, logs and the demo's files."""
+    """A scan has reached its result on screen; for reports, logs and the demo's files. ``started_at``
+    is the ``at`` of the event that began it (the scan, or the deposit that started the issuance)."""
 
     request_id: int
     status: Status
@@ -260,6 +278,8 @@ class Concluded:
     source: Source | None = None
     detail: str | None = None
     key: str | None = None
+    started_at: float | None = None
+    issue_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -284,189 +304,235 @@ Command = Union[
 
 
 class FlowError(RuntimeError):
-    """An event arrived that the current state does not expect: a bug in whoever fed it."""
+    """An event arrived that the current state does not expect, or a handler chose a next state the
+    table does not allow: a bug in whoever fed it, or in the flow."""
 
 
-_Handler = Callable[["Flow", Event], list[Command]]
+@dataclass(frozen=True)
+class _Pending:
+    """The scan being served while awaiting the deposit or issuing."""
+
+    request_id: int
+    code: PackagingCode
+    started_at: float
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """The voucher on screen while showing it."""
+
+    request_id: int
+    voucher: Voucher
+    code: str
+    plain: bool
+
+
+_Step = tuple[State, list[Command]]
 
 
 class Flow:
-    """The kiosk's decisions. ``handle(event)`` returns the commands for the shell to carry out."""
+    """The kiosk's decisions. ``handle(event)`` returns the commands for the shell to carry out.
+
+    Besides ``state``, the flow keeps a few extra bits of state, each meaningful only in the states
+    named:
+
+    - ``_pending``: the scan being served (its request number, code and start), in AWAITING_DEPOSIT
+      and ISSUING;
+    - ``_shown``: the voucher on screen, in SHOWING_VOUCHER;
+    - ``_answered``: the packaging code whose final answer is on screen (its voucher, or "already
+      returned"), so the same packaging held up again keeps that screen instead of asking again;
+    - ``_print_failed``: the voucher on screen was not printed; ``_printer_ready``: the printer's last
+      word (a reprint waits for it);
+    - ``_locale``: the customer's language, the kiosk's own again at idle;
+    - ``_next_request_id``: request numbers only ever count up.
+
+    ``screen`` is what the last ``Show`` showed, for the shell to redraw; decisions read the state
+    above, never the screen.
+    """
 
     def __init__(self, settings: FlowSettings | None = None) -> None:
         self.settings = settings or FlowSettings()
         self.state = State.IDLE
-        self.screen = Screen(State.IDLE)
-        self._next_request_id = 1
-        self._pending: tuple[int, PackagingCode] | None = None
-        #: The voucher on screen: its request and whether its print job failed.
-        self._shown: tuple[int, Voucher] | None = None
+        self._pending: _Pending | None = None
+        self._shown: _Shown | None = None
+        self._answered: str | None = None
         self._print_failed = False
         self._printer_ready = True
+        self._locale = self.settings.locale
+        self._next_request_id = 1
+        self.screen = Screen(State.IDLE, locale=self._locale)
+
+    @property
+    def locale(self) -> str:
+        """The language the current customer sees."""
+        return self._locale
 
     def handle(self, event: Event) -> list[Command]:
-        handler = TRANSITIONS.get((self.state, type(event)))
-        if handler is None:
+        entry = TRANSITIONS.get((self.state, type(event)))
+        if entry is None:
             raise FlowError(f"{type(event).__name__} is not expected in state {self.state.value}")
-        return handler(self, event)
+        handler, allowed = entry
+        next_state, commands = handler(self, event)
+        if next_state not in allowed:
+            raise FlowError(f"{type(event).__name__} in state {self.state.value} may not lead to {next_state.value}")
+        if next_state is State.IDLE and self.state is not State.IDLE:
+            self._locale = self.settings.locale  # the next customer starts in the kiosk's language
+        self.state = next_state
+        return commands
 
     def reset(self) -> list[Command]:
         """Back to idle after a bug (a ``FlowError``): whatever was pending is let go (an issuance
         still running comes back as a ``LateOutcome``); request numbers keep counting up."""
-        self._pending = None
-        self._shown = None
+        self._pending = self._shown = self._answered = None
         self._print_failed = False
-        return self._enter(State.IDLE, Screen(State.IDLE))
+        self._locale = self.settings.locale
+        self.state, commands = self._enter(State.IDLE, Screen(State.IDLE))
+        return commands
 
     # --- transitions ------------------------------------------------------------------------------
 
-    def _scan_when_ready(self, event: Event) -> list[Command]:
-        assert isinstance(event, Scanned)
+    def _scan(self, event: Scanned) -> _Step:
         result = normalise(event.text, url_hosts=self.settings.url_hosts)
-        if isinstance(result, PackagingCode) and self._already_answered(result):
+        if isinstance(result, PackagingCode) and result.value == self._answered:
             if self.state is State.SHOWING_VOUCHER and self._print_failed and self._printer_ready:
                 return self._reprint()
             # The same packaging held to the reader again: keep what it already earned on screen.
-            return [DroppedScan(event.text, "its answer is already on screen"), self._timer_for(self.state)]
-        if isinstance(result, Rejection):
-            request_id = self._new_request_id()
-            return self._enter_notice(
-                request_id, NoticeKind.INVALID_CODE, result.message, code=None, reason=result.reason.value
-            )
+            return self.state, [DroppedScan(event.text, "its answer is already on screen"), self._timer_for(self.state)]
+        self._shown = self._answered = None
         request_id = self._new_request_id()
-        self._pending = (request_id, result)
+        if isinstance(result, Rejection):
+            return self._enter_notice(request_id, NoticeKind.INVALID_CODE, result.message, code=None,
+                                      reason=result.reason.value, started_at=event.at)  # fmt: skip
+        self._pending = _Pending(request_id, result, event.at)
         if self.settings.deposit_required:
             return self._enter(State.AWAITING_DEPOSIT, Screen(State.AWAITING_DEPOSIT, code=result.value))
-        return self._enter(
-            State.ISSUING, Screen(State.ISSUING, code=result.value), StartIssuance(request_id, result)
-        )
+        return self._enter(State.ISSUING, Screen(State.ISSUING, code=result.value), StartIssuance(request_id, result))
 
-    def _scan_while_awaiting(self, event: Event) -> list[Command]:
+    def _scan_while_awaiting(self, event: Scanned) -> _Step:
         """The same code again restarts the wait; another valid code replaces it; junk is answered."""
-        assert isinstance(event, Scanned) and self._pending is not None
+        assert self._pending is not None
         result = normalise(event.text, url_hosts=self.settings.url_hosts)
-        if isinstance(result, PackagingCode) and result.value == self._pending[1].value:
-            return [DroppedScan(event.text, "waiting for this packaging in the slot"), self._timer_for(self.state)]
+        if isinstance(result, PackagingCode) and result.value == self._pending.code.value:
+            return self.state, [DroppedScan(event.text, "waiting for this packaging in the slot"),
+                                self._timer_for(self.state)]  # fmt: skip
         self._pending = None
-        return self._scan_when_ready(event)
+        return self._scan(event)
 
-    def _deposited(self, event: Event) -> list[Command]:
+    def _deposited(self, event: DepositDetected) -> _Step:
         assert self._pending is not None
-        request_id, code = self._pending
-        return self._enter(State.ISSUING, Screen(State.ISSUING, code=code.value), StartIssuance(request_id, code))
+        self._pending = pending = replace(self._pending, started_at=event.at)  # timed from the deposit
+        return self._enter(State.ISSUING, Screen(State.ISSUING, code=pending.code.value),
+                           StartIssuance(pending.request_id, pending.code))  # fmt: skip
 
-    def _deposit_timed_out(self, event: Event) -> list[Command]:
-        assert self._pending is not None
-        request_id, code = self._pending
-        self._pending = None
-        return self._enter_notice(request_id, NoticeKind.DEPOSIT_TIMEOUT, "no packaging passed the slot",
-                                  code=code.value)  # fmt: skip
+    def _deposit_timed_out(self, event: TimerExpired) -> _Step:
+        pending = self._take_pending()
+        return self._enter_notice(pending.request_id, NoticeKind.DEPOSIT_TIMEOUT, "no packaging passed the slot",
+                                  code=pending.code.value, started_at=pending.started_at)  # fmt: skip
 
-    def _unexpected_deposit(self, event: Event) -> list[Command]:
-        """Something fell through the slot without a scan first: nothing to reward."""
-        return []
+    def _unchanged(self, event: Event) -> _Step:
+        """Nothing to do: something fell through the slot without a scan first (nothing to reward),
+        or a voucher was recovered while a customer is served (it waits in the journal, unshown, so
+        the next start shows it, rather than take the screen from someone else)."""
+        return self.state, []
 
-    def _resume_later(self, event: Event) -> list[Command]:
-        """A voucher recovered while a customer is served: it waits in the journal (unshown, so the
-        next start shows it) rather than take the screen from someone else."""
-        return []
+    def _scan_while_issuing(self, event: Scanned) -> _Step:
+        return self.state, [DroppedScan(event.text, "an issuance is in progress")]
 
-    def _already_answered(self, code: PackagingCode) -> bool:
-        """The screen already holds this code's final answer: a voucher, or 'already returned'."""
-        settled = self.state is State.SHOWING_VOUCHER or self.screen.notice is NoticeKind.ALREADY_RETURNED
-        return settled and self.screen.code == code.value
-
-    def _scan_while_issuing(self, event: Event) -> list[Command]:
-        assert isinstance(event, Scanned)
-        return [DroppedScan(event.text, "an issuance is in progress")]
-
-    def _issuance_done(self, event: Event, *, plain: bool = False) -> list[Command]:
-        assert isinstance(event, IssuanceDone)
-        if self._pending is None or self._pending[0] != event.request_id:
-            return [LateOutcome(event.request_id, event.outcome)]
-        request_id, code = self._pending
-        self._pending = None
+    def _issuance_done(self, event: IssuanceDone, *, plain: bool = False) -> _Step:
+        if self._pending is None or self._pending.request_id != event.request_id:
+            return self._late(event)
+        pending = self._take_pending()
         outcome = event.outcome
         if isinstance(outcome, Issued):
-            screen = Screen(State.SHOWING_VOUCHER, voucher=outcome.voucher, code=code.value, plain=plain)
-            self._shown = (request_id, outcome.voucher)
+            code = pending.code.value
+            self._shown = _Shown(pending.request_id, outcome.voucher, code, plain)
+            self._answered = code
             self._print_failed = False
+            screen = Screen(State.SHOWING_VOUCHER, voucher=outcome.voucher, code=code, plain=plain)
             return self._enter(
                 State.SHOWING_VOUCHER,
                 screen,
-                PrintVoucher(outcome.voucher, request_id, plain=plain),
-                Concluded(request_id, "issued", code.value, outcome.voucher, outcome.source, key=outcome.key),
-            )
+                PrintVoucher(outcome.voucher, pending.request_id, plain=plain, locale=self._locale),
+                Concluded(pending.request_id, "issued", code, outcome.voucher, outcome.source, key=outcome.key,
+                          started_at=pending.started_at, issue_ms=event.issue_ms),
+            )  # fmt: skip
         kind, detail = _notice_for(outcome)
-        return self._enter_notice(request_id, kind, detail, code=code.value)
+        if kind is NoticeKind.ALREADY_RETURNED:
+            self._answered = pending.code.value
+        return self._enter_notice(pending.request_id, kind, detail, code=pending.code.value,
+                                  started_at=pending.started_at, issue_ms=event.issue_ms)  # fmt: skip
 
-    def _issuance_timed_out(self, event: Event) -> list[Command]:
-        assert self._pending is not None
-        request_id, code = self._pending
-        self._pending = None
-        return self._enter_notice(
-            request_id, NoticeKind.BACKEND_TROUBLE, "no answer in time", code=code.value
-        )
+    def _issuance_timed_out(self, event: TimerExpired) -> _Step:
+        pending = self._take_pending()
+        return self._enter_notice(pending.request_id, NoticeKind.BACKEND_TROUBLE, "no answer in time",
+                                  code=pending.code.value, started_at=pending.started_at)  # fmt: skip
 
-    def _late(self, event: Event) -> list[Command]:
-        assert isinstance(event, IssuanceDone)
-        return [LateOutcome(event.request_id, event.outcome)]
+    def _late(self, event: IssuanceDone) -> _Step:
+        return self.state, [LateOutcome(event.request_id, event.outcome)]
 
-    def _resume(self, event: Event) -> list[Command]:
+    def _resume(self, event: Resumed) -> _Step:
         """Show (and print) again a voucher the customer may never have seen."""
-        assert isinstance(event, Resumed)
         request_id = self._new_request_id()
-        self._pending = (request_id, PackagingCode(event.code))
+        self._pending = _Pending(request_id, PackagingCode(event.code), event.at)
         return self._issuance_done(IssuanceDone(request_id, event.issued), plain=event.plain)
 
-    def _back_to_idle(self, event: Event) -> list[Command]:
+    def _back_to_idle(self, event: TimerExpired) -> _Step:
+        self._shown = self._answered = None
         return self._enter(State.IDLE, Screen(State.IDLE))
 
-    def _print_done(self, event: Event) -> list[Command]:
-        assert isinstance(event, PrintDone)
-        showing = self.state is State.SHOWING_VOUCHER and self._shown is not None
-        if event.ok or not showing or self._shown[0] != event.request_id:  # type: ignore[index]
-            return []
+    def _print_done(self, event: PrintDone) -> _Step:
+        shown = self._shown
+        if event.ok or self.state is not State.SHOWING_VOUCHER or shown is None or shown.request_id != event.request_id:
+            return self.state, []
         self._print_failed = True
         self._printer_ready = False  # until the printer says otherwise (the shell re-reports it)
-        return self._show_voucher(printer="trouble", extra_s=True)
+        return self.state, self._show_voucher(printer="trouble", extra_s=True)
 
-    def _printer_changed(self, event: Event) -> list[Command]:
-        assert isinstance(event, PrinterChanged)
+    def _printer_changed(self, event: PrinterChanged) -> _Step:
         was_ready, self._printer_ready = self._printer_ready, event.ready
         if self.state is State.SHOWING_VOUCHER and self._print_failed and event.ready and not was_ready:
-            return self._show_voucher(printer="back", extra_s=True)
-        return []
+            return self.state, self._show_voucher(printer="back", extra_s=True)
+        return self.state, []
 
-    def _reprint(self) -> list[Command]:
+    def _language_chosen(self, event: LanguageChosen) -> _Step:
+        self._locale = event.locale
+        self.screen = replace(self.screen, locale=event.locale)
+        return self.state, [Show(self.screen)]
+
+    def _reprint(self) -> _Step:
         assert self._shown is not None
-        request_id, voucher = self._shown
+        shown = self._shown
         self._print_failed = False
-        return [PrintVoucher(voucher, request_id, plain=self.screen.plain),
-                *self._show_voucher(printer=None, extra_s=False)]  # fmt: skip
+        return self.state, [PrintVoucher(shown.voucher, shown.request_id, plain=shown.plain, locale=self._locale),
+                            *self._show_voucher(printer=None, extra_s=False)]  # fmt: skip
 
     def _show_voucher(self, *, printer: Literal["trouble", "back"] | None, extra_s: bool) -> list[Command]:
-        screen = Screen(State.SHOWING_VOUCHER, voucher=self.screen.voucher, code=self.screen.code, printer=printer,
-                        plain=self.screen.plain)  # fmt: skip
-        self.screen = screen
+        assert self._shown is not None
+        shown = self._shown
+        self.screen = Screen(State.SHOWING_VOUCHER, voucher=shown.voucher, code=shown.code, printer=printer,
+                             plain=shown.plain, locale=self._locale)  # fmt: skip
         seconds = self.settings.voucher_display_s + (self.settings.printer_trouble_extra_s if extra_s else 0)
-        return [Show(screen), StartTimer(seconds)]
+        return [Show(self.screen), StartTimer(seconds)]
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _enter_notice(
-        self, request_id: int, kind: NoticeKind, detail: str, *, code: str | None, reason: str | None = None
-    ) -> list[Command]:
-        screen = Screen(State.NOTICE, notice=kind, detail=detail, code=code, reason=reason)
-        status = _STATUS_OF_NOTICE[kind]
-        return self._enter(
-            State.NOTICE, screen, Concluded(request_id, status, code, detail=detail)
-        )
+    def _take_pending(self) -> _Pending:
+        assert self._pending is not None  # the table only routes here in states that have one
+        pending, self._pending = self._pending, None
+        return pending
 
-    def _enter(self, state: State, screen: Screen, *extra: Command) -> list[Command]:
-        self.state = state
-        self.screen = screen
-        return [*extra, Show(screen), self._timer_for(state)]
+    def _enter_notice(self, request_id: int, kind: NoticeKind, detail: str, *, code: str | None,
+                      reason: str | None = None, started_at: float | None = None,
+                      issue_ms: float | None = None) -> _Step:  # fmt: skip
+        screen = Screen(State.NOTICE, notice=kind, detail=detail, code=code, reason=reason)
+        concluded = Concluded(request_id, _STATUS_OF_NOTICE[kind], code, detail=detail, started_at=started_at,
+                              issue_ms=issue_ms)  # fmt: skip
+        return self._enter(State.NOTICE, screen, concluded)
+
+    def _enter(self, state: State, screen: Screen, *extra: Command) -> _Step:
+        locale = self._locale if state is not State.IDLE else self.settings.locale
+        self.screen = replace(screen, locale=locale)
+        return state, [*extra, Show(self.screen), self._timer_for(state)]
 
     def _timer_for(self, state: State) -> StartTimer | CancelTimer:
         seconds = {
@@ -497,25 +563,32 @@ def _notice_for(outcome: IssuanceOutcome) -> tuple[NoticeKind, str]:
     raise FlowError(f"unknown outcome {outcome!r}")
 
 
-TRANSITIONS: dict[tuple[State, type], _Handler] = {
-    (State.IDLE, Scanned): Flow._scan_when_ready,
-    (State.IDLE, IssuanceDone): Flow._late,
-    (State.IDLE, Resumed): Flow._resume,
-    (State.AWAITING_DEPOSIT, Scanned): Flow._scan_while_awaiting,
-    (State.AWAITING_DEPOSIT, DepositDetected): Flow._deposited,
-    (State.AWAITING_DEPOSIT, TimerExpired): Flow._deposit_timed_out,
-    (State.AWAITING_DEPOSIT, IssuanceDone): Flow._late,
-    (State.ISSUING, Scanned): Flow._scan_while_issuing,
-    (State.ISSUING, IssuanceDone): Flow._issuance_done,
-    (State.ISSUING, TimerExpired): Flow._issuance_timed_out,
-    (State.SHOWING_VOUCHER, Scanned): Flow._scan_when_ready,
-    (State.SHOWING_VOUCHER, IssuanceDone): Flow._late,
-    (State.SHOWING_VOUCHER, TimerExpired): Flow._back_to_idle,
-    (State.NOTICE, Scanned): Flow._scan_when_ready,
-    (State.NOTICE, IssuanceDone): Flow._late,
-    (State.NOTICE, TimerExpired): Flow._back_to_idle,
-    **{(state, PrintDone): Flow._print_done for state in State},
-    **{(state, PrinterChanged): Flow._printer_changed for state in State},
-    **{(state, DepositDetected): Flow._unexpected_deposit for state in State if state is not State.AWAITING_DEPOSIT},
-    **{(state, Resumed): Flow._resume_later for state in State if state is not State.IDLE},
-}
+_Handler = Callable[[Flow, Any], _Step]
+_S = State
+_STARTS = frozenset({_S.ISSUING, _S.AWAITING_DEPOSIT, _S.NOTICE})  # where a new scan can lead
+
+#: (state, event type) -> (handler, the states it may lead to). The module's docstring says the same.
+TRANSITIONS: dict[tuple[State, type], tuple[_Handler, frozenset[State]]] = {
+    (_S.IDLE, Scanned): (Flow._scan, _STARTS),
+    (_S.IDLE, IssuanceDone): (Flow._late, frozenset({_S.IDLE})),
+    (_S.IDLE, Resumed): (Flow._resume, frozenset({_S.SHOWING_VOUCHER})),
+    (_S.AWAITING_DEPOSIT, Scanned): (Flow._scan_while_awaiting, _STARTS),
+    (_S.AWAITING_DEPOSIT, DepositDetected): (Flow._deposited, frozenset({_S.ISSUING})),
+    (_S.AWAITING_DEPOSIT, TimerExpired): (Flow._deposit_timed_out, frozenset({_S.NOTICE})),
+    (_S.AWAITING_DEPOSIT, IssuanceDone): (Flow._late, frozenset({_S.AWAITING_DEPOSIT})),
+    (_S.ISSUING, Scanned): (Flow._scan_while_issuing, frozenset({_S.ISSUING})),
+    (_S.ISSUING, IssuanceDone): (Flow._issuance_done, frozenset({_S.SHOWING_VOUCHER, _S.NOTICE, _S.ISSUING})),
+    (_S.ISSUING, TimerExpired): (Flow._issuance_timed_out, frozenset({_S.NOTICE})),
+    (_S.SHOWING_VOUCHER, Scanned): (Flow._scan, _STARTS | {_S.SHOWING_VOUCHER}),
+    (_S.SHOWING_VOUCHER, IssuanceDone): (Flow._late, frozenset({_S.SHOWING_VOUCHER})),
+    (_S.SHOWING_VOUCHER, TimerExpired): (Flow._back_to_idle, frozenset({_S.IDLE})),
+    (_S.NOTICE, Scanned): (Flow._scan, _STARTS),
+    (_S.NOTICE, IssuanceDone): (Flow._late, frozenset({_S.NOTICE})),
+    (_S.NOTICE, TimerExpired): (Flow._back_to_idle, frozenset({_S.IDLE})),
+    **{(state, PrintDone): (Flow._print_done, frozenset({state})) for state in State},
+    **{(state, PrinterChanged): (Flow._printer_changed, frozenset({state})) for state in State},
+    **{(state, LanguageChosen): (Flow._language_chosen, frozenset({state})) for state in State},
+    **{(state, DepositDetected): (Flow._unchanged, frozenset({state})) for state in State
+       if state is not _S.AWAITING_DEPOSIT},
+    **{(state, Resumed): (Flow._unchanged, frozenset({state})) for state in State if state is not _S.IDLE},
+}  # fmt: skip

@@ -61,7 +61,7 @@ async def drive(app: KioskApp, scans: list[str], wait_s: float) -> None:
 def make(issuer, settings: FlowSettings, printer=None):
     screen = RecordingScreen()
     reports: list[ScanReport] = []
-    app = KioskApp(Flow(settings), issuer, screen, printer, locale="en_GB", timezone="UTC", on_report=reports.append)
+    app = KioskApp(Flow(settings), issuer, screen, printer, timezone="UTC", on_report=reports.append)
     return app, screen, reports
 
 
@@ -142,7 +142,7 @@ def test_a_voucher_the_screen_cannot_draw_is_shown_plainly_and_the_next_customer
     reports: list[ScanReport] = []
     shown: list[str] = []
     app = KioskApp(Flow(FlowSettings(1.0, 0.1, 0.1)), SlowIssuer(0.0, Issued(VOUCHER, "online", key="k1")), screen,
-                   None, locale="en_GB", timezone="UTC", on_report=reports.append, on_shown=shown.append)  # fmt: skip
+                   None, timezone="UTC", on_report=reports.append, on_shown=shown.append)  # fmt: skip
     with caplog.at_level(logging.ERROR):
         asyncio.run(drive(app, [CODE], 0.3))
     assert screen.plain == [False, True] and screen.states == [State.IDLE, State.ISSUING, State.SHOWING_VOUCHER, State.IDLE]
@@ -154,7 +154,7 @@ def test_when_not_even_the_plain_form_draws_the_customer_sees_a_notice_and_the_v
     screen = FragileScreen({"rich", "plain"})
     shown: list[str] = []
     app = KioskApp(Flow(FlowSettings(1.0, 0.1, 0.1)), SlowIssuer(0.0, Issued(VOUCHER, "online", key="k1")), screen,
-                   None, locale="en_GB", timezone="UTC", on_shown=shown.append)  # fmt: skip
+                   None, timezone="UTC", on_shown=shown.append)  # fmt: skip
     asyncio.run(drive(app, [CODE, ], 0.05))
     assert screen.notices[-1] == "backend_trouble" and shown == []
 
@@ -215,7 +215,7 @@ def test_a_resumed_voucher_is_shown_and_printed_plainly_when_asked() -> None:
     screen = FragileScreen(set())
     attempts: list[str] = []
     app = KioskApp(Flow(FlowSettings(1.0, 1.0, 1.0)), SlowIssuer(0, NoneAvailable("-")), screen, Printer(),
-                   locale="en_GB", timezone="UTC", on_display=lambda key: attempts.append(key) or 1)  # fmt: skip
+                   timezone="UTC", on_display=lambda key: attempts.append(key) or 1)  # fmt: skip
     app.resume(CODE, Issued(VOUCHER, "offline", key="k9"), plain=True)
     asyncio.run(drive(app, [], 0.1))
     assert screen.plain == [True] and [view.plain for view in printed] == [True] and attempts == ["k9"]

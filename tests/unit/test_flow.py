@@ -13,6 +13,7 @@ from kiosk.core.flow import (
     FlowError,
     FlowSettings,
     IssuanceDone,
+    LanguageChosen,
     LateOutcome,
     NoticeKind,
     DepositDetected,
@@ -308,3 +309,73 @@ def test_request_ids_are_unique_per_scan() -> None:
     flow.handle(IssuanceDone(first, NoneAvailable("x")))
     second = of(flow.handle(Scanned(OTHER)), StartIssuance).request_id
     assert second != first
+
+
+def _documented_transitions() -> dict[tuple[State, str], frozenset[State]]:
+    """The module docstring's table, read as data: rows of state, event and next states (a row may
+    go on below its first line; "*" is every state, "* but X" every state but those starting X)."""
+    import re
+
+    from kiosk.core import flow as module
+
+    rows: list[list[str]] = []
+    for line in module.__doc__.splitlines():
+        match = re.match(r"    (\* but \w+|\*|[a-z_]+)\s+([A-Z]\w+)\s+(.*?)(\s{2,}.*)?$", line)
+        if match:
+            rows.append([match.group(1), match.group(2), match.group(3)])
+        elif rows and re.match(r"\s{40}[a-z_]", line) and rows[-1][2].endswith(","):
+            rows[-1][2] += " " + line.strip().split("  ")[0]
+    table: dict[tuple[State, str], frozenset[State]] = {}
+    for where, event, nexts in rows:
+        if where.startswith("*"):
+            states = [s for s in State if not (where.startswith("* but ") and s.value.startswith(where[6:]))]
+        else:
+            states = [State(where)]
+        for state in states:
+            names = [n.strip() for n in nexts.split(",")]
+            table[(state, event)] = frozenset(state if n == "same" else State(n) for n in names)
+    return table
+
+
+def test_the_docstring_table_is_the_transition_table() -> None:
+    data = {(state, event.__name__): allowed for (state, event), (_, allowed) in TRANSITIONS.items()}
+    assert _documented_transitions() == data
+
+
+def test_a_handler_that_chooses_a_next_state_the_table_does_not_allow_is_a_flow_error() -> None:
+    flow = Flow(SETTINGS)
+    strict = dict(TRANSITIONS)
+    strict[(State.IDLE, Scanned)] = (TRANSITIONS[(State.IDLE, Scanned)][0], frozenset({State.NOTICE}))
+    import kiosk.core.flow as module
+
+    original = module.TRANSITIONS
+    module.TRANSITIONS = strict
+    try:
+        with pytest.raises(FlowError, match="may not lead to issuing"):
+            flow.handle(Scanned(CODE))
+    finally:
+        module.TRANSITIONS = original
+    assert flow.state is State.IDLE  # refused before anything changed the state
+
+
+def test_the_chosen_language_lives_in_the_flow_and_returns_to_the_kiosks_at_idle() -> None:
+    flow = Flow(FlowSettings(issue_timeout_s=3.5, voucher_display_s=30, notice_display_s=6, locale="da_DK"))
+    assert of(flow.handle(LanguageChosen("de_DE")), Show).screen.locale == "de_DE"
+    start = of(flow.handle(Scanned(CODE, at=5.0)), StartIssuance)
+    shown = flow.handle(IssuanceDone(start.request_id, Issued(VOUCHER, "online"), issue_ms=12.5))
+    assert of(shown, Show).screen.locale == "de_DE" and of(shown, PrintVoucher).locale == "de_DE"
+    assert flow.handle(TimerExpired()) and flow.locale == "da_DK" and flow.screen.locale == "da_DK"
+
+
+def test_a_scans_times_travel_with_it_and_nothing_is_kept_for_one_that_timed_out() -> None:
+    flow = Flow(SETTINGS)
+    start = of(flow.handle(Scanned(CODE, at=10.0)), StartIssuance)
+    timed_out = of(flow.handle(TimerExpired()), Concluded)
+    assert (timed_out.started_at, timed_out.issue_ms) == (10.0, None)
+    late = flow.handle(IssuanceDone(start.request_id, Issued(VOUCHER, "online"), issue_ms=9000.0))
+    assert kinds(late) == [LateOutcome]
+    again = of(flow.handle(Scanned(OTHER, at=20.0)), StartIssuance)
+    done = of(flow.handle(IssuanceDone(again.request_id, NoneAvailable("none"), issue_ms=40.0)), Concluded)
+    assert (done.started_at, done.issue_ms, done.status) == (20.0, 40.0, "none_available")
+    invalid = of(flow.handle(Scanned("hello", at=30.0)), Concluded)
+    assert (invalid.started_at, invalid.issue_ms) == (30.0, None)
