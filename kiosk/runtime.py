@@ -16,7 +16,8 @@ from kiosk.devices.board.io_board import IoBoard
 from kiosk.devices.printer.connection import PrinterConnection
 from kiosk.devices.printer.escpos_printer import EscposPrinter
 from kiosk.devices.scanner.scan_filter import ScanFilter
-from kiosk.devices.scanner.serial_source import ScanSource, SerialScanSource
+from kiosk.devices.scanner.serial_source import SerialScanSource
+from kiosk.devices.scanner.source import ScanSource
 from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen

@@ -15,11 +15,9 @@ leaving a driver that quietly does nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import secrets
-import threading
 import time
 from typing import Any, Callable
 
@@ -30,9 +28,8 @@ from kiosk.board import link
 from kiosk.board.signals import Signals
 from kiosk.devices.scanner.assembler import scan_text
 from kiosk.devices.scanner.scan_filter import ScanFilter
-from kiosk.devices.scanner.serial_source import ScanSink
+from kiosk.devices.scanner.source import ThreadedSource
 from kiosk.devices.serial_port import run_sessions
-from kiosk.supervisor import Supervisor
 
 __all__ = ["IoBoard", "EXPECTED_FIRMWARE", "firmware_is_older"]
 
@@ -64,14 +61,14 @@ def firmware_is_older(reported: object, expected: str = EXPECTED_FIRMWARE) -> bo
         return True
 
 
-class IoBoard:
+class IoBoard(ThreadedSource):
     """A ``ScanSource`` that is also the deposit sensor and the lights."""
 
     def __init__(self, device: str, *, baud: int = 115200, scan_filter: ScanFilter | None = None,
                  reopen_interval_s: float = 1.0, silent_after_s: float = SILENT_AFTER_S) -> None:  # fmt: skip
+        super().__init__(scan_filter)
         self.device = device
         self.baud = baud
-        self.scan_filter = scan_filter or ScanFilter()
         self.reopen_interval_s = reopen_interval_s
         self.silent_after_s = silent_after_s
         #: "missing", "connecting" (port open, no hello of this session yet), "open", "closed", or
@@ -86,31 +83,17 @@ class IoBoard:
         self.rejected_frames = 0
         self._signals: queue.SimpleQueue[Signals] = queue.SimpleQueue()
         self._lights = "idle"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sink: ScanSink | None = None
 
     @property
     def name(self) -> str:
         return f"board:{self.device}"
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink, supervisor: Supervisor | None = None) -> None:
-        self._loop, self._sink = loop, sink
-        keeper = supervisor or Supervisor()
-        self._thread = threading.Thread(target=keeper.keep_thread, args=(self.name, self._run), name=self.name,
-                                        kwargs={"stop": self._stop, "on_state": self._set_state}, daemon=True)  # fmt: skip
-        self._thread.start()
+    def _threads(self) -> list[tuple[str, Callable[[], None]]]:
+        return [(self.name, self._run)]
 
     def signal(self, signals: Signals) -> None:
         """Lights (and a tune) for the flow's new state; safe to call from any thread."""
         self._signals.put(signals)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        self.state = "closed"
 
     # --- the port's thread ------------------------------------------------------------------------
 
@@ -122,9 +105,6 @@ class IoBoard:
         except BaseException:
             self.state = "failed"
             raise
-
-    def _set_state(self, state: str) -> None:
-        self.state = state
 
     def _talk(self, port: serial.Serial) -> None:
         """One session on an open port; returns when the board falls silent or we stop."""
@@ -184,14 +164,12 @@ class IoBoard:
         if not session.receiver.is_new(seq):
             return True
         if kind == link.SCAN:
-            accepted = self.scan_filter.accept(scan_text(body), time.monotonic())
-            if accepted is not None:
-                self._loop.call_soon_threadsafe(self._sink, accepted)
+            self._deliver(scan_text(body))
         elif kind == link.SLOT:
             if body == link.ITEM_PASSED:
                 log.info("I/O board: packaging passed the drop slot")
                 if self.on_deposit is not None:
-                    self._loop.call_soon_threadsafe(self.on_deposit)
+                    self._on_loop(self.on_deposit)
             else:
                 session.log_once(("slot",), logging.WARNING, "I/O board: a slot event with body %r is no deposit",
                                  body[:16])  # fmt: skip

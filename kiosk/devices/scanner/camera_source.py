@@ -8,7 +8,6 @@ the scan filter's debounce. A camera that fails to open or stops delivering fram
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -19,55 +18,40 @@ import numpy as np
 
 from kiosk.devices.scanner.image_decoder import ImageDecoder
 from kiosk.devices.scanner.scan_filter import ScanFilter
-from kiosk.supervisor import Supervisor
+from kiosk.devices.scanner.source import ThreadedSource
 
 __all__ = ["CameraScanSource"]
 
 log = logging.getLogger(__name__)
 
 
-class CameraScanSource:
+class CameraScanSource(ThreadedSource):
     def __init__(self, device: str, *, size: tuple[int, int] = (1280, 720), fps: int = 15,
                  scan_filter: ScanFilter | None = None, reopen_interval_s: float = 1.0,
                  loop_file: bool = False) -> None:  # fmt: skip
+        super().__init__(scan_filter)
         self.device = device
         self.size = size
         self.fps = fps
-        self.scan_filter = scan_filter or ScanFilter()
         self.reopen_interval_s = reopen_interval_s
         self.loop_file = loop_file
-        self.state = "closed"
         self.frames_captured = 0
         self.frames_decoded = 0
         self._latest: np.ndarray | None = None
         self._fresh = threading.Condition()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
     @property
     def name(self) -> str:
         return f"camera:{self.device}"
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None],
-              supervisor: Supervisor | None = None) -> None:  # fmt: skip
-        def deliver(text: str) -> None:
-            loop.call_soon_threadsafe(sink, text)
-
-        keeper = supervisor or Supervisor()
-        self._threads = [
-            threading.Thread(target=keeper.keep_thread, name=f"{self.name}-{part}", daemon=True,
-                             args=(f"{self.name}-{part}", body), kwargs={"stop": self._stop})
-            for part, body in (("capture", self._capture), ("decode", lambda: self._decode(deliver)))
-        ]  # fmt: skip
-        for thread in self._threads:
-            thread.start()
+    def _threads(self) -> list[tuple[str, Callable[[], None]]]:
+        return [(f"{self.name}-capture", self._capture), (f"{self.name}-decode", self._decode)]
 
     def stop(self) -> None:
         self._stop.set()
         with self._fresh:
             self._fresh.notify_all()
-        for thread in self._threads:
-            thread.join(timeout=2)
+        super().stop()
 
     def _open(self) -> cv2.VideoCapture:
         source: int | str = int(self.device) if self.device.isdigit() else self.device
@@ -114,7 +98,7 @@ class CameraScanSource:
             self.state = "missing"
             self._stop.wait(self.reopen_interval_s)
 
-    def _decode(self, deliver: Callable[[str], None]) -> None:
+    def _decode(self) -> None:
         decoder = ImageDecoder("frame")
         while not self._stop.is_set():
             with self._fresh:
@@ -126,6 +110,4 @@ class CameraScanSource:
             self.frames_decoded += 1
             now = time.monotonic()
             for result in decoder.decode(frame):
-                accepted = self.scan_filter.accept(result.text, now)
-                if accepted is not None:
-                    deliver(accepted)
+                self._deliver(result.text, now)
