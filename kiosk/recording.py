@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.app import ScanReport
-from kiosk.devices.printer.escpos_reader import parse_escpos, render_paper_png
+from kiosk.sim.escpos_reader import parse_escpos, render_paper_png
 from kiosk.presentation.paper import paper_width_px
 
 __all__ = ["Recorder"]

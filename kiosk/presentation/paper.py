@@ -11,7 +11,6 @@ Pure: bytes in memory, no I/O.
 
 from __future__ import annotations
 
-import codecs
 import textwrap
 import unicodedata
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from functools import lru_cache
 from escpos.printer import Dummy
 from PIL import Image, ImageDraw, ImageOps
 
+from kiosk.escpos_api import code_pages, profile_data, write_raw
 from kiosk.presentation.fonts import font
 from kiosk.presentation.qr import qr_image
 from kiosk.presentation.view import VoucherView
@@ -56,7 +56,7 @@ class TestTicket:
 
 
 def paper_width_px(profile: str) -> int:
-    return int(_profile_data(profile)["media"]["width"]["pixels"])
+    return int(profile_data(profile)["media"]["width"]["pixels"])
 
 
 def render_paper(view: VoucherView, profile: str = "TM-T20II", logo: Image.Image | None = None) -> bytes:
@@ -129,9 +129,9 @@ class _Paper:
             except UnicodeEncodeError:
                 continue
             if number != self._page:
-                self.printer._raw(b"\x1bt" + bytes([number]))
+                write_raw(self.printer, b"\x1bt" + bytes([number]))
                 self._page = number
-            self.printer._raw(encoded + b"\n")
+            write_raw(self.printer, encoded + b"\n")
             return
         self.printer.set(align="left")  # the alignment is drawn into the full-width line itself
         self.printer.image(_raster_line(line, self.width_px, size, bold, align), center=False)
@@ -146,7 +146,7 @@ class _Paper:
         self.printer.set(align="left", normal_textsize=True, bold=False)
         self.printer.image(_centred(qr_image(payload, module_px=_RASTER_QR_MODULE_PX, quiet_modules=0),
                                     self.width_px), center=False)  # fmt: skip
-        self.printer._raw(b"\n")
+        write_raw(self.printer, b"\n")
 
     def logo(self, logo: Image.Image) -> None:
         image = ImageOps.contain(logo.convert("L"), _LOGO_MAX_PX)
@@ -156,28 +156,19 @@ class _Paper:
 
     def finish(self) -> None:
         self.printer.set(align="left", normal_textsize=True, bold=False)
-        self.printer._raw(b"\n\n")  # python-escpos's ln() would select a code page behind our back
+        write_raw(self.printer, b"\n\n")  # python-escpos's ln() would select a code page behind our back
         if self.printer.profile.supports("paperFullCut") or self.printer.profile.supports("paperPartCut"):
             self.printer.cut()
         else:
-            self.printer._raw(b"\x1bd\x03")  # no cutter: feed the voucher past the tear bar
-
-
-@lru_cache(maxsize=8)
-def _profile_data(profile: str) -> dict:
-    return Dummy(profile=profile).profile.profile_data
+            write_raw(self.printer, b"\x1bd\x03")  # no cutter: feed the voucher past the tear bar
 
 
 @lru_cache(maxsize=8)
 def _code_pages(profile: str) -> tuple[tuple[int, str], ...]:
     """(ESC t number, Python codec) for our preferred code pages that the profile has."""
     available: dict[str, int] = {}
-    for number, name in sorted(_profile_data(profile).get("codePages", {}).items(), key=lambda kv: int(kv[0])):
-        try:
-            codec = codecs.lookup(name.replace("_", "-")).name
-        except LookupError:
-            continue
-        available.setdefault(codec, int(number))
+    for number, codec in code_pages(profile).items():
+        available.setdefault(codec, number)
     return tuple((available[c], c) for c in _PAGE_PREFERENCE if c in available)
 
 

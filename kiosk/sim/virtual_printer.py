@@ -19,7 +19,7 @@ import tty
 from pathlib import Path
 from typing import Callable, Literal
 
-from kiosk.devices.printer.escpos_reader import PaperJob, parse_escpos
+from kiosk.sim.escpos_reader import PaperJob, parse_escpos
 
 __all__ = ["VirtualPrinter"]
 

@@ -16,7 +16,7 @@ import time
 from PIL import Image
 
 from kiosk.core.voucher import Shop, parse_voucher
-from kiosk.devices.printer.escpos_reader import parse_escpos, render_paper_png
+from kiosk.sim.escpos_reader import parse_escpos, render_paper_png
 from kiosk.presentation.paper import paper_width_px, render_paper
 from kiosk.presentation.view import build_voucher_view
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from kiosk.devices.printer.escpos_reader import parse_escpos
+from kiosk.sim.escpos_reader import parse_escpos
 from kiosk.sim.backend_store import new_ulid
 from tests.integration.hostile import Answer, KioskHarness, fresh_code
 

@@ -12,7 +12,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from kiosk.devices.printer.escpos_reader import parse_escpos
+from kiosk.sim.escpos_reader import parse_escpos
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_code, sample_codes
 from kiosk.sim.kiosk_config import write_kiosk_config
 from tests.conftest import KIOSK, REPO, run_kiosk

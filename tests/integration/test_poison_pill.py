@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.config import load_config
-from kiosk.devices.printer.escpos_reader import parse_escpos
+from kiosk.sim.escpos_reader import parse_escpos
 from kiosk.issuance.offline import MAX_RICH_ATTEMPTS
 from kiosk.runtime import open_kiosk
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK

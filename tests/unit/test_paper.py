@@ -5,7 +5,7 @@ import zxingcpp
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kiosk.core.voucher import Shop, parse_voucher
-from kiosk.devices.printer.escpos_reader import parse_escpos, render_paper_png
+from kiosk.sim.escpos_reader import parse_escpos, render_paper_png
 from kiosk.presentation.paper import inert, paper_width_px, render_paper
 from kiosk.presentation.view import build_voucher_view
 

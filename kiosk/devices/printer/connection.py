@@ -19,6 +19,7 @@ from escpos import printer as escpos_printer
 from escpos.exceptions import Error as EscposError
 
 from kiosk.devices.printer.device import PrinterDevice
+from kiosk.escpos_api import raw_device, read_answer, write_raw
 
 __all__ = ["PrinterStatus", "PrinterConnection", "PrintError"]
 
@@ -78,7 +79,7 @@ class PrinterConnection:
         with self._lock:
             transport = self._open()
             try:
-                transport._raw(data)
+                write_raw(transport, data)
                 flush = getattr(transport.device, "flush", None)
                 if callable(flush):
                     flush()
@@ -122,7 +123,7 @@ class PrinterConnection:
         if self._transport is not None:
             # Close the raw device first: python-escpos's own close() drains a serial port, which
             # fails (and fails again when the object is collected) once the device has vanished.
-            raw = getattr(self._transport, "_device", None)
+            raw = raw_device(self._transport)
             for closer in (getattr(raw, "close", None), self._transport.close):
                 try:
                     if callable(closer):
@@ -150,12 +151,12 @@ class PrinterConnection:
 
     def _ask(self, transport: escpos_printer.Escpos, kind: int) -> int | None:
         """One DLE EOT query; None when no valid status byte comes back in time."""
-        transport._raw(_DLE_EOT + bytes([kind]))
+        write_raw(transport, _DLE_EOT + bytes([kind]))
         try:
             if self.device.kind == "serial":
                 answer = transport.device.read(1)  # returns on the first byte; _read() waits for 16
             else:
-                answer = transport._read()
+                answer = read_answer(transport)
         except socket.timeout:
             return None
         if not answer and self.device.kind == "network":

@@ -8,16 +8,15 @@ holds exactly the commands the formatter meant to send and nothing an attacker s
 
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from PIL import Image, ImageDraw
 
+from kiosk.escpos_api import code_pages
 from kiosk.presentation.qr import qr_image
 from kiosk.presentation.fonts import font
 
-__all__ = ["PaperJob", "parse_escpos", "render_paper_png", "codepages_for"]
+__all__ = ["PaperJob", "parse_escpos", "render_paper_png"]
 
 ESC, GS, LF, DLE = 0x1B, 0x1D, 0x0A, 0x10
 _CELL_W, _CELL_H = 12, 24  # Font A on 203 dpi printers
@@ -55,24 +54,9 @@ class PaperJob:
         return self.commands.get(name, 0)
 
 
-@lru_cache(maxsize=8)
-def codepages_for(profile: str) -> dict[int, str]:
-    """Code page number → Python codec, from python-escpos's capability database."""
-    from escpos.printer import Dummy
-
-    table = Dummy(profile=profile).profile.profile_data.get("codePages", {})
-    out = {}
-    for number, name in table.items():
-        try:
-            out[int(number)] = codecs.lookup(name.replace("_", "-")).name
-        except LookupError:
-            continue
-    return out
-
-
 def parse_escpos(data: bytes, profile: str = "TM-T20II") -> PaperJob:
     """Interpret a stream; never raises on garbage (unknown bytes are recorded instead)."""
-    pages = codepages_for(profile)
+    pages = code_pages(profile)
     job = PaperJob()
     style, align, codec = _Style(), 0, pages.get(0, "cp437")
     line: list[tuple[str, _Style]] = []
