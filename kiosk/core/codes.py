@@ -42,11 +42,12 @@ class RejectReason(enum.Enum):
     NOT_REZIP = "not_rezip"
 
 
-_MESSAGES = {
-    RejectReason.EMPTY: "Nothing was read. Please scan the code again.",
-    RejectReason.TOO_LONG: "That is not a RE-ZIP code: it is far too long.",
-    RejectReason.UNREADABLE: "The code could not be read cleanly. Please scan it again.",
-    RejectReason.NOT_REZIP: "That is not a RE-ZIP code. Please scan the code on the RE-ZIP packaging.",
+#: Why a read was refused, for logs and reports (the customer's words are the catalogs', by reason).
+_DETAILS = {
+    RejectReason.EMPTY: "nothing was read",
+    RejectReason.TOO_LONG: "far longer than a RE-ZIP code",
+    RejectReason.UNREADABLE: "control characters in the read",
+    RejectReason.NOT_REZIP: "not a RE-ZIP code",
 }
 
 
@@ -61,28 +62,17 @@ class PackagingCode:
         """The first four characters, which name the packaging type and its owner."""
         return self.value[:4]
 
-    @property
-    def serial(self) -> str:
-        """What follows the prefix: a 26-character ULID for one physical item, or a short number."""
-        return self.value[4:]
-
-    @property
-    def is_item(self) -> bool:
-        """True when the serial is a ULID, i.e. the code names one physical item."""
-        return len(self.serial) == 26
-
-
 @dataclass(frozen=True)
 class Rejection:
-    """Input that is not a RE-ZIP code, with a reason a customer can act on."""
+    """Input that is not a RE-ZIP code, and why (the screen turns the reason into advice)."""
 
     reason: RejectReason
     text: str
 
     @property
-    def message(self) -> str:
-        """The English message; presentation translates by ``reason.value``."""
-        return _MESSAGES[self.reason]
+    def detail(self) -> str:
+        """Why, for logs and reports; the screen says it in the customer's words by ``reason``."""
+        return _DETAILS[self.reason]
 
 
 def normalise(raw: str, *, url_hosts: Iterable[str] = REZIP_URL_HOSTS) -> PackagingCode | Rejection:

@@ -401,7 +401,7 @@ class Flow:
         self._shown = self._answered = None
         request_id = self._new_request_id()
         if isinstance(result, Rejection):
-            return self._enter_notice(request_id, NoticeKind.INVALID_CODE, result.message, code=None,
+            return self._enter_notice(request_id, NoticeKind.INVALID_CODE, result.detail, code=None,
                                       reason=result.reason.value, started_at=event.at)  # fmt: skip
         self._pending = _Pending(request_id, result, event.at)
         if self.settings.deposit_required:

@@ -65,15 +65,15 @@ def test_rejects_everything_else_with_a_reason(raw: str, reason: RejectReason) -
     result = normalise(raw)
     assert isinstance(result, Rejection)
     assert result.reason is reason
-    assert result.message  # a sentence a customer can read
+    assert result.detail  # a reason for the log and the report
 
 
 def test_code_parts() -> None:
     item = normalise("10HS" + ULID)
     short = normalise("10HS0042")
     assert isinstance(item, PackagingCode) and isinstance(short, PackagingCode)
-    assert (item.prefix, item.serial, item.is_item) == ("10HS", ULID, True)
-    assert (short.prefix, short.serial, short.is_item) == ("10HS", "0042", False)
+    assert (item.prefix, item.value[4:]) == ("10HS", ULID)
+    assert (short.prefix, short.value[4:]) == ("10HS", "0042")
 
 
 @given(codes)
