@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import select
 import signal
 import sys
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, TextIO
 from zoneinfo import ZoneInfo
 
 from kiosk import __version__
-from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, PROFILES, Config, ConfigError, load_config
+from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, PROFILES, Config, ConfigError, load_config, parse_size
 from kiosk.logs import configure_logging
 from kiosk.presentation.terminal import json_text, one_line, visible
 from kiosk.secret_files import SecretFileError
@@ -603,8 +602,10 @@ def _voucher_render(args: argparse.Namespace) -> int:
         ZoneInfo(args.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise _Failure(f"--timezone: unknown time zone {args.timezone!r}") from None
-    if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", args.size):
-        raise _Failure(f"--size: must be WIDTHxHEIGHT such as 800x480, not {args.size!r}")
+    try:
+        size = parse_size(args.size)
+    except ValueError as exc:
+        raise _Failure(f"--size: {exc}") from None
     try:
         doc = json.loads(sys.stdin.read())
     except ValueError as exc:
@@ -623,9 +624,8 @@ def _voucher_render(args: argparse.Namespace) -> int:
     if args.png:
         from kiosk.devices.screen.snapshot import render_voucher_png
 
-        width, _, height = args.size.partition("x")
         try:
-            png = asyncio.run(render_voucher_png(voucher, args.locale, args.timezone, (int(width), int(height))))
+            png = asyncio.run(render_voucher_png(voucher, args.locale, args.timezone, size))
         except RuntimeError as exc:
             raise _Failure(f"--png: {exc}") from None
         args.png.write_bytes(png)

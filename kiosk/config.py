@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.core.voucher import LOOPBACK_HTTP
 from kiosk.devices.printer.device import DeviceError, PrinterDevice
-from kiosk.devices.scanner.hid_source import HidSelector
+from kiosk.devices.scanner.keymap import LAYOUTS
+from kiosk.devices.scanner.selector import HidSelector
 from kiosk.toml_schema import DAY as _DAY
 from kiosk.toml_schema import (
     build_document,
@@ -112,6 +113,10 @@ class ScannerSection:
     #: its subdomains); a URL of any other host is a foreign code, never sent to the backend.
     url_hosts: list[str] = field(default_factory=lambda: ["re-zip.com", "*.re-zip.com"])
 
+    @property
+    def camera_pixels(self) -> tuple[int, int]:
+        return parse_size(self.camera_size)
+
 
 @dataclass(frozen=True)
 class ScreenSection:
@@ -129,8 +134,7 @@ class ScreenSection:
 
     @property
     def pixels(self) -> tuple[int, int]:
-        width, _, height = self.size.partition("x")
-        return int(width), int(height)
+        return parse_size(self.size)
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,14 @@ class Config:
         return tuple(dict.fromkeys([self.kiosk.locale, *self.kiosk.languages]))
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (three or four digits each, such as 800x480) as numbers; ValueError if not."""
+    match = re.fullmatch(r"([0-9]{3,4})x([0-9]{3,4})", text)
+    if match is None:
+        raise ValueError(f"must be WIDTHxHEIGHT such as 800x480, not {text!r}")
+    return int(match[1]), int(match[2])
+
+
 def load_config(path: Path) -> Config:
     """Read and check the file; every failure is a ``ConfigError`` naming the key."""
     return parse_config(read_toml(path), base=path.parent, source=path)
@@ -252,8 +264,12 @@ def _check_meaning(config: Config) -> None:
             raise ConfigError(f"kiosk.languages: {shown(language)} is not one of {', '.join(LOCALES)}")
     screen = config.screen
     check_listen("screen.listen", screen.listen, example="127.0.0.1:8080")
-    if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", screen.size):
-        raise ConfigError(f"screen.size: must be WIDTHxHEIGHT such as 800x480, not {shown(screen.size)}")
+    for key, size, example in (("screen.size", screen.size, "800x480"),
+                               ("scanner.camera_size", config.scanner.camera_size, "1280x720")):  # fmt: skip
+        try:
+            parse_size(size)
+        except ValueError:
+            raise ConfigError(f"{key}: must be WIDTHxHEIGHT such as {example}, not {shown(size)}") from None
     if backend.ca_file is not None and not backend.ca_file.is_file():
         raise ConfigError(f"backend.ca_file: no such file {backend.ca_file}")
     try:
@@ -269,8 +285,8 @@ def _check_meaning(config: Config) -> None:
             raise ConfigError(f"offline.max_value: {shown(currency)} is not an ISO 4217 currency code")
     if config.board.slot_sensor and config.board.type == "none":
         raise ConfigError("board.slot_sensor: the drop-slot sensor is read by the I/O board; set board.type")
-    if config.scanner.keymap not in ("us", "de", "da"):
-        raise ConfigError(f"scanner.keymap: must be us, de or da, not {shown(config.scanner.keymap)}")
+    if config.scanner.keymap not in LAYOUTS:
+        raise ConfigError(f"scanner.keymap: must be one of {', '.join(LAYOUTS)}, not {shown(config.scanner.keymap)}")
     if config.scanner.type == "hid":
         try:
             HidSelector.parse(config.scanner.device)
@@ -278,8 +294,6 @@ def _check_meaning(config: Config) -> None:
             raise ConfigError(f"scanner.device: {exc}") from None
     for key, folder in (("kiosk.data_dir", kiosk.data_dir), ("screen.dir", config.screen.dir)):
         _check_folder(key, folder)
-    if not re.fullmatch(r"[0-9]{3,4}x[0-9]{3,4}", config.scanner.camera_size):
-        raise ConfigError("scanner.camera_size: must be WIDTHxHEIGHT such as 1280x720")
     if not 1 <= config.scanner.camera_fps <= 120:
         raise ConfigError("scanner.camera_fps: must be between 1 and 120")
     if not 1 <= config.scanner.baud <= 4_000_000:

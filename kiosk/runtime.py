@@ -66,8 +66,7 @@ def make_scan_sources(config: Config) -> list[ScanSource]:
     elif scanner.type == "camera":
         from kiosk.devices.scanner.camera_source import CameraScanSource
 
-        width, _, height = scanner.camera_size.partition("x")
-        sources.append(CameraScanSource(scanner.device, size=(int(width), int(height)), fps=scanner.camera_fps,
+        sources.append(CameraScanSource(scanner.device, size=scanner.camera_pixels, fps=scanner.camera_fps,
                                         scan_filter=scan_filter))  # fmt: skip
     if config.board.type == "serial":
         sources.append(IoBoard(config.board.device, baud=config.board.baud, scan_filter=scan_filter))

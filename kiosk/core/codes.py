@@ -19,15 +19,18 @@ from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["PackagingCode", "Rejection", "RejectReason", "normalise", "MAX_INPUT_CHARS", "REZIP_URL_HOSTS"]
+__all__ = ["PackagingCode", "Rejection", "RejectReason", "normalise", "strip_reader_noise", "MAX_INPUT_CHARS",
+           "REZIP_URL_HOSTS"]
 
-#: Longer input is not even parsed: no RE-ZIP code or URL wrapping one comes near it.
+#: Longer input is not even parsed: no RE-ZIP code or URL wrapping one comes near it. The scan
+#: filter drops longer reads with the same cap.
 MAX_INPUT_CHARS = 2048
 
 _CODE = re.compile(r"[0-9]{2}[\x21-\x7e]{2}(?:[0-9A-Z]{26}|[0-9]{2,5})")
 #: AIM symbology identifier: "]" + symbology letter + modifier character (ISO/IEC 15424).
 _AIM_PREFIX = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
-_NOISE = "\r\n\t \x00"
+#: What readers put around a read: any whitespace (str.isspace) and NULs.
+_NOISE = re.compile(r"^[\s\x00]+|[\s\x00]+$")
 _URL_PARAMS = ("code", "c", "barcode")
 #: RE-ZIP's own hosts; "*.host" stands for any subdomain of host.
 REZIP_URL_HOSTS = ("re-zip.com", "*.re-zip.com")
@@ -80,7 +83,7 @@ def normalise(raw: str, *, url_hosts: Iterable[str] = REZIP_URL_HOSTS) -> Packag
     is a RE-ZIP code."""
     if len(raw) > MAX_INPUT_CHARS:
         return Rejection(RejectReason.TOO_LONG, raw[:64])
-    text = _AIM_PREFIX.sub("", raw.strip(_NOISE), count=1).strip(_NOISE)
+    text = strip_reader_noise(raw)
     if not text:
         return Rejection(RejectReason.EMPTY, "")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
@@ -89,6 +92,12 @@ def normalise(raw: str, *, url_hosts: Iterable[str] = REZIP_URL_HOSTS) -> Packag
     if candidate is not None and _CODE.fullmatch(candidate):
         return PackagingCode(candidate)
     return Rejection(RejectReason.NOT_REZIP, text)
+
+
+def strip_reader_noise(raw: str) -> str:
+    """``raw`` without what readers add around a code: whitespace, NULs and an AIM symbology
+    identifier (``]Q1``). The scan filter and the normaliser share this one rule."""
+    return _NOISE.sub("", _AIM_PREFIX.sub("", _NOISE.sub("", raw), count=1))
 
 
 def _unwrap_url(text: str, url_hosts: tuple[str, ...]) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from kiosk.core.currencies import ACTIVE as ACTIVE_CURRENCIES
+from kiosk.core.instants import iso_z
 from kiosk.core.text import clean_text
 from kiosk.core.urls import is_web_url, plain_http_allowed
 
@@ -114,7 +115,7 @@ class Voucher:
             "value": self.value,
             "unit": self.unit,
             "conditions": self.conditions,
-            "expires_at": _format_instant(self.expires_at),
+            "expires_at": None if self.expires_at is None else iso_z(self.expires_at),
         }
         if self.shop is not None:
             doc["shop"] = self.shop.to_json()
@@ -244,13 +245,6 @@ def parse_instant(item: Any, name: str, now: datetime | None = None) -> datetime
         if instant > now + MAX_EXPIRY_AHEAD:
             raise VoucherError(name, f"lies more than {MAX_EXPIRY_AHEAD.days // 365} years ahead")
     return instant
-
-
-def _format_instant(instant: datetime | None) -> str | None:
-    if instant is None:
-        return None
-    utc = instant.astimezone(timezone.utc)
-    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse_link(item: Any, schemes: frozenset[str] | None) -> tuple[str | None, tuple[str, ...]]:

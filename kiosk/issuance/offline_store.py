@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from kiosk.core.bundle import BodyIndex, BundleError, code_from_body, index_body, parse_bundle
+from kiosk.core.instants import iso_z
 from kiosk.core.offline import CachedCode, OfflineLimits, OfflineState, choose_code, refusal
 from kiosk.core.voucher import DEFAULT_LINK_SCHEMES, Voucher, VoucherError, parse_voucher
 from kiosk.secret_files import private_directory
@@ -134,8 +135,6 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse(text: str | None) -> datetime | None:
@@ -198,9 +197,9 @@ class OfflineStore:
         and the kiosk's own journal stamps up to now stop counting for it: a stamp written while
         the clock ran ahead must not distrust the clock once the backend has set it right."""
         with self._transaction() as db:
-            self._set_meta(db, "last_contact", _iso(utc_now()))
+            self._set_meta(db, "last_contact", iso_z(utc_now()))
             if backend_time is not None:
-                self._set_meta(db, "clock_floor", _iso(backend_time))
+                self._set_meta(db, "clock_floor", iso_z(backend_time))
                 newest = db.execute("SELECT MAX(created_at) AS t FROM journal").fetchone()["t"]
                 if newest:
                     self._set_meta(db, "journal_floor_after", newest)
@@ -215,7 +214,7 @@ class OfflineStore:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO bundles (id, body, signature, received_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                (contents.bundle_id, body, signature, _iso(utc_now()), _iso(contents.expires_at)),
+                (contents.bundle_id, body, signature, iso_z(utc_now()), iso_z(contents.expires_at)),
             )
             for prefix, shop_id in contents.prefixes.items():
                 db.execute("INSERT OR REPLACE INTO prefixes (prefix, shop_id) VALUES (?, ?)", (prefix, shop_id))
@@ -237,7 +236,7 @@ class OfflineStore:
     def release_bundle(self, bundle_id: str) -> int:
         """Forget a released bundle's unclaimed codes; returns how many."""
         with self._transaction() as db:
-            db.execute("UPDATE bundles SET released_at = ? WHERE id = ?", (_iso(utc_now()), bundle_id))
+            db.execute("UPDATE bundles SET released_at = ? WHERE id = ?", (iso_z(utc_now()), bundle_id))
             return db.execute("DELETE FROM codes WHERE bundle_id = ? AND claimed_by IS NULL", (bundle_id,)).rowcount
 
     def available(self) -> list[sqlite3.Row]:
@@ -282,7 +281,7 @@ class OfflineStore:
             shop_id = shop["shop_id"] if shop else None
             state = self._state(db, expected_now)
             while True:
-                rows = self._candidates(db, shop_id, _iso(now + limits.expiry_margin))
+                rows = self._candidates(db, shop_id, iso_z(now + limits.expiry_margin))
                 chosen = choose_code((_cached(row) for row in rows), packaging_shop=shop_id, country=country,
                                      now=now, margin=limits.expiry_margin)  # fmt: skip
                 reason = refusal(state, limits, chosen, now)
@@ -299,7 +298,7 @@ class OfflineStore:
             db.execute(
                 "INSERT INTO journal (key, code, packaging, source, voucher, created_at, online_attempt_key)"
                 " VALUES (?, ?, ?, 'offline', ?, ?, ?)",
-                (key, chosen.code, packaging, json.dumps(voucher.to_json(), ensure_ascii=False), _iso(now),
+                (key, chosen.code, packaging, json.dumps(voucher.to_json(), ensure_ascii=False), iso_z(now),
                  online_attempt_key),
             )  # fmt: skip
             db.execute("DELETE FROM attempts WHERE packaging = ?", (packaging,))  # the backend reconciles it
@@ -361,7 +360,7 @@ class OfflineStore:
                 return str(row["key"])
             key = str(uuid.uuid4())
             db.execute("INSERT INTO attempts (packaging, key, created_at) VALUES (?, ?, ?)",
-                       (packaging, key, _iso(utc_now())))  # fmt: skip
+                       (packaging, key, iso_z(utc_now())))  # fmt: skip
             return key
 
     def end_attempt(self, packaging: str) -> None:
@@ -377,7 +376,7 @@ class OfflineStore:
     def journal_online(self, key: str, packaging: str, voucher: Voucher) -> None:
         """Record a voucher the backend issued, before it is shown (it counts for 'one reward per
         packaging' here, and is shown again after a crash). The backend has it: nothing to forward."""
-        stamp = _iso(utc_now())
+        stamp = iso_z(utc_now())
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO journal (key, code, packaging, source, voucher, created_at, forwarded_at, forward_status)"
@@ -390,7 +389,7 @@ class OfflineStore:
 
     def mark_shown(self, key: str) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE journal SET shown_at = COALESCE(shown_at, ?) WHERE key = ?", (_iso(utc_now()), key))
+            db.execute("UPDATE journal SET shown_at = COALESCE(shown_at, ?) WHERE key = ?", (iso_z(utc_now()), key))
 
     def note_display_attempt(self, key: str) -> int:
         """Showing this voucher begins: count it before anything can fail, so a voucher that brings
@@ -426,7 +425,7 @@ class OfflineStore:
         """The backend answered for these issuances (an empty answer is no forward at all)."""
         if not results:
             return
-        stamp = _iso(utc_now())
+        stamp = iso_z(utc_now())
         with self._transaction() as db:
             db.executemany(
                 "UPDATE journal SET forwarded_at = ?, forward_status = ? WHERE key = ? AND forwarded_at IS NULL",

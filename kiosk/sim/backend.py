@@ -27,6 +27,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kiosk.core.instants import iso_z
 from kiosk.core.voucher import VoucherError
 from kiosk.signatures import key_fingerprint, load_or_create_key, public_jwk, sign_detached, sign_request
 from kiosk.sim.backend_store import (
@@ -35,8 +36,8 @@ from kiosk.sim.backend_store import (
     DuplicateReturn,
     IdempotencyInFlight,
     Pool,
-    now_iso,
 )
+from kiosk.sim.sqlite_store import now_iso
 from kiosk.sim.httpd import HttpError, JsonServer, Reply, Request, error_reply, json_reply, parse_json
 from kiosk.sim.shop_rules import pool_problem, shop_voucher
 from kiosk.sim.webhook_calls import WebhookCaller, WebhookFailed
@@ -386,8 +387,8 @@ class StandInBackend:
         if not isinstance(per_pool, int) or not 1 <= per_pool <= 500:
             raise HttpError(400, "per_pool: must be a whole number from 1 to 500")
         now = datetime.now(timezone.utc)
-        stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        expires = (now + timedelta(days=7)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = iso_z(now)
+        expires = iso_z(now + timedelta(days=7))
         reserved = self.store.reserve(drop_point["id"], drop_point["country"], per_pool, stamp, expires)
         pools = [p for p in self.store.pools() if any(c["pool_id"] == p.id for c in reserved["codes"])]
         shop_ids = {p.shop_id for p in pools} | {

@@ -19,13 +19,12 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from kiosk.sim.sqlite_store import SqliteStore
+from kiosk.sim.sqlite_store import SqliteStore, now_iso
 
-__all__ = ["BackendStore", "Pool", "Settled", "new_ulid", "now_iso", "DuplicateReturn", "DuplicateCode",
+__all__ = ["BackendStore", "Pool", "Settled", "new_ulid", "DuplicateReturn", "DuplicateCode",
            "IdempotencyInFlight"]
 
 _SCHEMA = """
@@ -130,8 +129,6 @@ def new_ulid(*, seed: str | None = None) -> str:
     return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def token_hash(token: str) -> str:

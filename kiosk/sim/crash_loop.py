@@ -10,7 +10,6 @@ forwarded, twice, to the stand-in backend, which must hold each issuance exactly
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil

@@ -19,6 +19,7 @@ from typing import Literal
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kiosk.core.instants import iso_z
 from kiosk.signatures import SignatureError, public_key_from_jwk, verify_request
 from kiosk.sim.httpd import JsonServer, Reply, Request, error_reply, json_reply
 
@@ -89,9 +90,7 @@ class ShopWebhook:
                 "value": 20,
                 "unit": "%",
                 "conditions": "Min. køb 300 DKK / Min. purchase 300 DKK",
-                "expires_at": expires.replace(hour=0, minute=0, second=0, microsecond=0)
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
+                "expires_at": iso_z(expires.replace(hour=0, minute=0, second=0, microsecond=0)),
             },
         )
 

@@ -8,9 +8,17 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
-__all__ = ["SqliteStore"]
+from kiosk.core.instants import iso_z
+
+__all__ = ["SqliteStore", "now_iso"]
+
+
+def now_iso() -> str:
+    """The stand-ins' time stamps: now, as RE-ZIP writes instants."""
+    return iso_z(datetime.now(timezone.utc))
 
 
 class SqliteStore:

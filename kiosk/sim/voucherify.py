@@ -33,7 +33,8 @@ from urllib.parse import unquote
 
 from kiosk.secret_files import read_secret_file, write_secret_file
 from kiosk.sim.httpd import JsonServer, Reply, Request, json_reply
-from kiosk.sim.voucherify_store import Refusal, VoucherifyStore, iso, new_id
+from kiosk.core.instants import iso_z
+from kiosk.sim.voucherify_store import Refusal, VoucherifyStore, new_id
 
 __all__ = ["StandInVoucherify", "DEFAULT_RATE_LIMIT", "voucherify_error"]
 
@@ -361,7 +362,7 @@ def _customer_doc(customer_id: str, source_id: str) -> dict[str, Any]:
 def seed_demo(store: VoucherifyStore, now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """The demo shop's campaigns, by kind: ``percent`` (20 %, single use), ``amount`` (50.00 DKK,
     single use), ``unit`` (one tote bag, single use); codes expire a year after seeding."""
-    expires = iso((now or datetime.now(timezone.utc)).replace(microsecond=0) + _YEAR)
+    expires = iso_z((now or datetime.now(timezone.utc)).replace(microsecond=0) + _YEAR)
     single = {"quantity": 1}
     campaigns = {
         "percent": {"name": "RE-ZIP 20 percent", "voucher": {

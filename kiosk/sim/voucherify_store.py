@@ -14,13 +14,14 @@ import json
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kiosk.sim.sqlite_store import SqliteStore
+from kiosk.core.instants import iso_z
+from kiosk.sim.sqlite_store import SqliteStore, now_iso
 
-__all__ = ["VoucherifyStore", "Publication", "Refusal", "generate_code", "iso", "new_id"]
+__all__ = ["VoucherifyStore", "Publication", "Refusal", "generate_code", "new_id"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,12 +64,6 @@ class Publication:
     voucher_id: str
 
 
-def iso(instant: datetime) -> str:
-    return instant.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def now_iso() -> str:
-    return iso(datetime.now(timezone.utc))
 
 
 def new_id(prefix: str) -> str:
@@ -280,9 +275,9 @@ class VoucherifyStore(SqliteStore):
             db.execute(
                 "INSERT INTO redemptions (id, voucher_id, customer_id, amount, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (redemption_id, row["id"], customer_id, amount, json.dumps(metadata) if metadata is not None else None,
-                 iso(now)),
+                 iso_z(now)),
             )  # fmt: skip
-            db.execute("UPDATE vouchers SET redeemed = redeemed + 1, updated_at = ? WHERE id = ?", (iso(now), row["id"]))
+            db.execute("UPDATE vouchers SET redeemed = redeemed + 1, updated_at = ? WHERE id = ?", (iso_z(now), row["id"]))
             return db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,)).fetchone()
 
     def rollback(self, redemption_id: str, reason: str | None, now: datetime) -> sqlite3.Row:
@@ -294,8 +289,8 @@ class VoucherifyStore(SqliteStore):
                 raise Refusal(400, "already_rolled_back", "Already rolled back", "Redemption has been already rolled back.",
                               resource_id=row["rollback_id"], resource_type="redemption_rollback")  # fmt: skip
             db.execute("UPDATE redemptions SET rollback_id = ?, rollback_reason = ?, rolled_back_at = ? WHERE id = ?",
-                       (new_id("rr_"), reason, iso(now), redemption_id))  # fmt: skip
-            db.execute("UPDATE vouchers SET redeemed = redeemed - 1, updated_at = ? WHERE id = ?", (iso(now), row["voucher_id"]))
+                       (new_id("rr_"), reason, iso_z(now), redemption_id))  # fmt: skip
+            db.execute("UPDATE vouchers SET redeemed = redeemed - 1, updated_at = ? WHERE id = ?", (iso_z(now), row["voucher_id"]))
             return db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,)).fetchone()
 
     def customer_by_id(self, customer_id: str | None) -> sqlite3.Row | None:

@@ -16,15 +16,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from kiosk.core.instants import iso_z
 from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
 from tests.integration.hostile import Answer, KioskHarness, fresh_code
 
 GRON = SHOPS["gron"]
 NOW = datetime.now(timezone.utc)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def test_a_cached_code_handed_out_online_is_never_claimed_and_blocks_nothing(tmp_path: Path) -> None:
@@ -35,11 +32,11 @@ def test_a_cached_code_handed_out_online_is_never_claimed_and_blocks_nothing(tmp
         codes = [online.voucher.code, "HB-ATTACK-A", "HB-ATTACK-B"]
         bundle = {
             "bundle_id": "B-attack-2", "drop_point_id": DROP_POINT_DK, "country": "DK",
-            "issued_at": _iso(NOW), "expires_at": _iso(NOW + timedelta(days=7)),
+            "issued_at": iso_z(NOW), "expires_at": iso_z(NOW + timedelta(days=7)),
             "shops": {GRON.id: {"name": GRON.name}}, "prefixes": {GRON.prefix: GRON.id},
             "pools": [{"id": pool, "shop_id": GRON.id, "countries": ["DK"], "visibility": "private_public"}],
             "codes": [{"code": code, "link": None, "pool_id": pool, "type": "amount", "value": 2500, "unit": "DKK",
-                       "conditions": "", "expires_at": _iso(NOW + timedelta(hours=2 + i))} for i, code in enumerate(codes)],
+                       "conditions": "", "expires_at": iso_z(NOW + timedelta(hours=2 + i))} for i, code in enumerate(codes)],
         }
         harness.offer_bundle(bundle)
         print("sync:", harness.call(harness.kiosk.offline.sync(force=True)))

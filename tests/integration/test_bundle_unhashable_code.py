@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from kiosk.core.instants import iso_z
 from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
 from tests.integration.hostile import Answer, KioskHarness, fresh_code
 
@@ -23,21 +24,17 @@ GRON = SHOPS["gron"]
 NOW = datetime.now(timezone.utc)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _bundle() -> dict:
     pool = "P-attack-1"
     good = [{"code": f"HB-ATTACK-{n:04d}", "link": "https://gron-butik.example/redeem", "pool_id": pool,
              "type": "amount", "value": 2500, "unit": "DKK", "conditions": "Min. 100 DKK",
-             "expires_at": _iso(NOW + timedelta(days=1))} for n in range(5)]
+             "expires_at": iso_z(NOW + timedelta(days=1))} for n in range(5)]
     # One hostile entry: its code is a list. It sorts nowhere (it is left out at import); the
     # good codes expire soonest of everything cached, so the claim picks one of them first.
     hostile = dict(good[0], code=["HB-ATTACK-X"])
     return {
         "bundle_id": "B-attack-1", "drop_point_id": DROP_POINT_DK, "country": "DK",
-        "issued_at": _iso(NOW), "expires_at": _iso(NOW + timedelta(days=7)),
+        "issued_at": iso_z(NOW), "expires_at": iso_z(NOW + timedelta(days=7)),
         "shops": {GRON.id: {"name": GRON.name}}, "prefixes": {GRON.prefix: GRON.id},
         "pools": [{"id": pool, "shop_id": GRON.id, "countries": ["DK"], "visibility": "private_public"}],
         "codes": [*good, hostile],

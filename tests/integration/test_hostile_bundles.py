@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from kiosk.core.instants import iso_z
 from kiosk.core.voucher import parse_voucher
 from kiosk.issuance.offline_pools_client import BundleRefused
 from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
@@ -30,10 +31,6 @@ GRON = SHOPS["gron"]
 NOW = datetime.now(timezone.utc)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 #: Serial numbers for codes, pools and bundles: unique in the run without the random module, which
 #: hypothesis must not see used while it draws.
 _SERIAL = itertools.count(1)
@@ -42,14 +39,14 @@ _SERIAL = itertools.count(1)
 def _code(number: int, pool: str) -> dict[str, Any]:
     return {"code": f"HB-{next(_SERIAL):08d}-{number}", "link": "https://gron-butik.example/redeem",
             "pool_id": pool, "type": "amount", "value": 2500, "unit": "DKK",
-            "conditions": "Min. køb 100 DKK", "expires_at": _iso(NOW + timedelta(days=30))}  # fmt: skip
+            "conditions": "Min. køb 100 DKK", "expires_at": iso_z(NOW + timedelta(days=30))}  # fmt: skip
 
 
 def _bundle(count: int) -> dict[str, Any]:
     pool = f"P-{next(_SERIAL):08d}"
     return {
         "bundle_id": f"B-{next(_SERIAL):08d}", "drop_point_id": DROP_POINT_DK, "country": "DK",
-        "issued_at": _iso(NOW), "expires_at": _iso(NOW + timedelta(days=7)),
+        "issued_at": iso_z(NOW), "expires_at": iso_z(NOW + timedelta(days=7)),
         "shops": {GRON.id: {"name": GRON.name, "description": None, "website": GRON.website, "logo_url": None}},
         "prefixes": {GRON.prefix: GRON.id},
         "pools": [{"id": pool, "shop_id": GRON.id, "countries": ["DK"], "visibility": "private_public"}],
@@ -60,7 +57,7 @@ def _bundle(count: int) -> dict[str, Any]:
 CODE_FIELDS = ["code", "link", "pool_id", "type", "value", "unit", "conditions", "expires_at"]
 TOP_FIELDS = ["bundle_id", "drop_point_id", "country", "issued_at", "expires_at", "shops", "prefixes", "pools", "codes"]
 VALUES = st.one_of(SCALAR, ANY, HOSTILE_TEXT, NUMBERS,
-                   st.sampled_from([_iso(NOW - timedelta(days=1)), _iso(NOW + timedelta(minutes=5)), "javascript:x",
+                   st.sampled_from([iso_z(NOW - timedelta(days=1)), iso_z(NOW + timedelta(minutes=5)), "javascript:x",
                                     "myshopapp://r", "https://x.example/" + "a" * 400, "XAU", "EUR", "percentage"]))  # fmt: skip
 
 
@@ -136,7 +133,7 @@ def test_a_code_whose_signed_entry_changed_in_the_store_is_not_handed_out(tmp_pa
         codes = [item["code"] for item in bundle["codes"]]
         # The altered entry looks like the best choice (the soonest expiry) and is worth less.
         store._db.execute("UPDATE codes SET expires_at = ?, value = 1 WHERE code = ?",
-                          (_iso(NOW + timedelta(days=1)), codes[0]))  # fmt: skip
+                          (iso_z(NOW + timedelta(days=1)), codes[0]))  # fmt: skip
         harness.proxy.answers.put(Answer(503, b"{}"))
         report = harness.scan(fresh_code("gron"))
         assert report.status == "issued" and report.voucher.code == codes[1]

@@ -18,12 +18,9 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from kiosk.core.instants import iso_z
 from kiosk.core.offline import OfflineLimits
 from kiosk.issuance.offline_store import Claim, OfflineStore
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def test_no_claim_from_a_bundle_past_its_expiry(tmp_path: Path) -> None:
@@ -31,15 +28,15 @@ def test_no_claim_from_a_bundle_past_its_expiry(tmp_path: Path) -> None:
     store = OfflineStore(tmp_path / "offline.sqlite")
     bundle_expires = now + timedelta(hours=1)
     store.import_bundle(json.dumps({
-        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": _iso(now),
-        "expires_at": _iso(bundle_expires), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
+        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": iso_z(now),
+        "expires_at": iso_z(bundle_expires), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
         "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
         "codes": [{"code": f"C-{n:03d}", "link": None, "pool_id": "P1", "type": "amount", "value": 1000,
-                   "unit": "DKK", "conditions": "", "expires_at": _iso(now + timedelta(days=30))} for n in range(5)],
+                   "unit": "DKK", "conditions": "", "expires_at": iso_z(now + timedelta(days=30))} for n in range(5)],
     }).encode(), "sig")
     store.note_contact(now)
     later = now + timedelta(days=2)  # within max_offline_age (3 days), a day past the reservation
     result = store.claim("10AB00001", country="DK", limits=OfflineLimits(), now=later)
-    print("bundle expired at", _iso(bundle_expires), "; claim at", _iso(later), "->",
+    print("bundle expired at", iso_z(bundle_expires), "; claim at", iso_z(later), "->",
           result if isinstance(result, str) else f"issued {result.voucher.code}")
     assert not isinstance(result, Claim), "a code of an expired reservation was handed out"

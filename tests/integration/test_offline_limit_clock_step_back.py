@@ -18,21 +18,18 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from kiosk.core.instants import iso_z
 from kiosk.core.offline import OfflineLimits
 from kiosk.issuance.offline_store import OfflineStore, Claim
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _bundle(now: datetime, count: int) -> bytes:
     return json.dumps({
-        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": _iso(now - timedelta(hours=1)),
-        "expires_at": _iso(now + timedelta(days=7)), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
+        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": iso_z(now - timedelta(hours=1)),
+        "expires_at": iso_z(now + timedelta(days=7)), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
         "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
         "codes": [{"code": f"C-{n:03d}", "link": None, "pool_id": "P1", "type": "amount", "value": 1000,
-                   "unit": "DKK", "conditions": "", "expires_at": _iso(now + timedelta(days=3))} for n in range(20)],
+                   "unit": "DKK", "conditions": "", "expires_at": iso_z(now + timedelta(days=3))} for n in range(20)],
     }).encode()
 
 

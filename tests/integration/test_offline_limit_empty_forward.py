@@ -22,14 +22,11 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from kiosk.core.instants import iso_z
 from kiosk.core.offline import OfflineLimits
 from kiosk.core.outcomes import Issued
 from kiosk.issuance.offline import OfflineService
 from kiosk.issuance.offline_store import OfflineStore
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _TakesNothing:
@@ -47,11 +44,11 @@ def test_an_empty_forward_resets_no_offline_limit(tmp_path: Path) -> None:
     now = datetime.now(timezone.utc)
     store = OfflineStore(tmp_path / "offline.sqlite")
     store.import_bundle(json.dumps({
-        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": _iso(now - timedelta(minutes=10)),
-        "expires_at": _iso(now + timedelta(days=7)), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
+        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": iso_z(now - timedelta(minutes=10)),
+        "expires_at": iso_z(now + timedelta(days=7)), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
         "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
         "codes": [{"code": f"C-{n:03d}", "link": None, "pool_id": "P1", "type": "amount", "value": 1000,
-                   "unit": "DKK", "conditions": "", "expires_at": _iso(now + timedelta(days=3))} for n in range(30)],
+                   "unit": "DKK", "conditions": "", "expires_at": iso_z(now + timedelta(days=3))} for n in range(30)],
     }).encode(), "sig")
     store.note_contact(now - timedelta(minutes=10))
     client = _TakesNothing()

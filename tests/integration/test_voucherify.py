@@ -36,7 +36,7 @@ from kiosk.shop.voucherify import (
     VoucherifyClient,
 )
 from kiosk.sim.voucherify import StandInVoucherify, seed_demo
-from kiosk.sim.voucherify_store import iso
+from kiosk.core.instants import iso_z
 
 PERCENT, AMOUNT, UNIT = "RE-ZIP 20 percent", "RE-ZIP 50 DKK", "RE-ZIP tote bag"
 
@@ -157,7 +157,7 @@ def test_every_seeded_kind_maps_exactly(harness: Harness, currency: str, value: 
 def test_expired_and_unknown_codes(harness: Harness) -> None:
     past = datetime.now(timezone.utc) - timedelta(days=1)
     harness.stand_in.store.create_campaign({
-        "name": "Last year", "type": "AUTO_UPDATE", "expiration_date": iso(past),
+        "name": "Last year", "type": "AUTO_UPDATE", "expiration_date": iso_z(past),
         "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "PERCENT", "percent_off": 10},
                     "redemption": {"quantity": 1}, "code_config": {"pattern": "OLD-####"}},
     })  # fmt: skip

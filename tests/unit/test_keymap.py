@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kiosk.devices.scanner.hid_source import HidSelector, KeyEvent, lines_from_key_events
+from kiosk.devices.scanner.hid_source import KeyEvent, lines_from_key_events
+from kiosk.devices.scanner.selector import HidSelector
 from kiosk.devices.scanner.keymap import KeyDecoder
 
 SHIFT, CAPS, ENTER, ALTGR = 42, 58, 28, 100

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
 import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Iterable
@@ -20,9 +18,10 @@ from typing import AsyncIterator, Callable, Iterable
 from kiosk.devices.scanner.assembler import LineAssembler
 from kiosk.devices.scanner.keymap import KeyDecoder
 from kiosk.devices.scanner.scan_filter import ScanFilter
+from kiosk.devices.scanner.selector import HidSelector
 from kiosk.supervisor import Supervisor
 
-__all__ = ["HidScanSource", "HidSelector", "KeyEvent", "lines_from_key_events"]
+__all__ = ["HidScanSource", "KeyEvent", "lines_from_key_events"]
 
 log = logging.getLogger(__name__)
 
@@ -36,33 +35,6 @@ class KeyEvent:
     type: int
     code: int
     value: int
-
-
-@dataclass(frozen=True)
-class HidSelector:
-    kind: str  # "usb" | "name" | "path"
-    value: str
-
-    @classmethod
-    def parse(cls, text: str) -> "HidSelector":
-        if text.startswith("usb:"):
-            if not re.fullmatch(r"usb:[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", text):
-                raise ValueError(f"{text!r}: expected usb:VID:PID in hexadecimal")
-            return cls("usb", text[4:].lower())
-        if text.startswith("name:"):
-            try:
-                re.compile(text[5:])
-            except (re.error, OverflowError, RecursionError) as exc:  # a repeat too large, nesting too deep
-                raise ValueError(f"{text[:40]!r}: not a regular expression Python can use ({type(exc).__name__})") from None
-            return cls("name", text[5:])
-        return cls("path", text)
-
-    def matches(self, path: str, name: str, vendor: int, product: int) -> bool:
-        if self.kind == "usb":
-            return f"{vendor:04x}:{product:04x}" == self.value
-        if self.kind == "name":
-            return re.search(self.value, name) is not None
-        return os.path.realpath(self.value) == os.path.realpath(path)
 
 
 def _with_siblings(chosen: list, devices: list) -> list:

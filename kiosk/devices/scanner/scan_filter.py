@@ -1,8 +1,8 @@
 """What every scan source does to a read before the flow sees it. Pure: time is an argument.
 
-- Strip a configured prefix and suffix (scanners can be set to add them), and an AIM symbology
-  identifier (``]Q1``), and surrounding whitespace.
-- Drop anything longer than ``max_chars``.
+- Strip what readers add (``codes.strip_reader_noise``: whitespace, an AIM symbology identifier
+  such as ``]Q1``), then a configured prefix and suffix (scanners can be set to add them).
+- Drop anything longer than ``max_chars`` (by default the normaliser's own cap).
 - Debounce: a code read again within ``debounce_s`` of its last sighting is the same presentation
   (a code held in front of a camera is seen in every frame), so it counts once; the window restarts
   with each sighting. A different code is taken at once.
@@ -12,13 +12,12 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["ScanFilter"]
+from kiosk.core.codes import MAX_INPUT_CHARS, strip_reader_noise
 
-_AIM = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
+__all__ = ["ScanFilter"]
 
 
 @dataclass
@@ -26,7 +25,7 @@ class ScanFilter:
     prefix: str = ""
     suffix: str = ""
     debounce_s: float = 3.0
-    max_chars: int = 4096
+    max_chars: int = MAX_INPUT_CHARS
     _last_seen: dict[str, float] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -34,12 +33,12 @@ class ScanFilter:
         """The cleaned code if it is a new presentation, else None."""
         if len(text) > self.max_chars:
             return None
-        cleaned = _AIM.sub("", text.strip(), count=1)
+        cleaned = strip_reader_noise(text)
         if self.prefix and cleaned.startswith(self.prefix):
             cleaned = cleaned[len(self.prefix) :]
         if self.suffix and cleaned.endswith(self.suffix):
             cleaned = cleaned[: -len(self.suffix)]
-        cleaned = cleaned.strip()
+        cleaned = strip_reader_noise(cleaned)
         if not cleaned:
             return None
         with self._lock:
