@@ -103,3 +103,25 @@ def test_rejection_reasons_get_their_own_advice() -> None:
     foreign = build_screen_view(Screen(State.NOTICE, notice=NoticeKind.INVALID_CODE, reason="not_rezip"), "de_DE", "UTC")
     assert empty.subtitle == labels("de_DE")["notice.invalid_code.empty"]
     assert foreign.subtitle == labels("de_DE")["notice.invalid_code.hint"]
+
+
+def test_every_message_is_shown_somewhere() -> None:
+    """A key no screen, paper or page asks for is dead text translators keep paying for. Keys are
+    asked for by name in the source, or built from a family's members (notices, printer states,
+    redeem outcomes), so each member of those families must have its text and hint."""
+    from typing import get_args, get_type_hints
+
+    from kiosk.shop.pages import PageOutcome
+
+    printer_literal = next(arg for arg in get_args(get_type_hints(Screen)["printer"]) if arg is not type(None))
+    printer_states = get_args(printer_literal)
+    built = [f"notice.{kind.value}" for kind in NoticeKind] + [f"notice.printer_{state}" for state in printer_states]
+    built += [f"redeem.{outcome}" for outcome in get_args(PageOutcome)]
+    built += [f"{key}.hint" for key in built]
+    assert set(built) <= set(MESSAGES), "a family member has no text"
+    source = "\n".join(path.read_text() for path in (REPO / "kiosk").rglob("*") if path.suffix in (".py", ".js", ".html")
+                       and path.name != "i18n.py")  # fmt: skip
+    asked = re.compile(r"""["']([a-z_.]+)["']|labels\.([a-z_]+)""")
+    named = {group for match in asked.finditer(source) for group in match.groups() if group}
+    unused = [key for key in MESSAGES if key not in built and key not in named]
+    assert unused == []

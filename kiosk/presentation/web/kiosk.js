@@ -71,6 +71,7 @@ function renderLanguages(frame) {
   const nav = $(".languages");
   nav.hidden = !(frame.touch && frame.languages && frame.languages.length > 1);
   if (nav.hidden) return;
+  nav.setAttribute("aria-label", frame.labels.language);
   nav.replaceChildren(...frame.languages.map((language) => {
     const button = document.createElement("button");
     button.textContent = language.name;
