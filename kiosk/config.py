@@ -30,9 +30,10 @@ from kiosk.toml_schema import (
     split_listen,
 )
 from kiosk.toml_schema import path_field as _path
+from kiosk.toml_schema import render_document
 from kiosk.toml_schema import within as _within
 
-__all__ = ["Config", "ConfigError", "load_config", "parse_config", "DEFAULT_CONFIG_PATH", "LOCALES", "PROFILES"]
+__all__ = ["Config", "ConfigError", "load_config", "parse_config", "parse_size", "render_config", "DEFAULT_CONFIG_PATH", "LOCALES", "PROFILES"]
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
 LOCALES = (
@@ -218,6 +219,12 @@ def parse_size(text: str) -> tuple[int, int]:
     if match is None:
         raise ValueError(f"must be WIDTHxHEIGHT such as 800x480, not {text!r}")
     return int(match[1]), int(match[2])
+
+
+def render_config(doc: dict[str, dict[str, Any]], *, header: str) -> str:
+    """A kiosk.toml's text for ``doc`` (section → key → value), every key checked against the
+    schema above: the one writer the provisioning tool and the stand-ins share."""
+    return render_document(Config, doc, header=header)
 
 
 def load_config(path: Path) -> Config:

@@ -19,6 +19,8 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
+import tomli_w
+
 from kiosk.core.urls import url_problem
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "path_field",
     "read_toml",
     "build_document",
+    "render_document",
     "check_url",
     "check_identifier",
     "check_listen",
@@ -106,7 +109,24 @@ def build_document(schema: type[Schema], doc: dict[str, Any], *, base: Path, che
     return built
 
 
-def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> Any:
+def render_document(schema: type, doc: dict[str, dict[str, Any]], *, header: str) -> str:
+    """A configuration file's text for ``doc`` (section → key → value), written by a TOML library so
+    any text a technician typed is quoted right. Every section and key is first checked against
+    ``schema`` by the same rules a read uses (names, types, ranges; not the checks that span keys or
+    look at the machine), so a writer cannot produce a file the kiosk would refuse on its face."""
+    hints = typing.get_type_hints(schema)
+    sections = {f.name: f for f in dataclasses.fields(schema) if dataclasses.is_dataclass(hints[f.name])}
+    _reject_unknown(doc, sections, prefix="")
+    for name, table in doc.items():
+        _build_section(hints[name], table, name, Path("."), complete=False)
+    # A comment may hold no control character but the tab: each one is a space here.
+    printable = "".join(" " if (ord(ch) < 0x20 and ch not in "\t\n") or ord(ch) == 0x7F else ch for ch in header)
+    comments = "".join(f"# {line}\n" for line in printable.split("\n"))
+    return comments + "\n" + tomli_w.dumps(doc)
+
+
+def _build_section(cls: type, table: dict[str, Any], name: str, base: Path, *, complete: bool = True) -> Any:
+    """The section's dataclass from its table (``complete=False``: only check the keys present)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     _reject_unknown(table, fields, prefix=f"{name}.")
     hints = typing.get_type_hints(cls)
@@ -114,6 +134,8 @@ def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> A
     for key, spec in fields.items():
         dotted = f"{name}.{key}"
         if key not in table:
+            if not complete:
+                continue
             if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{dotted}: required")
             if spec.metadata.get("path") and isinstance(spec.default, Path):
@@ -127,7 +149,7 @@ def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> A
             except RuntimeError:  # "~someone" for a user this machine does not have
                 raise ConfigError(f"{dotted}: {value.split('/')[0]!r} is not a home folder here") from None
         values[key] = value
-    return cls(**values)
+    return cls(**values) if complete else None
 
 
 def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from kiosk.config import render_config
 from kiosk.secret_files import write_secret_file
 
 __all__ = ["write_kiosk_config"]
@@ -30,51 +32,22 @@ def write_kiosk_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     token_file = path.with_name(path.stem + ".token")
     write_secret_file(token_file, token.encode() + b"\n")
-    # No debounce: people typing codes into the demo repeat them on purpose.
-    scanner = (
-        f'type = "serial"\ndevice = "{scanner_device}"\nterminator = "any"\ndebounce_s = 0\n'
-        if scanner_device
-        else 'type = "none"\ndebounce_s = 0\n'  # the I/O board's scans share this filter
-    )
-    board = (
-        f'[board]\ntype = "serial"\ndevice = "{board_device}"\nslot_sensor = {str(slot_sensor).lower()}\n'
-        if board_device
-        else ""
-    )
-    path.write_text(
-        f"""# Written by the stand-in backend for a kiosk that talks to it.
-[kiosk]
-hardware_id = "sim-kiosk-1"
-data_dir = "data"
-country = "{country}"
-locale = "{locale}"
-timezone = "{timezone}"
-
-[backend]
-url = "{backend_url}"
-drop_point_location_id = "{drop_point}"
-token_file = "{token_file.name}"
-deadline_s = 2.5
-
-[scanner]
-{scanner}
-[screen]
-type = "{screen_type}"
-listen = "127.0.0.1:0"
-dir = "{screen_dir}"
-
-[offline]
-# The demo world's pools are small: keep most codes for online scans.
-reserve_per_pool = 5
-watermark = 2
-
-[printer]
-type = "escpos"
-device = "{printer_device}"
-profile = "{printer_profile}"
-poll_interval_s = 0.5
-
-{board}""",
-        "utf-8",
-    )
+    # No debounce: people typing codes into the demo repeat them on purpose. Without a scanner the
+    # section still matters: the I/O board's scans share its filter.
+    scanner: dict[str, Any] = {"type": "serial", "device": scanner_device, "terminator": "any"} if scanner_device else {
+        "type": "none"}  # fmt: skip
+    doc: dict[str, dict[str, Any]] = {
+        "kiosk": {"hardware_id": "sim-kiosk-1", "data_dir": "data", "country": country, "locale": locale,
+                  "timezone": timezone},
+        "backend": {"url": backend_url, "drop_point_location_id": drop_point, "token_file": token_file.name,
+                    "deadline_s": 2.5},
+        "scanner": {**scanner, "debounce_s": 0},
+        "screen": {"type": screen_type, "listen": "127.0.0.1:0", "dir": screen_dir},
+        # The demo world's pools are small: keep most codes for online scans.
+        "offline": {"reserve_per_pool": 5, "watermark": 2},
+        "printer": {"type": "escpos", "device": printer_device, "profile": printer_profile, "poll_interval_s": 0.5},
+    }  # fmt: skip
+    if board_device:
+        doc["board"] = {"type": "serial", "device": board_device, "slot_sensor": slot_sensor}
+    path.write_text(render_config(doc, header="Written by the stand-in backend for a kiosk that talks to it."), "utf-8")
     return path

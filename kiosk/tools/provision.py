@@ -14,17 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import os
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
-from kiosk.config import LOCALES, PROFILES, Config, ConfigError, parse_config
+from kiosk.config import LOCALES, PROFILES, Config, ConfigError, parse_config, render_config
 from kiosk.secret_files import SecretFileError, write_secret_file
 from kiosk.tools.report import Report, ToolFailed
 
-__all__ = ["main", "hardware_id", "render_config"]
+__all__ = ["main", "hardware_id", "config_text"]
 
 ASKED = (  # key, question, default
     ("drop_point", "RE-ZIP drop point location id", None),
@@ -76,7 +76,7 @@ def _provision(args: argparse.Namespace, report: Report) -> Config:
     report.detail(f"device key {key_path} ({'new' if created else 'kept'}), public key SHA-256 {fingerprint}")
     report.step("Configuration")
     token_file = _token_file(args)
-    text = render_config(answers, token_file=token_file, data_dir=args.data_dir, offline=not args.no_offline,
+    text = config_text(answers, token_file=token_file, data_dir=args.data_dir, offline=not args.no_offline,
                          printer_profile=args.printer_profile, board=args.board, slot_sensor=args.slot_sensor)  # fmt: skip
     try:
         config = parse_config(tomllib.loads(text), base=args.config.parent, source=args.config)
@@ -161,31 +161,32 @@ def _device_key(path: Path) -> tuple[str, bool]:
     return key_fingerprint(key), created
 
 
-def render_config(answers: dict[str, str], *, token_file: Path, data_dir: Path, offline: bool, printer_profile: str,
-                  board: str | None, slot_sensor: bool) -> str:  # fmt: skip
-    """The configuration file's text (TOML strings written as JSON strings, which TOML accepts)."""
-    q = json.dumps
+def config_text(answers: dict[str, str], *, token_file: Path, data_dir: Path, offline: bool, printer_profile: str,
+                board: str | None, slot_sensor: bool) -> str:  # fmt: skip
+    """The configuration file's text for the technician's answers."""
     printer = answers["printer"]
     scanner_type, _, scanner_device = answers["scanner"].partition(":")
     if scanner_type not in ("serial", "hid", "camera", "none"):
         raise ToolFailed(f"--scanner: {answers['scanner']!r} must start with serial:, hid: or camera:, or be none")
-    lines = [
-        "# Written by scripts/provision-kiosk; see hardware/kiosk.example.toml for every key.",
-        "[kiosk]", f"hardware_id = {q(answers['hardware_id'])}", f"country = {q(answers['country'])}",
-        f"locale = {q(answers['locale'])}", f"timezone = {q(answers['timezone'])}", f"data_dir = {q(str(data_dir))}", "",
-        "[backend]", f"url = {q(answers['backend_url'])}", f"drop_point_location_id = {q(answers['drop_point'])}",
-        f"token_file = {q(str(token_file))}", "",
-        "[scanner]", f"type = {q(scanner_type)}", *([f"device = {q(scanner_device)}"] if scanner_device else []), "",
-        "[screen]", 'type = "web"', 'listen = "127.0.0.1:8080"', "",
-        "[printer]", *(['type = "none"'] if printer == "none" else
-                       ['type = "escpos"', f"device = {q(printer)}", f"profile = {q(printer_profile)}"]), "",
-        "[offline]", f"enabled = {str(offline).lower()}", "",
-    ]  # fmt: skip
+    doc: dict[str, dict[str, Any]] = {
+        "kiosk": {"hardware_id": answers["hardware_id"], "country": answers["country"], "locale": answers["locale"],
+                  "timezone": answers["timezone"], "data_dir": str(data_dir)},
+        "backend": {"url": answers["backend_url"], "drop_point_location_id": answers["drop_point"],
+                    "token_file": str(token_file)},
+        "scanner": {"type": scanner_type, **({"device": scanner_device} if scanner_device else {})},
+        "screen": {"type": "web", "listen": "127.0.0.1:8080"},
+        "printer": {"type": "none"} if printer == "none" else {"type": "escpos", "device": printer,
+                                                                "profile": printer_profile},
+        "offline": {"enabled": offline},
+    }  # fmt: skip
     if board and board != "none":
-        lines += ["[board]", 'type = "serial"', f"device = {q(board)}", f"slot_sensor = {str(slot_sensor).lower()}", ""]
+        doc["board"] = {"type": "serial", "device": board, "slot_sensor": slot_sensor}
     elif slot_sensor:
         raise ToolFailed("--slot-sensor needs --board: the sensor is read by the I/O board")
-    return "\n".join(lines)
+    try:
+        return render_config(doc, header="Written by scripts/provision-kiosk; see hardware/kiosk.example.toml for every key.")
+    except ConfigError as exc:
+        raise ToolFailed(f"the answers make no valid configuration: {exc}") from None
 
 
 async def _check_backend(config: Config) -> str:
