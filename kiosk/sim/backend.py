@@ -391,9 +391,8 @@ class StandInBackend:
         expires = iso_z(now + timedelta(days=7))
         reserved = self.store.reserve(drop_point["id"], drop_point["country"], per_pool, stamp, expires)
         pools = [p for p in self.store.pools() if any(c["pool_id"] == p.id for c in reserved["codes"])]
-        shop_ids = {p.shop_id for p in pools} | {
-            row["shop_id"] for row in self.store.read("SELECT shop_id FROM packaging_prefixes")
-        }
+        prefixes = self.store.prefixes()
+        shop_ids = {p.shop_id for p in pools} | set(prefixes.values())
         shops = {}
         for shop_id in sorted(shop_ids):
             shop = self.store.shop(shop_id)
@@ -409,7 +408,7 @@ class StandInBackend:
             "issued_at": stamp,
             "expires_at": expires,
             "shops": shops,
-            "prefixes": {r["prefix"]: r["shop_id"] for r in self.store.read("SELECT * FROM packaging_prefixes")},
+            "prefixes": prefixes,
             "pools": [{"id": p.id, "shop_id": p.shop_id, "countries": p.countries, "visibility": p.visibility}
                       for p in pools],  # fmt: skip
             "codes": reserved["codes"],

@@ -250,6 +250,10 @@ class BackendStore(SqliteStore):
                 (prefix, shop_id),
             )
 
+    def prefixes(self) -> dict[str, str]:
+        """Every packaging prefix and the shop that owns it."""
+        return {row["prefix"]: row["shop_id"] for row in self.read("SELECT prefix, shop_id FROM packaging_prefixes")}
+
     def shop_for_prefix(self, prefix: str) -> str | None:
         rows = self.read("SELECT shop_id FROM packaging_prefixes WHERE prefix = ?", prefix)
         return rows[0]["shop_id"] if rows else None
