@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # MicroPython (WebAssembly, from npm) for the firmware's tests; npm writes this file when it installs.
 NODE_STAMP := firmware/node_modules/.package-lock.json
 
-.PHONY: demo test setup clean
+.PHONY: demo test lint setup clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,14 @@ $(NODE_STAMP): firmware/package.json firmware/package-lock.json
 demo: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/kiosk demo $(DEMO_ARGS)
 
-test: $(STAMP) $(NODE_STAMP)
+test: lint $(NODE_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# Formatting, lint and types (settings in pyproject.toml: strict mypy for kiosk/core and kiosk/board).
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/mypy
+
 clean:
-	rm -rf $(VENV) firmware/node_modules demo-out .pytest_cache .hypothesis *.egg-info build
+	rm -rf $(VENV) firmware/node_modules demo-out .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info build

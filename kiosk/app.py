@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
+from kiosk.core.codes import PackagingCode, normalise
 from kiosk.core.flow import (
     CancelTimer,
     Command,
@@ -45,7 +47,6 @@ from kiosk.core.flow import (
     Status,
     TimerExpired,
 )
-from kiosk.core.codes import PackagingCode, normalise
 from kiosk.core.outcomes import IssuanceOutcome, Issued, OfflineLimited, Source, Unavailable
 from kiosk.core.voucher import Voucher
 from kiosk.issuance.issuer import Issuer
@@ -192,8 +193,13 @@ class KioskApp:
                 try:
                     await self._carry_out(self.flow.handle(event))
                 except FlowError as exc:
-                    log.error("flow bug (%s in state %s): %s; back to idle", type(event).__name__,
-                              self.flow.state.value, exc, exc_info=True)  # fmt: skip
+                    log.error(
+                        "flow bug (%s in state %s): %s; back to idle",
+                        type(event).__name__,
+                        self.flow.state.value,
+                        exc,
+                        exc_info=True,
+                    )
                     await self._carry_out(self.flow.reset())
         finally:
             self._cancel_timer()
@@ -228,8 +234,12 @@ class KioskApp:
                 elif isinstance(command, LateOutcome):
                     self._late(command)
             except Exception:
-                log.exception("%s failed in state %s (scan %s)", type(command).__name__, self.flow.state.value,
-                              concluded.request_id if concluded else "-")  # fmt: skip
+                log.exception(
+                    "%s failed in state %s (scan %s)",
+                    type(command).__name__,
+                    self.flow.state.value,
+                    concluded.request_id if concluded else "-",
+                )
         if concluded is not None:
             self._spawn(self._report(concluded, frame, printing))
 
@@ -248,8 +258,9 @@ class KioskApp:
             try:
                 return await self.screen.show(build_screen_view(candidate, candidate.locale, self.timezone))
             except Exception:
-                log.exception("the %s screen%s could not be shown", screen.state.value,
-                              " (plain form)" if candidate.plain else "")  # fmt: skip
+                log.exception(
+                    "the %s screen%s could not be shown", screen.state.value, " (plain form)" if candidate.plain else ""
+                )
         trouble = Screen(State.NOTICE, notice=NoticeKind.BACKEND_TROUBLE, code=screen.code, locale=screen.locale)
         await self.screen.show(build_screen_view(trouble, trouble.locale, self.timezone))
         return None
@@ -272,8 +283,9 @@ class KioskApp:
         try:
             view = build_voucher_view(command.voucher, command.locale, self.timezone, plain=command.plain)
         except Exception:
-            log.exception("voucher %s could not be laid out for paper; printing its plain form",
-                          fingerprint(command.voucher.code))  # fmt: skip
+            log.exception(
+                "voucher %s could not be laid out for paper; printing its plain form", fingerprint(command.voucher.code)
+            )
             view = build_voucher_view(command.voucher, command.locale, self.timezone, plain=True)
         try:
             data, error = await self.printer.print_voucher(view, command.voucher.code), None
@@ -286,8 +298,9 @@ class KioskApp:
         self._post(PrintDone(command.request_id, error is None, error))
         return data, error
 
-    async def _report(self, concluded: Concluded, frame: int | None,
-                      printing: asyncio.Task[tuple[bytes | None, str | None]] | None) -> None:  # fmt: skip
+    async def _report(
+        self, concluded: Concluded, frame: int | None, printing: asyncio.Task[tuple[bytes | None, str | None]] | None
+    ) -> None:
         """Report once the result is visible (and printed), timed from the scan to the screen (the
         flow carries when the scan began and how long its issuance took)."""
         png = None
@@ -314,7 +327,9 @@ class KioskApp:
         )
         if printing is not None:
             report.print_bytes, report.print_error = await printing
-        log.info("scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or "")  # a packaging code, not a secret
+        log.info(
+            "scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or ""
+        )  # a packaging code, not a secret
         if self.on_report is not None:
             self.on_report(report)
 
@@ -342,9 +357,7 @@ class KioskApp:
         self._cancel_timer()
         generation = self._timer_generation
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(
-            seconds, lambda: self._post(TimerExpired(), generation)
-        )
+        self._timer = loop.call_later(seconds, lambda: self._post(TimerExpired(), generation))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

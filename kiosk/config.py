@@ -20,28 +20,46 @@ from kiosk.devices.scanner.keymap import LAYOUTS
 from kiosk.devices.scanner.selector import HidSelector
 from kiosk.toml_schema import DAY as _DAY
 from kiosk.toml_schema import (
+    ConfigError,
     build_document,
     check_identifier,
     check_listen,
     check_url,
-    ConfigError,
     read_toml,
+    render_document,
     shown,
     split_listen,
 )
 from kiosk.toml_schema import path_field as _path
-from kiosk.toml_schema import render_document
 from kiosk.toml_schema import within as _within
 
-__all__ = ["Config", "ConfigError", "load_config", "parse_config", "parse_size", "render_config", "DEFAULT_CONFIG_PATH", "LOCALES", "PROFILES"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "load_config",
+    "parse_config",
+    "parse_size",
+    "render_config",
+    "DEFAULT_CONFIG_PATH",
+    "LOCALES",
+    "PROFILES",
+]
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
 LOCALES = (
-    "da_DK", "de_AT", "de_DE", "en_GB", "fr_BE", "fr_FR", "hu_HU", "nl_BE", "nl_NL", "sq_AL",
-)  # fmt: skip
+    "da_DK",
+    "de_AT",
+    "de_DE",
+    "en_GB",
+    "fr_BE",
+    "fr_FR",
+    "hu_HU",
+    "nl_BE",
+    "nl_NL",
+    "sq_AL",
+)
 #: The printer profiles the kiosk's layout is made and tested for (python-escpos names).
 PROFILES = ("TM-T20II", "POS-5890")
-
 
 
 @dataclass(frozen=True)
@@ -200,7 +218,7 @@ class Config:
         return self.kiosk.data_dir / "offline.sqlite"
 
     @property
-    def printer_device(self) -> "PrinterDevice":
+    def printer_device(self) -> PrinterDevice:
         """The printer's device; a relative file path is taken from the configuration's folder."""
         device = PrinterDevice.parse(self.printer.device, baud=self.printer.baud)
         if device.kind == "file" and self.source is not None and not Path(device.target).is_absolute():
@@ -252,8 +270,10 @@ def _check_folder(key: str, folder: Path) -> None:
 def _check_meaning(config: Config) -> None:
     """Checks that span more than a type: formats, ranges, zones."""
     kiosk, backend = config.kiosk, config.backend
-    for key, value in (("kiosk.hardware_id", kiosk.hardware_id),
-                       ("backend.drop_point_location_id", backend.drop_point_location_id)):  # fmt: skip
+    for key, value in (
+        ("kiosk.hardware_id", kiosk.hardware_id),
+        ("backend.drop_point_location_id", backend.drop_point_location_id),
+    ):
         check_identifier(key, value)
     if not re.fullmatch(r"[A-Z]{2}", kiosk.country):
         raise ConfigError(f"kiosk.country: must be an ISO 3166 alpha-2 code such as DK, not {shown(kiosk.country)}")
@@ -271,8 +291,10 @@ def _check_meaning(config: Config) -> None:
             raise ConfigError(f"kiosk.languages: {shown(language)} is not one of {', '.join(LOCALES)}")
     screen = config.screen
     check_listen("screen.listen", screen.listen, example="127.0.0.1:8080")
-    for key, size, example in (("screen.size", screen.size, "800x480"),
-                               ("scanner.camera_size", config.scanner.camera_size, "1280x720")):  # fmt: skip
+    for key, size, example in (
+        ("screen.size", screen.size, "800x480"),
+        ("scanner.camera_size", config.scanner.camera_size, "1280x720"),
+    ):
         try:
             parse_size(size)
         except ValueError:
@@ -280,7 +302,7 @@ def _check_meaning(config: Config) -> None:
     if backend.ca_file is not None and not backend.ca_file.is_file():
         raise ConfigError(f"backend.ca_file: no such file {backend.ca_file}")
     try:
-        config.printer_device
+        _ = config.printer_device  # parsing the device is the check
     except DeviceError as exc:
         raise ConfigError(f"printer.device: {exc}") from None
     if config.printer.profile not in PROFILES:
@@ -306,8 +328,12 @@ def _check_meaning(config: Config) -> None:
     if not 1 <= config.scanner.baud <= 4_000_000:
         raise ConfigError("scanner.baud: must be a baud rate such as 9600 or 115200")
     for host in config.scanner.url_hosts:
-        if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)+", host):
-            raise ConfigError(f"scanner.url_hosts: {shown(host)} is not a host name (lower case, such as re-zip.com or *.re-zip.com)")
+        if not re.fullmatch(
+            r"(\*\.)?[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)+", host
+        ):
+            raise ConfigError(
+                f"scanner.url_hosts: {shown(host)} is not a host name (lower case, such as re-zip.com or *.re-zip.com)"
+            )
     if len(config.scanner.prefix) > 64 or len(config.scanner.suffix) > 64:
         raise ConfigError("scanner.prefix: prefix and suffix are at most 64 characters")
     for scheme in config.links.app_schemes:

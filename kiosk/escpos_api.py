@@ -40,7 +40,8 @@ def raw_device(printer: Escpos) -> Any:
 @lru_cache(maxsize=8)
 def profile_data(profile: str) -> dict[str, Any]:
     """The profile's entry in python-escpos's capability database."""
-    return Dummy(profile=profile).profile.profile_data
+    data: dict[str, Any] = Dummy(profile=profile).profile.profile_data
+    return data
 
 
 @lru_cache(maxsize=8)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.app import ScanReport
-from kiosk.sim.escpos_reader import parse_escpos, render_paper_png
 from kiosk.presentation.paper import paper_width_px
+from kiosk.sim.escpos_reader import parse_escpos, render_paper_png
 
 __all__ = ["Recorder"]
 

@@ -1,5 +1,6 @@
 """The kiosk ↔ I/O-board link protocol. Pure, and written in the subset of Python that MicroPython
-runs, because the board's firmware uses this very file (no typing imports, no dataclasses).
+runs, because the board's firmware uses this very file (no typing imports, no dataclasses; the type
+hints are only read by mypy: MicroPython parses annotations and ignores them).
 
 A frame on the wire is ``COBS(header + body + CRC-32) + 0x00``. COBS leaves no zero byte inside a
 frame, so after garbage or a lost byte the reader resynchronises at the next 0x00 by itself. The
@@ -35,7 +36,7 @@ TYPES = (HELLO, SCAN, SLOT, LIGHTS, BUZZER, HEARTBEAT, ERROR, ACK)
 
 ITEM_PASSED = b"\x01"  # the one SLOT body that is a deposit (b"\x00" says nothing passed)
 
-_CRC_TABLE = []
+_CRC_TABLE: list[int] = []
 for _n in range(256):
     _c = _n
     for _ in range(8):
@@ -43,7 +44,7 @@ for _n in range(256):
     _CRC_TABLE.append(_c)
 
 
-def crc32(data, value=0):
+def crc32(data: bytes, value: int = 0) -> int:
     """CRC-32 (IEEE 802.3), the same value as zlib.crc32, continued from ``value`` as zlib's is."""
     crc = value ^ 0xFFFFFFFF
     for byte in data:
@@ -51,13 +52,13 @@ def crc32(data, value=0):
     return crc ^ 0xFFFFFFFF
 
 
-def _checksum(kind, nonce, payload):
+def _checksum(kind: int, nonce: bytes, payload: bytes) -> bytes:
     """The four CRC bytes of a frame: over the nonce (none for a HELLO), then the payload."""
     value = crc32(payload, crc32(b"" if kind == HELLO else nonce))
     return value.to_bytes(4, "little")
 
 
-def cobs_encode(data):
+def cobs_encode(data: bytes) -> bytes:
     out = bytearray()
     block = bytearray()
     for byte in data:
@@ -76,7 +77,7 @@ def cobs_encode(data):
     return bytes(out)
 
 
-def cobs_decode(data):
+def cobs_decode(data: bytes) -> bytes:
     out = bytearray()
     index = 0
     while index < len(data):
@@ -90,7 +91,7 @@ def cobs_decode(data):
     return bytes(out)
 
 
-def encode_frame(kind, seq, body=b"", nonce=b""):
+def encode_frame(kind: int, seq: int, body: bytes = b"", nonce: bytes = b"") -> bytes:
     payload = bytes((VERSION, kind, seq & 0xFF)) + bytes(body)
     return cobs_encode(payload + _checksum(kind, nonce, payload)) + b"\x00"
 
@@ -101,14 +102,14 @@ class FrameDecoder:
     the empty nonce). The rest are counted in ``rejected`` and skipped; ``other_version`` keeps the
     version byte of a frame that was sound but of another link version (an old firmware, say)."""
 
-    def __init__(self, nonce=b""):
+    def __init__(self, nonce: bytes = b"") -> None:
         self.nonce = nonce
         self._buffer = bytearray()
         self._overflow = False
         self.rejected = 0
-        self.other_version = None
+        self.other_version: int | None = None
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
         messages = []
         for byte in data:
             if byte != 0:
@@ -129,7 +130,7 @@ class FrameDecoder:
                 messages.append(message)
         return messages
 
-    def _parse(self, frame):
+    def _parse(self, frame: bytes) -> tuple[int, int, bytes] | None:
         try:
             payload = cobs_decode(frame)
         except ValueError:
@@ -146,53 +147,63 @@ class FrameDecoder:
         return (kind, payload[2], bytes(payload[3:-4]))
 
 
+class _Unacked:
+    """A reliable frame sent and not yet acknowledged: when it last went out, and how often."""
+
+    def __init__(self, frame: bytes, sent_at: float) -> None:
+        self.frame = frame
+        self.sent_at = sent_at
+        self.tries = 1
+
+
 class Sender:
     """Numbers outgoing messages and decides retransmissions; ``now`` is given by the caller."""
 
-    def __init__(self, retry_after=0.2, max_tries=5, nonce=b""):
+    def __init__(self, retry_after: float = 0.2, max_tries: int = 5, nonce: bytes = b"") -> None:
         self.retry_after = retry_after
         self.max_tries = max_tries
         self.nonce = nonce
         self.seq = 0
-        self._unacked = {}  # seq -> [frame, sent_at, tries]
+        self._unacked: dict[int, _Unacked] = {}
 
-    def restart(self, nonce):
+    def restart(self, nonce: bytes) -> None:
         """A new session: frames go out under ``nonce``; what the old one left unacknowledged is
         dropped (it was for a kiosk, or a board, that has gone)."""
         self.nonce = nonce
         self._unacked = {}
 
-    def send(self, kind, body, now, reliable=True):
+    def send(self, kind: int, body: bytes, now: float, reliable: bool = True) -> bytes:
         """The frame to write now; a reliable one is kept until acknowledged (a heartbeat is not:
         the next one says the same)."""
         self.seq = (self.seq + 1) & 0xFF
         frame = encode_frame(kind, self.seq, body, self.nonce)
         if reliable:
-            self._unacked[self.seq] = [frame, now, 1]
+            self._unacked[self.seq] = _Unacked(frame, now)
         return frame
 
-    def acknowledged(self, seq):
+    def acknowledged(self, seq: int) -> None:
         self._unacked.pop(seq, None)
 
-    def due(self, now):
+    def due(self, now: float) -> tuple[list[bytes], list[int]]:
         """Frames to send again, and the sequence numbers given up on after ``max_tries``."""
-        again, dropped = [], []
+        again: list[bytes] = []
+        dropped: list[int] = []
         for seq in list(self._unacked):
             entry = self._unacked[seq]
-            if now - entry[1] >= self.retry_after:
-                if entry[2] >= self.max_tries:
+            if now - entry.sent_at >= self.retry_after:
+                if entry.tries >= self.max_tries:
                     dropped.append(seq)
                     del self._unacked[seq]
                 else:
-                    entry[1], entry[2] = now, entry[2] + 1
-                    again.append(entry[0])
+                    entry.sent_at, entry.tries = now, entry.tries + 1
+                    again.append(entry.frame)
         return again, dropped
 
     @property
-    def pending(self):
+    def pending(self) -> int:
         return len(self._unacked)
 
-    def ack(self, seq):
+    def ack(self, seq: int) -> bytes:
         """The ACK of the other side's message ``seq``, under this session's nonce."""
         return encode_frame(ACK, 0, bytes((seq & 0xFF,)), self.nonce)
 
@@ -203,14 +214,14 @@ class Receiver:
     starts, as the other side may have restarted its numbering. HELLOs are not numbered here: they
     start sessions, and answering one twice is harmless."""
 
-    def __init__(self, window=32):
+    def __init__(self, window: int = 32) -> None:
         self.window = window
+        self._seen: list[int] = []
+
+    def reset(self) -> None:
         self._seen = []
 
-    def reset(self):
-        self._seen = []
-
-    def is_new(self, seq):
+    def is_new(self, seq: int) -> bool:
         if seq in self._seen:
             return False
         self._seen.append(seq)
@@ -219,14 +230,14 @@ class Receiver:
         return True
 
 
-def hello_body(fields, nonce):
+def hello_body(fields: dict[str, object], nonce: bytes) -> bytes:
     """A HELLO's body: the JSON object ``fields`` with the session nonce in hex ("" for none yet)."""
     doc = dict(fields)
     doc["nonce"] = binascii.hexlify(nonce).decode()
     return json.dumps(doc).encode()
 
 
-def read_hello(body):
+def read_hello(body: bytes) -> tuple[dict[str, object], bytes | None] | None:
     """A HELLO's (fields, nonce): fields is its JSON object, nonce the NONCE_SIZE bytes it carries or
     None when it has none that is well formed. None for a body that is not a JSON object."""
     try:

@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["PackagingCode", "Rejection", "RejectReason", "normalise", "strip_reader_noise", "MAX_INPUT_CHARS",
-           "REZIP_URL_HOSTS"]
+__all__ = [
+    "PackagingCode",
+    "Rejection",
+    "RejectReason",
+    "normalise",
+    "strip_reader_noise",
+    "MAX_INPUT_CHARS",
+    "REZIP_URL_HOSTS",
+]
 
 #: Longer input is not even parsed: no RE-ZIP code or URL wrapping one comes near it. The scan
 #: filter drops longer reads with the same cap.
@@ -64,6 +71,7 @@ class PackagingCode:
     def prefix(self) -> str:
         """The first four characters, which name the packaging type and its owner."""
         return self.value[:4]
+
 
 @dataclass(frozen=True)
 class Rejection:

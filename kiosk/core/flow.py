@@ -48,8 +48,9 @@ Rules this module keeps:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal
 
 from kiosk.core.codes import REZIP_URL_HOSTS, PackagingCode, Rejection, normalise
 from kiosk.core.outcomes import (
@@ -228,7 +229,7 @@ class LanguageChosen:
     locale: str
 
 
-Event = Union[Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed, DepositDetected, LanguageChosen]
+Event = Scanned | IssuanceDone | TimerExpired | PrintDone | PrinterChanged | Resumed | DepositDetected | LanguageChosen
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -298,9 +299,7 @@ class LateOutcome:
     outcome: IssuanceOutcome
 
 
-Command = Union[
-    StartIssuance, Show, PrintVoucher, StartTimer, CancelTimer, Concluded, DroppedScan, LateOutcome
-]
+Command = StartIssuance | Show | PrintVoucher | StartTimer | CancelTimer | Concluded | DroppedScan | LateOutcome
 
 
 class FlowError(RuntimeError):
@@ -401,8 +400,14 @@ class Flow:
         self._shown = self._answered = None
         request_id = self._new_request_id()
         if isinstance(result, Rejection):
-            return self._enter_notice(request_id, NoticeKind.INVALID_CODE, result.detail, code=None,
-                                      reason=result.reason.value, started_at=event.at)  # fmt: skip
+            return self._enter_notice(
+                request_id,
+                NoticeKind.INVALID_CODE,
+                result.detail,
+                code=None,
+                reason=result.reason.value,
+                started_at=event.at,
+            )
         self._pending = _Pending(request_id, result, event.at)
         if self.settings.deposit_required:
             return self._enter(State.AWAITING_DEPOSIT, Screen(State.AWAITING_DEPOSIT, code=result.value))
@@ -413,21 +418,31 @@ class Flow:
         assert self._pending is not None
         result = normalise(event.text, url_hosts=self.settings.url_hosts)
         if isinstance(result, PackagingCode) and result.value == self._pending.code.value:
-            return self.state, [DroppedScan(event.text, "waiting for this packaging in the slot"),
-                                self._timer_for(self.state)]  # fmt: skip
+            return self.state, [
+                DroppedScan(event.text, "waiting for this packaging in the slot"),
+                self._timer_for(self.state),
+            ]
         self._pending = None
         return self._scan(event)
 
     def _deposited(self, event: DepositDetected) -> _Step:
         assert self._pending is not None
         self._pending = pending = replace(self._pending, started_at=event.at)  # timed from the deposit
-        return self._enter(State.ISSUING, Screen(State.ISSUING, code=pending.code.value),
-                           StartIssuance(pending.request_id, pending.code))  # fmt: skip
+        return self._enter(
+            State.ISSUING,
+            Screen(State.ISSUING, code=pending.code.value),
+            StartIssuance(pending.request_id, pending.code),
+        )
 
     def _deposit_timed_out(self, event: TimerExpired) -> _Step:
         pending = self._take_pending()
-        return self._enter_notice(pending.request_id, NoticeKind.DEPOSIT_TIMEOUT, "no packaging passed the slot",
-                                  code=pending.code.value, started_at=pending.started_at)  # fmt: skip
+        return self._enter_notice(
+            pending.request_id,
+            NoticeKind.DEPOSIT_TIMEOUT,
+            "no packaging passed the slot",
+            code=pending.code.value,
+            started_at=pending.started_at,
+        )
 
     def _unchanged(self, event: Event) -> _Step:
         """Nothing to do: something fell through the slot without a scan first (nothing to reward),
@@ -453,19 +468,38 @@ class Flow:
                 State.SHOWING_VOUCHER,
                 screen,
                 PrintVoucher(outcome.voucher, pending.request_id, plain=plain, locale=self._locale),
-                Concluded(pending.request_id, "issued", code, outcome.voucher, outcome.source, key=outcome.key,
-                          started_at=pending.started_at, issue_ms=event.issue_ms),
-            )  # fmt: skip
+                Concluded(
+                    pending.request_id,
+                    "issued",
+                    code,
+                    outcome.voucher,
+                    outcome.source,
+                    key=outcome.key,
+                    started_at=pending.started_at,
+                    issue_ms=event.issue_ms,
+                ),
+            )
         kind, detail = _notice_for(outcome)
         if kind is NoticeKind.ALREADY_RETURNED:
             self._answered = pending.code.value
-        return self._enter_notice(pending.request_id, kind, detail, code=pending.code.value,
-                                  started_at=pending.started_at, issue_ms=event.issue_ms)  # fmt: skip
+        return self._enter_notice(
+            pending.request_id,
+            kind,
+            detail,
+            code=pending.code.value,
+            started_at=pending.started_at,
+            issue_ms=event.issue_ms,
+        )
 
     def _issuance_timed_out(self, event: TimerExpired) -> _Step:
         pending = self._take_pending()
-        return self._enter_notice(pending.request_id, NoticeKind.BACKEND_TROUBLE, "no answer in time",
-                                  code=pending.code.value, started_at=pending.started_at)  # fmt: skip
+        return self._enter_notice(
+            pending.request_id,
+            NoticeKind.BACKEND_TROUBLE,
+            "no answer in time",
+            code=pending.code.value,
+            started_at=pending.started_at,
+        )
 
     def _late(self, event: IssuanceDone) -> _Step:
         return self.state, [LateOutcome(event.request_id, event.outcome)]
@@ -503,14 +537,22 @@ class Flow:
         assert self._shown is not None
         shown = self._shown
         self._print_failed = False
-        return self.state, [PrintVoucher(shown.voucher, shown.request_id, plain=shown.plain, locale=self._locale),
-                            *self._show_voucher(printer=None, extra_s=False)]  # fmt: skip
+        return self.state, [
+            PrintVoucher(shown.voucher, shown.request_id, plain=shown.plain, locale=self._locale),
+            *self._show_voucher(printer=None, extra_s=False),
+        ]
 
     def _show_voucher(self, *, printer: Literal["trouble", "back"] | None, extra_s: bool) -> list[Command]:
         assert self._shown is not None
         shown = self._shown
-        self.screen = Screen(State.SHOWING_VOUCHER, voucher=shown.voucher, code=shown.code, printer=printer,
-                             plain=shown.plain, locale=self._locale)  # fmt: skip
+        self.screen = Screen(
+            State.SHOWING_VOUCHER,
+            voucher=shown.voucher,
+            code=shown.code,
+            printer=printer,
+            plain=shown.plain,
+            locale=self._locale,
+        )
         seconds = self.settings.voucher_display_s + (self.settings.printer_trouble_extra_s if extra_s else 0)
         return [Show(self.screen), StartTimer(seconds)]
 
@@ -521,12 +563,21 @@ class Flow:
         pending, self._pending = self._pending, None
         return pending
 
-    def _enter_notice(self, request_id: int, kind: NoticeKind, detail: str, *, code: str | None,
-                      reason: str | None = None, started_at: float | None = None,
-                      issue_ms: float | None = None) -> _Step:  # fmt: skip
+    def _enter_notice(
+        self,
+        request_id: int,
+        kind: NoticeKind,
+        detail: str,
+        *,
+        code: str | None,
+        reason: str | None = None,
+        started_at: float | None = None,
+        issue_ms: float | None = None,
+    ) -> _Step:
         screen = Screen(State.NOTICE, notice=kind, detail=detail, code=code, reason=reason)
-        concluded = Concluded(request_id, _STATUS_OF_NOTICE[kind], code, detail=detail, started_at=started_at,
-                              issue_ms=issue_ms)  # fmt: skip
+        concluded = Concluded(
+            request_id, _STATUS_OF_NOTICE[kind], code, detail=detail, started_at=started_at, issue_ms=issue_ms
+        )
         return self._enter(State.NOTICE, screen, concluded)
 
     def _enter(self, state: State, screen: Screen, *extra: Command) -> _Step:
@@ -588,7 +639,10 @@ TRANSITIONS: dict[tuple[State, type], tuple[_Handler, frozenset[State]]] = {
     **{(state, PrintDone): (Flow._print_done, frozenset({state})) for state in State},
     **{(state, PrinterChanged): (Flow._printer_changed, frozenset({state})) for state in State},
     **{(state, LanguageChosen): (Flow._language_chosen, frozenset({state})) for state in State},
-    **{(state, DepositDetected): (Flow._unchanged, frozenset({state})) for state in State
-       if state is not _S.AWAITING_DEPOSIT},
+    **{
+        (state, DepositDetected): (Flow._unchanged, frozenset({state}))
+        for state in State
+        if state is not _S.AWAITING_DEPOSIT
+    },
     **{(state, Resumed): (Flow._unchanged, frozenset({state})) for state in State if state is not _S.IDLE},
-}  # fmt: skip
+}

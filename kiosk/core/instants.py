@@ -3,11 +3,11 @@ the form RE-ZIP's API uses, so journals, exports and the stand-ins all compare a
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["iso_z"]
 
 
 def iso_z(moment: datetime) -> str:
     """``moment`` (aware) in UTC to the millisecond, ending in ``Z``."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

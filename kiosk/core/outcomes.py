@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 from kiosk.core.voucher import Voucher
 
@@ -69,4 +69,4 @@ class OfflineLimited:
     reason: str
 
 
-IssuanceOutcome = Union[Issued, AlreadyReturned, NoneAvailable, Refused, Unavailable, OfflineLimited]
+IssuanceOutcome = Issued | AlreadyReturned | NoneAvailable | Refused | Unavailable | OfflineLimited

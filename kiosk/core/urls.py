@@ -25,7 +25,7 @@ def url_problem(url: object, *, max_chars: int = 2048) -> str | None:
         return f"is not a well-formed URL (ASCII without spaces, at most {max_chars} characters)"
     try:
         parts = urlsplit(url)
-        parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+        _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
     except ValueError:
         return "is not a well-formed URL"
     if parts.scheme not in ("https", "http") or not parts.hostname:

@@ -81,7 +81,7 @@ def render_paper(view: VoucherView, profile: str = "TM-T20II", logo: Image.Image
         paper.text(view.labels["about"], align="left", bold=True)
         paper.text(view.shop_description, align="left")
     paper.finish()
-    return paper.printer.output
+    return paper.output()
 
 
 def render_test_ticket(ticket: TestTicket) -> bytes:
@@ -90,13 +90,18 @@ def render_test_ticket(ticket: TestTicket) -> bytes:
     paper.printer.hw("INIT")
     paper.text("RE-ZIP kiosk", size=2, bold=True)
     paper.text("Printer test", bold=True)
-    for line in (f"Version: {ticket.version}", f"Hardware id: {ticket.hardware_id}",
-                 f"Address: {ticket.address}", f"Profile: {ticket.profile}", f"Status: {ticket.status_url}"):  # fmt: skip
+    for line in (
+        f"Version: {ticket.version}",
+        f"Hardware id: {ticket.hardware_id}",
+        f"Address: {ticket.address}",
+        f"Profile: {ticket.profile}",
+        f"Status: {ticket.status_url}",
+    ):
         paper.text(line, align="left")
     paper.qr(inert(ticket.status_url))
     paper.text("ÆØÅ æøå ÄÖÜ äöüß ÉÈÊ éèêç ËË ëë ŐŰ őű €", align="left")
     paper.finish()
-    return paper.printer.output
+    return paper.output()
 
 
 class _Paper:
@@ -111,9 +116,14 @@ class _Paper:
         self.pages = _code_pages(profile)
         self._page: int | None = None
 
+    def output(self) -> bytes:
+        """Everything laid out so far, as the bytes the printer takes."""
+        return bytes(self.printer.output)
+
     def text(self, text: str, *, size: int = 1, bold: bool = False, align: str = "center") -> None:
-        self.printer.set(align=align, bold=bold, double_width=size == 2, double_height=size == 2,
-                         normal_textsize=size == 1)  # fmt: skip
+        self.printer.set(
+            align=align, bold=bold, double_width=size == 2, double_height=size == 2, normal_textsize=size == 1
+        )
         width = self.columns // size
         lines: list[str] = []
         for paragraph in inert(text).translate(_SPACES).splitlines() or [""]:
@@ -144,8 +154,9 @@ class _Paper:
             return
         # Raster pictures are centred by padding, not by ESC a, which some printers ignore for them.
         self.printer.set(align="left", normal_textsize=True, bold=False)
-        self.printer.image(_centred(qr_image(payload, module_px=_RASTER_QR_MODULE_PX, quiet_modules=0),
-                                    self.width_px), center=False)  # fmt: skip
+        self.printer.image(
+            _centred(qr_image(payload, module_px=_RASTER_QR_MODULE_PX, quiet_modules=0), self.width_px), center=False
+        )
         write_raw(self.printer, b"\n")
 
     def logo(self, logo: Image.Image) -> None:

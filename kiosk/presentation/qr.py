@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import base64
 from functools import lru_cache
+from typing import TYPE_CHECKING, cast
 
 import zxingcpp
 from PIL import Image
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["qr_matrix", "qr_image", "qr_svg_data_uri", "qr_terminal"]
 
@@ -23,8 +27,9 @@ def _symbol(payload: str) -> zxingcpp.Barcode:
 
 def qr_matrix(payload: str) -> Image.Image:
     """One pixel per module, no quiet zone."""
-    raster = memoryview(_symbol(payload).to_image(scale=1, add_quiet_zones=False))
-    height, width = raster.shape
+    # zxing-cpp's Image has the buffer protocol, which its type stubs do not declare.
+    raster = memoryview(cast("Buffer", _symbol(payload).to_image(scale=1, add_quiet_zones=False)))
+    height, width = cast(tuple[int, int], raster.shape)
     return Image.frombuffer("L", (width, height), bytes(raster), "raw", "L", 0, 1)
 
 
@@ -49,10 +54,12 @@ def qr_terminal(payload: str) -> str:
     """The QR drawn with Unicode half blocks (light modules as blocks, for dark terminals)."""
     matrix = qr_image(payload, module_px=1, quiet_modules=2)
     width, height = matrix.size
-    dark = [[matrix.getpixel((x, y)) < 128 for x in range(width)] for y in range(height)]
+    levels = matrix.tobytes()  # one byte per pixel ("L"), row by row
+    dark = [[levels[y * width + x] < 128 for x in range(width)] for y in range(height)]
     if height % 2:
         dark.append([False] * width)
     glyph = {(False, False): "█", (True, False): "▄", (False, True): "▀", (True, True): " "}
     return "\n".join(
-        "".join(glyph[(top[x], bottom[x])] for x in range(width)) for top, bottom in zip(dark[0::2], dark[1::2])
+        "".join(glyph[(top[x], bottom[x])] for x in range(width))
+        for top, bottom in zip(dark[0::2], dark[1::2], strict=False)
     )

@@ -21,7 +21,8 @@ import re
 import threading
 import time
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,9 @@ from kiosk.sim.backend_store import (
     IdempotencyInFlight,
     Pool,
 )
-from kiosk.sim.sqlite_store import now_iso
 from kiosk.sim.httpd import HttpError, JsonServer, Reply, Request, error_reply, json_reply, parse_json
 from kiosk.sim.shop_rules import pool_problem, shop_voucher
+from kiosk.sim.sqlite_store import now_iso
 from kiosk.sim.webhook_calls import WebhookCaller, WebhookFailed
 
 __all__ = ["StandInBackend"]
@@ -69,7 +70,7 @@ class StandInBackend:
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> JsonServer:
         shop = r"/shops/(?P<shop>[^/]+)"
-        routes = [
+        routes: list[tuple[str, str, Callable[[Request], Reply]]] = [
             ("POST", r"/me/packaging/scan", self._scan),
             ("GET", r"/\.well-known/jwks\.json", self._jwks),
             ("GET", shop + r"/logo", self._logo),
@@ -205,13 +206,15 @@ class StandInBackend:
             "expires_at": voucher["expires_at"],
             "value": voucher["value"],
             "value_data": {"type": voucher["type"], "value": voucher["value"], "unit": voucher["unit"]},
-            "shop": None if shop is None else {
+            "shop": None
+            if shop is None
+            else {
                 "name": shop["name"],
                 "description": shop["description"],
                 "logo_url": f"{request.origin}/shops/{shop_id}/logo" if shop["logo_png"] else None,
                 "website": shop["website"],
             },
-        }  # fmt: skip
+        }
 
     def _reward(self, return_id: str, shop_id: str, country: str) -> None:
         """Look for the return's voucher, pool by pool (see the module's docstring for the order),
@@ -242,23 +245,25 @@ class StandInBackend:
             return None
         body = json.dumps({"voucher_pool_id": pool.id}).encode("utf-8")
         headers = {"Content-Type": "application/json", "Webhook-Version": "1"}
-        headers |= sign_request(
-            self._key, self.keyid, "POST", pool.webhook_url, headers, created=int(time.time())
-        )
+        headers |= sign_request(self._key, self.keyid, "POST", pool.webhook_url, headers, created=int(time.time()))
         try:
             answer = self._webhooks.post(pool.webhook_url, body, headers)
         except WebhookFailed as exc:
-            return self._webhook_failed(pool, str(exc))
+            self._webhook_failed(pool, str(exc))
+            return None
         if not 200 <= answer.status < 300:
-            return self._webhook_failed(pool, f"HTTP {answer.status}")
+            self._webhook_failed(pool, f"HTTP {answer.status}")
+            return None
         try:
             doc = parse_json(answer.body)
         except ValueError:
-            return self._webhook_failed(pool, "answer is not JSON of Unicode text")
+            self._webhook_failed(pool, "answer is not JSON of Unicode text")
+            return None
         try:
-            return shop_voucher(doc, now=datetime.now(timezone.utc))
+            return shop_voucher(doc, now=datetime.now(UTC))
         except VoucherError as exc:
-            return self._webhook_failed(pool, f"invalid voucher: {exc.field}")
+            self._webhook_failed(pool, f"invalid voucher: {exc.field}")
+            return None
 
     def _webhook_failed(self, pool: Pool, reason: str) -> None:
         """Note the failure for ``/_sim/state`` (RE-ZIP logs it, the seed says); the reason never
@@ -330,7 +335,7 @@ class StandInBackend:
         if pool.pool_type == "on_demand":
             return error_reply(400, "voucher_pool_id: on-demand pools do not take batches")
         try:  # the batch's fields, checked as a voucher (each code and its link come with the codes)
-            checked = shop_voucher({**doc, "code": "BATCH", "link": None}, now=datetime.now(timezone.utc))
+            checked = shop_voucher({**doc, "code": "BATCH", "link": None}, now=datetime.now(UTC))
         except VoucherError as exc:
             return error_reply(400, str(exc))
         batch = self.store.create_batch(pool.id, checked)
@@ -350,7 +355,7 @@ class StandInBackend:
             return error_reply(400, "voucher_batch_id: no such batch in this shop")
         batch = batches[0]
         codes: list[tuple[str, str | None]] = []
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for index, item in enumerate(doc["codes"]):
             code, link = (item.get("code"), item.get("link")) if isinstance(item, dict) else (item, None)
             try:
@@ -386,7 +391,7 @@ class StandInBackend:
         per_pool = doc.get("per_pool", 20)
         if not isinstance(per_pool, int) or not 1 <= per_pool <= 500:
             raise HttpError(400, "per_pool: must be a whole number from 1 to 500")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         stamp = iso_z(now)
         expires = iso_z(now + timedelta(days=7))
         reserved = self.store.reserve(drop_point["id"], drop_point["country"], per_pool, stamp, expires)
@@ -398,9 +403,11 @@ class StandInBackend:
             shop = self.store.shop(shop_id)
             if shop is not None:
                 shops[shop_id] = {
-                    "name": shop["name"], "description": shop["description"], "website": shop["website"],
+                    "name": shop["name"],
+                    "description": shop["description"],
+                    "website": shop["website"],
                     "logo_url": f"{request.origin}/shops/{shop_id}/logo" if shop["logo_png"] else None,
-                }  # fmt: skip
+                }
         bundle = {
             "bundle_id": reserved["id"],
             "drop_point_id": drop_point["id"],
@@ -409,8 +416,9 @@ class StandInBackend:
             "expires_at": expires,
             "shops": shops,
             "prefixes": prefixes,
-            "pools": [{"id": p.id, "shop_id": p.shop_id, "countries": p.countries, "visibility": p.visibility}
-                      for p in pools],  # fmt: skip
+            "pools": [
+                {"id": p.id, "shop_id": p.shop_id, "countries": p.countries, "visibility": p.visibility} for p in pools
+            ],
             "codes": reserved["codes"],
         }
         body = json.dumps(bundle, ensure_ascii=False, sort_keys=True).encode("utf-8")
@@ -429,25 +437,32 @@ class StandInBackend:
         if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("key") for i in items):
             raise HttpError(400, "issuances: must be a list of {key, code, packaging, issued_at[, online_attempt_key]}")
         results = [
-            {"key": str(item["key"]),
-             "status": self.store.record_offline_issuance(drop_point["id"], item, token, now_iso())}
+            {
+                "key": str(item["key"]),
+                "status": self.store.record_offline_issuance(drop_point["id"], item, token, now_iso()),
+            }
             for item in items
-        ]  # fmt: skip
+        ]
         return json_reply(200, {"results": results})
 
     def _state(self, request: Request) -> Reply:
         offline = self.store.offline_issuances()
         offline_codes = {item.get("code") for item in offline}
-        return json_reply(200, {
-            "plucked": [code for code in self.store.plucked_codes() if code not in offline_codes],
-            "offline_issuances": offline,
-            "scans": self.store.scan_log(),
-            "returns": [{"barcode": r["barcode"], "source": r["reward_source"], "voucher": r["voucher"]}
-                        for r in self.store.returns()],
-            "voided": self.store.voided_codes(),
-            "put_back": self.store.put_back_codes(),
-            "webhook_failures": self._failures(),
-        })  # fmt: skip
+        return json_reply(
+            200,
+            {
+                "plucked": [code for code in self.store.plucked_codes() if code not in offline_codes],
+                "offline_issuances": offline,
+                "scans": self.store.scan_log(),
+                "returns": [
+                    {"barcode": r["barcode"], "source": r["reward_source"], "voucher": r["voucher"]}
+                    for r in self.store.returns()
+                ],
+                "voided": self.store.voided_codes(),
+                "put_back": self.store.put_back_codes(),
+                "webhook_failures": self._failures(),
+            },
+        )
 
     def _failures(self) -> list[dict[str, str]]:
         with self._webhook_failures_lock:

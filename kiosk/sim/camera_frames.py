@@ -7,7 +7,7 @@ kiosk camera meets. Deterministic for a given seed.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -31,11 +31,11 @@ def label_frame(text: str, rng: np.random.Generator, *, hard: bool = True) -> np
     angle = float(rng.uniform(-35, 35)) if hard else 0.0
     scale_jitter = float(rng.uniform(0.85, 1.15)) if hard else 1.0
     centre = (float(rng.uniform(0.35, 0.65) * width), float(rng.uniform(0.35, 0.65) * height))
-    corners = np.float32([[0, 0], [side, 0], [side, side], [0, side]])
+    corners = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32)
     tilt = rng.uniform(-0.12, 0.12, size=(4, 2)) * side if hard else np.zeros((4, 2))
     rotation = cv2.getRotationMatrix2D((side / 2, side / 2), angle, scale_jitter)
     rotated = np.hstack([corners, np.ones((4, 1), np.float32)]) @ rotation.T
-    target = (rotated + tilt + (np.float32(centre) - side / 2)).astype(np.float32)
+    target = (rotated + tilt + (np.array(centre, np.float32) - side / 2)).astype(np.float32)
     warp = cv2.getPerspectiveTransform(corners, target)
     mask = cv2.warpPerspective(np.full((side, side), 255, np.uint8), warp, SIZE)
     pasted = cv2.warpPerspective(label, warp, SIZE)
@@ -47,13 +47,23 @@ def label_frame(text: str, rng: np.random.Generator, *, hard: bool = True) -> np
         noise = rng.normal(0, rng.uniform(2, 10), frame.shape)
         frame = np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8)
         glare = np.zeros((height, width), np.float32)
-        cv2.ellipse(glare, (int(rng.uniform(0, width)), int(rng.uniform(0, height))),
-                    (int(rng.uniform(60, 220)), int(rng.uniform(40, 140))), float(rng.uniform(0, 180)), 0, 360, 1.0, -1)  # fmt: skip
+        cv2.ellipse(
+            glare,
+            (int(rng.uniform(0, width)), int(rng.uniform(0, height))),
+            (int(rng.uniform(60, 220)), int(rng.uniform(40, 140))),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            1.0,
+            -1,
+        )
         glare = cv2.GaussianBlur(glare, (0, 0), 40) * float(rng.uniform(40, 110))
         frame = np.clip(frame.astype(np.float32) + glare[:, :, None], 0, 255).astype(np.uint8)
         quality = int(rng.integers(45, 90))
         ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        frame = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        assert decoded is not None  # OpenCV decodes the JPEG it has just encoded
+        frame = decoded
     return frame
 
 

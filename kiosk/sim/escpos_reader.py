@@ -9,12 +9,13 @@ holds exactly the commands the formatter meant to send and nothing an attacker s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image, ImageDraw
 
 from kiosk.escpos_api import code_pages
-from kiosk.presentation.qr import qr_image
 from kiosk.presentation.fonts import font
+from kiosk.presentation.qr import qr_image
 
 __all__ = ["PaperJob", "parse_escpos", "render_paper_png"]
 
@@ -35,16 +36,14 @@ class PaperJob:
     """What the printer would produce from a stream, block by block."""
 
     #: ("text", align, [(text, style)]) | ("qr", align, payload, module) | ("raster", align, Image) | ("feed", dots)
-    blocks: list[tuple] = field(default_factory=list)
+    blocks: list[tuple[Any, ...]] = field(default_factory=list)
     commands: dict[str, int] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         """All printed text, one line per printed line."""
-        return "\n".join(
-            "".join(t for t, _ in block[2]) for block in self.blocks if block[0] == "text"
-        )
+        return "\n".join("".join(t for t, _ in block[2]) for block in self.blocks if block[0] == "text")
 
     @property
     def qr_payloads(self) -> list[str]:
@@ -187,7 +186,9 @@ def _qr_function(job: PaperJob, body: bytes, store: dict[str, object], align: in
     elif function == 80:  # store data (after cn fn m)
         store["data"] = body[3:].decode("latin-1")
     elif function == 81:  # print
-        job.blocks.append(("qr", align, store["data"], int(store["module"])))  # type: ignore[arg-type]
+        module = store["module"]
+        assert isinstance(module, int)  # set from a byte above, or the default
+        job.blocks.append(("qr", align, store["data"], module))
 
 
 def render_paper_png(job: PaperJob, width_px: int = 576) -> Image.Image:

@@ -34,19 +34,29 @@ def write_kiosk_config(
     write_secret_file(token_file, token.encode() + b"\n")
     # No debounce: people typing codes into the demo repeat them on purpose. Without a scanner the
     # section still matters: the I/O board's scans share its filter.
-    scanner: dict[str, Any] = {"type": "serial", "device": scanner_device, "terminator": "any"} if scanner_device else {
-        "type": "none"}  # fmt: skip
+    scanner: dict[str, Any] = (
+        {"type": "serial", "device": scanner_device, "terminator": "any"} if scanner_device else {"type": "none"}
+    )
     doc: dict[str, dict[str, Any]] = {
-        "kiosk": {"hardware_id": "sim-kiosk-1", "data_dir": "data", "country": country, "locale": locale,
-                  "timezone": timezone},
-        "backend": {"url": backend_url, "drop_point_location_id": drop_point, "token_file": token_file.name,
-                    "deadline_s": 2.5},
+        "kiosk": {
+            "hardware_id": "sim-kiosk-1",
+            "data_dir": "data",
+            "country": country,
+            "locale": locale,
+            "timezone": timezone,
+        },
+        "backend": {
+            "url": backend_url,
+            "drop_point_location_id": drop_point,
+            "token_file": token_file.name,
+            "deadline_s": 2.5,
+        },
         "scanner": {**scanner, "debounce_s": 0},
         "screen": {"type": screen_type, "listen": "127.0.0.1:0", "dir": screen_dir},
         # The demo world's pools are small: keep most codes for online scans.
         "offline": {"reserve_per_pool": 5, "watermark": 2},
         "printer": {"type": "escpos", "device": printer_device, "profile": printer_profile, "poll_interval_s": 0.5},
-    }  # fmt: skip
+    }
     if board_device:
         doc["board"] = {"type": "serial", "device": board_device, "slot_sensor": slot_sensor}
     path.write_text(render_config(doc, header="Written by the stand-in backend for a kiosk that talks to it."), "utf-8")

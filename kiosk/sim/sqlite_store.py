@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 from kiosk.core.instants import iso_z
 
@@ -18,7 +19,7 @@ __all__ = ["SqliteStore", "now_iso"]
 
 def now_iso() -> str:
     """The stand-ins' time stamps: now, as RE-ZIP writes instants."""
-    return iso_z(datetime.now(timezone.utc))
+    return iso_z(datetime.now(UTC))
 
 
 class SqliteStore:

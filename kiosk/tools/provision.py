@@ -43,13 +43,19 @@ def main(argv: list[str] | None = None) -> int:
         description="Write the kiosk's configuration, create its hardware id and device key, check the "
         "backend, sync the offline pools and print a test ticket. Missing answers are asked on a terminal.",
     )
-    parser.add_argument("--config", type=Path, default=Path("/etc/kiosk/kiosk.toml"), help="where to write it (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--config", type=Path, default=Path("/etc/kiosk/kiosk.toml"), help="where to write it (default: %(default)s)"
+    )
     parser.add_argument("--drop-point", dest="drop_point", help="the drop point's location id")
     parser.add_argument("--country")
     parser.add_argument("--locale", choices=LOCALES)
     parser.add_argument("--timezone")
     parser.add_argument("--backend-url", dest="backend_url")
-    parser.add_argument("--token-file", type=Path, help="an existing token file (mode 0600); default: ask, and keep it beside the configuration")  # fmt: skip
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="an existing token file (mode 0600); default: ask, and keep it beside the configuration",
+    )
     parser.add_argument("--token-stdin", action="store_true", help="read the token from standard input")
     parser.add_argument("--printer", help="printer device, or none")
     parser.add_argument("--printer-profile", default="TM-T20II", choices=PROFILES)
@@ -76,8 +82,15 @@ def _provision(args: argparse.Namespace, report: Report) -> Config:
     report.detail(f"device key {key_path} ({'new' if created else 'kept'}), public key SHA-256 {fingerprint}")
     report.step("Configuration")
     token_file = _token_file(args)
-    text = config_text(answers, token_file=token_file, data_dir=args.data_dir, offline=not args.no_offline,
-                         printer_profile=args.printer_profile, board=args.board, slot_sensor=args.slot_sensor)  # fmt: skip
+    text = config_text(
+        answers,
+        token_file=token_file,
+        data_dir=args.data_dir,
+        offline=not args.no_offline,
+        printer_profile=args.printer_profile,
+        board=args.board,
+        slot_sensor=args.slot_sensor,
+    )
     try:
         config = parse_config(tomllib.loads(text), base=args.config.parent, source=args.config)
     except ConfigError as exc:
@@ -120,8 +133,8 @@ def _answers(args: argparse.Namespace) -> dict[str, str]:
 
 def _token_file(args: argparse.Namespace) -> Path:
     if args.token_file is not None:
-        return args.token_file
-    target = args.config.parent / "token"
+        return Path(args.token_file)
+    target = Path(args.config).parent / "token"
     if args.token_stdin:
         token = sys.stdin.readline().strip()
     elif sys.stdin.isatty():
@@ -161,30 +174,49 @@ def _device_key(path: Path) -> tuple[str, bool]:
     return key_fingerprint(key), created
 
 
-def config_text(answers: dict[str, str], *, token_file: Path, data_dir: Path, offline: bool, printer_profile: str,
-                board: str | None, slot_sensor: bool) -> str:  # fmt: skip
+def config_text(
+    answers: dict[str, str],
+    *,
+    token_file: Path,
+    data_dir: Path,
+    offline: bool,
+    printer_profile: str,
+    board: str | None,
+    slot_sensor: bool,
+) -> str:
     """The configuration file's text for the technician's answers."""
     printer = answers["printer"]
     scanner_type, _, scanner_device = answers["scanner"].partition(":")
     if scanner_type not in ("serial", "hid", "camera", "none"):
         raise ToolFailed(f"--scanner: {answers['scanner']!r} must start with serial:, hid: or camera:, or be none")
     doc: dict[str, dict[str, Any]] = {
-        "kiosk": {"hardware_id": answers["hardware_id"], "country": answers["country"], "locale": answers["locale"],
-                  "timezone": answers["timezone"], "data_dir": str(data_dir)},
-        "backend": {"url": answers["backend_url"], "drop_point_location_id": answers["drop_point"],
-                    "token_file": str(token_file)},
+        "kiosk": {
+            "hardware_id": answers["hardware_id"],
+            "country": answers["country"],
+            "locale": answers["locale"],
+            "timezone": answers["timezone"],
+            "data_dir": str(data_dir),
+        },
+        "backend": {
+            "url": answers["backend_url"],
+            "drop_point_location_id": answers["drop_point"],
+            "token_file": str(token_file),
+        },
         "scanner": {"type": scanner_type, **({"device": scanner_device} if scanner_device else {})},
         "screen": {"type": "web", "listen": "127.0.0.1:8080"},
-        "printer": {"type": "none"} if printer == "none" else {"type": "escpos", "device": printer,
-                                                                "profile": printer_profile},
+        "printer": {"type": "none"}
+        if printer == "none"
+        else {"type": "escpos", "device": printer, "profile": printer_profile},
         "offline": {"enabled": offline},
-    }  # fmt: skip
+    }
     if board and board != "none":
         doc["board"] = {"type": "serial", "device": board, "slot_sensor": slot_sensor}
     elif slot_sensor:
         raise ToolFailed("--slot-sensor needs --board: the sensor is read by the I/O board")
     try:
-        return render_config(doc, header="Written by scripts/provision-kiosk; see hardware/kiosk.example.toml for every key.")
+        return render_config(
+            doc, header="Written by scripts/provision-kiosk; see hardware/kiosk.example.toml for every key."
+        )
     except ConfigError as exc:
         raise ToolFailed(f"the answers make no valid configuration: {exc}") from None
 

@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
 """Scan → voucher latency of the whole kiosk on loopback, through `kiosk demo`'s real parts.
 
-Types N packaging codes into the virtual scanner (Hyggelig Sko short codes, so each goes through
-the on-demand pool and its signed webhook) and reports, from the result files, the issuance time
-(kiosk → stand-in backend → shop webhook → back) and the total (scanner line read → voucher
-painted in the page and captured as PNG by headless Chromium, as the demo does). For the time a
-customer waits with the page on a real screen, see presentation.py. Run: .venv/bin/python scripts/bench/scan_latency.py [N]
-"""
+Types N packaging codes into the virtual scanner (Hyggelig Sko short codes, so each goes through the on-demand pool
+and its signed webhook) and reports, from the result files, the issuance time (kiosk → stand-in backend → shop
+webhook → back) and the total (scanner line read → voucher painted in the page and captured as PNG by headless
+Chromium, as the demo does). For the time a customer waits with the page on a real screen, see presentation.py. Run:
+.venv/bin/python scripts/bench/scan_latency.py [N]"""
 
 from __future__ import annotations
 

@@ -8,9 +8,10 @@ import json
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncContextManager, Callable, Coroutine, Iterator, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -33,8 +34,15 @@ class Answer:
 HOST = "127.0.0.1:{port}"
 
 
-def request(port: int, method: str, path: str, *, host: str | None = HOST,
-            headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:  # fmt: skip
+def request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    host: str | None = HOST,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+) -> bytes:
     """One HTTP/1.1 request as bytes, with a Content-Length when there is a body."""
     lines = [f"{method} {path} HTTP/1.1"]
     if host is not None:
@@ -140,7 +148,7 @@ class Background:
 
 
 @contextmanager
-def running(context: Callable[[], AsyncContextManager[T]]) -> Iterator[tuple[T, Background]]:
+def running(context: Callable[[], AbstractAsyncContextManager[T]]) -> Iterator[tuple[T, Background]]:
     """Enter the async context ``context()`` on a background loop; leave it there afterwards."""
     background = Background()
     manager = context()

@@ -1,7 +1,9 @@
-"""Regression (found by attacking the kiosk as a stranger): one code entry whose "code" is a JSON array (or object) in a validly signed bundle
-kills offline issuance for every code of that bundle, with a traceback logged at every scan.
+"""Regression (found by attacking the kiosk as a stranger): one code entry whose "code" is a JSON array (or object)
+in a validly signed bundle kills offline issuance for every code of that bundle, with a traceback logged at every
+scan.
 
-Now: the stored body is indexed by text codes only, and any entry a claim cannot read is marked refused, so the other codes serve.
+Now: the stored body is indexed by text codes only, and any entry a claim cannot read is marked refused, so the
+other codes serve.
 
 parse_bundle() leaves that entry out (VoucherError) and stores the bundle, but at each claim
 OfflineStore._body() -> index_body() builds a collections.Counter over item.get("code"), which
@@ -13,7 +15,7 @@ Run: .venv/bin/python -m pytest tests/integration/test_bundle_unhashable_code.py
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.core.instants import iso_z
@@ -21,21 +23,35 @@ from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
 from tests.integration.hostile import Answer, KioskHarness, fresh_code
 
 GRON = SHOPS["gron"]
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def _bundle() -> dict:
     pool = "P-attack-1"
-    good = [{"code": f"HB-ATTACK-{n:04d}", "link": "https://gron-butik.example/redeem", "pool_id": pool,
-             "type": "amount", "value": 2500, "unit": "DKK", "conditions": "Min. 100 DKK",
-             "expires_at": iso_z(NOW + timedelta(days=1))} for n in range(5)]
+    good = [
+        {
+            "code": f"HB-ATTACK-{n:04d}",
+            "link": "https://gron-butik.example/redeem",
+            "pool_id": pool,
+            "type": "amount",
+            "value": 2500,
+            "unit": "DKK",
+            "conditions": "Min. 100 DKK",
+            "expires_at": iso_z(NOW + timedelta(days=1)),
+        }
+        for n in range(5)
+    ]
     # One hostile entry: its code is a list. It sorts nowhere (it is left out at import); the
     # good codes expire soonest of everything cached, so the claim picks one of them first.
     hostile = dict(good[0], code=["HB-ATTACK-X"])
     return {
-        "bundle_id": "B-attack-1", "drop_point_id": DROP_POINT_DK, "country": "DK",
-        "issued_at": iso_z(NOW), "expires_at": iso_z(NOW + timedelta(days=7)),
-        "shops": {GRON.id: {"name": GRON.name}}, "prefixes": {GRON.prefix: GRON.id},
+        "bundle_id": "B-attack-1",
+        "drop_point_id": DROP_POINT_DK,
+        "country": "DK",
+        "issued_at": iso_z(NOW),
+        "expires_at": iso_z(NOW + timedelta(days=7)),
+        "shops": {GRON.id: {"name": GRON.name}},
+        "prefixes": {GRON.prefix: GRON.id},
         "pools": [{"id": pool, "shop_id": GRON.id, "countries": ["DK"], "visibility": "private_public"}],
         "codes": [*good, hostile],
     }

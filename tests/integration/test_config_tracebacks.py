@@ -1,7 +1,8 @@
 """Findings: configuration mistakes (and a damaged journal file) that end in a Python traceback and
 exit code 1, where the README promises one `key: reason` line on stderr and exit code 2.
 
-Now: each is `key: reason` and exit 2; a damaged journal is reported by the commands that read it, and `kiosk run` sets it aside and begins a new one.
+Now: each is `key: reason` and exit 2; a damaged journal is reported by the commands that read it, and `kiosk run`
+sets it aside and begins a new one.
 
   1. scanner.type = "hid", scanner.device = "name:a{4294967296}"  -> OverflowError from re.compile
      (HidSelector.parse / config._check_meaning catch only ValueError and re.error)

@@ -1,4 +1,5 @@
-"""Regression (found by attacking the kiosk as a stranger): codes are still handed out offline after their bundle (the reservation) has expired.
+"""Regression (found by attacking the kiosk as a stranger): codes are still handed out offline after their bundle
+(the reservation) has expired.
 
 Now: a claim reads the bundle's expiry from its signed body and refuses a code of an expired reservation.
 
@@ -9,13 +10,13 @@ A kiosk that could not top up (the reservations endpoint failing while forwards 
 simply offline within max_offline_age) goes on issuing codes from a reservation the backend may
 already have given back to the pool and handed to other customers: a code shown twice.
 
-Run: .venv/bin/python -m pytest tests/integration/test_offline_claim_from_expired_bundle.py -q -p no:cacheprovider -s
-"""
+Run: .venv/bin/python -m pytest tests/integration/test_offline_claim_from_expired_bundle.py -q -p no:cacheprovider
+-s"""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.core.instants import iso_z
@@ -24,19 +25,46 @@ from kiosk.issuance.offline_store import Claim, OfflineStore
 
 
 def test_no_claim_from_a_bundle_past_its_expiry(tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = OfflineStore(tmp_path / "offline.sqlite")
     bundle_expires = now + timedelta(hours=1)
-    store.import_bundle(json.dumps({
-        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": iso_z(now),
-        "expires_at": iso_z(bundle_expires), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
-        "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
-        "codes": [{"code": f"C-{n:03d}", "link": None, "pool_id": "P1", "type": "amount", "value": 1000,
-                   "unit": "DKK", "conditions": "", "expires_at": iso_z(now + timedelta(days=30))} for n in range(5)],
-    }).encode(), "sig")
+    store.import_bundle(
+        json.dumps(
+            {
+                "bundle_id": "B-1",
+                "drop_point_id": "DP",
+                "country": "DK",
+                "issued_at": iso_z(now),
+                "expires_at": iso_z(bundle_expires),
+                "shops": {"S1": {"name": "Shop"}},
+                "prefixes": {"10AB": "S1"},
+                "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
+                "codes": [
+                    {
+                        "code": f"C-{n:03d}",
+                        "link": None,
+                        "pool_id": "P1",
+                        "type": "amount",
+                        "value": 1000,
+                        "unit": "DKK",
+                        "conditions": "",
+                        "expires_at": iso_z(now + timedelta(days=30)),
+                    }
+                    for n in range(5)
+                ],
+            }
+        ).encode(),
+        "sig",
+    )
     store.note_contact(now)
     later = now + timedelta(days=2)  # within max_offline_age (3 days), a day past the reservation
     result = store.claim("10AB00001", country="DK", limits=OfflineLimits(), now=later)
-    print("bundle expired at", iso_z(bundle_expires), "; claim at", iso_z(later), "->",
-          result if isinstance(result, str) else f"issued {result.voucher.code}")
+    print(
+        "bundle expired at",
+        iso_z(bundle_expires),
+        "; claim at",
+        iso_z(later),
+        "->",
+        result if isinstance(result, str) else f"issued {result.voucher.code}",
+    )
     assert not isinstance(result, Claim), "a code of an expired reservation was handed out"

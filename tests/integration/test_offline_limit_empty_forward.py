@@ -1,8 +1,9 @@
-"""Regression (found by attacking the kiosk as a stranger): a forward round in which the backend takes none of the pending issuances still counts
-as "the last forward" and as contact, so the offline count and value limits (and the
+"""Regression (found by attacking the kiosk as a stranger): a forward round in which the backend takes none of the
+pending issuances still counts as "the last forward" and as contact, so the offline count and value limits (and the
 max_offline_age) reset every round while nothing is forwarded.
 
-Now: the limits count the offline issuances the backend has not taken; an empty or partial answer resets nothing and notes no contact.
+Now: the limits count the offline issuances the backend has not taken; an empty or partial answer resets nothing and
+notes no contact.
 
 OfflineService.forward() calls store.mark_forwarded(results) with whatever the backend answered
 for (an empty list when it answered {"results": []}, or only statuses the kiosk does not know),
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.core.instants import iso_z
@@ -41,19 +42,44 @@ class _TakesNothing:
 
 
 def test_an_empty_forward_resets_no_offline_limit(tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = OfflineStore(tmp_path / "offline.sqlite")
-    store.import_bundle(json.dumps({
-        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": iso_z(now - timedelta(minutes=10)),
-        "expires_at": iso_z(now + timedelta(days=7)), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
-        "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
-        "codes": [{"code": f"C-{n:03d}", "link": None, "pool_id": "P1", "type": "amount", "value": 1000,
-                   "unit": "DKK", "conditions": "", "expires_at": iso_z(now + timedelta(days=3))} for n in range(30)],
-    }).encode(), "sig")
+    store.import_bundle(
+        json.dumps(
+            {
+                "bundle_id": "B-1",
+                "drop_point_id": "DP",
+                "country": "DK",
+                "issued_at": iso_z(now - timedelta(minutes=10)),
+                "expires_at": iso_z(now + timedelta(days=7)),
+                "shops": {"S1": {"name": "Shop"}},
+                "prefixes": {"10AB": "S1"},
+                "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
+                "codes": [
+                    {
+                        "code": f"C-{n:03d}",
+                        "link": None,
+                        "pool_id": "P1",
+                        "type": "amount",
+                        "value": 1000,
+                        "unit": "DKK",
+                        "conditions": "",
+                        "expires_at": iso_z(now + timedelta(days=3)),
+                    }
+                    for n in range(30)
+                ],
+            }
+        ).encode(),
+        "sig",
+    )
     store.note_contact(now - timedelta(minutes=10))
     client = _TakesNothing()
-    service = OfflineService(store, client, country="DK",  # type: ignore[arg-type]
-                             limits=OfflineLimits(max_issuances=3, max_value={"DKK": 3000}))
+    service = OfflineService(
+        store,
+        client,
+        country="DK",  # type: ignore[arg-type]
+        limits=OfflineLimits(max_issuances=3, max_value={"DKK": 3000}),
+    )
     issued = 0
     for n in range(20):
         if isinstance(service.claim(f"10AB{n:05d}"), Issued):
@@ -63,6 +89,8 @@ def test_an_empty_forward_resets_no_offline_limit(tmp_path: Path) -> None:
         except ValueError:
             pass  # "the backend answered for 0 of N issuances": logged, retried with back-off
     pending = len(store.pending(10**6))
-    print(f"max_issuances=3, max_value DKK 30.00: {issued} offline vouchers issued, {pending} still pending,"
-          f" {client.calls} forward rounds that took nothing")
+    print(
+        f"max_issuances=3, max_value DKK 30.00: {issued} offline vouchers issued, {pending} still pending,"
+        f" {client.calls} forward rounds that took nothing"
+    )
     assert issued <= 3

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from kiosk.config import load_config
-from kiosk.sim.escpos_reader import parse_escpos
 from kiosk.issuance.offline import MAX_RICH_ATTEMPTS
 from kiosk.runtime import open_kiosk
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK
+from kiosk.sim.escpos_reader import parse_escpos
 from kiosk.sim.kiosk_config import write_kiosk_config
 from tests.conftest import run_kiosk
 from tests.integration.hostile import fresh_code
@@ -24,8 +24,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def config(backend, tmp_path: Path):
-    return load_config(write_kiosk_config(tmp_path / "kiosk" / "kiosk.toml", backend_url=backend.url,
-                                          token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK, screen_type="web"))  # fmt: skip
+    return load_config(
+        write_kiosk_config(
+            tmp_path / "kiosk" / "kiosk.toml",
+            backend_url=backend.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            screen_type="web",
+        )
+    )
 
 
 async def _journal_unshown(config, packaging: str) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from kiosk.core.flow import (
     TRANSITIONS,
     CancelTimer,
     Concluded,
+    DepositDetected,
     DroppedScan,
     Flow,
     FlowError,
@@ -16,7 +17,6 @@ from kiosk.core.flow import (
     LanguageChosen,
     LateOutcome,
     NoticeKind,
-    DepositDetected,
     PrintDone,
     PrinterChanged,
     PrintVoucher,
@@ -61,7 +61,10 @@ def showing() -> Flow:
     return flow
 
 
-def notice(outcome=AlreadyReturned("returned before")) -> Flow:
+RETURNED_BEFORE = AlreadyReturned("returned before")
+
+
+def notice(outcome=RETURNED_BEFORE) -> Flow:
     flow, request_id = issuing()
     flow.handle(IssuanceDone(request_id, outcome))
     return flow
@@ -225,8 +228,9 @@ def test_table_covers_every_pair_except_the_idle_timer() -> None:
     assert missing == {(State.IDLE, TimerExpired)}
 
 
-DEPOSIT = FlowSettings(issue_timeout_s=3.5, voucher_display_s=30, notice_display_s=6, deposit_required=True,
-                       deposit_timeout_s=15)  # fmt: skip
+DEPOSIT = FlowSettings(
+    issue_timeout_s=3.5, voucher_display_s=30, notice_display_s=6, deposit_required=True, deposit_timeout_s=15
+)
 
 
 def test_with_a_slot_sensor_a_valid_scan_waits_for_the_deposit_then_issues() -> None:

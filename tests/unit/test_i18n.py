@@ -61,9 +61,16 @@ def test_language_names_are_in_their_own_language() -> None:
 
 
 VOUCHER = parse_voucher(
-    {"code": "SAVE50", "type": "amount", "value": 5000, "unit": "DKK", "conditions": "Min. køb 200 DKK",
-     "expires_at": "2027-03-15T12:00:00Z", "shop": {"name": "Grøn Butik", "description": "Økologi"}}
-)  # fmt: skip
+    {
+        "code": "SAVE50",
+        "type": "amount",
+        "value": 5000,
+        "unit": "DKK",
+        "conditions": "Min. køb 200 DKK",
+        "expires_at": "2027-03-15T12:00:00Z",
+        "shop": {"name": "Grøn Butik", "description": "Økologi"},
+    }
+)
 
 
 def test_voucher_view_in_danish_matches_the_seed() -> None:
@@ -100,7 +107,9 @@ def test_every_screen_has_translated_texts(locale: str) -> None:
 
 def test_rejection_reasons_get_their_own_advice() -> None:
     empty = build_screen_view(Screen(State.NOTICE, notice=NoticeKind.INVALID_CODE, reason="empty"), "de_DE", "UTC")
-    foreign = build_screen_view(Screen(State.NOTICE, notice=NoticeKind.INVALID_CODE, reason="not_rezip"), "de_DE", "UTC")
+    foreign = build_screen_view(
+        Screen(State.NOTICE, notice=NoticeKind.INVALID_CODE, reason="not_rezip"), "de_DE", "UTC"
+    )
     assert empty.subtitle == labels("de_DE")["notice.invalid_code.empty"]
     assert foreign.subtitle == labels("de_DE")["notice.invalid_code.hint"]
 
@@ -119,8 +128,11 @@ def test_every_message_is_shown_somewhere() -> None:
     built += [f"redeem.{outcome}" for outcome in get_args(PageOutcome)]
     built += [f"{key}.hint" for key in built]
     assert set(built) <= set(MESSAGES), "a family member has no text"
-    source = "\n".join(path.read_text() for path in (REPO / "kiosk").rglob("*") if path.suffix in (".py", ".js", ".html")
-                       and path.name != "i18n.py")  # fmt: skip
+    source = "\n".join(
+        path.read_text()
+        for path in (REPO / "kiosk").rglob("*")
+        if path.suffix in (".py", ".js", ".html") and path.name != "i18n.py"
+    )
     asked = re.compile(r"""["']([a-z_.]+)["']|labels\.([a-z_]+)""")
     named = {group for match in asked.finditer(source) for group in match.groups() if group}
     unused = [key for key in MESSAGES if key not in built and key not in named]

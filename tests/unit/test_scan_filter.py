@@ -1,4 +1,5 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiosk.devices.scanner.scan_filter import ScanFilter
 
@@ -53,7 +54,9 @@ def test_two_sources_delivering_the_same_code_at_once_count_it_once() -> None:
         accepted: list[str] = []
         start = threading.Barrier(4)
 
-        def deliver() -> None:
+        def deliver(
+            start: threading.Barrier = start, shared: ScanFilter = shared, accepted: list[str] = accepted
+        ) -> None:
             start.wait()
             for _ in range(5):
                 result = shared.accept("10HS0042", 100.0)

@@ -1,16 +1,14 @@
 """One ESC/POS printer over one of python-escpos's transports, with its real-time status.
 
-Devices are named as ``kiosk.devices.printer.device`` describes. A connection opens lazily and
-closes itself after any failure, so an unplugged printer is simply reopened by the next status query or job. Where the transport can read back (serial, network, USB),
-the status comes from DLE EOT 1, 2 and 4 (printer, offline cause, paper sensor). Blocking calls:
-run them in a worker thread.
-"""
+Devices are named as ``kiosk.devices.printer.device`` describes. A connection opens lazily and closes itself after
+any failure, so an unplugged printer is simply reopened by the next status query or job. Where the transport can
+read back (serial, network, USB), the status comes from DLE EOT 1, 2 and 4 (printer, offline cause, paper sensor).
+Blocking calls: run them in a worker thread."""
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from typing import Literal
@@ -100,13 +98,17 @@ class PrinterConnection:
         try:
             if device.kind == "network":
                 transport: escpos_printer.Escpos = escpos_printer.Network(
-                    device.target, port=device.port, timeout=self.timeout_s, profile=self.profile)
+                    device.target, port=device.port, timeout=self.timeout_s, profile=self.profile
+                )
             elif device.kind == "serial":
-                transport = escpos_printer.Serial(device.target, baudrate=device.baud, timeout=self.timeout_s,
-                                                  dsrdtr=False, profile=self.profile)  # fmt: skip
+                transport = escpos_printer.Serial(
+                    device.target, baudrate=device.baud, timeout=self.timeout_s, dsrdtr=False, profile=self.profile
+                )
             elif device.kind == "usb":
                 vendor, product = (int(part, 16) for part in device.target.split(":"))
-                transport = escpos_printer.Usb(vendor, product, timeout=int(self.timeout_s * 1000), profile=self.profile)
+                transport = escpos_printer.Usb(
+                    vendor, product, timeout=int(self.timeout_s * 1000), profile=self.profile
+                )
             else:
                 if device.target.startswith("/dev/") and not os.path.exists(device.target):
                     # Opening would create a plain file where the unplugged device node was.
@@ -157,7 +159,7 @@ class PrinterConnection:
                 answer = transport.device.read(1)  # returns on the first byte; _read() waits for 16
             else:
                 answer = read_answer(transport)
-        except socket.timeout:
+        except TimeoutError:
             return None
         if not answer and self.device.kind == "network":
             # recv() returning nothing is the peer closing the connection, not a silent printer.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -26,9 +26,16 @@ log = logging.getLogger(__name__)
 
 
 class CameraScanSource(ThreadedSource):
-    def __init__(self, device: str, *, size: tuple[int, int] = (1280, 720), fps: int = 15,
-                 scan_filter: ScanFilter | None = None, reopen_interval_s: float = 1.0,
-                 loop_file: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        device: str,
+        *,
+        size: tuple[int, int] = (1280, 720),
+        fps: int = 15,
+        scan_filter: ScanFilter | None = None,
+        reopen_interval_s: float = 1.0,
+        loop_file: bool = False,
+    ) -> None:
         super().__init__(scan_filter)
         self.device = device
         self.size = size

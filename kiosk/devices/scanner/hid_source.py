@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterable
+from typing import Any
 
 from kiosk.devices.scanner.assembler import LineAssembler
 from kiosk.devices.scanner.keymap import KeyDecoder
@@ -37,7 +38,7 @@ class KeyEvent:
     value: int
 
 
-def _with_siblings(chosen: list, devices: list) -> list:
+def _with_siblings(chosen: list[Any], devices: list[Any]) -> list[Any]:
     """Add the other event nodes of the same physical device (same USB path in ``phys``): a
     scanner often has a keyboard node and a consumer-control node, and either may carry keys."""
     ports = {d.phys.rsplit("/", 1)[0] for d in chosen if d.phys}
@@ -56,8 +57,9 @@ def lines_from_key_events(events: Iterable[KeyEvent], layout: str = "us") -> lis
 
 
 class HidScanSource:
-    def __init__(self, selector: str, *, layout: str = "us", scan_filter: ScanFilter | None = None,
-                 poll_s: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self, selector: str, *, layout: str = "us", scan_filter: ScanFilter | None = None, poll_s: float = 1.0
+    ) -> None:
         self.selector = HidSelector.parse(selector)
         self.layout = layout
         self.scan_filter = scan_filter or ScanFilter()
@@ -69,8 +71,9 @@ class HidScanSource:
     def name(self) -> str:
         return f"hid:{self.selector.kind}:{self.selector.value}"
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None],
-              supervisor: Supervisor | None = None) -> None:  # fmt: skip
+    def start(
+        self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None], supervisor: Supervisor | None = None
+    ) -> None:
         self._task = (supervisor or Supervisor()).start(self.name, lambda: self._run(sink))
 
     def stop(self) -> None:
@@ -83,7 +86,8 @@ class HidScanSource:
         while True:
             devices = [evdev.InputDevice(path) for path in evdev.list_devices()]
             chosen = _with_siblings(
-                [d for d in devices if self.selector.matches(d.path, d.name, d.info.vendor, d.info.product)], devices
+                [d for d in devices if self.selector.matches(str(d.path), str(d.name), d.info.vendor, d.info.product)],
+                devices,
             )
             for device in devices:
                 if device not in chosen:
@@ -111,12 +115,12 @@ class HidScanSource:
                         pass
                     device.close()
 
-    async def _read(self, devices: list, sink: Callable[[str], None]) -> None:
+    async def _read(self, devices: list[Any], sink: Callable[[str], None]) -> None:
         decoder = KeyDecoder(self.layout)
         assembler = LineAssembler("any", idle_flush_s=0.1)
         queue: asyncio.Queue[KeyEvent | BaseException] = asyncio.Queue()
 
-        async def pump(events: AsyncIterator) -> None:
+        async def pump(events: AsyncIterator[Any]) -> None:
             try:
                 async for event in events:
                     queue.put_nowait(event)

@@ -19,7 +19,7 @@ class HidSelector:
     value: str
 
     @classmethod
-    def parse(cls, text: str) -> "HidSelector":
+    def parse(cls, text: str) -> HidSelector:
         if text.startswith("usb:"):
             if not re.fullmatch(r"usb:[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", text):
                 raise ValueError(f"{text!r}: expected usb:VID:PID in hexadecimal")
@@ -28,7 +28,9 @@ class HidSelector:
             try:
                 re.compile(text[5:])
             except (re.error, OverflowError, RecursionError) as exc:  # a repeat too large, nesting too deep
-                raise ValueError(f"{text[:40]!r}: not a regular expression Python can use ({type(exc).__name__})") from None
+                raise ValueError(
+                    f"{text[:40]!r}: not a regular expression Python can use ({type(exc).__name__})"
+                ) from None
             return cls("name", text[5:])
         return cls("path", text)
 

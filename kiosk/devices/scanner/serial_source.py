@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import serial
 
@@ -22,11 +22,19 @@ __all__ = ["SerialScanSource"]
 
 log = logging.getLogger(__name__)
 
+
 class SerialScanSource(ThreadedSource):
     """Reads lines from a serial device and passes them on until stopped."""
 
-    def __init__(self, device: str, *, baud: int = 9600, terminator: str = "any",
-                 scan_filter: ScanFilter | None = None, reopen_interval_s: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        device: str,
+        *,
+        baud: int = 9600,
+        terminator: str = "any",
+        scan_filter: ScanFilter | None = None,
+        reopen_interval_s: float = 1.0,
+    ) -> None:
         super().__init__(scan_filter)
         self.device = device
         self.baud = baud
@@ -41,8 +49,15 @@ class SerialScanSource(ThreadedSource):
         return [(self.name, self._run)]
 
     def _run(self) -> None:
-        run_sessions(self.device, self.baud, label="scanner", stop=self._stop, reopen_interval_s=self.reopen_interval_s,
-                     set_state=self._set_state, session=self._read)  # fmt: skip
+        run_sessions(
+            self.device,
+            self.baud,
+            label="scanner",
+            stop=self._stop,
+            reopen_interval_s=self.reopen_interval_s,
+            set_state=self._set_state,
+            session=self._read,
+        )
 
     def _read(self, port: serial.Serial) -> None:
         assembler = LineAssembler(self.terminator)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from kiosk.devices.scanner.scan_filter import ScanFilter
 from kiosk.supervisor import Supervisor
@@ -63,10 +64,15 @@ class ThreadedSource:
         self._loop, self._sink = loop, sink
         keeper = supervisor or Supervisor()
         self._running = [
-            threading.Thread(target=keeper.keep_thread, args=(name, body), name=name, daemon=True,
-                             kwargs={"stop": self._stop, "on_state": self._set_state})
+            threading.Thread(
+                target=keeper.keep_thread,
+                args=(name, body),
+                name=name,
+                daemon=True,
+                kwargs={"stop": self._stop, "on_state": self._set_state},
+            )
             for name, body in self._threads()
-        ]  # fmt: skip
+        ]
         for thread in self._running:
             thread.start()
 

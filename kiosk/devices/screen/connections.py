@@ -20,8 +20,8 @@ import errno
 import os
 import resource
 import socket
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from kiosk.devices.screen.complaints import Complaints
 
@@ -121,7 +121,9 @@ class _Connection(asyncio.Protocol):
         if self.busy or self.transport is None:
             return
         if self.partial:
-            self.guard.complaints.note(f"page client cut off: no complete request within {self.guard.head_timeout_s:g} s")
+            self.guard.complaints.note(
+                f"page client cut off: no complete request within {self.guard.head_timeout_s:g} s"
+            )
         self.transport.close()
 
     def _cancel_deadline(self) -> None:
@@ -138,8 +140,14 @@ class ConnectionGuard:
     """Listens for the page, and runs each connection it accepts through a protocol from
     ``protocol_factory`` (aiohttp's HTTP protocol), timed and counted."""
 
-    def __init__(self, protocol_factory: Callable[[], asyncio.Protocol], complaints: Complaints, *,
-                 cap: int | None = None, head_timeout_s: float = HEAD_TIMEOUT_S) -> None:  # fmt: skip
+    def __init__(
+        self,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        complaints: Complaints,
+        *,
+        cap: int | None = None,
+        head_timeout_s: float = HEAD_TIMEOUT_S,
+    ) -> None:
         self.protocol_factory = protocol_factory
         self.complaints = complaints
         self.cap = cap if cap is not None else descriptor_cap()
