@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import httpx
@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from kiosk.core.text import clean_text
 from kiosk.shop.config import ShopConfig
-from kiosk.signatures import SignatureError, SignatureFault, keys_from_jwks, verify_request
+from kiosk.signatures import SignatureError, SignatureFault, keys_from_jwks, verify_signature
 
 __all__ = ["Accepted", "Refused", "RefusalReason", "RezipKeys", "SignatureGate"]
 
@@ -51,9 +51,12 @@ _DETAIL_CHARS = 160
 
 @dataclass(frozen=True)
 class Accepted:
-    """A delivery RE-ZIP signed, with the key it was signed with."""
+    """A delivery RE-ZIP signed, with the key it was signed with. ``delivery`` names this delivery:
+    the same when RE-ZIP sends it again as it was (``kiosk.signatures.VerifiedSignature.identity``),
+    different for every other delivery."""
 
     keyid: str
+    delivery: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -176,22 +179,22 @@ class SignatureGate:
         now = int(self._clock())
         try:
             try:
-                keyid = verify_request(method, target_uri, fields, await self.keys.current(), now=now,
-                                       max_skew_s=self.window_s)  # fmt: skip
+                verified = verify_signature(method, target_uri, fields, await self.keys.current(), now=now,
+                                            max_skew_s=self.window_s)  # fmt: skip
             except SignatureError as first:
                 if first.fault != "unknown_key" or first.keyid is None:
                     raise
                 keys = await self.keys.refresh_for(first.keyid)
                 if not keys:
                     raise
-                keyid = verify_request(method, target_uri, fields, keys, now=now, max_skew_s=self.window_s)
+                verified = verify_signature(method, target_uri, fields, keys, now=now, max_skew_s=self.window_s)
         except SignatureError as error:
             if error.fault == "unknown_key" and not self.keys.loaded:
                 return Refused("keys_unavailable", "RE-ZIP's signing keys could not be fetched")
             return Refused(error.fault, clean_text(str(error), multiline=False)[:_DETAIL_CHARS])
         if fields.get("webhook-version", "").strip() != "1":
             return Refused("webhook_version", "Webhook-Version: only 1 is understood")
-        return Accepted(keyid)
+        return Accepted(verified.keyid, verified.identity)
 
 
 def _combined(headers: Headers) -> dict[str, str]:
