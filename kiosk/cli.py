@@ -228,13 +228,26 @@ def _parser() -> argparse.ArgumentParser:
     shop_check = shop_actions.add_parser(
         "check",
         help="check shop.toml and read its token files",
-        description="Load and check the shop's configuration, read both token files (mode 0600), and print "
+        description="Load and check the shop's configuration, read its token files (mode 0600), and print "
         "what was found: the webhook URL to give RE-ZIP, a sample voucher link and landing URL, RE-ZIP's and "
         "Voucherify's addresses, the campaign and the voucher settings. Nothing is sent anywhere. Exit 2 "
         "naming the key (or the token file) when something is wrong.",
     )
     _shop_config_arg(shop_check)
     shop_check.set_defaults(handler=_shop_check)
+    shop_webhook = shop_actions.add_parser(
+        "webhook",
+        help="serve RE-ZIP's on-demand webhook, the single-use voucher links and the till's redemptions",
+        description="Read and check the Voucherify campaign (exit 2 when RE-ZIP cannot show its codes), fetch "
+        "RE-ZIP's signing keys, then serve until SIGTERM: POST server.path (RE-ZIP's signed call: one code "
+        "published and answered within server.deadline_s, else 503 so RE-ZIP uses the static pool), GET "
+        "/redeem?code= (303 to the landing page for a code that validates, else a page in the customer's "
+        "language), POST /redemptions (a till's bearer token from server.redemptions_token_file) and GET "
+        "/healthz. Prints a ready line on stderr; exits 1 when Voucherify cannot be reached at start or when "
+        "the service keeps failing, 2 for a configuration, token or campaign problem.",
+    )
+    _shop_config_arg(shop_webhook)
+    shop_webhook.set_defaults(handler=_shop_webhook)
 
     sim = commands.add_parser("sim", help="simulators: the stand-in backend and Voucherify, the virtual scanner and I/O board")
     sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
@@ -736,13 +749,10 @@ def _local_address() -> str:
 
 
 def _shop_check(args: argparse.Namespace) -> int:
-    from kiosk.shop.config import REDEEM_PATH
+    from kiosk.shop.config import REDEEM_PATH, REDEMPTIONS_PATH
 
     config = _load_shop(args.config)
-    try:
-        config.read_secrets()
-    except SecretFileError as exc:
-        raise _Failure(str(exc)) from None
+    _shop_secrets(config)
     server, rezip, voucherify, voucher = config.server, config.rezip, config.voucherify, config.voucher
     link = config.link_for("EXAMPLE")
     checked = (" (this service's redeem page: each link works once)" if link.startswith(config.public_base + REDEEM_PATH + "?")
@@ -750,19 +760,74 @@ def _shop_check(args: argparse.Namespace) -> int:
     rows = [
         ("webhook", f"{config.webhook_url} (the on-demand pool's webhook_url at RE-ZIP)"),
         ("listening", f"{server.listen}, answering within {server.deadline_s:g} s"),
+        ("redemptions", f"POST {REDEMPTIONS_PATH} with the token in {server.redemptions_token_file}"
+                        if server.redemptions_token_file else f"POST {REDEMPTIONS_PATH} is off (no redemptions_token_file)"),
+        ("link checks", f"at most {server.link_checks_per_minute} a minute"),
         ("voucher link", link + checked),
         ("landing page", config.landing_for("EXAMPLE")),
         ("RE-ZIP", f"shop {rezip.shop_id}, API {rezip.api_url} ({rezip.auth_scheme}), keys {rezip.jwks_url}"),
         ("static pool", rezip.static_pool_id or "none (export-batch is off)"),
+        ("export", f"runs remembered in {config.export.state_file}, {config.export.concurrency} publications at once"),
         ("signatures", f"created within {rezip.signature_window_s:g} s of now; keys fetched again when "
                        f"{rezip.jwks_cache_s:g} s old, for a new keyid at most every {rezip.jwks_refetch_interval_s:g} s"),  # fmt: skip
         ("Voucherify", f"{voucherify.url}, app {voucherify.app_id}, campaign {voucherify.campaign!r}"),
         ("voucher", f"amounts in {voucher.currency}; conditions: " + (voucher.conditions or "each voucher's additional_info")),
-        ("tokens", f"{rezip.token_file} and {voucherify.app_token_file} read (mode 0600)"),
+        ("tokens", ", ".join(str(path) for path in (rezip.token_file, voucherify.app_token_file,
+                                                    server.redemptions_token_file) if path) + " read (mode 0600)"),
     ]
     print(f"{args.config}: the configuration is good")
     print("\n".join(_aligned(rows, indent="  ")))
     return 0
+
+
+def _shop_secrets(config: ShopConfig) -> Any:
+    try:
+        return config.read_secrets()
+    except SecretFileError as exc:
+        raise _Failure(str(exc)) from None
+
+
+def _shop_webhook(args: argparse.Namespace) -> int:
+    from kiosk.shop.service import ShopError, ShopService
+    from kiosk.supervisor import Supervisor
+
+    config = _load_shop(args.config)
+    secrets = _shop_secrets(config)
+
+    async def serve() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        service = ShopService(config, secrets)
+        try:
+            await service.start()
+        except ShopError as exc:
+            print(f"kiosk: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_code
+        supervisor = Supervisor()
+        try:
+            supervisor.start("shop-service-accept", service.serve)
+            campaign = service.campaign
+            assert campaign is not None and service.gate is not None
+            keys = "RE-ZIP's keys loaded" if service.gate.keys.loaded else "RE-ZIP's keys not fetched yet (503 until then)"
+            print(f"kiosk shop webhook ready: listening on {service.url}, webhook {config.webhook_url}, campaign "
+                  f"{campaign.name!r} ({campaign.id}), {keys}", file=sys.stderr, flush=True)  # fmt: skip
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([stopping, supervisor.gave_up], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if supervisor.gave_up.done():
+                print(f"kiosk: stopping, {supervisor.gave_up.result()}", file=sys.stderr, flush=True)
+                return 1
+            return 0
+        finally:
+            await supervisor.stop()
+            await service.stop()
+
+    try:
+        return asyncio.run(serve())
+    except OSError as exc:  # the port taken, an address this machine does not have
+        raise _Failure(f"cannot listen on {config.server.listen}: {exc.strerror or exc}") from None
 
 
 def _sim_backend(args: argparse.Namespace) -> int:

@@ -160,12 +160,13 @@ class SignatureGate:
         self._clock = clock
 
     @classmethod
-    def for_config(cls, config: ShopConfig, http: httpx.AsyncClient) -> "SignatureGate":
+    def for_config(cls, config: ShopConfig, http: httpx.AsyncClient, *,
+                   clock: Callable[[], float] = time.time) -> "SignatureGate":  # fmt: skip
         rezip = config.rezip
         keys = RezipKeys(rezip.jwks_url, http, refetch_interval_s=rezip.jwks_refetch_interval_s,
                          cache_s=rezip.jwks_cache_s)  # fmt: skip
         return cls(public_base=config.public_base, path=config.server.path, keys=keys,
-                   window_s=rezip.signature_window_s)  # fmt: skip
+                   window_s=rezip.signature_window_s, clock=clock)  # fmt: skip
 
     async def check(self, method: str, target: str, headers: Headers) -> Accepted | Refused:
         """Whether RE-ZIP sent this request. ``target`` is the request target as received (path

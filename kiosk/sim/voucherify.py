@@ -9,7 +9,8 @@ answers against that spec. Where the spec is silent:
   them, or with wrong ones, gets ``401`` ``unauthorized``.
 - A per-minute request limit (``rate_limit``, 100 by default, as Voucherify's smallest paid plan):
   every request past it within the minute gets ``429`` ``too_many_requests`` with ``Retry-After``
-  (whole seconds until the minute is over).
+  (whole seconds until the minute is over). Tests change it while it runs (``limit_requests``), and
+  make every answer late by ``delay_s`` seconds (a slow Voucherify).
 - Campaigns make a new code per publication from their ``code_config`` (an auto-update campaign).
   The same ``source_id`` with the same campaign and customer answers the first publication again
   (its code); the same ``source_id`` with another campaign or customer is ``duplicate_source_id``.
@@ -111,8 +112,15 @@ class StandInVoucherify:
         else:
             self.app_token = "vfy-" + secrets.token_urlsafe(24)
             write_secret_file(self.token_file, (self.app_token + "\n").encode("ascii"))
+        self._clock = clock
         self._limit = _MinuteLimit(rate_limit, clock)
+        #: Every answer waits this long first: a slow Voucherify, for tests.
+        self.delay_s = 0.0
         self.server: JsonServer | None = None
+
+    def limit_requests(self, per_minute: int) -> None:
+        """A new per-minute request limit, its minute starting with the next request."""
+        self._limit = _MinuteLimit(per_minute, self._clock)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> JsonServer:
         code = r"(?P<code>[^/]+)"
@@ -144,6 +152,8 @@ class StandInVoucherify:
 
     def _guarded(self, handler: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
         def guarded(request: Request) -> Reply:
+            if self.delay_s:
+                time.sleep(self.delay_s)
             wait = self._limit.wait_s()
             if wait:
                 return voucherify_error(429, f"You have exceeded the limit of {self._limit.limit} requests per minute",
