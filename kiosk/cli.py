@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -248,6 +249,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     _shop_config_arg(shop_webhook)
     shop_webhook.set_defaults(handler=_shop_webhook)
+    shop_export = shop_actions.add_parser(
+        "export-batch",
+        help="publish codes from the campaign and upload them to the shop's static RE-ZIP pool",
+        description="Publish COUNT codes from the Voucherify campaign and upload them, with their single-use "
+        "links, as a batch of the static pool rezip.static_pool_id, so that offline kiosks hand out Voucherify "
+        "codes too. A run is idempotent: run it again after a failure and it resumes (the same codes, the same "
+        "batch). Without --run the unfinished run in export.state_file is resumed, else a new one begins. "
+        "Progress goes to stderr, one result line to stdout. Exit 1 when Voucherify or RE-ZIP failed (run it "
+        "again), 2 for a configuration, token, campaign or pool problem.",
+    )
+    _shop_config_arg(shop_export)
+    shop_export.add_argument("--count", type=int, required=True, metavar="N", help="how many codes (1 to 100000)")
+    shop_export.add_argument("--run", metavar="ID",
+                             help="the run to start or resume (letters, digits, . _ -; default: the unfinished "
+                                  "run, else a new one)")  # fmt: skip
+    shop_export.set_defaults(handler=_shop_export)
 
     sim = commands.add_parser("sim", help="simulators: the stand-in backend and Voucherify, the virtual scanner and I/O board")
     sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
@@ -255,13 +272,17 @@ def _parser() -> argparse.ArgumentParser:
     backend = sims.add_parser(
         "backend",
         help="the stand-in RE-ZIP backend (HTTP + SQLite)",
-        description="Serve the stand-in RE-ZIP backend. Prints one JSON line with its URLs when ready, "
-        "then serves until interrupted. Restarting on the same --db keeps everything.",
+        description="Serve the stand-in RE-ZIP backend. Prints one JSON line with its URLs when ready (with "
+        "--seed demo also webhook, shop_webhook and voucherify), then serves until interrupted. Restarting on "
+        "the same --db keeps everything.",
     )
     backend.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
     backend.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     backend.add_argument("--db", type=Path, required=True, help="SQLite database file")
-    backend.add_argument("--seed", choices=["demo"], help="create the demo shops, pools and codes")
+    backend.add_argument("--seed", choices=["demo"],
+                         help="create the demo shops, pools and codes, and run their shop webhooks: the stand-in "
+                              "one, and Nordlys Kaffe's kiosk shop webhook with a stand-in Voucherify (kept in "
+                              "DB.shop/)")  # fmt: skip
     backend.add_argument("--webhook-timeout", type=float, default=1.5, metavar="S",
                          help="seconds a call to a shop's on-demand webhook may take in all (connecting, "
                               "headers and body; answers over 64 KiB are refused) before the shop's static "
@@ -830,11 +851,34 @@ def _shop_webhook(args: argparse.Namespace) -> int:
         raise _Failure(f"cannot listen on {config.server.listen}: {exc.strerror or exc}") from None
 
 
+def _shop_export(args: argparse.Namespace) -> int:
+    from kiosk.shop.export import export_batch
+    from kiosk.shop.service import ShopError
+
+    config = _load_shop(args.config)
+    secrets = _shop_secrets(config)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        result = asyncio.run(export_batch(config, secrets, args.count, run_id=args.run, progress=progress))
+    except ShopError as exc:
+        print(f"kiosk: export-batch: {exc}", file=sys.stderr)
+        return exc.exit_code
+    skipped = f", {result.skipped} left out" if result.skipped else ""
+    print(f"exported {result.count} codes of campaign {result.campaign!r} to pool {result.pool_id}: "
+          f"batch {', '.join(result.batches) or '(none)'}, {result.added} new at RE-ZIP{skipped} "
+          f"(run {result.run_id}{', resumed' if result.resumed else ''})")  # fmt: skip
+    return 0
+
+
 def _sim_backend(args: argparse.Namespace) -> int:
     from kiosk.sim.backend import StandInBackend
     from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, seed_demo
     from kiosk.sim.kiosk_config import write_kiosk_config
     from kiosk.sim.shop_webhook import ShopWebhook
+    from kiosk.sim.voucherify_shop import voucherify_shop
 
     backend = StandInBackend(args.db, webhook_timeout_s=args.webhook_timeout)
     try:
@@ -843,12 +887,15 @@ def _sim_backend(args: argparse.Namespace) -> int:
         raise _Failure(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     server.start()
     ready: dict[str, str] = {"url": server.url, "jwks": server.url + "/.well-known/jwks.json"}
-    webhook_server = None
+    stack = contextlib.ExitStack()
     if args.seed == "demo":
         webhook = ShopWebhook(ready["jwks"])
-        webhook_server = webhook.serve(args.host).start()
+        stack.callback(webhook.serve(args.host).start().stop)
         seed_demo(backend.store, webhook.url, webhook.failing_url)
         ready["webhook"] = webhook.url
+        shop = stack.enter_context(voucherify_shop(args.db.with_name(args.db.name + ".shop"), server.url, backend.store))
+        ready["shop_webhook"] = shop.webhook_url
+        ready["voucherify"] = shop.voucherify.ready_line()["url"]
     if args.kiosk_config:
         if args.seed != "demo":
             raise _Failure("--kiosk-config needs --seed demo (it uses the demo kiosk's token)")
@@ -860,8 +907,7 @@ def _sim_backend(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
-    if webhook_server is not None:
-        webhook_server.stop()
+    stack.close()
     backend.close()
     return 0
 
