@@ -201,11 +201,10 @@ class StandInVoucherify:
 
     def _voucher_doc(self, row: Any) -> dict[str, Any]:
         doc = json.loads(row["doc"])
-        campaign = self.store.campaign(row["campaign_id"]) if row["campaign_id"] else None
         code = row["code"]
         return {
             "id": row["id"], "code": code,
-            "campaign": campaign["name"] if campaign else None, "campaign_id": row["campaign_id"],
+            "campaign": self.store.campaign_name(row["campaign_id"]), "campaign_id": row["campaign_id"],
             "category": None, "category_id": None, "categories": [],
             "type": doc["type"], "discount": doc.get("discount"), "gift": doc.get("gift"), "loyalty_card": None,
             "start_date": doc.get("start_date"), "expiration_date": doc.get("expiration_date"),

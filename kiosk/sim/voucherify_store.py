@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS vouchers (
     doc TEXT NOT NULL, active INTEGER NOT NULL, quantity INTEGER, redeemed INTEGER NOT NULL DEFAULT 0,
     published INTEGER NOT NULL DEFAULT 0, holder_id TEXT, created_at TEXT NOT NULL, updated_at TEXT
 );
+CREATE INDEX IF NOT EXISTS vouchers_by_campaign ON vouchers (campaign_id);
 CREATE TABLE IF NOT EXISTS customers (
     id TEXT PRIMARY KEY, source_id TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL
 );
@@ -97,6 +98,7 @@ class VoucherifyStore(SqliteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self._connection().executescript(_SCHEMA)
+        self._names: dict[str, str | None] = {}
 
     # --- settings -------------------------------------------------------------------------------
 
@@ -124,6 +126,16 @@ class VoucherifyStore(SqliteStore):
             db.execute("INSERT INTO campaigns (id, name, doc, created_at) VALUES (?, ?, ?, ?)",
                        (stored["id"], stored["name"], json.dumps(stored), stamp))  # fmt: skip
             return stored
+
+    def campaign_name(self, campaign_id: str | None) -> str | None:
+        """A campaign's name, as every voucher document names it (campaigns keep their names)."""
+        if campaign_id is None:
+            return None
+        name = self._names.get(campaign_id)
+        if name is None:
+            row = self._connection().execute("SELECT name FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+            name = self._names[campaign_id] = row["name"] if row is not None else None
+        return name
 
     def campaign(self, id_or_name: str) -> dict[str, Any]:
         row = self._connection().execute("SELECT doc FROM campaigns WHERE id = ? OR name = ?", (id_or_name, id_or_name)).fetchone()
