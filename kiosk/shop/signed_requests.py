@@ -11,7 +11,9 @@ first, so that nothing a stranger sends costs more than parsing a header:
 3. the key: RE-ZIP's keys are cached; a ``keyid`` not seen yet fetches the JWKS again once, but
    fetches happen at most once per ``refetch_interval_s`` whatever arrives, so a flood of made-up
    keyids cannot hammer RE-ZIP (and a key older than ``cache_s`` is fetched again before use);
-4. the signature itself, then ``Webhook-Version: 1``.
+4. the signature itself, then ``Webhook-Version: 1``. Verifying runs in a worker thread:
+   OpenSSL lets go of the interpreter meanwhile, so a burst of deliveries is verified on another
+   core while the event loop serves the rest.
 
 The answer is typed, ``Accepted`` or ``Refused`` with a reason and the HTTP status to answer; no
 header, however broken, raises. Only a failure to reach RE-ZIP's JWKS is logged (the URL, never a
@@ -21,6 +23,7 @@ header of the request).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -178,17 +181,17 @@ class SignatureGate:
             return Refused("malformed", f"a signature header is longer than {MAX_SIGNATURE_HEADER_CHARS} characters")
         target_uri = self.public_base + target
         now = int(self._clock())
+        verify = functools.partial(verify_signature, method, target_uri, fields, now=now, max_skew_s=self.window_s)
         try:
             try:
-                verified = verify_signature(method, target_uri, fields, await self.keys.current(), now=now,
-                                            max_skew_s=self.window_s)  # fmt: skip
+                verified = await asyncio.to_thread(verify, await self.keys.current())
             except SignatureError as first:
                 if first.fault != "unknown_key" or first.keyid is None:
                     raise
                 keys = await self.keys.refresh_for(first.keyid)
                 if not keys:
                     raise
-                verified = verify_signature(method, target_uri, fields, keys, now=now, max_skew_s=self.window_s)
+                verified = await asyncio.to_thread(verify, keys)
         except SignatureError as error:
             if error.fault == "unknown_key" and not self.keys.loaded:
                 return Refused("keys_unavailable", "RE-ZIP's signing keys could not be fetched")
