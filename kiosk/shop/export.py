@@ -142,6 +142,10 @@ async def export_batch(
     except RezipApiError as exc:
         raise ExportError(f"{exc} (run {run_id}; run the export again to resume it)",
                           exit_code=2 if exc.status in (401, 403) else 1) from None
+    except ExportError as exc:
+        if exc.exit_code != 1:
+            raise
+        raise ExportError(f"{exc} (run {run_id}; run the export again to resume it)") from None
     finally:
         await voucherify.aclose()
         await rezip.aclose()
@@ -191,22 +195,24 @@ async def _publish_all(voucherify: VoucherifyClient, campaign: str, run_id: str,
 
 async def _publish_one(voucherify: VoucherifyClient, campaign: str, source_id: str,
                        progress: Callable[[str], None]) -> Published:  # fmt: skip
-    pause = _FIRST_PAUSE_S
-    for attempt in range(1, _ATTEMPTS + 1):
+    """One code; a rate limit is waited out however often it comes (it is the plan's pace, not a
+    failure), other trouble is asked again ``_ATTEMPTS`` times in all."""
+    pause, failures = _FIRST_PAUSE_S, 0
+    while True:
         result = await voucherify.publish(campaign, source_id, customer_source_id=EXPORT_CUSTOMER)
         if isinstance(result, Published):
             return result
-        if isinstance(result, RateLimited):  # not a failure: the plan's pace
+        if isinstance(result, RateLimited):
             if not result.local:
                 progress(f"Voucherify's rate limit: waiting {result.retry_after_s:.0f} s")
             await asyncio.sleep(result.retry_after_s)
             continue
-        if not isinstance(result, (ServerError, NetworkError, TimedOut)) or attempt == _ATTEMPTS:
+        failures += 1
+        if not isinstance(result, (ServerError, NetworkError, TimedOut)) or failures == _ATTEMPTS:
             code = 2 if isinstance(result, ApiError) and result.status in (401, 403) else 1
             raise ExportError(f"Voucherify did not publish a code ({result.log_safe()})", exit_code=code)
         await asyncio.sleep(pause)
         pause *= 2
-    raise ExportError("Voucherify did not publish a code (rate limited throughout)")
 
 
 def _mapped(published: list[Published], config: ShopConfig, now: datetime) -> tuple[list[Voucher], int]:

@@ -153,6 +153,8 @@ def voucher_for(config: ShopConfig, voucher: VoucherifyVoucher, now: datetime) -
 
 def source_id_for(accepted: Accepted) -> str:
     """The publication's ``source_id`` for a delivery (see the module's docstring)."""
+    if len(accepted.delivery) < 40:  # every delivery would share one source_id, and so one code
+        raise ValueError("an accepted delivery without its identity")
     return "rezip-delivery-" + accepted.delivery[:40]
 
 
