@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
+from kiosk.core.codes import PackagingCode, normalise
 from kiosk.core.flow import (
     CancelTimer,
     Command,
@@ -29,8 +31,8 @@ from kiosk.core.flow import (
     Flow,
     FlowError,
     IssuanceDone,
-    NoticeKind,
     LateOutcome,
+    NoticeKind,
     PrintDone,
     PrinterChanged,
     PrintVoucher,
@@ -44,7 +46,6 @@ from kiosk.core.flow import (
     Status,
     TimerExpired,
 )
-from kiosk.core.codes import PackagingCode, normalise
 from kiosk.core.outcomes import IssuanceOutcome, Issued, OfflineLimited, Source, Unavailable
 from kiosk.core.voucher import Voucher
 from kiosk.issuance.issuer import Issuer
@@ -190,8 +191,13 @@ class KioskApp:
                 try:
                     await self._handle(event, received_at)
                 except FlowError as exc:
-                    log.error("flow bug (%s in state %s): %s; back to idle", type(event).__name__,
-                              self.flow.state.value, exc, exc_info=True)  # fmt: skip
+                    log.error(
+                        "flow bug (%s in state %s): %s; back to idle",
+                        type(event).__name__,
+                        self.flow.state.value,
+                        exc,
+                        exc_info=True,
+                    )
                     await self._carry_out(self.flow.reset(), received_at)
         finally:
             self._cancel_timer()
@@ -234,8 +240,12 @@ class KioskApp:
                 elif isinstance(command, LateOutcome):
                     self._late(command)
             except Exception:
-                log.exception("%s failed in state %s (scan %s)", type(command).__name__, self.flow.state.value,
-                              concluded.request_id if concluded else "-")  # fmt: skip
+                log.exception(
+                    "%s failed in state %s (scan %s)",
+                    type(command).__name__,
+                    self.flow.state.value,
+                    concluded.request_id if concluded else "-",
+                )
         if concluded is not None:
             started = self._scan_started.pop(concluded.request_id, received_at)
             self._spawn(self._report(concluded, frame, started, printing))
@@ -255,8 +265,9 @@ class KioskApp:
             try:
                 return await self.screen.show(build_screen_view(candidate, self.locale, self.timezone))
             except Exception:
-                log.exception("the %s screen%s could not be shown", screen.state.value,
-                              " (plain form)" if candidate.plain else "")  # fmt: skip
+                log.exception(
+                    "the %s screen%s could not be shown", screen.state.value, " (plain form)" if candidate.plain else ""
+                )
         trouble = Screen(State.NOTICE, notice=NoticeKind.BACKEND_TROUBLE, code=screen.code)
         await self.screen.show(build_screen_view(trouble, self.locale, self.timezone))
         return None
@@ -280,8 +291,9 @@ class KioskApp:
         try:
             view = build_voucher_view(command.voucher, self.locale, self.timezone, plain=command.plain)
         except Exception:
-            log.exception("voucher %s could not be laid out for paper; printing its plain form",
-                          fingerprint(command.voucher.code))  # fmt: skip
+            log.exception(
+                "voucher %s could not be laid out for paper; printing its plain form", fingerprint(command.voucher.code)
+            )
             view = build_voucher_view(command.voucher, self.locale, self.timezone, plain=True)
         try:
             data, error = await self.printer.print_voucher(view, command.voucher.code), None
@@ -294,8 +306,13 @@ class KioskApp:
         self._events.put_nowait((PrintDone(command.request_id, error is None, error), self._clock(), 0))
         return data, error
 
-    async def _report(self, concluded: Concluded, frame: int | None, started: float,
-                      printing: asyncio.Task[tuple[bytes | None, str | None]] | None) -> None:  # fmt: skip
+    async def _report(
+        self,
+        concluded: Concluded,
+        frame: int | None,
+        started: float,
+        printing: asyncio.Task[tuple[bytes | None, str | None]] | None,
+    ) -> None:
         """Report once the result is visible (and printed), timed from the scan to the screen."""
         png = None
         if frame is not None:
@@ -320,7 +337,9 @@ class KioskApp:
         )
         if printing is not None:
             report.print_bytes, report.print_error = await printing
-        log.info("scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or "")  # a packaging code, not a secret
+        log.info(
+            "scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or ""
+        )  # a packaging code, not a secret
         if self.on_report is not None:
             self.on_report(report)
 

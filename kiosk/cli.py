@@ -21,9 +21,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
 from kiosk import __version__
@@ -133,11 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default ./demo-out)")
     demo.add_argument("--scan", nargs="+", action="extend", metavar="CODE", help="codes to scan, in order")
     demo.add_argument("--list-codes", action="store_true", help="print the sample packaging codes and exit")
-    demo.add_argument("--offline", action="store_true",
-                      help="reserve offline pools, then take the backend away: vouchers come from the cache")  # fmt: skip
-    demo.add_argument("--board", action="store_true",
-                      help="scan through the virtual I/O board (its firmware in WebAssembly MicroPython) with a "
-                      "drop-slot sensor: each valid scan waits for the packaging to be dropped, which the demo does")  # fmt: skip
+    demo.add_argument(
+        "--offline",
+        action="store_true",
+        help="reserve offline pools, then take the backend away: vouchers come from the cache",
+    )
+    demo.add_argument(
+        "--board",
+        action="store_true",
+        help="scan through the virtual I/O board (its firmware in WebAssembly MicroPython) with a "
+        "drop-slot sensor: each valid scan waits for the packaging to be dropped, which the demo does",
+    )
     demo.set_defaults(handler=_demo)
 
     run = commands.add_parser("run", help="run the kiosk with the devices in the configuration")
@@ -153,9 +160,11 @@ def _parser() -> argparse.ArgumentParser:
 
     pools = commands.add_parser("pools", help="offline pools: sync, status, release")
     pool_actions = pools.add_subparsers(dest="pools_command", required=True, metavar="ACTION")
-    for action, text in (("sync", "forward pending issuances, then reserve more codes for offline use"),
-                         ("status", "cached codes, bundles, pending issuances and the offline limits"),
-                         ("release", "forward pending issuances, then give every reserved code back")):  # fmt: skip
+    for action, text in (
+        ("sync", "forward pending issuances, then reserve more codes for offline use"),
+        ("status", "cached codes, bundles, pending issuances and the offline limits"),
+        ("release", "forward pending issuances, then give every reserved code back"),
+    ):
         sub = pool_actions.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
         _config_arg(sub)
         sub.add_argument("--json", action="store_true", help="print one JSON document")
@@ -181,13 +190,22 @@ def _parser() -> argparse.ArgumentParser:
         'and optionally "shop": {name, description, logo_url}) as JSON on stdin and render it in a locale.',
     )
     render.add_argument("--locale", required=True, choices=LOCALES)
-    render.add_argument("--timezone", default="Europe/Copenhagen", help="zone for the expiry date (default Europe/Copenhagen)")
+    render.add_argument(
+        "--timezone", default="Europe/Copenhagen", help="zone for the expiry date (default Europe/Copenhagen)"
+    )
     render.add_argument("--json", action="store_true", help="print the view model as JSON")
     render.add_argument("--png", type=Path, metavar="FILE", help="write the voucher screen as PNG (needs Chromium)")
     render.add_argument("--size", default="800x480", help="screen size for --png, WIDTHxHEIGHT (default 800x480)")
-    render.add_argument("--app-scheme", action="append", default=[], metavar="SCHEME",
-                        help="also allow links with this app scheme (besides https)")  # fmt: skip
-    render.add_argument("--escpos", type=Path, metavar="FILE", help="write the exact ESC/POS bytes of the paper voucher")
+    render.add_argument(
+        "--app-scheme",
+        action="append",
+        default=[],
+        metavar="SCHEME",
+        help="also allow links with this app scheme (besides https)",
+    )
+    render.add_argument(
+        "--escpos", type=Path, metavar="FILE", help="write the exact ESC/POS bytes of the paper voucher"
+    )
     render.add_argument("--printer", default="TM-T20II", choices=PROFILES, help="printer profile for --escpos")
     render.set_defaults(handler=_voucher_render)
 
@@ -199,8 +217,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Check the printer's status and print a self-test ticket: kiosk version, hardware id, "
         "address and a QR code of the kiosk's status page. Without --device, the configured printer is used.",
     )
-    test.add_argument("--config", type=Path, default=None, help=f"configuration file (default {DEFAULT_CONFIG_PATH} if it exists)")
-    test.add_argument("--printer", choices=PROFILES, help="printer profile (default: the configured one, else TM-T20II)")
+    test.add_argument(
+        "--config", type=Path, default=None, help=f"configuration file (default {DEFAULT_CONFIG_PATH} if it exists)"
+    )
+    test.add_argument(
+        "--printer", choices=PROFILES, help="printer profile (default: the configured one, else TM-T20II)"
+    )
     test.add_argument("--device", help="/dev/usb/lp0, serial:/dev/ttyUSB0, tcp://HOST:9100 or usb:VID:PID")
     test.add_argument("--baud", type=int, help="baud rate for a serial printer")
     test.set_defaults(handler=_printer_test)
@@ -214,8 +236,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     decode.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     decode.add_argument("--json", action="store_true", help="print one JSON document (a list, one entry per image)")
-    decode.add_argument("--mode", choices=["still", "frame"], default="still",
-                        help="still: every pass and a vote (default); frame: the camera's fast path")  # fmt: skip
+    decode.add_argument(
+        "--mode",
+        choices=["still", "frame"],
+        default="still",
+        help="still: every pass and a vote (default); frame: the camera's fast path",
+    )
     decode.set_defaults(handler=_decode)
 
     shop = commands.add_parser(
@@ -261,12 +287,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     _shop_config_arg(shop_export)
     shop_export.add_argument("--count", type=int, required=True, metavar="N", help="how many codes (1 to 100000)")
-    shop_export.add_argument("--run", metavar="ID",
-                             help="the run to start or resume (letters, digits, . _ -; default: the unfinished "
-                                  "run, else a new one)")  # fmt: skip
+    shop_export.add_argument(
+        "--run",
+        metavar="ID",
+        help="the run to start or resume (letters, digits, . _ -; default: the unfinished run, else a new one)",
+    )
     shop_export.set_defaults(handler=_shop_export)
 
-    sim = commands.add_parser("sim", help="simulators: the stand-in backend and Voucherify, the virtual scanner and I/O board")
+    sim = commands.add_parser(
+        "sim", help="simulators: the stand-in backend and Voucherify, the virtual scanner and I/O board"
+    )
     sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
 
     backend = sims.add_parser(
@@ -279,16 +309,28 @@ def _parser() -> argparse.ArgumentParser:
     backend.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
     backend.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     backend.add_argument("--db", type=Path, required=True, help="SQLite database file")
-    backend.add_argument("--seed", choices=["demo"],
-                         help="create the demo shops, pools and codes, and run their shop webhooks: the stand-in "
-                              "one, and Nordlys Kaffe's kiosk shop webhook with a stand-in Voucherify (kept in "
-                              "DB.shop/)")  # fmt: skip
-    backend.add_argument("--webhook-timeout", type=float, default=1.5, metavar="S",
-                         help="seconds a call to a shop's on-demand webhook may take in all (connecting, "
-                              "headers and body; answers over 64 KiB are refused) before the shop's static "
-                              "pools answer instead (default 1.5)")  # fmt: skip
-    backend.add_argument("--kiosk-config", type=Path, metavar="FILE",
-                         help="also write a ready kiosk configuration for this backend to FILE")  # fmt: skip
+    backend.add_argument(
+        "--seed",
+        choices=["demo"],
+        help="create the demo shops, pools and codes, and run their shop webhooks: the stand-in "
+        "one, and Nordlys Kaffe's kiosk shop webhook with a stand-in Voucherify (kept in "
+        "DB.shop/)",
+    )
+    backend.add_argument(
+        "--webhook-timeout",
+        type=float,
+        default=1.5,
+        metavar="S",
+        help="seconds a call to a shop's on-demand webhook may take in all (connecting, "
+        "headers and body; answers over 64 KiB are refused) before the shop's static "
+        "pools answer instead (default 1.5)",
+    )
+    backend.add_argument(
+        "--kiosk-config",
+        type=Path,
+        metavar="FILE",
+        help="also write a ready kiosk configuration for this backend to FILE",
+    )
     backend.set_defaults(handler=_sim_backend)
 
     voucherify = sims.add_parser(
@@ -302,10 +344,18 @@ def _parser() -> argparse.ArgumentParser:
     voucherify.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
     voucherify.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     voucherify.add_argument("--db", type=Path, required=True, help="SQLite database file")
-    voucherify.add_argument("--seed", choices=["demo"],
-                            help="create the demo shop's campaigns: 20 %%, 50.00 DKK and a tote bag, single-use codes")  # fmt: skip
-    voucherify.add_argument("--rate-limit", type=int, default=100, metavar="N",
-                            help="requests a minute before it answers 429 with Retry-After (default 100)")  # fmt: skip
+    voucherify.add_argument(
+        "--seed",
+        choices=["demo"],
+        help="create the demo shop's campaigns: 20 %%, 50.00 DKK and a tote bag, single-use codes",
+    )
+    voucherify.add_argument(
+        "--rate-limit",
+        type=int,
+        default=100,
+        metavar="N",
+        help="requests a minute before it answers 429 with Retry-After (default 100)",
+    )
     voucherify.set_defaults(handler=_sim_voucherify)
 
     scanner = sims.add_parser(
@@ -319,10 +369,20 @@ def _parser() -> argparse.ArgumentParser:
     scanner.add_argument("--terminator", default="cr", choices=["cr", "lf", "crlf", "tab", "none"])
     scanner.add_argument("--delay-ms", type=float, default=0.0, help="delay between characters")
     scanner.add_argument("--interval", type=float, default=0.0, metavar="S", help="pause between codes")
-    scanner.add_argument("--start-delay", type=float, default=0.0, metavar="S",
-                         help="wait this long after printing the path before typing")  # fmt: skip
-    scanner.add_argument("--hold", type=float, default=2.0, metavar="S",
-                         help="keep the terminal open this long after the last code (default 2)")  # fmt: skip
+    scanner.add_argument(
+        "--start-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait this long after printing the path before typing",
+    )
+    scanner.add_argument(
+        "--hold",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="keep the terminal open this long after the last code (default 2)",
+    )
     scanner.set_defaults(handler=_sim_scanner)
 
     board = sims.add_parser(
@@ -354,8 +414,12 @@ def _load(path: Path) -> Config:
 def _shop_config_arg(parser: argparse.ArgumentParser) -> None:
     from kiosk.shop.config import DEFAULT_SHOP_CONFIG_PATH
 
-    parser.add_argument("--config", type=Path, default=DEFAULT_SHOP_CONFIG_PATH,
-                        help=f"the shop's configuration (default {DEFAULT_SHOP_CONFIG_PATH})")  # fmt: skip
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_SHOP_CONFIG_PATH,
+        help=f"the shop's configuration (default {DEFAULT_SHOP_CONFIG_PATH})",
+    )
 
 
 def _load_shop(path: Path) -> ShopConfig:
@@ -383,8 +447,9 @@ def _demo(args: argparse.Namespace) -> int:
     with log_path.open("w", encoding="utf-8") as log_file:
         configure_logging(min(logging.INFO, getattr(logging, args.log_level.upper())), log_file)
         try:
-            status = run_demo(args.out, args.scan, stdin=sys.stdin, out=sys.stdout, offline=args.offline,
-                              board=args.board)  # fmt: skip
+            status = run_demo(
+                args.out, args.scan, stdin=sys.stdin, out=sys.stdout, offline=args.offline, board=args.board
+            )
         except SecretFileError as exc:
             raise _Failure(str(exc)) from None
         finally:
@@ -432,20 +497,22 @@ def _ready_line(kiosk: RunningKiosk, config: Config, ready: bool) -> str:
     printer = f"printer {config.printer.device}" if kiosk.printer is not None else "no printer"
     cached = sum(row["count"] for row in kiosk.store.available())
     waiting = "" if ready else " (still waiting for a device)"
-    return (f"kiosk ready{waiting}: screen {screen or 'none'}, {sources}, {printer}, "
-            f"{cached} offline codes cached, backend {config.backend.url}")  # fmt: skip
+    return (
+        f"kiosk ready{waiting}: screen {screen or 'none'}, {sources}, {printer}, "
+        f"{cached} offline codes cached, backend {config.backend.url}"
+    )
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from kiosk.app import ScanReport
     from kiosk.runtime import open_kiosk
 
     config = _load(args.config)
 
     async def once() -> ScanReport:
         done: asyncio.Future[ScanReport] = asyncio.get_running_loop().create_future()
-        async with open_kiosk(config, on_report=done.set_result, with_devices=False, background=False,
-                              resume=False) as kiosk:  # fmt: skip
+        async with open_kiosk(
+            config, on_report=done.set_result, with_devices=False, background=False, resume=False
+        ) as kiosk:
             kiosk.app.scan(args.code)
             return await done
 
@@ -467,8 +534,13 @@ def _scan_line(report: ScanReport, config: Config) -> str:
     if report.voucher is None:
         return f"{report.status}: {one_line(report.detail)}" if report.detail else report.status
     view = build_voucher_view(report.voucher, config.kiosk.locale, config.kiosk.timezone)
-    parts = [view.shop_name, view.discount, f"code {view.code}",
-             view.expires and f"expires {view.expires}", view.link and f"link {view.link}"]  # fmt: skip
+    parts = [
+        view.shop_name,
+        view.discount,
+        f"code {view.code}",
+        view.expires and f"expires {view.expires}",
+        view.link and f"link {view.link}",
+    ]
     return f"{report.status} ({report.source}): " + ", ".join(one_line(part) for part in parts if part)
 
 
@@ -565,12 +637,30 @@ def _pools_lines(doc: dict[str, Any], shop_names: Mapping[str, str], zone: str) 
         done = f"{reserved} (bundle {doc['bundle_id']})" if doc["bundle_id"] else reserved
         lines.append(f"forwarded {_count(doc['forwarded'], 'issuance')}; {done}")
     if "released" in doc:
-        given_back = [f"{_count(count, 'code')} of bundle {bundle} given back" for bundle, count in doc["released"].items()]
-        lines.append(f"forwarded {_count(doc['forwarded'], 'issuance')}; " + ("; ".join(given_back) or "no bundle to release"))
-    cached = [(shop_names.get(row["shop_id"], "(shop not named)"), row["shop_id"], row["visibility"],
-               _count(row["count"], "code")) for row in doc["available"]]  # fmt: skip
-    bundles = [(bundle["id"], f"released {_local_time(bundle['released_at'], zone)}" if bundle["released_at"]
-                else f"expires {_local_time(bundle['expires_at'], zone)}") for bundle in doc["bundles"]]  # fmt: skip
+        given_back = [
+            f"{_count(count, 'code')} of bundle {bundle} given back" for bundle, count in doc["released"].items()
+        ]
+        lines.append(
+            f"forwarded {_count(doc['forwarded'], 'issuance')}; " + ("; ".join(given_back) or "no bundle to release")
+        )
+    cached = [
+        (
+            shop_names.get(row["shop_id"], "(shop not named)"),
+            row["shop_id"],
+            row["visibility"],
+            _count(row["count"], "code"),
+        )
+        for row in doc["available"]
+    ]
+    bundles = [
+        (
+            bundle["id"],
+            f"released {_local_time(bundle['released_at'], zone)}"
+            if bundle["released_at"]
+            else f"expires {_local_time(bundle['expires_at'], zone)}",
+        )
+        for bundle in doc["bundles"]
+    ]
     lines.append("codes cached for offline use:" + ("" if cached else " none"))
     lines += _aligned(cached, indent="  ")
     lines.append("bundles:" + ("" if bundles else " none"))
@@ -586,19 +676,39 @@ def _journal(args: argparse.Namespace) -> int:
     store = _open_store(config)
     entries = store.journal(pending_only=args.pending)
     store.close()
-    docs = [{"key": e.key, "code": e.code, "packaging": e.packaging, "source": e.source, "forwarded": e.forwarded,
-             "forward_status": e.forward_status, "shown": e.shown, "created_at": e.created_at} for e in entries]  # fmt: skip
+    docs = [
+        {
+            "key": e.key,
+            "code": e.code,
+            "packaging": e.packaging,
+            "source": e.source,
+            "forwarded": e.forwarded,
+            "forward_status": e.forward_status,
+            "shown": e.shown,
+            "created_at": e.created_at,
+        }
+        for e in entries
+    ]
     if args.json:
         print(json_text(docs))
     elif not docs:
         print("nothing waiting to be forwarded" if args.pending else "no vouchers handed out yet")
     else:
         zone = config.kiosk.timezone
-        print("\n".join(_aligned(
-            (_local_time(doc["created_at"], zone), doc["source"], doc["code"], doc["packaging"],
-             "forwarded" if doc["forwarded"] else "pending")
-            for doc in docs
-        )))  # fmt: skip
+        print(
+            "\n".join(
+                _aligned(
+                    (
+                        _local_time(doc["created_at"], zone),
+                        doc["source"],
+                        doc["code"],
+                        doc["packaging"],
+                        "forwarded" if doc["forwarded"] else "pending",
+                    )
+                    for doc in docs
+                )
+            )
+        )
     return 0
 
 
@@ -622,8 +732,11 @@ def _sync(args: argparse.Namespace) -> int:
         return 1
     pending = len(store.pending(10**6))
     store.close()
-    print(json.dumps({"forwarded": forwarded, "pending": pending}) if args.json
-          else f"forwarded {forwarded}, pending {pending}")  # fmt: skip
+    print(
+        json.dumps({"forwarded": forwarded, "pending": pending})
+        if args.json
+        else f"forwarded {forwarded}, pending {pending}"
+    )
     return 0
 
 
@@ -703,8 +816,13 @@ def _decode(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         codes = decoder.decode(gray)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        documents.append({"file": str(path), "codes": [{"text": c.text, "format": c.format} for c in codes],
-                          "ms": round(elapsed_ms, 2)})  # fmt: skip
+        documents.append(
+            {
+                "file": str(path),
+                "codes": [{"text": c.text, "format": c.format} for c in codes],
+                "ms": round(elapsed_ms, 2),
+            }
+        )
     if args.json:
         print(json_text(documents))
     else:
@@ -776,25 +894,45 @@ def _shop_check(args: argparse.Namespace) -> int:
     _shop_secrets(config)
     server, rezip, voucherify, voucher = config.server, config.rezip, config.voucherify, config.voucher
     link = config.link_for("EXAMPLE")
-    checked = (" (this service's redeem page: each link works once)" if link.startswith(config.public_base + REDEEM_PATH + "?")
-               else " (not this service's redeem page: nothing here stops a second use)")  # fmt: skip
+    checked = (
+        " (this service's redeem page: each link works once)"
+        if link.startswith(config.public_base + REDEEM_PATH + "?")
+        else " (not this service's redeem page: nothing here stops a second use)"
+    )
     rows = [
         ("webhook", f"{config.webhook_url} (the on-demand pool's webhook_url at RE-ZIP)"),
         ("listening", f"{server.listen}, answering within {server.deadline_s:g} s"),
-        ("redemptions", f"POST {REDEMPTIONS_PATH} with the token in {server.redemptions_token_file}"
-                        if server.redemptions_token_file else f"POST {REDEMPTIONS_PATH} is off (no redemptions_token_file)"),
+        (
+            "redemptions",
+            f"POST {REDEMPTIONS_PATH} with the token in {server.redemptions_token_file}"
+            if server.redemptions_token_file
+            else f"POST {REDEMPTIONS_PATH} is off (no redemptions_token_file)",
+        ),
         ("link checks", f"at most {server.link_checks_per_minute} a minute"),
         ("voucher link", link + checked),
         ("landing page", config.landing_for("EXAMPLE")),
         ("RE-ZIP", f"shop {rezip.shop_id}, API {rezip.api_url} ({rezip.auth_scheme}), keys {rezip.jwks_url}"),
         ("static pool", rezip.static_pool_id or "none (export-batch is off)"),
         ("export", f"runs remembered in {config.export.state_file}, {config.export.concurrency} publications at once"),
-        ("signatures", f"created within {rezip.signature_window_s:g} s of now; keys fetched again when "
-                       f"{rezip.jwks_cache_s:g} s old, for a new keyid at most every {rezip.jwks_refetch_interval_s:g} s"),  # fmt: skip
+        (
+            "signatures",
+            f"created within {rezip.signature_window_s:g} s of now; keys fetched again when "
+            f"{rezip.jwks_cache_s:g} s old, for a new keyid at most every {rezip.jwks_refetch_interval_s:g} s",
+        ),
         ("Voucherify", f"{voucherify.url}, app {voucherify.app_id}, campaign {voucherify.campaign!r}"),
-        ("voucher", f"amounts in {voucher.currency}; conditions: " + (voucher.conditions or "each voucher's additional_info")),
-        ("tokens", ", ".join(str(path) for path in (rezip.token_file, voucherify.app_token_file,
-                                                    server.redemptions_token_file) if path) + " read (mode 0600)"),
+        (
+            "voucher",
+            f"amounts in {voucher.currency}; conditions: " + (voucher.conditions or "each voucher's additional_info"),
+        ),
+        (
+            "tokens",
+            ", ".join(
+                str(path)
+                for path in (rezip.token_file, voucherify.app_token_file, server.redemptions_token_file)
+                if path
+            )
+            + " read (mode 0600)",
+        ),
     ]
     print(f"{args.config}: the configuration is good")
     print("\n".join(_aligned(rows, indent="  ")))
@@ -831,9 +969,15 @@ def _shop_webhook(args: argparse.Namespace) -> int:
             supervisor.start("shop-service-accept", service.serve)
             campaign = service.campaign
             assert campaign is not None and service.gate is not None
-            keys = "RE-ZIP's keys loaded" if service.gate.keys.loaded else "RE-ZIP's keys not fetched yet (503 until then)"
-            print(f"kiosk shop webhook ready: listening on {service.url}, webhook {config.webhook_url}, campaign "
-                  f"{campaign.name!r} ({campaign.id}), {keys}", file=sys.stderr, flush=True)  # fmt: skip
+            keys = (
+                "RE-ZIP's keys loaded" if service.gate.keys.loaded else "RE-ZIP's keys not fetched yet (503 until then)"
+            )
+            print(
+                f"kiosk shop webhook ready: listening on {service.url}, webhook {config.webhook_url}, campaign "
+                f"{campaign.name!r} ({campaign.id}), {keys}",
+                file=sys.stderr,
+                flush=True,
+            )
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait([stopping, supervisor.gave_up], return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
@@ -867,9 +1011,11 @@ def _shop_export(args: argparse.Namespace) -> int:
         print(f"kiosk: export-batch: {exc}", file=sys.stderr)
         return exc.exit_code
     skipped = f", {result.skipped} left out" if result.skipped else ""
-    print(f"exported {result.count} codes of campaign {result.campaign!r} to pool {result.pool_id}: "
-          f"batch {', '.join(result.batches) or '(none)'}, {result.added} new at RE-ZIP{skipped} "
-          f"(run {result.run_id}{', resumed' if result.resumed else ''})")  # fmt: skip
+    print(
+        f"exported {result.count} codes of campaign {result.campaign!r} to pool {result.pool_id}: "
+        f"batch {', '.join(result.batches) or '(none)'}, {result.added} new at RE-ZIP{skipped} "
+        f"(run {result.run_id}{', resumed' if result.resumed else ''})"
+    )
     return 0
 
 
@@ -893,14 +1039,15 @@ def _sim_backend(args: argparse.Namespace) -> int:
         stack.callback(webhook.serve(args.host).start().stop)
         seed_demo(backend.store, webhook.url, webhook.failing_url)
         ready["webhook"] = webhook.url
-        shop = stack.enter_context(voucherify_shop(args.db.with_name(args.db.name + ".shop"), server.url, backend.store))
+        shop = stack.enter_context(
+            voucherify_shop(args.db.with_name(args.db.name + ".shop"), server.url, backend.store)
+        )
         ready["shop_webhook"] = shop.webhook_url
         ready["voucherify"] = shop.voucherify.ready_line()["url"]
     if args.kiosk_config:
         if args.seed != "demo":
             raise _Failure("--kiosk-config needs --seed demo (it uses the demo kiosk's token)")
-        write_kiosk_config(args.kiosk_config, backend_url=server.url, token=DEMO_KIOSK_TOKEN,
-                           drop_point=DROP_POINT_DK)  # fmt: skip
+        write_kiosk_config(args.kiosk_config, backend_url=server.url, token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK)
         ready["kiosk_config"] = str(args.kiosk_config)
     print(json.dumps(ready), flush=True)
     stop = threading.Event()

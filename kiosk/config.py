@@ -19,11 +19,11 @@ from kiosk.devices.printer.device import DeviceError, PrinterDevice
 from kiosk.devices.scanner.hid_source import HidSelector
 from kiosk.toml_schema import DAY as _DAY
 from kiosk.toml_schema import (
+    ConfigError,
     build_document,
     check_identifier,
     check_listen,
     check_url,
-    ConfigError,
     read_toml,
     shown,
     split_listen,
@@ -35,11 +35,19 @@ __all__ = ["Config", "ConfigError", "load_config", "parse_config", "DEFAULT_CONF
 
 DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
 LOCALES = (
-    "da_DK", "de_AT", "de_DE", "en_GB", "fr_BE", "fr_FR", "hu_HU", "nl_BE", "nl_NL", "sq_AL",
-)  # fmt: skip
+    "da_DK",
+    "de_AT",
+    "de_DE",
+    "en_GB",
+    "fr_BE",
+    "fr_FR",
+    "hu_HU",
+    "nl_BE",
+    "nl_NL",
+    "sq_AL",
+)
 #: The printer profiles the kiosk's layout is made and tested for (python-escpos names).
 PROFILES = ("TM-T20II", "POS-5890")
-
 
 
 @dataclass(frozen=True)
@@ -195,7 +203,7 @@ class Config:
         return self.kiosk.data_dir / "offline.sqlite"
 
     @property
-    def printer_device(self) -> "PrinterDevice":
+    def printer_device(self) -> PrinterDevice:
         """The printer's device; a relative file path is taken from the configuration's folder."""
         device = PrinterDevice.parse(self.printer.device, baud=self.printer.baud)
         if device.kind == "file" and self.source is not None and not Path(device.target).is_absolute():
@@ -233,8 +241,10 @@ def _check_folder(key: str, folder: Path) -> None:
 def _check_meaning(config: Config) -> None:
     """Checks that span more than a type: formats, ranges, zones."""
     kiosk, backend = config.kiosk, config.backend
-    for key, value in (("kiosk.hardware_id", kiosk.hardware_id),
-                       ("backend.drop_point_location_id", backend.drop_point_location_id)):  # fmt: skip
+    for key, value in (
+        ("kiosk.hardware_id", kiosk.hardware_id),
+        ("backend.drop_point_location_id", backend.drop_point_location_id),
+    ):
         check_identifier(key, value)
     if not re.fullmatch(r"[A-Z]{2}", kiosk.country):
         raise ConfigError(f"kiosk.country: must be an ISO 3166 alpha-2 code such as DK, not {shown(kiosk.country)}")
@@ -285,8 +295,12 @@ def _check_meaning(config: Config) -> None:
     if not 1 <= config.scanner.baud <= 4_000_000:
         raise ConfigError("scanner.baud: must be a baud rate such as 9600 or 115200")
     for host in config.scanner.url_hosts:
-        if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)+", host):
-            raise ConfigError(f"scanner.url_hosts: {shown(host)} is not a host name (lower case, such as re-zip.com or *.re-zip.com)")
+        if not re.fullmatch(
+            r"(\*\.)?[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)+", host
+        ):
+            raise ConfigError(
+                f"scanner.url_hosts: {shown(host)} is not a host name (lower case, such as re-zip.com or *.re-zip.com)"
+            )
     if len(config.scanner.prefix) > 64 or len(config.scanner.suffix) > 64:
         raise ConfigError("scanner.prefix: prefix and suffix are at most 64 characters")
     for scheme in config.links.app_schemes:

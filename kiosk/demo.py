@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator, TextIO
+from typing import TextIO
 
 from kiosk.app import ScanReport
 from kiosk.config import load_config
@@ -40,17 +41,21 @@ def list_codes(out: TextIO) -> None:
         print(f"{item['code']}  {item['note']}", file=out)
 
 
-def run_demo(out_dir: Path, scans: list[str] | None, *, stdin: TextIO, out: TextIO, offline: bool = False,
-             board: bool = False) -> int:  # fmt: skip
+def run_demo(
+    out_dir: Path, scans: list[str] | None, *, stdin: TextIO, out: TextIO, offline: bool = False, board: bool = False
+) -> int:
     if board and not simulator_available():
-        print("kiosk demo --board: the board simulator needs node and firmware/node_modules "
-              "(run: cd firmware && npm ci)", file=out)  # fmt: skip
+        print(
+            "kiosk demo --board: the board simulator needs node and firmware/node_modules (run: cd firmware && npm ci)",
+            file=out,
+        )
         return 2
     return asyncio.run(_demo(out_dir, scans, stdin, out, offline, board))
 
 
-async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: TextIO, offline: bool,
-                with_board: bool) -> int:  # fmt: skip
+async def _demo(
+    out_dir: Path, scans: list[str] | None, stdin: TextIO, out: TextIO, offline: bool, with_board: bool
+) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("[0-9][0-9][0-9]-*"):
         old.unlink()
@@ -75,7 +80,9 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
             async with open_kiosk(config, on_report=results.put_nowait, on_dropped=results.put_nowait) as kiosk:
                 if not await kiosk.wait_ready(timeout_s=10):
                     device = board.device if board else scanner.path
-                    print(f"kiosk demo: the virtual {'board' if board else 'scanner'} {device} did not answer", file=out)
+                    print(
+                        f"kiosk demo: the virtual {'board' if board else 'scanner'} {device} did not answer", file=out
+                    )
                     return 1
                 if offline and kiosk.offline is not None:
                     report = await kiosk.offline.sync(force=True)
@@ -85,8 +92,11 @@ async def _demo(out_dir: Path, scans: list[str] | None, stdin: TextIO, out: Text
                 reader = f"I/O board {board.device}" if board else f"scanner {scanner.path}"
                 print(f"Kiosk demo: backend {server.url}, {reader}, page {page}, output {out_dir}/", file=out)
                 if world.shop is not None:
-                    print(f"Nordlys Kaffe's kiosk shop webhook: {world.shop.service.url} (its voucher links work "
-                          f"once: open one, then open it again)", file=out)  # fmt: skip
+                    print(
+                        f"Nordlys Kaffe's kiosk shop webhook: {world.shop.service.url} (its voucher links work "
+                        f"once: open one, then open it again)",
+                        file=out,
+                    )
                 if interactive:
                     _prompt(out)
                 codes = _listed(scans) if scans is not None else _stdin_codes(stdin)
@@ -119,8 +129,7 @@ async def _drop_when_asked(flow: Flow, board: VirtualBoard, results: asyncio.Que
         await asyncio.sleep(0.01)
 
 
-async def _await_result(results: asyncio.Queue, recorder: Recorder, code: str, interactive: bool,
-                        out: TextIO) -> None:  # fmt: skip
+async def _await_result(results: asyncio.Queue, recorder: Recorder, code: str, interactive: bool, out: TextIO) -> None:
     try:
         result = await asyncio.wait_for(results.get(), _SCAN_WAIT_S)
     except TimeoutError:
@@ -132,7 +141,9 @@ async def _await_result(results: asyncio.Queue, recorder: Recorder, code: str, i
     doc = recorder(result)
     number = f"{recorder.count:03d}"
     ms = doc["ms"]
-    timing = f"issue {ms['issue']:.0f} ms, total {ms['total']:.0f} ms" if "issue" in ms else f"total {ms['total']:.0f} ms"
+    timing = (
+        f"issue {ms['issue']:.0f} ms, total {ms['total']:.0f} ms" if "issue" in ms else f"total {ms['total']:.0f} ms"
+    )
     if result.voucher is not None:
         voucher = result.voucher
         shop = voucher.shop.name if voucher.shop and voucher.shop.name else "?"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -72,5 +72,5 @@ def retry_after_s(value: str | None, *, default_s: float = 30.0, cap_s: float = 
     except Exception:  # the standard library's date parser fails in several ways on odd input
         return default_s
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return min(max(0.0, (when - datetime.now(timezone.utc)).total_seconds()), cap_s)
+        when = when.replace(tzinfo=UTC)
+    return min(max(0.0, (when - datetime.now(UTC)).total_seconds()), cap_s)

@@ -47,8 +47,15 @@ class Logo:
 
 
 class LogoCache:
-    def __init__(self, directory: Path | None = None, *, max_bytes: int = 512 * 1024,
-                 timeout_s: float = 3.0, retry_after_s: float = 300.0, plain_loopback: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        max_bytes: int = 512 * 1024,
+        timeout_s: float = 3.0,
+        retry_after_s: float = 300.0,
+        plain_loopback: bool = False,
+    ) -> None:
         """``plain_loopback`` allows http logos on this machine itself: only for a kiosk whose backend
         is on loopback too (the stand-in), so that a shop profile cannot make a kiosk in the field
         send requests to the services of its own machine."""

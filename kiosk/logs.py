@@ -18,7 +18,8 @@ import hashlib
 import logging
 import threading
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 __all__ = ["StormFilter", "ScrubbingFormatter", "RequestUrlFilter", "configure_logging", "never_log", "fingerprint"]
 
@@ -65,8 +66,8 @@ def _origin_only(arg: object) -> object:
     raw_path = getattr(arg, "raw_path", None)  # an httpx.URL (duck-typed: no httpx import here)
     if not isinstance(raw_path, bytes) or not hasattr(arg, "scheme") or not hasattr(arg, "netloc"):
         return arg
-    netloc = getattr(arg, "netloc")
-    origin = f"{getattr(arg, 'scheme')}://{netloc.decode('ascii', 'replace') if isinstance(netloc, bytes) else netloc}"
+    netloc = arg.netloc
+    origin = f"{arg.scheme}://{netloc.decode('ascii', 'replace') if isinstance(netloc, bytes) else netloc}"
     return f"{origin}/… {fingerprint(raw_path.decode('ascii', 'replace'))}"
 
 
@@ -74,8 +75,9 @@ class StormFilter(logging.Filter):
     """Identical lines (same logger, level and text) are let through once per ``window_s``; the
     first one after a window that held repeats says how many there were."""
 
-    def __init__(self, window_s: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
-                 max_kinds: int = 1000) -> None:  # fmt: skip
+    def __init__(
+        self, window_s: float = 60.0, *, clock: Callable[[], float] = time.monotonic, max_kinds: int = 1000
+    ) -> None:
         super().__init__()
         self.window_s = window_s
         self._clock = clock

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
 
 from kiosk.app import KioskApp, ScanReport
-from kiosk.config import Config
 from kiosk.board.signals import signals_for
+from kiosk.config import Config
 from kiosk.core.flow import DroppedScan, Flow, FlowSettings, Screen, State
+from kiosk.core.outcomes import Issued
 from kiosk.devices.board.io_board import IoBoard
 from kiosk.devices.printer.connection import PrinterConnection
 from kiosk.devices.printer.escpos_printer import EscposPrinter
 from kiosk.devices.scanner.scan_filter import ScanFilter
 from kiosk.devices.scanner.serial_source import ScanSource, SerialScanSource
 from kiosk.devices.screen.browser import HeadlessBrowser
-from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
-from kiosk.core.outcomes import Issued
+from kiosk.issuance.configured import make_client, make_offline_service
 from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.offline import FallbackIssuer, OfflineService, plan_resumption
 from kiosk.issuance.offline_store import OfflineStore, open_store, utc_now
-from kiosk.issuance.configured import make_client, make_offline_service
+from kiosk.logos import LogoCache
 from kiosk.logs import fingerprint
 from kiosk.presentation.view import ScreenView
 from kiosk.supervisor import Supervisor
@@ -56,8 +56,9 @@ def make_scan_sources(config: Config) -> list[ScanSource]:
     scan_filter = ScanFilter(prefix=scanner.prefix, suffix=scanner.suffix, debounce_s=scanner.debounce_s)
     sources: list[ScanSource] = []
     if scanner.type == "serial":
-        sources.append(SerialScanSource(scanner.device, baud=scanner.baud, terminator=scanner.terminator,
-                                        scan_filter=scan_filter))  # fmt: skip
+        sources.append(
+            SerialScanSource(scanner.device, baud=scanner.baud, terminator=scanner.terminator, scan_filter=scan_filter)
+        )
     elif scanner.type == "hid":
         from kiosk.devices.scanner.hid_source import HidScanSource
 
@@ -66,8 +67,11 @@ def make_scan_sources(config: Config) -> list[ScanSource]:
         from kiosk.devices.scanner.camera_source import CameraScanSource
 
         width, _, height = scanner.camera_size.partition("x")
-        sources.append(CameraScanSource(scanner.device, size=(int(width), int(height)), fps=scanner.camera_fps,
-                                        scan_filter=scan_filter))  # fmt: skip
+        sources.append(
+            CameraScanSource(
+                scanner.device, size=(int(width), int(height)), fps=scanner.camera_fps, scan_filter=scan_filter
+            )
+        )
     if config.board.type == "serial":
         sources.append(IoBoard(config.board.device, baud=config.board.baud, scan_filter=scan_filter))
     return sources
@@ -176,13 +180,16 @@ async def open_kiosk(
             if offline is not None:
                 offline.on_contact = app.on_backend
             screen.on_locale = app.choose_locale
-            screen.status = lambda: {"state": app.flow.state.value, "locale": app.locale,
-                                     "hardware_id": config.kiosk.hardware_id, "offline": web.offline,
-                                     "scanners": {s.name: s.state for s in sources},
-                                     "board": {"firmware": boards[0].firmware, "errors": boards[0].errors[-5:]}
-                                     if boards else None,
-                                     "printer": printer.status.state if printer and printer.status else None,
-                                     "tasks": supervisor.status()}  # fmt: skip
+            screen.status = lambda: {
+                "state": app.flow.state.value,
+                "locale": app.locale,
+                "hardware_id": config.kiosk.hardware_id,
+                "offline": web.offline,
+                "scanners": {s.name: s.state for s in sources},
+                "board": {"firmware": boards[0].firmware, "errors": boards[0].errors[-5:]} if boards else None,
+                "printer": printer.status.state if printer and printer.status else None,
+                "tasks": supervisor.status(),
+            }
             await screen.start()
             stack.push_async_callback(screen.stop)
             supervisor.start("page server", screen.serve)
@@ -194,7 +201,9 @@ async def open_kiosk(
         if printer is not None:
             stack.callback(printer.connection.close)
             watching = printer
-            supervisor.start("printer monitor", lambda: watching.monitor(lambda status: app.printer_changed(status.ready)))
+            supervisor.start(
+                "printer monitor", lambda: watching.monitor(lambda status: app.printer_changed(status.ready))
+            )
         supervisor.start("flow", app.run)
         loop = asyncio.get_running_loop()
         for source in sources:
@@ -240,7 +249,9 @@ def _offline_banner(screen: WebScreen, app: KioskApp) -> Callable[[bool], None]:
         if screen.offline == (not reachable):
             return
         screen.offline = not reachable
-        log.warning("backend %s", "reachable again" if reachable else "unreachable: vouchers come from the offline cache")
+        log.warning(
+            "backend %s", "reachable again" if reachable else "unreachable: vouchers come from the offline cache"
+        )
         app.redraw()
 
     return heard
@@ -260,7 +271,14 @@ def _resume_unshown(app: KioskApp, store: OfflineStore) -> None:
         return
     entry = plan.resume
     assert entry.voucher is not None
-    log.warning("showing voucher %s again (journal %s): the kiosk stopped before it was shown%s",
-                fingerprint(entry.voucher.code), entry.key, ", in its plain form" if plan.plain else "")  # fmt: skip
-    app.resume(entry.packaging, Issued(entry.voucher, "offline" if entry.source == "offline" else "online",
-                                       key=entry.key), plain=plan.plain)  # fmt: skip
+    log.warning(
+        "showing voucher %s again (journal %s): the kiosk stopped before it was shown%s",
+        fingerprint(entry.voucher.code),
+        entry.key,
+        ", in its plain form" if plan.plain else "",
+    )
+    app.resume(
+        entry.packaging,
+        Issued(entry.voucher, "offline" if entry.source == "offline" else "online", key=entry.key),
+        plain=plan.plain,
+    )

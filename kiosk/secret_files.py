@@ -42,8 +42,10 @@ def read_secret_file(path: Path) -> str:
     if any(byte > 0x7E for byte in token):
         raise SecretFileError(f"{path}: token file holds bytes that are not ASCII; write the token alone, as issued")
     if any(byte < 0x21 for byte in token):
-        raise SecretFileError(f"{path}: token file holds a line break, space or control character inside the "
-                              "token; it must hold the token alone, on one line")  # fmt: skip
+        raise SecretFileError(
+            f"{path}: token file holds a line break, space or control character inside the "
+            "token; it must hold the token alone, on one line"
+        )
     return token.decode("ascii")
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -47,7 +48,9 @@ ALGORITHM = "ecdsa-p384-sha384"
 COVERED_COMPONENTS = ("@method", "@target-uri", "content-type")
 _COORD_BYTES = 48  # P-384
 #: The order of P-384's group: (r, s) and (r, n - s) are both valid ECDSA signatures of one message.
-_P384_ORDER = int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16)
+_P384_ORDER = int(
+    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16
+)
 #: A signature older (or further in the future) than this is refused: replay protection.
 MAX_SKEW_S = 300
 
@@ -82,9 +85,7 @@ class _SignatureParams:
         return next((v for n, v in self.params if n == name), None)
 
 
-def signature_base(
-    method: str, target_uri: str, headers: Mapping[str, str], params: _SignatureParams
-) -> bytes:
+def signature_base(method: str, target_uri: str, headers: Mapping[str, str], params: _SignatureParams) -> bytes:
     """The exact bytes that are signed (RFC 9421 section 2.5)."""
     lower = {k.lower(): v for k, v in headers.items()}
     lines = []
@@ -118,9 +119,7 @@ def sign_request(
     label: str = "sig1",
 ) -> dict[str, str]:
     """Return the ``Signature-Input`` and ``Signature`` headers for a request."""
-    params = _SignatureParams(
-        COVERED_COMPONENTS, (("keyid", keyid), ("alg", ALGORITHM), ("created", int(created)))
-    )
+    params = _SignatureParams(COVERED_COMPONENTS, (("keyid", keyid), ("alg", ALGORITHM), ("created", int(created))))
     base = signature_base(method, target_uri, headers, params)
     r, s = decode_dss_signature(key.sign(base, ec.ECDSA(hashes.SHA384())))
     raw = r.to_bytes(_COORD_BYTES, "big") + s.to_bytes(_COORD_BYTES, "big")
@@ -352,7 +351,9 @@ def load_or_create_key(path: Path) -> tuple[ec.EllipticCurvePrivateKey, bool]:
     True when it was made now. A key file others can read is refused, as ssh refuses one."""
     if not path.exists():
         key = ec.generate_private_key(ec.SECP384R1())
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         write_secret_file(path, pem, replace=False)
         return key, True
     if path.stat().st_mode & 0o077:

@@ -20,8 +20,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 __all__ = ["Supervisor", "TaskHealth"]
 
@@ -41,8 +42,15 @@ class TaskHealth:
 
 
 class Supervisor:
-    def __init__(self, *, max_failures: int = 5, window_s: float = 600.0, first_delay_s: float = 0.5,
-                 max_delay_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        max_failures: int = 5,
+        window_s: float = 600.0,
+        first_delay_s: float = 0.5,
+        max_delay_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
         self.first_delay_s = first_delay_s
@@ -99,8 +107,14 @@ class Supervisor:
 
     # --- threads --------------------------------------------------------------------------------
 
-    def keep_thread(self, name: str, body: Callable[[], None], *, stop: threading.Event,
-                    on_state: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    def keep_thread(
+        self,
+        name: str,
+        body: Callable[[], None],
+        *,
+        stop: threading.Event,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
         """Run ``body()`` in the calling thread until it returns or ``stop`` is set, restarting it
         after an unexpected exception."""
         with self._lock:
@@ -143,8 +157,14 @@ class Supervisor:
             if not give_up:
                 health.restarts += 1
         if give_up:
-            log.critical("%s failed %d times in %.0f s (%s); giving up so the kiosk restarts", name,
-                         self.max_failures, self.window_s, summary, exc_info=exc)  # fmt: skip
+            log.critical(
+                "%s failed %d times in %.0f s (%s); giving up so the kiosk restarts",
+                name,
+                self.max_failures,
+                self.window_s,
+                summary,
+                exc_info=exc,
+            )
             self._give_up(f"{name}: {summary}")
         else:
             log.error("%s failed (%s); restarting it", name, summary, exc_info=exc)

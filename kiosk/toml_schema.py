@@ -16,8 +16,9 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from kiosk.core.urls import url_problem
 
@@ -82,8 +83,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML (arrays or tables nested too deep)") from None
 
 
-def build_document(schema: type[Schema], doc: dict[str, Any], *, base: Path, check: Callable[[Schema], None],
-                   **extra: Any) -> Schema:  # fmt: skip
+def build_document(
+    schema: type[Schema], doc: dict[str, Any], *, base: Path, check: Callable[[Schema], None], **extra: Any
+) -> Schema:
     """The ``schema`` dataclass built from a parsed document: one table per section field (a
     section without a default is required), every key checked by its type, then the whole by
     ``check`` (what spans more than a type); ``extra`` fills the schema's fields that are not
@@ -119,8 +121,9 @@ def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> A
             if spec.metadata.get("path") and isinstance(spec.default, Path):
                 values[key] = base / spec.default
             continue
-        value = _coerce(table[key], hints[key], dotted, may_be_empty=spec.default == "",
-                        bounds=spec.metadata.get("range"))  # fmt: skip
+        value = _coerce(
+            table[key], hints[key], dotted, may_be_empty=spec.default == "", bounds=spec.metadata.get("range")
+        )
         if spec.metadata.get("path") and value is not None:
             try:
                 value = base / Path(value).expanduser()
@@ -130,8 +133,9 @@ def _build_section(cls: type, table: dict[str, Any], name: str, base: Path) -> A
     return cls(**values)
 
 
-def _coerce(value: Any, hint: Any, key: str, *, may_be_empty: bool = False,
-            bounds: tuple[float, float] | None = None) -> Any:  # fmt: skip
+def _coerce(
+    value: Any, hint: Any, key: str, *, may_be_empty: bool = False, bounds: tuple[float, float] | None = None
+) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin is Literal:

@@ -9,9 +9,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -68,8 +68,13 @@ def backend(tmp_path: Path) -> Iterator[BackendProcess]:
     """The seeded stand-in backend (with its shop webhook) and a kiosk configuration for it."""
     process = BackendProcess(
         tmp_path / "backend.sqlite",
-        "--seed", "demo", "--webhook-timeout", "0.5", "--kiosk-config", str(tmp_path / "kiosk.toml"),
-    )  # fmt: skip
+        "--seed",
+        "demo",
+        "--webhook-timeout",
+        "0.5",
+        "--kiosk-config",
+        str(tmp_path / "kiosk.toml"),
+    )
     try:
         yield process
     finally:

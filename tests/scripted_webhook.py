@@ -82,8 +82,9 @@ def _read_request(connection: socket.socket) -> bool:
             return False
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0
+    )
     while len(body) < length:
         chunk = connection.recv(65536)
         if not chunk:
@@ -96,8 +97,10 @@ def _deliver(connection: socket.socket, answer: Answer, stopping: threading.Even
     body = b"x" * (1 << 20) if answer.delivery == "huge" else answer.body
     declared = 10**9 if answer.delivery == "endless" else len(body)
     extra = "".join(f"{name}: {value}\r\n" for name, value in answer.headers)
-    head = (f"HTTP/1.1 {answer.status} Scripted\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {declared}\r\nConnection: close\r\n{extra}\r\n").encode("latin-1")  # fmt: skip
+    head = (
+        f"HTTP/1.1 {answer.status} Scripted\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared}\r\nConnection: close\r\n{extra}\r\n"
+    ).encode("latin-1")
     until = time.monotonic() + _LONGEST_S
     if answer.delivery == "close":
         return

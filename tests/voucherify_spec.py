@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,10 +25,9 @@ SPEC_HOST = "https://api.voucherify.io"
 _FILES = ("publications", "vouchers", "validations", "redemptions", "campaigns")
 
 
-@lru_cache(maxsize=None)
+@cache
 def specs() -> dict[str, OpenAPI]:
-    return {name: OpenAPI.from_dict(json.loads((SPEC_FOLDER / f"{name}.json").read_text("utf-8")))
-            for name in _FILES}  # fmt: skip
+    return {name: OpenAPI.from_dict(json.loads((SPEC_FOLDER / f"{name}.json").read_text("utf-8"))) for name in _FILES}
 
 
 def spec_for(path: str) -> OpenAPI:
@@ -56,7 +55,7 @@ class SpecRequest:
     host_url: str = SPEC_HOST
 
     @classmethod
-    def of(cls, request: httpx.Request) -> "SpecRequest":
+    def of(cls, request: httpx.Request) -> SpecRequest:
         query = ImmutableMultiDict(parse_qsl(request.url.query.decode("ascii"), keep_blank_values=True))
         return cls(
             method=request.method.lower(),
@@ -95,8 +94,12 @@ class SpecCheckingTransport(httpx.AsyncBaseTransport):
         response = await self._inner.handle_async_request(request)
         body = await response.aread()
         await response.aclose()
-        answer = SpecResponse(response.status_code, body, response.headers.get("content-type", ""),
-                              Headers(list(response.headers.items())))  # fmt: skip
+        answer = SpecResponse(
+            response.status_code,
+            body,
+            response.headers.get("content-type", ""),
+            Headers(list(response.headers.items())),
+        )
         try:
             spec.validate_response(spec_request, answer)
         except Exception as exc:

@@ -116,8 +116,9 @@ class BoardApp:
             self._edges.append((pin.value(), self.hw.ticks_ms()))
 
     async def _slot_task(self):
-        debouncer = SlotDebouncer(self.settings["slot_settle_ms"], self.settings["slot_stuck_ms"],
-                                  self.settings.get("slot_blocked_level", 0))
+        debouncer = SlotDebouncer(
+            self.settings["slot_settle_ms"], self.settings["slot_stuck_ms"], self.settings.get("slot_blocked_level", 0)
+        )
         pin = self.hw.slot_pin
         while True:
             self.alive["slot"] = self.hw.ticks_ms()
@@ -208,7 +209,9 @@ class BoardApp:
         while True:
             now = self.hw.ticks_ms()
             self.alive["lights"] = now
-            silent = self.kiosk_seen is None or self.hw.ticks_diff(now, self.kiosk_seen) > self.settings["kiosk_silent_ms"]
+            silent = (
+                self.kiosk_seen is None or self.hw.ticks_diff(now, self.kiosk_seen) > self.settings["kiosk_silent_ms"]
+            )
             if silent and self.pattern not in ("boot", "fault"):
                 self.pattern, self.pattern_since = "fault", now
                 self.log.warning("no word from the kiosk for %d ms", self.settings["kiosk_silent_ms"])
@@ -241,7 +244,9 @@ class BoardApp:
         limit = self.settings["watchdog_ms"] // 2
         while True:
             now = self.hw.ticks_ms()
-            stale = [name for name in self.TASKS if self.hw.ticks_diff(now, self.alive.get(name, now - limit - 1)) > limit]
+            stale = [
+                name for name in self.TASKS if self.hw.ticks_diff(now, self.alive.get(name, now - limit - 1)) > limit
+            ]
             if stale:
                 self.log.error("tasks not running: %s; the watchdog will reset the board", ",".join(stale))
             else:

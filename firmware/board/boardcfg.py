@@ -10,18 +10,32 @@ USB_PRODUCT = "RE-ZIP kiosk board"
 VARIANTS = {
     # Raspberry Pi Pico / Pico W (RP2040) and Pico 2 (RP2350): the same header.
     "rp2": {
-        "scanner_uart": 1, "scanner_tx": 4, "scanner_rx": 5, "scanner_baud": 9600,
-        "link_uart": 0, "link_tx": 0, "link_rx": 1, "link_baud": 115200,
-        "slot_pin": 15, "slot_blocked_level": 0,
+        "scanner_uart": 1,
+        "scanner_tx": 4,
+        "scanner_rx": 5,
+        "scanner_baud": 9600,
+        "link_uart": 0,
+        "link_tx": 0,
+        "link_rx": 1,
+        "link_baud": 115200,
+        "slot_pin": 15,
+        "slot_blocked_level": 0,
         "led_pins": (16, 17, 18),  # red, green, blue through PWM (common-cathode LED or a driver)
         "buzzer_pin": 20,
         "safe_mode_pin": 22,  # tie to GND at power-up to skip the application
     },
     # ESP32 DevKitC (ESP32-S3 boards: change the pins to suit).
     "esp32": {
-        "scanner_uart": 2, "scanner_tx": 17, "scanner_rx": 16, "scanner_baud": 9600,
-        "link_uart": 1, "link_tx": 10, "link_rx": 9, "link_baud": 115200,
-        "slot_pin": 27, "slot_blocked_level": 0,
+        "scanner_uart": 2,
+        "scanner_tx": 17,
+        "scanner_rx": 16,
+        "scanner_baud": 9600,
+        "link_uart": 1,
+        "link_tx": 10,
+        "link_rx": 9,
+        "link_baud": 115200,
+        "slot_pin": 27,
+        "slot_blocked_level": 0,
         "led_pins": (25, 26, 32),
         "buzzer_pin": 33,
         "safe_mode_pin": 0,  # the BOOT button: hold it while resetting
@@ -30,10 +44,19 @@ VARIANTS = {
     # `machine` of firmware/sim: the rp2 pin map, the link on UART 0, and shorter watchdog and
     # silence times so the tests need not wait as long as a kiosk would.
     "webassembly": {
-        "scanner_uart": 1, "scanner_tx": 4, "scanner_rx": 5, "scanner_baud": 9600,
-        "link_uart": 0, "link_tx": 0, "link_rx": 1, "link_baud": 115200, "link": "uart",
-        "watchdog_ms": 2000, "kiosk_silent_ms": 2000,
-        "slot_pin": 15, "slot_blocked_level": 0,
+        "scanner_uart": 1,
+        "scanner_tx": 4,
+        "scanner_rx": 5,
+        "scanner_baud": 9600,
+        "link_uart": 0,
+        "link_tx": 0,
+        "link_rx": 1,
+        "link_baud": 115200,
+        "link": "uart",
+        "watchdog_ms": 2000,
+        "kiosk_silent_ms": 2000,
+        "slot_pin": 15,
+        "slot_blocked_level": 0,
         "led_pins": (16, 17, 18),
         "buzzer_pin": 20,
         "safe_mode_pin": 22,

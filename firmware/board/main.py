@@ -9,9 +9,8 @@ import os
 import sys
 import time
 
-import machine
-
 import boardcfg
+import machine
 from boardapp import BoardApp, Hardware
 from boardlog import get_logger
 
@@ -79,8 +78,13 @@ def _link_port(pins, settings, log):
             return cdc, "usb"
         except (ImportError, OSError, ValueError) as exc:
             log.warning("no USB CDC data port (%s); using the UART link", exc)
-    uart = machine.UART(pins["link_uart"], pins["link_baud"], tx=machine.Pin(pins["link_tx"]),
-                        rx=machine.Pin(pins["link_rx"]), timeout=0)
+    uart = machine.UART(
+        pins["link_uart"],
+        pins["link_baud"],
+        tx=machine.Pin(pins["link_tx"]),
+        rx=machine.Pin(pins["link_rx"]),
+        timeout=0,
+    )
     return uart, "uart"
 
 
@@ -98,12 +102,18 @@ def start():
         print("SAFE MODE (%s): the application is not running. machine.reset() starts it." % reason)
         return
     port, kind = _link_port(pins, settings, log)
-    scanner = machine.UART(pins["scanner_uart"], pins["scanner_baud"], tx=machine.Pin(pins["scanner_tx"]),
-                           rx=machine.Pin(pins["scanner_rx"]), timeout=0)
+    scanner = machine.UART(
+        pins["scanner_uart"],
+        pins["scanner_baud"],
+        tx=machine.Pin(pins["scanner_tx"]),
+        rx=machine.Pin(pins["scanner_rx"]),
+        timeout=0,
+    )
     slot = machine.Pin(pins["slot_pin"], machine.Pin.IN, machine.Pin.PULL_UP)
     wdt = machine.WDT(timeout=settings["watchdog_ms"])
-    hw = Hardware(port, scanner, slot, _Leds(pins["led_pins"]), _Buzzer(pins["buzzer_pin"]), wdt,
-                  time.ticks_ms, time.ticks_diff)
+    hw = Hardware(
+        port, scanner, slot, _Leds(pins["led_pins"]), _Buzzer(pins["buzzer_pin"]), wdt, time.ticks_ms, time.ticks_diff
+    )
     identity = {"fw": boardcfg.FIRMWARE_VERSION, "manifest": _manifest_hash(), "variant": variant, "link": kind}
     app = BoardApp(hw, settings, identity, log)
 

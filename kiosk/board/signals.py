@@ -33,6 +33,8 @@ def signals_for(previous: State | None, screen: Screen) -> Signals:
         return Signals(lights, "voucher")
     if screen.state is State.NOTICE:
         return Signals(lights, "reject")
-    if screen.state is State.AWAITING_DEPOSIT or (screen.state is State.ISSUING and previous is not State.AWAITING_DEPOSIT):
+    if screen.state is State.AWAITING_DEPOSIT or (
+        screen.state is State.ISSUING and previous is not State.AWAITING_DEPOSIT
+    ):
         return Signals(lights, "accept")
     return Signals(lights, None)

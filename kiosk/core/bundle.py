@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import collections
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from kiosk.core.offline import CachedCode
 from kiosk.core.voucher import (
@@ -31,8 +32,17 @@ from kiosk.core.voucher import (
     parse_voucher,
 )
 
-__all__ = ["BundleError", "BundlePool", "BundleCode", "BundleContents", "BodyIndex", "parse_bundle", "index_body",
-           "code_from_body", "MAX_CODES"]  # fmt: skip
+__all__ = [
+    "BundleError",
+    "BundlePool",
+    "BundleCode",
+    "BundleContents",
+    "BodyIndex",
+    "parse_bundle",
+    "index_body",
+    "code_from_body",
+    "MAX_CODES",
+]
 
 #: A drop point reserves tens of codes per pool; far more than this is not a bundle we asked for.
 MAX_CODES = 20_000
@@ -62,8 +72,16 @@ class BundleCode:
     def cached(self) -> CachedCode:
         """What offline selection decides on."""
         voucher = self.voucher
-        return CachedCode(voucher.code, self.pool.shop_id, self.pool.visibility, self.pool.countries,
-                          voucher.type.value, voucher.value, voucher.unit, voucher.expires_at)  # fmt: skip
+        return CachedCode(
+            voucher.code,
+            self.pool.shop_id,
+            self.pool.visibility,
+            self.pool.countries,
+            voucher.type.value,
+            voucher.value,
+            voucher.unit,
+            voucher.expires_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -81,8 +99,9 @@ class BundleContents:
     refused: tuple[tuple[str, str], ...]
 
 
-def parse_bundle(doc: Any, *, link_schemes: Iterable[str] | None = DEFAULT_LINK_SCHEMES,
-                 now: datetime | None = None) -> BundleContents:  # fmt: skip
+def parse_bundle(
+    doc: Any, *, link_schemes: Iterable[str] | None = DEFAULT_LINK_SCHEMES, now: datetime | None = None
+) -> BundleContents:
     """Check a bundle; ``BundleError`` when its structure is broken (see the module's rules)."""
     if not isinstance(doc, Mapping):
         raise BundleError("bundle: expected a JSON object")
@@ -168,8 +187,13 @@ def code_from_body(body: BodyIndex, code: str, *, link_schemes: Iterable[str] | 
     return _code(item, body.pools, body.shops, link_schemes, now)
 
 
-def _code(item: Any, pools: Mapping[str, BundlePool], shops: Mapping[str, Shop],
-          link_schemes: Iterable[str] | None, now: datetime | None) -> BundleCode:  # fmt: skip
+def _code(
+    item: Any,
+    pools: Mapping[str, BundlePool],
+    shops: Mapping[str, Shop],
+    link_schemes: Iterable[str] | None,
+    now: datetime | None,
+) -> BundleCode:
     if not isinstance(item, Mapping):
         raise BundleError("expected a JSON object")
     pool = pools.get(item.get("pool_id")) if isinstance(item.get("pool_id"), str) else None

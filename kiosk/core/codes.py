@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["PackagingCode", "Rejection", "RejectReason", "normalise", "MAX_INPUT_CHARS", "REZIP_URL_HOSTS"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 __all__ = ["ACTIVE", "minor_digits"]
 
-ACTIVE = frozenset("""
+ACTIVE = frozenset(
+    """
     AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD
     BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP
     CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP
@@ -21,7 +22,8 @@ ACTIVE = frozenset("""
     RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SYP SZL THB
     TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV
     WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
-""".split())
+""".split()
+)
 
 #: ISO 4217 minor units that are not 2 (the standard's table, for the codes that differ).
 _MINOR_DIGITS = {

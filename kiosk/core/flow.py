@@ -51,8 +51,9 @@ Rules this module keeps:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, Union
+from typing import Literal, Union
 
 from kiosk.core.codes import REZIP_URL_HOSTS, PackagingCode, Rejection, normalise
 from kiosk.core.outcomes import (
@@ -278,9 +279,7 @@ class LateOutcome:
     outcome: IssuanceOutcome
 
 
-Command = Union[
-    StartIssuance, Show, PrintVoucher, StartTimer, CancelTimer, Concluded, DroppedScan, LateOutcome
-]
+Command = Union[StartIssuance, Show, PrintVoucher, StartTimer, CancelTimer, Concluded, DroppedScan, LateOutcome]
 
 
 class FlowError(RuntimeError):
@@ -337,9 +336,7 @@ class Flow:
         self._pending = (request_id, result)
         if self.settings.deposit_required:
             return self._enter(State.AWAITING_DEPOSIT, Screen(State.AWAITING_DEPOSIT, code=result.value))
-        return self._enter(
-            State.ISSUING, Screen(State.ISSUING, code=result.value), StartIssuance(request_id, result)
-        )
+        return self._enter(State.ISSUING, Screen(State.ISSUING, code=result.value), StartIssuance(request_id, result))
 
     def _scan_while_awaiting(self, event: Event) -> list[Command]:
         """The same code again restarts the wait; another valid code replaces it; junk is answered."""
@@ -359,8 +356,9 @@ class Flow:
         assert self._pending is not None
         request_id, code = self._pending
         self._pending = None
-        return self._enter_notice(request_id, NoticeKind.DEPOSIT_TIMEOUT, "no packaging passed the slot",
-                                  code=code.value)  # fmt: skip
+        return self._enter_notice(
+            request_id, NoticeKind.DEPOSIT_TIMEOUT, "no packaging passed the slot", code=code.value
+        )
 
     def _unexpected_deposit(self, event: Event) -> list[Command]:
         """Something fell through the slot without a scan first: nothing to reward."""
@@ -404,9 +402,7 @@ class Flow:
         assert self._pending is not None
         request_id, code = self._pending
         self._pending = None
-        return self._enter_notice(
-            request_id, NoticeKind.BACKEND_TROUBLE, "no answer in time", code=code.value
-        )
+        return self._enter_notice(request_id, NoticeKind.BACKEND_TROUBLE, "no answer in time", code=code.value)
 
     def _late(self, event: Event) -> list[Command]:
         assert isinstance(event, IssuanceDone)
@@ -442,12 +438,19 @@ class Flow:
         assert self._shown is not None
         request_id, voucher = self._shown
         self._print_failed = False
-        return [PrintVoucher(voucher, request_id, plain=self.screen.plain),
-                *self._show_voucher(printer=None, extra_s=False)]  # fmt: skip
+        return [
+            PrintVoucher(voucher, request_id, plain=self.screen.plain),
+            *self._show_voucher(printer=None, extra_s=False),
+        ]
 
     def _show_voucher(self, *, printer: Literal["trouble", "back"] | None, extra_s: bool) -> list[Command]:
-        screen = Screen(State.SHOWING_VOUCHER, voucher=self.screen.voucher, code=self.screen.code, printer=printer,
-                        plain=self.screen.plain)  # fmt: skip
+        screen = Screen(
+            State.SHOWING_VOUCHER,
+            voucher=self.screen.voucher,
+            code=self.screen.code,
+            printer=printer,
+            plain=self.screen.plain,
+        )
         self.screen = screen
         seconds = self.settings.voucher_display_s + (self.settings.printer_trouble_extra_s if extra_s else 0)
         return [Show(screen), StartTimer(seconds)]
@@ -459,9 +462,7 @@ class Flow:
     ) -> list[Command]:
         screen = Screen(State.NOTICE, notice=kind, detail=detail, code=code, reason=reason)
         status = _STATUS_OF_NOTICE[kind]
-        return self._enter(
-            State.NOTICE, screen, Concluded(request_id, status, code, detail=detail)
-        )
+        return self._enter(State.NOTICE, screen, Concluded(request_id, status, code, detail=detail))
 
     def _enter(self, state: State, screen: Screen, *extra: Command) -> list[Command]:
         self.state = state

@@ -17,9 +17,9 @@ nothing offline ("never_synced").
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Mapping
 
 __all__ = ["CachedCode", "OfflineLimits", "OfflineState", "choose_code", "refusal"]
 

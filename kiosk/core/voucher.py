@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from kiosk.core.currencies import ACTIVE as ACTIVE_CURRENCIES
@@ -236,8 +237,8 @@ def parse_instant(item: Any, name: str, now: datetime | None = None) -> datetime
     if not _EARLIEST_YEAR <= instant.year <= _LATEST_YEAR:
         raise VoucherError(name, f"must lie between the years {_EARLIEST_YEAR} and {_LATEST_YEAR}")
     if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=timezone.utc)
-    instant = instant.astimezone(timezone.utc)
+        instant = instant.replace(tzinfo=UTC)
+    instant = instant.astimezone(UTC)
     if now is not None:
         if instant <= now:
             raise VoucherError(name, "the voucher has expired")
@@ -249,7 +250,7 @@ def parse_instant(item: Any, name: str, now: datetime | None = None) -> datetime
 def _format_instant(instant: datetime | None) -> str | None:
     if instant is None:
         return None
-    utc = instant.astimezone(timezone.utc)
+    utc = instant.astimezone(UTC)
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -270,12 +271,13 @@ def _parse_link(item: Any, schemes: frozenset[str] | None) -> tuple[str | None, 
         parts.port
     except ValueError:
         return None, ("link dropped: not a URL",)
-    loopback_http = scheme == "http" and schemes is not None and LOOPBACK_HTTP in schemes \
-        and plain_http_allowed(parts.hostname)
+    loopback_http = (
+        scheme == "http" and schemes is not None and LOOPBACK_HTTP in schemes and plain_http_allowed(parts.hostname)
+    )
     if not _SCHEME.fullmatch(scheme) or (schemes is not None and scheme not in schemes and not loopback_http):
         return None, (f"link dropped: scheme {scheme or '(none)'!r} is not allowed",)
     if scheme in ("https", "http") and not parts.hostname:
         return None, (f"link dropped: {scheme} link without a host",)
-    if not item[len(scheme) + 1:].strip("/"):
+    if not item[len(scheme) + 1 :].strip("/"):
         return None, ("link dropped: nothing after the scheme",)
     return item, ()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import serial
 
@@ -18,9 +18,18 @@ __all__ = ["run_sessions"]
 log = logging.getLogger(__name__)
 
 
-def run_sessions(device: str, baud: int, *, label: str, stop: threading.Event, reopen_interval_s: float,
-                 set_state: Callable[[str], None], session: Callable[[serial.Serial], None],
-                 opened_state: str = "open", read_timeout_s: float = 0.02) -> None:  # fmt: skip
+def run_sessions(
+    device: str,
+    baud: int,
+    *,
+    label: str,
+    stop: threading.Event,
+    reopen_interval_s: float,
+    set_state: Callable[[str], None],
+    session: Callable[[serial.Serial], None],
+    opened_state: str = "open",
+    read_timeout_s: float = 0.02,
+) -> None:
     """Run ``session(port)`` on ``device`` over and over until ``stop`` is set. ``set_state`` hears
     ``opened_state`` when the port opens and "missing" while it cannot be opened."""
     told = False

@@ -37,19 +37,25 @@ def make_client(config: Config, *, read_timeout_s: float | None = None) -> Rezip
     )
 
 
-def make_offline_service(config: Config, store: OfflineStore, client: RezipClient, *,
-                         logos: LogoCache | None = None) -> OfflineService:  # fmt: skip
+def make_offline_service(
+    config: Config, store: OfflineStore, client: RezipClient, *, logos: LogoCache | None = None
+) -> OfflineService:
     """Offline issuance as the configuration describes it: limits, reservations, schedules; with
     ``logos``, the shops' logos are cached at each top-up for offline vouchers."""
     offline = config.offline
     return OfflineService(
-        store, OfflinePoolsClient(client.http, config.backend.drop_point_location_id, jwks_url=config.jwks_url),
+        store,
+        OfflinePoolsClient(client.http, config.backend.drop_point_location_id, jwks_url=config.jwks_url),
         country=config.kiosk.country,
         limits=OfflineLimits(
-            max_issuances=offline.max_issuances, max_value=offline.max_value,
+            max_issuances=offline.max_issuances,
+            max_value=offline.max_value,
             max_offline_age=timedelta(seconds=offline.max_offline_age_s),
-            expiry_margin=timedelta(seconds=offline.expiry_margin_s)),
-        per_pool=offline.reserve_per_pool, watermark=offline.watermark,
-        sync_interval_s=offline.sync_interval_s, forward_interval_s=offline.forward_interval_s,
+            expiry_margin=timedelta(seconds=offline.expiry_margin_s),
+        ),
+        per_pool=offline.reserve_per_pool,
+        watermark=offline.watermark,
+        sync_interval_s=offline.sync_interval_s,
+        forward_interval_s=offline.forward_interval_s,
         prefetch_logos=logos.prefetch if logos is not None else None,
-    )  # fmt: skip
+    )

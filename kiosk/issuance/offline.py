@@ -16,17 +16,17 @@ import logging
 import random
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from kiosk.core.bundle import BundleError
 from kiosk.core.codes import PackagingCode
 from kiosk.core.offline import OfflineLimits
 from kiosk.core.outcomes import AlreadyReturned, IssuanceOutcome, Issued, NoneAvailable, OfflineLimited, Unavailable
 from kiosk.issuance.issuer import OnlineIssuer
-from kiosk.core.bundle import BundleError
 from kiosk.issuance.offline_pools_client import BundleRefused, OfflinePoolsClient
 from kiosk.issuance.offline_store import AlreadyRewarded, OfflineStore, Unshown, utc_now
 from kiosk.logs import fingerprint
@@ -56,8 +56,11 @@ def plan_resumption(unshown: list[Unshown], now: datetime) -> Resumption:
     when it stopped is the one most likely still there); older ones were superseded by a newer scan,
     and an expired one is never shown as valid. A voucher that keeps bringing the kiosk down
     (``MAX_RICH_ATTEMPTS``) is shown plainly, so it can never block start-up."""
-    readable = [entry for entry in unshown if entry.voucher is not None
-                and (entry.voucher.expires_at is None or entry.voucher.expires_at > now)]  # fmt: skip
+    readable = [
+        entry
+        for entry in unshown
+        if entry.voucher is not None and (entry.voucher.expires_at is None or entry.voucher.expires_at > now)
+    ]
     newest = readable[-1] if readable else None
     superseded = tuple(entry for entry in unshown if entry is not newest)
     plain = newest is not None and newest.display_attempts >= MAX_RICH_ATTEMPTS
@@ -72,12 +75,23 @@ class SyncReport:
 
 
 class OfflineService:
-    def __init__(self, store: OfflineStore, client: OfflinePoolsClient, *, country: str, limits: OfflineLimits,
-                 per_pool: int = 20, watermark: int = 5, sync_interval_s: float = 3600.0,
-                 forward_interval_s: float = 10.0, batch_size: int = 500,
-                 prefetch_logos: Callable[[list[str]], Awaitable[None]] | None = None,
-                 on_contact: Callable[[bool], None] | None = None,
-                 clock: Callable[[], datetime] = utc_now, monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: OfflineStore,
+        client: OfflinePoolsClient,
+        *,
+        country: str,
+        limits: OfflineLimits,
+        per_pool: int = 20,
+        watermark: int = 5,
+        sync_interval_s: float = 3600.0,
+        forward_interval_s: float = 10.0,
+        batch_size: int = 500,
+        prefetch_logos: Callable[[list[str]], Awaitable[None]] | None = None,
+        on_contact: Callable[[bool], None] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         """``prefetch_logos(urls)`` fetches shop logos into the cache after a top-up;
         ``on_contact(reachable)`` hears whether each round reached the backend."""
         self.store = store
@@ -102,8 +116,14 @@ class OfflineService:
 
     def claim(self, packaging: str, *, online_attempt_key: str | None = None) -> Issued | str:
         """A durable offline issuance, or the reason there is none."""
-        result = self.store.claim(packaging, country=self.country, limits=self.limits, now=self._clock(),
-                                  expected_now=self.expected_now(), online_attempt_key=online_attempt_key)  # fmt: skip
+        result = self.store.claim(
+            packaging,
+            country=self.country,
+            limits=self.limits,
+            now=self._clock(),
+            expected_now=self.expected_now(),
+            online_attempt_key=online_attempt_key,
+        )
         if isinstance(result, str):
             return result
         self._wake.set()  # the forwarder should try soon
@@ -142,8 +162,12 @@ class OfflineService:
             self._contact(bundle.issued_at)
             contents = bundle.contents
             if contents.refused:
-                log.warning("offline bundle %s: %d codes left out (first: %s)", bundle_id, len(contents.refused),
-                            contents.refused[0][1])  # fmt: skip
+                log.warning(
+                    "offline bundle %s: %d codes left out (first: %s)",
+                    bundle_id,
+                    len(contents.refused),
+                    contents.refused[0][1],
+                )
             urls = sorted({shop.logo_url for shop in contents.shops.values() if shop.logo_url})
             if urls and self.prefetch_logos is not None:
                 await self.prefetch_logos(urls)
@@ -191,7 +215,7 @@ class OfflineService:
     def _contact(self, backend_time: datetime | None) -> None:
         self.store.note_contact(backend_time)
         if backend_time is not None:
-            self._anchor = (backend_time.astimezone(timezone.utc), self._monotonic())
+            self._anchor = (backend_time.astimezone(UTC), self._monotonic())
 
 
 class FallbackIssuer:
@@ -229,17 +253,21 @@ class FallbackIssuer:
                 continue
             outcome = await self.online.issue(PackagingCode(packaging), key=key)
             if isinstance(outcome, Unavailable):
-                log.warning("scan %s of an earlier run is still unanswered (%s); asked again later", key,
-                            outcome.reason)  # fmt: skip
+                log.warning(
+                    "scan %s of an earlier run is still unanswered (%s); asked again later", key, outcome.reason
+                )
                 continue
             settled = self._settle(PackagingCode(packaging), outcome, offline_fallback=False)
             if isinstance(settled, Issued):
-                log.warning("voucher %s of a scan an earlier run never showed recovered from the backend",
-                            fingerprint(settled.voucher.code))  # fmt: skip
+                log.warning(
+                    "voucher %s of a scan an earlier run never showed recovered from the backend",
+                    fingerprint(settled.voucher.code),
+                )
                 on_voucher(packaging, settled)
 
-    def _settle(self, code: PackagingCode, outcome: IssuanceOutcome, *, offline_fallback: bool = True
-                ) -> IssuanceOutcome:  # fmt: skip
+    def _settle(
+        self, code: PackagingCode, outcome: IssuanceOutcome, *, offline_fallback: bool = True
+    ) -> IssuanceOutcome:
         """Journal what the backend answered; fall back to the offline pools when it could not."""
         if isinstance(outcome, Issued):
             try:
@@ -250,8 +278,10 @@ class FallbackIssuer:
                     # The same answer twice (a replayed key): it is this packaging's voucher, journalled.
                     return Issued(outcome.voucher, "online", key=same[0])
                 # A code this kiosk handed out before, for another packaging: never show it twice.
-                log.error("the backend answered voucher %s, which this kiosk handed out before; refused",
-                          fingerprint(outcome.voucher.code))  # fmt: skip
+                log.error(
+                    "the backend answered voucher %s, which this kiosk handed out before; refused",
+                    fingerprint(outcome.voucher.code),
+                )
                 outcome = Unavailable("the backend answered a voucher code handed out before", attempt_key=outcome.key)
             except sqlite3.Error as exc:  # the voucher is the customer's even if the journal write failed
                 log.error("could not journal online voucher %s: %s", fingerprint(outcome.voucher.code), exc)
@@ -277,8 +307,9 @@ class FallbackIssuer:
             log.exception("offline issuance failed")
             return Unavailable(f"{outcome.reason}; offline issuance failed ({type(exc).__name__})")
         if isinstance(claimed, Issued):
-            log.info("offline voucher %s for %s (online: %s)", fingerprint(claimed.voucher.code), code.value,
-                     outcome.reason)  # fmt: skip
+            log.info(
+                "offline voucher %s for %s (online: %s)", fingerprint(claimed.voucher.code), code.value, outcome.reason
+            )
             return claimed
         return _offline_refusal(claimed, outcome.reason)
 

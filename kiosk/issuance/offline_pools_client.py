@@ -32,11 +32,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import httpx
-from functools import cached_property
-
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kiosk.core.bundle import BundleContents, BundleError, parse_bundle
@@ -84,8 +83,9 @@ class OfflinePoolsClient:
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
 
     async def reserve(self, per_pool: int, *, now: datetime) -> Bundle:
-        body, headers = await self._call("POST", f"/drop-points/{self.drop_point_id}/offline-pools/reservations",
-                                         json={"per_pool": per_pool})  # fmt: skip
+        body, headers = await self._call(
+            "POST", f"/drop-points/{self.drop_point_id}/offline-pools/reservations", json={"per_pool": per_pool}
+        )
         bundle = Bundle(_json(body), body, headers.get("Bundle-Signature", ""))
         await self.verify(bundle, now=now)
         return bundle
@@ -110,7 +110,9 @@ class OfflinePoolsClient:
             raise BundleRefused("the bundle has expired")
 
     async def release(self, bundle_id: str) -> int:
-        body, _ = await self._call("DELETE", f"/drop-points/{self.drop_point_id}/offline-pools/reservations/{bundle_id}")
+        body, _ = await self._call(
+            "DELETE", f"/drop-points/{self.drop_point_id}/offline-pools/reservations/{bundle_id}"
+        )
         released = _object(body).get("released", 0)
         if not isinstance(released, int) or isinstance(released, bool) or released < 0:
             raise BundleRefused("released: expected a count")
@@ -118,13 +120,16 @@ class OfflinePoolsClient:
 
     async def forward(self, issuances: list[dict[str, Any]]) -> list[dict[str, str]]:
         """Report offline issuances; the backend counts each key once, however often it is sent."""
-        body, _ = await self._call("POST", f"/drop-points/{self.drop_point_id}/offline-issuances",
-                                   json={"issuances": issuances})  # fmt: skip
+        body, _ = await self._call(
+            "POST", f"/drop-points/{self.drop_point_id}/offline-issuances", json={"issuances": issuances}
+        )
         results = _object(body).get("results")
         sent = {item["key"] for item in issuances}
         if not isinstance(results, list):
             raise BundleRefused("results: missing")
-        checked = [r for r in results if isinstance(r, dict) and r.get("key") in sent and r.get("status") in FORWARD_STATUSES]
+        checked = [
+            r for r in results if isinstance(r, dict) and r.get("key") in sent and r.get("status") in FORWARD_STATUSES
+        ]
         return [{"key": str(r["key"]), "status": str(r["status"])} for r in checked]
 
     async def _jwks(self, *, refresh: bool) -> dict[str, ec.EllipticCurvePublicKey]:
@@ -168,4 +173,3 @@ def _object(raw: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise BundleRefused("the answer is not a JSON object")
     return doc
-

@@ -15,19 +15,28 @@ import logging
 import os
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from kiosk.core.bundle import BodyIndex, BundleError, code_from_body, index_body, parse_bundle
 from kiosk.core.offline import CachedCode, OfflineLimits, OfflineState, choose_code, refusal
 from kiosk.core.voucher import DEFAULT_LINK_SCHEMES, Voucher, VoucherError, parse_voucher
 from kiosk.secret_files import private_directory
 
-__all__ = ["OfflineStore", "open_store", "JournalDamaged", "Claim", "JournalEntry", "Unshown", "AlreadyRewarded",
-           "utc_now"]
+__all__ = [
+    "OfflineStore",
+    "open_store",
+    "JournalDamaged",
+    "Claim",
+    "JournalEntry",
+    "Unshown",
+    "AlreadyRewarded",
+    "utc_now",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +81,9 @@ class JournalDamaged(OSError):
     """The journal's file is not a database any more."""
 
 
-def open_store(path: Path, *, link_schemes: frozenset[str] = DEFAULT_LINK_SCHEMES,
-               set_aside_damaged: bool = False) -> "OfflineStore":  # fmt: skip
+def open_store(
+    path: Path, *, link_schemes: frozenset[str] = DEFAULT_LINK_SCHEMES, set_aside_damaged: bool = False
+) -> OfflineStore:
     """The store at ``path``. A damaged journal raises ``JournalDamaged``, or with
     ``set_aside_damaged`` (the running kiosk, which must serve customers: online issuance needs no
     journal) is moved aside whole, for a technician, and a new one is begun."""
@@ -125,17 +135,24 @@ class JournalEntry:
     voucher: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "code": self.code, "packaging": self.packaging, "source": self.source,
-                "created_at": self.created_at, "shown": self.shown, "forwarded": self.forwarded,
-                "forward_status": self.forward_status}  # fmt: skip
+        return {
+            "key": self.key,
+            "code": self.code,
+            "packaging": self.packaging,
+            "source": self.source,
+            "created_at": self.created_at,
+            "shown": self.shown,
+            "forwarded": self.forwarded,
+            "forward_status": self.forward_status,
+        }
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse(text: str | None) -> datetime | None:
@@ -224,10 +241,19 @@ class OfflineStore:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO codes (code, bundle_id, shop_id, visibility, countries, voucher, type,"
                     " value, unit, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (cached.code, contents.bundle_id, cached.shop_id, cached.visibility, json.dumps(cached.countries),
-                     json.dumps(voucher.to_json(), ensure_ascii=False), cached.type, cached.value, cached.unit,
-                     voucher.to_json()["expires_at"]),
-                )  # fmt: skip
+                    (
+                        cached.code,
+                        contents.bundle_id,
+                        cached.shop_id,
+                        cached.visibility,
+                        json.dumps(cached.countries),
+                        json.dumps(voucher.to_json(), ensure_ascii=False),
+                        cached.type,
+                        cached.value,
+                        cached.unit,
+                        voucher.to_json()["expires_at"],
+                    ),
+                )
                 added += cursor.rowcount
         return added
 
@@ -265,8 +291,16 @@ class OfflineStore:
     def rewarded(self, packaging: str) -> bool:
         return self._db.execute("SELECT 1 FROM journal WHERE packaging = ?", (packaging,)).fetchone() is not None
 
-    def claim(self, packaging: str, *, country: str, limits: OfflineLimits, now: datetime,
-              expected_now: datetime | None = None, online_attempt_key: str | None = None) -> Claim | str:  # fmt: skip
+    def claim(
+        self,
+        packaging: str,
+        *,
+        country: str,
+        limits: OfflineLimits,
+        now: datetime,
+        expected_now: datetime | None = None,
+        online_attempt_key: str | None = None,
+    ) -> Claim | str:
         """Claim a cached code for a packaging and journal it, in one durable transaction.
 
         The chosen code is read afresh from its signed bundle body and checked again (expiry, the
@@ -283,8 +317,13 @@ class OfflineStore:
             state = self._state(db, expected_now)
             while True:
                 rows = self._candidates(db, shop_id, _iso(now + limits.expiry_margin))
-                chosen = choose_code((_cached(row) for row in rows), packaging_shop=shop_id, country=country,
-                                     now=now, margin=limits.expiry_margin)  # fmt: skip
+                chosen = choose_code(
+                    (_cached(row) for row in rows),
+                    packaging_shop=shop_id,
+                    country=country,
+                    now=now,
+                    margin=limits.expiry_margin,
+                )
                 reason = refusal(state, limits, chosen, now)
                 if reason is not None:
                     return reason
@@ -299,31 +338,47 @@ class OfflineStore:
             db.execute(
                 "INSERT INTO journal (key, code, packaging, source, voucher, created_at, online_attempt_key)"
                 " VALUES (?, ?, ?, 'offline', ?, ?, ?)",
-                (key, chosen.code, packaging, json.dumps(voucher.to_json(), ensure_ascii=False), _iso(now),
-                 online_attempt_key),
-            )  # fmt: skip
+                (
+                    key,
+                    chosen.code,
+                    packaging,
+                    json.dumps(voucher.to_json(), ensure_ascii=False),
+                    _iso(now),
+                    online_attempt_key,
+                ),
+            )
             db.execute("DELETE FROM attempts WHERE packaging = ?", (packaging,))  # the backend reconciles it
         return Claim(key, voucher)
 
-    def _checked(self, db: sqlite3.Connection, row: sqlite3.Row, shop_id: str | None, country: str, now: datetime,
-                 limits: OfflineLimits) -> Voucher | None:  # fmt: skip
+    def _checked(
+        self,
+        db: sqlite3.Connection,
+        row: sqlite3.Row,
+        shop_id: str | None,
+        country: str,
+        now: datetime,
+        limits: OfflineLimits,
+    ) -> Voucher | None:
         """The code's voucher as its signed body says, if that still allows handing it out here and
         now; otherwise the code is marked refused (logged by the caller's caller) and None."""
         try:
             body = self._body(db, row["bundle_id"])
             truth = code_from_body(body, row["code"], link_schemes=self.link_schemes, now=now + limits.expiry_margin)
-            eligible = choose_code([truth.cached()], packaging_shop=shop_id, country=country, now=now,
-                                   margin=limits.expiry_margin)  # fmt: skip
+            eligible = choose_code(
+                [truth.cached()], packaging_shop=shop_id, country=country, now=now, margin=limits.expiry_margin
+            )
             if eligible is None or truth.cached() != _cached(row):
                 raise BundleError("the signed body disagrees with the cached entry")
         except (BundleError, VoucherError) as exc:
             db.execute("UPDATE codes SET refused = ? WHERE code = ?", (str(exc)[:200], row["code"]))
             return None
         except Exception as exc:  # an entry no rule foresaw is refused too: never a stuck claim
-            log.warning("cached code refused: its bundle entry could not be read (%s)", type(exc).__name__,
-                        exc_info=True)  # fmt: skip
-            db.execute("UPDATE codes SET refused = ? WHERE code = ?", (f"unreadable entry: {type(exc).__name__}",
-                                                                       row["code"]))  # fmt: skip
+            log.warning(
+                "cached code refused: its bundle entry could not be read (%s)", type(exc).__name__, exc_info=True
+            )
+            db.execute(
+                "UPDATE codes SET refused = ? WHERE code = ?", (f"unreadable entry: {type(exc).__name__}", row["code"])
+            )
             return None
         return truth.voucher
 
@@ -341,14 +396,18 @@ class OfflineStore:
         few rows however many codes are cached; ``choose_code`` makes the decision."""
         order = " AND (expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NULL, expires_at, code LIMIT 64"
         # A code the journal already holds (handed out online, say) is never a candidate again.
-        free = ("SELECT * FROM codes WHERE claimed_by IS NULL AND refused IS NULL"
-                " AND NOT EXISTS (SELECT 1 FROM journal WHERE journal.code = codes.code)")  # fmt: skip
+        free = (
+            "SELECT * FROM codes WHERE claimed_by IS NULL AND refused IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM journal WHERE journal.code = codes.code)"
+        )
         own = db.execute(
-            free + " AND shop_id = ? AND visibility IN ('private', 'private_public')" + order, (shop_id or "", valid_after),
-        ).fetchall()  # fmt: skip
+            free + " AND shop_id = ? AND visibility IN ('private', 'private_public')" + order,
+            (shop_id or "", valid_after),
+        ).fetchall()
         shared = db.execute(
-            free + " AND shop_id != ? AND visibility IN ('public', 'private_public')" + order, (shop_id or "", valid_after),
-        ).fetchall()  # fmt: skip
+            free + " AND shop_id != ? AND visibility IN ('public', 'private_public')" + order,
+            (shop_id or "", valid_after),
+        ).fetchall()
         return [*own, *shared]
 
     def begin_attempt(self, packaging: str) -> str:
@@ -360,8 +419,9 @@ class OfflineStore:
             if row is not None:
                 return str(row["key"])
             key = str(uuid.uuid4())
-            db.execute("INSERT INTO attempts (packaging, key, created_at) VALUES (?, ?, ?)",
-                       (packaging, key, _iso(utc_now())))  # fmt: skip
+            db.execute(
+                "INSERT INTO attempts (packaging, key, created_at) VALUES (?, ?, ?)", (packaging, key, _iso(utc_now()))
+            )
             return key
 
     def end_attempt(self, packaging: str) -> None:
@@ -384,8 +444,9 @@ class OfflineStore:
                 " VALUES (?, ?, ?, 'online', ?, ?, ?, 'online')",
                 (key, voucher.code, packaging, json.dumps(voucher.to_json(), ensure_ascii=False), stamp, stamp),
             )
-            db.execute("UPDATE codes SET refused = 'handed out online' WHERE code = ? AND claimed_by IS NULL",
-                       (voucher.code,))  # fmt: skip
+            db.execute(
+                "UPDATE codes SET refused = 'handed out online' WHERE code = ? AND claimed_by IS NULL", (voucher.code,)
+            )
             db.execute("DELETE FROM attempts WHERE packaging = ?", (packaging,))
 
     def mark_shown(self, key: str) -> None:
@@ -396,8 +457,9 @@ class OfflineStore:
         """Showing this voucher begins: count it before anything can fail, so a voucher that brings
         the kiosk down is recognised at the next start; returns the attempts so far."""
         with self._transaction() as db:
-            db.execute("UPDATE journal SET display_attempts = display_attempts + 1 WHERE key = ? AND shown_at IS NULL",
-                       (key,))  # fmt: skip
+            db.execute(
+                "UPDATE journal SET display_attempts = display_attempts + 1 WHERE key = ? AND shown_at IS NULL", (key,)
+            )
             row = db.execute("SELECT display_attempts FROM journal WHERE key = ?", (key,)).fetchone()
         return int(row["display_attempts"]) if row else 0
 
@@ -407,9 +469,11 @@ class OfflineStore:
         rows = self._db.execute(
             "SELECT key, code, packaging, source, voucher, display_attempts FROM journal WHERE shown_at IS NULL"
             " ORDER BY created_at"
-        ).fetchall()  # fmt: skip
-        return [Unshown(r["key"], r["packaging"], r["source"], _journalled_voucher(r["voucher"]),
-                        r["display_attempts"]) for r in rows]  # fmt: skip
+        ).fetchall()
+        return [
+            Unshown(r["key"], r["packaging"], r["source"], _journalled_voucher(r["voucher"]), r["display_attempts"])
+            for r in rows
+        ]
 
     def pending(self, limit: int = 500) -> list[dict[str, Any]]:
         """Offline issuances not yet accepted by the backend, as the forwarder sends them."""
@@ -418,9 +482,16 @@ class OfflineStore:
             " WHERE source = 'offline' AND forwarded_at IS NULL ORDER BY created_at LIMIT ?",
             (limit,),
         ).fetchall()
-        return [{"key": r["key"], "code": r["code"], "packaging": r["packaging"], "issued_at": r["created_at"],
-                 **({"online_attempt_key": r["online_attempt_key"]} if r["online_attempt_key"] else {})}
-                for r in rows]  # fmt: skip
+        return [
+            {
+                "key": r["key"],
+                "code": r["code"],
+                "packaging": r["packaging"],
+                "issued_at": r["created_at"],
+                **({"online_attempt_key": r["online_attempt_key"]} if r["online_attempt_key"] else {}),
+            }
+            for r in rows
+        ]
 
     def mark_forwarded(self, results: list[dict[str, str]]) -> None:
         """The backend answered for these issuances (an empty answer is no forward at all)."""
@@ -440,10 +511,19 @@ class OfflineStore:
             sql += " WHERE source = 'offline' AND forwarded_at IS NULL"
         rows = self._db.execute(sql + " ORDER BY created_at, key").fetchall()
         return [
-            JournalEntry(r["key"], r["code"], r["packaging"], r["source"], r["created_at"], r["shown_at"] is not None,
-                         r["forwarded_at"] is not None, r["forward_status"], json.loads(r["voucher"]))
+            JournalEntry(
+                r["key"],
+                r["code"],
+                r["packaging"],
+                r["source"],
+                r["created_at"],
+                r["shown_at"] is not None,
+                r["forwarded_at"] is not None,
+                r["forward_status"],
+                json.loads(r["voucher"]),
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     def _state(self, db: sqlite3.Connection, expected_now: datetime | None) -> OfflineState:
         # The limits count what the backend has not yet taken (issuances not forwarded), from the
@@ -451,13 +531,14 @@ class OfflineStore:
         rows = db.execute(
             "SELECT json_extract(voucher, '$.type') AS type, json_extract(voucher, '$.unit') AS unit,"
             " json_extract(voucher, '$.value') AS value FROM journal WHERE source = 'offline' AND forwarded_at IS NULL"
-        ).fetchall()  # fmt: skip
+        ).fetchall()
         value: dict[str, int] = {}
         for row in rows:
             if row["type"] == "amount" and isinstance(row["value"], int):
                 value[row["unit"]] = value.get(row["unit"], 0) + row["value"]
-        newest = db.execute("SELECT MAX(created_at) AS t FROM journal WHERE created_at > ?",
-                            (self.meta("journal_floor_after") or "",)).fetchone()["t"]  # fmt: skip
+        newest = db.execute(
+            "SELECT MAX(created_at) AS t FROM journal WHERE created_at > ?", (self.meta("journal_floor_after") or "",)
+        ).fetchone()["t"]
         floor_candidates = [t for t in (_parse(self.meta("clock_floor")), _parse(newest)) if t is not None]
         return OfflineState(
             unforwarded=len(rows),

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Union
+from typing import Any, Literal, Union
 
 import httpx
 
@@ -51,7 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ ScanResult = Union[
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class RezipClient:

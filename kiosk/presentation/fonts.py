@@ -12,8 +12,12 @@ __all__ = ["FONT_FILES", "font_file", "font"]
 
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 #: The page's font roles and the DejaVu file behind each.
-FONT_FILES = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf", "mono-bold": "DejaVuSansMono-Bold.ttf",
-              "mono": "DejaVuSansMono.ttf"}  # fmt: skip
+FONT_FILES = {
+    "regular": "DejaVuSans.ttf",
+    "bold": "DejaVuSans-Bold.ttf",
+    "mono-bold": "DejaVuSansMono-Bold.ttf",
+    "mono": "DejaVuSansMono.ttf",
+}
 
 
 def font_file(role: str) -> Path | None:

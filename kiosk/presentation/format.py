@@ -27,9 +27,9 @@ from babel.numbers import (
     format_currency,
     format_decimal,
     format_percent,
-    get_group_symbol,
     get_currency_precision,
     get_currency_symbol,
+    get_group_symbol,
 )
 
 from kiosk.core.currencies import minor_digits
@@ -130,7 +130,7 @@ def _with_fraction_digits(pattern: str, digits: int) -> str:
             part = integer + ("." + "0" * digits if digits else "") + tail
         elif digits:
             head = part.rstrip("¤ \u00a0")
-            part = head + "." + "0" * digits + part[len(head):]
+            part = head + "." + "0" * digits + part[len(head) :]
         out.append(part)
     return ";".join(out)
 
@@ -140,7 +140,7 @@ def _apply_currency_spacing(text: str, symbol: str) -> str:
     if not symbol or symbol not in text:
         return text
     index = text.index(symbol)
-    before, after = text[:index], text[index + len(symbol):]
+    before, after = text[:index], text[index + len(symbol) :]
     if after[:1].isdigit() and _letter_like(symbol[-1]):
         after = _NBSP + after
     if before[-1:].isdigit() and _letter_like(symbol[0]):

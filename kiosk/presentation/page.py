@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from kiosk.presentation.i18n import language_name
 from kiosk.presentation.qr import qr_svg_data_uri

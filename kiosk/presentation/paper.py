@@ -90,8 +90,13 @@ def render_test_ticket(ticket: TestTicket) -> bytes:
     paper.printer.hw("INIT")
     paper.text("RE-ZIP kiosk", size=2, bold=True)
     paper.text("Printer test", bold=True)
-    for line in (f"Version: {ticket.version}", f"Hardware id: {ticket.hardware_id}",
-                 f"Address: {ticket.address}", f"Profile: {ticket.profile}", f"Status: {ticket.status_url}"):  # fmt: skip
+    for line in (
+        f"Version: {ticket.version}",
+        f"Hardware id: {ticket.hardware_id}",
+        f"Address: {ticket.address}",
+        f"Profile: {ticket.profile}",
+        f"Status: {ticket.status_url}",
+    ):
         paper.text(line, align="left")
     paper.qr(inert(ticket.status_url))
     paper.text("ÆØÅ æøå ÄÖÜ äöüß ÉÈÊ éèêç ËË ëë ŐŰ őű €", align="left")
@@ -112,8 +117,9 @@ class _Paper:
         self._page: int | None = None
 
     def text(self, text: str, *, size: int = 1, bold: bool = False, align: str = "center") -> None:
-        self.printer.set(align=align, bold=bold, double_width=size == 2, double_height=size == 2,
-                         normal_textsize=size == 1)  # fmt: skip
+        self.printer.set(
+            align=align, bold=bold, double_width=size == 2, double_height=size == 2, normal_textsize=size == 1
+        )
         width = self.columns // size
         lines: list[str] = []
         for paragraph in inert(text).translate(_SPACES).splitlines() or [""]:
@@ -144,8 +150,9 @@ class _Paper:
             return
         # Raster pictures are centred by padding, not by ESC a, which some printers ignore for them.
         self.printer.set(align="left", normal_textsize=True, bold=False)
-        self.printer.image(_centred(qr_image(payload, module_px=_RASTER_QR_MODULE_PX, quiet_modules=0),
-                                    self.width_px), center=False)  # fmt: skip
+        self.printer.image(
+            _centred(qr_image(payload, module_px=_RASTER_QR_MODULE_PX, quiet_modules=0), self.width_px), center=False
+        )
         self.printer._raw(b"\n")
 
     def logo(self, logo: Image.Image) -> None:

@@ -99,8 +99,15 @@ def build_screen_view(screen: Screen, locale: str, timezone: str) -> ScreenView:
         voucher = build_voucher_view(screen.voucher, locale, timezone, plain=screen.plain)
         if screen.printer is not None:
             key = f"notice.printer_{screen.printer}"
-            return ScreenView(screen.state, locale, text[key], text[key + ".hint"], text, voucher=voucher,
-                              notice=f"printer_{screen.printer}")  # fmt: skip
+            return ScreenView(
+                screen.state,
+                locale,
+                text[key],
+                text[key + ".hint"],
+                text,
+                voucher=voucher,
+                notice=f"printer_{screen.printer}",
+            )
         return ScreenView(screen.state, locale, text["thank_you"], text["scan_qr"], text, voucher=voucher)
     if screen.state is State.NOTICE and screen.notice is not None:
         key = f"notice.{screen.notice.value}"

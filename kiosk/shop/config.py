@@ -24,11 +24,11 @@ from kiosk.core.voucher import MAX_LINK_BYTES
 from kiosk.secret_files import read_secret_file
 from kiosk.toml_schema import (
     DAY,
+    ConfigError,
     build_document,
     check_identifier,
     check_listen,
     check_url,
-    ConfigError,
     path_field,
     read_toml,
     shown,
@@ -167,11 +167,14 @@ class ShopConfig:
         """Where a good link redirects the customer."""
         return fill_template(self.voucher.landing_url, public_url=self.public_base, code=code)
 
-    def read_secrets(self) -> "ShopSecrets":
+    def read_secrets(self) -> ShopSecrets:
         """The tokens, each from its 0600 file; ``SecretFileError`` names the file, never the content."""
         till = self.server.redemptions_token_file
-        return ShopSecrets(read_secret_file(self.rezip.token_file), read_secret_file(self.voucherify.app_token_file),
-                           read_secret_file(till) if till is not None else None)  # fmt: skip
+        return ShopSecrets(
+            read_secret_file(self.rezip.token_file),
+            read_secret_file(self.voucherify.app_token_file),
+            read_secret_file(till) if till is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -207,8 +210,9 @@ def _check_meaning(config: ShopConfig) -> None:
         raise ConfigError("server.public_url: must not hold a query or a fragment (the service's paths follow it)")
     check_listen("server.listen", server.listen, example="127.0.0.1:8090")
     if len(server.path) > 200 or not _PATH.fullmatch(server.path):
-        raise ConfigError(f"server.path: must be a path such as /rezip/voucher (letters, digits, . _ ~ -), "
-                          f"not {shown(server.path)}")  # fmt: skip
+        raise ConfigError(
+            f"server.path: must be a path such as /rezip/voucher (letters, digits, . _ ~ -), not {shown(server.path)}"
+        )
     if server.path in (REDEEM_PATH, HEALTH_PATH, REDEMPTIONS_PATH):
         raise ConfigError(f"server.path: {server.path} is one of the service's own paths; choose another")
     check_identifier("rezip.shop_id", rezip.shop_id)
@@ -223,12 +227,15 @@ def _check_meaning(config: ShopConfig) -> None:
     if urlsplit(voucherify.url).path not in ("", "/") or _has_query_or_fragment(voucherify.url):
         raise ConfigError("voucherify.url: must be the cluster's address alone, such as https://api.voucherify.io")
     if voucher.currency not in ACTIVE:
-        raise ConfigError(f"voucher.currency: must be an ISO 4217 code in use, such as DKK or EUR, "
-                          f"not {shown(voucher.currency)}")  # fmt: skip
+        raise ConfigError(
+            f"voucher.currency: must be an ISO 4217 code in use, such as DKK or EUR, not {shown(voucher.currency)}"
+        )
     _check_template("voucher.link_template", voucher.link_template, config)
     if len(config.link_for(_LONGEST_CODE).encode("utf-8")) > MAX_LINK_BYTES:
-        raise ConfigError(f"voucher.link_template: a link with a 64-character code must fit the {MAX_LINK_BYTES} "
-                          "bytes a voucher's QR code holds; shorten it")  # fmt: skip
+        raise ConfigError(
+            f"voucher.link_template: a link with a 64-character code must fit the {MAX_LINK_BYTES} "
+            "bytes a voucher's QR code holds; shorten it"
+        )
     _check_template("voucher.landing_url", voucher.landing_url, config)
 
 
@@ -236,8 +243,11 @@ def _check_template(key: str, template: str, config: ShopConfig) -> None:
     """A URL template with only the allowed placeholders, ``{code}`` among them, that fills to an
     https URL whose host does not depend on the code."""
     try:
-        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
-                  if name is not None]  # fmt: skip
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(template)
+            if name is not None
+        ]
     except ValueError:
         raise ConfigError(f"{key}: has a {{ or }} that opens or closes no placeholder (write {{{{ or }}}})") from None
     for name, spec, conversion in fields:

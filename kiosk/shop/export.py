@@ -27,10 +27,11 @@ import json
 import os
 import secrets as random_tokens
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -42,7 +43,6 @@ from kiosk.shop.rezip_api import RezipApiError, RezipShopApi
 from kiosk.shop.service import ShopError, read_campaign, voucher_for
 from kiosk.shop.voucherify import (
     ApiError,
-    Failure,
     NetworkError,
     Published,
     RateLimited,
@@ -106,8 +106,9 @@ async def export_batch(
     """Publish ``count`` codes and upload them to the static pool (see the module's docstring)."""
     pool_id = config.rezip.static_pool_id
     if not pool_id:
-        raise ExportError("rezip.static_pool_id: the shop's static pool is not set, so there is nowhere to export to",
-                          exit_code=2)  # fmt: skip
+        raise ExportError(
+            "rezip.static_pool_id: the shop's static pool is not set, so there is nowhere to export to", exit_code=2
+        )
     if not 1 <= count <= MAX_COUNT:
         raise ExportError(f"--count: must be from 1 to {MAX_COUNT}", exit_code=2)
     state = _State(config.export.state_file)
@@ -115,18 +116,25 @@ async def export_batch(
     progress(f"{'resuming' if resumed else 'starting'} export run {run_id}: {count} codes for pool {pool_id}")
     settings = config.voucherify
     try:
-        voucherify = VoucherifyClient(settings.url, settings.app_id, secrets.voucherify_app_token,
-                                      connect_timeout_s=5.0, read_timeout_s=10.0, deadline_s=_VOUCHERIFY_DEADLINE_S,
-                                      transport_factory=voucherify_transport)  # fmt: skip
+        voucherify = VoucherifyClient(
+            settings.url,
+            settings.app_id,
+            secrets.voucherify_app_token,
+            connect_timeout_s=5.0,
+            read_timeout_s=10.0,
+            deadline_s=_VOUCHERIFY_DEADLINE_S,
+            transport_factory=voucherify_transport,
+        )
     except ValueError as exc:
         raise ExportError(f"voucherify.{exc}", exit_code=2) from None
-    rezip = RezipShopApi(config.rezip.api_url, config.rezip.shop_id, secrets.rezip_token,
-                         auth_scheme=config.rezip.auth_scheme)  # fmt: skip
+    rezip = RezipShopApi(
+        config.rezip.api_url, config.rezip.shop_id, secrets.rezip_token, auth_scheme=config.rezip.auth_scheme
+    )
     try:
         campaign_name = (await read_campaign(voucherify, config)).name
         await _checked_pool(rezip, pool_id)
         published = await _publish_all(voucherify, campaign_name, run_id, count, config.export.concurrency, progress)
-        vouchers, skipped = _mapped(published, config, datetime.fromtimestamp(clock(), timezone.utc))
+        vouchers, skipped = _mapped(published, config, datetime.fromtimestamp(clock(), UTC))
         if skipped:
             progress(f"{skipped} published codes cannot be RE-ZIP vouchers (disabled or expired since): left out")
         result = ExportResult(run_id, count, campaign_name, pool_id, skipped=skipped, resumed=resumed)
@@ -140,8 +148,9 @@ async def export_batch(
         state.finish(run_id, clock())
         return result
     except RezipApiError as exc:
-        raise ExportError(f"{exc} (run {run_id}; run the export again to resume it)",
-                          exit_code=2 if exc.status in (401, 403) else 1) from None
+        raise ExportError(
+            f"{exc} (run {run_id}; run the export again to resume it)", exit_code=2 if exc.status in (401, 403) else 1
+        ) from None
     except ExportError as exc:
         if exc.exit_code != 1:
             raise
@@ -156,15 +165,25 @@ async def _checked_pool(rezip: RezipShopApi, pool_id: str) -> None:
         pool = await rezip.pool(pool_id)
     except RezipApiError as exc:
         if exc.status == 404:
-            raise ExportError(f"rezip.static_pool_id: RE-ZIP has no pool {pool_id} for this shop", exit_code=2) from None
+            raise ExportError(
+                f"rezip.static_pool_id: RE-ZIP has no pool {pool_id} for this shop", exit_code=2
+            ) from None
         raise
     if pool.get("pool_type", "static") != "static":
-        raise ExportError(f"rezip.static_pool_id: pool {pool_id} is {pool.get('pool_type')}, not static: it takes no codes",
-                          exit_code=2)  # fmt: skip
+        raise ExportError(
+            f"rezip.static_pool_id: pool {pool_id} is {pool.get('pool_type')}, not static: it takes no codes",
+            exit_code=2,
+        )
 
 
-async def _publish_all(voucherify: VoucherifyClient, campaign: str, run_id: str, count: int, concurrency: int,
-                       progress: Callable[[str], None]) -> list[Published]:  # fmt: skip
+async def _publish_all(
+    voucherify: VoucherifyClient,
+    campaign: str,
+    run_id: str,
+    count: int,
+    concurrency: int,
+    progress: Callable[[str], None],
+) -> list[Published]:
     """Every code of the run, in order, with ``concurrency`` publications in flight."""
     results: list[Published | None] = [None] * count
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -193,8 +212,9 @@ async def _publish_all(voucherify: VoucherifyClient, campaign: str, run_id: str,
     return [item for item in results if item is not None]
 
 
-async def _publish_one(voucherify: VoucherifyClient, campaign: str, source_id: str,
-                       progress: Callable[[str], None]) -> Published:  # fmt: skip
+async def _publish_one(
+    voucherify: VoucherifyClient, campaign: str, source_id: str, progress: Callable[[str], None]
+) -> Published:
     """One code; a rate limit is waited out however often it comes (it is the plan's pace, not a
     failure), other trouble is asked again ``_ATTEMPTS`` times in all."""
     pause, failures = _FIRST_PAUSE_S, 0
@@ -238,7 +258,7 @@ def _grouped(vouchers: list[Voucher]) -> dict[str, list[Voucher]]:
 async def _upload(rezip: RezipShopApi, batch_id: str, vouchers: list[Voucher], progress: Callable[[str], None]) -> int:
     added = 0
     for start in range(0, len(vouchers), _UPLOAD_CHUNK):
-        chunk = [(v.code, v.link) for v in vouchers[start:start + _UPLOAD_CHUNK]]
+        chunk = [(v.code, v.link) for v in vouchers[start : start + _UPLOAD_CHUNK]]
         added += await _retried(lambda: rezip.add_codes(batch_id, chunk), progress)
         progress(f"uploaded {min(start + _UPLOAD_CHUNK, len(vouchers))} of {len(vouchers)} codes to batch {batch_id}")
     return added
@@ -268,15 +288,18 @@ class _State:
         except FileNotFoundError:
             raw = b'{"runs": {}}'
         except OSError as exc:
-            raise ExportError(f"export.state_file: {path}: cannot read it ({exc.strerror or exc})", exit_code=2) from None
+            raise ExportError(
+                f"export.state_file: {path}: cannot read it ({exc.strerror or exc})", exit_code=2
+            ) from None
         try:
             doc = json.loads(raw)
             runs = doc["runs"]
             if not isinstance(runs, dict) or not all(isinstance(run, dict) for run in runs.values()):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
-            raise ExportError(f"export.state_file: {path} is not an export state file; move it away to start afresh",
-                              exit_code=2) from None  # fmt: skip
+            raise ExportError(
+                f"export.state_file: {path} is not an export state file; move it away to start afresh", exit_code=2
+            ) from None
         self.runs: dict[str, dict[str, Any]] = runs
 
     def begin(self, run_id: str | None, count: int, now: float) -> tuple[str, bool]:
@@ -286,17 +309,23 @@ class _State:
             open_runs = [rid for rid, run in self.runs.items() if not run.get("finished_at")]
             run_id = max(open_runs, key=lambda rid: self.runs[rid].get("started_at", 0), default=None)
             if run_id is not None and self.runs[run_id].get("count") != count:
-                raise ExportError(f"run {run_id} of {self.runs[run_id].get('count')} codes is unfinished: resume it with "
-                                  f"--count {self.runs[run_id].get('count')}, or name a new run with --run", exit_code=2)  # fmt: skip
+                raise ExportError(
+                    f"run {run_id} of {self.runs[run_id].get('count')} codes is unfinished: resume it with "
+                    f"--count {self.runs[run_id].get('count')}, or name a new run with --run",
+                    exit_code=2,
+                )
         if run_id is None:
-            stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%S")
+            stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S")
             run_id = f"{stamp}-{random_tokens.token_hex(3)}"
-        if not (0 < len(run_id) <= _RUN_ID_CHARS and all(ch.isascii() and (ch.isalnum() or ch in "._-") for ch in run_id)):
+        if not (
+            0 < len(run_id) <= _RUN_ID_CHARS and all(ch.isascii() and (ch.isalnum() or ch in "._-") for ch in run_id)
+        ):
             raise ExportError(f"--run: at most {_RUN_ID_CHARS} letters, digits, . _ or -", exit_code=2)
         run = self.runs.get(run_id)
         if run is not None and run.get("count") != count:
-            raise ExportError(f"run {run_id} was started with --count {run.get('count')}; give that count to resume it",
-                              exit_code=2)  # fmt: skip
+            raise ExportError(
+                f"run {run_id} was started with --count {run.get('count')}; give that count to resume it", exit_code=2
+            )
         if run is None:
             self.runs[run_id] = {"count": count, "started_at": now, "batches": {}, "finished_at": None}
             self._save()
@@ -321,5 +350,6 @@ class _State:
             write_secret_file(partial, json.dumps({"runs": self.runs}, indent=1, ensure_ascii=False).encode("utf-8"))
             os.replace(partial, self.path)
         except OSError as exc:
-            raise ExportError(f"export.state_file: {self.path}: cannot write it ({exc.strerror or exc})",
-                              exit_code=2) from None  # fmt: skip
+            raise ExportError(
+                f"export.state_file: {self.path}: cannot write it ({exc.strerror or exc})", exit_code=2
+            ) from None

@@ -30,8 +30,8 @@ refused then, with its reason, not at a customer's scan.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 from kiosk.core.currencies import ACTIVE as ACTIVE_CURRENCIES
 from kiosk.core.currencies import minor_digits
@@ -112,8 +112,9 @@ def campaign_problem(campaign: Campaign, currency: str) -> str | None:
     return None
 
 
-def _value(kind: str, discount: Discount | None, gift: Gift | None, currency: str, *,
-           use_balance: bool) -> tuple[str, int, str]:  # fmt: skip
+def _value(
+    kind: str, discount: Discount | None, gift: Gift | None, currency: str, *, use_balance: bool
+) -> tuple[str, int, str]:
     """``(type, value, unit)`` of the RE-ZIP voucher; a campaign's template has a gift card's
     starting amount, a code its remaining balance."""
     if kind == "DISCOUNT_VOUCHER":
@@ -143,7 +144,9 @@ def _discount_value(discount: Discount, currency: str) -> tuple[str, int, str]:
             raise MappingError("discount.type: FIXED sets the price of the order, which RE-ZIP cannot show")
         raise MappingError(f"discount.type: {discount.type!r} is not a discount RE-ZIP can show")
     if discount.effect not in plain:
-        raise MappingError(f"discount.effect: {discount.effect} is not a plain effect RE-ZIP can show for {discount.type}")
+        raise MappingError(
+            f"discount.effect: {discount.effect} is not a plain effect RE-ZIP can show for {discount.type}"
+        )
     if discount.type == "PERCENT":
         return "percentage", _whole_percent(discount), "%"
     if discount.type == "AMOUNT":
@@ -220,8 +223,12 @@ def _code_config_problem(config: CodeConfig) -> str | None:
     starting with a letter or digit."""
     charset = config.charset or _DEFAULT_CHARSET
     pattern = config.pattern if config.pattern else "#" * (config.length or 8)
-    for name, text in (("prefix", config.prefix), ("postfix", config.postfix), ("charset", charset),
-                       ("pattern", pattern)):  # fmt: skip
+    for name, text in (
+        ("prefix", config.prefix),
+        ("postfix", config.postfix),
+        ("charset", charset),
+        ("pattern", pattern),
+    ):
         if not _CODE_CHARACTERS.fullmatch(text):
             return f"code_config.{name}: holds characters a RE-ZIP voucher code may not have (letters, digits, . _ - / + # = : only)"
     length = len(config.prefix) + len(pattern) + len(config.postfix)
@@ -238,4 +245,3 @@ def _code_config_problem(config: CodeConfig) -> str | None:
 
 def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat()
-

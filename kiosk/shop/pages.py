@@ -29,8 +29,13 @@ OUTCOMES: tuple[PageOutcome, ...] = ("already_redeemed", "disabled", "expired", 
 DEFAULT_LOCALE = "en_GB"
 #: Gone for a code that once worked, Not Found for one never issued, and Service Unavailable (with
 #: a time to come back) when Voucherify could not be asked: the code may still be good.
-_STATUS: dict[PageOutcome, int] = {"already_redeemed": 410, "disabled": 410, "expired": 410, "unknown": 404,
-                                   "unavailable": 503}  # fmt: skip
+_STATUS: dict[PageOutcome, int] = {
+    "already_redeemed": 410,
+    "disabled": 410,
+    "expired": 410,
+    "unknown": 404,
+    "unavailable": 503,
+}
 _RETRY_AFTER_S = 60
 #: Longer codes than any voucher has are cut (the page repeats what the customer's link carried).
 _MAX_CODE_CHARS = 64
@@ -52,8 +57,9 @@ _STYLE = (
     "overflow-wrap:anywhere}"
 )
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode("utf-8")).digest()).decode("ascii")
-_CSP = (f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; form-action 'none'; "
-        "frame-ancestors 'none'")  # fmt: skip
+_CSP = (
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class PageResponse(NamedTuple):
@@ -112,8 +118,9 @@ def redeem_page(outcome: PageOutcome, code: str, accept_language: str | None) ->
     shown = clean_text(code, multiline=False).strip()
     if len(shown) > _MAX_CODE_CHARS:
         shown = shown[:_MAX_CODE_CHARS] + "…"
-    code_part = (f'<p class="code">{html.escape(text["redeem.code"])}<code>{html.escape(shown)}</code></p>'
-                 if shown else "")  # fmt: skip
+    code_part = (
+        f'<p class="code">{html.escape(text["redeem.code"])}<code>{html.escape(shown)}</code></p>' if shown else ""
+    )
     body = (
         f'<!doctype html>\n<html lang="{language_tag}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -11,7 +11,8 @@ may help; the token never appears in one.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -38,8 +39,9 @@ class RezipApiError(Exception):
 class RezipShopApi:
     """One shop's pools, batches and codes at RE-ZIP; ``aclose`` when done."""
 
-    def __init__(self, api_url: str, shop_id: str, token: str, *, auth_scheme: str = "Bearer",
-                 timeout_s: float = 30.0) -> None:  # fmt: skip
+    def __init__(
+        self, api_url: str, shop_id: str, token: str, *, auth_scheme: str = "Bearer", timeout_s: float = 30.0
+    ) -> None:
         never_log(token)
         self.shop_id = shop_id
         self._http = httpx.AsyncClient(
@@ -48,8 +50,12 @@ class RezipShopApi:
             verify=tls_context(None),
             follow_redirects=False,
             trust_env=False,
-            headers={"Accept": "application/json", "Accept-Version": "2.0", "Authorization": f"{auth_scheme} {token}",
-                     "User-Agent": f"rezip-shop/{__version__}"},  # fmt: skip
+            headers={
+                "Accept": "application/json",
+                "Accept-Version": "2.0",
+                "Authorization": f"{auth_scheme} {token}",
+                "User-Agent": f"rezip-shop/{__version__}",
+            },
         )
 
     async def aclose(self) -> None:
@@ -72,8 +78,11 @@ class RezipShopApi:
 
     async def add_codes(self, batch_id: str, codes: Sequence[tuple[str, str | None]]) -> int:
         """Upload codes with their links; how many were new to the batch."""
-        answer = await self._call("POST", self._path(), {
-            "voucher_batch_id": batch_id, "codes": [{"code": code, "link": link} for code, link in codes]})  # fmt: skip
+        answer = await self._call(
+            "POST",
+            self._path(),
+            {"voucher_batch_id": batch_id, "codes": [{"code": code, "link": link} for code, link in codes]},
+        )
         added = answer.get("added")
         return added if isinstance(added, int) and not isinstance(added, bool) else 0
 

@@ -47,9 +47,10 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import httpx
 from aiohttp import hdrs, web
@@ -131,13 +132,18 @@ async def read_campaign(voucherify: VoucherifyClient, config: ShopConfig) -> Cam
     name = config.voucherify.campaign
     campaign = await voucherify.get_campaign(name)
     if isinstance(campaign, ApiError) and campaign.status in (401, 403):
-        raise ShopError(f"voucherify: Voucherify refused the app id or token (HTTP {campaign.status}); "
-                        "check voucherify.app_id and voucherify.app_token_file")  # fmt: skip
+        raise ShopError(
+            f"voucherify: Voucherify refused the app id or token (HTTP {campaign.status}); "
+            "check voucherify.app_id and voucherify.app_token_file"
+        )
     if isinstance(campaign, ApiError) and campaign.status == 404:
         raise ShopError(f"voucherify.campaign: Voucherify has no campaign {name!r}")
     if isinstance(campaign, Failure):
-        raise ShopError(f"cannot read the campaign: Voucherify at {config.voucherify.url} did not answer as it "
-                        f"should ({campaign.log_safe()})", exit_code=1)  # fmt: skip
+        raise ShopError(
+            f"cannot read the campaign: Voucherify at {config.voucherify.url} did not answer as it "
+            f"should ({campaign.log_safe()})",
+            exit_code=1,
+        )
     problem = campaign_problem(campaign, config.voucher.currency)
     if problem is not None:
         raise ShopError(f"voucherify.campaign: {campaign.name!r} cannot become RE-ZIP vouchers: {problem}")
@@ -147,8 +153,14 @@ async def read_campaign(voucherify: VoucherifyClient, config: ShopConfig) -> Cam
 def voucher_for(config: ShopConfig, voucher: VoucherifyVoucher, now: datetime) -> Voucher:
     """The RE-ZIP voucher for a published code: the configured currency and conditions, the link
     from ``voucher.link_template``; ``MappingError`` when it has none (disabled, expired, ...)."""
-    return rezip_voucher(voucher, currency=config.voucher.currency, link=config.link_for(voucher.code),
-                         conditions=config.voucher.conditions or None, now=now, link_schemes=LINK_SCHEMES)  # fmt: skip
+    return rezip_voucher(
+        voucher,
+        currency=config.voucher.currency,
+        link=config.link_for(voucher.code),
+        conditions=config.voucher.conditions or None,
+        now=now,
+        link_schemes=LINK_SCHEMES,
+    )
 
 
 def source_id_for(accepted: Accepted) -> str:
@@ -185,7 +197,7 @@ class _Health:
     detail: str
 
     @classmethod
-    def of(cls, answer: object) -> "_Health":
+    def of(cls, answer: object) -> _Health:
         """What a Voucherify call's result says about Voucherify: an answer, even a refusal, means
         it is there; no answer, a 5xx, a 429 or our credentials refused mean it is not usable."""
         if not isinstance(answer, Failure):
@@ -250,8 +262,12 @@ class ShopService:
         campaign cannot be read or cannot become RE-ZIP vouchers."""
         settings = self.config.voucherify
         try:
-            self.voucherify = VoucherifyClient(settings.url, settings.app_id, self.secrets.voucherify_app_token,
-                                               transport_factory=self._voucherify_transport)  # fmt: skip
+            self.voucherify = VoucherifyClient(
+                settings.url,
+                settings.app_id,
+                self.secrets.voucherify_app_token,
+                transport_factory=self._voucherify_transport,
+            )
         except ValueError as exc:
             raise ShopError(f"voucherify.{exc}") from None
         self._http = httpx.AsyncClient(timeout=_JWKS_TIMEOUT_S, follow_redirects=False, trust_env=False)
@@ -300,16 +316,21 @@ class ShopService:
         def malformed(status: int) -> web.StreamResponse:
             return self._refusal(status, "http", "not a well-formed HTTP request")
 
-        self._guard = ConnectionGuard(lambda: QuietProtocol(server, malformed, loop=loop, access_log=None),
-                                      complaints, cap=self._max_connections, head_timeout_s=self._client_timeout_s,
-                                      who="shop service")  # fmt: skip
+        self._guard = ConnectionGuard(
+            lambda: QuietProtocol(server, malformed, loop=loop, access_log=None),
+            complaints,
+            cap=self._max_connections,
+            head_timeout_s=self._client_timeout_s,
+            who="shop service",
+        )
         self.port = await self._guard.listen(*self.config.address)
 
     # --- every request ----------------------------------------------------------------------------
 
     @web.middleware
-    async def _refusals(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                        ) -> web.StreamResponse:  # fmt: skip
+    async def _refusals(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         assert self._guard is not None
         with self._guard.serving(request.transport):
             try:
@@ -321,14 +342,16 @@ class ShopService:
                     return self._refusal(http.status, "route", http.reason.lower())
                 raise
 
-    def _refusal(self, status: int, kind: str, message: str, *, headers: dict[str, str] | None = None,
-                 error: str | None = None) -> web.Response:  # fmt: skip
+    def _refusal(
+        self, status: int, kind: str, message: str, *, headers: dict[str, str] | None = None, error: str | None = None
+    ) -> web.Response:
         """A one-line JSON refusal, counted (and logged once a minute) by its kind; ``message`` is
         fixed text, never the client's."""
         assert self._complaints is not None
         self._complaints.note(f"shop service refused ({status}, {kind}): {message}")
-        response = web.json_response({"error": error or kind, "message": message}, status=status,
-                                     headers={**_HEADERS, **(headers or {})})  # fmt: skip
+        response = web.json_response(
+            {"error": error or kind, "message": message}, status=status, headers={**_HEADERS, **(headers or {})}
+        )
         if status < 500:
             response.force_close()  # nothing more from a client that was refused
         return response
@@ -345,15 +368,17 @@ class ShopService:
             async with asyncio.timeout(self.config.server.deadline_s):
                 return await self._deliver(request)
         except TimeoutError:
-            return self._refusal(503, "webhook", "no voucher within the deadline: the shop's static pool answers",
-                                 error="unavailable")  # fmt: skip
+            return self._refusal(
+                503, "webhook", "no voucher within the deadline: the shop's static pool answers", error="unavailable"
+            )
 
     async def _deliver(self, request: web.Request) -> web.StreamResponse:
         assert self.gate is not None and self.voucherify is not None and self.campaign is not None
         accepted = await self.gate.check(request.method, request.raw_path, request.headers.items())
         if not isinstance(accepted, Accepted):
-            return self._refusal(accepted.status, "signature", f"the delivery was refused ({accepted.reason})",
-                                 error=accepted.reason)  # fmt: skip
+            return self._refusal(
+                accepted.status, "signature", f"the delivery was refused ({accepted.reason})", error=accepted.reason
+            )
         pool_id = (await self._json_object(request)).get("voucher_pool_id")
         if not (isinstance(pool_id, str) and 0 < len(pool_id) <= 128 and pool_id.isascii() and pool_id.isprintable()):
             return self._refusal(400, "body", 'must be {"voucher_pool_id": "<the pool\'s id>"}', error="body")
@@ -364,11 +389,18 @@ class ShopService:
         try:
             voucher = voucher_for(self.config, published.voucher, self._now())
         except MappingError as exc:
-            log.warning("webhook: code %s cannot be a RE-ZIP voucher (%s)", fingerprint(code),
-                        str(exc).replace(code, fingerprint(code)))  # fmt: skip
+            log.warning(
+                "webhook: code %s cannot be a RE-ZIP voucher (%s)",
+                fingerprint(code),
+                str(exc).replace(code, fingerprint(code)),
+            )
             return self._refusal(503, "webhook", "the published code cannot be a RE-ZIP voucher", error="unavailable")
-        log.info("webhook: voucher %s for pool %s%s", fingerprint(code), pool_id,
-                 " (a delivery sent again: the same code)" if published.recovered else "")  # fmt: skip
+        log.info(
+            "webhook: voucher %s for pool %s%s",
+            fingerprint(code),
+            pool_id,
+            " (a delivery sent again: the same code)" if published.recovered else "",
+        )
         return web.json_response(voucher.to_json(), headers=_HEADERS)
 
     async def _publish_once(self, source_id: str, pool_id: str) -> Published | Failure:
@@ -377,8 +409,11 @@ class ShopService:
         assert self.voucherify is not None and self.campaign is not None
         task = self._inflight.get(source_id)
         if task is None:
-            task = asyncio.ensure_future(self._noted(self.voucherify.publish(
-                self.campaign.name, source_id, metadata={"rezip_voucher_pool_id": pool_id})))  # fmt: skip
+            task = asyncio.ensure_future(
+                self._noted(
+                    self.voucherify.publish(self.campaign.name, source_id, metadata={"rezip_voucher_pool_id": pool_id})
+                )
+            )
             self._inflight[source_id] = task
             task.add_done_callback(lambda _: self._inflight.pop(source_id, None))
         return await asyncio.shield(task)
@@ -389,9 +424,16 @@ class ShopService:
         kind = type(failure).__name__ + (f" {failure.key}" if isinstance(failure, ApiError) and failure.key else "")
         if isinstance(failure, ApiError) and failure.status in (401, 403):
             log.error("webhook: Voucherify refused the app id or token (HTTP %d)", failure.status)
-        headers = {"Retry-After": str(max(1, round(failure.retry_after_s)))} if isinstance(failure, RateLimited) else None
-        return self._refusal(503, "voucherify", f"Voucherify could not publish a code ({kind}): the shop's static "
-                             "pool answers", headers=headers, error="unavailable")  # fmt: skip
+        headers = (
+            {"Retry-After": str(max(1, round(failure.retry_after_s)))} if isinstance(failure, RateLimited) else None
+        )
+        return self._refusal(
+            503,
+            "voucherify",
+            f"Voucherify could not publish a code ({kind}): the shop's static pool answers",
+            headers=headers,
+            error="unavailable",
+        )
 
     # --- the single-use link ------------------------------------------------------------------------
 
@@ -423,28 +465,44 @@ class ShopService:
         assert self.voucherify is not None
         expected = self.secrets.redemptions_token
         if expected is None:
-            return self._refusal(404, "redemptions", "this service does not redeem (no server.redemptions_token_file)",
-                                 error="not_enabled")  # fmt: skip
+            return self._refusal(
+                404,
+                "redemptions",
+                "this service does not redeem (no server.redemptions_token_file)",
+                error="not_enabled",
+            )
         given = request.headers.getall(hdrs.AUTHORIZATION, [])
         scheme, _, token = (given[0] if len(given) == 1 else "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "surrogateescape"),
-                                                                 expected.encode("ascii")):  # fmt: skip
-            return self._refusal(401, "redemptions", "a till's bearer token is required", error="unauthorized",
-                                 headers={"WWW-Authenticate": 'Bearer realm="redemptions"'})  # fmt: skip
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode("utf-8", "surrogateescape"), expected.encode("ascii")
+        ):
+            return self._refusal(
+                401,
+                "redemptions",
+                "a till's bearer token is required",
+                error="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="redemptions"'},
+            )
         body = await self._json_object(request)
         code, amount, customer = body.get("code"), body.get("order_amount"), body.get("customer_source_id")
         if not (isinstance(code, str) and 0 < len(code) <= _MAX_CODE_CHARS and code.isascii() and code.isprintable()):
             return self._refusal(400, "body", "code: the voucher code is required", error="body")
         if amount is not None and (type(amount) is not int or not 0 <= amount <= 10**12):
             return self._refusal(400, "body", "order_amount: a whole number of hundredths", error="body")
-        if customer is not None and not (isinstance(customer, str) and 0 < len(customer) <= 200 and customer.isprintable()):
+        if customer is not None and not (
+            isinstance(customer, str) and 0 < len(customer) <= 200 and customer.isprintable()
+        ):
             return self._refusal(400, "body", "customer_source_id: text of at most 200 characters", error="body")
-        result = await self._noted(self.voucherify.redeem(code, order_amount=amount, customer_source_id=customer,
-                                                          metadata={"channel": "rezip-shop-service"}))  # fmt: skip
+        result = await self._noted(
+            self.voucherify.redeem(
+                code, order_amount=amount, customer_source_id=customer, metadata={"channel": "rezip-shop-service"}
+            )
+        )
         if isinstance(result, Redemption):
             log.info("redemptions: voucher %s redeemed", fingerprint(code))
-            return web.json_response({"redeemed": True, "code": code, "redemption_id": result.id,
-                                      "result": result.result}, headers=_HEADERS)  # fmt: skip
+            return web.json_response(
+                {"redeemed": True, "code": code, "redemption_id": result.id, "result": result.result}, headers=_HEADERS
+            )
         if isinstance(result, ApiError) and result.key in _REDEMPTION_REFUSALS:
             status, error, message = _REDEMPTION_REFUSALS[result.key]
             return self._refusal(status, "redemption", message, error=error)
@@ -486,7 +544,7 @@ class ShopService:
         return result
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), timezone.utc)
+        return datetime.fromtimestamp(self._clock(), UTC)
 
 
 def _link_outcome(checked: Validation) -> PageOutcome | None:
@@ -499,4 +557,3 @@ def _link_outcome(checked: Validation) -> PageOutcome | None:
 def _page(outcome: PageOutcome, code: str, accept_language: str | None) -> web.Response:
     page = redeem_page(outcome, code, accept_language)
     return web.Response(status=page.status, body=page.body, headers=page.headers)
-

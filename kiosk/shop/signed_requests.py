@@ -27,9 +27,9 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -82,8 +82,16 @@ class RezipKeys:
     key it lacks, and never more often than ``refetch_interval_s`` (failed attempts count too).
     When a fetch fails, the keys already known keep counting."""
 
-    def __init__(self, url: str, http: httpx.AsyncClient, *, refetch_interval_s: float, cache_s: float,
-                 timeout_s: float = 2.0, monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        http: httpx.AsyncClient,
+        *,
+        refetch_interval_s: float,
+        cache_s: float,
+        timeout_s: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.url = url
         self.refetch_interval_s = refetch_interval_s
         self.cache_s = cache_s
@@ -133,8 +141,11 @@ class RezipKeys:
                 self._keys = keys
                 self._loaded_at = self._monotonic()
             except (httpx.HTTPError, ValueError, RecursionError, TimeoutError) as exc:
-                log.warning("RE-ZIP's signing keys could not be fetched from %s: %s", self.url,
-                            clean_text(str(exc) or type(exc).__name__, multiline=False)[:_DETAIL_CHARS])  # fmt: skip
+                log.warning(
+                    "RE-ZIP's signing keys could not be fetched from %s: %s",
+                    self.url,
+                    clean_text(str(exc) or type(exc).__name__, multiline=False)[:_DETAIL_CHARS],
+                )
             finally:
                 self._finished += 1
             return True
@@ -154,8 +165,9 @@ class RezipKeys:
 class SignatureGate:
     """Checks deliveries to the webhook at ``public_base + path`` against RE-ZIP's keys."""
 
-    def __init__(self, *, public_base: str, path: str, keys: RezipKeys, window_s: float,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self, *, public_base: str, path: str, keys: RezipKeys, window_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.public_base = public_base.rstrip("/")
         self.path = path
         self.keys = keys
@@ -163,13 +175,20 @@ class SignatureGate:
         self._clock = clock
 
     @classmethod
-    def for_config(cls, config: ShopConfig, http: httpx.AsyncClient, *,
-                   clock: Callable[[], float] = time.time) -> "SignatureGate":  # fmt: skip
+    def for_config(
+        cls, config: ShopConfig, http: httpx.AsyncClient, *, clock: Callable[[], float] = time.time
+    ) -> SignatureGate:
         rezip = config.rezip
-        keys = RezipKeys(rezip.jwks_url, http, refetch_interval_s=rezip.jwks_refetch_interval_s,
-                         cache_s=rezip.jwks_cache_s)  # fmt: skip
-        return cls(public_base=config.public_base, path=config.server.path, keys=keys,
-                   window_s=rezip.signature_window_s, clock=clock)  # fmt: skip
+        keys = RezipKeys(
+            rezip.jwks_url, http, refetch_interval_s=rezip.jwks_refetch_interval_s, cache_s=rezip.jwks_cache_s
+        )
+        return cls(
+            public_base=config.public_base,
+            path=config.server.path,
+            keys=keys,
+            window_s=rezip.signature_window_s,
+            clock=clock,
+        )
 
     async def check(self, method: str, target: str, headers: Headers) -> Accepted | Refused:
         """Whether RE-ZIP sent this request. ``target`` is the request target as received (path

@@ -31,10 +31,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, TypeVar, Union
+from typing import Any, TypeVar, Union
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -233,8 +234,11 @@ class VoucherifyClient:
         if not _HEADER_VALUE.fullmatch(app_token):
             raise ValueError("app_token: must be printable ASCII without spaces")
         never_log(app_token)
-        for name, seconds in (("connect_timeout_s", connect_timeout_s), ("read_timeout_s", read_timeout_s),
-                              ("deadline_s", deadline_s)):  # fmt: skip
+        for name, seconds in (
+            ("connect_timeout_s", connect_timeout_s),
+            ("read_timeout_s", read_timeout_s),
+            ("deadline_s", deadline_s),
+        ):
             if not 0 < seconds < 3600:
                 raise ValueError(f"{name}: must be a positive number of seconds")
         self._deadline_s = deadline_s
@@ -283,8 +287,9 @@ class VoucherifyClient:
     async def get_voucher(self, code: str) -> VoucherResult:
         return await self._bounded(self._get_voucher(code))
 
-    async def validate(self, code: str, *, customer_source_id: str | None = None,
-                       order_amount: int | None = None) -> Union[Validation, Failure]:  # fmt: skip
+    async def validate(
+        self, code: str, *, customer_source_id: str | None = None, order_amount: int | None = None
+    ) -> Validation | Failure:
         """Would ``code`` redeem now (``POST /v1/validations``)? ``order_amount`` in hundredths."""
         return await self._bounded(self._validate(code, customer_source_id, order_amount))
 
@@ -295,12 +300,12 @@ class VoucherifyClient:
         customer_source_id: str | None = None,
         order_amount: int | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> Union[Redemption, Failure]:
+    ) -> Redemption | Failure:
         """Redeem ``code`` once (``POST /v1/redemptions`` with ``redeemables``); a code used up
         answers ``ApiError`` with key ``quantity_exceeded``."""
         return await self._bounded(self._redeem(code, customer_source_id, order_amount, metadata))
 
-    async def rollback(self, redemption: Redemption | str, *, reason: str | None = None) -> Union[Rollback, Failure]:
+    async def rollback(self, redemption: Redemption | str, *, reason: str | None = None) -> Rollback | Failure:
         """Undo a redemption (by its result, or its id); a stacked one through its parent."""
         return await self._bounded(self._rollback(redemption, reason))
 
@@ -308,14 +313,15 @@ class VoucherifyClient:
         """Switch a code off (``active: false``): it no longer validates or redeems."""
         return await self._bounded(self._voucher_call("POST", f"/v1/vouchers/{_segment(code)}/disable"))
 
-    async def get_campaign(self, id_or_name: str) -> Union[Campaign, Failure]:
+    async def get_campaign(self, id_or_name: str) -> Campaign | Failure:
         """A campaign by its Voucherify id or its name (the path takes either)."""
         return await self._bounded(self._get_campaign(id_or_name))
 
     # --- the calls behind them ------------------------------------------------------------------
 
-    async def _publish(self, campaign: str, source_id: str, customer: str,
-                       metadata: Mapping[str, Any] | None) -> PublishResult:  # fmt: skip
+    async def _publish(
+        self, campaign: str, source_id: str, customer: str, metadata: Mapping[str, Any] | None
+    ) -> PublishResult:
         body: dict[str, Any] = {
             "campaign": {"name": campaign, "count": 1},
             "source_id": source_id,
@@ -374,11 +380,11 @@ class VoucherifyClient:
         answer = await self._request(method, path)
         return answer if isinstance(answer, Failure) else _parsed(parse_voucher_doc, answer)
 
-    async def _get_campaign(self, id_or_name: str) -> Union[Campaign, Failure]:
+    async def _get_campaign(self, id_or_name: str) -> Campaign | Failure:
         answer = await self._request("GET", f"/v1/campaigns/{_segment(id_or_name)}")
         return answer if isinstance(answer, Failure) else _parsed(parse_campaign_doc, answer)
 
-    async def _validate(self, code: str, customer: str | None, amount: int | None) -> Union[Validation, Failure]:
+    async def _validate(self, code: str, customer: str | None, amount: int | None) -> Validation | Failure:
         answer = await self._request("POST", "/v1/validations", body=_redeem_body(code, customer, amount, None))
         if isinstance(answer, Failure):
             return answer
@@ -388,8 +394,9 @@ class VoucherifyClient:
         validation_id = answer.get("id") if isinstance(answer.get("id"), str) else None
         return Validation(valid, validation_id, None if valid else _inapplicable_reason(answer))
 
-    async def _redeem(self, code: str, customer: str | None, amount: int | None,
-                      metadata: Mapping[str, Any] | None) -> Union[Redemption, Failure]:  # fmt: skip
+    async def _redeem(
+        self, code: str, customer: str | None, amount: int | None, metadata: Mapping[str, Any] | None
+    ) -> Redemption | Failure:
         answer = await self._request("POST", "/v1/redemptions", body=_redeem_body(code, customer, amount, metadata))
         if isinstance(answer, Failure):
             return answer
@@ -409,7 +416,7 @@ class VoucherifyClient:
                 return voucher
         return Redemption(redemption_id, code, result, parent_id, voucher)
 
-    async def _rollback(self, redemption: Redemption | str, reason: str | None) -> Union[Rollback, Failure]:
+    async def _rollback(self, redemption: Redemption | str, reason: str | None) -> Rollback | Failure:
         params = {"reason": reason} if reason else None
         if isinstance(redemption, Redemption) and redemption.parent_id is not None:
             path = f"/v1/redemptions/{_segment(redemption.parent_id)}/rollbacks"
@@ -436,8 +443,9 @@ class VoucherifyClient:
         except TimeoutError:
             return TimedOut(f"no answer within the deadline of {self._deadline_s:g} s")
 
-    async def _request(self, method: str, path: str, *, body: Any = None,
-                       params: Mapping[str, str] | None = None) -> Mapping[str, Any] | Failure:  # fmt: skip
+    async def _request(
+        self, method: str, path: str, *, body: Any = None, params: Mapping[str, str] | None = None
+    ) -> Mapping[str, Any] | Failure:
         """One request; its JSON object on a 2xx answer, else the failure."""
         wait = self._blocked_until - self._clock()
         if wait > 0:
@@ -485,8 +493,9 @@ def _segment(text: str) -> str:
     return quote(text, safe="") if text not in (".", "..") else quote(text, safe="").replace(".", "%2E")
 
 
-def _redeem_body(code: str, customer: str | None, amount: int | None,
-                 metadata: Mapping[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+def _redeem_body(
+    code: str, customer: str | None, amount: int | None, metadata: Mapping[str, Any] | None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"redeemables": [{"object": "voucher", "id": code}]}
     if customer is not None:
         body["customer"] = {"source_id": customer}

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from kiosk.core.text import clean_text
 
@@ -89,7 +90,7 @@ class Discount:
     formulas: tuple[str, ...] = ()
     is_dynamic: bool = False
     #: For a UNIT discount with several products (``effect: ADD_MANY_ITEMS``), one per product.
-    units: tuple["Discount", ...] = ()
+    units: tuple[Discount, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -212,8 +213,10 @@ def parse_voucher_doc(doc: Any) -> VoucherifyVoucher:
         active=_optional_bool(doc, "active", "voucher"),
         redemption=RedemptionQuota(
             quantity=_optional_count(redemption.get("quantity"), "voucher.redemption.quantity"),
-            redeemed_quantity=_optional_count(redemption.get("redeemed_quantity"),
-                                              "voucher.redemption.redeemed_quantity") or 0,  # fmt: skip
+            redeemed_quantity=_optional_count(
+                redemption.get("redeemed_quantity"), "voucher.redemption.redeemed_quantity"
+            )
+            or 0,
         ),
         additional_info=_text(doc.get("additional_info")),
         metadata=doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {},
@@ -316,9 +319,9 @@ def _instant(item: Any, name: str) -> datetime | None:
     except ValueError:
         raise AnswerError(f"{name}: is not an ISO 8601 timestamp") from None
     if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=timezone.utc)
+        instant = instant.replace(tzinfo=UTC)
     try:
-        return instant.astimezone(timezone.utc)
+        return instant.astimezone(UTC)
     except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
         raise AnswerError(f"{name}: lies outside the years a voucher can have") from None
 
@@ -352,8 +355,10 @@ def _discount(item: Any, name: str) -> Discount | None:
         aggregated_amount_limit=_number(doc.get("aggregated_amount_limit"), f"{name}.aggregated_amount_limit"),
         formulas=tuple(sorted(key for key, value in doc.items() if key.endswith("_formula") and value)),
         is_dynamic=doc.get("is_dynamic") is True,
-        units=tuple(_discount({"type": "UNIT", **_object(unit, f"{name}.units[{index}]")}, f"{name}.units[{index}]")
-                    for index, unit in enumerate(units or ())),  # type: ignore[misc]  # fmt: skip
+        units=tuple(
+            _discount({"type": "UNIT", **_object(unit, f"{name}.units[{index}]")}, f"{name}.units[{index}]")
+            for index, unit in enumerate(units or ())
+        ),  # type: ignore[misc]
         raw=doc,
     )
 
@@ -366,7 +371,9 @@ def _gift(item: Any, name: str) -> Gift | None:
     balance = _number(doc.get("balance"), f"{name}.balance")
     if amount is None:
         raise AnswerError(f"{name}.amount: is required")
-    return Gift(amount=amount, balance=amount if balance is None else balance, effect=_optional_str(doc, "effect", name))
+    return Gift(
+        amount=amount, balance=amount if balance is None else balance, effect=_optional_str(doc, "effect", name)
+    )
 
 
 def _code_config(item: Any) -> CodeConfig:

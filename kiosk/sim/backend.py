@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -204,13 +204,15 @@ class StandInBackend:
             "expires_at": voucher["expires_at"],
             "value": voucher["value"],
             "value_data": {"type": voucher["type"], "value": voucher["value"], "unit": voucher["unit"]},
-            "shop": None if shop is None else {
+            "shop": None
+            if shop is None
+            else {
                 "name": shop["name"],
                 "description": shop["description"],
                 "logo_url": f"{request.origin}/shops/{shop_id}/logo" if shop["logo_png"] else None,
                 "website": shop["website"],
             },
-        }  # fmt: skip
+        }
 
     def _reward(self, return_id: str, shop_id: str, country: str) -> None:
         """Look for the return's voucher, pool by pool (see the module's docstring for the order),
@@ -241,9 +243,7 @@ class StandInBackend:
             return None
         body = json.dumps({"voucher_pool_id": pool.id}).encode("utf-8")
         headers = {"Content-Type": "application/json", "Webhook-Version": "1"}
-        headers |= sign_request(
-            self._key, self.keyid, "POST", pool.webhook_url, headers, created=int(time.time())
-        )
+        headers |= sign_request(self._key, self.keyid, "POST", pool.webhook_url, headers, created=int(time.time()))
         try:
             answer = self._webhooks.post(pool.webhook_url, body, headers)
         except WebhookFailed as exc:
@@ -255,7 +255,7 @@ class StandInBackend:
         except ValueError:
             return self._webhook_failed(pool, "answer is not JSON of Unicode text")
         try:
-            return shop_voucher(doc, now=datetime.now(timezone.utc))
+            return shop_voucher(doc, now=datetime.now(UTC))
         except VoucherError as exc:
             return self._webhook_failed(pool, f"invalid voucher: {exc.field}")
 
@@ -329,7 +329,7 @@ class StandInBackend:
         if pool.pool_type == "on_demand":
             return error_reply(400, "voucher_pool_id: on-demand pools do not take batches")
         try:  # the batch's fields, checked as a voucher (each code and its link come with the codes)
-            checked = shop_voucher({**doc, "code": "BATCH", "link": None}, now=datetime.now(timezone.utc))
+            checked = shop_voucher({**doc, "code": "BATCH", "link": None}, now=datetime.now(UTC))
         except VoucherError as exc:
             return error_reply(400, str(exc))
         batch = self.store.create_batch(pool.id, checked)
@@ -349,7 +349,7 @@ class StandInBackend:
             return error_reply(400, "voucher_batch_id: no such batch in this shop")
         batch = batches[0]
         codes: list[tuple[str, str | None]] = []
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for index, item in enumerate(doc["codes"]):
             code, link = (item.get("code"), item.get("link")) if isinstance(item, dict) else (item, None)
             try:
@@ -385,7 +385,7 @@ class StandInBackend:
         per_pool = doc.get("per_pool", 20)
         if not isinstance(per_pool, int) or not 1 <= per_pool <= 500:
             raise HttpError(400, "per_pool: must be a whole number from 1 to 500")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         expires = (now + timedelta(days=7)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         reserved = self.store.reserve(drop_point["id"], drop_point["country"], per_pool, stamp, expires)
@@ -398,9 +398,11 @@ class StandInBackend:
             shop = self.store.shop(shop_id)
             if shop is not None:
                 shops[shop_id] = {
-                    "name": shop["name"], "description": shop["description"], "website": shop["website"],
+                    "name": shop["name"],
+                    "description": shop["description"],
+                    "website": shop["website"],
                     "logo_url": f"{request.origin}/shops/{shop_id}/logo" if shop["logo_png"] else None,
-                }  # fmt: skip
+                }
         bundle = {
             "bundle_id": reserved["id"],
             "drop_point_id": drop_point["id"],
@@ -409,8 +411,9 @@ class StandInBackend:
             "expires_at": expires,
             "shops": shops,
             "prefixes": {r["prefix"]: r["shop_id"] for r in self.store.read("SELECT * FROM packaging_prefixes")},
-            "pools": [{"id": p.id, "shop_id": p.shop_id, "countries": p.countries, "visibility": p.visibility}
-                      for p in pools],  # fmt: skip
+            "pools": [
+                {"id": p.id, "shop_id": p.shop_id, "countries": p.countries, "visibility": p.visibility} for p in pools
+            ],
             "codes": reserved["codes"],
         }
         body = json.dumps(bundle, ensure_ascii=False, sort_keys=True).encode("utf-8")
@@ -429,25 +432,32 @@ class StandInBackend:
         if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("key") for i in items):
             raise HttpError(400, "issuances: must be a list of {key, code, packaging, issued_at[, online_attempt_key]}")
         results = [
-            {"key": str(item["key"]),
-             "status": self.store.record_offline_issuance(drop_point["id"], item, token, now_iso())}
+            {
+                "key": str(item["key"]),
+                "status": self.store.record_offline_issuance(drop_point["id"], item, token, now_iso()),
+            }
             for item in items
-        ]  # fmt: skip
+        ]
         return json_reply(200, {"results": results})
 
     def _state(self, request: Request) -> Reply:
         offline = self.store.offline_issuances()
         offline_codes = {item.get("code") for item in offline}
-        return json_reply(200, {
-            "plucked": [code for code in self.store.plucked_codes() if code not in offline_codes],
-            "offline_issuances": offline,
-            "scans": self.store.scan_log(),
-            "returns": [{"barcode": r["barcode"], "source": r["reward_source"], "voucher": r["voucher"]}
-                        for r in self.store.returns()],
-            "voided": self.store.voided_codes(),
-            "put_back": self.store.put_back_codes(),
-            "webhook_failures": self._failures(),
-        })  # fmt: skip
+        return json_reply(
+            200,
+            {
+                "plucked": [code for code in self.store.plucked_codes() if code not in offline_codes],
+                "offline_issuances": offline,
+                "scans": self.store.scan_log(),
+                "returns": [
+                    {"barcode": r["barcode"], "source": r["reward_source"], "voucher": r["voucher"]}
+                    for r in self.store.returns()
+                ],
+                "voided": self.store.voided_codes(),
+                "put_back": self.store.put_back_codes(),
+                "webhook_failures": self._failures(),
+            },
+        )
 
     def _failures(self) -> list[dict[str, str]]:
         with self._webhook_failures_lock:

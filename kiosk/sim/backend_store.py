@@ -19,14 +19,22 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from kiosk.sim.sqlite_store import SqliteStore
 
-__all__ = ["BackendStore", "Pool", "Settled", "new_ulid", "now_iso", "DuplicateReturn", "DuplicateCode",
-           "IdempotencyInFlight"]
+__all__ = [
+    "BackendStore",
+    "Pool",
+    "Settled",
+    "new_ulid",
+    "now_iso",
+    "DuplicateReturn",
+    "DuplicateCode",
+    "IdempotencyInFlight",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shops (
@@ -131,7 +139,7 @@ def new_ulid(*, seed: str | None = None) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def token_hash(token: str) -> str:
@@ -233,12 +241,12 @@ class BackendStore(SqliteStore):
 
     # --- shops, prefixes, drop points -----------------------------------------------------------
 
-    def upsert_shop(self, shop_id: str, name: str, description: str | None, website: str | None,
-                    logo_png: bytes | None) -> None:  # fmt: skip
+    def upsert_shop(
+        self, shop_id: str, name: str, description: str | None, website: str | None, logo_png: bytes | None
+    ) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO shops (id, name, description, website, logo_png)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO shops (id, name, description, website, logo_png) VALUES (?, ?, ?, ?, ?)",
                 (shop_id, name, description, website, logo_png),
             )
 
@@ -270,17 +278,24 @@ class BackendStore(SqliteStore):
 
     # --- pools, batches, codes ------------------------------------------------------------------
 
-    def create_pool(self, shop_id: str, name: str, countries: list[str], visibility: str,
-                    pool_type: str, webhook_url: str | None, pool_id: str | None = None) -> Pool:  # fmt: skip
+    def create_pool(
+        self,
+        shop_id: str,
+        name: str,
+        countries: list[str],
+        visibility: str,
+        pool_type: str,
+        webhook_url: str | None,
+        pool_id: str | None = None,
+    ) -> Pool:
         stamp = now_iso()
         pool_id = pool_id or new_ulid()
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO pools (id, shop_id, name, countries, visibility, pool_type, webhook_url,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (pool_id, shop_id, name, json.dumps(countries), visibility, pool_type, webhook_url,
-                 stamp, stamp),
-            )  # fmt: skip
+                (pool_id, shop_id, name, json.dumps(countries), visibility, pool_type, webhook_url, stamp, stamp),
+            )
         pool = self.pool(shop_id, pool_id)
         assert pool is not None
         return pool
@@ -314,9 +329,17 @@ class BackendStore(SqliteStore):
             db.execute(
                 "INSERT INTO batches (id, pool_id, type, value, unit, conditions, expires_at,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (batch_id, pool_id, fields["type"], fields["value"], fields["unit"],
-                 fields["conditions"], fields["expires_at"], now_iso()),
-            )  # fmt: skip
+                (
+                    batch_id,
+                    pool_id,
+                    fields["type"],
+                    fields["value"],
+                    fields["unit"],
+                    fields["conditions"],
+                    fields["expires_at"],
+                    now_iso(),
+                ),
+            )
         return self.batches(batch_id=batch_id)[0]
 
     def batches(self, *, shop_id: str | None = None, batch_id: str | None = None) -> list[dict[str, Any]]:
@@ -327,11 +350,16 @@ class BackendStore(SqliteStore):
             rows = self.read(sql + " WHERE p.shop_id = ? ORDER BY b.created_at, b.id", shop_id)
         return [
             {
-                "id": r["id"], "voucher_pool_id": r["pool_id"], "shop_id": r["shop_id"],
-                "type": r["type"], "value": r["value"], "unit": r["unit"],
-                "conditions": r["conditions"], "expires_at": r["expires_at"],
+                "id": r["id"],
+                "voucher_pool_id": r["pool_id"],
+                "shop_id": r["shop_id"],
+                "type": r["type"],
+                "value": r["value"],
+                "unit": r["unit"],
+                "conditions": r["conditions"],
+                "expires_at": r["expires_at"],
                 "created_at": r["created_at"],
-            }  # fmt: skip
+            }
             for r in rows
         ]
 
@@ -350,8 +378,7 @@ class BackendStore(SqliteStore):
                 if elsewhere is not None:
                     raise DuplicateCode(code)
             cursor = db.executemany(
-                "INSERT OR IGNORE INTO vouchers (id, batch_id, code, link, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO vouchers (id, batch_id, code, link, created_at) VALUES (?, ?, ?, ?, ?)",
                 [(new_ulid(), batch_id, code, link, stamp) for code, link in codes],
             )
             return cursor.rowcount
@@ -364,10 +391,14 @@ class BackendStore(SqliteStore):
         )
         return [
             {
-                "id": r["id"], "code": r["code"], "link": r["link"], "voucher_batch_id": r["batch_id"],
-                "voucher_pool_id": r["pool_id"], "plucked_at": r["plucked_at"],
+                "id": r["id"],
+                "code": r["code"],
+                "link": r["link"],
+                "voucher_batch_id": r["batch_id"],
+                "voucher_pool_id": r["pool_id"],
+                "plucked_at": r["plucked_at"],
                 "created_at": r["created_at"],
-            }  # fmt: skip
+            }
             for r in rows
         ]
 
@@ -405,9 +436,17 @@ class BackendStore(SqliteStore):
             db.execute(
                 "INSERT INTO on_demand_vouchers (id, shop_id, pool_id, return_id, code, voucher, created_at,"
                 " voided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (voucher_id, pool.shop_id, pool.id, return_id, voucher["code"], json.dumps(voucher), now,
-                 now if reconciled else None),
-            )  # fmt: skip
+                (
+                    voucher_id,
+                    pool.shop_id,
+                    pool.id,
+                    return_id,
+                    voucher["code"],
+                    json.dumps(voucher),
+                    now,
+                    now if reconciled else None,
+                ),
+            )
             if reconciled:
                 return "reconciled"
             _set_reward(db, return_id, voucher, pool.id, voucher_id, now)
@@ -479,15 +518,26 @@ class BackendStore(SqliteStore):
             if voucher is None:
                 status = "unknown_code"
             else:
-                db.execute("UPDATE vouchers SET plucked_at = COALESCE(plucked_at, ?) WHERE id = ?",
-                           (item.get("issued_at") or now, voucher["id"]))  # fmt: skip
+                db.execute(
+                    "UPDATE vouchers SET plucked_at = COALESCE(plucked_at, ?) WHERE id = ?",
+                    (item.get("issued_at") or now, voucher["id"]),
+                )
                 status = _reward_offline(db, drop_point_id, item, voucher, token, now)
             db.execute(
                 "INSERT INTO offline_issuances (key, drop_point_id, code, packaging, issued_at, hardware_id, status,"
                 " received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, drop_point_id, str(item.get("code")), str(item.get("packaging")), item.get("issued_at"),
-                 item.get("hardware_id"), status, now, json.dumps(item, ensure_ascii=False)),
-            )  # fmt: skip
+                (
+                    key,
+                    drop_point_id,
+                    str(item.get("code")),
+                    str(item.get("packaging")),
+                    item.get("issued_at"),
+                    item.get("hardware_id"),
+                    status,
+                    now,
+                    json.dumps(item, ensure_ascii=False),
+                ),
+            )
         return status
 
     def offline_issuances(self) -> list[dict[str, Any]]:
@@ -497,20 +547,32 @@ class BackendStore(SqliteStore):
         ]
 
     def plucked_codes(self) -> list[str]:
-        return [r["code"] for r in self.read("SELECT code FROM vouchers WHERE plucked_at IS NOT NULL ORDER BY plucked_at, code")]
+        return [
+            r["code"]
+            for r in self.read("SELECT code FROM vouchers WHERE plucked_at IS NOT NULL ORDER BY plucked_at, code")
+        ]
 
     def voided_codes(self) -> list[str]:
-        return [r["code"] for r in self.read(
-            "SELECT code FROM on_demand_vouchers WHERE voided_at IS NOT NULL ORDER BY voided_at, code")]  # fmt: skip
+        return [
+            r["code"]
+            for r in self.read(
+                "SELECT code FROM on_demand_vouchers WHERE voided_at IS NOT NULL ORDER BY voided_at, code"
+            )
+        ]
 
     def put_back_codes(self) -> list[str]:
-        return [r["released_code"] for r in self.read(
-            "SELECT released_code FROM reconciliations WHERE released_as = 'put_back' ORDER BY at, offline_key")]  # fmt: skip
+        return [
+            r["released_code"]
+            for r in self.read(
+                "SELECT released_code FROM reconciliations WHERE released_as = 'put_back' ORDER BY at, offline_key"
+            )
+        ]
 
     # --- returns and idempotency ----------------------------------------------------------------
 
-    def record_return(self, barcode: str, shop_id: str, drop_point_id: str, hardware_id: str | None, *,
-                      token: str, key: str | None) -> str:  # fmt: skip
+    def record_return(
+        self, barcode: str, shop_id: str, drop_point_id: str, hardware_id: str | None, *, token: str, key: str | None
+    ) -> str:
         """Claim the reward for a barcode, before its voucher is looked for; ``DuplicateReturn`` if it
         was claimed before."""
         stamp = now_iso()
@@ -566,9 +628,7 @@ class BackendStore(SqliteStore):
     def finish_idempotent(self, token: str, key: str, status: int, body: str | None) -> None:
         with self.transaction() as db:
             if status >= 500:  # a server failure is not an answer: let the retry try again
-                db.execute(
-                    "DELETE FROM idempotency WHERE token_sha256 = ? AND key = ?", (token_hash(token), key)
-                )
+                db.execute("DELETE FROM idempotency WHERE token_sha256 = ? AND key = ?", (token_hash(token), key))
             else:
                 db.execute(
                     "UPDATE idempotency SET status = ?, body = ? WHERE token_sha256 = ? AND key = ?",
@@ -577,9 +637,7 @@ class BackendStore(SqliteStore):
 
     def log_scan(self, barcode: str | None, status: int) -> None:
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO scan_log (barcode, status, at) VALUES (?, ?, ?)", (barcode, status, now_iso())
-            )
+            db.execute("INSERT INTO scan_log (barcode, status, at) VALUES (?, ?, ?)", (barcode, status, now_iso()))
 
     def scan_log(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.read("SELECT barcode, status, at FROM scan_log ORDER BY seq")]
@@ -602,9 +660,14 @@ def _pool(row: sqlite3.Row) -> Pool:
 def _voucher_json(row: sqlite3.Row) -> dict[str, Any]:
     """A static code with its batch's fields, as the seed voucher model has them."""
     return {
-        "code": row["code"], "link": row["link"], "type": row["type"], "value": row["value"],
-        "unit": row["unit"], "conditions": row["conditions"], "expires_at": row["expires_at"],
-    }  # fmt: skip
+        "code": row["code"],
+        "link": row["link"],
+        "type": row["type"],
+        "value": row["value"],
+        "unit": row["unit"],
+        "conditions": row["conditions"],
+        "expires_at": row["expires_at"],
+    }
 
 
 def _reconciled(db: sqlite3.Connection, return_id: str) -> bool:
@@ -613,39 +676,55 @@ def _reconciled(db: sqlite3.Connection, return_id: str) -> bool:
     return row is not None and row["reward_source"] == "offline"
 
 
-def _set_reward(db: sqlite3.Connection, return_id: str, voucher: dict[str, Any], pool_id: str, voucher_id: str,
-                now: str, *, offline_key: str | None = None) -> None:  # fmt: skip
+def _set_reward(
+    db: sqlite3.Connection,
+    return_id: str,
+    voucher: dict[str, Any],
+    pool_id: str,
+    voucher_id: str,
+    now: str,
+    *,
+    offline_key: str | None = None,
+) -> None:
     db.execute(
         "UPDATE returns SET voucher = ?, pool_id = ?, voucher_id = ?, updated_at = ?,"
         " reward_source = ?, offline_key = ? WHERE id = ?",
-        (json.dumps(voucher), pool_id, voucher_id, now, "offline" if offline_key else "online", offline_key,
-         return_id),
-    )  # fmt: skip
+        (json.dumps(voucher), pool_id, voucher_id, now, "offline" if offline_key else "online", offline_key, return_id),
+    )
 
 
-def _reward_offline(db: sqlite3.Connection, drop_point_id: str, item: dict[str, Any], voucher: sqlite3.Row,
-                    token: str, now: str) -> str:  # fmt: skip
+def _reward_offline(
+    db: sqlite3.Connection, drop_point_id: str, item: dict[str, Any], voucher: sqlite3.Row, token: str, now: str
+) -> str:
     """Make an offline voucher the reward of its packaging's return (see ``record_offline_issuance``)."""
     packaging, key = str(item.get("packaging")), str(item.get("key"))
     existing = db.execute("SELECT * FROM returns WHERE barcode = ?", (packaging,)).fetchone()
     if existing is None:
-        prefix_shop = db.execute(
-            "SELECT shop_id FROM packaging_prefixes WHERE prefix = ?", (packaging[:4],)
-        ).fetchone()
+        prefix_shop = db.execute("SELECT shop_id FROM packaging_prefixes WHERE prefix = ?", (packaging[:4],)).fetchone()
         return_id = new_ulid()
         db.execute(
             "INSERT INTO returns (id, barcode, shop_id, drop_point_id, hardware_id, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (return_id, packaging, prefix_shop["shop_id"] if prefix_shop else voucher["shop_id"], drop_point_id,
-             item.get("hardware_id"), now, now),
-        )  # fmt: skip
+            (
+                return_id,
+                packaging,
+                prefix_shop["shop_id"] if prefix_shop else voucher["shop_id"],
+                drop_point_id,
+                item.get("hardware_id"),
+                now,
+                now,
+            ),
+        )
         _set_reward(db, return_id, _voucher_json(voucher), voucher["pool_id"], voucher["id"], now, offline_key=key)
         return "accepted"
     attempt = item.get("online_attempt_key")
     gave_up_on_it = (
-        isinstance(attempt, str) and attempt != "" and existing["idempotency_key"] == attempt
-        and existing["token_sha256"] == token_hash(token) and existing["reward_source"] == "online"
-    )  # fmt: skip
+        isinstance(attempt, str)
+        and attempt != ""
+        and existing["idempotency_key"] == attempt
+        and existing["token_sha256"] == token_hash(token)
+        and existing["reward_source"] == "online"
+    )
     if not gave_up_on_it:
         return "duplicate_return"
     released_code, released_as = _release_online_reward(db, existing, now)

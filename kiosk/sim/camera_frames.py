@@ -7,7 +7,7 @@ kiosk camera meets. Deterministic for a given seed.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -47,8 +47,16 @@ def label_frame(text: str, rng: np.random.Generator, *, hard: bool = True) -> np
         noise = rng.normal(0, rng.uniform(2, 10), frame.shape)
         frame = np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8)
         glare = np.zeros((height, width), np.float32)
-        cv2.ellipse(glare, (int(rng.uniform(0, width)), int(rng.uniform(0, height))),
-                    (int(rng.uniform(60, 220)), int(rng.uniform(40, 140))), float(rng.uniform(0, 180)), 0, 360, 1.0, -1)  # fmt: skip
+        cv2.ellipse(
+            glare,
+            (int(rng.uniform(0, width)), int(rng.uniform(0, height))),
+            (int(rng.uniform(60, 220)), int(rng.uniform(40, 140))),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            1.0,
+            -1,
+        )
         glare = cv2.GaussianBlur(glare, (0, 0), 40) * float(rng.uniform(40, 110))
         frame = np.clip(frame.astype(np.float32) + glare[:, :, None], 0, 255).astype(np.uint8)
         quality = int(rng.integers(45, 90))

@@ -10,7 +10,6 @@ forwarded, twice, to the stand-in backend, which must hold each issuance exactly
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -76,7 +75,10 @@ def _check(db: Path, claimed: set[str], shown: set[str]) -> list[str]:
         codes = [row[0] for row in connection.execute("SELECT code FROM journal")]
         if len(codes) != len(set(codes)):
             problems.append("a code is in the journal twice")
-        claimed_codes = {row[0]: row[1] for row in connection.execute("SELECT code, claimed_by FROM codes WHERE claimed_by IS NOT NULL")}
+        claimed_codes = {
+            row[0]: row[1]
+            for row in connection.execute("SELECT code, claimed_by FROM codes WHERE claimed_by IS NOT NULL")
+        }
         journal_codes = dict(connection.execute("SELECT code, key FROM journal WHERE source = 'offline'").fetchall())
         if claimed_codes != journal_codes:
             problems.append("claimed codes and journal rows disagree")
@@ -111,15 +113,20 @@ def run_crash_loop(kills: int, strace_kills: int = 0, *, codes: int = 20000, see
         seed_demo(backend.store, "http://127.0.0.1:9/unused", "http://127.0.0.1:9/unused")
         shop = SHOPS["rezip"]
         pool = backend.store.create_pool(shop.id, "Crash test", ["DK"], "public", "static", None)
-        batch = backend.store.create_batch(pool.id, {"type": "gift", "value": 1, "unit": "Sticker",
-                                                     "conditions": "", "expires_at": None})  # fmt: skip
+        batch = backend.store.create_batch(
+            pool.id, {"type": "gift", "value": 1, "unit": "Sticker", "conditions": "", "expires_at": None}
+        )
         backend.store.add_codes(batch["id"], [(f"CRASH-{n:06d}", None) for n in range(codes)])
         headers = {"Authorization": f"Pat {DEMO_KIOSK_TOKEN}"}
         db = work / "offline.sqlite"
         store = OfflineStore(db)
         for _ in range(-(-codes // 500)):  # one bundle holds at most 500 codes of a pool
-            answer = httpx.post(f"{server.url}/drop-points/{DROP_POINT_DK}/offline-pools/reservations",
-                                json={"per_pool": 500}, headers=headers, timeout=30)  # fmt: skip
+            answer = httpx.post(
+                f"{server.url}/drop-points/{DROP_POINT_DK}/offline-pools/reservations",
+                json={"per_pool": 500},
+                headers=headers,
+                timeout=30,
+            )
             answer.raise_for_status()
             store.import_bundle(answer.content, answer.headers["Bundle-Signature"])
         store.close()
@@ -130,8 +137,9 @@ def run_crash_loop(kills: int, strace_kills: int = 0, *, codes: int = 20000, see
         rng.shuffle(plan)
         for how in plan:
             if how == "random":
-                process = subprocess.Popen(_worker_command(db), stdout=subprocess.PIPE, text=True,
-                                           start_new_session=True)  # fmt: skip
+                process = subprocess.Popen(
+                    _worker_command(db), stdout=subprocess.PIPE, text=True, start_new_session=True
+                )
                 time.sleep(rng.uniform(0.1, 0.35))
                 _kill_group(process.pid)
                 report.kills += 1
@@ -139,9 +147,22 @@ def run_crash_loop(kills: int, strace_kills: int = 0, *, codes: int = 20000, see
                 call = rng.choice(["fdatasync", "pwrite64"])
                 nth = rng.randint(1, 40)
                 process = subprocess.Popen(
-                    ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={call}", "-e",
-                     f"inject={call}:signal=KILL:when={nth}", *_worker_command(db)],
-                    stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+                    [
+                        "strace",
+                        "-f",
+                        "-qq",
+                        "-o",
+                        "/dev/null",
+                        "-e",
+                        f"trace={call}",
+                        "-e",
+                        f"inject={call}:signal=KILL:when={nth}",
+                        *_worker_command(db),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
                 try:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
@@ -178,13 +199,19 @@ def _forward_twice(db: Path, url: str, headers: dict[str, str], report: CrashRep
     from kiosk.sim.demo_seed import DROP_POINT_DK
 
     connection = sqlite3.connect(db)
-    rows = connection.execute("SELECT key, code, packaging, created_at FROM journal WHERE source = 'offline'").fetchall()
+    rows = connection.execute(
+        "SELECT key, code, packaging, created_at FROM journal WHERE source = 'offline'"
+    ).fetchall()
     connection.close()
     items = [{"key": k, "code": c, "packaging": p, "issued_at": t} for k, c, p, t in rows]
     for _ in range(2):  # at least once, and a second time as after a lost acknowledgement
         for start in range(0, len(items), 500):
-            httpx.post(f"{url}/drop-points/{DROP_POINT_DK}/offline-issuances",
-                       json={"issuances": items[start:start + 500]}, headers=headers, timeout=60).raise_for_status()  # fmt: skip
+            httpx.post(
+                f"{url}/drop-points/{DROP_POINT_DK}/offline-issuances",
+                json={"issuances": items[start : start + 500]},
+                headers=headers,
+                timeout=60,
+            ).raise_for_status()
     state = httpx.get(f"{url}/_sim/state", timeout=30).json()
     held = [item["key"] for item in state["offline_issuances"]]
     if sorted(held) != sorted(item["key"] for item in items):

@@ -31,9 +31,22 @@ from PIL import Image, ImageDraw
 from kiosk.core.voucher import parse_voucher
 from kiosk.sim.backend_store import BackendStore, new_ulid
 
-__all__ = ["seed_demo", "sample_codes", "sample_code", "DEMO_KIOSK_TOKEN", "DEMO_ADMIN_TOKEN", "DEMO_SHOP_TOKEN",
-           "DROP_POINT_DK", "DROP_POINT_DE", "SHOPS", "ON_DEMAND_POOL_ID", "FAILING_POOL_ID", "VOUCHERIFY_POOL_ID",
-           "VOUCHERIFY_STATIC_POOL_ID", "KINDS"]  # fmt: skip
+__all__ = [
+    "seed_demo",
+    "sample_codes",
+    "sample_code",
+    "DEMO_KIOSK_TOKEN",
+    "DEMO_ADMIN_TOKEN",
+    "DEMO_SHOP_TOKEN",
+    "DROP_POINT_DK",
+    "DROP_POINT_DE",
+    "SHOPS",
+    "ON_DEMAND_POOL_ID",
+    "FAILING_POOL_ID",
+    "VOUCHERIFY_POOL_ID",
+    "VOUCHERIFY_STATIC_POOL_ID",
+    "KINDS",
+]
 
 DEMO_KIOSK_TOKEN = "demo-kiosk-token"
 DEMO_ADMIN_TOKEN = "demo-admin-token"
@@ -58,21 +71,58 @@ class DemoShop:
 
 
 SHOPS = {
-    "sko": DemoShop("sko", "Hyggelig Sko", "10HS", "Handmade shoes from Aarhus, shipped in RE-ZIP packaging.",
-                    "https://hyggelig-sko.example", (176, 68, 52)),
-    "gron": DemoShop("gron", "Grøn Butik", "20GB", "Organic groceries and zero-waste goods.",
-                     "https://gron-butik.example", (46, 125, 80)),
-    "papir": DemoShop("papir", "Papirhuset", "30PH", "Stationery and books from Odense.",
-                      "https://papirhuset.example", (52, 86, 160)),
-    "rezip": DemoShop("rezip", "RE-ZIP Community", "40RZ", "Rewards from the RE-ZIP community.",
-                      "https://re-zip.example", (30, 30, 30)),
-    "cykler": DemoShop("cykler", "Byens Cykler", "50BC", "Bicycle repairs and parts in Copenhagen.",
-                       "https://byens-cykler.example", (214, 140, 30)),
-    "strand": DemoShop("strand", "Strandkorb Flensburg", "60SF", "Beach and outdoor gear from Flensburg.",
-                       "https://strandkorb-flensburg.example", (20, 110, 150)),
-    "kaffe": DemoShop("kaffe", "Nordlys Kaffe", "70NK", "Coffee roasted in Aalborg; promotions run in Voucherify.",
-                      "https://nordlys-kaffe.example", (92, 64, 51)),
-}  # fmt: skip
+    "sko": DemoShop(
+        "sko",
+        "Hyggelig Sko",
+        "10HS",
+        "Handmade shoes from Aarhus, shipped in RE-ZIP packaging.",
+        "https://hyggelig-sko.example",
+        (176, 68, 52),
+    ),
+    "gron": DemoShop(
+        "gron",
+        "Grøn Butik",
+        "20GB",
+        "Organic groceries and zero-waste goods.",
+        "https://gron-butik.example",
+        (46, 125, 80),
+    ),
+    "papir": DemoShop(
+        "papir", "Papirhuset", "30PH", "Stationery and books from Odense.", "https://papirhuset.example", (52, 86, 160)
+    ),
+    "rezip": DemoShop(
+        "rezip",
+        "RE-ZIP Community",
+        "40RZ",
+        "Rewards from the RE-ZIP community.",
+        "https://re-zip.example",
+        (30, 30, 30),
+    ),
+    "cykler": DemoShop(
+        "cykler",
+        "Byens Cykler",
+        "50BC",
+        "Bicycle repairs and parts in Copenhagen.",
+        "https://byens-cykler.example",
+        (214, 140, 30),
+    ),
+    "strand": DemoShop(
+        "strand",
+        "Strandkorb Flensburg",
+        "60SF",
+        "Beach and outdoor gear from Flensburg.",
+        "https://strandkorb-flensburg.example",
+        (20, 110, 150),
+    ),
+    "kaffe": DemoShop(
+        "kaffe",
+        "Nordlys Kaffe",
+        "70NK",
+        "Coffee roasted in Aalborg; promotions run in Voucherify.",
+        "https://nordlys-kaffe.example",
+        (92, 64, 51),
+    ),
+}
 ON_DEMAND_POOL_ID = new_ulid(seed="pool:sko-on-demand")
 FAILING_POOL_ID = new_ulid(seed="pool:cykler-on-demand")
 VOUCHERIFY_POOL_ID = new_ulid(seed="pool:kaffe-on-demand")
@@ -80,27 +130,61 @@ VOUCHERIFY_STATIC_POOL_ID = new_ulid(seed="pool:kaffe-static")
 
 #: What a sample code can show, as ``sample_codes()`` items list it under "shows".
 KINDS = (
-    "on_demand", "webhook_fallback", "amount_dkk", "amount_eur", "percentage", "gift", "no_expiry",
-    "link", "no_link", "public_fallback", "private_public", "short_serial", "voucherify",
-)  # fmt: skip
+    "on_demand",
+    "webhook_fallback",
+    "amount_dkk",
+    "amount_eur",
+    "percentage",
+    "gift",
+    "no_expiry",
+    "link",
+    "no_link",
+    "public_fallback",
+    "private_public",
+    "short_serial",
+    "voucherify",
+)
 #: (shop, serials, what they show, the note): scanned at the Danish drop point, in this order.
 _SAMPLES = (
-    ("sko", 3, ("on_demand", "percentage", "link"),
-     "Hyggelig Sko: on-demand voucher from the shop's webhook, 20 % with a redirect link"),
-    ("cykler", 2, ("webhook_fallback", "amount_dkk", "link"),
-     "Byens Cykler: its webhook is down (503), so its static fallback pool answers, 100 kr."),
-    ("gron", 3, ("private_public", "percentage", "link"),
-     "Grøn Butik: 15 % from its own private_public pool (a public fallback too, after the tote bags)"),
-    ("strand", 2, ("amount_eur", "link"),
-     "Strandkorb Flensburg: an amount in EUR, 25 €, from its static pool"),
-    ("papir", 3, ("public_fallback", "gift", "no_expiry", "no_link"),
-     "Papirhuset has no pools: the public fallback, a RE-ZIP Community tote bag (gift, no expiry, no link)"),
-    ("sko", "0042", ("short_serial", "on_demand", "percentage", "link"),
-     "Hyggelig Sko, a short serial (0042): on-demand voucher from the shop's webhook, 20 % with a link"),
-    ("kaffe", 3, ("voucherify", "percentage", "link"),
-     "Nordlys Kaffe: a Voucherify code, 20 %, from its kiosk shop webhook; the QR link opens its checkout once, "
-     "then says the voucher was used (with --offline: a code export-batch put in its static pool)"),
-)  # fmt: skip
+    (
+        "sko",
+        3,
+        ("on_demand", "percentage", "link"),
+        "Hyggelig Sko: on-demand voucher from the shop's webhook, 20 % with a redirect link",
+    ),
+    (
+        "cykler",
+        2,
+        ("webhook_fallback", "amount_dkk", "link"),
+        "Byens Cykler: its webhook is down (503), so its static fallback pool answers, 100 kr.",
+    ),
+    (
+        "gron",
+        3,
+        ("private_public", "percentage", "link"),
+        "Grøn Butik: 15 % from its own private_public pool (a public fallback too, after the tote bags)",
+    ),
+    ("strand", 2, ("amount_eur", "link"), "Strandkorb Flensburg: an amount in EUR, 25 €, from its static pool"),
+    (
+        "papir",
+        3,
+        ("public_fallback", "gift", "no_expiry", "no_link"),
+        "Papirhuset has no pools: the public fallback, a RE-ZIP Community tote bag (gift, no expiry, no link)",
+    ),
+    (
+        "sko",
+        "0042",
+        ("short_serial", "on_demand", "percentage", "link"),
+        "Hyggelig Sko, a short serial (0042): on-demand voucher from the shop's webhook, 20 % with a link",
+    ),
+    (
+        "kaffe",
+        3,
+        ("voucherify", "percentage", "link"),
+        "Nordlys Kaffe: a Voucherify code, 20 %, from its kiosk shop webhook; the QR link opens its checkout once, "
+        "then says the voucher was used (with --offline: a code export-batch put in its static pool)",
+    ),
+)
 
 
 def sample_codes() -> list[dict[str, Any]]:
@@ -123,8 +207,9 @@ def sample_code(kind: str, index: int = 0) -> str:
     return [item["code"] for item in sample_codes() if kind in item["shows"]][index]
 
 
-def seed_demo(store: BackendStore, webhook_url: str, failing_webhook_url: str,
-              voucherify_webhook_url: str | None = None) -> None:  # fmt: skip
+def seed_demo(
+    store: BackendStore, webhook_url: str, failing_webhook_url: str, voucherify_webhook_url: str | None = None
+) -> None:
     """Create the demo world once; on later starts only point the on-demand pools at the webhooks:
     ``webhook_url`` answers vouchers, ``failing_webhook_url`` is the one that is down, and
     ``voucherify_webhook_url`` is Nordlys Kaffe's ``kiosk shop webhook`` (when none runs, its pool
@@ -142,50 +227,153 @@ def seed_demo(store: BackendStore, webhook_url: str, failing_webhook_url: str,
         store.upsert_shop(shop.id, shop.name, shop.description, shop.website, _logo(shop))
         store.add_prefix(shop.prefix, shop.id)
     sko, gron, rezip, cykler, strand = (SHOPS[key] for key in ("sko", "gron", "rezip", "cykler", "strand"))
-    store.create_pool(sko.id, "Webshop voucher generation", ["DK", "DE"], "private", "on_demand",
-                      webhook_url, pool_id=ON_DEMAND_POOL_ID)  # fmt: skip
-    _static_pool(store, sko, "Fallback 50 kr.", ["DK"], "private", "HS50", 25, {
-        "type": "amount", "value": 5000, "unit": "DKK",
-        "conditions": "Min. køb 200 DKK / Min. purchase 200 DKK", "expires_at": "2030-03-15T12:00:00Z",
-    })  # fmt: skip
-    store.create_pool(cykler.id, "Repair vouchers", ["DK"], "private", "on_demand", failing_webhook_url,
-                      pool_id=FAILING_POOL_ID)  # fmt: skip
-    _static_pool(store, cykler, "Fallback 100 kr.", ["DK"], "private", "BC100", 25, {
-        "type": "amount", "value": 10000, "unit": "DKK",
-        "conditions": "Gælder værkstedsarbejde / Valid on workshop repairs", "expires_at": "2030-04-30T22:00:00Z",
-    })  # fmt: skip
-    _static_pool(store, strand, "25 € in Denmark and Germany", ["DK", "DE"], "private", "SF25", 25, {
-        "type": "amount", "value": 2500, "unit": "EUR",
-        "conditions": "Mindestbestellwert 75 € / Min. køb 75 € / Minimum order 75 €",
-        "expires_at": "2030-08-31T22:00:00Z",
-    })  # fmt: skip
-    _static_pool(store, gron, "15 % in Denmark", ["DK"], "private_public", "GB15", 25, {
-        "type": "percentage", "value": 15, "unit": "%",
-        "conditions": "Valid on full-price items only. One use per customer.",
-        "expires_at": "2030-01-01T00:00:00Z",
-    })  # fmt: skip
-    _static_pool(store, gron, "10 € in Germany", ["DE"], "private", "GBEU", 25, {
-        "type": "amount", "value": 1000, "unit": "EUR",
-        "conditions": "Mindestbestellwert 30 € / Minimum order 30 €", "expires_at": "2030-06-30T22:00:00Z",
-    })  # fmt: skip
-    _static_pool(store, rezip, "Tote bag", ["DK"], "public", "TOTE", 25, {
-        "type": "gift", "value": 1, "unit": "Tote bag",
-        "conditions": "Collect in-store. While supplies last.", "expires_at": None,
-    }, links=False)  # fmt: skip
+    store.create_pool(
+        sko.id,
+        "Webshop voucher generation",
+        ["DK", "DE"],
+        "private",
+        "on_demand",
+        webhook_url,
+        pool_id=ON_DEMAND_POOL_ID,
+    )
+    _static_pool(
+        store,
+        sko,
+        "Fallback 50 kr.",
+        ["DK"],
+        "private",
+        "HS50",
+        25,
+        {
+            "type": "amount",
+            "value": 5000,
+            "unit": "DKK",
+            "conditions": "Min. køb 200 DKK / Min. purchase 200 DKK",
+            "expires_at": "2030-03-15T12:00:00Z",
+        },
+    )
+    store.create_pool(
+        cykler.id, "Repair vouchers", ["DK"], "private", "on_demand", failing_webhook_url, pool_id=FAILING_POOL_ID
+    )
+    _static_pool(
+        store,
+        cykler,
+        "Fallback 100 kr.",
+        ["DK"],
+        "private",
+        "BC100",
+        25,
+        {
+            "type": "amount",
+            "value": 10000,
+            "unit": "DKK",
+            "conditions": "Gælder værkstedsarbejde / Valid on workshop repairs",
+            "expires_at": "2030-04-30T22:00:00Z",
+        },
+    )
+    _static_pool(
+        store,
+        strand,
+        "25 € in Denmark and Germany",
+        ["DK", "DE"],
+        "private",
+        "SF25",
+        25,
+        {
+            "type": "amount",
+            "value": 2500,
+            "unit": "EUR",
+            "conditions": "Mindestbestellwert 75 € / Min. køb 75 € / Minimum order 75 €",
+            "expires_at": "2030-08-31T22:00:00Z",
+        },
+    )
+    _static_pool(
+        store,
+        gron,
+        "15 % in Denmark",
+        ["DK"],
+        "private_public",
+        "GB15",
+        25,
+        {
+            "type": "percentage",
+            "value": 15,
+            "unit": "%",
+            "conditions": "Valid on full-price items only. One use per customer.",
+            "expires_at": "2030-01-01T00:00:00Z",
+        },
+    )
+    _static_pool(
+        store,
+        gron,
+        "10 € in Germany",
+        ["DE"],
+        "private",
+        "GBEU",
+        25,
+        {
+            "type": "amount",
+            "value": 1000,
+            "unit": "EUR",
+            "conditions": "Mindestbestellwert 30 € / Minimum order 30 €",
+            "expires_at": "2030-06-30T22:00:00Z",
+        },
+    )
+    _static_pool(
+        store,
+        rezip,
+        "Tote bag",
+        ["DK"],
+        "public",
+        "TOTE",
+        25,
+        {
+            "type": "gift",
+            "value": 1,
+            "unit": "Tote bag",
+            "conditions": "Collect in-store. While supplies last.",
+            "expires_at": None,
+        },
+        links=False,
+    )
     kaffe = SHOPS["kaffe"]
     store.add_token(DEMO_SHOP_TOKEN, "shop", kaffe.id)
-    store.create_pool(kaffe.id, "Voucherify codes on demand", ["DK"], "private", "on_demand",
-                      voucherify_webhook_url or failing_webhook_url, pool_id=VOUCHERIFY_POOL_ID)  # fmt: skip
-    store.create_pool(kaffe.id, "Voucherify codes for offline kiosks", ["DK"], "private", "static", None,
-                      pool_id=VOUCHERIFY_STATIC_POOL_ID)  # fmt: skip
+    store.create_pool(
+        kaffe.id,
+        "Voucherify codes on demand",
+        ["DK"],
+        "private",
+        "on_demand",
+        voucherify_webhook_url or failing_webhook_url,
+        pool_id=VOUCHERIFY_POOL_ID,
+    )
+    store.create_pool(
+        kaffe.id,
+        "Voucherify codes for offline kiosks",
+        ["DK"],
+        "private",
+        "static",
+        None,
+        pool_id=VOUCHERIFY_STATIC_POOL_ID,
+    )
     store.set_setting("seeded", "demo")
 
 
-def _static_pool(store: BackendStore, shop: DemoShop, name: str, countries: list[str],
-                 visibility: str, code_prefix: str, count: int, batch: dict[str, object],
-                 *, links: bool = True) -> None:  # fmt: skip
-    pool = store.create_pool(shop.id, name, countries, visibility, "static", None,
-                             pool_id=new_ulid(seed=f"pool:{shop.key}:{code_prefix}"))  # fmt: skip
+def _static_pool(
+    store: BackendStore,
+    shop: DemoShop,
+    name: str,
+    countries: list[str],
+    visibility: str,
+    code_prefix: str,
+    count: int,
+    batch: dict[str, object],
+    *,
+    links: bool = True,
+) -> None:
+    pool = store.create_pool(
+        shop.id, name, countries, visibility, "static", None, pool_id=new_ulid(seed=f"pool:{shop.key}:{code_prefix}")
+    )
     checked = parse_voucher({**batch, "code": "BATCH"}).to_json()
     created = store.create_batch(pool.id, checked, batch_id=new_ulid(seed=f"batch:{code_prefix}"))
     codes = []

@@ -12,13 +12,22 @@ import re
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["LoopbackHTTPServer", "Request", "Reply", "JsonServer", "HttpError", "json_reply", "error_reply",
-           "parse_json"]
+__all__ = [
+    "LoopbackHTTPServer",
+    "Request",
+    "Reply",
+    "JsonServer",
+    "HttpError",
+    "json_reply",
+    "error_reply",
+    "parse_json",
+]
 
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -120,8 +129,14 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 class JsonServer:
     """Serve routes on ``host:port`` (port 0 picks a free one) in a background thread."""
 
-    def __init__(self, routes: list[tuple[str, str, Handler]], host: str = "127.0.0.1", port: int = 0, *,
-                 errors: ErrorReply = error_reply) -> None:  # fmt: skip
+    def __init__(
+        self,
+        routes: list[tuple[str, str, Handler]],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        errors: ErrorReply = error_reply,
+    ) -> None:
         self._routes = [(method, re.compile(pattern), handler) for method, pattern, handler in routes]
         self._error = errors
         server = self
@@ -159,10 +174,8 @@ class JsonServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "JsonServer":
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(0.05,), name="sim-http", daemon=True
-        )
+    def start(self) -> JsonServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="sim-http", daemon=True)
         self._thread.start()
         return self
 

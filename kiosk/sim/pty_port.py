@@ -10,7 +10,7 @@ import select
 import threading
 import time
 import tty
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["PtyPort", "wait_for"]
 

@@ -16,10 +16,16 @@ from kiosk.sim.httpd import JsonServer, Reply, Request
 
 __all__ = ["ShopCheckout"]
 
-_PAGE = ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>'
-         "<body><h1>{title}</h1><p>{text}</p></body></html>\n")  # fmt: skip
-_HEADERS = {"Content-Security-Policy": "default-src 'none'", "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}  # fmt: skip
+_PAGE = (
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>'
+    "<body><h1>{title}</h1><p>{text}</p></body></html>\n"
+)
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class ShopCheckout:
@@ -44,13 +50,20 @@ class ShopCheckout:
     def _cart(self, request: Request) -> Reply:
         codes = request.query.get("discount", [])
         code = codes[0] if len(codes) == 1 else ""
-        answer = httpx.post(self.service_url + "/redemptions", json={"code": code}, timeout=10.0,
-                            headers={"Authorization": f"Bearer {self.till_token}"})  # fmt: skip
+        answer = httpx.post(
+            self.service_url + "/redemptions",
+            json={"code": code},
+            timeout=10.0,
+            headers={"Authorization": f"Bearer {self.till_token}"},
+        )
         if answer.status_code == 200:
             title, text = f"{self.shop_name}: your discount is applied", f"Voucher {code} was redeemed for this order."
         else:
-            error = answer.json().get("message", "") if answer.headers.get("content-type", "").startswith(
-                "application/json") else ""  # fmt: skip
+            error = (
+                answer.json().get("message", "")
+                if answer.headers.get("content-type", "").startswith("application/json")
+                else ""
+            )
             title, text = f"{self.shop_name}: the discount could not be applied", f"Voucher {code}: {error}"
         page = _PAGE.format(title=html.escape(title), text=html.escape(text))
         return Reply(200, page.encode("utf-8"), content_type="text/html; charset=utf-8", headers=_HEADERS)

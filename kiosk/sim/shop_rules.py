@@ -22,8 +22,9 @@ are silent, decided here:
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from kiosk.core.countries import ASSIGNED as COUNTRIES

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import httpx
@@ -31,8 +31,9 @@ MODES: tuple[Mode, ...] = ("ok", "error", "timeout", "invalid")
 class ShopWebhook:
     """Hands out percentage vouchers with a redirect link, or fails the way ``mode`` says."""
 
-    def __init__(self, jwks_url: str, *, mode: Mode = "ok", shop_domain: str = "hyggelig-sko.example",
-                 hang_s: float = 10.0) -> None:  # fmt: skip
+    def __init__(
+        self, jwks_url: str, *, mode: Mode = "ok", shop_domain: str = "hyggelig-sko.example", hang_s: float = 10.0
+    ) -> None:
         self.jwks_url = jwks_url
         self.mode: Mode = mode
         self.shop_domain = shop_domain
@@ -79,7 +80,7 @@ class ShopWebhook:
         code = f"HS-{secrets.token_hex(4).upper()}"
         with self._lock:
             self.counts["answered"] += 1
-        expires = datetime.now(timezone.utc) + timedelta(days=90)
+        expires = datetime.now(UTC) + timedelta(days=90)
         return json_reply(
             200,
             {

@@ -17,8 +17,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kiosk.board import link
 from kiosk.sim.pty_port import PtyPort, wait_for
@@ -60,7 +61,7 @@ class VirtualBoard:
 
     # --- life -----------------------------------------------------------------------------------
 
-    def start(self) -> "VirtualBoard":
+    def start(self) -> VirtualBoard:
         root = self._dir / "flash"
         if self._files is None:
             stage(root)
@@ -83,8 +84,13 @@ class VirtualBoard:
         """Power off and start the same firmware again, as after a reset."""
         self.power_off()
         pins = [f"{pin}={level}" for pin, level in self._pins_at_boot.items()]
-        self._node = subprocess.Popen(["node", str(_RUNNER), str(self._dir / "flash"), *pins], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=FIRMWARE_DIR)  # fmt: skip
+        self._node = subprocess.Popen(
+            ["node", str(_RUNNER), str(self._dir / "flash"), *pins],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=FIRMWARE_DIR,
+        )
         threading.Thread(target=self._from_board, args=(self._node,), name="board-out", daemon=True).start()
 
     def stop(self) -> None:
@@ -92,7 +98,7 @@ class VirtualBoard:
         self._port.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def __enter__(self) -> "VirtualBoard":
+    def __enter__(self) -> VirtualBoard:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

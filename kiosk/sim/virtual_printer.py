@@ -16,8 +16,9 @@ import socket
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from kiosk.devices.printer.escpos_reader import PaperJob, parse_escpos
 

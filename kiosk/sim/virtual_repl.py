@@ -18,8 +18,13 @@ class VirtualRepl:
     def __init__(self) -> None:
         self._port = PtyPort()
         self.device = self._port.path
-        self._node = subprocess.Popen(["node", str(FIRMWARE_DIR / "tests" / "repl_sim.mjs")], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, cwd=FIRMWARE_DIR, bufsize=0)  # fmt: skip
+        self._node = subprocess.Popen(
+            ["node", str(FIRMWARE_DIR / "tests" / "repl_sim.mjs")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=FIRMWARE_DIR,
+            bufsize=0,
+        )
         threading.Thread(target=self._out, daemon=True).start()
         self._port.pump_to(self._in, name="repl-in")
 
@@ -37,7 +42,7 @@ class VirtualRepl:
         self._node.wait()
         self._port.close()
 
-    def __enter__(self) -> "VirtualRepl":
+    def __enter__(self) -> VirtualRepl:
         return self
 
     def __exit__(self, *exc: object) -> None:

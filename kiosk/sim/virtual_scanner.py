@@ -49,7 +49,7 @@ class VirtualScanner:
             except OSError:
                 pass
 
-    def __enter__(self) -> "VirtualScanner":
+    def __enter__(self) -> VirtualScanner:
         return self
 
     def __exit__(self, *exc: object) -> None:

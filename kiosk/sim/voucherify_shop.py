@@ -12,10 +12,10 @@ there, and its on-demand pool is pointed at this webhook.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 
@@ -61,9 +61,14 @@ class VoucherifyShop:
 
 
 @contextmanager
-def voucherify_shop(folder: Path, backend_url: str, store: BackendStore, *, export_count: int = EXPORT_COUNT,
-                    voucherify_transport: Callable[[], httpx.AsyncBaseTransport] | None = None
-                    ) -> Iterator[VoucherifyShop]:  # fmt: skip
+def voucherify_shop(
+    folder: Path,
+    backend_url: str,
+    store: BackendStore,
+    *,
+    export_count: int = EXPORT_COUNT,
+    voucherify_transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
+) -> Iterator[VoucherifyShop]:
     """Run the shop (see the module's docstring) until the block ends; ``voucherify_transport``
     goes under every Voucherify client it makes (the tests validate the traffic against the spec)."""
     with ExitStack() as stack:
@@ -86,8 +91,10 @@ def voucherify_shop(folder: Path, backend_url: str, store: BackendStore, *, expo
             stack.callback(lambda: loop.run(_stop(service, supervisor)))
         checkout.service_url, checkout.till_token = service.url, TILL_TOKEN
         store.set_webhook_url(VOUCHERIFY_POOL_ID, config.webhook_url)
-        exported = loop.run(export_batch(config, secrets, export_count, run_id=EXPORT_RUN,
-                                         voucherify_transport=voucherify_transport), timeout=120)  # fmt: skip
+        exported = loop.run(
+            export_batch(config, secrets, export_count, run_id=EXPORT_RUN, voucherify_transport=voucherify_transport),
+            timeout=120,
+        )
         yield VoucherifyShop(voucherify, service, config, checkout, exported, loop)
 
 
@@ -112,13 +119,15 @@ def _reserved_port() -> Iterator[int]:
         yield holder.getsockname()[1]
 
 
-def _write_config(folder: Path, port: int, backend_url: str, voucherify: StandInVoucherify,
-                  checkout: ShopCheckout) -> Path:  # fmt: skip
+def _write_config(
+    folder: Path, port: int, backend_url: str, voucherify: StandInVoucherify, checkout: ShopCheckout
+) -> Path:
     write_secret_file(folder / "rezip.token", DEMO_SHOP_TOKEN.encode("ascii") + b"\n")
     write_secret_file(folder / "till.token", TILL_TOKEN.encode("ascii") + b"\n")
     assert voucherify.server is not None
     path = folder / "shop.toml"
-    path.write_text(f"""# Written by the demo world for Nordlys Kaffe's shop service.
+    path.write_text(
+        f"""# Written by the demo world for Nordlys Kaffe's shop service.
 [server]
 public_url = "http://127.0.0.1:{port}"
 listen = "127.0.0.1:{port}"
@@ -126,7 +135,7 @@ redemptions_token_file = "till.token"
 link_checks_per_minute = 600
 
 [rezip]
-shop_id = "{SHOPS['kaffe'].id}"
+shop_id = "{SHOPS["kaffe"].id}"
 token_file = "rezip.token"
 jwks_url = "{backend_url}/.well-known/jwks.json"
 api_url = "{backend_url}"
@@ -145,5 +154,7 @@ landing_url = "{checkout.landing_template}"
 
 [export]
 state_file = "export-batch.json"
-""", "utf-8")  # fmt: skip
+""",
+        "utf-8",
+    )
     return path

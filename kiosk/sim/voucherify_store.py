@@ -14,7 +14,7 @@ import json
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,16 @@ _ALPHANUMERIC = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 class Refusal(Exception):
     """What Voucherify answers with an error object: HTTP ``status``, ``key``, ``message``."""
 
-    def __init__(self, status: int, key: str, message: str, details: str, *,
-                 resource_id: str | None = None, resource_type: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        status: int,
+        key: str,
+        message: str,
+        details: str,
+        *,
+        resource_id: str | None = None,
+        resource_type: str | None = None,
+    ) -> None:
         super().__init__(key)
         self.status, self.key, self.message, self.details = status, key, message, details
         self.resource_id, self.resource_type = resource_id, resource_type
@@ -65,11 +73,11 @@ class Publication:
 
 
 def iso(instant: datetime) -> str:
-    return instant.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_iso() -> str:
-    return iso(datetime.now(timezone.utc))
+    return iso(datetime.now(UTC))
 
 
 def new_id(prefix: str) -> str:
@@ -88,8 +96,14 @@ def generate_code(code_config: dict[str, Any]) -> str:
 
 
 def _not_found(kind: str, ident: str) -> Refusal:
-    return Refusal(404, "not_found", "Resource not found", f"Cannot find {kind} with id {ident}",
-                   resource_id=ident, resource_type=kind)  # fmt: skip
+    return Refusal(
+        404,
+        "not_found",
+        "Resource not found",
+        f"Cannot find {kind} with id {ident}",
+        resource_id=ident,
+        resource_type=kind,
+    )
 
 
 class VoucherifyStore(SqliteStore):
@@ -123,8 +137,10 @@ class VoucherifyStore(SqliteStore):
                 return dict(json.loads(row["doc"]))
             stamp = now_iso()
             stored = {"id": new_id("camp_"), "created_at": stamp, **doc}
-            db.execute("INSERT INTO campaigns (id, name, doc, created_at) VALUES (?, ?, ?, ?)",
-                       (stored["id"], stored["name"], json.dumps(stored), stamp))  # fmt: skip
+            db.execute(
+                "INSERT INTO campaigns (id, name, doc, created_at) VALUES (?, ?, ?, ?)",
+                (stored["id"], stored["name"], json.dumps(stored), stamp),
+            )
             return stored
 
     def campaign_name(self, campaign_id: str | None) -> str | None:
@@ -138,13 +154,19 @@ class VoucherifyStore(SqliteStore):
         return name
 
     def campaign(self, id_or_name: str) -> dict[str, Any]:
-        row = self._connection().execute("SELECT doc FROM campaigns WHERE id = ? OR name = ?", (id_or_name, id_or_name)).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT doc FROM campaigns WHERE id = ? OR name = ?", (id_or_name, id_or_name))
+            .fetchone()
+        )
         if row is None:
             raise _not_found("campaign", id_or_name)
         doc = dict(json.loads(row["doc"]))
-        doc["vouchers_count"] = self._connection().execute(
-            "SELECT COUNT(*) FROM vouchers WHERE campaign_id = ?", (doc["id"],)
-        ).fetchone()[0]
+        doc["vouchers_count"] = (
+            self._connection()
+            .execute("SELECT COUNT(*) FROM vouchers WHERE campaign_id = ?", (doc["id"],))
+            .fetchone()[0]
+        )
         return doc
 
     # --- vouchers -------------------------------------------------------------------------------
@@ -163,7 +185,9 @@ class VoucherifyStore(SqliteStore):
             row = db.execute("SELECT id FROM vouchers WHERE code = ?", (code,)).fetchone()
             if row is None:
                 raise _not_found("voucher", code)
-            db.execute("UPDATE vouchers SET active = ?, updated_at = ? WHERE id = ?", (int(active), now_iso(), row["id"]))
+            db.execute(
+                "UPDATE vouchers SET active = ?, updated_at = ? WHERE id = ?", (int(active), now_iso(), row["id"])
+            )
         return self.voucher(code)
 
     def _new_voucher(self, db: sqlite3.Connection, campaign: dict[str, Any]) -> str:
@@ -191,13 +215,18 @@ class VoucherifyStore(SqliteStore):
                 return voucher_id
             except sqlite3.IntegrityError:
                 continue  # the pattern drew a code that exists: draw again
-        raise Refusal(400, "voucher_cannot_be_published", "Voucher cannot be published",
-                      "The campaign's code pattern has no unused codes left")  # fmt: skip
+        raise Refusal(
+            400,
+            "voucher_cannot_be_published",
+            "Voucher cannot be published",
+            "The campaign's code pattern has no unused codes left",
+        )
 
     # --- publications ---------------------------------------------------------------------------
 
-    def publish(self, campaign_name: str, source_id: str | None, customer_source_id: str,
-                metadata: dict[str, Any]) -> Publication:  # fmt: skip
+    def publish(
+        self, campaign_name: str, source_id: str | None, customer_source_id: str, metadata: dict[str, Any]
+    ) -> Publication:
         """A new code of the campaign for the customer. The same ``source_id`` with the same campaign
         and customer is the same publication again (a retry); with another campaign or customer it
         is ``duplicate_source_id``."""
@@ -212,8 +241,12 @@ class VoucherifyStore(SqliteStore):
                 if earlier is not None:
                     if earlier["campaign_id"] == campaign["id"] and earlier["customer_id"] == customer_id:
                         return Publication(self._publication_row(db, earlier), earlier["voucher_id"])
-                    raise Refusal(400, "duplicate_source_id", "Duplicate source_id",
-                                  f"Publication with source_id: '{source_id}' already exists")  # fmt: skip
+                    raise Refusal(
+                        400,
+                        "duplicate_source_id",
+                        "Duplicate source_id",
+                        f"Publication with source_id: '{source_id}' already exists",
+                    )
             voucher_id = self._new_voucher(db, campaign)
             publication_id = new_id("pub_")
             db.execute(
@@ -221,7 +254,9 @@ class VoucherifyStore(SqliteStore):
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (publication_id, source_id, campaign["id"], voucher_id, customer_id, json.dumps(metadata), now_iso()),
             )
-            db.execute("UPDATE vouchers SET published = published + 1, holder_id = ? WHERE id = ?", (customer_id, voucher_id))
+            db.execute(
+                "UPDATE vouchers SET published = published + 1, holder_id = ? WHERE id = ?", (customer_id, voucher_id)
+            )
             row = db.execute("SELECT * FROM publications WHERE id = ?", (publication_id,)).fetchone()
             return Publication(self._publication_row(db, row), voucher_id)
 
@@ -241,7 +276,11 @@ class VoucherifyStore(SqliteStore):
             "created_at": row["created_at"],
             "voucher_id": row["voucher_id"],
             "metadata": json.loads(row["metadata"]),
-            "customer": {"id": customer["id"], "source_id": customer["source_id"], "created_at": customer["created_at"]},
+            "customer": {
+                "id": customer["id"],
+                "source_id": customer["source_id"],
+                "created_at": customer["created_at"],
+            },
         }
 
     @staticmethod
@@ -250,7 +289,9 @@ class VoucherifyStore(SqliteStore):
         if row is not None:
             return str(row["id"])
         customer_id = new_id("cust_")
-        db.execute("INSERT INTO customers (id, source_id, created_at) VALUES (?, ?, ?)", (customer_id, source_id, now_iso()))
+        db.execute(
+            "INSERT INTO customers (id, source_id, created_at) VALUES (?, ?, ?)", (customer_id, source_id, now_iso())
+        )
         return customer_id
 
     def customer(self, source_id: str | None) -> sqlite3.Row | None:
@@ -266,21 +307,45 @@ class VoucherifyStore(SqliteStore):
         """Raise the refusal Voucherify gives a code that cannot be redeemed now."""
         doc = json.loads(row["doc"])
         if not row["active"]:
-            raise Refusal(400, "voucher_disabled", "Voucher is disabled", f"Voucher {row['code']} is disabled",
-                          resource_id=row["code"], resource_type="voucher")  # fmt: skip
+            raise Refusal(
+                400,
+                "voucher_disabled",
+                "Voucher is disabled",
+                f"Voucher {row['code']} is disabled",
+                resource_id=row["code"],
+                resource_type="voucher",
+            )
         if doc.get("start_date") and datetime.fromisoformat(doc["start_date"]) > now:
-            raise Refusal(400, "voucher_not_active", "Voucher not active", f"Voucher {row['code']} is not active yet",
-                          resource_id=row["code"], resource_type="voucher")  # fmt: skip
+            raise Refusal(
+                400,
+                "voucher_not_active",
+                "Voucher not active",
+                f"Voucher {row['code']} is not active yet",
+                resource_id=row["code"],
+                resource_type="voucher",
+            )
         if doc.get("expiration_date") and datetime.fromisoformat(doc["expiration_date"]) <= now:
-            raise Refusal(400, "voucher_expired", "Voucher expired", f"Voucher {row['code']} has expired",
-                          resource_id=row["code"], resource_type="voucher")  # fmt: skip
+            raise Refusal(
+                400,
+                "voucher_expired",
+                "Voucher expired",
+                f"Voucher {row['code']} has expired",
+                resource_id=row["code"],
+                resource_type="voucher",
+            )
         if row["quantity"] is not None and row["redeemed"] >= row["quantity"]:
-            raise Refusal(400, "quantity_exceeded", "Quantity exceeded",
-                          f"Voucher {row['code']} has been redeemed {row['redeemed']} of {row['quantity']} times",
-                          resource_id=row["code"], resource_type="voucher")  # fmt: skip
+            raise Refusal(
+                400,
+                "quantity_exceeded",
+                "Quantity exceeded",
+                f"Voucher {row['code']} has been redeemed {row['redeemed']} of {row['quantity']} times",
+                resource_id=row["code"],
+                resource_type="voucher",
+            )
 
-    def redeem(self, code: str, customer_id: str | None, amount: int | None, metadata: dict[str, Any] | None,
-               now: datetime) -> sqlite3.Row:  # fmt: skip
+    def redeem(
+        self, code: str, customer_id: str | None, amount: int | None, metadata: dict[str, Any] | None, now: datetime
+    ) -> sqlite3.Row:
         """One use of ``code``, checked and counted in one transaction (two customers racing for a
         single-use code: one redemption, one ``quantity_exceeded``)."""
         with self.transaction() as db:
@@ -291,10 +356,18 @@ class VoucherifyStore(SqliteStore):
             redemption_id = new_id("r_")
             db.execute(
                 "INSERT INTO redemptions (id, voucher_id, customer_id, amount, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (redemption_id, row["id"], customer_id, amount, json.dumps(metadata) if metadata is not None else None,
-                 iso(now)),
-            )  # fmt: skip
-            db.execute("UPDATE vouchers SET redeemed = redeemed + 1, updated_at = ? WHERE id = ?", (iso(now), row["id"]))
+                (
+                    redemption_id,
+                    row["id"],
+                    customer_id,
+                    amount,
+                    json.dumps(metadata) if metadata is not None else None,
+                    iso(now),
+                ),
+            )
+            db.execute(
+                "UPDATE vouchers SET redeemed = redeemed + 1, updated_at = ? WHERE id = ?", (iso(now), row["id"])
+            )
             return db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,)).fetchone()
 
     def rollback(self, redemption_id: str, reason: str | None, now: datetime) -> sqlite3.Row:
@@ -303,11 +376,22 @@ class VoucherifyStore(SqliteStore):
             if row is None:
                 raise _not_found("redemption", redemption_id)
             if row["rollback_id"] is not None:
-                raise Refusal(400, "already_rolled_back", "Already rolled back", "Redemption has been already rolled back.",
-                              resource_id=row["rollback_id"], resource_type="redemption_rollback")  # fmt: skip
-            db.execute("UPDATE redemptions SET rollback_id = ?, rollback_reason = ?, rolled_back_at = ? WHERE id = ?",
-                       (new_id("rr_"), reason, iso(now), redemption_id))  # fmt: skip
-            db.execute("UPDATE vouchers SET redeemed = redeemed - 1, updated_at = ? WHERE id = ?", (iso(now), row["voucher_id"]))
+                raise Refusal(
+                    400,
+                    "already_rolled_back",
+                    "Already rolled back",
+                    "Redemption has been already rolled back.",
+                    resource_id=row["rollback_id"],
+                    resource_type="redemption_rollback",
+                )
+            db.execute(
+                "UPDATE redemptions SET rollback_id = ?, rollback_reason = ?, rolled_back_at = ? WHERE id = ?",
+                (new_id("rr_"), reason, iso(now), redemption_id),
+            )
+            db.execute(
+                "UPDATE vouchers SET redeemed = redeemed - 1, updated_at = ? WHERE id = ?",
+                (iso(now), row["voucher_id"]),
+            )
             return db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,)).fetchone()
 
     def customer_by_id(self, customer_id: str | None) -> sqlite3.Row | None:

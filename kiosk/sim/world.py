@@ -3,10 +3,10 @@ Voucherify-backed shop (``kiosk.sim.voucherify_shop``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 
@@ -33,8 +33,13 @@ class DemoWorld:
 
 
 @contextmanager
-def demo_world(folder: Path, *, webhook_timeout_s: float = 1.5, voucherify: bool = True,
-               voucherify_transport: Callable[[], httpx.AsyncBaseTransport] | None = None) -> Iterator[DemoWorld]:  # fmt: skip
+def demo_world(
+    folder: Path,
+    *,
+    webhook_timeout_s: float = 1.5,
+    voucherify: bool = True,
+    voucherify_transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
+) -> Iterator[DemoWorld]:
     """Start the seeded stand-in backend (SQLite in ``folder``), its shop webhook and (with
     ``voucherify``) the Voucherify-backed shop, all on loopback."""
     with ExitStack() as stack:
@@ -47,6 +52,7 @@ def demo_world(folder: Path, *, webhook_timeout_s: float = 1.5, voucherify: bool
         seed_demo(backend.store, webhook.url, webhook.failing_url)
         shop = None
         if voucherify:
-            shop = stack.enter_context(voucherify_shop(folder / "shop", server.url, backend.store,
-                                                       voucherify_transport=voucherify_transport))  # fmt: skip
+            shop = stack.enter_context(
+                voucherify_shop(folder / "shop", server.url, backend.store, voucherify_transport=voucherify_transport)
+            )
         yield DemoWorld(backend, server, webhook, shop)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import serial
 
-from kiosk.tools.firmware_files import FIRMWARE_DIR, application, stage
 from kiosk.board.uf2 import UF2Error, check_uf2
+from kiosk.tools.firmware_files import FIRMWARE_DIR, application, stage
 from kiosk.tools.report import Report, ToolFailed
 
 __all__ = ["main", "PACKAGES", "ESP_OFFSETS"]
@@ -36,8 +36,16 @@ __all__ = ["main", "PACKAGES", "ESP_OFFSETS"]
 PACKAGES = ("logging", "aiorepl", "usb-device-cdc")
 #: Where MicroPython's image starts on each ESP32 chip.
 ESP_OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32s3": 0x0, "esp32c3": 0x0, "esp32c6": 0x0}
-BOOTSEL_GLOBS = ("/media/*/RPI-RP2", "/media/*/RP2350", "/run/media/*/RPI-RP2", "/run/media/*/RP2350",
-                 "/media/RPI-RP2", "/media/RP2350", "/mnt/RPI-RP2", "/mnt/RP2350")  # fmt: skip
+BOOTSEL_GLOBS = (
+    "/media/*/RPI-RP2",
+    "/media/*/RP2350",
+    "/run/media/*/RPI-RP2",
+    "/run/media/*/RP2350",
+    "/media/RPI-RP2",
+    "/media/RP2350",
+    "/mnt/RPI-RP2",
+    "/mnt/RP2350",
+)
 PORT_GLOBS = ("/dev/serial/by-id/usb-MicroPython*-if00", "/dev/serial/by-id/*Espressif*", "/dev/serial/by-id/*CP210*")
 
 
@@ -50,16 +58,32 @@ def main(argv: list[str] | None = None) -> int:
         "--micropython RPI_PICO-v1.27.0.uf2. Updating the application only: flash-firmware --board rp2040.",
     )
     parser.add_argument("--board", required=True, choices=["rp2040", "rp2350", *ESP_OFFSETS], help="the board's chip")
-    parser.add_argument("--micropython", type=Path, metavar="FILE",
-                        help="MicroPython image to flash first (.uf2 for RP2, .bin for ESP32); leave out to keep the one there")  # fmt: skip
-    parser.add_argument("--bootsel", type=Path, metavar="DIR", help="the BOOTSEL drive's mount point (default: looked for under /media, /run/media, /mnt)")  # fmt: skip
+    parser.add_argument(
+        "--micropython",
+        type=Path,
+        metavar="FILE",
+        help="MicroPython image to flash first (.uf2 for RP2, .bin for ESP32); leave out to keep the one there",
+    )
+    parser.add_argument(
+        "--bootsel",
+        type=Path,
+        metavar="DIR",
+        help="the BOOTSEL drive's mount point (default: looked for under /media, /run/media, /mnt)",
+    )
     parser.add_argument("--port", help="the board's REPL port (default: /dev/serial/by-id/usb-MicroPython*-if00)")
-    parser.add_argument("--esptool", default=f"{sys.executable} -m esptool", help="how to run esptool (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--index", help="micropython-lib package index: an offline mirror's URL or folder (default: micropython.org)")  # fmt: skip
+    parser.add_argument(
+        "--esptool", default=f"{sys.executable} -m esptool", help="how to run esptool (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--index", help="micropython-lib package index: an offline mirror's URL or folder (default: micropython.org)"
+    )
     parser.add_argument("--no-packages", action="store_true", help="do not install micropython-lib packages")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the board at each step")
-    parser.add_argument("--verify-only", action="store_true",
-                        help="change nothing: check that the board holds this checkout's application, file by file")  # fmt: skip
+    parser.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="change nothing: check that the board holds this checkout's application, file by file",
+    )
     args = parser.parse_args(argv)
     if args.verify_only:
         report = Report("flash-firmware --verify-only", steps=3)
@@ -161,7 +185,9 @@ def _flash_uf2(args: argparse.Namespace, report: Report) -> None:
     deadline = time.monotonic() + args.timeout
     while (drive / "INFO_UF2.TXT").exists():
         if time.monotonic() > deadline:
-            raise ToolFailed(f"the BOOTSEL drive {drive} is still there after {args.timeout:.0f} s: the copy was not taken")
+            raise ToolFailed(
+                f"the BOOTSEL drive {drive} is still there after {args.timeout:.0f} s: the copy was not taken"
+            )
         time.sleep(0.1)
 
 
@@ -200,9 +226,22 @@ def _flash_esp32(args: argparse.Namespace, report: Report) -> None:
     esptool = args.esptool.split()
     for what, command in (
         ("erasing the flash", ["--chip", args.board, "--port", args.port, "erase-flash"]),
-        (f"writing {args.micropython.name} at 0x{offset:x}",
-         ["--chip", args.board, "--port", args.port, "--baud", "460800", "write-flash", "-z", f"0x{offset:x}", str(args.micropython)]),
-    ):  # fmt: skip
+        (
+            f"writing {args.micropython.name} at 0x{offset:x}",
+            [
+                "--chip",
+                args.board,
+                "--port",
+                args.port,
+                "--baud",
+                "460800",
+                "write-flash",
+                "-z",
+                f"0x{offset:x}",
+                str(args.micropython),
+            ],
+        ),
+    ):
         report.detail(what)
         result = subprocess.run([*esptool, *command], text=True, capture_output=True)
         for line in result.stdout.splitlines()[-3:]:
@@ -248,13 +287,19 @@ def _stop_application(port: str, timeout_s: float, report: Report) -> None:
 
 def _mpremote(port: str, command: list[str], timeout_s: float) -> str:
     try:
-        result = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *command],
-                                capture_output=True, text=True, timeout=timeout_s)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "mpremote", "connect", port, *command],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"mpremote {' '.join(command)}: no answer from the board in {timeout_s:.0f} s") from None
     if result.returncode != 0:
         reason = (result.stderr or result.stdout).strip().splitlines()
-        raise ToolFailed(f"mpremote {' '.join(command)} failed: {reason[-1] if reason else 'exit ' + str(result.returncode)}")
+        raise ToolFailed(
+            f"mpremote {' '.join(command)} failed: {reason[-1] if reason else 'exit ' + str(result.returncode)}"
+        )
     return result.stdout
 
 

@@ -34,14 +34,30 @@ DATA = "var/lib/kiosk"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="install-pi", description=__doc__.split("\n\n")[0],
-                                     epilog="Example, on the Pi: sudo scripts/install-pi --data-partition /dev/mmcblk0p3 --read-only")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="install-pi",
+        description=__doc__.split("\n\n")[0],
+        epilog="Example, on the Pi: sudo scripts/install-pi --data-partition /dev/mmcblk0p3 --read-only",
+    )
     parser.add_argument("--root", type=Path, default=Path("/"), help="install into this root (default: %(default)s)")
-    parser.add_argument("--prefix", type=Path, default=CHECKOUT, help="the kiosk checkout with its .venv (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--prefix", type=Path, default=CHECKOUT, help="the kiosk checkout with its .venv (default: %(default)s)"
+    )
     parser.add_argument("--user", default="kiosk", help="the system user the kiosk runs as (default: %(default)s)")
-    parser.add_argument("--compositor", choices=("cage", "labwc"), default="cage", help="Wayland kiosk compositor (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--data-partition", metavar="DEVICE", help="mount this writable partition at /var/lib/kiosk (fstab)")  # fmt: skip
-    parser.add_argument("--read-only", action="store_true", help="make the root file system read-only (overlay) where the image allows it")  # fmt: skip
+    parser.add_argument(
+        "--compositor",
+        choices=("cage", "labwc"),
+        default="cage",
+        help="Wayland kiosk compositor (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-partition", metavar="DEVICE", help="mount this writable partition at /var/lib/kiosk (fstab)"
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="make the root file system read-only (overlay) where the image allows it",
+    )
     parser.add_argument("--no-apt", action="store_true", help="do not install Debian packages")
     args = parser.parse_args(argv)
     report = Report("install-pi", steps=7)
@@ -89,7 +105,11 @@ def _install(args: argparse.Namespace, report: Report) -> list[str]:
     installed = []
     for unit in UNITS:
         text = (CHECKOUT / "hardware/systemd" / unit).read_text("utf-8")
-        text = text.replace("@PREFIX@", str(args.prefix)).replace("@USER@", args.user).replace("@COMPOSITOR@", args.compositor)
+        text = (
+            text.replace("@PREFIX@", str(args.prefix))
+            .replace("@USER@", args.user)
+            .replace("@COMPOSITOR@", args.compositor)
+        )
         target = unit_dir / unit
         target.write_text(text, "utf-8")
         target.chmod(0o644)

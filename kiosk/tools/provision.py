@@ -43,13 +43,19 @@ def main(argv: list[str] | None = None) -> int:
         description="Write the kiosk's configuration, create its hardware id and device key, check the "
         "backend, sync the offline pools and print a test ticket. Missing answers are asked on a terminal.",
     )
-    parser.add_argument("--config", type=Path, default=Path("/etc/kiosk/kiosk.toml"), help="where to write it (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--config", type=Path, default=Path("/etc/kiosk/kiosk.toml"), help="where to write it (default: %(default)s)"
+    )
     parser.add_argument("--drop-point", dest="drop_point", help="the drop point's location id")
     parser.add_argument("--country")
     parser.add_argument("--locale", choices=LOCALES)
     parser.add_argument("--timezone")
     parser.add_argument("--backend-url", dest="backend_url")
-    parser.add_argument("--token-file", type=Path, help="an existing token file (mode 0600); default: ask, and keep it beside the configuration")  # fmt: skip
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="an existing token file (mode 0600); default: ask, and keep it beside the configuration",
+    )
     parser.add_argument("--token-stdin", action="store_true", help="read the token from standard input")
     parser.add_argument("--printer", help="printer device, or none")
     parser.add_argument("--printer-profile", default="TM-T20II", choices=PROFILES)
@@ -76,8 +82,15 @@ def _provision(args: argparse.Namespace, report: Report) -> Config:
     report.detail(f"device key {key_path} ({'new' if created else 'kept'}), public key SHA-256 {fingerprint}")
     report.step("Configuration")
     token_file = _token_file(args)
-    text = render_config(answers, token_file=token_file, data_dir=args.data_dir, offline=not args.no_offline,
-                         printer_profile=args.printer_profile, board=args.board, slot_sensor=args.slot_sensor)  # fmt: skip
+    text = render_config(
+        answers,
+        token_file=token_file,
+        data_dir=args.data_dir,
+        offline=not args.no_offline,
+        printer_profile=args.printer_profile,
+        board=args.board,
+        slot_sensor=args.slot_sensor,
+    )
     try:
         config = parse_config(tomllib.loads(text), base=args.config.parent, source=args.config)
     except ConfigError as exc:
@@ -161,8 +174,16 @@ def _device_key(path: Path) -> tuple[str, bool]:
     return key_fingerprint(key), created
 
 
-def render_config(answers: dict[str, str], *, token_file: Path, data_dir: Path, offline: bool, printer_profile: str,
-                  board: str | None, slot_sensor: bool) -> str:  # fmt: skip
+def render_config(
+    answers: dict[str, str],
+    *,
+    token_file: Path,
+    data_dir: Path,
+    offline: bool,
+    printer_profile: str,
+    board: str | None,
+    slot_sensor: bool,
+) -> str:
     """The configuration file's text (TOML strings written as JSON strings, which TOML accepts)."""
     q = json.dumps
     printer = answers["printer"]
@@ -171,16 +192,37 @@ def render_config(answers: dict[str, str], *, token_file: Path, data_dir: Path, 
         raise ToolFailed(f"--scanner: {answers['scanner']!r} must start with serial:, hid: or camera:, or be none")
     lines = [
         "# Written by scripts/provision-kiosk; see hardware/kiosk.example.toml for every key.",
-        "[kiosk]", f"hardware_id = {q(answers['hardware_id'])}", f"country = {q(answers['country'])}",
-        f"locale = {q(answers['locale'])}", f"timezone = {q(answers['timezone'])}", f"data_dir = {q(str(data_dir))}", "",
-        "[backend]", f"url = {q(answers['backend_url'])}", f"drop_point_location_id = {q(answers['drop_point'])}",
-        f"token_file = {q(str(token_file))}", "",
-        "[scanner]", f"type = {q(scanner_type)}", *([f"device = {q(scanner_device)}"] if scanner_device else []), "",
-        "[screen]", 'type = "web"', 'listen = "127.0.0.1:8080"', "",
-        "[printer]", *(['type = "none"'] if printer == "none" else
-                       ['type = "escpos"', f"device = {q(printer)}", f"profile = {q(printer_profile)}"]), "",
-        "[offline]", f"enabled = {str(offline).lower()}", "",
-    ]  # fmt: skip
+        "[kiosk]",
+        f"hardware_id = {q(answers['hardware_id'])}",
+        f"country = {q(answers['country'])}",
+        f"locale = {q(answers['locale'])}",
+        f"timezone = {q(answers['timezone'])}",
+        f"data_dir = {q(str(data_dir))}",
+        "",
+        "[backend]",
+        f"url = {q(answers['backend_url'])}",
+        f"drop_point_location_id = {q(answers['drop_point'])}",
+        f"token_file = {q(str(token_file))}",
+        "",
+        "[scanner]",
+        f"type = {q(scanner_type)}",
+        *([f"device = {q(scanner_device)}"] if scanner_device else []),
+        "",
+        "[screen]",
+        'type = "web"',
+        'listen = "127.0.0.1:8080"',
+        "",
+        "[printer]",
+        *(
+            ['type = "none"']
+            if printer == "none"
+            else ['type = "escpos"', f"device = {q(printer)}", f"profile = {q(printer_profile)}"]
+        ),
+        "",
+        "[offline]",
+        f"enabled = {str(offline).lower()}",
+        "",
+    ]
     if board and board != "none":
         lines += ["[board]", 'type = "serial"', f"device = {q(board)}", f"slot_sensor = {str(slot_sensor).lower()}", ""]
     elif slot_sensor:

@@ -33,7 +33,9 @@ async def measure(n: int) -> None:
     started = time.perf_counter()
     with VirtualBoard() as board:
         board.wait_for(lambda: any(kind == link.HELLO for kind, _, _ in board.sent), 10)
-        print(f"board start → hello: {(time.perf_counter() - started) * 1000:.0f} ms (node + WebAssembly load included)")
+        print(
+            f"board start → hello: {(time.perf_counter() - started) * 1000:.0f} ms (node + WebAssembly load included)"
+        )
         got: list[tuple[str, float]] = []
         driver = IoBoard(board.device, scan_filter=ScanFilter(debounce_s=0))
         driver.on_deposit = lambda: got.append(("deposit", time.perf_counter()))
@@ -74,7 +76,9 @@ def main() -> None:
     with VirtualRepl() as repl:
         started = time.perf_counter()
         code = flash(["--board", "rp2040", "--port", repl.device, "--no-packages"])
-        print(f"flash-firmware (application, 9 files, verify) on the REPL simulator: {time.perf_counter() - started:.1f} s, exit {code}")
+        print(
+            f"flash-firmware (application, 9 files, verify) on the REPL simulator: {time.perf_counter() - started:.1f} s, exit {code}"
+        )
 
 
 if __name__ == "__main__":

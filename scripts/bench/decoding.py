@@ -68,9 +68,11 @@ def corpus_figures(name: str, decode, samples, negatives) -> None:
             wrong += 1
             wrong_files.append(f"{path.parent.name}/{path.name}: {texts[0][:30]!r}")
     false_positives = sum(1 for path in negatives if decode(gray_of(path)))
-    print(f"{name:24s} {correct}/{len(samples)} correct ({correct / len(samples):.1%}), {wrong} wrong, "
-          f"{false_positives}/{len(negatives)} false positives, median {statistics.median(times):.1f} ms, "
-          f"p95 {percentile(times, 0.95):.1f} ms")  # fmt: skip
+    print(
+        f"{name:24s} {correct}/{len(samples)} correct ({correct / len(samples):.1%}), {wrong} wrong, "
+        f"{false_positives}/{len(negatives)} false positives, median {statistics.median(times):.1f} ms, "
+        f"p95 {percentile(times, 0.95):.1f} ms"
+    )
     for line in wrong_files:
         print(f"    wrong: {line}")
 
@@ -85,18 +87,24 @@ def frame_figures(count: int) -> None:
         texts = [d.text for d in decoder.decode(frame)]
         times.append((time.perf_counter() - started) * 1000)
         hits += expected in texts
-    print(f"synthetic 1280x720 frames (one core): {hits}/{len(frames)} decoded, median {statistics.median(times):.1f} ms, "
-          f"p95 {percentile(times, 0.95):.1f} ms")  # fmt: skip
-    empty = [cv2.GaussianBlur(np.random.default_rng(n).integers(0, 255, (720, 1280, 3), dtype=np.uint8), (0, 0), 3)
-             for n in range(30)]  # fmt: skip
+    print(
+        f"synthetic 1280x720 frames (one core): {hits}/{len(frames)} decoded, median {statistics.median(times):.1f} ms, "
+        f"p95 {percentile(times, 0.95):.1f} ms"
+    )
+    empty = [
+        cv2.GaussianBlur(np.random.default_rng(n).integers(0, 255, (720, 1280, 3), dtype=np.uint8), (0, 0), 3)
+        for n in range(30)
+    ]
     empty_times = []
     for frame in empty:
         started = time.perf_counter()
         found = decoder.decode(frame)
         empty_times.append((time.perf_counter() - started) * 1000)
         assert not found, "a code was found in a frame without one"
-    print(f"frames without a code (one core): median {statistics.median(empty_times):.1f} ms, "
-          f"p95 {percentile(empty_times, 0.95):.1f} ms")  # fmt: skip
+    print(
+        f"frames without a code (one core): median {statistics.median(empty_times):.1f} ms, "
+        f"p95 {percentile(empty_times, 0.95):.1f} ms"
+    )
     with tempfile.TemporaryDirectory() as work:
         video = Path(work) / "frames.avi"
         writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (1280, 720))
@@ -125,13 +133,15 @@ def main() -> None:
     args = parser.parse_args()
     samples, negatives = load_corpus(args.corpus)
     plain = zxingcpp.TextMode.Plain
-    corpus_figures("zxing-cpp alone", lambda g: [r.text for r in zxingcpp.read_barcodes(g, text_mode=plain)],
-                   samples, negatives)  # fmt: skip
+    corpus_figures(
+        "zxing-cpp alone", lambda g: [r.text for r in zxingcpp.read_barcodes(g, text_mode=plain)], samples, negatives
+    )
     if zbar_available():
         from pyzbar import pyzbar
 
-        corpus_figures("pyzbar alone", lambda g: [r.data.decode("utf-8", "replace") for r in pyzbar.decode(g)],
-                       samples, negatives)  # fmt: skip
+        corpus_figures(
+            "pyzbar alone", lambda g: [r.data.decode("utf-8", "replace") for r in pyzbar.decode(g)], samples, negatives
+        )
     pipeline = ImageDecoder("still")
     corpus_figures("our pipeline (still)", lambda g: [d.text for d in pipeline.decode(g)], samples, negatives)
     without_zbar = ImageDecoder("still", use_zbar=False)

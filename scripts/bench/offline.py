@@ -37,13 +37,15 @@ async def issue_and_forward(issues: int, journal: int) -> None:
         server = backend.serve().start()
         seed_demo(backend.store, "http://127.0.0.1:9/unused", "http://127.0.0.1:9/unused")
         pool = backend.store.create_pool(SHOPS["rezip"].id, "Bench", ["DK"], "public", "static", None)
-        batch = backend.store.create_batch(pool.id, {"type": "gift", "value": 1, "unit": "Sticker",
-                                                     "conditions": "", "expires_at": None})  # fmt: skip
+        batch = backend.store.create_batch(
+            pool.id, {"type": "gift", "value": 1, "unit": "Sticker", "conditions": "", "expires_at": None}
+        )
         total = max(issues, journal)
         backend.store.add_codes(batch["id"], [(f"BENCH-{n:06d}", None) for n in range(total)])
         store = OfflineStore(Path(work) / "offline.sqlite")
-        async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Pat {DEMO_KIOSK_TOKEN}"},
-                                     timeout=120) as http:  # fmt: skip
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Pat {DEMO_KIOSK_TOKEN}"}, timeout=120
+        ) as http:
             client = OfflinePoolsClient(http, DROP_POINT_DK, jwks_url="/.well-known/jwks.json")
             for _ in range(-(-total // 500)):
                 bundle = await client.reserve(500, now=utc_now())
@@ -57,12 +59,14 @@ async def issue_and_forward(issues: int, journal: int) -> None:
                 times.append((time.perf_counter() - started) * 1000)
                 assert not isinstance(claim, str), claim
             measured = times[:issues]
-            print(f"offline issuance incl. durable commit (synchronous=FULL): n={len(measured)} "
-                  f"median {statistics.median(measured):.2f} ms, p95 {percentile(measured, 0.95):.2f} ms")  # fmt: skip
+            print(
+                f"offline issuance incl. durable commit (synchronous=FULL): n={len(measured)} "
+                f"median {statistics.median(measured):.2f} ms, p95 {percentile(measured, 0.95):.2f} ms"
+            )
             pending = store.pending(10**6)[:journal]
             started = time.perf_counter()
             for start in range(0, len(pending), 500):
-                results = await client.forward(pending[start:start + 500])
+                results = await client.forward(pending[start : start + 500])
                 store.mark_forwarded(results)
             elapsed = time.perf_counter() - started
             held = len(httpx.get(server.url + "/_sim/state", timeout=60).json()["offline_issuances"])
@@ -83,9 +87,11 @@ def main() -> None:
     if args.kills or args.strace_kills:
         started = time.perf_counter()
         report = run_crash_loop(args.kills, args.strace_kills, codes=max(5000, 20 * (args.kills + args.strace_kills)))
-        print(f"crash loop: {report.kills} random SIGKILLs + {report.strace_kills} at a chosen fdatasync/pwrite, "
-              f"{report.issued} issuances, problems: {report.problems or 'none'}, "
-              f"backend holds each once: {report.forwarded_once} ({time.perf_counter() - started:.0f} s)")  # fmt: skip
+        print(
+            f"crash loop: {report.kills} random SIGKILLs + {report.strace_kills} at a chosen fdatasync/pwrite, "
+            f"{report.issued} issuances, problems: {report.problems or 'none'}, "
+            f"backend holds each once: {report.forwarded_once} ({time.perf_counter() - started:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def summary(name: str, values: list[float]) -> str:
-    return (f"{name}: n={len(values)} median {statistics.median(values):.2f} ms, "
-            f"p95 {percentile(values, 0.95):.2f} ms, max {max(values):.2f} ms")  # fmt: skip
+    return (
+        f"{name}: n={len(values)} median {statistics.median(values):.2f} ms, "
+        f"p95 {percentile(values, 0.95):.2f} ms, max {max(values):.2f} ms"
+    )
 
 
 def view_model_bench(rounds: int = 100) -> list[float]:
@@ -51,10 +53,18 @@ def view_model_bench(rounds: int = 100) -> list[float]:
         for index, locale in enumerate(LOCALES):
             kind, value, unit = kinds[(round_ + index) % len(kinds)]
             code = f"SAVE-{round_:04d}-{index}"
-            voucher = parse_voucher({"code": code, "link": f"https://shop.example/redeem?code={code}", "type": kind,
-                                     "value": value, "unit": unit, "conditions": "Min. køb 200 DKK",
-                                     "expires_at": "2027-03-15T12:00:00Z" if round_ % 2 else None,
-                                     "shop": {"name": "Grøn Butik", "description": "Økologi"}})  # fmt: skip
+            voucher = parse_voucher(
+                {
+                    "code": code,
+                    "link": f"https://shop.example/redeem?code={code}",
+                    "type": kind,
+                    "value": value,
+                    "unit": unit,
+                    "conditions": "Min. køb 200 DKK",
+                    "expires_at": "2027-03-15T12:00:00Z" if round_ % 2 else None,
+                    "shop": {"name": "Grøn Butik", "description": "Økologi"},
+                }
+            )
             started = time.perf_counter()
             view = build_screen_view(Screen(State.SHOWING_VOUCHER, voucher=voucher), locale, "Europe/Copenhagen")
             build_frame(view, seq=round_)
@@ -64,10 +74,21 @@ def view_model_bench(rounds: int = 100) -> list[float]:
 
 async def scan_to_paint_bench(scans: int) -> list[float]:
     times: list[float] = []
-    with tempfile.TemporaryDirectory() as work, demo_world(Path(work)) as world, VirtualScanner(terminator="cr") as scanner:
-        config = load_config(write_kiosk_config(
-            Path(work) / "kiosk.toml", backend_url=world.url, token=DEMO_KIOSK_TOKEN,
-            drop_point=DROP_POINT_DK, scanner_device=scanner.path, screen_type="web"))  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory() as work,
+        demo_world(Path(work)) as world,
+        VirtualScanner(terminator="cr") as scanner,
+    ):
+        config = load_config(
+            write_kiosk_config(
+                Path(work) / "kiosk.toml",
+                backend_url=world.url,
+                token=DEMO_KIOSK_TOKEN,
+                drop_point=DROP_POINT_DK,
+                scanner_device=scanner.path,
+                screen_type="web",
+            )
+        )
         done: asyncio.Queue[tuple[ScanReport, float]] = asyncio.Queue()
         report = lambda r: done.put_nowait((r, time.perf_counter()))  # noqa: E731
         async with open_kiosk(config, on_report=report) as kiosk, HeadlessBrowser(800, 480) as browser:

@@ -24,16 +24,41 @@ HEAD_MM_PER_S = {"TM-T20II": 200, "POS-5890": 90}
 BAUDS = (9600, 38400, 115200)
 LOCALES = ("da_DK", "de_DE", "fr_FR", "hu_HU", "nl_NL", "sq_AL", "en_GB")
 VOUCHERS = [
-    parse_voucher({"code": "HS-4F2A9C1B", "link": "https://hyggelig-sko.example/redeem?code=HS-4F2A9C1B",
-                   "type": "percentage", "value": 20, "unit": "%", "conditions": "Min. køb 300 DKK / Min. purchase 300 DKK",
-                   "expires_at": "2027-02-20T00:00:00Z"},
-                  shop=Shop("Hyggelig Sko", "Handmade shoes from Aarhus, shipped in RE-ZIP packaging.")),
-    parse_voucher({"code": "GBEU-7Q1M0K2P", "link": "https://gron-butik.example/redeem?code=GBEU-7Q1M0K2P",
-                   "type": "amount", "value": 1000, "unit": "EUR", "conditions": "Mindestbestellwert 30 € / Minimum order 30 €",
-                   "expires_at": "2027-06-30T22:00:00Z"}, shop=Shop("Grøn Butik", "Organic groceries and zero-waste goods.")),
-    parse_voucher({"code": "TOTE-2B7YH0Q4", "type": "gift", "value": 1, "unit": "Tote bag",
-                   "conditions": "Collect in-store. While supplies last."}, shop=Shop("RE-ZIP Community", None)),
-]  # fmt: skip
+    parse_voucher(
+        {
+            "code": "HS-4F2A9C1B",
+            "link": "https://hyggelig-sko.example/redeem?code=HS-4F2A9C1B",
+            "type": "percentage",
+            "value": 20,
+            "unit": "%",
+            "conditions": "Min. køb 300 DKK / Min. purchase 300 DKK",
+            "expires_at": "2027-02-20T00:00:00Z",
+        },
+        shop=Shop("Hyggelig Sko", "Handmade shoes from Aarhus, shipped in RE-ZIP packaging."),
+    ),
+    parse_voucher(
+        {
+            "code": "GBEU-7Q1M0K2P",
+            "link": "https://gron-butik.example/redeem?code=GBEU-7Q1M0K2P",
+            "type": "amount",
+            "value": 1000,
+            "unit": "EUR",
+            "conditions": "Mindestbestellwert 30 € / Minimum order 30 €",
+            "expires_at": "2027-06-30T22:00:00Z",
+        },
+        shop=Shop("Grøn Butik", "Organic groceries and zero-waste goods."),
+    ),
+    parse_voucher(
+        {
+            "code": "TOTE-2B7YH0Q4",
+            "type": "gift",
+            "value": 1,
+            "unit": "Tote bag",
+            "conditions": "Collect in-store. While supplies last.",
+        },
+        shop=Shop("RE-ZIP Community", None),
+    ),
+]
 
 
 def whole_raster_bytes(job_bytes: bytes, profile: str) -> tuple[int, float]:
@@ -68,14 +93,20 @@ def main() -> None:
                     with_logo.append(len(render_paper(view, profile, logo)))
         size, raster = max(sizes), statistics.median(rasters)
         head_s = statistics.median(lengths) / HEAD_MM_PER_S[profile]
-        print(f"{profile}: job {min(sizes)}-{size} bytes without logo (median {statistics.median(sizes):.0f}), "
-              f"{statistics.median(with_logo):.0f} with a logo; whole-voucher raster {raster:.0f} bytes")
-        print(f"  job ready (view model + ESC/POS): median {statistics.median(build_ms):.1f} ms, "
-              f"p95 {percentile(build_ms, 0.95):.1f} ms")
-        print(f"  paper {statistics.median(lengths):.0f} mm, print head ~{head_s:.1f} s at {HEAD_MM_PER_S[profile]} mm/s")
+        print(
+            f"{profile}: job {min(sizes)}-{size} bytes without logo (median {statistics.median(sizes):.0f}), "
+            f"{statistics.median(with_logo):.0f} with a logo; whole-voucher raster {raster:.0f} bytes"
+        )
+        print(
+            f"  job ready (view model + ESC/POS): median {statistics.median(build_ms):.1f} ms, "
+            f"p95 {percentile(build_ms, 0.95):.1f} ms"
+        )
+        print(
+            f"  paper {statistics.median(lengths):.0f} mm, print head ~{head_s:.1f} s at {HEAD_MM_PER_S[profile]} mm/s"
+        )
         for baud in BAUDS:
             ours, theirs = size * 10 / baud, raster * 10 / baud
-            print(f"  at {baud:>6} baud: ours {ours:5.2f} s, whole raster {theirs:6.2f} s")  # fmt: skip
+            print(f"  at {baud:>6} baud: ours {ours:5.2f} s, whole raster {theirs:6.2f} s")
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ class Rezip:
 
     def signed(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Webhook-Version": "1"}
-        return headers | sign_request(self.backend._key, self.backend.keyid, "POST", self.webhook_url, headers,
-                                      created=int(time.time()))  # fmt: skip
+        return headers | sign_request(
+            self.backend._key, self.backend.keyid, "POST", self.webhook_url, headers, created=int(time.time())
+        )
 
 
 def free_port() -> int:
@@ -67,22 +68,23 @@ def free_port() -> int:
 def write_config(folder: Path, port: int, rezip_url: str, voucherify: dict[str, str]) -> Path:
     write_secret_file(folder / "rezip.token", DEMO_SHOP_TOKEN.encode() + b"\n")
     path = folder / "shop.toml"
-    path.write_text(f"""[server]
+    path.write_text(
+        f"""[server]
 public_url = "http://127.0.0.1:{port}"
 listen = "127.0.0.1:{port}"
 
 [rezip]
-shop_id = "{SHOPS['kaffe'].id}"
+shop_id = "{SHOPS["kaffe"].id}"
 token_file = "rezip.token"
 jwks_url = "{rezip_url}/.well-known/jwks.json"
 api_url = "{rezip_url}"
 static_pool_id = "{VOUCHERIFY_STATIC_POOL_ID}"
 
 [voucherify]
-app_id = "{voucherify['app_id']}"
-app_token_file = "{voucherify['app_token_file']}"
+app_id = "{voucherify["app_id"]}"
+app_token_file = "{voucherify["app_token_file"]}"
 campaign = "RE-ZIP 20 percent"
-url = "{voucherify['url']}"
+url = "{voucherify["url"]}"
 
 [voucher]
 currency = "DKK"
@@ -90,7 +92,9 @@ landing_url = "https://nordlys-kaffe.example/cart?discount={{code}}"
 
 [export]
 state_file = "export.json"
-""", "utf-8")  # fmt: skip
+""",
+        "utf-8",
+    )
     return path
 
 
@@ -100,8 +104,10 @@ async def deliver(rezip: Rezip, headers: dict[str, str]) -> tuple[float, int, st
     the service it measures)."""
     parts = urlsplit(rezip.webhook_url)
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    request = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}Content-Length: {len(BODY)}\r\n"
-               "Connection: close\r\n\r\n").encode() + BODY
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}Content-Length: {len(BODY)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + BODY
     started = time.perf_counter()
     try:
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
@@ -120,9 +126,12 @@ def report(label: str, results: list[tuple[float, int, str]]) -> None:
     times = [ms for ms, _, _ in results]
     errors = [(status, text) for _, status, text in results if status != 200]
     codes = [code for _, status, code in results if status == 200]
-    print(f"{label}: n={len(times)} p50 {statistics.median(times):.1f} ms, p95 {percentile(times, 0.95):.1f} ms, "
-          f"max {max(times):.1f} ms; errors {len(errors)}{' ' + str(errors[:3]) if errors else ''}; "
-          f"distinct codes {len(set(codes))} of {len(codes)}", flush=True)  # fmt: skip
+    print(
+        f"{label}: n={len(times)} p50 {statistics.median(times):.1f} ms, p95 {percentile(times, 0.95):.1f} ms, "
+        f"max {max(times):.1f} ms; errors {len(errors)}{' ' + str(errors[:3]) if errors else ''}; "
+        f"distinct codes {len(set(codes))} of {len(codes)}",
+        flush=True,
+    )
 
 
 async def sequential(rezip: Rezip, count: int) -> None:
@@ -141,8 +150,14 @@ async def concurrent(rezip: Rezip, count: int, rounds: int) -> None:
 
 
 def start(command: list[str], folder: Path) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=folder, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+    return subprocess.Popen(
+        command,
+        cwd=folder,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -164,8 +179,20 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-shop-") as work:
         folder = Path(work)
-        voucherify = start([*KIOSK, "sim", "voucherify", "--db", str(folder / "voucherify.sqlite"), "--seed", "demo",
-                            "--rate-limit", "1000000000"], folder)  # fmt: skip
+        voucherify = start(
+            [
+                *KIOSK,
+                "sim",
+                "voucherify",
+                "--db",
+                str(folder / "voucherify.sqlite"),
+                "--seed",
+                "demo",
+                "--rate-limit",
+                "1000000000",
+            ],
+            folder,
+        )
         service = None
         try:
             assert voucherify.stdout is not None
@@ -184,13 +211,19 @@ def main() -> None:
             loop.close()
             if args.export:
                 started = time.perf_counter()
-                export = subprocess.run([*KIOSK, "shop", "export-batch", "--config", str(config), "--count",
-                                         str(args.export)], cwd=folder, capture_output=True, text=True)  # fmt: skip
+                export = subprocess.run(
+                    [*KIOSK, "shop", "export-batch", "--config", str(config), "--count", str(args.export)],
+                    cwd=folder,
+                    capture_output=True,
+                    text=True,
+                )
                 elapsed = time.perf_counter() - started
                 codes = [c for c in rezip.backend.store.codes(SHOPS["kaffe"].id)]
-                print(f"export-batch of {args.export} codes (the whole command, export.concurrency's default): {elapsed:.1f} s "
-                      f"({args.export / elapsed:.0f} codes/s), exit {export.returncode}: {export.stdout.strip()}; "
-                      f"{len({c['code'] for c in codes})} distinct codes at RE-ZIP")  # fmt: skip
+                print(
+                    f"export-batch of {args.export} codes (the whole command, export.concurrency's default): {elapsed:.1f} s "
+                    f"({args.export / elapsed:.0f} codes/s), exit {export.returncode}: {export.stdout.strip()}; "
+                    f"{len({c['code'] for c in codes})} distinct codes at RE-ZIP"
+                )
         finally:
             if service is not None:
                 stop(service)

@@ -17,7 +17,7 @@ import json
 import sys
 import tempfile
 import tomllib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import atheris
@@ -32,7 +32,7 @@ with atheris.instrument_imports():
     from kiosk.devices.screen.page_requests import Refused, frame_number, read_json_object
     from kiosk.issuance.rezip_client import RezipClient
 
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _text(data: bytes) -> str:
@@ -116,26 +116,58 @@ def page_json(data: bytes) -> None:
 
 TARGETS = {f.__name__: f for f in (codes, voucher, scan_answer, bundle, board_link, scanner_bytes, config, page_json)}
 
-_VOUCHER = {"code": "SAVE50-A1B2C3", "link": "https://shop.example/r?c=SAVE50", "type": "amount", "value": 5000,
-            "unit": "DKK", "conditions": "Min. 200 DKK", "expires_at": "2027-01-01T00:00:00Z",
-            "shop": {"name": "Shop", "logo_url": "https://shop.example/logo.png"}}  # fmt: skip
+_VOUCHER = {
+    "code": "SAVE50-A1B2C3",
+    "link": "https://shop.example/r?c=SAVE50",
+    "type": "amount",
+    "value": 5000,
+    "unit": "DKK",
+    "conditions": "Min. 200 DKK",
+    "expires_at": "2027-01-01T00:00:00Z",
+    "shop": {"name": "Shop", "logo_url": "https://shop.example/logo.png"},
+}
 SEEDS = {
     "codes": [b"10HS01JAYSCS07SVDQANFS61TF0XJN", b"https://re-zip.com/p/10HS0042", b"]Q110HS0042\r\n"],
     "voucher": [json.dumps(_VOUCHER).encode()],
-    "scan_answer": [json.dumps({"id": "x", "type": "Voucher", "data": {
-        "code": "HS-1", "conditions": "", "expires_at": None, "link": None,
-        "value_data": {"type": "percentage", "value": 20, "unit": "%"}, "shop": _VOUCHER["shop"]}}).encode()],
-    "bundle": [json.dumps({"bundle_id": "B1", "drop_point_id": "dp", "country": "DK",
-                           "issued_at": "2026-12-01T00:00:00Z", "expires_at": "2026-12-08T00:00:00Z",
-                           "shops": {"s1": {"name": "Shop"}}, "prefixes": {"10HS": "s1"},
-                           "pools": [{"id": "p1", "shop_id": "s1", "countries": ["DK"], "visibility": "public"}],
-                           "codes": [{**_VOUCHER, "pool_id": "p1"}]}).encode()],
+    "scan_answer": [
+        json.dumps(
+            {
+                "id": "x",
+                "type": "Voucher",
+                "data": {
+                    "code": "HS-1",
+                    "conditions": "",
+                    "expires_at": None,
+                    "link": None,
+                    "value_data": {"type": "percentage", "value": 20, "unit": "%"},
+                    "shop": _VOUCHER["shop"],
+                },
+            }
+        ).encode()
+    ],
+    "bundle": [
+        json.dumps(
+            {
+                "bundle_id": "B1",
+                "drop_point_id": "dp",
+                "country": "DK",
+                "issued_at": "2026-12-01T00:00:00Z",
+                "expires_at": "2026-12-08T00:00:00Z",
+                "shops": {"s1": {"name": "Shop"}},
+                "prefixes": {"10HS": "s1"},
+                "pools": [{"id": "p1", "shop_id": "s1", "countries": ["DK"], "visibility": "public"}],
+                "codes": [{**_VOUCHER, "pool_id": "p1"}],
+            }
+        ).encode()
+    ],
     "board_link": [link.encode_frame(link.SCAN, 1, b"10HS0042") + link.encode_frame(link.SLOT, 2, b"\x01")],
     "scanner_bytes": [b"10HS0042\r20GB0042\n"],
-    "config": [b'[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://127.0.0.1"\n'
-               b'drop_point_location_id = "d"\ntoken_file = "t"\n[offline]\nmax_value = { DKK = 5 }\n'],
+    "config": [
+        b'[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://127.0.0.1"\n'
+        b'drop_point_location_id = "d"\ntoken_file = "t"\n[offline]\nmax_value = { DKK = 5 }\n'
+    ],
     "page_json": [b'{"seq": 3}'],
-}  # fmt: skip
+}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kiosk.board import link
 from kiosk.devices.board.io_board import EXPECTED_FIRMWARE

@@ -15,10 +15,11 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import Any
 
 import httpx
 from hypothesis import strategies as st
@@ -34,26 +35,60 @@ from kiosk.sim.kiosk_config import write_kiosk_config
 from kiosk.sim.world import demo_world
 from tests.conftest import QuietHandler, serve_on_loopback
 
-__all__ = ["Answer", "ScriptedProxy", "KioskHarness", "fresh_code", "ONLINE_SHOP", "HOSTILE_TEXT", "NUMBERS",
-           "SCALAR", "ANY"]
+__all__ = [
+    "Answer",
+    "ScriptedProxy",
+    "KioskHarness",
+    "fresh_code",
+    "ONLINE_SHOP",
+    "HOSTILE_TEXT",
+    "NUMBERS",
+    "SCALAR",
+    "ANY",
+]
 
 # --- values a hostile peer sends where a field is expected ------------------------------------------
 
-HOSTILE_TEXT = st.sampled_from([
-    "", " ", "\x00", "\x1b[2J\x1b]0;pwned\x07", "\ud800", "\udfff x", "\u202eedoc", "😀" * 1000, "A" * 5000,
-    "https://[::1", "https://shop.example:99999/r", "javascript:alert(1)", "https://" + "😀" * 1000,
-    "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00", "2027-13-45T00:00:00Z", "1970-01-01T00:00:00Z",
-    "2026-01-01T00:00:00Z", "NaN", "DKK", "XYZ", "%", "Tote bag", "https://shop.example/redeem?code=X",
-])  # fmt: skip
+HOSTILE_TEXT = st.sampled_from(
+    [
+        "",
+        " ",
+        "\x00",
+        "\x1b[2J\x1b]0;pwned\x07",
+        "\ud800",
+        "\udfff x",
+        "\u202eedoc",
+        "😀" * 1000,
+        "A" * 5000,
+        "https://[::1",
+        "https://shop.example:99999/r",
+        "javascript:alert(1)",
+        "https://" + "😀" * 1000,
+        "9999-12-31T23:59:59-01:00",
+        "0001-01-01T00:00:00+14:00",
+        "2027-13-45T00:00:00Z",
+        "1970-01-01T00:00:00Z",
+        "2026-01-01T00:00:00Z",
+        "NaN",
+        "DKK",
+        "XYZ",
+        "%",
+        "Tote bag",
+        "https://shop.example/redeem?code=X",
+    ]
+)
 NUMBERS = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70), st.sampled_from([0, -1, 1, 100, 101, 10**9, 10**9 + 1, 10**400]),
-    st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, -1, 1, 100, 101, 10**9, 10**9 + 1, 10**400]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
 )
 SCALAR = st.one_of(st.none(), NUMBERS, HOSTILE_TEXT, st.text(max_size=30))
-ANY = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                   max_leaves=8)  # fmt: skip
-
+ANY = st.recursive(
+    SCALAR,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
 
 
 #: The shop whose vouchers never run out (its on-demand pool is served by the stand-in webhook).
@@ -111,8 +146,11 @@ class ScriptedProxy:
                         return outer.send(self, answer)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 relayed = httpx.request(self.command, target + self.path, content=body, headers=headers, timeout=10)
-                kept = {k: v for k, v in relayed.headers.items()
-                        if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}  # fmt: skip
+                kept = {
+                    k: v
+                    for k, v in relayed.headers.items()
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")
+                }
                 outer.send(self, Answer(relayed.status_code, relayed.content, kept))
 
             do_GET = do_POST = do_DELETE = _relay
@@ -166,9 +204,15 @@ class _Capture(logging.Handler):
 class KioskHarness:
     """``with KioskHarness(tmp_path) as kiosk: kiosk.scan(code)`` — the whole kiosk, running."""
 
-    def __init__(self, folder: Path, *, adjust: Callable[[Config], Config] | None = None,
-                 scanner_device: str | None = None, webhook_timeout_s: float = 1.5,
-                 world_options: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        adjust: Callable[[Config], Config] | None = None,
+        scanner_device: str | None = None,
+        webhook_timeout_s: float = 1.5,
+        world_options: dict[str, Any] | None = None,
+    ) -> None:
         """``world_options`` go to ``demo_world`` (a transport for the Voucherify clients, say)."""
         self.folder = folder
         self.webhook_timeout_s = webhook_timeout_s
@@ -186,15 +230,21 @@ class KioskHarness:
 
     # --- life -------------------------------------------------------------------------------------
 
-    def __enter__(self) -> "KioskHarness":
-        world = self._stack.enter_context(demo_world(self.folder / "world", webhook_timeout_s=self.webhook_timeout_s,
-                                                     **self.world_options))  # fmt: skip
+    def __enter__(self) -> KioskHarness:
+        world = self._stack.enter_context(
+            demo_world(self.folder / "world", webhook_timeout_s=self.webhook_timeout_s, **self.world_options)
+        )
         self.world = world
         self.proxy = ScriptedProxy(world.url)
         self._stack.callback(self.proxy.stop)
-        path = write_kiosk_config(self.folder / "kiosk" / "kiosk.toml", backend_url=self.proxy.url,
-                                  token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK, screen_type="web",
-                                  scanner_device=self.scanner_device)  # fmt: skip
+        path = write_kiosk_config(
+            self.folder / "kiosk" / "kiosk.toml",
+            backend_url=self.proxy.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            screen_type="web",
+            scanner_device=self.scanner_device,
+        )
         config = load_config(path)
         config = dataclasses.replace(
             config, offline=dataclasses.replace(config.offline, max_issuances=100_000, forward_interval_s=1.0)
@@ -246,8 +296,9 @@ class KioskHarness:
     def call(self, coroutine: Coroutine[Any, Any, Any], timeout_s: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
 
-    def scan(self, code: str, timeout_s: float | None = None, *, through: Callable[[str], None] | None = None
-             ) -> ScanReport:  # fmt: skip
+    def scan(
+        self, code: str, timeout_s: float | None = None, *, through: Callable[[str], None] | None = None
+    ) -> ScanReport:
         """Scan as a customer does (``through`` a device, else straight into the app); the report
         of that scan (failing if none comes in time)."""
         timeout_s = timeout_s or self.config.backend.deadline_s + 3
@@ -269,6 +320,7 @@ class KioskHarness:
 
     def quiet(self, seconds: float = 0.3) -> None:
         """Wait until no report has come for ``seconds`` (what a burst of input set off is over)."""
+
         async def calm() -> None:
             assert self._reports is not None
             for _ in range(200):
@@ -282,6 +334,7 @@ class KioskHarness:
 
     def settle(self) -> None:
         """Wait until the flow is idle or showing its last answer (not issuing)."""
+
         async def idle() -> None:
             for _ in range(600):
                 if self.kiosk.app.flow.state.value != "issuing":

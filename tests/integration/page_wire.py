@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncContextManager, Callable, Iterator, TypeVar
+from typing import Any, AsyncContextManager, TypeVar
 
 from kiosk.sim.loop_thread import LoopThread
 
@@ -33,8 +34,15 @@ class Answer:
 HOST = "127.0.0.1:{port}"
 
 
-def request(port: int, method: str, path: str, *, host: str | None = HOST,
-            headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:  # fmt: skip
+def request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    host: str | None = HOST,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+) -> bytes:
     """One HTTP/1.1 request as bytes, with a Content-Length when there is a body."""
     lines = [f"{method} {path} HTTP/1.1"]
     if host is not None:

@@ -55,7 +55,7 @@ class LogCapture(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
-    def __enter__(self) -> "LogCapture":
+    def __enter__(self) -> LogCapture:
         root, ours = logging.getLogger(), logging.getLogger("kiosk")
         self._stack.callback(root.setLevel, root.level)
         self._stack.callback(ours.setLevel, ours.level)
@@ -77,8 +77,11 @@ class LogCapture(logging.Handler):
             text = formatter.format(record)
             if record.exc_info or "Traceback" in text:
                 found.append("traceback: " + text[:2000])
-            found += [f"secret {secret[:8]}… logged: {text[:300]}" for secret in secrets
-                      if secret and len(secret) >= 4 and secret in text]  # fmt: skip
+            found += [
+                f"secret {secret[:8]}… logged: {text[:300]}"
+                for secret in secrets
+                if secret and len(secret) >= 4 and secret in text
+            ]
         return found
 
 
@@ -98,16 +101,28 @@ class _Jwks:
 class ShopHarness:
     """``with ShopHarness(tmp_path) as shop: shop.deliver()``."""
 
-    def __init__(self, folder: Path, *, rate_limit: int = 100_000, till: bool = True, deadline_s: float = 1.2,
-                 link_checks_per_minute: int = 600, campaign: str = PERCENT) -> None:  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        rate_limit: int = 100_000,
+        till: bool = True,
+        deadline_s: float = 1.2,
+        link_checks_per_minute: int = 600,
+        campaign: str = PERCENT,
+    ) -> None:
         self.folder = folder
-        self.options = {"till": till, "deadline_s": deadline_s, "link_checks": link_checks_per_minute,
-                        "campaign": campaign}  # fmt: skip
+        self.options = {
+            "till": till,
+            "deadline_s": deadline_s,
+            "link_checks": link_checks_per_minute,
+            "campaign": campaign,
+        }
         self.rate_limit = rate_limit
         self.problems: list[str] = []  # what the spec check found
         self._stack = ExitStack()
 
-    def __enter__(self) -> "ShopHarness":
+    def __enter__(self) -> ShopHarness:
         stack = self._stack
         self.voucherify = StandInVoucherify(self.folder / "voucherify.sqlite", rate_limit=self.rate_limit)
         self.campaigns = seed_demo(self.voucherify.store)
@@ -119,8 +134,9 @@ class ShopHarness:
         self.secrets = self.config.read_secrets()
         self.loop = LoopThread("shop-under-test")
         stack.callback(self.loop.close)
-        self.service = ShopService(self.config, self.secrets, clock=lambda: NOW,
-                                   voucherify_transport=spec_transports(self.problems))  # fmt: skip
+        self.service = ShopService(
+            self.config, self.secrets, clock=lambda: NOW, voucherify_transport=spec_transports(self.problems)
+        )
         self.supervisor = Supervisor()
         self.loop.run(self._start())
         stack.callback(lambda: self.loop.run(self._stop()))
@@ -152,7 +168,8 @@ class ShopHarness:
             "listen": 'listen = "127.0.0.1:0"',
         } | changes
         path = self.folder / name
-        path.write_text(f"""[server]
+        path.write_text(
+            f"""[server]
 public_url = "{PUBLIC}"
 {lines["listen"]}
 path = "{PATH}"
@@ -179,7 +196,9 @@ landing_url = "https://shop.example.com/cart?discount={{code}}"
 
 [export]
 state_file = "export.json"
-""", "utf-8")  # fmt: skip
+""",
+            "utf-8",
+        )
         return path
 
     @property
@@ -191,14 +210,18 @@ state_file = "export.json"
     def deliver(self, headers: dict[str, str] | None = None, body: bytes = BODY) -> httpx.Response:
         """A delivery RE-ZIP signed (a fresh one unless ``headers`` are given); httpx sets the length."""
         signed = headers if headers is not None else delivery()
-        return self.http.post(PATH, content=body, headers={k: v for k, v in signed.items() if k.lower() != "content-length"})
+        return self.http.post(
+            PATH, content=body, headers={k: v for k, v in signed.items() if k.lower() != "content-length"}
+        )
 
     def open_link(self, code: str, language: str | None = None) -> httpx.Response:
         headers = {"Accept-Language": language} if language else {}
         return self.http.get("/redeem", params={"code": code}, headers=headers)
 
     def redeem(self, code: str, token: str = TILL_TOKEN, **fields: Any) -> httpx.Response:
-        return self.http.post("/redemptions", json={"code": code, **fields}, headers={"Authorization": f"Bearer {token}"})
+        return self.http.post(
+            "/redemptions", json={"code": code, **fields}, headers={"Authorization": f"Bearer {token}"}
+        )
 
     def secrets_list(self, codes: list[str]) -> list[str]:
         """What the logs must never hold: the tokens, the codes and their links."""
@@ -206,6 +229,7 @@ state_file = "export.json"
 
     def published(self) -> list[str]:
         """Every code the stand-in Voucherify published, in order."""
-        rows = self.voucherify.store.read("SELECT v.code FROM publications p JOIN vouchers v ON v.id = p.voucher_id "
-                                          "ORDER BY p.created_at")  # fmt: skip
+        rows = self.voucherify.store.read(
+            "SELECT v.code FROM publications p JOIN vouchers v ON v.id = p.voucher_id ORDER BY p.created_at"
+        )
         return [row["code"] for row in rows]

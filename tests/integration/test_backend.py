@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -15,18 +15,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kiosk.signatures import sign_request
-from kiosk.sim.httpd import LoopbackHTTPServer
 from kiosk.sim.demo_seed import (
     DEMO_ADMIN_TOKEN,
     DEMO_KIOSK_TOKEN,
     DROP_POINT_DE,
     DROP_POINT_DK,
-    ON_DEMAND_POOL_ID,
     KINDS,
+    ON_DEMAND_POOL_ID,
     SHOPS,
     sample_code,
     sample_codes,
 )
+from kiosk.sim.httpd import LoopbackHTTPServer
 from kiosk.sim.world import DemoWorld, demo_world
 from tests.conftest import BackendProcess, QuietHandler, run_kiosk
 
@@ -39,7 +39,9 @@ KIOSK = {"Authorization": f"Pat {DEMO_KIOSK_TOKEN}", "Accept-Version": "2.0"}
 ADMIN = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}", "Accept-Version": "2.0"}
 
 
-def scan(backend: BackendProcess | DemoWorld, code: str, drop_point: str = DROP_POINT_DK, key: str | None = None) -> httpx.Response:
+def scan(
+    backend: BackendProcess | DemoWorld, code: str, drop_point: str = DROP_POINT_DK, key: str | None = None
+) -> httpx.Response:
     headers = dict(KIOSK, **({"Idempotency-Key": key} if key else {}))
     body = {"barcode": code, "drop_point_location_id": drop_point, "hardware_id": "test-kiosk"}
     return httpx.post(backend.url + "/me/packaging/scan", json=body, headers=headers, timeout=10)
@@ -112,7 +114,10 @@ def test_bad_scans(backend, barcode: str, status: int, message: str) -> None:
 def test_unknown_drop_point_and_credentials(backend) -> None:
     assert scan(backend, SKO[0], drop_point="nowhere").status_code == 404
     body = {"barcode": SKO[0], "drop_point_location_id": DROP_POINT_DK, "hardware_id": "x"}
-    assert httpx.post(backend.url + "/me/packaging/scan", json=body, headers={"Authorization": "Pat wrong"}).status_code == 401
+    assert (
+        httpx.post(backend.url + "/me/packaging/scan", json=body, headers={"Authorization": "Pat wrong"}).status_code
+        == 401
+    )
 
 
 def test_repeated_4xx_earn_a_429_with_retry_after(backend) -> None:
@@ -126,16 +131,37 @@ def test_pools_batches_and_codes_api(backend) -> None:
     shop = SHOPS["papir"].id
     base = f"{backend.url}/shops/{shop}/vouchers"
     assert httpx.get(base + "/pools/", headers=ADMIN).json() == []
-    bad = httpx.post(base + "/pools", headers=ADMIN, json={"name": "x", "countries": ["DK"], "visibility": "private", "pool_type": "on_demand"})
+    bad = httpx.post(
+        base + "/pools",
+        headers=ADMIN,
+        json={"name": "x", "countries": ["DK"], "visibility": "private", "pool_type": "on_demand"},
+    )
     assert bad.status_code == 400 and "webhook_url" in bad.json()["message"]
-    pool = httpx.post(base + "/pools", headers=ADMIN, json={"name": "Own", "countries": ["DK"], "visibility": "private"}).json()
+    pool = httpx.post(
+        base + "/pools", headers=ADMIN, json={"name": "Own", "countries": ["DK"], "visibility": "private"}
+    ).json()
     assert pool["pool_type"] == "static" and pool["countries"] == ["DK"]
     assert httpx.get(f"{base}/pools/{pool['id']}", headers=ADMIN).json()["name"] == "Own"
-    batch = httpx.post(base + "/batches", headers=ADMIN, json={
-        "voucher_pool_id": pool["id"], "type": "amount", "value": 2500, "unit": "EUR",
-        "conditions": "Papir only", "expires_at": "2027-05-01T00:00:00Z"}).json()  # fmt: skip
-    added = httpx.post(base, headers=ADMIN, json={"voucher_batch_id": batch["id"], "codes": [
-        {"code": "PH-1", "link": "https://papirhuset.example/r?c=PH-1"}, {"code": "PH-2"}]})  # fmt: skip
+    batch = httpx.post(
+        base + "/batches",
+        headers=ADMIN,
+        json={
+            "voucher_pool_id": pool["id"],
+            "type": "amount",
+            "value": 2500,
+            "unit": "EUR",
+            "conditions": "Papir only",
+            "expires_at": "2027-05-01T00:00:00Z",
+        },
+    ).json()
+    added = httpx.post(
+        base,
+        headers=ADMIN,
+        json={
+            "voucher_batch_id": batch["id"],
+            "codes": [{"code": "PH-1", "link": "https://papirhuset.example/r?c=PH-1"}, {"code": "PH-2"}],
+        },
+    )
     assert added.json() == {"added": 2}
     bad_code = httpx.post(base, headers=ADMIN, json={"voucher_batch_id": batch["id"], "codes": [{"code": "bad code"}]})
     assert bad_code.status_code == 400 and "codes[0].code" in bad_code.json()["message"]
@@ -149,8 +175,11 @@ def test_pools_batches_and_codes_api(backend) -> None:
 
 def test_batches_are_refused_on_on_demand_pools_and_tokens_are_scoped(backend) -> None:
     shop = SHOPS["sko"].id
-    refused = httpx.post(f"{backend.url}/shops/{shop}/vouchers/batches", headers=ADMIN, json={
-        "voucher_pool_id": ON_DEMAND_POOL_ID, "type": "gift", "value": 1, "unit": "Sock", "conditions": ""})  # fmt: skip
+    refused = httpx.post(
+        f"{backend.url}/shops/{shop}/vouchers/batches",
+        headers=ADMIN,
+        json={"voucher_pool_id": ON_DEMAND_POOL_ID, "type": "gift", "value": 1, "unit": "Sock", "conditions": ""},
+    )
     assert refused.status_code == 400 and "on-demand" in refused.json()["message"]
     assert httpx.get(f"{backend.url}/shops/{shop}/vouchers/pools", headers=KIOSK).status_code == 403
 
@@ -221,6 +250,7 @@ def test_the_database_and_its_journal_files_are_private(tmp_path: Path) -> None:
 
 def test_a_scan_failing_inside_the_stand_in_does_not_hold_its_key(tmp_path: Path, monkeypatch) -> None:
     with demo_world(tmp_path) as world:
+
         def broken(*args: object) -> None:
             raise RuntimeError("a bug in the stand-in")
 
@@ -323,15 +353,30 @@ def test_pools_the_seeds_rule_out_are_refused(shared, pool: dict, message: str) 
     assert response.status_code == 400 and response.json()["message"].startswith(message), response.text
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://localhost/hook",
-                                 "https://shop.example/rezip/voucher?pool=1", "https://xn--shp-0na.example/hook"])  # fmt: skip
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://[::1]:9/hook",
+        "http://localhost/hook",
+        "https://shop.example/rezip/voucher?pool=1",
+        "https://xn--shp-0na.example/hook",
+    ],
+)
 def test_on_demand_pools_take_https_or_a_loopback_webhook(shared, url: str) -> None:
-    response = httpx.post(f"{shared.url}/shops/{SHOPS['papir'].id}/vouchers/pools", headers=ADMIN,
-                          json={**ON_DEMAND, "webhook_url": url})  # fmt: skip
+    response = httpx.post(
+        f"{shared.url}/shops/{SHOPS['papir'].id}/vouchers/pools", headers=ADMIN, json={**ON_DEMAND, "webhook_url": url}
+    )
     assert response.status_code == 201 and response.json()["webhook_url"] == url
 
 
-BATCH = {"type": "amount", "value": 2500, "unit": "DKK", "conditions": "Papir only", "expires_at": "2030-05-01T00:00:00Z"}
+BATCH = {
+    "type": "amount",
+    "value": 2500,
+    "unit": "DKK",
+    "conditions": "Papir only",
+    "expires_at": "2030-05-01T00:00:00Z",
+}
 
 
 @pytest.mark.parametrize(
@@ -360,8 +405,11 @@ def test_batches_the_seeds_rule_out_are_refused(shared, fields: dict, message: s
     response = httpx.post(f"{shared.url}/shops/{shop}/vouchers/batches", headers=ADMIN, json=batch)
     assert response.status_code == 400 and response.json()["message"].startswith(message), response.text
     if "conditions" in fields:
-        null = httpx.post(f"{shared.url}/shops/{shop}/vouchers/batches", headers=ADMIN,
-                          json={**batch, "conditions": fields["conditions"]})  # fmt: skip
+        null = httpx.post(
+            f"{shared.url}/shops/{shop}/vouchers/batches",
+            headers=ADMIN,
+            json={**batch, "conditions": fields["conditions"]},
+        )
         assert null.status_code == 400 and null.json()["message"].startswith(message)
 
 
@@ -373,7 +421,10 @@ def test_batches_the_seeds_rule_out_are_refused(shared, fields: dict, message: s
         ({"code": "PH-9", "link": "http://papirhuset.example/r"}, "codes[1].link: a http: link redeems nothing"),
         ({"code": "PH-9", "link": "data:text/html,x"}, "codes[1].link: a data: link redeems nothing"),
         ({"code": "PH-9", "link": "https://"}, "codes[1].link: https link without a host"),
-        ({"code": "PH-9", "link": "https://papirhuset.example/r c"}, "codes[1].link: contains spaces or control characters"),
+        (
+            {"code": "PH-9", "link": "https://papirhuset.example/r c"},
+            "codes[1].link: contains spaces or control characters",
+        ),
         ({"code": "PH-9", "link": "no scheme"}, "codes[1].link: contains spaces or control characters"),
         ({"code": "OWN"}, "codes[1].code: already in another batch of this shop"),
     ],
@@ -382,34 +433,63 @@ def test_codes_the_seeds_rule_out_are_refused(shared, code: dict, message: str) 
     shop, own = SHOPS["papir"].id, f"PH-OWN-{next(_SERIALS)}"
     code = {**code, "code": own} if code["code"] == "OWN" else code
     pool = httpx.post(f"{shared.url}/shops/{shop}/vouchers/pools", headers=ADMIN, json=STATIC).json()
-    first = httpx.post(f"{shared.url}/shops/{shop}/vouchers/batches", headers=ADMIN,
-                       json={"voucher_pool_id": pool["id"], **BATCH}).json()  # fmt: skip
-    second = httpx.post(f"{shared.url}/shops/{shop}/vouchers/batches", headers=ADMIN,
-                        json={"voucher_pool_id": pool["id"], **BATCH, "value": 5000}).json()  # fmt: skip
-    assert httpx.post(f"{shared.url}/shops/{shop}/vouchers", headers=ADMIN,
-                      json={"voucher_batch_id": first["id"], "codes": [{"code": own}]}).json() == {"added": 1}  # fmt: skip
-    response = httpx.post(f"{shared.url}/shops/{shop}/vouchers", headers=ADMIN,
-                          json={"voucher_batch_id": second["id"], "codes": [{"code": "PH-8"}, code]})  # fmt: skip
+    first = httpx.post(
+        f"{shared.url}/shops/{shop}/vouchers/batches", headers=ADMIN, json={"voucher_pool_id": pool["id"], **BATCH}
+    ).json()
+    second = httpx.post(
+        f"{shared.url}/shops/{shop}/vouchers/batches",
+        headers=ADMIN,
+        json={"voucher_pool_id": pool["id"], **BATCH, "value": 5000},
+    ).json()
+    assert httpx.post(
+        f"{shared.url}/shops/{shop}/vouchers",
+        headers=ADMIN,
+        json={"voucher_batch_id": first["id"], "codes": [{"code": own}]},
+    ).json() == {"added": 1}
+    response = httpx.post(
+        f"{shared.url}/shops/{shop}/vouchers",
+        headers=ADMIN,
+        json={"voucher_batch_id": second["id"], "codes": [{"code": "PH-8"}, code]},
+    )
     assert response.status_code == 400 and response.json()["message"].startswith(message), response.text
     assert "PH-8" not in {c["code"] for c in httpx.get(f"{shared.url}/shops/{shop}/vouchers", headers=ADMIN).json()}
-    again = httpx.post(f"{shared.url}/shops/{shop}/vouchers", headers=ADMIN,
-                       json={"voucher_batch_id": first["id"], "codes": [{"code": own}]})  # fmt: skip
+    again = httpx.post(
+        f"{shared.url}/shops/{shop}/vouchers",
+        headers=ADMIN,
+        json={"voucher_batch_id": first["id"], "codes": [{"code": own}]},
+    )
     assert again.json() == {"added": 0}  # uploading the same code to the same batch again is a retry
 
 
 def test_an_app_scheme_link_is_a_redemption_link(backend) -> None:
     shop = SHOPS["papir"].id
     pool = httpx.post(f"{backend.url}/shops/{shop}/vouchers/pools", headers=ADMIN, json=STATIC).json()
-    batch = httpx.post(f"{backend.url}/shops/{shop}/vouchers/batches", headers=ADMIN,
-                       json={"voucher_pool_id": pool["id"], **BATCH, "expires_at": None}).json()  # fmt: skip
-    added = httpx.post(f"{backend.url}/shops/{shop}/vouchers", headers=ADMIN, json={
-        "voucher_batch_id": batch["id"], "codes": [{"code": "PH-APP", "link": "papirhuset://redeem?code=PH-APP"}]})  # fmt: skip
+    batch = httpx.post(
+        f"{backend.url}/shops/{shop}/vouchers/batches",
+        headers=ADMIN,
+        json={"voucher_pool_id": pool["id"], **BATCH, "expires_at": None},
+    ).json()
+    added = httpx.post(
+        f"{backend.url}/shops/{shop}/vouchers",
+        headers=ADMIN,
+        json={
+            "voucher_batch_id": batch["id"],
+            "codes": [{"code": "PH-APP", "link": "papirhuset://redeem?code=PH-APP"}],
+        },
+    )
     assert added.json() == {"added": 1}
     assert voucher_code(scan(backend, PAPIR[0])) == "PH-APP"
 
 
-@pytest.mark.parametrize("body", [b'{"name": "\\ud800", "countries": ["DK"], "visibility": "private"}',
-                                  b"[" * 100_000, b'{"name": NaN}', b"\xff\xfe"])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "\\ud800", "countries": ["DK"], "visibility": "private"}',
+        b"[" * 100_000,
+        b'{"name": NaN}',
+        b"\xff\xfe",
+    ],
+)
 def test_bodies_that_are_not_json_text_are_a_400(shared, body: bytes) -> None:
     response = httpx.post(f"{shared.url}/shops/{SHOPS['papir'].id}/vouchers/pools", headers=ADMIN, content=body)
     assert response.status_code == 400 and response.json() == {"message": "body is not JSON"}
@@ -431,15 +511,21 @@ def test_every_sample_code_shows_what_its_note_says(backend) -> None:
         data = response.json()["data"]
         packaging_shop, voucher_shop = by_prefix[item["code"][:4]], by_name[data["shop"]["name"]]
         assert packaging_shop.name in item["note"]
-        pool_of_code = {c["code"]: c["voucher_pool_id"] for c in httpx.get(
-            f"{backend.url}/shops/{voucher_shop.id}/vouchers", headers=ADMIN).json()}  # fmt: skip
-        pools = {p["id"]: p for p in httpx.get(f"{backend.url}/shops/{voucher_shop.id}/vouchers/pools", headers=ADMIN).json()}
+        pool_of_code = {
+            c["code"]: c["voucher_pool_id"]
+            for c in httpx.get(f"{backend.url}/shops/{voucher_shop.id}/vouchers", headers=ADMIN).json()
+        }
+        pools = {
+            p["id"]: p for p in httpx.get(f"{backend.url}/shops/{voucher_shop.id}/vouchers/pools", headers=ADMIN).json()
+        }
         pool = pools.get(pool_of_code.get(data["code"]))  # None: the voucher came from a webhook
         kind, unit = data["value_data"]["type"], data["value_data"]["unit"]
         facts = {
             "on_demand": pool is None and data["code"].startswith("HS-") and voucher_shop is packaging_shop,
-            "webhook_fallback": pool is not None and pool["visibility"] == "private" and any(
-                p["pool_type"] == "on_demand" for p in pools.values()) and voucher_shop is packaging_shop,
+            "webhook_fallback": pool is not None
+            and pool["visibility"] == "private"
+            and any(p["pool_type"] == "on_demand" for p in pools.values())
+            and voucher_shop is packaging_shop,
             "amount_dkk": (kind, unit) == ("amount", "DKK"),
             "amount_eur": (kind, unit) == ("amount", "EUR"),
             "percentage": kind == "percentage" and str(data["value_data"]["value"]) in item["note"],
@@ -447,15 +533,22 @@ def test_every_sample_code_shows_what_its_note_says(backend) -> None:
             "no_expiry": data["expires_at"] is None,
             "link": data["link"] is not None,
             "no_link": data["link"] is None,
-            "public_fallback": pool is not None and pool["visibility"] == "public" and voucher_shop is not packaging_shop
+            "public_fallback": pool is not None
+            and pool["visibility"] == "public"
+            and voucher_shop is not packaging_shop
             and httpx.get(f"{backend.url}/shops/{packaging_shop.id}/vouchers/pools", headers=ADMIN).json() == [],
-            "private_public": pool is not None and pool["visibility"] == "private_public" and voucher_shop is packaging_shop,
+            "private_public": pool is not None
+            and pool["visibility"] == "private_public"
+            and voucher_shop is packaging_shop,
             "short_serial": len(item["code"]) <= 9,
             # Nordlys Kaffe's kiosk shop webhook published it in Voucherify (the stand-in's RZ20- campaign),
             # with the link to that service's single-use redeem page
-            "voucherify": pool is None and voucher_shop is packaging_shop and data["code"].startswith("RZ20-")
-            and data["link"] == backend.ready["shop_webhook"].removesuffix("/rezip/voucher") + f"/redeem?code={data['code']}",
-        }  # fmt: skip
+            "voucherify": pool is None
+            and voucher_shop is packaging_shop
+            and data["code"].startswith("RZ20-")
+            and data["link"]
+            == backend.ready["shop_webhook"].removesuffix("/rezip/voucher") + f"/redeem?code={data['code']}",
+        }
         for kind_shown in item["shows"]:
             assert facts[kind_shown], (item, kind_shown, data)
         shown.update(item["shows"])

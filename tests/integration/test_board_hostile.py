@@ -17,14 +17,16 @@ import itertools
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from kiosk.app import ScanReport
 from kiosk.board import link
@@ -69,8 +71,16 @@ class Harness:
     """The running kiosk, its board driver and the peer, and what the test has seen so far. (Not a
     dataclass: hypothesis prints a dataclass argument field by field, reports and all.)"""
 
-    def __init__(self, kiosk: RunningKiosk, board: IoBoard, peer: BoardPeer, backend_url: str, logs: LogRecorder,
-                 reports: list[ScanReport], thread_errors: list[Any]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kiosk: RunningKiosk,
+        board: IoBoard,
+        peer: BoardPeer,
+        backend_url: str,
+        logs: LogRecorder,
+        reports: list[ScanReport],
+        thread_errors: list[Any],
+    ) -> None:
         self.kiosk, self.board, self.peer, self.backend_url, self.logs = kiosk, board, peer, backend_url, logs
         self.reports, self.thread_errors = reports, thread_errors
         self.deposits: list[None] = []
@@ -104,8 +114,9 @@ class Harness:
         """A fresh code scanned on the board, the packaging dropped when asked: its report."""
         code, before = fresh_code(), len(self.reports)
         self.peer.send(link.SCAN, code.encode())
-        assert self.peer.wait_for(lambda: self.state is State.AWAITING_DEPOSIT
-                                  and self.kiosk.app.flow.screen.code == code), self.state  # fmt: skip
+        assert self.peer.wait_for(
+            lambda: self.state is State.AWAITING_DEPOSIT and self.kiosk.app.flow.screen.code == code
+        ), self.state
         deposit = self.peer.send(link.SLOT, link.ITEM_PASSED)
         assert self.peer.wait_for(lambda: any(r.code == code for r in self.reports[before:]), 10.0), "no report"
         (report,) = [r for r in self.reports[before:] if r.code == code]
@@ -146,9 +157,15 @@ def running_kiosk(folder: Path) -> Iterator[Harness]:
     holder: dict[str, Any] = {}
     try:
         with demo_world(folder) as world:
-            config_path = write_kiosk_config(folder / "kiosk.toml", backend_url=world.url, token=DEMO_KIOSK_TOKEN,
-                                             drop_point=DROP_POINT_DK, screen_type="none", board_device=peer.device,
-                                             slot_sensor=True)  # fmt: skip
+            config_path = write_kiosk_config(
+                folder / "kiosk.toml",
+                backend_url=world.url,
+                token=DEMO_KIOSK_TOKEN,
+                drop_point=DROP_POINT_DK,
+                screen_type="none",
+                board_device=peer.device,
+                slot_sensor=True,
+            )
             config = load_config(config_path)
             reports: list[ScanReport] = []
 
@@ -230,20 +247,27 @@ HELLO_BODIES = st.one_of(
 ACTIONS = st.one_of(
     st.tuples(st.just("garbage"), st.binary(min_size=1, max_size=700)),
     st.tuples(st.just("truncated"), st.sampled_from(link.TYPES), st.binary(max_size=60), st.integers(1, 1000)),
-    st.tuples(st.just("unknown type"), st.integers(0, 255).filter(lambda kind: kind not in link.TYPES),
-              st.binary(max_size=60)),  # fmt: skip
-    st.tuples(st.just("huge"), st.sampled_from([link.SCAN, link.SLOT, link.HELLO, link.ERROR]),
-              st.integers(link.MAX_FRAME + 1, 4096)),  # fmt: skip
+    st.tuples(
+        st.just("unknown type"), st.integers(0, 255).filter(lambda kind: kind not in link.TYPES), st.binary(max_size=60)
+    ),
+    st.tuples(
+        st.just("huge"),
+        st.sampled_from([link.SCAN, link.SLOT, link.HELLO, link.ERROR]),
+        st.integers(link.MAX_FRAME + 1, 4096),
+    ),
     st.tuples(st.just("replay"), st.integers(0, 10**6)),
     st.tuples(st.just("replay hello"), st.integers(0, 10**6)),
     st.tuples(st.just("hello"), HELLO_BODIES),
     st.tuples(st.just("odd echo"), st.dictionaries(st.text(max_size=6), ODD_JSON, max_size=3)),
     st.tuples(st.just("slot"), st.binary(max_size=40).filter(lambda body: body != link.ITEM_PASSED)),
-    st.tuples(st.just("scan"), st.one_of(
-        st.binary(max_size=300),
-        st.text(max_size=40).map(lambda text: ("10HS\x1b[2J" + text).encode()),
-        st.binary(max_size=40).map(lambda noise: b"10HS0042\xff" + noise),
-    ).filter(_no_code)),  # fmt: skip
+    st.tuples(
+        st.just("scan"),
+        st.one_of(
+            st.binary(max_size=300),
+            st.text(max_size=40).map(lambda text: ("10HS\x1b[2J" + text).encode()),
+            st.binary(max_size=40).map(lambda noise: b"10HS0042\xff" + noise),
+        ).filter(_no_code),
+    ),
     st.tuples(st.just("repeated error"), st.integers(0, 10**9)),
     st.tuples(st.just("wrong way"), st.sampled_from([link.LIGHTS, link.BUZZER]), st.binary(max_size=30)),
 )
@@ -275,12 +299,18 @@ def act(h: Harness, action: tuple[Any, ...], expected: Expected) -> None:
     elif name in ("replay", "replay hello"):
         # Frames the peer sent in earlier sessions (every hello it recorded echoes its session's nonce).
         hello, before = name == "replay hello", peer.adoptions
-        old = [frame for kind, frame, nonce in peer.sent
-               if kind is not None and (kind == link.HELLO) == hello and nonce not in (peer.nonce, b"")]  # fmt: skip
+        old = [
+            frame
+            for kind, frame, nonce in peer.sent
+            if kind is not None and (kind == link.HELLO) == hello and nonce not in (peer.nonce, b"")
+        ]
         if not old:  # nothing recorded yet: a frame of a session that never was
             never = b"\x5a" * link.NONCE_SIZE
-            old = [peer.frame(link.HELLO, link.hello_body(peer.IDENTITY, never)) if hello
-                   else peer.frame(link.SLOT, link.ITEM_PASSED, nonce=never)]  # fmt: skip
+            old = [
+                peer.frame(link.HELLO, link.hello_body(peer.IDENTITY, never))
+                if hello
+                else peer.frame(link.SLOT, link.ITEM_PASSED, nonce=never)
+            ]
         replayed = old[action[1] % len(old)]
         peer.write(replayed)
         if hello and kiosk_reads_hello(replayed):
@@ -324,11 +354,20 @@ def _await_new_session(h: Harness, before: int) -> None:
 TOO_LONG_ECHO = {"a": ["\U0001f600" * 12] * 4}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(actions=st.lists(ACTIONS, min_size=1, max_size=10))
-@example(actions=[("garbage", b"\x00"), ("odd echo", TOO_LONG_ECHO), ("huge", link.ERROR, 1642), ("hello", b""),
-                  ("replay", 663172), ("scan", b"")])  # fmt: skip
+@example(
+    actions=[
+        ("garbage", b"\x00"),
+        ("odd echo", TOO_LONG_ECHO),
+        ("huge", link.ERROR, 1642),
+        ("hello", b""),
+        ("replay", 663172),
+        ("scan", b""),
+    ]
+)
 @example(actions=[("replay hello", 1642), ("odd echo", TOO_LONG_ECHO)])
 @example(actions=[("hello", json.dumps({"manifest": "x" * link.MAX_FRAME}).encode()), ("odd echo", {"fw": None})])
 def test_hostile_board_frames_never_deposit_and_the_next_customer_is_served(
@@ -403,5 +442,6 @@ def test_a_driver_error_is_supervised_but_a_lost_port_only_reconnects() -> None:
     assert "a bug in the scan path" in reason
     broken_status = next(value for name, value in status.items() if value["state"] == "failed")
     assert "RuntimeError: a bug in the scan path" in broken_status["last_error"]
-    assert healthy_state == "missing" and all(value["restarts"] == 0 for value in status.values()
-                                              if value["state"] != "failed")  # fmt: skip
+    assert healthy_state == "missing" and all(
+        value["restarts"] == 0 for value in status.values() if value["state"] != "failed"
+    )

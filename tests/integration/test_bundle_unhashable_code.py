@@ -13,14 +13,14 @@ Run: .venv/bin/python -m pytest tests/integration/test_bundle_unhashable_code.py
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
 from tests.integration.hostile import Answer, KioskHarness, fresh_code
 
 GRON = SHOPS["gron"]
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -29,16 +29,30 @@ def _iso(moment: datetime) -> str:
 
 def _bundle() -> dict:
     pool = "P-attack-1"
-    good = [{"code": f"HB-ATTACK-{n:04d}", "link": "https://gron-butik.example/redeem", "pool_id": pool,
-             "type": "amount", "value": 2500, "unit": "DKK", "conditions": "Min. 100 DKK",
-             "expires_at": _iso(NOW + timedelta(days=1))} for n in range(5)]
+    good = [
+        {
+            "code": f"HB-ATTACK-{n:04d}",
+            "link": "https://gron-butik.example/redeem",
+            "pool_id": pool,
+            "type": "amount",
+            "value": 2500,
+            "unit": "DKK",
+            "conditions": "Min. 100 DKK",
+            "expires_at": _iso(NOW + timedelta(days=1)),
+        }
+        for n in range(5)
+    ]
     # One hostile entry: its code is a list. It sorts nowhere (it is left out at import); the
     # good codes expire soonest of everything cached, so the claim picks one of them first.
     hostile = dict(good[0], code=["HB-ATTACK-X"])
     return {
-        "bundle_id": "B-attack-1", "drop_point_id": DROP_POINT_DK, "country": "DK",
-        "issued_at": _iso(NOW), "expires_at": _iso(NOW + timedelta(days=7)),
-        "shops": {GRON.id: {"name": GRON.name}}, "prefixes": {GRON.prefix: GRON.id},
+        "bundle_id": "B-attack-1",
+        "drop_point_id": DROP_POINT_DK,
+        "country": "DK",
+        "issued_at": _iso(NOW),
+        "expires_at": _iso(NOW + timedelta(days=7)),
+        "shops": {GRON.id: {"name": GRON.name}},
+        "prefixes": {GRON.prefix: GRON.id},
         "pools": [{"id": pool, "shop_id": GRON.id, "countries": ["DK"], "visibility": "private_public"}],
         "codes": [*good, hostile],
     }

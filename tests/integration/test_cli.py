@@ -30,8 +30,16 @@ LOCAL_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T"
 
 
 def danish_config(backend_url: str, folder: Path) -> str:
-    return str(write_kiosk_config(folder / "kiosk.toml", backend_url=backend_url, token=DEMO_KIOSK_TOKEN,
-                                  drop_point=DROP_POINT_DK, locale="da_DK", screen_type="none"))  # fmt: skip
+    return str(
+        write_kiosk_config(
+            folder / "kiosk.toml",
+            backend_url=backend_url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            locale="da_DK",
+            screen_type="none",
+        )
+    )
 
 
 def clean(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -56,29 +64,37 @@ def test_journal_and_pools_say_so_when_empty(backend, tmp_path: Path) -> None:
     assert json.loads(run_kiosk("journal", "--json", "--config", config).stdout) == []
     status = clean(run_kiosk("pools", "status", "--config", config))
     assert status.returncode == 0 and status.stdout.splitlines() == [
-        "codes cached for offline use: none", "bundles: none", "pending issuances: 0",
-        "last contact with the backend: never", "last forward: never",
-    ]  # fmt: skip
+        "codes cached for offline use: none",
+        "bundles: none",
+        "pending issuances: 0",
+        "last contact with the backend: never",
+        "last forward: never",
+    ]
 
 
 def test_scan_pools_and_journal_print_for_people(backend, tmp_path: Path) -> None:
     config = danish_config(backend.url, tmp_path / "dk")
     scan = clean(run_kiosk("scan", GRON[0], "--config", config))
     assert scan.returncode == 0
-    assert re.fullmatch(r"issued \(online\): Grøn Butik, 15\u00a0%, code (GB15-\w+), expires 1\.1\.2030, "
-                        r"link https://gron-butik\.example/redeem\?code=\1\n", scan.stdout), scan.stdout  # fmt: skip
+    assert re.fullmatch(
+        r"issued \(online\): Grøn Butik, 15\u00a0%, code (GB15-\w+), expires 1\.1\.2030, "
+        r"link https://gron-butik\.example/redeem\?code=\1\n",
+        scan.stdout,
+    ), scan.stdout
     again = clean(run_kiosk("scan", GRON[0], "--config", config))
     assert again.returncode == 1 and again.stdout.startswith("already_returned: ")
 
     synced = clean(run_kiosk("pools", "sync", "--config", config))
     lines = synced.stdout.splitlines()
     assert re.fullmatch(r"forwarded 0 issuances; reserved \d+ new codes \(bundle \w+\)", lines[0]), lines[0]
-    cached = lines[lines.index("codes cached for offline use:") + 1:lines.index("bundles:")]
+    cached = lines[lines.index("codes cached for offline use:") + 1 : lines.index("bundles:")]
     assert {line.split("  ")[1] for line in cached} >= {"Hyggelig Sko", "Grøn Butik"}
     assert len({tuple(column_starts(line)) for line in cached}) == 1 and len(column_starts(cached[0])) == 4
     assert all(re.search(r"  (public|private|private_public) +\d+ codes?$", line) for line in cached)
     assert re.fullmatch(rf"  \w+  expires {LOCAL_TIME}", lines[lines.index("bundles:") + 1])
-    assert re.fullmatch(rf"last contact with the backend: {LOCAL_TIME}", lines[-2]) and lines[-1] == "last forward: never"
+    assert (
+        re.fullmatch(rf"last contact with the backend: {LOCAL_TIME}", lines[-2]) and lines[-1] == "last forward: never"
+    )
     assert not re.search(r"[{}\[\]']|Row", synced.stdout)  # no Python reprs
 
     status = json.loads(run_kiosk("pools", "status", "--json", "--config", config).stdout)
@@ -97,11 +113,22 @@ def test_scan_pools_and_journal_print_for_people(backend, tmp_path: Path) -> Non
 
 
 def test_voucher_render_uses_the_catalogs_own_line() -> None:
-    doc = json.dumps({"code": "SAVE50-A1B2C3", "type": "amount", "value": 5000, "unit": "DKK", "conditions": "",
-                      "expires_at": "2027-01-01T12:00:00Z"})  # fmt: skip
+    doc = json.dumps(
+        {
+            "code": "SAVE50-A1B2C3",
+            "type": "amount",
+            "value": 5000,
+            "unit": "DKK",
+            "conditions": "",
+            "expires_at": "2027-01-01T12:00:00Z",
+        }
+    )
     english = run_kiosk("voucher", "render", "--locale", "en_GB", input=doc).stdout.splitlines()
     assert english[:3] == ["DKK\u00a050.00", "Use code SAVE50-A1B2C3", "Expiration date: 01/01/2027"]
-    assert run_kiosk("voucher", "render", "--locale", "da_DK", input=doc).stdout.splitlines()[1] == "Brug koden SAVE50-A1B2C3"
+    assert (
+        run_kiosk("voucher", "render", "--locale", "da_DK", input=doc).stdout.splitlines()[1]
+        == "Brug koden SAVE50-A1B2C3"
+    )
     french = run_kiosk("voucher", "render", "--locale", "fr_FR", input=doc).stdout.splitlines()
     assert french[1:3] == ["Utilisez le code SAVE50-A1B2C3", "Date d’expiration\u00a0: 01/01/2027"]
 
@@ -115,26 +142,42 @@ CONFIG = "--config={tmp}/kiosk.toml"
 
 @pytest.mark.parametrize(
     "args, stdin",
-    [(["--help"], None), (["pools", "--help"], None), (["demo", "--list-codes"], None),
-     (["journal", CONFIG], None), (["journal", "--json", CONFIG], None), (["pools", "status", CONFIG], None),
-     (["scan", "10HS0042", CONFIG], None), (["sim", "backend", "--db={tmp}/other.sqlite"], None),
-     (["voucher", "render", "--locale", "en_GB"], VOUCHER), (["voucher", "render", "--locale", "en_GB", "--json"], VOUCHER)],
+    [
+        (["--help"], None),
+        (["pools", "--help"], None),
+        (["demo", "--list-codes"], None),
+        (["journal", CONFIG], None),
+        (["journal", "--json", CONFIG], None),
+        (["pools", "status", CONFIG], None),
+        (["scan", "10HS0042", CONFIG], None),
+        (["sim", "backend", "--db={tmp}/other.sqlite"], None),
+        (["voucher", "render", "--locale", "en_GB"], VOUCHER),
+        (["voucher", "render", "--locale", "en_GB", "--json"], VOUCHER),
+    ],
     ids=lambda item: " ".join(item).replace(CONFIG, "").strip() if isinstance(item, list) else "",
-)  # fmt: skip
-def test_every_command_ends_quietly_when_stdout_is_closed(backend, tmp_path: Path, args: list[str],
-                                                         stdin: str | None) -> None:  # fmt: skip
+)
+def test_every_command_ends_quietly_when_stdout_is_closed(
+    backend, tmp_path: Path, args: list[str], stdin: str | None
+) -> None:
     reader, writer = os.pipe()
     os.close(reader)  # nobody will read: the first write (or the flush at exit) meets a closed pipe
     try:
-        process = subprocess.run([*KIOSK, *(arg.format(tmp=tmp_path) for arg in args)], stdout=writer,
-                                 stderr=subprocess.PIPE, input=stdin, text=True, cwd=REPO, timeout=60)  # fmt: skip
+        process = subprocess.run(
+            [*KIOSK, *(arg.format(tmp=tmp_path) for arg in args)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            input=stdin,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
     finally:
         os.close(writer)
     assert process.returncode == 141 and process.stderr == ""
 
 
 def test_a_reader_that_leaves_early_through_a_real_pipe() -> None:
-    shell = f"set -o pipefail; {' '.join(KIOSK)} demo --list-codes | head -n 1; echo \"status $?\" >&2"
+    shell = f'set -o pipefail; {" ".join(KIOSK)} demo --list-codes | head -n 1; echo "status $?" >&2'
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.stdout == f"{CODES[0]}  {sample_codes()[0]['note']}\n"
     assert re.fullmatch(r"status (0|141)\n", result.stderr), result.stderr  # 0 when head read it all in time
@@ -144,8 +187,14 @@ def test_a_reader_that_leaves_early_through_a_real_pipe() -> None:
 
 
 def test_escapes_in_a_voucher_are_neither_obeyed_nor_kept() -> None:
-    doc = {"code": "SAVE50", "type": "percentage", "value": 15, "unit": "%", "conditions": HOSTILE + "\nline 2\x9b31m",
-           "shop": {"name": "Evil\x1b[31m Shop\r", "description": "\x07"}}  # fmt: skip
+    doc = {
+        "code": "SAVE50",
+        "type": "percentage",
+        "value": 15,
+        "unit": "%",
+        "conditions": HOSTILE + "\nline 2\x9b31m",
+        "shop": {"name": "Evil\x1b[31m Shop\r", "description": "\x07"},
+    }
     text = clean(run_kiosk("voucher", "render", "--locale", "en_GB", input=json.dumps(doc)))
     # The voucher validator drops control characters at the edge (kiosk.core.text), so none is left
     # for the terminal layer to spell out; what remains is the text a customer would read.
@@ -161,8 +210,10 @@ def test_escapes_in_a_voucher_are_neither_obeyed_nor_kept() -> None:
 def test_any_conditions_reach_the_terminal_inert(conditions: str) -> None:
     doc = json.dumps({"code": "C1", "type": "gift", "value": 1, "unit": "Tote bag", "conditions": conditions})
     assert clean(run_kiosk("voucher", "render", "--locale", "de_DE", input=doc)).returncode == 0
-    assert json.loads(clean(run_kiosk("voucher", "render", "--locale", "de_DE", "--json", input=doc)).stdout)[
-        "conditions"] == clean_text(conditions).strip()  # fmt: skip
+    assert (
+        json.loads(clean(run_kiosk("voucher", "render", "--locale", "de_DE", "--json", input=doc)).stdout)["conditions"]
+        == clean_text(conditions).strip()
+    )
 
 
 class HostileBackend:
@@ -182,10 +233,14 @@ class HostileBackend:
                     code = f"V-{barcode[-4:]}"
                     outer.issued.append(code)
                     hostile = barcode.endswith("42")
-                    data = {"code": code, "link": f"https://shop.example/r?c={code}",
-                            "value_data": {"type": "percentage", "value": 10, "unit": "%"},
-                            "conditions": HOSTILE if hostile else "plain", "expires_at": "2027-03-15T12:00:00Z",
-                            "shop": {"name": ("Evil" + HOSTILE) if hostile else "Good Shop"}}  # fmt: skip
+                    data = {
+                        "code": code,
+                        "link": f"https://shop.example/r?c={code}",
+                        "value_data": {"type": "percentage", "value": 10, "unit": "%"},
+                        "conditions": HOSTILE if hostile else "plain",
+                        "expires_at": "2027-03-15T12:00:00Z",
+                        "shop": {"name": ("Evil" + HOSTILE) if hostile else "Good Shop"},
+                    }
                     status, answer = 201, {"id": code, "type": "Voucher", "data": data}
                 raw = json.dumps(answer).encode()
                 self.send_response(status)
@@ -204,12 +259,15 @@ def test_a_hostile_backend_cannot_write_to_the_terminal_and_the_next_scan_is_ser
         evil = clean(run_kiosk("--log-level", "debug", "scan", "10HS0042", "--config", config))
         assert evil.returncode == 0 and "V-0042" not in evil.stderr and "shop.example" not in evil.stderr
         # Control characters are dropped where the answer is read (kiosk.core.text), before printing.
-        assert evil.stdout == ("issued (online): Evil]0;pwned[2J, 10\u00a0%, code V-0042, "
-                               "expires 15.3.2027, link https://shop.example/r?c=V-0042\n")  # fmt: skip
+        assert evil.stdout == (
+            "issued (online): Evil]0;pwned[2J, 10\u00a0%, code V-0042, "
+            "expires 15.3.2027, link https://shop.example/r?c=V-0042\n"
+        )
         refused = clean(run_kiosk("--log-level", "debug", "scan", "10HS0066", "--config", config))
         assert refused.returncode == 1 and "]0;pwned[2J refused31m" in refused.stdout
         assert json.loads(clean(run_kiosk("scan", "10HS0042", "--config", config, "--json")).stdout)["status"] == (
-            "already_returned")  # this kiosk's journal already rewarded it: no second code  # fmt: skip
+            "already_returned"
+        )  # this kiosk's journal already rewarded it: no second code
         served = json.loads(clean(run_kiosk("scan", "10HS0077", "--config", config, "--json")).stdout)
         assert (served["status"], served["source"], served["voucher"]["code"]) == ("issued", "online", "V-0077")
         journal = json.loads(run_kiosk("journal", "--json", "--config", config).stdout)

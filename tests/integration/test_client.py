@@ -10,12 +10,10 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
-from typing import Callable, Iterator
 
 import pytest
-
-from tests.conftest import QuietHandler, serve_on_loopback
 
 from kiosk.core.codes import PackagingCode
 from kiosk.core.outcomes import AlreadyReturned, Issued, NoneAvailable, Refused, Unavailable
@@ -32,6 +30,7 @@ from kiosk.issuance.rezip_client import (
     ScanRefused,
     ScanServerError,
 )
+from tests.conftest import QuietHandler, serve_on_loopback
 
 CODE = PackagingCode("10HS01JAYSCS07SVDQANFS61TF0XJN")
 GOOD = {
@@ -102,8 +101,9 @@ def scan(server: ScriptedServer, script: Script, *, read_timeout_s: float = 2.0)
     server.script = script
 
     async def go():
-        client = RezipClient(server.url, "tok-123", drop_point_location_id="dp-1", hardware_id="hw-1",
-                             read_timeout_s=read_timeout_s)  # fmt: skip
+        client = RezipClient(
+            server.url, "tok-123", drop_point_location_id="dp-1", hardware_id="hw-1", read_timeout_s=read_timeout_s
+        )
         try:
             return await client.scan(CODE, "key-1")
         finally:
@@ -134,9 +134,17 @@ def test_ticket_and_no_voucher(server) -> None:
 
 @pytest.mark.parametrize(
     "status, kind",
-    [(409, ScanAlreadyReturned), (400, ScanRefused), (404, ScanRefused), (422, ScanRefused),
-     (401, ScanAuthFailed), (403, ScanAuthFailed), (500, ScanServerError), (503, ScanServerError)],
-)  # fmt: skip
+    [
+        (409, ScanAlreadyReturned),
+        (400, ScanRefused),
+        (404, ScanRefused),
+        (422, ScanRefused),
+        (401, ScanAuthFailed),
+        (403, ScanAuthFailed),
+        (500, ScanServerError),
+        (503, ScanServerError),
+    ],
+)
 def test_status_codes(server, status: int, kind: type) -> None:
     result = scan(server, answer(status, {"message": f"said {status}"}))
     assert isinstance(result, kind)
@@ -157,7 +165,9 @@ def test_rate_limit_honours_retry_after(server) -> None:
         b"",
         json.dumps({**GOOD, "type": "Coupon"}).encode(),
         json.dumps({**GOOD, "data": {**GOOD["data"], "value_data": None}}).encode(),
-        json.dumps({**GOOD, "data": {**GOOD["data"], "value_data": {"type": "amount", "value": "50", "unit": "DKK"}}}).encode(),
+        json.dumps(
+            {**GOOD, "data": {**GOOD["data"], "value_data": {"type": "amount", "value": "50", "unit": "DKK"}}}
+        ).encode(),
         json.dumps({**GOOD, "data": {**GOOD["data"], "expires_at": 12}}).encode(),
         json.dumps({**GOOD, "data": "voucher"}).encode(),
         json.dumps([GOOD]).encode(),
@@ -272,19 +282,24 @@ def _self_signed(tmp_path) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stand-in")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_file), str(key_file)
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.tools.firmware_files import board_files
 from kiosk.board.uf2 import UF2Error, check_uf2
 from kiosk.sim.virtual_board import simulator_available
 from kiosk.sim.virtual_repl import VirtualRepl
+from kiosk.tools.firmware_files import board_files
 from tests.conftest import REPO
 
 pytestmark = [
@@ -34,7 +34,9 @@ def uf2(payload: bytes, family: int, *, base: int = 0x10000000) -> bytes:
     chunks = [payload[i : i + 256] for i in range(0, len(payload), 256)]
     blocks = []
     for number, chunk in enumerate(chunks):
-        header = struct.pack("<8I", 0x0A324655, 0x9E5D5157, 0x2000, base + 256 * number, 256, number, len(chunks), family)
+        header = struct.pack(
+            "<8I", 0x0A324655, 0x9E5D5157, 0x2000, base + 256 * number, 256, number, len(chunks), family
+        )
         blocks.append(header + chunk.ljust(476, b"\x00") + struct.pack("<I", 0x0AB16F30))
     return b"".join(blocks)
 
@@ -44,15 +46,23 @@ def flash(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 
 def on_board(repl: VirtualRepl, code: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "mpremote", "connect", repl.device, "exec", code],
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "mpremote", "connect", repl.device, "exec", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 def mirror(root: Path) -> Path:
     """An offline micropython-lib mirror in mip's index layout, holding our three packages."""
-    for package, path in (("logging", "logging.py"), ("aiorepl", "aiorepl.py"), ("usb-device-cdc", "usb/device/cdc.py")):
+    for package, path in (
+        ("logging", "logging.py"),
+        ("aiorepl", "aiorepl.py"),
+        ("usb-device-cdc", "usb/device/cdc.py"),
+    ):
         content = f"# {package} from the offline mirror\nMIRRORED = {package!r}\n".encode()
         digest = hashlib.sha256(content).hexdigest()[:8]
         (root / "file" / digest[:2]).mkdir(parents=True, exist_ok=True)
@@ -98,6 +108,7 @@ def test_rp2040_through_a_bootsel_drive(tmp_path: Path) -> None:
     (tmp_path / "micropython.uf2").write_bytes(image)
     port = tmp_path / "ttyACM0"
     with VirtualRepl() as repl:
+
         def board_reboots() -> None:  # the boot ROM takes the file, the drive goes, the REPL port comes
             target = drive / "micropython.uf2"
             while not (target.exists() and target.stat().st_size == len(image)):
@@ -107,8 +118,17 @@ def test_rp2040_through_a_bootsel_drive(tmp_path: Path) -> None:
             port.symlink_to(repl.device)
 
         threading.Thread(target=board_reboots, daemon=True).start()
-        result = flash("--board", "rp2040", "--micropython", str(tmp_path / "micropython.uf2"), "--bootsel", str(drive),
-                       "--port", str(port), "--no-packages")  # fmt: skip
+        result = flash(
+            "--board",
+            "rp2040",
+            "--micropython",
+            str(tmp_path / "micropython.uf2"),
+            "--bootsel",
+            str(drive),
+            "--port",
+            str(port),
+            "--no-packages",
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "rp2040, 1200 blocks, 300 KiB" in result.stdout and "BOOTSEL drive" in result.stdout
     assert (drive / "micropython.uf2").read_bytes() == image
@@ -130,8 +150,12 @@ def test_a_wrong_or_damaged_uf2_is_refused_before_copying(tmp_path: Path) -> Non
 def test_uf2_checks() -> None:
     good = uf2(b"\x02" * 1000, RP2040)
     assert check_uf2(good, "rp2040").blocks == 4
-    for bad, reason in ((good[:-1], "whole number"), (good[:512] + good[1024:], "numbered"),
-                        (b"\x00" * 512, "bad magic"), (uf2(b"x", 0x12345678), "unknown family")):  # fmt: skip
+    for bad, reason in (
+        (good[:-1], "whole number"),
+        (good[:512] + good[1024:], "numbered"),
+        (b"\x00" * 512, "bad magic"),
+        (uf2(b"x", 0x12345678), "unknown family"),
+    ):
         with pytest.raises(UF2Error, match=reason):
             check_uf2(bad, "rp2040")
 
@@ -149,13 +173,31 @@ echo "Connecting...."; echo "Chip is ESP32-D0WD-V3"; echo "Writing at 0x00001000
     fake.chmod(0o755)
     (tmp_path / "esp32.bin").write_bytes(os.urandom(4096))
     with VirtualRepl() as repl:
-        result = flash("--board", "esp32", "--micropython", str(tmp_path / "esp32.bin"), "--port", repl.device,
-                       "--esptool", str(fake), "--no-packages")  # fmt: skip
+        result = flash(
+            "--board",
+            "esp32",
+            "--micropython",
+            str(tmp_path / "esp32.bin"),
+            "--port",
+            repl.device,
+            "--esptool",
+            str(fake),
+            "--no-packages",
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         lines = calls.read_text().splitlines()
         assert lines[0] == f"--chip esp32 --port {repl.device} erase-flash"
         assert lines[1].endswith(f"write-flash -z 0x1000 {tmp_path / 'esp32.bin'}")
-        result = flash("--board", "esp32s3", "--micropython", str(tmp_path / "esp32.bin"), "--port", repl.device,
-                       "--esptool", str(fake), "--no-packages")  # fmt: skip
+        result = flash(
+            "--board",
+            "esp32s3",
+            "--micropython",
+            str(tmp_path / "esp32.bin"),
+            "--port",
+            repl.device,
+            "--esptool",
+            str(fake),
+            "--no-packages",
+        )
     assert result.returncode == 1 and "esptool failed erasing the flash" in result.stdout
     assert "This chip is ESP32, not ESP32-S3" in result.stdout

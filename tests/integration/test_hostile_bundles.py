@@ -12,12 +12,13 @@ voucher; the offline sync keeps running; nothing unexpected is logged; no code i
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kiosk.core.voucher import parse_voucher
 from kiosk.issuance.offline_pools_client import BundleRefused
@@ -27,7 +28,7 @@ from tests.integration.hostile import ANY, HOSTILE_TEXT, NUMBERS, SCALAR, Answer
 pytestmark = pytest.mark.integration
 
 GRON = SHOPS["gron"]
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -40,28 +41,53 @@ _SERIAL = itertools.count(1)
 
 
 def _code(number: int, pool: str) -> dict[str, Any]:
-    return {"code": f"HB-{next(_SERIAL):08d}-{number}", "link": "https://gron-butik.example/redeem",
-            "pool_id": pool, "type": "amount", "value": 2500, "unit": "DKK",
-            "conditions": "Min. køb 100 DKK", "expires_at": _iso(NOW + timedelta(days=30))}  # fmt: skip
+    return {
+        "code": f"HB-{next(_SERIAL):08d}-{number}",
+        "link": "https://gron-butik.example/redeem",
+        "pool_id": pool,
+        "type": "amount",
+        "value": 2500,
+        "unit": "DKK",
+        "conditions": "Min. køb 100 DKK",
+        "expires_at": _iso(NOW + timedelta(days=30)),
+    }
 
 
 def _bundle(count: int) -> dict[str, Any]:
     pool = f"P-{next(_SERIAL):08d}"
     return {
-        "bundle_id": f"B-{next(_SERIAL):08d}", "drop_point_id": DROP_POINT_DK, "country": "DK",
-        "issued_at": _iso(NOW), "expires_at": _iso(NOW + timedelta(days=7)),
+        "bundle_id": f"B-{next(_SERIAL):08d}",
+        "drop_point_id": DROP_POINT_DK,
+        "country": "DK",
+        "issued_at": _iso(NOW),
+        "expires_at": _iso(NOW + timedelta(days=7)),
         "shops": {GRON.id: {"name": GRON.name, "description": None, "website": GRON.website, "logo_url": None}},
         "prefixes": {GRON.prefix: GRON.id},
         "pools": [{"id": pool, "shop_id": GRON.id, "countries": ["DK"], "visibility": "private_public"}],
         "codes": [_code(n, pool) for n in range(count)],
-    }  # fmt: skip
+    }
 
 
 CODE_FIELDS = ["code", "link", "pool_id", "type", "value", "unit", "conditions", "expires_at"]
 TOP_FIELDS = ["bundle_id", "drop_point_id", "country", "issued_at", "expires_at", "shops", "prefixes", "pools", "codes"]
-VALUES = st.one_of(SCALAR, ANY, HOSTILE_TEXT, NUMBERS,
-                   st.sampled_from([_iso(NOW - timedelta(days=1)), _iso(NOW + timedelta(minutes=5)), "javascript:x",
-                                    "myshopapp://r", "https://x.example/" + "a" * 400, "XAU", "EUR", "percentage"]))  # fmt: skip
+VALUES = st.one_of(
+    SCALAR,
+    ANY,
+    HOSTILE_TEXT,
+    NUMBERS,
+    st.sampled_from(
+        [
+            _iso(NOW - timedelta(days=1)),
+            _iso(NOW + timedelta(minutes=5)),
+            "javascript:x",
+            "myshopapp://r",
+            "https://x.example/" + "a" * 400,
+            "XAU",
+            "EUR",
+            "percentage",
+        ]
+    ),
+)
 
 
 @st.composite
@@ -97,8 +123,11 @@ def harness(tmp_path_factory: pytest.TempPathFactory):
         yield running
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(bundle=hostile_bundles())
 def test_no_signed_bundle_stops_the_kiosk(harness: KioskHarness, bundle: dict[str, Any]) -> None:
     harness.offer_bundle(bundle)
@@ -113,7 +142,9 @@ def test_no_signed_bundle_stops_the_kiosk(harness: KioskHarness, bundle: dict[st
     if offline.status == "issued":
         voucher = offline.voucher
         assert offline.source == "offline"
-        checked = parse_voucher(voucher.to_json(), now=datetime.now(timezone.utc), link_schemes=harness.config.link_schemes)
+        checked = parse_voucher(
+            voucher.to_json(), now=datetime.now(UTC), link_schemes=harness.config.link_schemes
+        )
         assert checked.link == voucher.link and voucher.unit in ("DKK", "EUR", "%") or voucher.type.value == "gift"
         secrets = [voucher.code, *([voucher.link] if voucher.link else [])]
     harness.kiosk.app.issuer.online._blocked_until = 0.0
@@ -135,8 +166,9 @@ def test_a_code_whose_signed_entry_changed_in_the_store_is_not_handed_out(tmp_pa
         store = harness.kiosk.store
         codes = [item["code"] for item in bundle["codes"]]
         # The altered entry looks like the best choice (the soonest expiry) and is worth less.
-        store._db.execute("UPDATE codes SET expires_at = ?, value = 1 WHERE code = ?",
-                          (_iso(NOW + timedelta(days=1)), codes[0]))  # fmt: skip
+        store._db.execute(
+            "UPDATE codes SET expires_at = ?, value = 1 WHERE code = ?", (_iso(NOW + timedelta(days=1)), codes[0])
+        )
         harness.proxy.answers.put(Answer(503, b"{}"))
         report = harness.scan(fresh_code("gron"))
         assert report.status == "issued" and report.voucher.code == codes[1]

@@ -21,7 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kiosk.config import Config, ConfigError, parse_config
 from kiosk.runtime import open_kiosk
@@ -36,15 +37,45 @@ pytestmark = pytest.mark.integration
 EXAMPLE = tomllib.loads((Path(__file__).parents[2] / "hardware" / "kiosk.example.toml").read_text("utf-8"))
 KEYS = [(section, key) for section, table in EXAMPLE.items() for key in table]
 VALUES = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-(2**64), max_value=2**64),
-    st.sampled_from([0, -1, 0.0, -0.0, 1e308, 10**30, True, "", " ", "\x00", "a\nb", "\x1b[2J", "https://[::1",
-                     "https://api.re-zip.com:99999", "http://203.0.113.9", "https://user:pw@127.0.0.1",
-                     "http://127.0.0.1:1", "../../etc/passwd", "😀" * 300, "x" * 5000, "localhost:0",
-                     "[::1]:8080", "999.999.999.999:80", "usb:zz:zz", "tcp://", "Europe/Nowhere", "xx_XX",
-                     "~nosuchuser/x", "~"]),
-    st.text(max_size=20), st.lists(st.one_of(st.text(max_size=10), st.integers()), max_size=3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.sampled_from(
+        [
+            0,
+            -1,
+            0.0,
+            -0.0,
+            1e308,
+            10**30,
+            True,
+            "",
+            " ",
+            "\x00",
+            "a\nb",
+            "\x1b[2J",
+            "https://[::1",
+            "https://api.re-zip.com:99999",
+            "http://203.0.113.9",
+            "https://user:pw@127.0.0.1",
+            "http://127.0.0.1:1",
+            "../../etc/passwd",
+            "😀" * 300,
+            "x" * 5000,
+            "localhost:0",
+            "[::1]:8080",
+            "999.999.999.999:80",
+            "usb:zz:zz",
+            "tcp://",
+            "Europe/Nowhere",
+            "xx_XX",
+            "~nosuchuser/x",
+            "~",
+        ]
+    ),
+    st.text(max_size=20),
+    st.lists(st.one_of(st.text(max_size=10), st.integers()), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
-)  # fmt: skip
+)
 KEY_LINE = re.compile(r"(\[[a-z_]+\]|[a-z_]+(\.[a-z_]+)?(\[[0-9]+\])?): .+")
 
 
@@ -52,8 +83,13 @@ KEY_LINE = re.compile(r"(\[[a-z_]+\]|[a-z_]+(\.[a-z_]+)?(\[[0-9]+\])?): .+")
 def world(tmp_path_factory: pytest.TempPathFactory):
     folder = Path(tmp_path_factory.mktemp("hostile-config"))
     with demo_world(folder / "world") as running:
-        path = write_kiosk_config(folder / "kiosk" / "kiosk.toml", backend_url=running.url, token=DEMO_KIOSK_TOKEN,
-                                  drop_point=DROP_POINT_DK, screen_type="none")  # fmt: skip
+        path = write_kiosk_config(
+            folder / "kiosk" / "kiosk.toml",
+            backend_url=running.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            screen_type="none",
+        )
         yield running, tomllib.loads(path.read_text("utf-8")), path.parent
 
 
@@ -69,17 +105,24 @@ def _loopback_only(config: Config) -> bool:
 
 async def _serve_one_customer(config: Config) -> str:
     reports: asyncio.Queue = asyncio.Queue()
-    async with open_kiosk(config, with_devices=False, background=False, resume=False,
-                          on_report=reports.put_nowait) as kiosk:  # fmt: skip
+    async with open_kiosk(
+        config, with_devices=False, background=False, resume=False, on_report=reports.put_nowait
+    ) as kiosk:
         kiosk.app.scan(fresh_code())
         report = await asyncio.wait_for(reports.get(), config.backend.deadline_s + 2)
     return report.status
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
-@given(changes=st.lists(st.tuples(st.sampled_from(KEYS + [("kiosk", "colour"), ("extra", "x")]),
-                                  st.one_of(VALUES, st.none())), min_size=1, max_size=3))
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(KEYS + [("kiosk", "colour"), ("extra", "x")]), st.one_of(VALUES, st.none())),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_any_configuration_is_refused_by_key_or_serves_a_customer(world, changes: list) -> None:
     _, base, folder = world
     doc: dict[str, Any] = copy.deepcopy(base)
@@ -102,19 +145,19 @@ def test_any_configuration_is_refused_by_key_or_serves_a_customer(world, changes
 
 
 NASTY_FILES = {
-    "not UTF-8": b"[kiosk]\nhardware_id = \"\xff\xfe\"\n",
+    "not UTF-8": b'[kiosk]\nhardware_id = "\xff\xfe"\n',
     "nested too deep": b"[kiosk]\nhardware_id = " + b"[" * 50_000 + b"]" * 50_000 + b"\n",
     "nan": b'[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://127.0.0.1"\ndrop_point_location_id = "d"\n'
-           b'token_file = "token"\ndeadline_s = nan\n',
+    b'token_file = "token"\ndeadline_s = nan\n',
     "inf": b'[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://127.0.0.1"\ndrop_point_location_id = "d"\n'
-           b'token_file = "token"\nread_timeout_s = inf\n',
+    b'token_file = "token"\nread_timeout_s = inf\n',
     "bad url": b'[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://[::1"\ndrop_point_location_id = "d"\n'
-               b'token_file = "token"\n',
+    b'token_file = "token"\n',
     "jwks over http": b'[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://127.0.0.1"\n'
-                      b'drop_point_location_id = "d"\ntoken_file = "token"\n[offline]\njwks_url = "http://192.0.2.1/k"\n',
+    b'drop_point_location_id = "d"\ntoken_file = "token"\n[offline]\njwks_url = "http://192.0.2.1/k"\n',
     "zero count": b'[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://127.0.0.1"\ndrop_point_location_id = "d"\n'
-                  b'token_file = "token"\n[offline]\nreserve_per_pool = 0\n',
-}  # fmt: skip
+    b'token_file = "token"\n[offline]\nreserve_per_pool = 0\n',
+}
 
 
 @pytest.mark.parametrize("name", sorted(NASTY_FILES))
@@ -147,8 +190,9 @@ TOKENS = {
 @pytest.mark.parametrize("name", sorted(TOKENS))
 def test_a_broken_token_is_refused_without_ever_being_shown(world, tmp_path: Path, name: str) -> None:
     running, _, _ = world
-    path = write_kiosk_config(tmp_path / "kiosk.toml", backend_url=running.url, token="x", drop_point=DROP_POINT_DK,
-                              screen_type="none")  # fmt: skip
+    path = write_kiosk_config(
+        tmp_path / "kiosk.toml", backend_url=running.url, token="x", drop_point=DROP_POINT_DK, screen_type="none"
+    )
     token_file = tmp_path / "kiosk.token"
     token_file.write_bytes(TOKENS[name])
     token_file.chmod(0o600)
@@ -161,8 +205,9 @@ def test_a_broken_token_is_refused_without_ever_being_shown(world, tmp_path: Pat
 
 def test_a_token_file_that_is_a_fifo_does_not_hang(world, tmp_path: Path) -> None:
     running, _, _ = world
-    path = write_kiosk_config(tmp_path / "kiosk.toml", backend_url=running.url, token="x", drop_point=DROP_POINT_DK,
-                              screen_type="none")  # fmt: skip
+    path = write_kiosk_config(
+        tmp_path / "kiosk.toml", backend_url=running.url, token="x", drop_point=DROP_POINT_DK, screen_type="none"
+    )
     token_file = tmp_path / "kiosk.token"
     token_file.unlink()
     os.mkfifo(token_file, 0o600)
@@ -172,11 +217,21 @@ def test_a_token_file_that_is_a_fifo_does_not_hang(world, tmp_path: Path) -> Non
 
 def test_the_token_never_appears_in_any_output_at_debug_level(world, tmp_path: Path) -> None:
     running, _, _ = world
-    path = write_kiosk_config(tmp_path / "kiosk.toml", backend_url=running.url, token=DEMO_KIOSK_TOKEN,
-                              drop_point=DROP_POINT_DK, screen_type="none")  # fmt: skip
+    path = write_kiosk_config(
+        tmp_path / "kiosk.toml",
+        backend_url=running.url,
+        token=DEMO_KIOSK_TOKEN,
+        drop_point=DROP_POINT_DK,
+        screen_type="none",
+    )
     outputs = []
-    for command in (["scan", fresh_code(), "--json"], ["pools", "sync"], ["pools", "status", "--json"], ["sync"],
-                    ["journal", "--json"]):  # fmt: skip
+    for command in (
+        ["scan", fresh_code(), "--json"],
+        ["pools", "sync"],
+        ["pools", "status", "--json"],
+        ["sync"],
+        ["journal", "--json"],
+    ):
         result = run_kiosk("--log-level", "debug", *command, "--config", str(path))
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout + result.stderr)

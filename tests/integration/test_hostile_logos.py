@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from kiosk.devices.printer.escpos_reader import parse_escpos
@@ -39,11 +40,15 @@ def _picture(mode: str, kind: str, size: tuple[int, int], frames: int) -> bytes:
 
 #: How a picture is made and then damaged: (mode, format, size, frames, damage, where, xor, noise).
 RECIPES = st.tuples(
-    st.sampled_from(MODES), st.sampled_from(FORMATS),
-    st.sampled_from([(1, 1), (64, 48), (2048, 2048), (2049, 10), (9000, 1)]), st.sampled_from([1, 1, 50]),
-    st.sampled_from(["none", "none", "truncate", "flip", "noise", "text"]), st.floats(0, 1), st.integers(1, 255),
+    st.sampled_from(MODES),
+    st.sampled_from(FORMATS),
+    st.sampled_from([(1, 1), (64, 48), (2048, 2048), (2049, 10), (9000, 1)]),
+    st.sampled_from([1, 1, 50]),
+    st.sampled_from(["none", "none", "truncate", "flip", "noise", "text"]),
+    st.floats(0, 1),
+    st.integers(1, 255),
     st.binary(max_size=2048),
-)  # fmt: skip
+)
 
 
 def _logo_bytes(recipe: tuple) -> bytes:
@@ -71,15 +76,25 @@ def harness(tmp_path_factory: pytest.TempPathFactory):
 
 def _answer(harness: KioskHarness, logo: str) -> Answer:
     code = f"LG-{new_ulid()[-8:]}"
-    doc = {"id": "x", "type": "Voucher", "data": {
-        "code": code, "conditions": "Min. køb 100 DKK", "expires_at": "2027-06-01T00:00:00Z",
-        "value_data": {"type": "amount", "value": 2500, "unit": "DKK"},
-        "shop": {"name": "Logo Shop", "logo_url": f"{harness.proxy.url}/hostile-logo/{logo}"}}}  # fmt: skip
+    doc = {
+        "id": "x",
+        "type": "Voucher",
+        "data": {
+            "code": code,
+            "conditions": "Min. køb 100 DKK",
+            "expires_at": "2027-06-01T00:00:00Z",
+            "value_data": {"type": "amount", "value": 2500, "unit": "DKK"},
+            "shop": {"name": "Logo Shop", "logo_url": f"{harness.proxy.url}/hostile-logo/{logo}"},
+        },
+    }
     return Answer(201, json.dumps(doc).encode())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(recipe=RECIPES)
 def test_no_logo_keeps_a_voucher_off_the_screen_or_the_paper(harness: KioskHarness, recipe: tuple) -> None:
     name = new_ulid()

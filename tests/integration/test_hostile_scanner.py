@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kiosk.core.codes import PackagingCode, normalise
 from kiosk.sim.virtual_scanner import VirtualScanner
@@ -18,10 +19,26 @@ pytestmark = pytest.mark.integration
 
 PIECES = st.one_of(
     st.binary(max_size=300),
-    st.sampled_from([b"\r", b"\n", b"\r\n", b"\t", b"\x00" * 50, b"\x1b[2J\x1b]0;x\x07", b"\xff\xfe\xc3(", b"]Q1",
-                     b"https://shop.example/p/10HS0042\r", b"https://re-zip.com/p/20GBX\r", b"10HS" + b"0" * 26 + b"\r",
-                     b"A" * 5000, b"\x1b" * 4097 + b"\r", "😀".encode() * 100 + b"\r", b"10HS0042" * 600]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b"\t",
+            b"\x00" * 50,
+            b"\x1b[2J\x1b]0;x\x07",
+            b"\xff\xfe\xc3(",
+            b"]Q1",
+            b"https://shop.example/p/10HS0042\r",
+            b"https://re-zip.com/p/20GBX\r",
+            b"10HS" + b"0" * 26 + b"\r",
+            b"A" * 5000,
+            b"\x1b" * 4097 + b"\r",
+            "😀".encode() * 100 + b"\r",
+            b"10HS0042" * 600,
+        ]
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +49,11 @@ def scanner_and_harness(tmp_path_factory: pytest.TempPathFactory):
             yield scanner, harness
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(pieces=st.lists(PIECES, max_size=6))
 def test_no_byte_stream_stops_the_next_customer(scanner_and_harness, pieces: list[bytes]) -> None:
     scanner, harness = scanner_and_harness

@@ -9,20 +9,20 @@ import json
 import logging
 import runpy
 import subprocess
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
 from kiosk.board import link
 from kiosk.board.signals import Signals
-from kiosk.tools.firmware_files import application, board_files, firmware_version, manifest
 from kiosk.config import load_config
 from kiosk.devices.board.io_board import EXPECTED_FIRMWARE, IoBoard
 from kiosk.runtime import open_kiosk
 from kiosk.sim.demo_seed import sample_code
 from kiosk.sim.virtual_board import VirtualBoard, simulator_available
+from kiosk.tools.firmware_files import application, board_files, firmware_version, manifest
 from tests.conftest import KIOSK, REPO, run_kiosk, wait_until
 
 pytestmark = [
@@ -71,6 +71,7 @@ def test_a_scan_waits_for_the_deposit_and_the_lights_follow(backend, tmp_path: P
             assert reports[0].status == "issued" and reports[0].code == CODES[0]
             await wait_until(lambda: board.lights == (0, 255, 0))  # voucher: bright green
             await wait_until(lambda: 2700 in board.tones)  # the voucher chime
+
     asyncio.run(run())
 
 
@@ -86,6 +87,7 @@ def test_no_deposit_in_time_cancels_with_a_notice(backend, tmp_path: Path) -> No
             await asyncio.sleep(0.3)
             assert len(reports) == 1
         assert backend.state()["plucked"] == []
+
     asyncio.run(run())
 
 
@@ -95,6 +97,7 @@ def test_without_a_slot_sensor_a_board_scan_issues_at_once(backend, tmp_path: Pa
             board.scan(CODES[2])
             await wait_until(lambda: len(reports) == 1)
             assert reports[0].status == "issued"
+
     asyncio.run(run())
 
 
@@ -120,7 +123,9 @@ def test_garbage_on_the_link_is_survived_both_ways() -> None:
                 # Towards the kiosk: noise, a half frame, a forged frame with a bad CRC.
                 bad = bytearray(link.encode_frame(link.SCAN, 9, b"10HSFORGED"))
                 bad[-3] ^= 0xFF
-                board.to_kiosk(b"\xff\xfe noise \x00" + link.encode_frame(link.SCAN, 7, b"X")[:5] + b"\x00" + bytes(bad))
+                board.to_kiosk(
+                    b"\xff\xfe noise \x00" + link.encode_frame(link.SCAN, 7, b"X")[:5] + b"\x00" + bytes(bad)
+                )
                 # Towards the board: noise, zeros, and an overlong run.
                 board.to_board(b"\x13\x37\x00\x01\x02\x03" + bytes(300) + b"\xaa" * 700 + b"\x00")
                 board.scan("10HS0WJW39MH4SQX58QGBAGB13R43R")
@@ -130,6 +135,7 @@ def test_garbage_on_the_link_is_survived_both_ways() -> None:
                 board.slot_pass()
                 await wait_until(lambda: "deposit" in got)
                 assert driver.state == "open" and board.resets == []
+
     asyncio.run(run())
 
 
@@ -157,15 +163,18 @@ def test_frames_of_an_earlier_session_are_refused_after_the_kiosk_restarts() -> 
                 await wait_until(lambda: second.state == "open")
                 # Towards the board: hellos it cannot read, light and buzzer names that are no text.
                 nonce = board.nonce
-                board.to_board(link.encode_frame(link.HELLO, 1, b"[1, 2")
-                               + link.encode_frame(link.HELLO, 2, b'{"nonce": 7}')
-                               + link.encode_frame(link.LIGHTS, 250, b"\xff\xfe", nonce)
-                               + link.encode_frame(link.BUZZER, 251, b"\xc3", nonce))  # fmt: skip
+                board.to_board(
+                    link.encode_frame(link.HELLO, 1, b"[1, 2")
+                    + link.encode_frame(link.HELLO, 2, b'{"nonce": 7}')
+                    + link.encode_frame(link.LIGHTS, 250, b"\xff\xfe", nonce)
+                    + link.encode_frame(link.BUZZER, 251, b"\xc3", nonce)
+                )
                 board.scan("10HSSECONDSESSION")
                 board.slot_pass()
                 await wait_until(lambda: got == ["10HSSECONDSESSION", "deposit"])
                 await wait_until(lambda: any("unknown light pattern None" in error for error in second.errors))
                 assert board.resets == [] and board.running
+
     asyncio.run(run())
 
 
@@ -177,10 +186,13 @@ def test_garbage_and_stale_frames_do_not_keep_a_dead_board_alive(caplog) -> None
         with VirtualBoard() as board:
             async with driving(board.device, silent_after_s=1.0, reopen_interval_s=0.1) as (driver, got):
                 other = bytes(link.NONCE_SIZE)
-                noise = (b"\x42\x13\x37\x00" + link.encode_frame(link.HEARTBEAT, 9, b"\x00" * 4, other)
-                         + link.encode_frame(link.SLOT, 10, link.ITEM_PASSED, other)
-                         + link.encode_frame(0x5E, 11, b"", board.nonce)
-                         + link.encode_frame(link.HELLO, 12, link.hello_body({"fw": "1.1.0"}, other)))  # fmt: skip
+                noise = (
+                    b"\x42\x13\x37\x00"
+                    + link.encode_frame(link.HEARTBEAT, 9, b"\x00" * 4, other)
+                    + link.encode_frame(link.SLOT, 10, link.ITEM_PASSED, other)
+                    + link.encode_frame(0x5E, 11, b"", board.nonce)
+                    + link.encode_frame(link.HELLO, 12, link.hello_body({"fw": "1.1.0"}, other))
+                )
                 board.power_off()
                 for _ in range(80):  # up to 4 s of it, four times the kiosk's patience
                     board.to_kiosk(noise)
@@ -217,8 +229,10 @@ def test_odd_slot_bodies_and_replays_start_no_issuance(backend, tmp_path: Path) 
             board.scan(CODES[5])
             await wait_until(lambda: kiosk.app.flow.state.value == "awaiting_deposit")
             nonce = board.nonce
-            odd = [link.encode_frame(link.SLOT, 200 + index, body, nonce)
-                   for index, body in enumerate([b"\x00", b"", b"\x02", b"\x01\x01", b"\xff" * 40])]  # fmt: skip
+            odd = [
+                link.encode_frame(link.SLOT, 200 + index, body, nonce)
+                for index, body in enumerate([b"\x00", b"", b"\x02", b"\x01\x01", b"\xff" * 40])
+            ]
             board.to_kiosk(b"".join(odd) + link.encode_frame(link.ERROR, 210, b"odd slots sent", nonce))
             await wait_until(lambda: "odd slots sent" in driver.errors)
             rejected = driver.rejected_frames
@@ -232,6 +246,7 @@ def test_odd_slot_bodies_and_replays_start_no_issuance(backend, tmp_path: Path) 
             assert reports[1].status == "issued" and reports[1].code == CODES[5]
             assert reports[1].voucher.code != reports[0].voucher.code
         assert len(backend.state()["plucked"]) == 2
+
     asyncio.run(run())
 
 
@@ -244,6 +259,7 @@ def test_a_long_line_from_the_scanner_is_dropped_and_reported() -> None:
                 board.scan("10HSAFTERLONG", terminator=b"")  # no terminator: ends by silence
                 await wait_until(lambda: "10HSAFTERLONG" in got)
                 assert not any(item.startswith("999") for item in got)
+
     asyncio.run(run())
 
 
@@ -260,6 +276,7 @@ def test_a_board_that_resets_is_reconnected(caplog) -> None:
                 board.scan("10HSAGAIN")
                 await wait_until(lambda: "10HSAGAIN" in got)
                 assert driver.rejected_frames == 1  # the count spans sessions
+
     with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
         asyncio.run(run())
     assert "silent" in caplog.text
@@ -306,8 +323,13 @@ def test_on_usb_the_board_names_itself_for_the_udev_rule() -> None:
                 assert driver.firmware and driver.firmware["link"] == "usb"
                 (line,) = [line for line in board.logs if line.startswith("usb-device init ")]
                 setup = json.loads(line.removeprefix("usb-device init "))
-                assert setup == {"interfaces": 1, "builtin_driver": True, "manufacturer_str": None,
-                                 "product_str": product, "serial_str": None}  # fmt: skip
+                assert setup == {
+                    "interfaces": 1,
+                    "builtin_driver": True,
+                    "manufacturer_str": None,
+                    "product_str": product,
+                    "serial_str": None,
+                }
                 board.scan("10HSOVERUSB")
                 await wait_until(lambda: "10HSOVERUSB" in got)
 
@@ -353,6 +375,7 @@ def test_a_silent_kiosk_turns_the_lights_red_and_bad_commands_are_reported() -> 
             # the kiosk software has stopped: no more heartbeats
             await wait_until(lambda: board.lights == (255, 0, 0), timeout_s=8)  # red "fault" blink
             assert any("no word from the kiosk" in line for line in board.logs)
+
     asyncio.run(run())
 
 
@@ -367,7 +390,9 @@ def test_the_demo_through_the_virtual_board(tmp_path: Path) -> None:
 
 
 def test_kiosk_sim_board_serves_the_board_to_a_driver() -> None:
-    process = subprocess.Popen([*KIOSK, "sim", "board"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    process = subprocess.Popen(
+        [*KIOSK, "sim", "board"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
     try:
         assert process.stdout is not None and process.stdin is not None
         device = process.stdout.readline().strip()

@@ -23,7 +23,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import tty
@@ -62,9 +61,14 @@ def _delaying_proxy(target: str, answered: threading.Event, hold_s: float):
 
 
 def _start_kiosk(config: Path, record: Path) -> subprocess.Popen:
-    process = subprocess.Popen([*KIOSK, "run", "--config", str(config), "--record", str(record)], cwd=REPO,
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    process = subprocess.Popen(
+        [*KIOSK, "run", "--config", str(config), "--record", str(record)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = process.stderr.readline()
@@ -75,7 +79,9 @@ def _start_kiosk(config: Path, record: Path) -> subprocess.Popen:
 
 
 def test_a_kill_during_an_online_scan_loses_no_voucher(tmp_path: Path) -> None:
-    backend = BackendProcess(tmp_path / "backend.sqlite", "--seed", "demo", "--kiosk-config", str(tmp_path / "kiosk.toml"))
+    backend = BackendProcess(
+        tmp_path / "backend.sqlite", "--seed", "demo", "--kiosk-config", str(tmp_path / "kiosk.toml")
+    )
     answered = threading.Event()
     proxy, proxy_url = _delaying_proxy(backend.url, answered, hold_s=1.5)
     master, slave = os.openpty()
@@ -97,8 +103,9 @@ def test_a_kill_during_an_online_scan_loses_no_voucher(tmp_path: Path) -> None:
         kiosk.send_signal(signal.SIGKILL)  # the power goes, the answer still on the wire
         kiosk.wait()
 
-        journal = subprocess.run([*KIOSK, "journal", "--json", "--config", str(config)], capture_output=True,
-                                 text=True, cwd=REPO).stdout
+        journal = subprocess.run(
+            [*KIOSK, "journal", "--json", "--config", str(config)], capture_output=True, text=True, cwd=REPO
+        ).stdout
         returns = [r for r in backend.state()["returns"] if r["barcode"] == packaging]
         print("backend's return for the packaging:", json.dumps(returns)[:300])
         print("kiosk journal:", journal.strip())
@@ -116,7 +123,8 @@ def test_a_kill_during_an_online_scan_loses_no_voucher(tmp_path: Path) -> None:
         assert returns and returns[0]["voucher"] is not None, "the backend handed out a voucher for it"
         assert packaging in journal or (result and result["status"] == "issued"), (
             "the voucher the backend handed out for this packaging was never shown, is not in the journal,"
-            " and the customer now gets: " + str(result and result["status"]))
+            " and the customer now gets: " + str(result and result["status"])
+        )
     finally:
         if kiosk is not None and kiosk.poll() is None:
             kiosk.send_signal(signal.SIGTERM)

@@ -23,6 +23,7 @@ HYGGELIG_SKO = [sample_code("on_demand", n) for n in range(2)]  # its webhook's 
 GRON_BUTIK = [sample_code("private_public", n) for n in range(2)]  # its static GB15 pool
 PAPIRHUSET = sample_code("public_fallback")  # no pools: the public fallback
 
+
 def qr_texts(path: Path) -> list[str]:
     return [result.text for result in zxingcpp.read_barcodes(Image.open(path))]
 
@@ -68,21 +69,45 @@ def test_list_codes() -> None:
 
 def test_kiosk_run_reads_the_virtual_scanner_process(backend, tmp_path: Path) -> None:
     scanner = subprocess.Popen(
-        [*KIOSK, "sim", "scanner", "--terminator", "crlf", "--delay-ms", "1", "--start-delay", "4",
-         "--interval", "0.5", "--hold", "30", HYGGELIG_SKO[1], GRON_BUTIK[1]],
-        stdout=subprocess.PIPE, text=True, cwd=REPO,
-    )  # fmt: skip
+        [
+            *KIOSK,
+            "sim",
+            "scanner",
+            "--terminator",
+            "crlf",
+            "--delay-ms",
+            "1",
+            "--start-delay",
+            "4",
+            "--interval",
+            "0.5",
+            "--hold",
+            "30",
+            HYGGELIG_SKO[1],
+            GRON_BUTIK[1],
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     kiosk = None
     try:
         pty_path = scanner.stdout.readline().strip()
         assert pty_path.startswith("/dev/pts/")
         config = write_kiosk_config(
-            tmp_path / "run" / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN,
-            drop_point=DROP_POINT_DK, scanner_device=pty_path,
-        )  # fmt: skip
+            tmp_path / "run" / "kiosk.toml",
+            backend_url=backend.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            scanner_device=pty_path,
+        )
         record = tmp_path / "record"
-        kiosk = subprocess.Popen([*KIOSK, "run", "--config", str(config), "--record", str(record)], cwd=REPO,
-                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+        kiosk = subprocess.Popen(
+            [*KIOSK, "run", "--config", str(config), "--record", str(record)],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline and not (record / "002-result.json").exists():
             time.sleep(0.1)

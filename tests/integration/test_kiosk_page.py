@@ -19,8 +19,8 @@ from kiosk.core.flow import NoticeKind, Screen, State
 from kiosk.core.voucher import parse_voucher
 from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.devices.screen.snapshot import render_voucher_png
-from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
+from kiosk.logos import LogoCache
 from kiosk.presentation.fonts import FONT_FILES, font_file
 from kiosk.presentation.i18n import labels
 from kiosk.presentation.view import build_screen_view
@@ -60,9 +60,16 @@ def test_scan_through_the_virtual_scanner_shows_the_voucher_live(backend, tmp_pa
 
     async def scenario() -> tuple[bytes, str, dict]:
         with VirtualScanner(terminator="cr") as scanner:
-            config = load_config(write_kiosk_config(
-                tmp_path / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN,
-                drop_point=DROP_POINT_DK, scanner_device=scanner.path, screen_type="web"))  # fmt: skip
+            config = load_config(
+                write_kiosk_config(
+                    tmp_path / "kiosk.toml",
+                    backend_url=backend.url,
+                    token=DEMO_KIOSK_TOKEN,
+                    drop_point=DROP_POINT_DK,
+                    scanner_device=scanner.path,
+                    screen_type="web",
+                )
+            )
             async with open_kiosk(config) as kiosk, HeadlessBrowser(800, 480) as browser:
                 assert await kiosk.wait_ready()
                 await browser.navigate(kiosk.screen.url)
@@ -92,8 +99,11 @@ def _covered_characters() -> set[int]:
 
 def test_every_locale_renders_with_the_kiosk_fonts_and_no_missing_glyphs(tmp_path: Path) -> None:
     covered = _covered_characters()
-    screens = [Screen(State.SHOWING_VOUCHER, voucher=VOUCHER), Screen(State.IDLE),
-               *[Screen(State.NOTICE, notice=kind) for kind in NoticeKind]]  # fmt: skip
+    screens = [
+        Screen(State.SHOWING_VOUCHER, voucher=VOUCHER),
+        Screen(State.IDLE),
+        *[Screen(State.NOTICE, notice=kind) for kind in NoticeKind],
+    ]
 
     async def scenario() -> dict[str, list]:
         found: dict[str, list] = {}
@@ -104,12 +114,16 @@ def test_every_locale_renders_with_the_kiosk_fonts_and_no_missing_glyphs(tmp_pat
                 for locale in LOCALES:
                     texts = []
                     for item in screens:
-                        png = await screen.settled(await screen.show(build_screen_view(item, locale, "Europe/Copenhagen")))
+                        png = await screen.settled(
+                            await screen.show(build_screen_view(item, locale, "Europe/Copenhagen"))
+                        )
                         fonts_ok = await browser.evaluate(
                             "document.fonts.ready.then(() => ['400 20px KioskSans', '700 20px KioskSans',"
-                            " '700 20px KioskMono'].every(f => document.fonts.check(f)))")
+                            " '700 20px KioskMono'].every(f => document.fonts.check(f)))"
+                        )
                         loaded = await browser.evaluate(
-                            "[...document.fonts].filter(f => f.status === 'loaded').map(f => f.family).sort()")
+                            "[...document.fonts].filter(f => f.status === 'loaded').map(f => f.family).sort()"
+                        )
                         texts.append((await browser.evaluate("document.body.innerText"), fonts_ok, loaded))
                         if item.state is State.SHOWING_VOUCHER:
                             (tmp_path / f"{locale}.png").write_bytes(png)
@@ -163,15 +177,22 @@ def test_voucher_fits_every_screen_and_its_qr_decodes(size: tuple[int, int]) -> 
 
 
 def test_untrusted_text_is_shown_as_text_never_as_markup() -> None:
-    hostile = parse_voucher({**VOUCHER.to_json(), "conditions": '<img src=x onerror="document.title=1">',
-                             "shop": {"name": "<script>alert(1)</script>", "description": "<b>bold</b>"}})  # fmt: skip
+    hostile = parse_voucher(
+        {
+            **VOUCHER.to_json(),
+            "conditions": '<img src=x onerror="document.title=1">',
+            "shop": {"name": "<script>alert(1)</script>", "description": "<b>bold</b>"},
+        }
+    )
 
     async def scenario() -> dict:
         screen = WebScreen(port=0)
         async with HeadlessBrowser(800, 480) as browser:
             await page_with(screen, browser)
             try:
-                await screen.settled(await screen.show(build_screen_view(Screen(State.SHOWING_VOUCHER, voucher=hostile), "en_GB", "UTC")))
+                await screen.settled(
+                    await screen.show(build_screen_view(Screen(State.SHOWING_VOUCHER, voucher=hostile), "en_GB", "UTC"))
+                )
                 return await browser.evaluate("""({title: document.title, images: document.images.length,
                     scripts: document.scripts.length, conditions: document.querySelector('.conditions').textContent,
                     shop: document.querySelector('.shop-name').textContent})""")
@@ -186,11 +207,16 @@ def test_untrusted_text_is_shown_as_text_never_as_markup() -> None:
 
 def test_touch_language_switch_lasts_one_customer(backend, tmp_path: Path) -> None:
     code = sample_code("private_public")
-    path = write_kiosk_config(tmp_path / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN,
-                              drop_point=DROP_POINT_DK, screen_type="web")  # fmt: skip
+    path = write_kiosk_config(
+        tmp_path / "kiosk.toml",
+        backend_url=backend.url,
+        token=DEMO_KIOSK_TOKEN,
+        drop_point=DROP_POINT_DK,
+        screen_type="web",
+    )
     text = path.read_text().replace('locale = "en_GB"', 'locale = "en_GB"\nlanguages = ["da_DK", "hu_HU"]')
     text = text.replace('listen = "127.0.0.1:0"', 'listen = "127.0.0.1:0"\ntouch = true')
-    path.write_text(text + '\n[flow]\nvoucher_display_s = 1.0\n')
+    path.write_text(text + "\n[flow]\nvoucher_display_s = 1.0\n")
     config = load_config(path)
 
     async def scenario() -> list[str]:
@@ -198,8 +224,14 @@ def test_touch_language_switch_lasts_one_customer(backend, tmp_path: Path) -> No
         async with open_kiosk(config) as kiosk, HeadlessBrowser(800, 480) as browser:
             await browser.navigate(kiosk.screen.url)
             await browser.wait_for("document.querySelectorAll('.languages button').length === 3")
-            await browser.evaluate("[...document.querySelectorAll('.languages button')].find(b => b.textContent.startsWith('Magyar')).click()")
-            seen.append(await browser.wait_for("document.documentElement.lang === 'hu' && document.querySelector('.message .title').textContent"))
+            await browser.evaluate(
+                "[...document.querySelectorAll('.languages button')].find(b => b.textContent.startsWith('Magyar')).click()"
+            )
+            seen.append(
+                await browser.wait_for(
+                    "document.documentElement.lang === 'hu' && document.querySelector('.message .title').textContent"
+                )
+            )
             kiosk.app.scan(code)
             await browser.wait_for("document.body.dataset.state === 'showing_voucher'", 10)
             seen.append(await browser.evaluate("document.querySelector('.use-code .label').textContent"))
@@ -223,8 +255,11 @@ class _LogoServer:
         class Handler(QuietHandler):
             def do_GET(self) -> None:
                 outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
-                body, kind = {"/good.png": (png, "image/png"), "/huge.png": (png + b"\0" * 600_000, "image/png"),
-                              "/text.png": (b"not an image", "image/png")}.get(self.path, (b"", "text/plain"))  # fmt: skip
+                body, kind = {
+                    "/good.png": (png, "image/png"),
+                    "/huge.png": (png + b"\0" * 600_000, "image/png"),
+                    "/text.png": (b"not an image", "image/png"),
+                }.get(self.path, (b"", "text/plain"))
                 if self.path == "/slow.png":
                     time.sleep(1.0)
                     body, kind = png, "image/png"
@@ -254,7 +289,9 @@ def test_logos_are_checked_cached_and_never_hold_up_the_voucher(tmp_path: Path) 
         results["slow_later"] = await cache.get(f"{server.url}/slow.png", 0.15)
         results["good_again"] = await cache.get(f"{server.url}/good.png", 2.0)
         results["not_https"] = await cache.get("http://shop.example/logo.png", 2.0)
-        results["from_disk"] = await LogoCache(tmp_path / "logos", plain_loopback=True).get(f"{server.url}/good.png", 2.0)
+        results["from_disk"] = await LogoCache(tmp_path / "logos", plain_loopback=True).get(
+            f"{server.url}/good.png", 2.0
+        )
         return results
 
     try:
@@ -314,7 +351,11 @@ async def _settled_reference(locale: str) -> tuple[bytes, list[dict], bool]:
             await screen.settled(seq)
             await asyncio.sleep(1.5)
             settled = await browser.evaluate("document.fonts.ready.then(() => document.fonts.status === 'loaded')")
-            return await browser.screenshot(), await browser.evaluate("window.acks"), settled and screen.acknowledged == seq
+            return (
+                await browser.screenshot(),
+                await browser.evaluate("window.acks"),
+                settled and screen.acknowledged == seq,
+            )
     finally:
         await screen.stop()
 

@@ -30,16 +30,27 @@ printer.EscposPrinter.monitor = monitor
 
 
 def _run(config: Path, *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([*KIOSK, "run", "--config", str(config)], cwd=REPO, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.Popen(
+        [*KIOSK, "run", "--config", str(config)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_a_task_that_keeps_failing_makes_kiosk_run_exit_non_zero(backend, tmp_path: Path) -> None:
     planted = tmp_path / "planted"
     planted.mkdir()
     (planted / "sitecustomize.py").write_text(_BROKEN_MONITOR)
-    config = write_kiosk_config(tmp_path / "run" / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN,
-                                drop_point=DROP_POINT_DK, screen_type="web")  # fmt: skip
+    config = write_kiosk_config(
+        tmp_path / "run" / "kiosk.toml",
+        backend_url=backend.url,
+        token=DEMO_KIOSK_TOKEN,
+        drop_point=DROP_POINT_DK,
+        screen_type="web",
+    )
     process = _run(config, env={"PYTHONPATH": f"{planted}{os.pathsep}{REPO}"})
     try:
         _, stderr = process.communicate(timeout=60)
@@ -65,8 +76,13 @@ def test_everything_the_kiosk_writes_is_private_on_the_first_run_and_the_next(ba
 
 def _write_twice_and_check(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with VirtualScanner(terminator="cr") as scanner:
-        config = write_kiosk_config(tmp_path / "run" / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN,
-                                    drop_point=DROP_POINT_DK, scanner_device=scanner.path)  # fmt: skip
+        config = write_kiosk_config(
+            tmp_path / "run" / "kiosk.toml",
+            backend_url=backend.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            scanner_device=scanner.path,
+        )
         data = config.parent / "data"
         for run in range(2):
             process = _run(config)
@@ -80,11 +96,19 @@ def _write_twice_and_check(backend, tmp_path: Path) -> None:  # type: ignore[no-
                 while time.monotonic() < deadline and not list((data / "logos").glob("*.img")):
                     time.sleep(0.1)
                 time.sleep(0.5)
-                written = [data, data / "offline.sqlite", data / "offline.sqlite-wal", data / "offline.sqlite-shm",
-                           data / "logos", *(data / "logos").iterdir(), config.parent / "screen",
-                           *(config.parent / "screen").iterdir()]  # fmt: skip
-                loose = {str(path.relative_to(config.parent)): oct(_mode(path)) for path in written
-                         if _mode(path) & 0o077}  # fmt: skip
+                written = [
+                    data,
+                    data / "offline.sqlite",
+                    data / "offline.sqlite-wal",
+                    data / "offline.sqlite-shm",
+                    data / "logos",
+                    *(data / "logos").iterdir(),
+                    config.parent / "screen",
+                    *(config.parent / "screen").iterdir(),
+                ]
+                loose = {
+                    str(path.relative_to(config.parent)): oct(_mode(path)) for path in written if _mode(path) & 0o077
+                }
                 assert loose == {}, f"run {run + 1}: readable by others: {loose}"
                 assert len(list((data / "logos").glob("*.img"))) >= 1
             finally:

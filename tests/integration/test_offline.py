@@ -8,7 +8,7 @@ import asyncio
 import json
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -65,7 +65,11 @@ class FaultProxy:
             handler.end_headers()
             handler.wfile.write(body)
 
-        good = {"id": "x", "type": "Voucher", "data": {"code": "X", "value_data": {"type": "amount", "value": "lots", "unit": "DKK"}}}
+        good = {
+            "id": "x",
+            "type": "Voucher",
+            "data": {"code": "X", "value_data": {"type": "amount", "value": "lots", "unit": "DKK"}},
+        }
         try:
             if self.mode == "timeout":
                 time.sleep(6)
@@ -99,8 +103,15 @@ class FaultProxy:
 @pytest.fixture
 def proxied(backend, tmp_path: Path):
     proxy = FaultProxy(backend.url)
-    config = load_config(write_kiosk_config(tmp_path / "kiosk.toml", backend_url=proxy.url, token=DEMO_KIOSK_TOKEN,
-                                            drop_point=DROP_POINT_DK, screen_type="none"))  # fmt: skip
+    config = load_config(
+        write_kiosk_config(
+            tmp_path / "kiosk.toml",
+            backend_url=proxy.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            screen_type="none",
+        )
+    )
     yield proxy, config
     proxy.stop()
 
@@ -135,8 +146,11 @@ def test_backend_trouble_ends_in_an_offline_voucher_within_the_deadline(proxied,
 
 def test_already_returned_does_not_fall_back(proxied, backend) -> None:
     proxy, config = proxied
-    elsewhere = httpx.post(backend.url + "/me/packaging/scan", headers={"Authorization": f"Pat {DEMO_KIOSK_TOKEN}"},
-                           json={"barcode": GRON[0], "drop_point_location_id": DROP_POINT_DK, "hardware_id": "other"})  # fmt: skip
+    elsewhere = httpx.post(
+        backend.url + "/me/packaging/scan",
+        headers={"Authorization": f"Pat {DEMO_KIOSK_TOKEN}"},
+        json={"barcode": GRON[0], "drop_point_location_id": DROP_POINT_DK, "hardware_id": "other"},
+    )
     assert elsewhere.status_code == 201  # returned at another kiosk
 
     async def scenario():
@@ -187,12 +201,15 @@ def test_tampered_expired_and_foreign_bundles_are_refused(proxied, backend) -> N
         reasons = []
         async with open_kiosk(config, with_devices=False, background=False) as kiosk:
             client = kiosk.offline.client
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             bundle = await client.reserve(2, now=now)
             tampered = Bundle(bundle.doc, bundle.body.replace(b"GB15-", b"GB16-", 1), bundle.signature)
             foreign_doc = {**bundle.doc, "drop_point_id": "elsewhere"}
-            for candidate, moment in ((tampered, now), (bundle, now + timedelta(days=8)),
-                                      (Bundle(foreign_doc, bundle.body, bundle.signature), now)):  # fmt: skip
+            for candidate, moment in (
+                (tampered, now),
+                (bundle, now + timedelta(days=8)),
+                (Bundle(foreign_doc, bundle.body, bundle.signature), now),
+            ):
                 try:
                     await client.verify(candidate, now=moment)
                     reasons.append("accepted")
@@ -212,7 +229,7 @@ def test_clock_set_back_or_offline_too_long_refuses(proxied, backend) -> None:
         async with open_kiosk(config, with_devices=False, background=False) as kiosk:
             await kiosk.offline.sync(force=True)
             service = kiosk.offline
-            real = datetime.now(timezone.utc)
+            real = datetime.now(UTC)
             service._clock = lambda: real - timedelta(days=2)  # the clock was set back
             back = service.claim(NO_POOLS[1])
             service._clock = lambda: real + timedelta(days=10)  # forward, far past the offline limit

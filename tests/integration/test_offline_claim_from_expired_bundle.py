@@ -15,7 +15,7 @@ Run: .venv/bin/python -m pytest tests/integration/test_offline_claim_from_expire
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.core.offline import OfflineLimits
@@ -27,19 +27,46 @@ def _iso(moment: datetime) -> str:
 
 
 def test_no_claim_from_a_bundle_past_its_expiry(tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = OfflineStore(tmp_path / "offline.sqlite")
     bundle_expires = now + timedelta(hours=1)
-    store.import_bundle(json.dumps({
-        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": _iso(now),
-        "expires_at": _iso(bundle_expires), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
-        "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
-        "codes": [{"code": f"C-{n:03d}", "link": None, "pool_id": "P1", "type": "amount", "value": 1000,
-                   "unit": "DKK", "conditions": "", "expires_at": _iso(now + timedelta(days=30))} for n in range(5)],
-    }).encode(), "sig")
+    store.import_bundle(
+        json.dumps(
+            {
+                "bundle_id": "B-1",
+                "drop_point_id": "DP",
+                "country": "DK",
+                "issued_at": _iso(now),
+                "expires_at": _iso(bundle_expires),
+                "shops": {"S1": {"name": "Shop"}},
+                "prefixes": {"10AB": "S1"},
+                "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
+                "codes": [
+                    {
+                        "code": f"C-{n:03d}",
+                        "link": None,
+                        "pool_id": "P1",
+                        "type": "amount",
+                        "value": 1000,
+                        "unit": "DKK",
+                        "conditions": "",
+                        "expires_at": _iso(now + timedelta(days=30)),
+                    }
+                    for n in range(5)
+                ],
+            }
+        ).encode(),
+        "sig",
+    )
     store.note_contact(now)
     later = now + timedelta(days=2)  # within max_offline_age (3 days), a day past the reservation
     result = store.claim("10AB00001", country="DK", limits=OfflineLimits(), now=later)
-    print("bundle expired at", _iso(bundle_expires), "; claim at", _iso(later), "->",
-          result if isinstance(result, str) else f"issued {result.voucher.code}")
+    print(
+        "bundle expired at",
+        _iso(bundle_expires),
+        "; claim at",
+        _iso(later),
+        "->",
+        result if isinstance(result, str) else f"issued {result.voucher.code}",
+    )
     assert not isinstance(result, Claim), "a code of an expired reservation was handed out"

@@ -15,11 +15,11 @@ Run: .venv/bin/python -m pytest tests/integration/test_offline_limit_clock_step_
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.core.offline import OfflineLimits
-from kiosk.issuance.offline_store import OfflineStore, Claim
+from kiosk.issuance.offline_store import Claim, OfflineStore
 
 
 def _iso(moment: datetime) -> str:
@@ -27,17 +27,35 @@ def _iso(moment: datetime) -> str:
 
 
 def _bundle(now: datetime, count: int) -> bytes:
-    return json.dumps({
-        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": _iso(now - timedelta(hours=1)),
-        "expires_at": _iso(now + timedelta(days=7)), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
-        "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
-        "codes": [{"code": f"C-{n:03d}", "link": None, "pool_id": "P1", "type": "amount", "value": 1000,
-                   "unit": "DKK", "conditions": "", "expires_at": _iso(now + timedelta(days=3))} for n in range(20)],
-    }).encode()
+    return json.dumps(
+        {
+            "bundle_id": "B-1",
+            "drop_point_id": "DP",
+            "country": "DK",
+            "issued_at": _iso(now - timedelta(hours=1)),
+            "expires_at": _iso(now + timedelta(days=7)),
+            "shops": {"S1": {"name": "Shop"}},
+            "prefixes": {"10AB": "S1"},
+            "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
+            "codes": [
+                {
+                    "code": f"C-{n:03d}",
+                    "link": None,
+                    "pool_id": "P1",
+                    "type": "amount",
+                    "value": 1000,
+                    "unit": "DKK",
+                    "conditions": "",
+                    "expires_at": _iso(now + timedelta(days=3)),
+                }
+                for n in range(20)
+            ],
+        }
+    ).encode()
 
 
 def test_claims_count_against_the_limits_whatever_the_clock_says(tmp_path: Path) -> None:
-    real_now = datetime.now(timezone.utc)
+    real_now = datetime.now(UTC)
     store = OfflineStore(tmp_path / "offline.sqlite")
     store.import_bundle(_bundle(real_now, 20), "sig")
     store.note_contact(real_now - timedelta(hours=1))  # the backend's signed time of the bundle
@@ -45,12 +63,14 @@ def test_claims_count_against_the_limits_whatever_the_clock_says(tmp_path: Path)
 
     # Three offline issuances (the limit), then the backend comes back and takes them.
     for n in range(3):
-        assert isinstance(store.claim(f"10AB{n:05d}", country="DK", limits=limits, now=real_now - timedelta(minutes=30)), Claim)
+        assert isinstance(
+            store.claim(f"10AB{n:05d}", country="DK", limits=limits, now=real_now - timedelta(minutes=30)), Claim
+        )
     assert store.claim("10AB99999", country="DK", limits=limits, now=real_now - timedelta(minutes=29)) == "count_limit"
     store.mark_forwarded([{"key": row["key"], "status": "accepted"} for row in store.pending()])  # stamps utc_now()
 
     # The wall clock now stands 4 minutes behind that forward (within CLOCK_TOLERANCE).
-    behind = datetime.now(timezone.utc) - timedelta(minutes=4)
+    behind = datetime.now(UTC) - timedelta(minutes=4)
     issued = 0
     for n in range(10):
         result = store.claim(f"10AB{100 + n:05d}", country="DK", limits=limits, now=behind + timedelta(seconds=n))
@@ -64,7 +84,7 @@ def test_a_clock_that_ran_ahead_once_is_trusted_again_once_the_backend_set_it_ri
     time instead of UTC: +1 h in Denmark) becomes the clock floor. After the clock is corrected,
     and even after the backend has since vouched for the correct time (a fresh signed bundle),
     every offline claim is refused as "clock_untrusted" until real time catches up."""
-    real_now = datetime.now(timezone.utc)
+    real_now = datetime.now(UTC)
     store = OfflineStore(tmp_path / "offline.sqlite")
     store.import_bundle(_bundle(real_now, 20), "sig")
     store.note_contact(real_now)
@@ -72,7 +92,7 @@ def test_a_clock_that_ran_ahead_once_is_trusted_again_once_the_backend_set_it_ri
     ahead = real_now + timedelta(hours=1)
     assert isinstance(store.claim("10AB00001", country="DK", limits=limits, now=ahead), Claim)
     # The clock is corrected (NTP), and the backend is reached again: its signed time is now.
-    store.note_contact(datetime.now(timezone.utc))
-    result = store.claim("10AB00002", country="DK", limits=limits, now=datetime.now(timezone.utc))
+    store.note_contact(datetime.now(UTC))
+    result = store.claim("10AB00002", country="DK", limits=limits, now=datetime.now(UTC))
     print("offline claim after the clock was corrected and the backend vouched for it:", result)
     assert isinstance(result, Claim), result

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.core.offline import OfflineLimits
@@ -44,19 +44,44 @@ class _TakesNothing:
 
 
 def test_an_empty_forward_resets_no_offline_limit(tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = OfflineStore(tmp_path / "offline.sqlite")
-    store.import_bundle(json.dumps({
-        "bundle_id": "B-1", "drop_point_id": "DP", "country": "DK", "issued_at": _iso(now - timedelta(minutes=10)),
-        "expires_at": _iso(now + timedelta(days=7)), "shops": {"S1": {"name": "Shop"}}, "prefixes": {"10AB": "S1"},
-        "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
-        "codes": [{"code": f"C-{n:03d}", "link": None, "pool_id": "P1", "type": "amount", "value": 1000,
-                   "unit": "DKK", "conditions": "", "expires_at": _iso(now + timedelta(days=3))} for n in range(30)],
-    }).encode(), "sig")
+    store.import_bundle(
+        json.dumps(
+            {
+                "bundle_id": "B-1",
+                "drop_point_id": "DP",
+                "country": "DK",
+                "issued_at": _iso(now - timedelta(minutes=10)),
+                "expires_at": _iso(now + timedelta(days=7)),
+                "shops": {"S1": {"name": "Shop"}},
+                "prefixes": {"10AB": "S1"},
+                "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
+                "codes": [
+                    {
+                        "code": f"C-{n:03d}",
+                        "link": None,
+                        "pool_id": "P1",
+                        "type": "amount",
+                        "value": 1000,
+                        "unit": "DKK",
+                        "conditions": "",
+                        "expires_at": _iso(now + timedelta(days=3)),
+                    }
+                    for n in range(30)
+                ],
+            }
+        ).encode(),
+        "sig",
+    )
     store.note_contact(now - timedelta(minutes=10))
     client = _TakesNothing()
-    service = OfflineService(store, client, country="DK",  # type: ignore[arg-type]
-                             limits=OfflineLimits(max_issuances=3, max_value={"DKK": 3000}))
+    service = OfflineService(
+        store,
+        client,
+        country="DK",  # type: ignore[arg-type]
+        limits=OfflineLimits(max_issuances=3, max_value={"DKK": 3000}),
+    )
     issued = 0
     for n in range(20):
         if isinstance(service.claim(f"10AB{n:05d}"), Issued):
@@ -66,6 +91,8 @@ def test_an_empty_forward_resets_no_offline_limit(tmp_path: Path) -> None:
         except ValueError:
             pass  # "the backend answered for 0 of N issuances": logged, retried with back-off
     pending = len(store.pending(10**6))
-    print(f"max_issuances=3, max_value DKK 30.00: {issued} offline vouchers issued, {pending} still pending,"
-          f" {client.calls} forward rounds that took nothing")
+    print(
+        f"max_issuances=3, max_value DKK 30.00: {issued} offline vouchers issued, {pending} still pending,"
+        f" {client.calls} forward rounds that took nothing"
+    )
     assert issued <= 3

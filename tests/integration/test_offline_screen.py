@@ -15,7 +15,7 @@ from kiosk.runtime import open_kiosk
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_code
 from kiosk.sim.kiosk_config import write_kiosk_config
 from tests.conftest import run_kiosk
-from tests.integration.hostile import Answer, KioskHarness, fresh_code
+from tests.integration.hostile import KioskHarness, fresh_code
 
 pytestmark = pytest.mark.integration
 
@@ -47,14 +47,22 @@ def test_an_offline_voucher_shows_the_logo_cached_with_the_pools(tmp_path: Path)
 
 
 def test_a_kiosk_that_never_reached_its_backend_says_so(tmp_path: Path) -> None:
-    config = load_config(write_kiosk_config(tmp_path / "kiosk.toml", backend_url="http://127.0.0.1:9",
-                                            token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK, screen_type="none"))  # fmt: skip
+    config = load_config(
+        write_kiosk_config(
+            tmp_path / "kiosk.toml",
+            backend_url="http://127.0.0.1:9",
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            screen_type="none",
+        )
+    )
     config = dataclasses.replace(config, backend=dataclasses.replace(config.backend, deadline_s=0.5))
 
     async def scan() -> object:
         reports: asyncio.Queue = asyncio.Queue()
-        async with open_kiosk(config, with_devices=False, background=False, resume=False,
-                              on_report=reports.put_nowait) as kiosk:  # fmt: skip
+        async with open_kiosk(
+            config, with_devices=False, background=False, resume=False, on_report=reports.put_nowait
+        ) as kiosk:
             kiosk.app.scan(fresh_code())
             return await asyncio.wait_for(reports.get(), 5)
 

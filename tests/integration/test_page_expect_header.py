@@ -32,8 +32,11 @@ def test_foreign_host_with_expect_gets_421_first() -> None:
         screen = WebScreen(host="127.0.0.1", port=0, locales=("da_DK",))
         await screen.start()
         try:
-            cont = await _raw(screen.port, b"POST /ack HTTP/1.1\r\nHost: rebound.example\r\nContent-Type: application/json"
-                                           b"\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+            cont = await _raw(
+                screen.port,
+                b"POST /ack HTTP/1.1\r\nHost: rebound.example\r\nContent-Type: application/json"
+                b"\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n",
+            )
             other = await _raw(screen.port, b"GET /status HTTP/1.1\r\nHost: rebound.example\r\nExpect: foo\r\n\r\n")
             return cont, other, screen.complaints
         finally:

@@ -12,7 +12,8 @@ from urllib.parse import quote_from_bytes
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kiosk.app import ScanReport
 from kiosk.config import load_config
@@ -30,10 +31,32 @@ LANGUAGES = ("da_DK", "hu_HU")
 EXAMPLES = 1000
 SCAN_EVERY = 50
 
-ROUTES = ["/", "/events", "/status", "/ack", "/locale", "/static/kiosk.js", "/static/index.html", "/font/bold.ttf",
-          "/static/../../config.py", "/static/..%2f..%2fconfig.py", "/static/%2e%2e/kiosk.css", "/font/..%2fbold.ttf",
-          "/logo/..%2f..%2fetc%2fpasswd", "/logo/", "//status", "/status?x=1#y", "/ack/", "*", "http://evil.example/status",
-          "/static/kiosk.js%00.html", "/%00", "/static/kiosk.js\x00", "/ev ents", "/\u00e9v\u00e9nts"]  # fmt: skip
+ROUTES = [
+    "/",
+    "/events",
+    "/status",
+    "/ack",
+    "/locale",
+    "/static/kiosk.js",
+    "/static/index.html",
+    "/font/bold.ttf",
+    "/static/../../config.py",
+    "/static/..%2f..%2fconfig.py",
+    "/static/%2e%2e/kiosk.css",
+    "/font/..%2fbold.ttf",
+    "/logo/..%2f..%2fetc%2fpasswd",
+    "/logo/",
+    "//status",
+    "/status?x=1#y",
+    "/ack/",
+    "*",
+    "http://evil.example/status",
+    "/static/kiosk.js%00.html",
+    "/%00",
+    "/static/kiosk.js\x00",
+    "/ev ents",
+    "/\u00e9v\u00e9nts",
+]
 printable = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
 visible = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 anything = st.text(max_size=20)  # CR, LF, NUL, non-Latin-1 and lone surrogates included
@@ -44,13 +67,41 @@ def hostile_requests(port: int) -> st.SearchStrategy[tuple[bytes, bool]]:
     is mostly well-formed with one or two hostile parts, so that most get past the HTTP parser to the
     page's own rules; some are broken at the HTTP level outright."""
     own = f"127.0.0.1:{port}"
-    hosts = st.sampled_from([own, own, own, f"localhost:{port}", f"[::1]:{port}", f"evil.example:{port}", "127.0.0.1",
-                             f"127.0.0.1:{port}.evil.example", "", "x" * 3000, f"{own}, evil.example", None])  # fmt: skip
-    origins = st.sampled_from([None, None, f"http://{own}", "null", "http://evil.example", f"https://{own}", f"http://{own}/"])
-    content_types = st.sampled_from(["application/json", "application/json", "application/json; charset=utf-8", None,
-                                     "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-                                     "application/json; charset=latin-1", "application/json, text/plain"])  # fmt: skip
-    methods = st.sampled_from(["GET", "GET", "POST", "POST", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"])
+    hosts = st.sampled_from(
+        [
+            own,
+            own,
+            own,
+            f"localhost:{port}",
+            f"[::1]:{port}",
+            f"evil.example:{port}",
+            "127.0.0.1",
+            f"127.0.0.1:{port}.evil.example",
+            "",
+            "x" * 3000,
+            f"{own}, evil.example",
+            None,
+        ]
+    )
+    origins = st.sampled_from(
+        [None, None, f"http://{own}", "null", "http://evil.example", f"https://{own}", f"http://{own}/"]
+    )
+    content_types = st.sampled_from(
+        [
+            "application/json",
+            "application/json",
+            "application/json; charset=utf-8",
+            None,
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json; charset=latin-1",
+            "application/json, text/plain",
+        ]
+    )
+    methods = st.sampled_from(
+        ["GET", "GET", "POST", "POST", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"]
+    )
     paths = st.one_of(
         st.sampled_from(ROUTES),
         st.text(visible, max_size=40).map(lambda text: "/" + text.replace(" ", "")),
@@ -62,40 +113,93 @@ def hostile_requests(port: int) -> st.SearchStrategy[tuple[bytes, bool]]:
         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
         max_leaves=12,
     )
-    numbers = st.one_of(st.integers(-3, 12), st.integers(-(2**70), 2**70), st.just(10**1000), st.floats(), st.booleans(),
-                        st.text(max_size=6), st.none())  # fmt: skip
+    numbers = st.one_of(
+        st.integers(-3, 12),
+        st.integers(-(2**70), 2**70),
+        st.just(10**1000),
+        st.floats(),
+        st.booleans(),
+        st.text(max_size=6),
+        st.none(),
+    )
     bodies = st.one_of(
         st.builds(lambda seq: json.dumps({"seq": seq}).encode(), numbers),
-        st.builds(lambda locale: json.dumps({"locale": locale}).encode(),
-                  st.one_of(st.sampled_from([*LANGUAGES, "en_GB", "xx_XX"]), st.text(max_size=8))),  # fmt: skip
+        st.builds(
+            lambda locale: json.dumps({"locale": locale}).encode(),
+            st.one_of(st.sampled_from([*LANGUAGES, "en_GB", "xx_XX"]), st.text(max_size=8)),
+        ),
         json_values.map(lambda value: json.dumps(value).encode()),
-        st.integers(-8, 130).map(lambda less: b"[" * (MAX_BODY_BYTES - less)),  # Python's recursion limit, the size limit
+        st.integers(-8, 130).map(
+            lambda less: b"[" * (MAX_BODY_BYTES - less)
+        ),  # Python's recursion limit, the size limit
         st.integers(1, 600).map(lambda depth: b'{"a":' * depth + b"1" + b"}" * depth),
-        st.sampled_from([b'{"seq": NaN}', b'{"seq": 1e999}', b'{"seq": 1.0}', b'{"seq": "\xff"}', b"\xef\xbb\xbf{}", b""]),
+        st.sampled_from(
+            [b'{"seq": NaN}', b'{"seq": 1e999}', b'{"seq": 1.0}', b'{"seq": "\xff"}', b"\xef\xbb\xbf{}", b""]
+        ),
         st.binary(max_size=300),
     )
-    framings = st.sampled_from(["length"] * 4 + ["short", "long", "none", "chunked", "bad-chunks", "bad-length", "two-lengths"])
-    extra = st.lists(st.tuples(st.sampled_from(["Expect", "Connection", "Upgrade", "Cookie", "X-Forwarded-Host",
-                                                "Transfer-Encoding", "Content-Encoding", "X-Anything"]),
-                               st.text(visible, max_size=30)), max_size=2)  # fmt: skip
+    framings = st.sampled_from(
+        ["length"] * 4 + ["short", "long", "none", "chunked", "bad-chunks", "bad-length", "two-lengths"]
+    )
+    extra = st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "Expect",
+                    "Connection",
+                    "Upgrade",
+                    "Cookie",
+                    "X-Forwarded-Host",
+                    "Transfer-Encoding",
+                    "Content-Encoding",
+                    "X-Anything",
+                ]
+            ),
+            st.text(visible, max_size=30),
+        ),
+        max_size=2,
+    )
     # At most one part broken at the HTTP level: the method, the version, or a header's name or value.
-    breakages = st.one_of(st.just(None), st.just(None), st.just(None),
-                          st.tuples(st.sampled_from(["method", "version", "name", "value"]),
-                                    st.one_of(anything, st.binary(min_size=1, max_size=8).map(lambda raw: raw.decode("latin-1")))))  # fmt: skip
-    anything_at_all = st.builds(_raw_request, methods, paths, hosts, origins, content_types, extra, bodies, framings,
-                                breakages)  # fmt: skip
+    breakages = st.one_of(
+        st.just(None),
+        st.just(None),
+        st.just(None),
+        st.tuples(
+            st.sampled_from(["method", "version", "name", "value"]),
+            st.one_of(anything, st.binary(min_size=1, max_size=8).map(lambda raw: raw.decode("latin-1"))),
+        ),
+    )
+    anything_at_all = st.builds(
+        _raw_request, methods, paths, hosts, origins, content_types, extra, bodies, framings, breakages
+    )
     # Half the requests are the page's own kind, a JSON POST to /ack or /locale from its own address,
     # with a hostile body, framing or Origin: these reach the body rules.
-    page_posts = st.builds(_raw_request, st.just("POST"), st.sampled_from(["/ack", "/locale"]), st.just(own),
-                           st.sampled_from([None, None, f"http://{own}", "http://evil.example"]),
-                           st.sampled_from(["application/json", "application/json; charset=utf-8"]), st.just([]), bodies,
-                           st.sampled_from(["length", "length", "chunked", "short", "long"]), st.just(None))  # fmt: skip
+    page_posts = st.builds(
+        _raw_request,
+        st.just("POST"),
+        st.sampled_from(["/ack", "/locale"]),
+        st.just(own),
+        st.sampled_from([None, None, f"http://{own}", "http://evil.example"]),
+        st.sampled_from(["application/json", "application/json; charset=utf-8"]),
+        st.just([]),
+        bodies,
+        st.sampled_from(["length", "length", "chunked", "short", "long"]),
+        st.just(None),
+    )
     return st.one_of(page_posts, anything_at_all)
 
 
-def _raw_request(method: str, path: str, host: str | None, origin: str | None, content_type: str | None,
-                 extra: list[tuple[str, str]], body: bytes, framing: str,
-                 breakage: tuple[str, str] | None) -> tuple[bytes, bool]:  # fmt: skip
+def _raw_request(
+    method: str,
+    path: str,
+    host: str | None,
+    origin: str | None,
+    content_type: str | None,
+    extra: list[tuple[str, str]],
+    body: bytes,
+    framing: str,
+    breakage: tuple[str, str] | None,
+) -> tuple[bytes, bool]:
     version = "HTTP/1.1"
     headers = [("Host", host), ("Origin", origin), ("Content-Type", content_type), *extra]
     if breakage is not None:
@@ -127,13 +231,22 @@ def _raw_request(method: str, path: str, host: str | None, origin: str | None, c
 
 # The kiosk's own threads use the random module while hypothesis draws examples; that is no test's doing.
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
-def test_hostile_page_requests_leave_the_kiosk_serving_customers(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_hostile_page_requests_leave_the_kiosk_serving_customers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     reports: list[ScanReport] = []
     with demo_world(tmp_path / "world") as world:
-        path = write_kiosk_config(tmp_path / "kiosk.toml", backend_url=world.url, token=DEMO_KIOSK_TOKEN,
-                                  drop_point=DROP_POINT_DK, screen_type="web")  # fmt: skip
-        path.write_text(path.read_text().replace('locale = "en_GB"', f"locale = \"en_GB\"\nlanguages = {list(LANGUAGES)}"))
+        path = write_kiosk_config(
+            tmp_path / "kiosk.toml",
+            backend_url=world.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            screen_type="web",
+        )
+        path.write_text(
+            path.read_text().replace('locale = "en_GB"', f'locale = "en_GB"\nlanguages = {list(LANGUAGES)}')
+        )
         config = load_config(path)
         with running(lambda: open_kiosk(config, on_report=reports.append)) as (kiosk, background):
             screen = kiosk.screen
@@ -152,7 +265,11 @@ def test_hostile_page_requests_leave_the_kiosk_serving_customers(tmp_path: Path,
                 assert frame is not None and frame["state"] == "showing_voucher"
                 assert frame["voucher"]["code"] == report.voucher.code
 
-            @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+            @settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            )
             @given(hostile_requests(screen.port))
             def attack(hostile: tuple[bytes, bool]) -> None:
                 data, stops_early = hostile
@@ -173,16 +290,25 @@ def test_hostile_page_requests_leave_the_kiosk_serving_customers(tmp_path: Path,
 
             attack()
             customer_scans()  # and the one after the attack
-            assert exchange(screen.port, b"GET /status HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % screen.port).status == 200
+            assert (
+                exchange(screen.port, b"GET /status HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % screen.port).status == 200
+            )
         plucked = httpx.get(world.url + "/_sim/state").json()["plucked"]
     codes = [report.voucher.code for report in reports if report.voucher]
     assert len(codes) == len(set(codes)) == sent["scans"] >= EXAMPLES // SCAN_EVERY  # no code twice
     assert len(plucked) == len(set(plucked))
     tracebacks = [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert tracebacks == []
-    secrets = [DEMO_KIOSK_TOKEN, *codes, *(report.voucher.link for report in reports if report.voucher and report.voucher.link)]
-    leaked = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
-              and any(secret in r.getMessage() for secret in secrets)]  # fmt: skip
+    secrets = [
+        DEMO_KIOSK_TOKEN,
+        *codes,
+        *(report.voucher.link for report in reports if report.voucher and report.voucher.link),
+    ]
+    leaked = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and any(secret in r.getMessage() for secret in secrets)
+    ]
     assert leaked == []
     page_warnings = [r.getMessage() for r in caplog.records if r.name.startswith("kiosk.devices.screen")]
     kinds = [line.rsplit(" (", 1)[0] if line.endswith(" more)") else line for line in page_warnings]

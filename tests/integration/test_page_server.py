@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import socket
 import subprocess
 import sys
 import threading
 import time
 import zlib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -65,8 +64,9 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 ROUTES = ["/", "/static/kiosk.js", "/font/regular.ttf", "/events", "/status", "/no-such-page"]
 
 
-@pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1", "127.0.0.1:1", "localhost:{port}.evil.example",
-                                  "[::2]:{port}", ""])  # fmt: skip
+@pytest.mark.parametrize(
+    "host", ["evil.example:{port}", "127.0.0.1", "127.0.0.1:1", "localhost:{port}.evil.example", "[::2]:{port}", ""]
+)
 def test_a_foreign_host_reads_nothing(page, host: str, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     screen, chosen, _ = page
     for path in ROUTES:
@@ -140,8 +140,14 @@ POSTS_REFUSED = [
 
 
 @pytest.mark.parametrize("path, body, headers, status", POSTS_REFUSED, ids=range(len(POSTS_REFUSED)))
-def test_refused_posts_change_nothing_and_say_why_in_one_line(page, path: str, body: bytes, headers: dict[str, str],  # type: ignore[no-untyped-def]
-                                                              status: int, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_refused_posts_change_nothing_and_say_why_in_one_line(
+    page,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],  # type: ignore[no-untyped-def]
+    status: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     screen, chosen, _ = page
     headers = {"Content-Type": "application/json", **{k: v.format(port=screen.port) for k, v in headers.items()}}
     answer = exchange(screen.port, request(screen.port, "POST", path, headers=headers, body=body))
@@ -156,8 +162,15 @@ def test_the_pages_own_posts_are_taken(page) -> None:  # type: ignore[no-untyped
     origin = f"http://127.0.0.1:{screen.port}"
     assert exchange(screen.port, post_json(screen.port, "/ack", b'{"seq": 1}', Origin=origin)).status == 204
     assert exchange(screen.port, post_json(screen.port, "/locale", b'{"locale": "da_DK"}')).status == 204
-    chunked = request(screen.port, "POST", "/ack", headers={"Content-Type": "application/json; charset=utf-8",
-                                                            "Transfer-Encoding": "chunked"}) + b"a\r\n{\"seq\": 1}\r\n0\r\n\r\n"  # fmt: skip
+    chunked = (
+        request(
+            screen.port,
+            "POST",
+            "/ack",
+            headers={"Content-Type": "application/json; charset=utf-8", "Transfer-Encoding": "chunked"},
+        )
+        + b'a\r\n{"seq": 1}\r\n0\r\n\r\n'
+    )
     assert exchange(screen.port, chunked).status == 204
     assert screen.acknowledged == 1 and chosen == ["da_DK"]
 
@@ -191,14 +204,18 @@ def test_malformed_http_gets_a_one_line_400_and_one_warning(page, caplog: pytest
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert lines == ["page request refused (400): not a well-formed HTTP request"], lines  # 30 requests
     status = exchange(screen.port, request(screen.port, "GET", "/status"))
-    assert json.loads(status.body)["screen"]["refused"] == {"page request refused (400): not a well-formed HTTP request": 30}
+    assert json.loads(status.body)["screen"]["refused"] == {
+        "page request refused (400): not a well-formed HTTP request": 30
+    }
 
 
 def test_a_slow_client_is_cut_off_and_an_idle_one_closed(page, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     screen, _, _ = page
     head = request(screen.port, "GET", "/status")
-    with socket.create_connection(("127.0.0.1", screen.port), timeout=10) as slow, \
-            socket.create_connection(("127.0.0.1", screen.port), timeout=10) as idle:  # fmt: skip
+    with (
+        socket.create_connection(("127.0.0.1", screen.port), timeout=10) as slow,
+        socket.create_connection(("127.0.0.1", screen.port), timeout=10) as idle,
+    ):
         sent = 0
         try:
             for byte in head:  # a byte every 0.2 s: the head would take 8 s; the client has 1 s
@@ -274,8 +291,14 @@ asyncio.run(main())
 
 
 def test_out_of_descriptors_sheds_page_clients_and_keeps_serving() -> None:
-    child = subprocess.Popen([sys.executable, "-c", CHILD_PAGE], cwd=REPO, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_PAGE],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = int(child.stdout.readline())  # type: ignore[union-attr]
         attackers = []
@@ -348,18 +371,30 @@ class SlowClients:
 
 
 #: ``kiosk`` run with a low descriptor limit, set in the child itself (no preexec_fn in a threaded test).
-LIMITED_KIOSK = [sys.executable, "-c", "import resource, runpy; resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)); "
-                 "runpy.run_module('kiosk.cli', run_name='__main__')"]  # fmt: skip
+LIMITED_KIOSK = [
+    sys.executable,
+    "-c",
+    "import resource, runpy; resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)); "
+    "runpy.run_module('kiosk.cli', run_name='__main__')",
+]
 
 
 def test_a_kiosk_with_64_descriptors_under_hundreds_of_slow_clients_keeps_issuing(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     port = _free_port()
     codes = [SHOPS["sko"].prefix + new_ulid(seed=f"ulimit:{n}") for n in range(2)]
     with VirtualScanner(terminator="cr") as scanner:
-        path = write_kiosk_config(tmp_path / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN,
-                                  drop_point=DROP_POINT_DK, scanner_device=scanner.path, screen_type="web")  # fmt: skip
+        path = write_kiosk_config(
+            tmp_path / "kiosk.toml",
+            backend_url=backend.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            scanner_device=scanner.path,
+            screen_type="web",
+        )
         path.write_text(path.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"'))
-        child = subprocess.Popen([*LIMITED_KIOSK, "run", "--config", str(path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [*LIMITED_KIOSK, "run", "--config", str(path)], cwd=REPO, stderr=subprocess.PIPE, text=True
+        )
         try:
             status = _wait_for_status(port)
             assert status["scanners"] == {f"serial:{scanner.path}": "open"} and status["state"] == "idle"

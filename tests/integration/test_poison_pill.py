@@ -24,8 +24,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def config(backend, tmp_path: Path):
-    return load_config(write_kiosk_config(tmp_path / "kiosk" / "kiosk.toml", backend_url=backend.url,
-                                          token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK, screen_type="web"))  # fmt: skip
+    return load_config(
+        write_kiosk_config(
+            tmp_path / "kiosk" / "kiosk.toml",
+            backend_url=backend.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            screen_type="web",
+        )
+    )
 
 
 async def _journal_unshown(config, packaging: str) -> tuple[str, str]:

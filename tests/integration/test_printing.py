@@ -21,10 +21,17 @@ from tests.conftest import run_kiosk, wait_until
 pytestmark = pytest.mark.integration
 
 VOUCHER = parse_voucher(
-    {"code": "GB15-PRINT1", "link": "https://gron-butik.example/redeem?code=GB15-PRINT1", "type": "percentage",
-     "value": 15, "unit": "%", "conditions": "Valid on full-price items only.", "expires_at": "2027-01-01T00:00:00Z"},
+    {
+        "code": "GB15-PRINT1",
+        "link": "https://gron-butik.example/redeem?code=GB15-PRINT1",
+        "type": "percentage",
+        "value": 15,
+        "unit": "%",
+        "conditions": "Valid on full-price items only.",
+        "expires_at": "2027-01-01T00:00:00Z",
+    },
     shop=Shop("Grøn Butik", "Økologi og zero waste."),
-)  # fmt: skip
+)
 VIEW = build_voucher_view(VOUCHER, "da_DK", "Europe/Copenhagen")
 
 
@@ -166,7 +173,9 @@ def test_printer_test_command_prints_a_self_test_ticket() -> None:
 def test_voucher_render_escpos_writes_the_exact_job(tmp_path: Path) -> None:
     out = tmp_path / "job.bin"
     doc = json.dumps({**VOUCHER.to_json(), "shop": {"name": "Grøn Butik", "description": "Økologi og zero waste."}})
-    result = run_kiosk("voucher", "render", "--locale", "da_DK", "--escpos", str(out), "--printer", "POS-5890", input=doc)
+    result = run_kiosk(
+        "voucher", "render", "--locale", "da_DK", "--escpos", str(out), "--printer", "POS-5890", input=doc
+    )
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == render_paper(VIEW, "POS-5890")
 
@@ -182,9 +191,16 @@ def test_kiosk_keeps_the_voucher_when_printing_fails_and_reprints_once_when_the_
     virtual = VirtualPrinter("TM-T20II")
     port = virtual.serve_tcp()
     code = sample_code("private_public", 1)
-    config = load_config(write_kiosk_config(
-        tmp_path / "kiosk.toml", backend_url=backend.url, token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK,
-        printer_device=f"tcp://127.0.0.1:{port}", screen_type="web"))  # fmt: skip
+    config = load_config(
+        write_kiosk_config(
+            tmp_path / "kiosk.toml",
+            backend_url=backend.url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            printer_device=f"tcp://127.0.0.1:{port}",
+            screen_type="web",
+        )
+    )
     reports = []
 
     async def scenario() -> list:

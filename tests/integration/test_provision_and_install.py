@@ -28,20 +28,50 @@ pytestmark = pytest.mark.integration
 
 
 def provision(*args: str, token: str | None = DEMO_KIOSK_TOKEN) -> subprocess.CompletedProcess:
-    return subprocess.run([str(REPO / "scripts" / "provision-kiosk"), *args], input=(token or "") + "\n",
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [str(REPO / "scripts" / "provision-kiosk"), *args],
+        input=(token or "") + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_provisioning_a_kiosk_end_to_end(backend, tmp_path: Path) -> None:
     etc = tmp_path / "etc" / "kiosk"
     printer = tmp_path / "printer.bin"
-    args = ["--config", str(etc / "kiosk.toml"), "--drop-point", DROP_POINT_DK, "--country", "DK", "--locale", "da_DK",
-            "--timezone", "Europe/Copenhagen", "--backend-url", backend.url, "--token-stdin", "--printer", str(printer),
-            "--scanner", "serial:/dev/kiosk-scanner", "--board", "/dev/kiosk-board", "--slot-sensor",
-            "--hardware-id", "pi-0000beef", "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    args = [
+        "--config",
+        str(etc / "kiosk.toml"),
+        "--drop-point",
+        DROP_POINT_DK,
+        "--country",
+        "DK",
+        "--locale",
+        "da_DK",
+        "--timezone",
+        "Europe/Copenhagen",
+        "--backend-url",
+        backend.url,
+        "--token-stdin",
+        "--printer",
+        str(printer),
+        "--scanner",
+        "serial:/dev/kiosk-scanner",
+        "--board",
+        "/dev/kiosk-board",
+        "--slot-sensor",
+        "--hardware-id",
+        "pi-0000beef",
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
     result = provision(*args)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1] == f"OK: provision-kiosk: kiosk pi-0000beef is configured in {etc / 'kiosk.toml'}"
+    assert (
+        result.stdout.strip().splitlines()[-1]
+        == f"OK: provision-kiosk: kiosk pi-0000beef is configured in {etc / 'kiosk.toml'}"
+    )
     for step in range(1, 7):
         assert f"[{step}/6]" in result.stdout
     config = load_config(etc / "kiosk.toml")  # the kiosk itself reads what was written
@@ -65,8 +95,20 @@ def test_provisioning_a_kiosk_end_to_end(backend, tmp_path: Path) -> None:
 
 
 def test_a_bad_answer_or_an_unreachable_backend_is_a_clear_failure(tmp_path: Path) -> None:
-    base = ["--config", str(tmp_path / "kiosk.toml"), "--drop-point", "DP1", "--token-stdin", "--skip-print",
-            "--hardware-id", "pi-1", "--printer", "none", "--scanner", "none"]  # fmt: skip
+    base = [
+        "--config",
+        str(tmp_path / "kiosk.toml"),
+        "--drop-point",
+        "DP1",
+        "--token-stdin",
+        "--skip-print",
+        "--hardware-id",
+        "pi-1",
+        "--printer",
+        "none",
+        "--scanner",
+        "none",
+    ]
     result = provision(*base, "--country", "Denmark", "--backend-url", "https://127.0.0.1:9")
     assert result.returncode == 1 and "kiosk.country: must be an ISO 3166 alpha-2 code" in result.stdout
     assert not (tmp_path / "kiosk.toml").exists()  # nothing half-written
@@ -90,7 +132,9 @@ def install(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(shutil.which("systemctl") is None, reason="systemctl is needed to enable units offline")
 def test_install_pi_into_a_staging_root(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    result = install("--root", str(root), "--data-partition", "/dev/mmcblk0p3", "--compositor", "labwc", "--user", "kiosk")
+    result = install(
+        "--root", str(root), "--data-partition", "/dev/mmcblk0p3", "--compositor", "labwc", "--user", "kiosk"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     units = root / "etc/systemd/system"
     kiosk_unit = (units / "rezip-kiosk.service").read_text()
@@ -108,7 +152,12 @@ def test_install_pi_into_a_staging_root(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_a_unit_with_a_mistake_fails_verification(tmp_path: Path) -> None:
-    unit = (REPO / "hardware/systemd/rezip-kiosk.service").read_text().replace("@PREFIX@", str(REPO)).replace("@USER@", "kiosk")
+    unit = (
+        (REPO / "hardware/systemd/rezip-kiosk.service")
+        .read_text()
+        .replace("@PREFIX@", str(REPO))
+        .replace("@USER@", "kiosk")
+    )
     good, bad = tmp_path / "good" / "rezip-kiosk.service", tmp_path / "bad" / "rezip-kiosk.service"
     for path, text in ((good, unit), (bad, unit.replace("Restart=", "Restartt="))):
         path.parent.mkdir()
@@ -123,12 +172,17 @@ def test_the_screen_launcher_runs_chromium_in_kiosk_mode_on_the_kiosk_page() -> 
     if shutil.which("chromium") is None:
         pytest.skip("chromium is not installed")
     for compositor, start in (("cage", "cage -d -s -- "), ("labwc", "labwc -s ")):
-        result = subprocess.run([str(REPO / "hardware/kiosk-screen")], capture_output=True, text=True,
-                                env={**env, "KIOSK_COMPOSITOR": compositor})  # fmt: skip
+        result = subprocess.run(
+            [str(REPO / "hardware/kiosk-screen")],
+            capture_output=True,
+            text=True,
+            env={**env, "KIOSK_COMPOSITOR": compositor},
+        )
         assert result.returncode == 0 and result.stdout.startswith(start)
         assert "--kiosk" in result.stdout and result.stdout.strip().endswith("http://127.0.0.1:8080/")
-    bad = subprocess.run([str(REPO / "hardware/kiosk-screen")], capture_output=True, text=True,
-                         env={**env, "KIOSK_COMPOSITOR": "weston"})  # fmt: skip
+    bad = subprocess.run(
+        [str(REPO / "hardware/kiosk-screen")], capture_output=True, text=True, env={**env, "KIOSK_COMPOSITOR": "weston"}
+    )
     assert bad.returncode == 1 and "must be cage or labwc" in bad.stderr
 
 
@@ -136,12 +190,33 @@ def test_provisioning_by_answering_questions_on_a_terminal(backend, tmp_path: Pa
     """No flags: every answer is typed at the prompts, the token without echo."""
     master, slave = os.openpty()
     config = tmp_path / "etc" / "kiosk.toml"
-    process = subprocess.Popen([str(REPO / "scripts" / "provision-kiosk"), "--config", str(config), "--skip-print",
-                                "--hardware-id", "pi-cafe", "--data-dir", str(tmp_path / "data")],
-                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            str(REPO / "scripts" / "provision-kiosk"),
+            "--config",
+            str(config),
+            "--skip-print",
+            "--hardware-id",
+            "pi-cafe",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
     os.close(slave)
-    answers = {"drop point location id": DROP_POINT_DK, "Country": "", "Locale": "nl_NL", "Time zone": "Europe/Amsterdam",
-               "Backend URL": backend.url, "Printer": "none", "Scanner": "none", "access token": DEMO_KIOSK_TOKEN}  # fmt: skip
+    answers = {
+        "drop point location id": DROP_POINT_DK,
+        "Country": "",
+        "Locale": "nl_NL",
+        "Time zone": "Europe/Amsterdam",
+        "Backend URL": backend.url,
+        "Printer": "none",
+        "Scanner": "none",
+        "access token": DEMO_KIOSK_TOKEN,
+    }
     seen = b""
     try:
         while process.poll() is None or seen.count(b"\n") == 0:
@@ -185,7 +260,7 @@ def udev_rules() -> list[list[re.Match[str]]]:
     for line in (REPO / "hardware/udev/99-rezip-kiosk.rules").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             parts = [UDEV_KEY.fullmatch(part.strip()) for part in line.split(", ")]
-            assert all(parts), f"not KEY==\"value\" / KEY=\"value\" throughout: {line!r}"
+            assert all(parts), f'not KEY=="value" / KEY="value" throughout: {line!r}'
             rules.append(parts)
     return rules
 
@@ -239,14 +314,20 @@ def udev_names(device: dict[str, str], env: dict[str, str], parents: list[dict[s
     return names
 
 
-def pico_port(interface: str, product: str,
-              id_product: str = "0005") -> tuple[dict[str, str], dict[str, str], list[dict[str, str]]]:  # fmt: skip
+def pico_port(
+    interface: str, product: str, id_product: str = "0005"
+) -> tuple[dict[str, str], dict[str, str], list[dict[str, str]]]:
     """A ttyACM port of a device of vendor 2e8a: the tty, its properties, its USB interface and device."""
     tty = {"SUBSYSTEM": "tty", "KERNEL": "ttyACM0"}
     env = {"ID_USB_INTERFACE_NUM": interface, "ID_VENDOR_ID": "2e8a"}
     usb_interface = {"bInterfaceNumber": interface, "bInterfaceClass": "02"}
-    usb_device = {"idVendor": "2e8a", "idProduct": id_product, "manufacturer": "MicroPython", "product": product,
-                  "serial": "e66058388344a29"}  # fmt: skip
+    usb_device = {
+        "idVendor": "2e8a",
+        "idProduct": id_product,
+        "manufacturer": "MicroPython",
+        "product": product,
+        "serial": "e66058388344a29",
+    }
     return tty, env, [usb_interface, usb_device]
 
 

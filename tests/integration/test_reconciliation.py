@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -45,30 +46,44 @@ def scan_given_up(world: DemoWorld, key: str, packaging: str = PACKAGING) -> Non
     """The kiosk's scan, abandoned at its deadline: the backend goes on with it regardless."""
     body = {"barcode": packaging, "drop_point_location_id": DROP_POINT_DK, "hardware_id": "kiosk-1"}
     with pytest.raises(httpx.TimeoutException):
-        httpx.post(world.url + "/me/packaging/scan", json=body, headers={**KIOSK, "Idempotency-Key": key},
-                   timeout=KIOSK_DEADLINE_S)  # fmt: skip
+        httpx.post(
+            world.url + "/me/packaging/scan",
+            json=body,
+            headers={**KIOSK, "Idempotency-Key": key},
+            timeout=KIOSK_DEADLINE_S,
+        )
 
 
 def replay(world: DemoWorld, key: str, packaging: str = PACKAGING) -> httpx.Response:
     body = {"barcode": packaging, "drop_point_location_id": DROP_POINT_DK, "hardware_id": "kiosk-1"}
-    return httpx.post(world.url + "/me/packaging/scan", json=body, headers={**KIOSK, "Idempotency-Key": key},
-                      timeout=10)  # fmt: skip
+    return httpx.post(
+        world.url + "/me/packaging/scan", json=body, headers={**KIOSK, "Idempotency-Key": key}, timeout=10
+    )
 
 
 def offline_code(world: DemoWorld) -> str:
     """A Hyggelig Sko fallback code reserved for this drop point, as the kiosk caches them."""
-    bundle = httpx.post(f"{world.url}/drop-points/{DROP_POINT_DK}/offline-pools/reservations",
-                        json={"per_pool": 2}, headers=KIOSK).json()  # fmt: skip
+    bundle = httpx.post(
+        f"{world.url}/drop-points/{DROP_POINT_DK}/offline-pools/reservations", json={"per_pool": 2}, headers=KIOSK
+    ).json()
     return next(c["code"] for c in bundle["codes"] if c["code"].startswith("HS50-"))
 
 
-def forward(world: DemoWorld, code: str, *, key: str, attempt: str | None, packaging: str = PACKAGING,
-            headers: dict[str, str] = KIOSK) -> str:  # fmt: skip
+def forward(
+    world: DemoWorld,
+    code: str,
+    *,
+    key: str,
+    attempt: str | None,
+    packaging: str = PACKAGING,
+    headers: dict[str, str] = KIOSK,
+) -> str:
     item: dict[str, Any] = {"key": key, "code": code, "packaging": packaging, "issued_at": "2026-12-01T10:00:00.000Z"}
     if attempt is not None:
         item["online_attempt_key"] = attempt
-    answer = httpx.post(f"{world.url}/drop-points/{DROP_POINT_DK}/offline-issuances", json={"issuances": [item]},
-                        headers=headers).json()  # fmt: skip
+    answer = httpx.post(
+        f"{world.url}/drop-points/{DROP_POINT_DK}/offline-issuances", json={"issuances": [item]}, headers=headers
+    ).json()
     return answer["results"][0]["status"]
 
 
@@ -78,8 +93,11 @@ def state(world: DemoWorld) -> dict[str, Any]:
 
 def rewards(world: DemoWorld, packaging: str = PACKAGING) -> list[tuple[str, str | None]]:
     """(source, code) of every return counted for the packaging."""
-    return [(r["source"], r["voucher"]["code"] if r["voucher"] else None)
-            for r in state(world)["returns"] if r["barcode"] == packaging]  # fmt: skip
+    return [
+        (r["source"], r["voucher"]["code"] if r["voucher"] else None)
+        for r in state(world)["returns"]
+        if r["barcode"] == packaging
+    ]
 
 
 def eventually(condition: Callable[[], Any], timeout_s: float = 10.0) -> Any:
@@ -132,7 +150,9 @@ def test_an_on_demand_voucher_the_customer_never_saw_is_voided(world_with) -> No
 
 
 @pytest.mark.parametrize("webhook_answers_after_s", [1.2, 10], ids=["late_on_demand_voucher", "late_static_fallback"])
-def test_an_online_voucher_arriving_after_the_offline_issuance_is_released_at_once(world_with, webhook_answers_after_s) -> None:
+def test_an_online_voucher_arriving_after_the_offline_issuance_is_released_at_once(
+    world_with, webhook_answers_after_s
+) -> None:
     world = world_with(3.0)
     slow_webhook(world, answers_after_s=webhook_answers_after_s)
     mine = offline_code(world)

@@ -126,9 +126,16 @@ def test_garbage_on_the_serial_line_never_reaches_the_backend(backend, tmp_path:
     async def scenario() -> list:
         reports = []
         with VirtualScanner(terminator="cr") as scanner:
-            config = load_config(write_kiosk_config(tmp_path / "kiosk.toml", backend_url=backend.url,
-                                                    token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK,
-                                                    scanner_device=scanner.path, screen_type="none"))  # fmt: skip
+            config = load_config(
+                write_kiosk_config(
+                    tmp_path / "kiosk.toml",
+                    backend_url=backend.url,
+                    token=DEMO_KIOSK_TOKEN,
+                    drop_point=DROP_POINT_DK,
+                    scanner_device=scanner.path,
+                    screen_type="none",
+                )
+            )
             async with open_kiosk(config, on_report=reports.append) as kiosk:
                 await kiosk.wait_ready()
                 os.write(scanner._master, garbage)  # random bytes, including CR, LF and Tab now and then
@@ -159,7 +166,17 @@ def test_hid_scanner_through_uinput() -> None:  # pragma: no cover - runs where 
             seen: list[str] = []
             source.start(asyncio.get_running_loop(), seen.append)
             await wait_until(lambda: source.state == "open")
-            for key in ("KEY_1", "KEY_0", "KEY_LEFTSHIFT", "KEY_H", "KEY_S", "KEY_LEFTSHIFT", "KEY_4", "KEY_2", "KEY_ENTER"):
+            for key in (
+                "KEY_1",
+                "KEY_0",
+                "KEY_LEFTSHIFT",
+                "KEY_H",
+                "KEY_S",
+                "KEY_LEFTSHIFT",
+                "KEY_4",
+                "KEY_2",
+                "KEY_ENTER",
+            ):
                 code = ecodes.ecodes[key]
                 device.write(ecodes.EV_KEY, code, 1)
                 if key != "KEY_LEFTSHIFT":

@@ -24,8 +24,11 @@ def shop_file(tmp_path: Path) -> Path:
     text = (REPO / "hardware" / "shop.example.toml").read_text("utf-8").replace("/etc/kiosk/", "")
     path = tmp_path / "shop.toml"
     path.write_text(text, "utf-8")
-    for name, token in (("shop-rezip.token", REZIP_TOKEN), ("voucherify.token", VOUCHERIFY_TOKEN),
-                        ("shop-till.token", TILL_TOKEN)):
+    for name, token in (
+        ("shop-rezip.token", REZIP_TOKEN),
+        ("voucherify.token", VOUCHERIFY_TOKEN),
+        ("shop-till.token", TILL_TOKEN),
+    ):
         (tmp_path / name).write_text(token + "\n")
         (tmp_path / name).chmod(0o600)
     return path
@@ -48,20 +51,31 @@ def test_a_link_elsewhere_is_said_not_to_be_single_use(shop_file: Path) -> None:
     shop_file.write_text(text, "utf-8")
     result = run_kiosk("shop", "check", "--config", str(shop_file))
     assert result.returncode == 0, result.stderr
-    assert "https://go.example.com/EXAMPLE (not this service's redeem page: nothing here stops a second use)" in result.stdout
+    assert (
+        "https://go.example.com/EXAMPLE (not this service's redeem page: nothing here stops a second use)"
+        in result.stdout
+    )
 
 
 @pytest.mark.parametrize(
     "old, new, message",
     [
         ('currency = "DKK"', 'currency = "XAU"', "voucher.currency: must be an ISO 4217 code in use"),
-        ('deadline_s = 1.2', "deadline_s = nan", "server.deadline_s: must be a number of seconds"),
-        ('public_url = "https://shop.example.com"', 'public_url = "http://203.0.113.9"', "server.public_url: must be https"),
-        ('"{public_url}/redeem?code={code}"', '"{public_url}/redeem?code=\\u001b[2J"', "voucher.link_template: must be one line"),
+        ("deadline_s = 1.2", "deadline_s = nan", "server.deadline_s: must be a number of seconds"),
+        (
+            'public_url = "https://shop.example.com"',
+            'public_url = "http://203.0.113.9"',
+            "server.public_url: must be https",
+        ),
+        (
+            '"{public_url}/redeem?code={code}"',
+            '"{public_url}/redeem?code=\\u001b[2J"',
+            "voucher.link_template: must be one line",
+        ),
         ("[voucher]", "[voucher]\nextra = 1", "voucher.extra: unknown key"),
         ("[server]", "[server\n", "not valid TOML"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_file_is_one_line_and_exit_2(shop_file: Path, old: str, new: str, message: str) -> None:
     text = shop_file.read_text("utf-8")
     assert old in text
@@ -82,8 +96,9 @@ def test_a_bad_file_is_one_line_and_exit_2(shop_file: Path, old: str, new: str, 
         (REZIP_TOKEN.encode(), 0o644, "must have mode 0600"),
     ],
 )
-def test_a_broken_token_file_is_refused_without_being_shown(shop_file: Path, content: bytes, mode: int,
-                                                            message: str) -> None:  # fmt: skip
+def test_a_broken_token_file_is_refused_without_being_shown(
+    shop_file: Path, content: bytes, mode: int, message: str
+) -> None:
     token = shop_file.parent / "shop-rezip.token"
     token.write_bytes(content)
     os.chmod(token, mode)

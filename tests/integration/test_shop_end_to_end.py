@@ -12,8 +12,8 @@ logs a traceback, a token, a code or a link."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -44,8 +44,10 @@ class Run:
         return report
 
     def exported(self) -> set[str]:
-        rows = self.shop.voucherify.store.read("SELECT v.code FROM publications p JOIN vouchers v ON v.id = p.voucher_id "
-                                               "WHERE p.source_id LIKE 'rezip-export-%'")  # fmt: skip
+        rows = self.shop.voucherify.store.read(
+            "SELECT v.code FROM publications p JOIN vouchers v ON v.id = p.voucher_id "
+            "WHERE p.source_id LIKE 'rezip-export-%'"
+        )
         return {row["code"] for row in rows}
 
     def link_works_once(self, report: ScanReport) -> None:

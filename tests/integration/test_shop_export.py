@@ -10,8 +10,8 @@ import asyncio
 import dataclasses
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -46,17 +46,33 @@ def static_codes(world: DemoWorld) -> list[dict]:
 
 def publications(world: DemoWorld, run_id: str) -> list[str]:
     assert world.shop is not None
-    rows = world.shop.voucherify.store.read("SELECT source_id FROM publications WHERE source_id LIKE ?",
-                                            f"rezip-export-{run_id}-%")  # fmt: skip
+    rows = world.shop.voucherify.store.read(
+        "SELECT source_id FROM publications WHERE source_id LIKE ?", f"rezip-export-{run_id}-%"
+    )
     return [row["source_id"] for row in rows]
 
 
-def export(world: DemoWorld, count: int, problems: list[str], *, config: ShopConfig | None = None,
-           lines: list[str] | None = None, **options: str) -> ExportResult:  # fmt: skip
+def export(
+    world: DemoWorld,
+    count: int,
+    problems: list[str],
+    *,
+    config: ShopConfig | None = None,
+    lines: list[str] | None = None,
+    **options: str,
+) -> ExportResult:
     assert world.shop is not None
     shop = world.shop
-    return asyncio.run(export_batch(config or shop.config, shop.service.secrets, count, voucherify_transport=spec_transports(problems),
-                                    progress=(lines if lines is not None else []).append, **options))  # fmt: skip
+    return asyncio.run(
+        export_batch(
+            config or shop.config,
+            shop.service.secrets,
+            count,
+            voucherify_transport=spec_transports(problems),
+            progress=(lines if lines is not None else []).append,
+            **options,
+        )
+    )
 
 
 def test_the_demo_world_exported_its_batch_with_single_use_links(world) -> None:  # type: ignore[no-untyped-def]
@@ -113,8 +129,9 @@ def test_an_export_killed_half_way_resumes_its_run(world, tmp_path: Path) -> Non
 def test_voucherifys_retry_after_is_waited_out(world) -> None:  # type: ignore[no-untyped-def]
     made, problems = world
     limited = _OnceRateLimited(made.shop.config.voucherify.url)
-    config = dataclasses.replace(made.shop.config,
-                                 voucherify=dataclasses.replace(made.shop.config.voucherify, url=limited.url))  # fmt: skip
+    config = dataclasses.replace(
+        made.shop.config, voucherify=dataclasses.replace(made.shop.config.voucherify, url=limited.url)
+    )
     lines: list[str] = []
     result = export(made, 5, problems, config=config, run_id="patient", lines=lines)
     limited.server.stop()
@@ -122,11 +139,15 @@ def test_voucherifys_retry_after_is_waited_out(world) -> None:  # type: ignore[n
     assert limited.refused == 1 and len(publications(made, "patient")) == 5
 
 
-@pytest.mark.parametrize("pool_id, message", [(VOUCHERIFY_POOL_ID, "is on_demand, not static"),
-                                              ("no-such-pool", "RE-ZIP has no pool no-such-pool")])  # fmt: skip
+@pytest.mark.parametrize(
+    "pool_id, message",
+    [(VOUCHERIFY_POOL_ID, "is on_demand, not static"), ("no-such-pool", "RE-ZIP has no pool no-such-pool")],
+)
 def test_a_pool_that_takes_no_codes_stops_the_export_first(world, pool_id: str, message: str) -> None:  # type: ignore[no-untyped-def]
     made, problems = world
-    config = dataclasses.replace(made.shop.config, rezip=dataclasses.replace(made.shop.config.rezip, static_pool_id=pool_id))
+    config = dataclasses.replace(
+        made.shop.config, rezip=dataclasses.replace(made.shop.config.rezip, static_pool_id=pool_id)
+    )
     with pytest.raises(ExportError, match=message) as refused:
         export(made, 5, problems, config=config, run_id="nowhere")
     assert refused.value.exit_code == 2 and publications(made, "nowhere") == []
@@ -143,9 +164,18 @@ class _OnceRateLimited:
     def _relay(self, request: Request) -> Reply:
         if request.method == "POST" and request.path == "/v1/publications" and not self.refused:
             self.refused += 1
-            return Reply(429, b'{"code": 429, "key": "too_many_requests", "message": "Too many requests", '
-                              b'"details": "slow down", "request_id": "v-1"}', headers={"Retry-After": "1"})  # fmt: skip
+            return Reply(
+                429,
+                b'{"code": 429, "key": "too_many_requests", "message": "Too many requests", '
+                b'"details": "slow down", "request_id": "v-1"}',
+                headers={"Retry-After": "1"},
+            )
         kept = {k: v for k, v in request.headers.items() if k in ("x-app-id", "x-app-token", "content-type")}
-        answer = httpx.request(request.method, self.target + request.path, headers=kept, content=request.body,
-                               params={k: v[0] for k, v in request.query.items()})  # fmt: skip
+        answer = httpx.request(
+            request.method,
+            self.target + request.path,
+            headers=kept,
+            content=request.body,
+            params={k: v[0] for k, v in request.query.items()},
+        )
         return Reply(answer.status_code, answer.content)

@@ -20,8 +20,11 @@ CODE = "<b>HS</b>-1234&amp;"
 
 async def _serve_pages() -> tuple[web.AppRunner, str]:
     async def page(request: web.Request) -> web.Response:
-        status, headers, body = redeem_page(request.query["outcome"], request.query.get("code", ""),  # type: ignore[arg-type]
-                                            request.headers.get("Accept-Language"))  # fmt: skip
+        status, headers, body = redeem_page(
+            request.query["outcome"],
+            request.query.get("code", ""),  # type: ignore[arg-type]
+            request.headers.get("Accept-Language"),
+        )
         if "broken-policy" in request.query:  # the same page under a policy that does not name its style
             headers = headers | {"Content-Security-Policy": "default-src 'none'; style-src 'sha256-AAAA'"}
         return web.Response(status=status, headers=headers, body=body)
@@ -55,9 +58,14 @@ def test_the_pages_render_in_the_customers_language() -> None:
             async with HeadlessBrowser(390, 700) as browser:
                 await browser.call("Network.enable")
                 shown = []
-                for language, outcome in (("da-DK,da;q=0.9,en;q=0.5", "already_redeemed"), ("de-CH,de;q=0.9", "expired")):
+                for language, outcome in (
+                    ("da-DK,da;q=0.9,en;q=0.5", "already_redeemed"),
+                    ("de-CH,de;q=0.9", "expired"),
+                ):
                     await browser.call("Network.setExtraHTTPHeaders", headers={"Accept-Language": language})
-                    shown.append(await _open(browser, f"{base}/redeem?outcome={outcome}&code=%3Cb%3EHS%3C/b%3E-1234%26amp;"))
+                    shown.append(
+                        await _open(browser, f"{base}/redeem?outcome={outcome}&code=%3Cb%3EHS%3C/b%3E-1234%26amp;")
+                    )
                 shown.append(await _open(browser, f"{base}/redeem?outcome=expired&code=X&broken-policy=1"))
                 return shown
         finally:

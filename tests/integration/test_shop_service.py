@@ -10,9 +10,9 @@ import base64
 import re
 import signal
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -92,8 +92,9 @@ def test_the_same_delivery_sent_again_gets_the_same_code(shop: ShopHarness) -> N
     ],
     ids=["bad signature", "unsigned", "version 2"],
 )
-def test_deliveries_rezip_did_not_send_as_they_are_get_a_clean_4xx(shop: ShopHarness, change: dict, status: int,
-                                                                   error: str) -> None:  # fmt: skip
+def test_deliveries_rezip_did_not_send_as_they_are_get_a_clean_4xx(
+    shop: ShopHarness, change: dict, status: int, error: str
+) -> None:
     headers = {name: value for name, value in (delivery() | change).items() if value is not None}
     answer = shop.deliver(headers)
     assert (answer.status_code, answer.json()["error"]) == (status, error)
@@ -111,8 +112,9 @@ def test_deliveries_rezip_did_not_send_as_they_are_get_a_clean_4xx(shop: ShopHar
     ],
     ids=["not json", "pool id not text", "no pool id", "too large", "not json type"],
 )
-def test_a_signed_delivery_with_a_body_it_cannot_use_is_a_4xx(shop: ShopHarness, body: bytes, content_type: str,
-                                                              status: int) -> None:  # fmt: skip
+def test_a_signed_delivery_with_a_body_it_cannot_use_is_a_4xx(
+    shop: ShopHarness, body: bytes, content_type: str, status: int
+) -> None:
     answer = shop.deliver(delivery(content_type=content_type), body)  # the signature covers the Content-Type
     assert answer.status_code == status and answer.headers["content-type"].startswith("application/json")
     assert "\n" not in answer.text.strip()
@@ -124,7 +126,9 @@ def test_voucherify_slow_down_or_rate_limited_is_a_503_so_rezip_falls_back(shop:
     shop.voucherify.delay_s = 2.0  # longer than the service's deadline (1.2 s)
     slow = shop.deliver()
     assert slow.status_code == 503 and slow.json() == {
-        "error": "unavailable", "message": "no voucher within the deadline: the shop's static pool answers"}  # fmt: skip
+        "error": "unavailable",
+        "message": "no voucher within the deadline: the shop's static pool answers",
+    }
     shop.voucherify.delay_s = 0
     shop.voucherify.limit_requests(0)
     limited = shop.deliver()
@@ -140,17 +144,23 @@ def test_voucherify_slow_down_or_rate_limited_is_a_503_so_rezip_falls_back(shop:
 def test_voucherify_down_is_a_503_and_the_health_says_so(shop: ShopHarness) -> None:
     health = shop.http.get("/healthz")
     assert health.status_code == 200 and health.json() == {
-        "status": "ok", "voucherify": {"reachable": True, "detail": "answering", "url": shop.voucherify_server.url},
+        "status": "ok",
+        "voucherify": {"reachable": True, "detail": "answering", "url": shop.voucherify_server.url},
         "rezip_keys": {"loaded": True, "jwks_url": shop.jwks.url},
         "campaign": {"id": shop.campaigns["percent"]["id"], "name": PERCENT},
-        "webhook_url": "https://shop.example.com/rezip/voucher", "refused": {}}  # fmt: skip
+        "webhook_url": "https://shop.example.com/rezip/voucher",
+        "refused": {},
+    }
     shop.voucherify.close()
     down = shop.deliver()
     assert down.status_code == 503 and "NetworkError" in down.json()["message"]
     health = shop.http.get("/healthz")
     assert health.status_code == 503 and health.json()["status"] == "degraded"
-    assert health.json()["voucherify"] == {"reachable": False, "detail": "NetworkError (ConnectError)",
-                                           "url": shop.voucherify_server.url}  # fmt: skip
+    assert health.json()["voucherify"] == {
+        "reachable": False,
+        "detail": "NetworkError (ConnectError)",
+        "url": shop.voucherify_server.url,
+    }
     assert shop.open_link("RZ20-AAAA-BBBB").status_code == 503  # the "try again later" page
 
 
@@ -177,8 +187,10 @@ def test_the_link_goes_to_the_shop_once_and_then_shows_the_customers_page(shop: 
         assert redeemed.status_code == 200 and redeemed.json()["redeemed"] is True
         assert redeemed.json()["code"] == code and redeemed.json()["redemption_id"].startswith("r_")
         second = shop.redeem(code)
-        assert second.status_code == 409 and second.json() == {"error": "already_redeemed",
-                                                               "message": "this voucher has already been used"}  # fmt: skip
+        assert second.status_code == 409 and second.json() == {
+            "error": "already_redeemed",
+            "message": "this voucher has already been used",
+        }
         used = shop.open_link(code, "da-DK,da;q=0.9,en;q=0.5")
         assert used.status_code == 410 and "Location" not in used.headers
         assert '<html lang="da-DK">' in used.text and "Denne kupon er allerede brugt" in used.text
@@ -211,14 +223,24 @@ def test_link_checks_are_rationed(tmp_path: Path) -> None:
 
 def test_redemptions_need_the_tills_token(shop: ShopHarness) -> None:
     code = voucher_of(shop.deliver())["code"]
-    for authorization in ("Bearer wrong", "Bearer till-token-SECRET-12345", "Basic dGlsbDp0aWxs", TILL_TOKEN,
-                          f"Bearer {TILL_TOKEN[:-1]}", f"Bearer{TILL_TOKEN}", None):  # fmt: skip
+    for authorization in (
+        "Bearer wrong",
+        "Bearer till-token-SECRET-12345",
+        "Basic dGlsbDp0aWxs",
+        TILL_TOKEN,
+        f"Bearer {TILL_TOKEN[:-1]}",
+        f"Bearer{TILL_TOKEN}",
+        None,
+    ):
         headers = {"Authorization": authorization} if authorization else {}
         refused = shop.http.post("/redemptions", json={"code": code}, headers=headers)
         assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
         assert refused.headers["WWW-Authenticate"].startswith("Bearer")
-    for fields, message in (({"order_amount": -1}, "order_amount"), ({"order_amount": 1.5}, "order_amount"),
-                            ({"customer_source_id": 3}, "customer_source_id")):  # fmt: skip
+    for fields, message in (
+        ({"order_amount": -1}, "order_amount"),
+        ({"order_amount": 1.5}, "order_amount"),
+        ({"customer_source_id": 3}, "customer_source_id"),
+    ):
         bad = shop.redeem(code, **fields)
         assert bad.status_code == 400 and bad.json()["message"].startswith(message)
     assert shop.redeem("RZ20-NONE-NONE").json() == {"error": "unknown", "message": "there is no voucher with this code"}
@@ -238,8 +260,13 @@ def test_without_a_till_token_file_there_are_no_redemptions(tmp_path: Path) -> N
 
 
 def _start_command(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([*KIOSK, "shop", "webhook", "--config", str(config)], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [*KIOSK, "shop", "webhook", "--config", str(config)],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_the_command_serves_until_sigterm(shop: ShopHarness) -> None:
@@ -259,19 +286,32 @@ def test_the_command_serves_until_sigterm(shop: ShopHarness) -> None:
 
 
 def test_the_command_refuses_to_start_with_one_line(shop: ShopHarness) -> None:
-    shop.voucherify.store.create_campaign({"name": "Fixed price", "voucher": {
-        "type": "DISCOUNT_VOUCHER", "discount": {"type": "FIXED", "fixed_amount": 9900}, "redemption": {"quantity": 1}}})  # fmt: skip
+    shop.voucherify.store.create_campaign(
+        {
+            "name": "Fixed price",
+            "voucher": {
+                "type": "DISCOUNT_VOUCHER",
+                "discount": {"type": "FIXED", "fixed_amount": 9900},
+                "redemption": {"quantity": 1},
+            },
+        }
+    )
     (shop.folder / "wrong.token").write_text("not-the-token\n")
     (shop.folder / "wrong.token").chmod(0o600)
     cases = [
-        ({"campaign": 'campaign = "Fixed price"'}, 2,
-         "voucherify.campaign: 'Fixed price' cannot become RE-ZIP vouchers: discount.type: FIXED sets the price"),
+        (
+            {"campaign": 'campaign = "Fixed price"'},
+            2,
+            "voucherify.campaign: 'Fixed price' cannot become RE-ZIP vouchers: discount.type: FIXED sets the price",
+        ),
         ({"campaign": 'campaign = "No such campaign"'}, 2, "voucherify.campaign: Voucherify has no campaign"),
         ({"app_token_file": 'app_token_file = "wrong.token"'}, 2, "voucherify: Voucherify refused the app id or token"),
         ({"url": 'url = "http://127.0.0.1:9"'}, 1, "cannot read the campaign: Voucherify at http://127.0.0.1:9"),
-    ]  # fmt: skip
-    running = [(_start_command(shop.write_config(f"case-{n}.toml", **change)), status, line)
-               for n, (change, status, line) in enumerate(cases)]
+    ]
+    running = [
+        (_start_command(shop.write_config(f"case-{n}.toml", **change)), status, line)
+        for n, (change, status, line) in enumerate(cases)
+    ]
     for process, status, line in running:
         assert process.wait(timeout=30) == status
         stderr = process.communicate()[1]
@@ -294,5 +334,8 @@ def test_the_ready_line_arrives_when_rezips_keys_are_not_there_yet(shop: ShopHar
             process.kill()
             process.wait()
     assert "RE-ZIP's signing keys could not be fetched" in lines[0]
-    assert lines[1].startswith("kiosk shop webhook ready:") and "RE-ZIP's keys not fetched yet (503 until then)" in lines[1]
+    assert (
+        lines[1].startswith("kiosk shop webhook ready:")
+        and "RE-ZIP's keys not fetched yet (503 until then)" in lines[1]
+    )
     assert "Traceback" not in "".join(lines)

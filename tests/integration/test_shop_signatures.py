@@ -30,7 +30,8 @@ from http_message_signatures import (
     MappingKeyResolver,
     algorithms,
 )
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from kiosk.shop.signed_requests import Accepted, Refused, RezipKeys, SignatureGate
 from kiosk.signatures import COVERED_COMPONENTS, public_jwk, sign_request
@@ -89,10 +90,12 @@ class Harness:
         self.jwks.reset(**keys)
         self.clocks = Clocks()
         assert self.http is not None
-        rezip_keys = RezipKeys(self.jwks.url, self.http, refetch_interval_s=INTERVAL_S, cache_s=CACHE_S,
-                               monotonic=lambda: self.clocks.mono)  # fmt: skip
-        self.gate = SignatureGate(public_base=public_base, path=PATH, keys=rezip_keys, window_s=window_s,
-                                  clock=lambda: self.clocks.wall)  # fmt: skip
+        rezip_keys = RezipKeys(
+            self.jwks.url, self.http, refetch_interval_s=INTERVAL_S, cache_s=CACHE_S, monotonic=lambda: self.clocks.mono
+        )
+        self.gate = SignatureGate(
+            public_base=public_base, path=PATH, keys=rezip_keys, window_s=window_s, clock=lambda: self.clocks.wall
+        )
 
     def check(self, headers: Any, *, target: str = PATH, method: str = "POST") -> Accepted | Refused:
         assert self.gate is not None
@@ -121,8 +124,15 @@ def harness() -> Iterator[Harness]:
     jwks.server.stop()
 
 
-def delivery(key: ec.EllipticCurvePrivateKey = KEY_1, keyid: str = "k1", *, created: int = NOW, url: str = WEBHOOK,
-             content_type: str = "application/json", version: str | None = "1") -> dict[str, str]:  # fmt: skip
+def delivery(
+    key: ec.EllipticCurvePrivateKey = KEY_1,
+    keyid: str = "k1",
+    *,
+    created: int = NOW,
+    url: str = WEBHOOK,
+    content_type: str = "application/json",
+    version: str | None = "1",
+) -> dict[str, str]:
     """A delivery as RE-ZIP sends it (signed with ``key`` under ``keyid``)."""
     headers = {"Content-Type": content_type, "Content-Length": str(len(BODY))}
     if version is not None:
@@ -134,12 +144,20 @@ def delivery(key: ec.EllipticCurvePrivateKey = KEY_1, keyid: str = "k1", *, crea
 
 
 def _third_party_signed(url: str, created: int, *, label: str | None = None) -> httpx.Request:
-    request = httpx.Request("POST", url, headers={"Content-Type": "application/json", "Webhook-Version": "1"},
-                            content=BODY)  # fmt: skip
-    signer = HTTPMessageSigner(signature_algorithm=algorithms.ECDSA_P384_SHA384,
-                               key_resolver=MappingKeyResolver(public_keys={}, private_keys={"k1": KEY_1}))  # fmt: skip
-    signer.sign(request, key_id="k1", created=datetime.datetime.fromtimestamp(created, datetime.timezone.utc),
-                label=label, covered_component_ids=COVERED_COMPONENTS)  # fmt: skip
+    request = httpx.Request(
+        "POST", url, headers={"Content-Type": "application/json", "Webhook-Version": "1"}, content=BODY
+    )
+    signer = HTTPMessageSigner(
+        signature_algorithm=algorithms.ECDSA_P384_SHA384,
+        key_resolver=MappingKeyResolver(public_keys={}, private_keys={"k1": KEY_1}),
+    )
+    signer.sign(
+        request,
+        key_id="k1",
+        created=datetime.datetime.fromtimestamp(created, datetime.UTC),
+        label=label,
+        covered_component_ids=COVERED_COMPONENTS,
+    )
     return request
 
 
@@ -152,10 +170,13 @@ def test_a_delivery_signed_by_http_message_signatures_is_accepted(harness: Harne
 
 
 def test_http_message_signatures_verifies_what_we_sign() -> None:
-    request = httpx.Request("POST", WEBHOOK, content=BODY,
-                            headers=delivery(created=int(datetime.datetime.now().timestamp())))  # fmt: skip
-    verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ECDSA_P384_SHA384,
-                                   key_resolver=MappingKeyResolver(public_keys={"k1": KEY_1.public_key()}, private_keys={}))  # fmt: skip
+    request = httpx.Request(
+        "POST", WEBHOOK, content=BODY, headers=delivery(created=int(datetime.datetime.now().timestamp()))
+    )
+    verifier = HTTPMessageVerifier(
+        signature_algorithm=algorithms.ECDSA_P384_SHA384,
+        key_resolver=MappingKeyResolver(public_keys={"k1": KEY_1.public_key()}, private_keys={}),
+    )
     [result] = verifier.verify(request, require_components=COVERED_COMPONENTS)
     assert result.parameters["keyid"] == "k1" and result.parameters["alg"] == "ecdsa-p384-sha384"
     assert result.covered_components['"@target-uri"'] == WEBHOOK
@@ -189,8 +210,9 @@ def test_a_delivery_rezip_signed_is_accepted(harness: Harness) -> None:
         (WEBHOOK, "/other", "wrong_target", 404),
     ],
 )
-def test_the_target_uri_is_the_public_url_plus_the_path(harness: Harness, signed_for: str, target: str, reason: str,
-                                                        status: int) -> None:  # fmt: skip
+def test_the_target_uri_is_the_public_url_plus_the_path(
+    harness: Harness, signed_for: str, target: str, reason: str, status: int
+) -> None:
     harness.fresh(k1=KEY_1)
     result = harness.check(delivery(url=signed_for), target=target)
     assert isinstance(result, Refused) and (result.reason, result.status) == (reason, status)
@@ -211,9 +233,18 @@ def test_the_method_and_content_type_are_covered(harness: Harness) -> None:
     assert harness.check(missing).reason == "not_covered"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("offset, window, accepted", [(-299, 300, True), (299, 300, True), (-301, 300, False),
-                                                      (301, 300, False), (-61, 60, False), (59, 60, True),
-                                                      (-10**9, 300, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    "offset, window, accepted",
+    [
+        (-299, 300, True),
+        (299, 300, True),
+        (-301, 300, False),
+        (301, 300, False),
+        (-61, 60, False),
+        (59, 60, True),
+        (-(10**9), 300, False),
+    ],
+)
 def test_created_must_lie_within_the_window(harness: Harness, offset: int, window: int, accepted: bool) -> None:
     harness.fresh(window_s=window, k1=KEY_1)
     result = harness.check(delivery(created=NOW + offset))
@@ -237,8 +268,10 @@ def test_repeated_header_lines_are_combined_as_rfc_9421_says(harness: Harness) -
     """A second Signature-Input line is one more dictionary member, not a replacement."""
     harness.fresh(k1=KEY_1)
     signed = delivery()
-    lines = [(k, v) for k, v in signed.items()] + [("Signature-Input", 'other=("@method");created=1'),
-                                                    ("Signature", "other=:AAAA:")]  # fmt: skip
+    lines = [(k, v) for k, v in signed.items()] + [
+        ("Signature-Input", 'other=("@method");created=1'),
+        ("Signature", "other=:AAAA:"),
+    ]
     assert harness.check(lines) == Accepted("k1")
 
 
@@ -277,7 +310,8 @@ def test_requests_refused_on_sight_never_fetch(harness: Harness) -> None:
     stale = delivery(STRANGER, "new-key", created=NOW - 3600)
     wrong_alg = delivery(STRANGER, "new-key") | {
         "Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="new-key";alg="rsa-pss-sha512";'
-                           f"created={NOW}"}  # fmt: skip
+        f"created={NOW}"
+    }
     malformed = delivery(STRANGER, "new-key") | {"Signature": "sig1=not-a-byte-sequence"}
     uncovered = delivery(STRANGER, "new-key") | {"Signature-Input": f'sig1=("@method");keyid="new-key";created={NOW}'}
     huge = delivery(STRANGER, "new-key") | {"Signature-Input": "sig1=(" + '"content-type" ' * 1000 + ")"}
@@ -286,7 +320,9 @@ def test_requests_refused_on_sight_never_fetch(harness: Harness) -> None:
     assert harness.jwks.requests == 1
 
 
-def test_keys_that_cannot_be_fetched_answer_503_until_they_can(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+def test_keys_that_cannot_be_fetched_answer_503_until_they_can(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     harness.fresh(k1=KEY_1)
     harness.jwks.answer = error_reply(503, "down")
     with caplog.at_level(logging.WARNING):
@@ -317,11 +353,23 @@ NESTED = b"[" * 100_000 + b"]" * 100_000
         error_reply(500, "oops"),
         Reply(302, b"", headers={"Location": "http://127.0.0.1:1/elsewhere"}),
     ],
-    ids=["not json", "not utf-8", "nested", "too big", "keys not a list", "P-256", "not for signing", "broken point",
-         "not an object", "500", "redirect"],
-)  # fmt: skip
-def test_a_broken_jwks_keeps_the_keys_already_known(harness: Harness, answer: Reply,
-                                                    caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    ids=[
+        "not json",
+        "not utf-8",
+        "nested",
+        "too big",
+        "keys not a list",
+        "P-256",
+        "not for signing",
+        "broken point",
+        "not an object",
+        "500",
+        "redirect",
+    ],
+)
+def test_a_broken_jwks_keeps_the_keys_already_known(
+    harness: Harness, answer: Reply, caplog: pytest.LogCaptureFixture
+) -> None:
     harness.fresh(k1=KEY_1)
     assert harness.check(delivery()) == Accepted("k1")
     harness.jwks.answer = answer
@@ -353,17 +401,55 @@ def test_concurrent_deliveries_for_a_new_key_share_one_fetch(harness: Harness) -
 
 # --- hostile headers ------------------------------------------------------------------------------
 
-_PIECES = st.sampled_from([
-    "(", ")", '"', ";", "=", ":", ",", " ", "\t", "\\", "*", "sig1", "pyhms", '"@method"', '"@target-uri"',
-    '"content-type"', '"@authority"', '"@query-param";name="x"', '"content-type";sf', 'keyid="k1"', "keyid=k1",
-    'alg="ecdsa-p384-sha384"', 'alg="rsa-pss-sha512"', 'alg="hmac-sha256"', f"created={NOW}", "created=-1",
-    "created=99999999999999999999", 'created="now"', f"expires={NOW}", 'nonce="n"', "é", "\x00", "\u202e", "😀",
-    ":AAAA:", "::", "=:" + "A" * 128 + ":",
-])  # fmt: skip
+_PIECES = st.sampled_from(
+    [
+        "(",
+        ")",
+        '"',
+        ";",
+        "=",
+        ":",
+        ",",
+        " ",
+        "\t",
+        "\\",
+        "*",
+        "sig1",
+        "pyhms",
+        '"@method"',
+        '"@target-uri"',
+        '"content-type"',
+        '"@authority"',
+        '"@query-param";name="x"',
+        '"content-type";sf',
+        'keyid="k1"',
+        "keyid=k1",
+        'alg="ecdsa-p384-sha384"',
+        'alg="rsa-pss-sha512"',
+        'alg="hmac-sha256"',
+        f"created={NOW}",
+        "created=-1",
+        "created=99999999999999999999",
+        'created="now"',
+        f"expires={NOW}",
+        'nonce="n"',
+        "é",
+        "\x00",
+        "\u202e",
+        "😀",
+        ":AAAA:",
+        "::",
+        "=:" + "A" * 128 + ":",
+    ]
+)
 _GARBAGE = st.lists(_PIECES, max_size=30).map("".join)
 _KEYID_CHARACTERS = st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters='"\\')
-_COMPONENTS = st.lists(st.sampled_from(['"@method"', '"@target-uri"', '"content-type"', '"@authority"', '"@path"',
-                                        '"content-digest"', '"@method"']), max_size=5).map(" ".join)  # fmt: skip
+_COMPONENTS = st.lists(
+    st.sampled_from(
+        ['"@method"', '"@target-uri"', '"content-type"', '"@authority"', '"@path"', '"content-digest"', '"@method"']
+    ),
+    max_size=5,
+).map(" ".join)
 
 
 #: One delivery RE-ZIP signed (ECDSA signatures differ each time: this one's bytes are known).
@@ -381,19 +467,22 @@ def hostile_delivery(draw: st.DrawFn) -> list[tuple[str, str]]:
         value = headers[name]
         at = draw(st.integers(0, len(value)))
         cut = draw(st.integers(0, 8))
-        headers[name] = value[:at] + draw(_GARBAGE) + value[at + cut:]
+        headers[name] = value[:at] + draw(_GARBAGE) + value[at + cut :]
     elif kind == "stranger":  # a well-formed signature by someone else's key, maybe under RE-ZIP's keyid
         keyid = draw(st.one_of(st.just("k1"), st.text(_KEYID_CHARACTERS, min_size=1, max_size=40)))
         created = draw(st.one_of(st.just(NOW), st.integers(NOW - 299, NOW + 299), st.integers(-(2**40), 2**40)))
         headers = delivery(STRANGER, keyid, created=created)
     elif kind == "made up":
-        headers["Signature-Input"] = (f"{draw(st.sampled_from(['sig1', 'pyhms', 'a', 'Bad']))}=({draw(_COMPONENTS)})"
-                                      f"{draw(_GARBAGE)}")  # fmt: skip
+        headers["Signature-Input"] = (
+            f"{draw(st.sampled_from(['sig1', 'pyhms', 'a', 'Bad']))}=({draw(_COMPONENTS)}){draw(_GARBAGE)}"
+        )
     elif kind == "garbage":
         headers["Signature-Input"], headers["Signature"] = draw(_GARBAGE), draw(_GARBAGE)
     elif kind == "huge":
         name = draw(st.sampled_from(["Signature-Input", "Signature", "Content-Type", "Webhook-Version"]))
-        headers[name] = headers[name] + draw(st.sampled_from([" ", ",", "A", '"@method" '])) * draw(st.integers(4000, 20_000))
+        headers[name] = headers[name] + draw(st.sampled_from([" ", ",", "A", '"@method" '])) * draw(
+            st.integers(4000, 20_000)
+        )
     elif kind == "dropped":
         for name in draw(st.lists(st.sampled_from(["Signature-Input", "Signature", "Content-Type"]), min_size=1)):
             headers.pop(name, None)
@@ -403,8 +492,9 @@ def hostile_delivery(draw: st.DrawFn) -> list[tuple[str, str]]:
     return lines
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(lines=hostile_delivery())
 def test_hostile_headers_are_refused_by_reason_and_the_next_delivery_gets_through(
     harness: Harness, caplog: pytest.LogCaptureFixture, lines: list[tuple[str, str]]

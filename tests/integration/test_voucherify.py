@@ -11,16 +11,13 @@ import socket
 import stat
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
-from tests.conftest import KIOSK, REPO, QuietHandler, serve_on_loopback
-from tests.integration.test_client import answer as reply
-from tests.voucherify_spec import SpecCheckingTransport
 
 from kiosk.core.voucher import DiscountType
 from kiosk.shop.mapping import campaign_problem, rezip_voucher
@@ -37,6 +34,9 @@ from kiosk.shop.voucherify import (
 )
 from kiosk.sim.voucherify import StandInVoucherify, seed_demo
 from kiosk.sim.voucherify_store import iso
+from tests.conftest import KIOSK, REPO, QuietHandler, serve_on_loopback
+from tests.integration.test_client import answer as reply
+from tests.voucherify_spec import SpecCheckingTransport
 
 PERCENT, AMOUNT, UNIT = "RE-ZIP 20 percent", "RE-ZIP 50 DKK", "RE-ZIP tote bag"
 
@@ -143,10 +143,17 @@ def test_every_seeded_kind_maps_exactly(harness: Harness, currency: str, value: 
     async def calls(client: VoucherifyClient) -> list[Any]:
         return [await client.publish(name, f"map-{name}") for name in (PERCENT, AMOUNT, UNIT)]
 
-    now = datetime.now(timezone.utc)
-    percent, amount, unit = (rezip_voucher(p.voucher, currency=currency, now=now, conditions="Min. 200 DKK",
-                                           link=f"https://shop.example/redeem?code={p.voucher.code}")
-                             for p in harness.run(calls))  # fmt: skip
+    now = datetime.now(UTC)
+    percent, amount, unit = (
+        rezip_voucher(
+            p.voucher,
+            currency=currency,
+            now=now,
+            conditions="Min. 200 DKK",
+            link=f"https://shop.example/redeem?code={p.voucher.code}",
+        )
+        for p in harness.run(calls)
+    )
     assert (percent.type, percent.value, percent.unit) == (DiscountType.PERCENTAGE, 20, "%")
     assert (amount.type, amount.value, amount.unit) == (DiscountType.AMOUNT, value, currency)
     assert (unit.type, unit.value, unit.unit) == (DiscountType.GIFT, 1, "RE-ZIP tote bag")
@@ -155,26 +162,43 @@ def test_every_seeded_kind_maps_exactly(harness: Harness, currency: str, value: 
 
 
 def test_expired_and_unknown_codes(harness: Harness) -> None:
-    past = datetime.now(timezone.utc) - timedelta(days=1)
-    harness.stand_in.store.create_campaign({
-        "name": "Last year", "type": "AUTO_UPDATE", "expiration_date": iso(past),
-        "voucher": {"type": "DISCOUNT_VOUCHER", "discount": {"type": "PERCENT", "percent_off": 10},
-                    "redemption": {"quantity": 1}, "code_config": {"pattern": "OLD-####"}},
-    })  # fmt: skip
+    past = datetime.now(UTC) - timedelta(days=1)
+    harness.stand_in.store.create_campaign(
+        {
+            "name": "Last year",
+            "type": "AUTO_UPDATE",
+            "expiration_date": iso(past),
+            "voucher": {
+                "type": "DISCOUNT_VOUCHER",
+                "discount": {"type": "PERCENT", "percent_off": 10},
+                "redemption": {"quantity": 1},
+                "code_config": {"pattern": "OLD-####"},
+            },
+        }
+    )
 
     async def calls(client: VoucherifyClient) -> list[Any]:
         old = await client.publish("Last year", "old-1")
-        return [old, await client.validate(old.voucher.code), await client.redeem(old.voucher.code),
-                await client.get_voucher("NO-SUCH-CODE"), await client.redeem("NO-SUCH-CODE"),
-                await client.get_campaign("No such campaign"), await client.publish("No such campaign", "x"),
-                await client.rollback("r_missing"), await client.disable("NO-SUCH-CODE")]  # fmt: skip
+        return [
+            old,
+            await client.validate(old.voucher.code),
+            await client.redeem(old.voucher.code),
+            await client.get_voucher("NO-SUCH-CODE"),
+            await client.redeem("NO-SUCH-CODE"),
+            await client.get_campaign("No such campaign"),
+            await client.publish("No such campaign", "x"),
+            await client.rollback("r_missing"),
+            await client.disable("NO-SUCH-CODE"),
+        ]
 
     old, validation, redemption, *missing = harness.run(calls)
     assert validation.error.key == "voucher_expired"
     assert isinstance(redemption, ApiError) and redemption.key == "voucher_expired"
-    assert all(isinstance(result, ApiError) and result.status == 404 and result.key == "not_found" for result in missing)
+    assert all(
+        isinstance(result, ApiError) and result.status == 404 and result.key == "not_found" for result in missing
+    )
     with pytest.raises(ValueError, match="expired"):
-        rezip_voucher(old.voucher, currency="DKK", now=datetime.now(timezone.utc))
+        rezip_voucher(old.voucher, currency="DKK", now=datetime.now(UTC))
 
 
 @pytest.mark.parametrize("app_id, token", [("wrong-app", None), (None, "wrong-token"), ("", "")])
@@ -200,6 +224,7 @@ def test_rate_limit_is_honoured(tmp_path: Path) -> None:
     harness = Harness(tmp_path, rate_limit=3)
     now = [1000.0]
     try:
+
         async def calls(client: VoucherifyClient) -> list[Any]:
             results = [await client.get_campaign(PERCENT) for _ in range(4)]
             asked = len(harness.transport.checked)
@@ -224,8 +249,13 @@ def test_credentials_and_ready_line_of_the_command(tmp_path: Path) -> None:
     db = tmp_path / "vfy.sqlite"
     lines = []
     for _ in range(2):  # a restart on the same database keeps the credentials
-        process = subprocess.Popen([*KIOSK, "sim", "voucherify", "--db", str(db), "--seed", "demo"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+        process = subprocess.Popen(
+            [*KIOSK, "sim", "voucherify", "--db", str(db), "--seed", "demo"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         try:
             lines.append(json.loads(process.stdout.readline()))
         finally:
@@ -353,13 +383,24 @@ def test_refused_connection() -> None:
     assert isinstance(asyncio.run(go()), NetworkError)
 
 
-@pytest.mark.parametrize("body", [
-    b"<html>gateway</html>", b"", b"[1, 2]", b'"text"', b'{"code": 5}', b'{"code": "X", "discount": "ten"}',
-    b'{"code": "X", "expiration_date": "tomorrow"}', b'{"code": "X", "discount": {"type": "AMOUNT", "amount_off": "5"}}',
-    b'{"code": "X", "redemption": {"quantity": -1}}', b'{"code": "X", "gift": {"balance": 5}}',
-    b'{"code": "X", "active": "yes"}', b'{"code": "X", "expiration_date": "0001-01-01T00:00:00+01:00"}',
-    b"[" * 100000,
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>gateway</html>",
+        b"",
+        b"[1, 2]",
+        b'"text"',
+        b'{"code": 5}',
+        b'{"code": "X", "discount": "ten"}',
+        b'{"code": "X", "expiration_date": "tomorrow"}',
+        b'{"code": "X", "discount": {"type": "AMOUNT", "amount_off": "5"}}',
+        b'{"code": "X", "redemption": {"quantity": -1}}',
+        b'{"code": "X", "gift": {"balance": 5}}',
+        b'{"code": "X", "active": "yes"}',
+        b'{"code": "X", "expiration_date": "0001-01-01T00:00:00+01:00"}',
+        b"[" * 100000,
+    ],
+)
 def test_malformed_answers_are_typed(scripted: Scripted, body: bytes) -> None:
     assert isinstance(call(scripted, reply(200, body)), InvalidAnswer)
 
@@ -381,10 +422,12 @@ def test_retry_after_as_a_date_and_as_nonsense(scripted: Scripted) -> None:
 
 
 def test_publication_answering_codes_only_and_stacked_rollback(scripted: Scripted) -> None:
-    answers = iter([
-        reply(200, {"id": "pub_1", "vouchers": ["CODE-1"]}),
-        reply(200, VOUCHER),
-    ])  # fmt: skip
+    answers = iter(
+        [
+            reply(200, {"id": "pub_1", "vouchers": ["CODE-1"]}),
+            reply(200, VOUCHER),
+        ]
+    )
     paths: list[str] = []
 
     def script(handler: BaseHTTPRequestHandler, body: Any) -> None:
@@ -417,8 +460,17 @@ def test_codes_are_one_path_segment(scripted: Scripted) -> None:
     assert paths == ["/v1/vouchers/..%2Fcampaigns%2Fx", "/v1/vouchers/%2E%2E", "/v1/vouchers/A%20B%3Fc%3D1%23f"]
 
 
-@pytest.mark.parametrize("url", ["http://api.voucherify.io", "https://api.voucherify.io/v1", "ftp://127.0.0.1",
-                                 "https://user:pw@api.voucherify.io", "https://api.voucherify.io?x=1", ""])  # fmt: skip
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.voucherify.io",
+        "https://api.voucherify.io/v1",
+        "ftp://127.0.0.1",
+        "https://user:pw@api.voucherify.io",
+        "https://api.voucherify.io?x=1",
+        "",
+    ],
+)
 def test_base_url_must_be_a_cluster_over_https(url: str) -> None:
     with pytest.raises(ValueError, match="^url: "):
         VoucherifyClient(url, "app", "token")

@@ -10,7 +10,8 @@ import json
 import logging
 import socket
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,8 +30,12 @@ from kiosk.shop.voucherify_model import Campaign, VoucherifyVoucher
 
 TOKEN = "vfy-hostile-token-0123456789"
 CODE = "RZ20-SECRET-7Q"
-GOOD_VOUCHER = {"code": "RZ20-GOOD-0001", "type": "DISCOUNT_VOUCHER", "object": "voucher",
-                "discount": {"type": "PERCENT", "percent_off": 20, "effect": "APPLY_TO_ORDER"}}  # fmt: skip
+GOOD_VOUCHER = {
+    "code": "RZ20-GOOD-0001",
+    "type": "DISCOUNT_VOUCHER",
+    "object": "voucher",
+    "discount": {"type": "PERCENT", "percent_off": 20, "effect": "APPLY_TO_ORDER"},
+}
 RESULTS = (Published, VoucherifyVoucher, Validation, Redemption, Rollback, Campaign, Failure)
 
 
@@ -64,8 +69,14 @@ class RawServer:
                         return
                     buffer += chunk
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
                 while len(buffer) < length:
                     buffer += connection.recv(65536)
                 buffer = buffer[length:]
@@ -74,7 +85,9 @@ class RawServer:
                 if answer is None:
                     body = json.dumps(GOOD_VOUCHER).encode()
                     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-                        len(body), body)
+                        len(body),
+                        body,
+                    )
                 connection.sendall(answer)
         except OSError:
             return
@@ -94,22 +107,87 @@ def raw_server() -> Iterator[RawServer]:
 
 _TOKEN_TEXT = st.one_of(
     st.text(st.sampled_from("abcxyzABC019-_.:/ ;=,"), max_size=20),
-    st.sampled_from(["0", "60", "-1", "99999999999", "gzip", "chunked", "close", "application/json",
-                     "Wed, 21 Oct 2015 07:28:00 GMT", "\u00b2"]),
+    st.sampled_from(
+        [
+            "0",
+            "60",
+            "-1",
+            "99999999999",
+            "gzip",
+            "chunked",
+            "close",
+            "application/json",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "\u00b2",
+        ]
+    ),
     st.text(st.sampled_from("abc019 ;=,\"'\t\x00\x7f\xe9"), max_size=30),
-)  # fmt: skip
-_HEADER_NAMES = st.sampled_from(["Content-Type", "Content-Length", "Transfer-Encoding", "Content-Encoding",
-                                 "Retry-After", "Connection", "Location", "X-Junk", "Set-Cookie"])  # fmt: skip
+)
+_HEADER_NAMES = st.sampled_from(
+    [
+        "Content-Type",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Content-Encoding",
+        "Retry-After",
+        "Connection",
+        "Location",
+        "X-Junk",
+        "Set-Cookie",
+    ]
+)
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(
-        ["code", "key", "message", "details", "request_id", "id", "voucher", "vouchers", "discount", "type",
-         "percent_off", "amount_off", "gift", "amount", "balance", "redemption", "quantity", "redeemed_quantity",
-         "expiration_date", "start_date", "active", "valid", "redemptions", "result", "publications", "source_id",
-         "campaign", "name", "code_config", "pattern", "parent_redemption", "parent_rollback", "units",
-         "inapplicable_redeemables", "error", "status", "product"]), inner, max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "code",
+                    "key",
+                    "message",
+                    "details",
+                    "request_id",
+                    "id",
+                    "voucher",
+                    "vouchers",
+                    "discount",
+                    "type",
+                    "percent_off",
+                    "amount_off",
+                    "gift",
+                    "amount",
+                    "balance",
+                    "redemption",
+                    "quantity",
+                    "redeemed_quantity",
+                    "expiration_date",
+                    "start_date",
+                    "active",
+                    "valid",
+                    "redemptions",
+                    "result",
+                    "publications",
+                    "source_id",
+                    "campaign",
+                    "name",
+                    "code_config",
+                    "pattern",
+                    "parent_redemption",
+                    "parent_rollback",
+                    "units",
+                    "inapplicable_redeemables",
+                    "error",
+                    "status",
+                    "product",
+                ]
+            ),
+            inner,
+            max_size=6,
+        )
+    ),
     max_leaves=20,
-)  # fmt: skip
+)
 #: Answers each endpoint gives, for mutating: one field replaced by anything.
 _SHAPES = [
     GOOD_VOUCHER,
@@ -118,10 +196,13 @@ _SHAPES = [
     {"valid": False, "inapplicable_redeemables": [{"status": "INAPPLICABLE", "result": {"error": {"key": "k"}}}]},
     {"redemptions": [{"id": "r_1", "result": "SUCCESS", "voucher": GOOD_VOUCHER}]},
     {"id": "rr_1", "result": "SUCCESS", "redemption": "r_1"},
-    {"id": "camp_1", "name": "Campaign", "voucher": {"type": "DISCOUNT_VOUCHER", "discount": GOOD_VOUCHER["discount"],
-                                                     "code_config": {"pattern": "##"}}},
+    {
+        "id": "camp_1",
+        "name": "Campaign",
+        "voucher": {"type": "DISCOUNT_VOUCHER", "discount": GOOD_VOUCHER["discount"], "code_config": {"pattern": "##"}},
+    },
     {"code": 400, "key": "quantity_exceeded", "message": "m", "details": CODE, "request_id": "v-1"},
-]  # fmt: skip
+]
 
 
 @st.composite
@@ -141,7 +222,9 @@ def _mutated(draw: st.DrawFn) -> bytes:
 _BODIES = st.one_of(
     st.binary(max_size=300),
     _JSON.map(lambda doc: json.dumps(doc).encode()),
-    _mutated(), _mutated(), _mutated(),
+    _mutated(),
+    _mutated(),
+    _mutated(),
     st.just(json.dumps(GOOD_VOUCHER).encode()),
     st.just(b"{" * 5000),
     st.just(b"x" * 70000),
@@ -174,8 +257,9 @@ CALLS = {
 
 
 @given(answers=st.lists(hostile_answers(), min_size=1, max_size=3), call=st.sampled_from(sorted(CALLS)))
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 def test_any_answer_is_a_typed_result(raw_server: RawServer, answers: list[bytes], call: str) -> None:
     with raw_server.lock:
         raw_server.hostile[:] = answers
@@ -187,8 +271,15 @@ def test_any_answer_is_a_typed_result(raw_server: RawServer, answers: list[bytes
     now = [0.0]
 
     async def go() -> tuple[Any, Any]:
-        client = VoucherifyClient(raw_server.url, "app-1", TOKEN, connect_timeout_s=1, read_timeout_s=0.1,
-                                  deadline_s=0.4, clock=lambda: now[0])  # fmt: skip
+        client = VoucherifyClient(
+            raw_server.url,
+            "app-1",
+            TOKEN,
+            connect_timeout_s=1,
+            read_timeout_s=0.1,
+            deadline_s=0.4,
+            clock=lambda: now[0],
+        )
         try:
             result = await CALLS[call](client)
             with raw_server.lock:

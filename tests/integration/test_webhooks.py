@@ -21,8 +21,9 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -45,8 +46,14 @@ WEBHOOK_TIMEOUT_S = 0.5
 KIOSK = {"Authorization": f"Pat {DEMO_KIOSK_TOKEN}", "Accept-Version": "2.0"}
 #: The kiosk's deadline (the demo configuration's deadline_s): an answer later than this is no answer.
 DEADLINE_S = 2.5
-GOOD = {"link": "https://hyggelig-sko.example/redeem?code=HOOK-1", "type": "percentage", "value": 20,
-        "unit": "%", "conditions": "Min. køb 300 DKK", "expires_at": "2030-01-01T00:00:00Z"}  # fmt: skip
+GOOD = {
+    "link": "https://hyggelig-sko.example/redeem?code=HOOK-1",
+    "type": "percentage",
+    "value": 20,
+    "unit": "%",
+    "conditions": "Min. køb 300 DKK",
+    "expires_at": "2030-01-01T00:00:00Z",
+}
 
 
 def voucher_body(code: str = "HOOK-1", **fields: Any) -> bytes:
@@ -132,21 +139,45 @@ def test_a_webhook_repeating_a_code_is_not_believed_twice(scripted_world) -> Non
 
 HOSTILE_VALUES = st.one_of(
     st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3),  # lone surrogates
-    st.just(10**400), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
-    st.just("🎉" * 1000), st.just("https://hyggelig-sko.example/redeem?" + "🎉" * 1000),
-    st.sampled_from(["9999-12-31T23:59:59Z", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00",
-                     "2020-01-01T00:00:00Z", "tomorrow", "javascript:alert(1)", "http://hyggelig-sko.example/r",
-                     "data:text/html,<b>", "myshopapp://redeem?code=1", "HOOK 2", "XAU", "%", "", "\x1b[2J\x07"]),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                 max_leaves=12),
+    st.just(10**400),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.just("🎉" * 1000),
+    st.just("https://hyggelig-sko.example/redeem?" + "🎉" * 1000),
+    st.sampled_from(
+        [
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T23:59:59-05:00",
+            "0001-01-01T00:00:00+05:00",
+            "2020-01-01T00:00:00Z",
+            "tomorrow",
+            "javascript:alert(1)",
+            "http://hyggelig-sko.example/r",
+            "data:text/html,<b>",
+            "myshopapp://redeem?code=1",
+            "HOOK 2",
+            "XAU",
+            "%",
+            "",
+            "\x1b[2J\x07",
+        ]
+    ),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=12,
+    ),
     st.just(json.loads("[" * 400 + "]" * 400)),
-)  # fmt: skip
+)
 VOUCHERISH = st.builds(
     lambda code, replaced: {"code": code, **GOOD, **replaced},
     st.one_of(st.just("HOOK-1"), st.integers(2, 10**9).map("HOOK-{}".format)),  # now and then a repeat
     st.dictionaries(st.sampled_from(["code", *GOOD]), HOSTILE_VALUES, max_size=3),
 )
+
+
 def _json(doc: Any) -> bytes:
     return json.dumps(doc).encode()  # lone surrogates go out as \ud800 escapes, floats as NaN/Infinity
 
@@ -158,14 +189,28 @@ RAW_BODIES = st.one_of(
 #: Mostly 2xx answers with voucher-like bodies, so most examples reach the voucher's checks.
 ANSWERS = st.builds(
     Answer,
-    status=st.one_of(st.just(200), st.just(200), st.just(201),
-                     st.sampled_from([204, 301, 302, 307, 400, 404, 429, 500, 503]), st.integers(100, 599)),
+    status=st.one_of(
+        st.just(200),
+        st.just(200),
+        st.just(201),
+        st.sampled_from([204, 301, 302, 307, 400, 404, 429, 500, 503]),
+        st.integers(100, 599),
+    ),
     body=st.one_of(VOUCHERISH.map(_json), VOUCHERISH.map(_json), HOSTILE_VALUES.map(_json), RAW_BODIES),
     delivery=st.sampled_from(["whole"] * 6 + list(DELIVERIES)),
-    headers=st.sampled_from([(), (), (), (), (("Location", "https://hyggelig-sko.example/elsewhere"),),
-                             (("Content-Encoding", "gzip"),), (("Transfer-Encoding", "chunked"),)]),
+    headers=st.sampled_from(
+        [
+            (),
+            (),
+            (),
+            (),
+            (("Location", "https://hyggelig-sko.example/elsewhere"),),
+            (("Content-Encoding", "gzip"),),
+            (("Transfer-Encoding", "chunked"),),
+        ]
+    ),
     gap_s=st.sampled_from([0.02, 0.12]),
-)  # fmt: skip
+)
 
 
 class KioskThread:
@@ -213,8 +258,13 @@ class KioskThread:
 @pytest.fixture
 def kiosk_on(scripted_world, tmp_path: Path) -> Iterator[KioskThread]:
     world, _ = scripted_world
-    config = write_kiosk_config(tmp_path / "kiosk" / "kiosk.toml", backend_url=world.url, token=DEMO_KIOSK_TOKEN,
-                                drop_point=DROP_POINT_DK, screen_type="none")  # fmt: skip
+    config = write_kiosk_config(
+        tmp_path / "kiosk" / "kiosk.toml",
+        backend_url=world.url,
+        token=DEMO_KIOSK_TOKEN,
+        drop_point=DROP_POINT_DK,
+        screen_type="none",
+    )
     kiosk = KioskThread(config)
     try:
         yield kiosk
@@ -264,17 +314,39 @@ def test_hostile_webhook_answers_never_break_a_scan(scripted_world, kiosk_on, ca
 #: What can be wrong with a request, applied in this order to a genuine one (so a later one may undo
 #: an earlier one only by replacing it with something else that is wrong).
 MUTATIONS = (
-    "stale", "future", "unknown_keyid", "stranger_key", "other_target", "flip_signature", "drop_signature",
-    "drop_signature_input", "garbage_signature_input", "garbage_signature", "version", "no_version", "body",
-    "content_type_after_signing", "latin1_content_type",
-)  # fmt: skip
-HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
-                      max_size=60).map(str.strip)  # fmt: skip
+    "stale",
+    "future",
+    "unknown_keyid",
+    "stranger_key",
+    "other_target",
+    "flip_signature",
+    "drop_signature",
+    "drop_signature_input",
+    "garbage_signature_input",
+    "garbage_signature",
+    "version",
+    "no_version",
+    "body",
+    "content_type_after_signing",
+    "latin1_content_type",
+)
+HEADER_TEXT = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=60
+).map(str.strip)
 ODD_BODIES = st.one_of(
     st.binary(max_size=200),
-    st.sampled_from([b"", b"[]", b"null", b'{"voucher_pool_id": 7}', b'{"voucher_pool_id": "\\ud800"}',
-                     b"[" * 50_000, b'{"voucher_pool_id": NaN}']),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            b"",
+            b"[]",
+            b"null",
+            b'{"voucher_pool_id": 7}',
+            b'{"voucher_pool_id": "\\ud800"}',
+            b"[" * 50_000,
+            b'{"voucher_pool_id": NaN}',
+        ]
+    ),
+)
 
 
 @pytest.fixture
@@ -284,11 +356,24 @@ def shop_webhook(tmp_path: Path) -> Iterator[tuple[DemoWorld, Any]]:
         yield world, key
 
 
-def genuine(world: DemoWorld, key: Any, *, url: str | None = None, created: int | None = None,
-            keyid: str | None = None, content_type: str = "application/json") -> dict[str, str]:  # fmt: skip
+def genuine(
+    world: DemoWorld,
+    key: Any,
+    *,
+    url: str | None = None,
+    created: int | None = None,
+    keyid: str | None = None,
+    content_type: str = "application/json",
+) -> dict[str, str]:
     headers = {"Content-Type": content_type, "Webhook-Version": "1"}
-    signed = sign_request(key, keyid or world.backend.keyid, "POST", url or world.webhook.url, headers,
-                          created=int(time.time()) if created is None else created)  # fmt: skip
+    signed = sign_request(
+        key,
+        keyid or world.backend.keyid,
+        "POST",
+        url or world.webhook.url,
+        headers,
+        created=int(time.time()) if created is None else created,
+    )
     return headers | signed
 
 
@@ -300,8 +385,12 @@ def test_requests_rezip_did_not_send_get_a_clean_4xx(shop_webhook, capsys) -> No
     statuses: list[int] = []
 
     @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(mutations=st.sets(st.sampled_from(MUTATIONS), min_size=1, max_size=3), text=HEADER_TEXT, body=ODD_BODIES,
-           url=st.sampled_from([world.webhook.url, world.webhook.failing_url]))  # fmt: skip
+    @given(
+        mutations=st.sets(st.sampled_from(MUTATIONS), min_size=1, max_size=3),
+        text=HEADER_TEXT,
+        body=ODD_BODIES,
+        url=st.sampled_from([world.webhook.url, world.webhook.failing_url]),
+    )
     def forged(mutations: set[str], text: str, body: bytes, url: str) -> None:
         headers = genuine(world, key, url=url)
         content = genuine_body
@@ -314,7 +403,9 @@ def test_requests_rezip_did_not_send_get_a_clean_4xx(shop_webhook, capsys) -> No
             elif mutation == "drop_signature_input":
                 headers.pop("Signature-Input", None)
             elif mutation in ("stale", "future"):
-                headers |= genuine(world, key, url=url, created=int(time.time()) + (-3600 if mutation == "stale" else 3600))
+                headers |= genuine(
+                    world, key, url=url, created=int(time.time()) + (-3600 if mutation == "stale" else 3600)
+                )
             elif mutation == "unknown_keyid":
                 headers |= genuine(world, key, url=url, keyid="key-00000000")
             elif mutation == "stranger_key":
@@ -343,14 +434,18 @@ def test_requests_rezip_did_not_send_get_a_clean_4xx(shop_webhook, capsys) -> No
 
     forged()
     # Malformed framing, below what httpx lets one send.
-    for raw in (b"POST /rezip/voucher HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-                b"POST /rezip/voucher HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"):  # fmt: skip
+    for raw in (
+        b"POST /rezip/voucher HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /rezip/voucher HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    ):
         statuses.append(_raw_status(world.webhook.url, raw))
     assert all(400 <= status < 500 for status in statuses[-2:])
     # A genuine request is still answered: the next call from RE-ZIP is served.
     answered = client.post(world.webhook.url, content=genuine_body, headers=genuine(world, key))
     assert answered.status_code == 200 and parse_voucher(answered.json()).code.startswith("HS-")
-    down = client.post(world.webhook.failing_url, content=genuine_body, headers=genuine(world, key, url=world.webhook.failing_url))
+    down = client.post(
+        world.webhook.failing_url, content=genuine_body, headers=genuine(world, key, url=world.webhook.failing_url)
+    )
     assert down.status_code == 503
     client.close()
     assert "Traceback" not in capsys.readouterr().err

@@ -105,7 +105,9 @@ def test_a_replaced_timer_never_fires_into_the_new_state() -> None:
 
 
 def test_unplugged_printer_still_shows_and_reports_the_voucher() -> None:
-    app, screen, reports = make(SlowIssuer(0.0, Issued(VOUCHER, "online")), FlowSettings(1.0, 1.0, 1.0), UnpluggedPrinter())
+    app, screen, reports = make(
+        SlowIssuer(0.0, Issued(VOUCHER, "online")), FlowSettings(1.0, 1.0, 1.0), UnpluggedPrinter()
+    )
     asyncio.run(drive(app, [CODE], 0.2))
     (report,) = reports
     assert report.status == "issued" and report.print_bytes is None
@@ -141,11 +143,24 @@ def test_a_voucher_the_screen_cannot_draw_is_shown_plainly_and_the_next_customer
     screen = FragileScreen({"rich"})
     reports: list[ScanReport] = []
     shown: list[str] = []
-    app = KioskApp(Flow(FlowSettings(1.0, 0.1, 0.1)), SlowIssuer(0.0, Issued(VOUCHER, "online", key="k1")), screen,
-                   None, locale="en_GB", timezone="UTC", on_report=reports.append, on_shown=shown.append)  # fmt: skip
+    app = KioskApp(
+        Flow(FlowSettings(1.0, 0.1, 0.1)),
+        SlowIssuer(0.0, Issued(VOUCHER, "online", key="k1")),
+        screen,
+        None,
+        locale="en_GB",
+        timezone="UTC",
+        on_report=reports.append,
+        on_shown=shown.append,
+    )
     with caplog.at_level(logging.ERROR):
         asyncio.run(drive(app, [CODE], 0.3))
-    assert screen.plain == [False, True] and screen.states == [State.IDLE, State.ISSUING, State.SHOWING_VOUCHER, State.IDLE]
+    assert screen.plain == [False, True] and screen.states == [
+        State.IDLE,
+        State.ISSUING,
+        State.SHOWING_VOUCHER,
+        State.IDLE,
+    ]
     assert [r.status for r in reports] == ["issued"] and shown == ["k1"]
     assert "could not be shown" in caplog.text and "HS-1" not in caplog.text
 
@@ -153,9 +168,24 @@ def test_a_voucher_the_screen_cannot_draw_is_shown_plainly_and_the_next_customer
 def test_when_not_even_the_plain_form_draws_the_customer_sees_a_notice_and_the_voucher_is_not_marked_seen() -> None:
     screen = FragileScreen({"rich", "plain"})
     shown: list[str] = []
-    app = KioskApp(Flow(FlowSettings(1.0, 0.1, 0.1)), SlowIssuer(0.0, Issued(VOUCHER, "online", key="k1")), screen,
-                   None, locale="en_GB", timezone="UTC", on_shown=shown.append)  # fmt: skip
-    asyncio.run(drive(app, [CODE, ], 0.05))
+    app = KioskApp(
+        Flow(FlowSettings(1.0, 0.1, 0.1)),
+        SlowIssuer(0.0, Issued(VOUCHER, "online", key="k1")),
+        screen,
+        None,
+        locale="en_GB",
+        timezone="UTC",
+        on_shown=shown.append,
+    )
+    asyncio.run(
+        drive(
+            app,
+            [
+                CODE,
+            ],
+            0.05,
+        )
+    )
     assert screen.notices[-1] == "backend_trouble" and shown == []
 
 
@@ -165,7 +195,9 @@ class BrokenPrinter:
 
 
 def test_a_printer_bug_keeps_the_voucher_up_with_the_printer_notice() -> None:
-    app, screen, reports = make(SlowIssuer(0.0, Issued(VOUCHER, "online")), FlowSettings(1.0, 1.0, 1.0), BrokenPrinter())
+    app, screen, reports = make(
+        SlowIssuer(0.0, Issued(VOUCHER, "online")), FlowSettings(1.0, 1.0, 1.0), BrokenPrinter()
+    )
     asyncio.run(drive(app, [CODE], 0.2))
     (report,) = reports
     assert report.status == "issued" and report.print_error == "error: RuntimeError"
@@ -214,8 +246,15 @@ def test_a_resumed_voucher_is_shown_and_printed_plainly_when_asked() -> None:
 
     screen = FragileScreen(set())
     attempts: list[str] = []
-    app = KioskApp(Flow(FlowSettings(1.0, 1.0, 1.0)), SlowIssuer(0, NoneAvailable("-")), screen, Printer(),
-                   locale="en_GB", timezone="UTC", on_display=lambda key: attempts.append(key) or 1)  # fmt: skip
+    app = KioskApp(
+        Flow(FlowSettings(1.0, 1.0, 1.0)),
+        SlowIssuer(0, NoneAvailable("-")),
+        screen,
+        Printer(),
+        locale="en_GB",
+        timezone="UTC",
+        on_display=lambda key: attempts.append(key) or 1,
+    )
     app.resume(CODE, Issued(VOUCHER, "offline", key="k9"), plain=True)
     asyncio.run(drive(app, [], 0.1))
     assert screen.plain == [True] and [view.plain for view in printed] == [True] and attempts == ["k9"]

@@ -1,4 +1,5 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiosk.devices.scanner.assembler import LineAssembler
 
@@ -38,7 +39,10 @@ def test_non_utf8_falls_back_to_latin1() -> None:
     assert LineAssembler("cr").feed("Grøn\r".encode(), 0) == ["Grøn"]
 
 
-@given(st.lists(st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40), max_size=8), st.data())
+@given(
+    st.lists(st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40), max_size=8),
+    st.data(),
+)
 def test_chunking_never_changes_the_lines(lines: list[str], data) -> None:
     stream = b"".join(line.encode() + b"\r" for line in lines)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))

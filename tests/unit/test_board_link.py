@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import zlib
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiosk.board import link
 from tests.conftest import REPO
@@ -36,10 +37,16 @@ def test_vectors_encode_and_decode() -> None:
 NONCES = st.binary(min_size=link.NONCE_SIZE, max_size=link.NONCE_SIZE)
 
 
-@given(NONCES, NONCES, st.sampled_from([kind for kind in link.TYPES if kind != link.HELLO]), st.integers(0, 255),
-       st.binary(max_size=200))  # fmt: skip
-def test_a_frame_of_another_session_is_rejected(recorded: bytes, current: bytes, kind: int, seq: int,
-                                                body: bytes) -> None:  # fmt: skip
+@given(
+    NONCES,
+    NONCES,
+    st.sampled_from([kind for kind in link.TYPES if kind != link.HELLO]),
+    st.integers(0, 255),
+    st.binary(max_size=200),
+)
+def test_a_frame_of_another_session_is_rejected(
+    recorded: bytes, current: bytes, kind: int, seq: int, body: bytes
+) -> None:
     decoder = link.FrameDecoder(current)
     frame = link.encode_frame(kind, seq, body, recorded)
     assert decoder.feed(frame) == ([(kind, seq, body)] if recorded == current else [])
@@ -55,10 +62,16 @@ def test_a_hello_reads_in_any_session_and_carries_its_nonce(nonce: bytes, noise:
     assert echoed == nonce and fields["kiosk"] == "1.0"
 
 
-@given(st.one_of(st.binary(max_size=120), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12).map(lambda doc: json.dumps(doc).encode())))  # fmt: skip
+@given(
+    st.one_of(
+        st.binary(max_size=120),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+            max_leaves=12,
+        ).map(lambda doc: json.dumps(doc).encode()),
+    )
+)
 def test_any_hello_body_reads_as_fields_and_a_nonce_or_none(body: bytes) -> None:
     hello = link.read_hello(body)
     if hello is not None:
@@ -68,8 +81,14 @@ def test_any_hello_body_reads_as_fields_and_a_nonce_or_none(body: bytes) -> None
 
 
 def test_a_hello_without_a_well_formed_nonce_has_none() -> None:
-    for body in (b'{"fw": "1.1.0"}', b'{"nonce": ""}', b'{"nonce": 12}', b'{"nonce": "zz11223344556677"}',
-                 b'{"nonce": "00112233445566"}', '{"nonce": "00112233445566\u00e9\u00e9"}'.encode()):  # fmt: skip
+    for body in (
+        b'{"fw": "1.1.0"}',
+        b'{"nonce": ""}',
+        b'{"nonce": 12}',
+        b'{"nonce": "zz11223344556677"}',
+        b'{"nonce": "00112233445566"}',
+        '{"nonce": "00112233445566\u00e9\u00e9"}'.encode(),
+    ):
         assert link.read_hello(body)[1] is None, body
     for body in (b"[1, 2]", b'"text"', b"\xff\xfe{", b"{", b""):
         assert link.read_hello(body) is None, body
@@ -138,9 +157,17 @@ def test_the_same_file_runs_under_real_micropython() -> None:
     node = shutil.which("node")
     assert node, "node is required (make installs Debian's nodejs)"
     result = subprocess.run(
-        [node, "firmware/tests/run_micropython.mjs", "firmware/tests/check_link_vectors.py",
-         "kiosk/board/link.py", "firmware/test_vectors.json"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            node,
+            "firmware/tests/run_micropython.mjs",
+            "firmware/tests/check_link_vectors.py",
+            "kiosk/board/link.py",
+            "firmware/test_vectors.json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"micropython vectors ok: {len(VECTORS['frames']) + len(VECTORS['rejected'])}"

@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiosk.board import link
 from kiosk.board.signals import signals_for
@@ -20,31 +21,42 @@ from tests.conftest import REPO
 FIRMWARE = REPO / "firmware"
 sys.path.insert(0, str(FIRMWARE / "board"))
 
+import patterns  # noqa: E402
 from scanline import ScanAssembler  # noqa: E402
 from slot import CLEAR, SlotDebouncer  # noqa: E402
-import patterns  # noqa: E402
 
 LOGIC = FIRMWARE / "tests" / "check_board_logic.py"
-MODULES = [FIRMWARE / "board" / name for name in ("scanline.py", "slot.py", "patterns.py")] + [REPO / "kiosk/board/link.py"]
+MODULES = [FIRMWARE / "board" / name for name in ("scanline.py", "slot.py", "patterns.py")] + [
+    REPO / "kiosk/board/link.py"
+]
 
 
 def test_logic_under_cpython() -> None:
     path = os.pathsep.join([str(FIRMWARE / "board"), str(REPO / "kiosk" / "board")])
-    result = subprocess.run([sys.executable, str(LOGIC)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
+    result = subprocess.run(
+        [sys.executable, str(LOGIC)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}
+    )
     assert result.returncode == 0, result.stderr
     assert "cpython board logic ok: 4" in result.stdout
 
 
 @pytest.mark.skipif(not simulator_available(), reason="needs node and firmware/node_modules (make test)")
 def test_logic_under_micropython() -> None:
-    result = subprocess.run(["node", "tests/run_micropython.mjs", str(LOGIC), *map(str, MODULES)],
-                            capture_output=True, text=True, cwd=FIRMWARE, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        ["node", "tests/run_micropython.mjs", str(LOGIC), *map(str, MODULES)],
+        capture_output=True,
+        text=True,
+        cwd=FIRMWARE,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "micropython board logic ok: 4" in result.stdout
 
 
-@given(st.lists(st.binary(min_size=1, max_size=40).filter(lambda b: not set(b) & set(b"\r\n\t")), max_size=8),
-       st.lists(st.integers(1, 7), max_size=8))  # fmt: skip
+@given(
+    st.lists(st.binary(min_size=1, max_size=40).filter(lambda b: not set(b) & set(b"\r\n\t")), max_size=8),
+    st.lists(st.integers(1, 7), max_size=8),
+)
 def test_codes_come_out_whole_however_the_bytes_are_split(codes: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(code + b"\r" for code in codes)
     assembler, out, at, position = ScanAssembler(max_len=64), [], 0, 0

@@ -1,7 +1,8 @@
 import re
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiosk.core.codes import MAX_INPUT_CHARS, PackagingCode, Rejection, RejectReason, normalise
 
@@ -88,10 +89,15 @@ def test_scanner_noise_never_changes_the_code(code: str, suffix: str, aim: str) 
 
 @pytest.mark.parametrize(
     "raw",
-    [f"https://shop.example/p/10HS{ULID}", f"https://re-zip.com.evil.example/p/10HS{ULID}",
-     f"https://evilre-zip.com/?code=10HS0042", f"https://user@r.example/10HS0042", "https://[::1/10HS0042",
-     f"myapp://re-zip.com/10HS{ULID}/../"],
-)  # fmt: skip
+    [
+        f"https://shop.example/p/10HS{ULID}",
+        f"https://re-zip.com.evil.example/p/10HS{ULID}",
+        "https://evilre-zip.com/?code=10HS0042",
+        "https://user@r.example/10HS0042",
+        "https://[::1/10HS0042",
+        f"myapp://re-zip.com/10HS{ULID}/../",
+    ],
+)
 def test_urls_of_foreign_hosts_are_foreign_codes(raw: str) -> None:
     result = normalise(raw)
     assert isinstance(result, Rejection) and result.reason is RejectReason.NOT_REZIP
@@ -101,7 +107,9 @@ def test_url_hosts_are_configurable() -> None:
     raw = f"https://packaging.example/q/10HS{ULID}"
     assert isinstance(normalise(raw), Rejection)
     assert normalise(raw, url_hosts=["packaging.example"]) == PackagingCode(f"10HS{ULID}")
-    assert normalise(f"https://a.packaging.example/q/10HS{ULID}", url_hosts=["*.packaging.example"]).value.startswith("10HS")  # type: ignore[union-attr]
+    assert normalise(f"https://a.packaging.example/q/10HS{ULID}", url_hosts=["*.packaging.example"]).value.startswith(
+        "10HS"
+    )  # type: ignore[union-attr]
 
 
 @given(codes, st.sampled_from(["code", "c", "barcode"]))

@@ -40,17 +40,32 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ({"kiosk": {"hardware_id": "k", "timezone": "Mars/Olympus"}}, "kiosk.timezone: unknown time zone"),
         ({"backend": {**MINIMAL["backend"], "url": "http://api.re-zip.com"}}, "backend.url: must be https"),
         ({"backend": {**MINIMAL["backend"], "auth_scheme": "Basic"}}, "backend.auth_scheme: must be one of"),
-        ({"backend": {**MINIMAL["backend"], "deadline_s": -1}}, "backend.deadline_s: must be a number of seconds from 0.1 to 60"),
-        ({"backend": {**MINIMAL["backend"], "deadline_s": float("nan")}}, "backend.deadline_s: must be a number of seconds"),
-        ({"backend": {**MINIMAL["backend"], "read_timeout_s": float("inf")}}, "backend.read_timeout_s: must be a number"),
+        (
+            {"backend": {**MINIMAL["backend"], "deadline_s": -1}},
+            "backend.deadline_s: must be a number of seconds from 0.1 to 60",
+        ),
+        (
+            {"backend": {**MINIMAL["backend"], "deadline_s": float("nan")}},
+            "backend.deadline_s: must be a number of seconds",
+        ),
+        (
+            {"backend": {**MINIMAL["backend"], "read_timeout_s": float("inf")}},
+            "backend.read_timeout_s: must be a number",
+        ),
         ({"backend": {**MINIMAL["backend"], "connect_timeout_s": 0}}, "backend.connect_timeout_s: must be a number of"),
         ({"backend": {**MINIMAL["backend"], "url": "https://[::1"}}, "backend.url: is not a well-formed URL"),
-        ({"backend": {**MINIMAL["backend"], "url": "https://api.re-zip.com:99999"}}, "backend.url: is not a well-formed URL"),
+        (
+            {"backend": {**MINIMAL["backend"], "url": "https://api.re-zip.com:99999"}},
+            "backend.url: is not a well-formed URL",
+        ),
         ({"backend": {**MINIMAL["backend"], "url": "https://user:pw@api.re-zip.com"}}, "backend.url: must not carry"),
         ({"backend": {**MINIMAL["backend"], "token_file": "tok\x00en"}}, "backend.token_file: must be one line"),
         ({"backend": {**MINIMAL["backend"], "drop_point_location_id": "dp/../x"}}, "backend.drop_point_location_id:"),
         ({"kiosk": {"hardware_id": "k 1\x1b[2J"}}, "kiosk.hardware_id:"),
-        ({"backend": {**MINIMAL["backend"], "token_file": "~nosuchuser/token"}}, "backend.token_file: '~nosuchuser' is not a home folder here"),  # found by scripts/fuzz
+        (
+            {"backend": {**MINIMAL["backend"], "token_file": "~nosuchuser/token"}},
+            "backend.token_file: '~nosuchuser' is not a home folder here",
+        ),  # found by scripts/fuzz
         ({"offline": {"jwks_url": "http://keys.example/jwks.json"}}, "offline.jwks_url: must be https"),
         ({"offline": {"jwks_url": "https://[bad"}}, "offline.jwks_url: is not a well-formed URL"),
         ({"offline": {"reserve_per_pool": 0}}, "offline.reserve_per_pool: must be a whole number from 1 to 500"),
@@ -93,13 +108,17 @@ def test_missing_section() -> None:
 
 
 def test_http_is_allowed_on_loopback_only() -> None:
-    config = parse_config({**MINIMAL, "backend": {**MINIMAL["backend"], "url": "http://127.0.0.1:8080"}}, base=Path("/"))
+    config = parse_config(
+        {**MINIMAL, "backend": {**MINIMAL["backend"], "url": "http://127.0.0.1:8080"}}, base=Path("/")
+    )
     assert config.backend.url == "http://127.0.0.1:8080"
 
 
 def test_cli_reports_a_bad_file_and_exits_non_zero(tmp_path: Path) -> None:
     bad = tmp_path / "kiosk.toml"
-    bad.write_text('[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://x.example"\ndrop_point_location_id = "d"\ntoken_file = "t"\nread_timeout_s = "soon"\n')
+    bad.write_text(
+        '[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://x.example"\ndrop_point_location_id = "d"\ntoken_file = "t"\nread_timeout_s = "soon"\n'
+    )
     result = run_kiosk("scan", "10HS0042", "--config", str(bad))
     assert result.returncode == 2
     assert "backend.read_timeout_s: must be a number of seconds" in result.stderr
@@ -116,7 +135,9 @@ def test_cli_refuses_a_token_file_others_can_read(tmp_path: Path) -> None:
     token.write_text("secret\n")
     token.chmod(0o644)
     config = tmp_path / "kiosk.toml"
-    config.write_text('[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://x.example"\ndrop_point_location_id = "d"\ntoken_file = "token"\n')
+    config.write_text(
+        '[kiosk]\nhardware_id = "k"\n[backend]\nurl = "https://x.example"\ndrop_point_location_id = "d"\ntoken_file = "token"\n'
+    )
     result = run_kiosk("scan", "10HS0042", "--config", str(config))
     assert result.returncode == 2
     assert "mode 0600" in result.stderr and "secret" not in result.stderr

@@ -8,6 +8,7 @@ from kiosk.core.flow import (
     TRANSITIONS,
     CancelTimer,
     Concluded,
+    DepositDetected,
     DroppedScan,
     Flow,
     FlowError,
@@ -15,7 +16,6 @@ from kiosk.core.flow import (
     IssuanceDone,
     LateOutcome,
     NoticeKind,
-    DepositDetected,
     PrintDone,
     PrinterChanged,
     PrintVoucher,
@@ -224,8 +224,9 @@ def test_table_covers_every_pair_except_the_idle_timer() -> None:
     assert missing == {(State.IDLE, TimerExpired)}
 
 
-DEPOSIT = FlowSettings(issue_timeout_s=3.5, voucher_display_s=30, notice_display_s=6, deposit_required=True,
-                       deposit_timeout_s=15)  # fmt: skip
+DEPOSIT = FlowSettings(
+    issue_timeout_s=3.5, voucher_display_s=30, notice_display_s=6, deposit_required=True, deposit_timeout_s=15
+)
 
 
 def test_with_a_slot_sensor_a_valid_scan_waits_for_the_deposit_then_issues() -> None:

@@ -1,11 +1,11 @@
 """The seed document's examples, verbatim (ICU puts a no-break space where the seed shows a space)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from kiosk.core.voucher import parse_voucher
 from kiosk.core.currencies import minor_digits
+from kiosk.core.voucher import parse_voucher
 from kiosk.presentation.format import format_amount, format_discount, format_expiry
 
 
@@ -45,8 +45,10 @@ def test_percentage_and_gift() -> None:
 
 
 def test_expiry_dates_in_the_kiosk_zone() -> None:
-    assert format_expiry(datetime(2027, 1, 1, 12, tzinfo=timezone.utc), "en_GB", "Europe/London") == "01/01/2027"
-    assert format_expiry(datetime(2027, 3, 15, 12, tzinfo=timezone.utc), "da_DK", "Europe/Copenhagen") == "15.3.2027"
+    assert format_expiry(datetime(2027, 1, 1, 12, tzinfo=UTC), "en_GB", "Europe/London") == "01/01/2027"
+    assert format_expiry(datetime(2027, 3, 15, 12, tzinfo=UTC), "da_DK", "Europe/Copenhagen") == "15.3.2027"
     # 23:30 UTC on 14 March is already 15 March in Copenhagen
-    assert format_expiry(datetime(2027, 3, 14, 23, 30, tzinfo=timezone.utc), "da_DK", "Europe/Copenhagen") == "15.3.2027"
+    assert (
+        format_expiry(datetime(2027, 3, 14, 23, 30, tzinfo=UTC), "da_DK", "Europe/Copenhagen") == "15.3.2027"
+    )
     assert format_expiry(None, "da_DK", "Europe/Copenhagen") is None

@@ -9,8 +9,8 @@ separate test checks that our default digits are ICU's for every currency both k
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache
 
 import icu
 import pytest
@@ -35,13 +35,44 @@ from kiosk.presentation.format import (
 #: The ICU release of the reference and the CLDR release it carries (ICU 77 is built on CLDR 47).
 REFERENCE_ICU, REFERENCE_CLDR = "77.1", "47"
 ZONE = "Europe/Copenhagen"
-CURRENCIES = ["DKK", "EUR", "GBP", "HUF", "ALL", "RSD", "JPY", "KWD", "BHD", "ISK", "CHF", "SEK", "NOK",
-              "PLN", "CZK", "USD", "TND", "CLP", "IDR", "COP", "PKR", "RON", "BGN", "UAH", "MKD", "BAM"]  # fmt: skip
+CURRENCIES = [
+    "DKK",
+    "EUR",
+    "GBP",
+    "HUF",
+    "ALL",
+    "RSD",
+    "JPY",
+    "KWD",
+    "BHD",
+    "ISK",
+    "CHF",
+    "SEK",
+    "NOK",
+    "PLN",
+    "CZK",
+    "USD",
+    "TND",
+    "CLP",
+    "IDR",
+    "COP",
+    "PKR",
+    "RON",
+    "BGN",
+    "UAH",
+    "MKD",
+    "BAM",
+]
 MINOR_AMOUNTS = [1, 99, 2500, 5000, 1234, 100000, 500050, 123456789]
-DATES = ["2027-01-01T00:00:00+00:00", "2027-03-15T12:00:00+00:00", "2027-12-31T23:30:00+00:00", "2030-07-04T10:00:00+00:00"]
+DATES = [
+    "2027-01-01T00:00:00+00:00",
+    "2027-03-15T12:00:00+00:00",
+    "2027-12-31T23:30:00+00:00",
+    "2030-07-04T10:00:00+00:00",
+]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _formatter(skeleton: str, locale: str) -> icu.LocalizedNumberFormatter:
     return icu.NumberFormatter.forSkeleton(skeleton).locale(icu.Locale(locale))
 
@@ -105,17 +136,24 @@ def test_dates_percentages_and_quantities_match_icu() -> None:
         for date in map(datetime.fromisoformat, DATES):
             mismatches.append((locale, date, format_expiry(date, locale, ZONE), icu_date(date, locale)))
         for percent in (1, 15, 50, 100):
-            voucher = parse_voucher({"code": "X", "type": "percentage", "value": percent, "unit": "%", "conditions": ""})
-            mismatches.append((locale, percent, format_discount(voucher, locale),
-                               _formatter("percent", locale).formatInt(percent)))  # fmt: skip
+            voucher = parse_voucher(
+                {"code": "X", "type": "percentage", "value": percent, "unit": "%", "conditions": ""}
+            )
+            mismatches.append(
+                (locale, percent, format_discount(voucher, locale), _formatter("percent", locale).formatInt(percent))
+            )
         for quantity in (1, 2, 1000, 12345, 1234567):
-            mismatches.append((locale, quantity, format_integer(quantity, locale), _formatter("", locale).formatInt(quantity)))
+            mismatches.append(
+                (locale, quantity, format_integer(quantity, locale), _formatter("", locale).formatInt(quantity))
+            )
     assert [case for case in mismatches if case[2] != case[3]] == []
 
 
 @settings(max_examples=100, deadline=None)
-@given(moment=st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31), timezones=st.just(timezone.utc)),
-       locale=st.sampled_from(LOCALES))  # fmt: skip
+@given(
+    moment=st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31), timezones=st.just(UTC)),
+    locale=st.sampled_from(LOCALES),
+)
 def test_any_expiry_date_matches_icu(moment: datetime, locale: str) -> None:
     moment = moment.replace(microsecond=0)  # ICU's UDate is whole milliseconds
     assert format_expiry(moment, locale, ZONE) == icu_date(moment, locale)
@@ -123,10 +161,16 @@ def test_any_expiry_date_matches_icu(moment: datetime, locale: str) -> None:
 
 @pytest.mark.parametrize(
     "minor, currency, locale, shown",
-    [(500000, "HUF", "hu_HU", "5000,00\u00a0Ft"), (500050, "HUF", "hu_HU", "5000,50\u00a0Ft"),
-     (150, "ALL", "sq_AL", "1,50\u00a0Lekë"), (15000, "ALL", "sq_AL", "150\u00a0Lekë"),
-     (1500, "RSD", "en_GB", "RSD\u00a015"), (1550, "RSD", "en_GB", "RSD\u00a015.50"),
-     (1500, "JPY", "en_GB", "JP¥1,500"), (1234, "KWD", "da_DK", "1,234\u00a0KWD")],
-)  # fmt: skip
+    [
+        (500000, "HUF", "hu_HU", "5000,00\u00a0Ft"),
+        (500050, "HUF", "hu_HU", "5000,50\u00a0Ft"),
+        (150, "ALL", "sq_AL", "1,50\u00a0Lekë"),
+        (15000, "ALL", "sq_AL", "150\u00a0Lekë"),
+        (1500, "RSD", "en_GB", "RSD\u00a015"),
+        (1550, "RSD", "en_GB", "RSD\u00a015.50"),
+        (1500, "JPY", "en_GB", "JP¥1,500"),
+        (1234, "KWD", "da_DK", "1,234\u00a0KWD"),
+    ],
+)
 def test_iso_minor_units_and_the_display_rule(minor: int, currency: str, locale: str, shown: str) -> None:
     assert format_amount(minor, currency, locale) == shown

@@ -61,9 +61,16 @@ def test_language_names_are_in_their_own_language() -> None:
 
 
 VOUCHER = parse_voucher(
-    {"code": "SAVE50", "type": "amount", "value": 5000, "unit": "DKK", "conditions": "Min. køb 200 DKK",
-     "expires_at": "2027-03-15T12:00:00Z", "shop": {"name": "Grøn Butik", "description": "Økologi"}}
-)  # fmt: skip
+    {
+        "code": "SAVE50",
+        "type": "amount",
+        "value": 5000,
+        "unit": "DKK",
+        "conditions": "Min. køb 200 DKK",
+        "expires_at": "2027-03-15T12:00:00Z",
+        "shop": {"name": "Grøn Butik", "description": "Økologi"},
+    }
+)
 
 
 def test_voucher_view_in_danish_matches_the_seed() -> None:
@@ -100,6 +107,8 @@ def test_every_screen_has_translated_texts(locale: str) -> None:
 
 def test_rejection_reasons_get_their_own_advice() -> None:
     empty = build_screen_view(Screen(State.NOTICE, notice=NoticeKind.INVALID_CODE, reason="empty"), "de_DE", "UTC")
-    foreign = build_screen_view(Screen(State.NOTICE, notice=NoticeKind.INVALID_CODE, reason="not_rezip"), "de_DE", "UTC")
+    foreign = build_screen_view(
+        Screen(State.NOTICE, notice=NoticeKind.INVALID_CODE, reason="not_rezip"), "de_DE", "UTC"
+    )
     assert empty.subtitle == labels("de_DE")["notice.invalid_code.empty"]
     assert foreign.subtitle == labels("de_DE")["notice.invalid_code.hint"]

@@ -8,9 +8,17 @@ from kiosk.devices.scanner.hid_source import HidSelector, KeyEvent, lines_from_k
 from kiosk.devices.scanner.keymap import KeyDecoder
 
 SHIFT, CAPS, ENTER, ALTGR = 42, 58, 28, 100
-US_KEYS = {**{c: k for c, k in zip("1234567890", range(2, 12))},
-           **{c: 16 + i for i, c in enumerate("qwertyuiop")}, **{c: 30 + i for i, c in enumerate("asdfghjkl")},
-           **{c: 44 + i for i, c in enumerate("zxcvbnm")}, "-": 12, "=": 13, ".": 52, "/": 53, ";": 39}  # fmt: skip
+US_KEYS = {
+    **{c: k for c, k in zip("1234567890", range(2, 12))},
+    **{c: 16 + i for i, c in enumerate("qwertyuiop")},
+    **{c: 30 + i for i, c in enumerate("asdfghjkl")},
+    **{c: 44 + i for i, c in enumerate("zxcvbnm")},
+    "-": 12,
+    "=": 13,
+    ".": 52,
+    "/": 53,
+    ";": 39,
+}
 US_SHIFTED = {":": ";", "?": "/", "_": "-", "+": "="}
 
 

@@ -1,8 +1,8 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from kiosk.core.offline import CachedCode, OfflineLimits, OfflineState, choose_code, refusal
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def code(name, shop, visibility, *, countries=("DK",), days=30, kind="amount", value=5000, unit="DKK"):
@@ -39,8 +39,13 @@ def test_other_shops_get_public_and_private_public_only() -> None:
 
 
 def state(**changes):
-    base = dict(unforwarded=0, unforwarded_value={}, last_contact=NOW - timedelta(hours=1),
-                clock_floor=NOW - timedelta(hours=1), expected_now=None)  # fmt: skip
+    base = dict(
+        unforwarded=0,
+        unforwarded_value={},
+        last_contact=NOW - timedelta(hours=1),
+        clock_floor=NOW - timedelta(hours=1),
+        expected_now=None,
+    )
     return OfflineState(**{**base, **changes})
 
 

@@ -2,7 +2,8 @@
 
 import pytest
 import zxingcpp
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kiosk.core.voucher import Shop, parse_voucher
 from kiosk.devices.printer.escpos_reader import parse_escpos, render_paper_png
@@ -32,7 +33,14 @@ def test_tm_t20ii_job_has_text_native_qr_and_one_cut() -> None:
     assert job.unknown == []
     assert job.count("ESC @") == 1 and job.count("GS V") == 1
     assert job.qr_payloads == [VOUCHER.link]
-    for text in ("Hyggelig Sko", "DKK\u00a050.00", "Use code", "HS50-ABC", "Expiration date: 15/03/2027", "Min. køb 200 DKK"):
+    for text in (
+        "Hyggelig Sko",
+        "DKK\u00a050.00",
+        "Use code",
+        "HS50-ABC",
+        "Expiration date: 15/03/2027",
+        "Min. køb 200 DKK",
+    ):
         assert text in job.text
 
 
@@ -69,7 +77,9 @@ ALLOWED = {"ESC @", "ESC !", "ESC E", "ESC a", "ESC t", "GS ( k", "GS v 0", "ESC
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(conditions=hostile, name=hostile, description=hostile, profile=st.sampled_from(["TM-T20II", "POS-5890"]))
 def test_no_outside_byte_becomes_a_command(conditions: str, name: str, description: str, profile: str) -> None:
-    voucher = parse_voucher({**VOUCHER.to_json(), "conditions": conditions, "shop": {"name": name, "description": description}})
+    voucher = parse_voucher(
+        {**VOUCHER.to_json(), "conditions": conditions, "shop": {"name": name, "description": description}}
+    )
     job = parse_escpos(render_paper(view(voucher), profile), profile)
     assert job.unknown == []
     assert set(job.commands) <= ALLOWED  # no drawer kick, no NV memory, no status or other commands

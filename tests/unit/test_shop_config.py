@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kiosk.config
 from kiosk.core.urls import url_problem
@@ -66,8 +67,9 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 
 def test_the_public_url_is_where_every_public_address_starts(tmp_path: Path) -> None:
-    config = parse_shop_config(changed("server", public_url="https://shop.example.com/bridge/", path="/hook"),
-                               base=tmp_path)  # fmt: skip
+    config = parse_shop_config(
+        changed("server", public_url="https://shop.example.com/bridge/", path="/hook"), base=tmp_path
+    )
     assert config.webhook_url == "https://shop.example.com/bridge/hook"
     assert config.link_for("A") == "https://shop.example.com/bridge/redeem?code=A"
 
@@ -127,22 +129,38 @@ def test_loopback_may_be_plain_http(tmp_path: Path) -> None:
         (changed("voucher", currency="DEM"), "voucher.currency: must be an ISO 4217 code in use"),
         (changed("voucher", conditions=7), "voucher.conditions: must be a non-empty string"),
         (changed("voucher", link_template="{public_url}/redeem"), "voucher.link_template: must hold {code}"),
-        (changed("voucher", link_template="{public_url}/r?c={code}&u={user}"),
-         "voucher.link_template: may hold only the placeholders {public_url} and {code}, not {user}"),
+        (
+            changed("voucher", link_template="{public_url}/r?c={code}&u={user}"),
+            "voucher.link_template: may hold only the placeholders {public_url} and {code}, not {user}",
+        ),
         (changed("voucher", link_template="{public_url}/r?c={code!r}"), "voucher.link_template: may hold only"),
         (changed("voucher", link_template="{public_url}/r?c={code:>9}"), "voucher.link_template: may hold only"),
         (changed("voucher", link_template="{public_url}/r?c={}"), "voucher.link_template: may hold only"),
         (changed("voucher", link_template="{public_url}/r?c={code.real}"), "voucher.link_template: may hold only"),
         (changed("voucher", link_template="{public_url}/r?c={code"), "voucher.link_template: has a { or }"),
-        (changed("voucher", link_template="https://{code}.shop.example.com/"), "voucher.link_template: {code} must come after the host"),
-        (changed("voucher", link_template="http://shop.example.com/r?c={code}"), "voucher.link_template: filled in, must be https"),
-        (changed("voucher", link_template="javascript:alert({code})"), "voucher.link_template: filled in, must be an https URL"),
-        (changed("voucher", link_template="{public_url}/" + "x" * 300 + "?c={code}"),
-         f"voucher.link_template: a link with a 64-character code must fit the {MAX_LINK_BYTES} bytes"),
+        (
+            changed("voucher", link_template="https://{code}.shop.example.com/"),
+            "voucher.link_template: {code} must come after the host",
+        ),
+        (
+            changed("voucher", link_template="http://shop.example.com/r?c={code}"),
+            "voucher.link_template: filled in, must be https",
+        ),
+        (
+            changed("voucher", link_template="javascript:alert({code})"),
+            "voucher.link_template: filled in, must be an https URL",
+        ),
+        (
+            changed("voucher", link_template="{public_url}/" + "x" * 300 + "?c={code}"),
+            f"voucher.link_template: a link with a 64-character code must fit the {MAX_LINK_BYTES} bytes",
+        ),
         (changed("voucher", landing_url="https://shop.example.com/cart"), "voucher.landing_url: must hold {code}"),
-        (changed("voucher", landing_url="http://shop.example.com/c?d={code}"), "voucher.landing_url: filled in, must be https"),
+        (
+            changed("voucher", landing_url="http://shop.example.com/c?d={code}"),
+            "voucher.landing_url: filled in, must be https",
+        ),
     ],
-)  # fmt: skip
+)
 def test_refusals_name_the_key(tmp_path: Path, doc: dict, message: str) -> None:
     with pytest.raises(ConfigError) as refused:
         parse_shop_config(doc, base=tmp_path)
@@ -192,21 +210,62 @@ def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
 
 
 VALUES = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-(2**64), max_value=2**64),
-    st.sampled_from([0, -1, True, "", " ", "\x00", "a\nb", "\x1b[2J", "https://[::1", "http://203.0.113.9",
-                     "https://user:pw@127.0.0.1", "http://127.0.0.1:1", "../../etc/passwd", "😀" * 300,
-                     "x" * 5000, "localhost:0", "[::1]:8080", "~nosuchuser/x", "{code}", "{public_url}",
-                     "{public_url}/r?c={code}", "https://{code}.example.com", "{", "}", "{0}", "{code!s}",
-                     "https://shop.example.com/c/{code}", "EUR", "eur", "XXX", "/rezip/voucher", "/redeem",
-                     "Bearer", "Pat", "https://api.voucherify.io/", "https://x.example/?q={code}#f"]),
-    st.text(max_size=30), st.lists(st.text(max_size=10), max_size=3),
-)  # fmt: skip
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.sampled_from(
+        [
+            0,
+            -1,
+            True,
+            "",
+            " ",
+            "\x00",
+            "a\nb",
+            "\x1b[2J",
+            "https://[::1",
+            "http://203.0.113.9",
+            "https://user:pw@127.0.0.1",
+            "http://127.0.0.1:1",
+            "../../etc/passwd",
+            "😀" * 300,
+            "x" * 5000,
+            "localhost:0",
+            "[::1]:8080",
+            "~nosuchuser/x",
+            "{code}",
+            "{public_url}",
+            "{public_url}/r?c={code}",
+            "https://{code}.example.com",
+            "{",
+            "}",
+            "{0}",
+            "{code!s}",
+            "https://shop.example.com/c/{code}",
+            "EUR",
+            "eur",
+            "XXX",
+            "/rezip/voucher",
+            "/redeem",
+            "Bearer",
+            "Pat",
+            "https://api.voucherify.io/",
+            "https://x.example/?q={code}#f",
+        ]
+    ),
+    st.text(max_size=30),
+    st.lists(st.text(max_size=10), max_size=3),
+)
 KEYS = [(section, key) for section, table in EXAMPLE.items() for key in table]
 
 
 @settings(max_examples=1000, deadline=None)
-@given(changes=st.lists(st.tuples(st.sampled_from(KEYS + [("server", "colour"), ("extra", "x")]),
-                                  st.one_of(VALUES, st.none())), min_size=1, max_size=3))  # fmt: skip
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(KEYS + [("server", "colour"), ("extra", "x")]), st.one_of(VALUES, st.none())),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_any_shop_file_is_refused_by_key_or_makes_links_the_kiosk_keeps(changes: list) -> None:
     doc: dict[str, Any] = copy.deepcopy(EXAMPLE)
     for (section, key), value in changes:
@@ -224,8 +283,17 @@ def test_any_shop_file_is_refused_by_key_or_makes_links_the_kiosk_keeps(changes:
     for code in ("HS-1234ABCD", "A" * 64, "a/b+c#d=e:f"):
         link, landing = config.link_for(code), config.landing_for(code)
         assert url_problem(link) is None and url_problem(landing) is None
-        voucher = parse_voucher({"code": code, "link": link, "type": "percentage", "value": 20, "unit": "%",
-                                 "conditions": "", "expires_at": None})  # fmt: skip
+        voucher = parse_voucher(
+            {
+                "code": code,
+                "link": link,
+                "type": "percentage",
+                "value": 20,
+                "unit": "%",
+                "conditions": "",
+                "expires_at": None,
+            }
+        )
         # Plain http (loopback only: tests and the demo) is a link no kiosk shows; every https one is kept.
         assert voucher.link == link or urlsplit(link).hostname in ("127.0.0.1", "::1", "localhost")
     assert url_problem(config.webhook_url) is None

@@ -9,7 +9,8 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.config import LOCALES
 from kiosk.core.text import clean_text
@@ -56,9 +57,17 @@ def test_the_locale_comes_from_accept_language(header: str | None, locale: str) 
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.one_of(st.text(max_size=200), st.lists(st.tuples(st.sampled_from(
-    ["de", "de-AT", "fr-CA", "en", "*", "sq-AL", "xx", "nl-be", "hu"]), st.floats(0, 1)), max_size=6).map(
-    lambda items: ", ".join(f"{lang};q={q:.3f}" for lang, q in items))))  # fmt: skip
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["de", "de-AT", "fr-CA", "en", "*", "sq-AL", "xx", "nl-be", "hu"]), st.floats(0, 1)
+            ),
+            max_size=6,
+        ).map(lambda items: ", ".join(f"{lang};q={q:.3f}" for lang, q in items)),
+    )
+)
 def test_any_header_gives_one_of_the_kiosk_locales(header: str) -> None:
     assert choose_locale(header) in LOCALES
 
@@ -118,8 +127,13 @@ def test_the_page_allows_only_its_own_style() -> None:
     page = _read(body)
     digest = base64.b64encode(hashlib.sha256(page.style.encode("utf-8")).digest()).decode()
     policy = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
-    assert policy == {"default-src": "'none'", "style-src": f"'sha256-{digest}'", "base-uri": "'none'",
-                      "form-action": "'none'", "frame-ancestors": "'none'"}  # fmt: skip
+    assert policy == {
+        "default-src": "'none'",
+        "style-src": f"'sha256-{digest}'",
+        "base-uri": "'none'",
+        "form-action": "'none'",
+        "frame-ancestors": "'none'",
+    }
     assert "script" not in page.tags and not re.search(rb"<(script|img|link|iframe|form|a)\b", body)
     assert headers["Referrer-Policy"] == "no-referrer" and headers["Cache-Control"] == "no-store"
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["Vary"] == "Accept-Language"
@@ -131,9 +145,26 @@ def test_no_code_no_code_line() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(code=st.one_of(st.text(max_size=100), st.sampled_from([
-    "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "&amp;", "]]>", "\x1b[2J\x07", "\u202eDCBA",
-    "a\nb\rc", "\ud800", "</code></p></main><a href=//x>win</a>", "{code}", "😀" * 80])))  # fmt: skip
+@given(
+    code=st.one_of(
+        st.text(max_size=100),
+        st.sampled_from(
+            [
+                "<script>alert(1)</script>",
+                '"><img src=x onerror=alert(1)>',
+                "&amp;",
+                "]]>",
+                "\x1b[2J\x07",
+                "\u202eDCBA",
+                "a\nb\rc",
+                "\ud800",
+                "</code></p></main><a href=//x>win</a>",
+                "{code}",
+                "😀" * 80,
+            ]
+        ),
+    )
+)
 def test_the_code_is_shown_as_text_whatever_it_holds(code: str) -> None:
     body = redeem_page("already_redeemed", code, "de").body
     page = _read(body)
@@ -141,5 +172,6 @@ def test_the_code_is_shown_as_text_whatever_it_holds(code: str) -> None:
     expected = shown if len(shown) <= 64 else shown[:64] + "…"
     assert page.text.get("code", "") == expected
     assert page.tags == ["html", "head", "meta", "meta", "meta", "title", "style", "body", "main", "h1", "p"] + (
-        ["p", "code"] if expected else [])  # fmt: skip
+        ["p", "code"] if expected else []
+    )
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", body.decode("utf-8"))

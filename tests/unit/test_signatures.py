@@ -32,8 +32,7 @@ def signed(key, **overrides) -> dict[str, str]:
 def test_headers_have_rezip_shape(key) -> None:
     headers = signed(key)
     assert headers["Signature-Input"] == (
-        'sig1=("@method" "@target-uri" "content-type");keyid="key-a1b2c3d4";'
-        'alg="ecdsa-p384-sha384";created=1700000000'
+        'sig1=("@method" "@target-uri" "content-type");keyid="key-a1b2c3d4";alg="ecdsa-p384-sha384";created=1700000000'
     )
     assert headers["Signature"].startswith("sig1=:") and headers["Signature"].endswith(":")
     raw = base64.b64decode(headers["Signature"][6:-1])
@@ -88,8 +87,18 @@ def test_other_key_same_kid(key) -> None:
         ({}, NOW + 301, "stale"),
         ({}, NOW - 301, "stale"),
         ({"Signature-Input": 'sig1=("@method");keyid="key-a1b2c3d4";created=1700000000'}, NOW, "no signature covers"),
-        ({"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="nope";created=1700000000'}, NOW, "unknown keyid"),
-        ({"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="key-a1b2c3d4";alg="rsa-v1_5-sha256";created=1700000000'}, NOW, "unsupported algorithm"),
+        (
+            {"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="nope";created=1700000000'},
+            NOW,
+            "unknown keyid",
+        ),
+        (
+            {
+                "Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="key-a1b2c3d4";alg="rsa-v1_5-sha256";created=1700000000'
+            },
+            NOW,
+            "unsupported algorithm",
+        ),
         ({"Signature": "sig1=:bm90IGEgc2lnbmF0dXJl:"}, NOW, "wrong length"),
         ({"Signature": "sig1=not-bytes"}, NOW, "byte sequence"),
         ({"Signature-Input": "garbage"}, NOW, "malformed"),
@@ -109,13 +118,21 @@ def test_missing_headers(key) -> None:
     "headers_change, fault",
     [
         ({"Signature-Input": 'sig1=("@method");keyid="key-a1b2c3d4";created=1700000000'}, "not_covered"),
-        ({"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="nope";created=1700000000'}, "unknown_key"),
-        ({"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="key-a1b2c3d4";alg="hmac-sha256";created=1700000000'}, "algorithm"),
+        (
+            {"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="nope";created=1700000000'},
+            "unknown_key",
+        ),
+        (
+            {
+                "Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="key-a1b2c3d4";alg="hmac-sha256";created=1700000000'
+            },
+            "algorithm",
+        ),
         ({"Signature-Input": 'sig1=("@method" "@target-uri" "content-type");keyid="key-a1b2c3d4"'}, "stale"),
         ({"Signature": "sig1=:AAAA:"}, "malformed"),
         ({"Content-Type": "text/plain"}, "mismatch"),
     ],
-)  # fmt: skip
+)
 def test_each_refusal_says_which_fault(key, headers_change: dict, fault: str) -> None:
     with pytest.raises(SignatureError) as refused:
         verify_request("POST", URL, signed(key, **headers_change), {"key-a1b2c3d4": key.public_key()}, now=NOW)
@@ -141,9 +158,16 @@ def test_the_window_is_the_callers(key) -> None:
 
 def test_keys_from_jwks_keeps_the_p384_signing_keys(key) -> None:
     jwk = public_jwk(key.public_key(), "k1")
-    doc = {"keys": [jwk, {**jwk, "kid": "enc", "use": "enc"}, {**jwk, "kid": "broken", "x": "!!"},
-                    {"kty": "EC", "crv": "P-256", "kid": "p256", "x": "AA", "y": "AA"}, "not a key",
-                    {**jwk, "kid": 7}]}  # fmt: skip
+    doc = {
+        "keys": [
+            jwk,
+            {**jwk, "kid": "enc", "use": "enc"},
+            {**jwk, "kid": "broken", "x": "!!"},
+            {"kty": "EC", "crv": "P-256", "kid": "p256", "x": "AA", "y": "AA"},
+            "not a key",
+            {**jwk, "kid": 7},
+        ]
+    }
     assert list(keys_from_jwks(doc)) == ["k1"]
     assert keys_from_jwks(doc)["k1"].public_numbers() == key.public_key().public_numbers()
     for broken in ({"keys": "x"}, [], None, {}):

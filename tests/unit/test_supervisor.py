@@ -67,8 +67,9 @@ def test_a_thread_body_is_restarted_until_it_returns_or_gives_up() -> None:
     async def scenario() -> bool:
         supervisor = Supervisor(max_failures=3, first_delay_s=0.01)
         stop = threading.Event()
-        thread = threading.Thread(target=supervisor.keep_thread, args=("reader", body),
-                                  kwargs={"stop": stop, "on_state": states.append})  # fmt: skip
+        thread = threading.Thread(
+            target=supervisor.keep_thread, args=("reader", body), kwargs={"stop": stop, "on_state": states.append}
+        )
         thread.start()
         await asyncio.to_thread(thread.join, 5)
         return supervisor.gave_up.done()
@@ -80,8 +81,9 @@ def test_a_thread_body_is_restarted_until_it_returns_or_gives_up() -> None:
 
     async def gives_up() -> str:
         supervisor = Supervisor(max_failures=2, first_delay_s=0.01)
-        threading.Thread(target=supervisor.keep_thread, args=("broken", broken),
-                         kwargs={"stop": threading.Event()}, daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=supervisor.keep_thread, args=("broken", broken), kwargs={"stop": threading.Event()}, daemon=True
+        ).start()
         return await asyncio.wait_for(supervisor.gave_up, 5)
 
     assert "broken: KeyError" in asyncio.run(gives_up())

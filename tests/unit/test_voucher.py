@@ -1,8 +1,9 @@
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiosk.core.voucher import DiscountType, Shop, VoucherError, parse_shop, parse_voucher
 
@@ -21,7 +22,7 @@ def test_seed_voucher_parses() -> None:
     voucher = parse_voucher(BASE)
     assert voucher.code == "SAVE50-A1B2C3"
     assert voucher.type is DiscountType.AMOUNT
-    assert voucher.expires_at == datetime(2027, 1, 1, tzinfo=timezone.utc)
+    assert voucher.expires_at == datetime(2027, 1, 1, tzinfo=UTC)
     assert voucher.qr_payload == BASE["link"]
     assert voucher.to_json() == {**BASE, "expires_at": "2027-01-01T00:00:00.000Z"}
 
@@ -84,7 +85,8 @@ def test_not_an_object() -> None:
 
 
 @pytest.mark.parametrize(
-    "link", ["javascript:alert(1)", "http://shop.example/r", "data:text/html,x", "https:///nohost", "https://a b", "ftp://x"]
+    "link",
+    ["javascript:alert(1)", "http://shop.example/r", "data:text/html,x", "https:///nohost", "https://a b", "ftp://x"],
 )
 def test_refused_links_are_dropped_but_the_voucher_stays(link: str) -> None:
     voucher = parse_voucher({**BASE, "link": link})
@@ -101,7 +103,7 @@ def test_app_schemes_are_allowed_when_configured() -> None:
 
 def test_naive_timestamps_are_utc() -> None:
     voucher = parse_voucher({**BASE, "expires_at": "2027-03-15T12:00:00"})
-    assert voucher.expires_at == datetime(2027, 3, 15, 12, tzinfo=timezone.utc)
+    assert voucher.expires_at == datetime(2027, 3, 15, 12, tzinfo=UTC)
 
 
 def test_shop_fields_are_optional_and_bad_ones_are_dropped_not_the_voucher() -> None:
@@ -115,11 +117,18 @@ def test_shop_fields_are_optional_and_bad_ones_are_dropped_not_the_voucher() -> 
 
 @pytest.mark.parametrize(
     "url, kept",
-    [("https://cdn.example/logo.png", True), ("http://127.0.0.1:8000/shops/1/logo", True),
-     ("http://cdn.example/logo.png", False), ("https://[::1", False), ("https://host:99999/x", False),
-     ("https:///nohost", False), ("https://exa mple", False), ("javascript:alert(1)", False),
-     ("https://bücher.example/logo", False)],
-)  # fmt: skip
+    [
+        ("https://cdn.example/logo.png", True),
+        ("http://127.0.0.1:8000/shops/1/logo", True),
+        ("http://cdn.example/logo.png", False),
+        ("https://[::1", False),
+        ("https://host:99999/x", False),
+        ("https:///nohost", False),
+        ("https://exa mple", False),
+        ("javascript:alert(1)", False),
+        ("https://bücher.example/logo", False),
+    ],
+)
 def test_shop_urls_must_parse_and_be_https(url: str, kept: bool) -> None:
     assert (parse_shop({"logo_url": url}).logo_url == url) is kept  # type: ignore[union-attr]
 
@@ -134,8 +143,8 @@ def test_link_must_fit_the_qr_code_and_parse() -> None:
 
 
 def test_with_the_time_known_expired_and_far_expiries_are_refused() -> None:
-    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
-    assert parse_voucher(BASE, now=now).expires_at == datetime(2027, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    assert parse_voucher(BASE, now=now).expires_at == datetime(2027, 1, 1, tzinfo=UTC)
     for expiry in ("2026-11-30T23:59:59Z", "2026-12-01T00:00:00Z", "2040-01-01T00:00:00Z"):
         with pytest.raises(VoucherError) as error:
             parse_voucher({**BASE, "expires_at": expiry}, now=now)
@@ -144,23 +153,36 @@ def test_with_the_time_known_expired_and_far_expiries_are_refused() -> None:
 
 
 def test_free_text_loses_what_can_only_hurt() -> None:
-    doc = {**BASE, "conditions": "Min.\r\n200\tkr\x1b[2J\u202eevil\ud800 ok\x07",
-           "shop": {"name": "Shop\nName\x00", "description": "a\u2066b"}}
+    doc = {
+        **BASE,
+        "conditions": "Min.\r\n200\tkr\x1b[2J\u202eevil\ud800 ok\x07",
+        "shop": {"name": "Shop\nName\x00", "description": "a\u2066b"},
+    }
     voucher = parse_voucher(doc)
     assert voucher.conditions == "Min.\n200 kr[2Jevil\ufffd ok"
     assert voucher.shop == Shop(name="Shop Name", description="ab")
     voucher.conditions.encode("utf-8")  # nothing an encoder cannot write
 
 
-_VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=30), st.booleans(), st.floats(),
-                    st.sampled_from(["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00", "DKK", "%", "https://[x"]))
+_VALUES = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=30),
+    st.booleans(),
+    st.floats(),
+    st.sampled_from(["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00", "DKK", "%", "https://[x"]),
+)
 
 
-@given(st.dictionaries(st.sampled_from(list(BASE) + ["shop"]),
-                       st.one_of(_VALUES, st.dictionaries(st.sampled_from(["name", "logo_url", "website"]), _VALUES))))
+@given(
+    st.dictionaries(
+        st.sampled_from(list(BASE) + ["shop"]),
+        st.one_of(_VALUES, st.dictionaries(st.sampled_from(["name", "logo_url", "website"]), _VALUES)),
+    )
+)
 def test_anything_either_parses_or_names_a_field(doc: dict) -> None:
     try:
-        voucher = parse_voucher(doc, now=datetime(2026, 12, 1, tzinfo=timezone.utc))
+        voucher = parse_voucher(doc, now=datetime(2026, 12, 1, tzinfo=UTC))
     except VoucherError as error:
         assert error.field
     else:

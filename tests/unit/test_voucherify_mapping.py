@@ -3,7 +3,7 @@ kind and every currency's digits, and a clear refusal for what RE-ZIP cannot sho
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from kiosk.core.voucher import DiscountType
 from kiosk.shop.mapping import MappingError, campaign_problem, rezip_voucher
 from kiosk.shop.voucherify_model import AnswerError, parse_campaign_doc, parse_error, parse_voucher_doc
 
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def voucher(discount: dict[str, Any] | None = None, **fields: Any) -> Any:
@@ -23,7 +23,9 @@ def voucher(discount: dict[str, Any] | None = None, **fields: Any) -> Any:
     return parse_voucher_doc(doc)
 
 
-def mapped(discount: dict[str, Any] | None = None, currency: str = "DKK", **fields: Any) -> tuple[DiscountType, int, str]:
+def mapped(
+    discount: dict[str, Any] | None = None, currency: str = "DKK", **fields: Any
+) -> tuple[DiscountType, int, str]:
     result = rezip_voucher(voucher(discount, **fields), currency=currency, now=NOW)
     return result.type, result.value, result.unit
 
@@ -38,11 +40,19 @@ def test_whole_percentages(percent: float, effect: str | None) -> None:
     assert mapped(discount) == (DiscountType.PERCENTAGE, int(percent), "%")
 
 
-@pytest.mark.parametrize("currency, amount_off, value", [
-    ("DKK", 5000, 5000), ("EUR", 2550, 2550), ("DKK", 1, 1),  # two digits: Voucherify's hundredths are øre, cents
-    ("JPY", 100000, 1000), ("ISK", 50000, 500), ("KRW", 100, 1),  # no digits: hundredths of a yen must be whole yen
-    ("KWD", 1050, 10500), ("BHD", 1, 10),  # three digits: a fils is a tenth of a hundredth
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "currency, amount_off, value",
+    [
+        ("DKK", 5000, 5000),
+        ("EUR", 2550, 2550),
+        ("DKK", 1, 1),  # two digits: Voucherify's hundredths are øre, cents
+        ("JPY", 100000, 1000),
+        ("ISK", 50000, 500),
+        ("KRW", 100, 1),  # no digits: hundredths of a yen must be whole yen
+        ("KWD", 1050, 10500),
+        ("BHD", 1, 10),  # three digits: a fils is a tenth of a hundredth
+    ],
+)
 def test_amounts_in_the_currencys_minor_units(currency: str, amount_off: int, value: int) -> None:
     discount = {"type": "AMOUNT", "amount_off": amount_off, "effect": "APPLY_TO_ORDER"}
     assert mapped(discount, currency) == (DiscountType.AMOUNT, value, currency)
@@ -64,13 +74,21 @@ def test_amount_mapping_is_exact_or_refused(amount_off: int, currency: str) -> N
 
 
 def test_unit_is_a_gift_of_the_named_product() -> None:
-    unit = {"type": "UNIT", "unit_off": 2, "unit_type": "prod_1", "effect": "ADD_MISSING_ITEMS",
-            "product": {"id": "prod_1", "name": "Tote bag"}}  # fmt: skip
+    unit = {
+        "type": "UNIT",
+        "unit_off": 2,
+        "unit_type": "prod_1",
+        "effect": "ADD_MISSING_ITEMS",
+        "product": {"id": "prod_1", "name": "Tote bag"},
+    }
     assert mapped(unit) == (DiscountType.GIFT, 2, "Tote bag")
     by_sku = {"type": "UNIT", "unit_off": 1, "unit_type": "sku_1", "sku": {"id": "sku_1", "sku": "Mug, green"}}
     assert mapped(by_sku) == (DiscountType.GIFT, 1, "Mug, green")
-    one_of_many = {"type": "UNIT", "effect": "ADD_MANY_ITEMS",
-                   "units": [{"unit_off": 3, "unit_type": "prod_2", "effect": "ADD_NEW_ITEMS", "product": {"name": "Sock"}}]}  # fmt: skip
+    one_of_many = {
+        "type": "UNIT",
+        "effect": "ADD_MANY_ITEMS",
+        "units": [{"unit_off": 3, "unit_type": "prod_2", "effect": "ADD_NEW_ITEMS", "product": {"name": "Sock"}}],
+    }
     assert mapped(one_of_many) == (DiscountType.GIFT, 3, "Sock")
 
 
@@ -85,43 +103,71 @@ def test_gift_card_is_its_remaining_balance() -> None:
 def test_fields_beside_the_discount() -> None:
     doc = {"type": "PERCENT", "percent_off": 10}
     expires = "2027-03-15T22:59:59.000Z"
-    result = rezip_voucher(voucher(doc, expiration_date=expires, additional_info="Online only"), currency="DKK",
-                           link="https://shop.example/redeem?code=RZ-ABC123", now=NOW)  # fmt: skip
+    result = rezip_voucher(
+        voucher(doc, expiration_date=expires, additional_info="Online only"),
+        currency="DKK",
+        link="https://shop.example/redeem?code=RZ-ABC123",
+        now=NOW,
+    )
     assert result.code == "RZ-ABC123" and result.link == "https://shop.example/redeem?code=RZ-ABC123"
-    assert result.expires_at == datetime(2027, 3, 15, 22, 59, 59, tzinfo=timezone.utc)
+    assert result.expires_at == datetime(2027, 3, 15, 22, 59, 59, tzinfo=UTC)
     assert result.conditions == "Online only"  # additional_info when nothing is configured
     configured = rezip_voucher(voucher(doc, additional_info="Online only"), currency="DKK", conditions="Min. 200 DKK")
     assert configured.conditions == "Min. 200 DKK" and configured.expires_at is None
     assert rezip_voucher(voucher(doc), currency="DKK").conditions == ""
 
 
-@pytest.mark.parametrize("discount, fields, reason", [
-    ({"type": "PERCENT", "percent_off": 12.5}, {}, "12.5 % is not a whole percentage"),
-    ({"type": "PERCENT", "percent_off": 0}, {}, "between 1 and 100"),
-    ({"type": "PERCENT", "percent_off": 150}, {}, "between 1 and 100"),
-    ({"type": "PERCENT", "percent_off": 10, "amount_limit": 5000}, {}, "amount_limit"),
-    ({"type": "PERCENT", "percent_off": 10, "percent_off_formula": "IF(1;2;3)"}, {}, "percent_off_formula"),
-    ({"type": "AMOUNT", "amount_off": 100, "amount_off_formula": "CUSTOMER_METADATA(x)"}, {}, "amount_off_formula"),
-    ({"type": "AMOUNT", "amount_off": 100, "is_dynamic": True}, {}, "is_dynamic"),
-    ({"type": "AMOUNT", "amount_off": 100, "effect": "APPLY_TO_ITEMS_BY_QUANTITY"}, {}, "APPLY_TO_ITEMS_BY_QUANTITY"),
-    ({"type": "AMOUNT", "amount_off": 100, "effect": "APPLY_TO_ITEMS"}, {}, "APPLY_TO_ITEMS"),
-    ({"type": "AMOUNT", "amount_off": 1050.5}, {}, "not a whole number of hundredths"),
-    ({"type": "FIXED", "fixed_amount": 1000}, {}, "FIXED"),
-    ({"type": "SHIPPING"}, {}, "SHIPPING"),
-    ({"type": "UNIT", "unit_off": 1, "unit_type": "prod_1"}, {}, "no name"),
-    ({"type": "UNIT", "unit_off": 1.5, "unit_type": "prod_1", "product": {"name": "Bag"}}, {}, "whole number of items"),
-    ({"type": "UNIT", "effect": "ADD_MANY_ITEMS", "units": [
-        {"unit_off": 1, "unit_type": "p1", "product": {"name": "A"}},
-        {"unit_off": 1, "unit_type": "p2", "product": {"name": "B"}}]}, {}, "several products"),
-    ({"type": "PERCENT", "percent_off": 10}, {"validity_day_of_week": [1, 2]}, "validity_day_of_week"),
-    ({"type": "PERCENT", "percent_off": 10}, {"validity_timeframe": {"interval": "P2D", "duration": "PT1H"}}, "validity_timeframe"),
-    ({"type": "PERCENT", "percent_off": 10}, {"active": False}, "disabled"),
-    ({"type": "PERCENT", "percent_off": 10}, {"start_date": "2027-01-01T00:00:00Z"}, "not valid yet"),
-    ({"type": "PERCENT", "percent_off": 10}, {"expiration_date": "2026-11-30T00:00:00Z"}, "expired"),
-    ({"type": "PERCENT", "percent_off": 10}, {"code": "WITH SPACE"}, "code"),
-    (None, {}, "without a discount"),
-    (None, {"type": "LOYALTY_CARD", "loyalty_card": {"points": 100}}, "loyalty card"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "discount, fields, reason",
+    [
+        ({"type": "PERCENT", "percent_off": 12.5}, {}, "12.5 % is not a whole percentage"),
+        ({"type": "PERCENT", "percent_off": 0}, {}, "between 1 and 100"),
+        ({"type": "PERCENT", "percent_off": 150}, {}, "between 1 and 100"),
+        ({"type": "PERCENT", "percent_off": 10, "amount_limit": 5000}, {}, "amount_limit"),
+        ({"type": "PERCENT", "percent_off": 10, "percent_off_formula": "IF(1;2;3)"}, {}, "percent_off_formula"),
+        ({"type": "AMOUNT", "amount_off": 100, "amount_off_formula": "CUSTOMER_METADATA(x)"}, {}, "amount_off_formula"),
+        ({"type": "AMOUNT", "amount_off": 100, "is_dynamic": True}, {}, "is_dynamic"),
+        (
+            {"type": "AMOUNT", "amount_off": 100, "effect": "APPLY_TO_ITEMS_BY_QUANTITY"},
+            {},
+            "APPLY_TO_ITEMS_BY_QUANTITY",
+        ),
+        ({"type": "AMOUNT", "amount_off": 100, "effect": "APPLY_TO_ITEMS"}, {}, "APPLY_TO_ITEMS"),
+        ({"type": "AMOUNT", "amount_off": 1050.5}, {}, "not a whole number of hundredths"),
+        ({"type": "FIXED", "fixed_amount": 1000}, {}, "FIXED"),
+        ({"type": "SHIPPING"}, {}, "SHIPPING"),
+        ({"type": "UNIT", "unit_off": 1, "unit_type": "prod_1"}, {}, "no name"),
+        (
+            {"type": "UNIT", "unit_off": 1.5, "unit_type": "prod_1", "product": {"name": "Bag"}},
+            {},
+            "whole number of items",
+        ),
+        (
+            {
+                "type": "UNIT",
+                "effect": "ADD_MANY_ITEMS",
+                "units": [
+                    {"unit_off": 1, "unit_type": "p1", "product": {"name": "A"}},
+                    {"unit_off": 1, "unit_type": "p2", "product": {"name": "B"}},
+                ],
+            },
+            {},
+            "several products",
+        ),
+        ({"type": "PERCENT", "percent_off": 10}, {"validity_day_of_week": [1, 2]}, "validity_day_of_week"),
+        (
+            {"type": "PERCENT", "percent_off": 10},
+            {"validity_timeframe": {"interval": "P2D", "duration": "PT1H"}},
+            "validity_timeframe",
+        ),
+        ({"type": "PERCENT", "percent_off": 10}, {"active": False}, "disabled"),
+        ({"type": "PERCENT", "percent_off": 10}, {"start_date": "2027-01-01T00:00:00Z"}, "not valid yet"),
+        ({"type": "PERCENT", "percent_off": 10}, {"expiration_date": "2026-11-30T00:00:00Z"}, "expired"),
+        ({"type": "PERCENT", "percent_off": 10}, {"code": "WITH SPACE"}, "code"),
+        (None, {}, "without a discount"),
+        (None, {"type": "LOYALTY_CARD", "loyalty_card": {"points": 100}}, "loyalty card"),
+    ],
+)
 def test_what_rezip_cannot_show_is_refused(discount: Any, fields: dict[str, Any], reason: str) -> None:
     with pytest.raises(MappingError, match=reason.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         mapped(discount, **fields)
@@ -137,31 +183,41 @@ def test_amounts_finer_than_the_currency_are_refused() -> None:
 PERCENT_TEMPLATE = {"type": "DISCOUNT_VOUCHER", "discount": {"type": "PERCENT", "percent_off": 20}}
 
 
-@pytest.mark.parametrize("config, problem", [
-    ({"pattern": "RZ20-####-####", "charset": "ABCDEF0123"}, None),
-    ({"length": 8, "prefix": "RZ-"}, None),
-    ({"pattern": "########", "prefix": "$20OFFORDER-"}, "code_config.prefix"),  # the official example's prefix
-    ({"pattern": "##?##"}, "code_config.pattern"),
-    ({"pattern": "####", "charset": "ABC def"}, "code_config.charset"),
-    ({"pattern": "####", "charset": "-_AB"}, "start with a letter or digit"),
-    ({"pattern": "-####"}, "start with a letter or digit"),
-    ({"pattern": "#" * 60, "prefix": "LONG-"}, "longer than the 64"),
-    ({"pattern": "ÅÆØ-####"}, "code_config.pattern"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "config, problem",
+    [
+        ({"pattern": "RZ20-####-####", "charset": "ABCDEF0123"}, None),
+        ({"length": 8, "prefix": "RZ-"}, None),
+        ({"pattern": "########", "prefix": "$20OFFORDER-"}, "code_config.prefix"),  # the official example's prefix
+        ({"pattern": "##?##"}, "code_config.pattern"),
+        ({"pattern": "####", "charset": "ABC def"}, "code_config.charset"),
+        ({"pattern": "####", "charset": "-_AB"}, "start with a letter or digit"),
+        ({"pattern": "-####"}, "start with a letter or digit"),
+        ({"pattern": "#" * 60, "prefix": "LONG-"}, "longer than the 64"),
+        ({"pattern": "ÅÆØ-####"}, "code_config.pattern"),
+    ],
+)
 def test_campaign_code_patterns(config: dict[str, Any], problem: str | None) -> None:
     result = campaign_problem(campaign({**PERCENT_TEMPLATE, "code_config": config}), "DKK")
     assert result == problem if problem is None else problem in (result or "")
 
 
-@pytest.mark.parametrize("template, fields, problem", [
-    ({"type": "DISCOUNT_VOUCHER", "discount": {"type": "FIXED", "fixed_amount": 1000}}, {}, "FIXED"),
-    ({"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off_formula": "X", "amount_off": 0}}, {}, "formula"),
-    ({"type": "DISCOUNT_VOUCHER", "discount": {"type": "PERCENT", "percent_off": 7.5}}, {}, "whole percentage"),
-    ({"type": "LOYALTY_CARD"}, {}, "loyalty card"),
-    (PERCENT_TEMPLATE, {"validity_hours": {"daily": [{"start_time": "09:00"}]}}, "validity_hours"),
-    (None, {}, "no voucher template"),
-    (PERCENT_TEMPLATE, {"active": False}, "not active"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "template, fields, problem",
+    [
+        ({"type": "DISCOUNT_VOUCHER", "discount": {"type": "FIXED", "fixed_amount": 1000}}, {}, "FIXED"),
+        (
+            {"type": "DISCOUNT_VOUCHER", "discount": {"type": "AMOUNT", "amount_off_formula": "X", "amount_off": 0}},
+            {},
+            "formula",
+        ),
+        ({"type": "DISCOUNT_VOUCHER", "discount": {"type": "PERCENT", "percent_off": 7.5}}, {}, "whole percentage"),
+        ({"type": "LOYALTY_CARD"}, {}, "loyalty card"),
+        (PERCENT_TEMPLATE, {"validity_hours": {"daily": [{"start_time": "09:00"}]}}, "validity_hours"),
+        (None, {}, "no voucher template"),
+        (PERCENT_TEMPLATE, {"active": False}, "not active"),
+    ],
+)
 def test_campaigns_rezip_cannot_show_are_refused_at_start(template: Any, fields: dict[str, Any], problem: str) -> None:
     assert problem in (campaign_problem(campaign(template, **fields), "DKK") or "")
 
@@ -175,30 +231,61 @@ def test_campaign_problem_checks_the_currency_too() -> None:
 
 def test_the_official_examples_parse() -> None:
     """The spec's own campaign example is read; its '$' prefix is refused as a RE-ZIP code."""
-    example = {"id": "camp_JlsseNSDO7l4neFtev6p6945", "name": "$20 OFF Entire Order", "campaign_type": "DISCOUNT_COUPONS",
-               "type": "AUTO_UPDATE", "voucher": {"type": "DISCOUNT_VOUCHER",
-               "discount": {"type": "AMOUNT", "amount_off": 2000, "effect": "APPLY_TO_ORDER"},
-               "redemption": {"quantity": None}, "code_config": {"length": 8, "charset": "0123456789abcdef",
-               "pattern": "########", "prefix": "$20OFFORDER-"}, "is_referral_code": False}, "active": True}  # fmt: skip
+    example = {
+        "id": "camp_JlsseNSDO7l4neFtev6p6945",
+        "name": "$20 OFF Entire Order",
+        "campaign_type": "DISCOUNT_COUPONS",
+        "type": "AUTO_UPDATE",
+        "voucher": {
+            "type": "DISCOUNT_VOUCHER",
+            "discount": {"type": "AMOUNT", "amount_off": 2000, "effect": "APPLY_TO_ORDER"},
+            "redemption": {"quantity": None},
+            "code_config": {
+                "length": 8,
+                "charset": "0123456789abcdef",
+                "pattern": "########",
+                "prefix": "$20OFFORDER-",
+            },
+            "is_referral_code": False,
+        },
+        "active": True,
+    }
     parsed = parse_campaign_doc(example)
     assert parsed.voucher.code_config.prefix == "$20OFFORDER-" and parsed.voucher.redemption_quantity is None
     assert "code_config.prefix" in (campaign_problem(parsed, "USD") or "")
 
 
-@pytest.mark.parametrize("doc", [
-    [], {"type": "DISCOUNT_VOUCHER"}, {"code": ""}, {"code": "X", "discount": {"percent_off": 5}},
-    {"code": "X", "discount": {"type": "PERCENT", "percent_off": float("nan")}},
-    {"code": "X", "start_date": "2027-13-01"}, {"code": "X", "redemption": {"redeemed_quantity": 1.5}},
-    {"code": "X", "campaign": 7}, {"code": "X", "discount": {"type": "UNIT", "units": {"a": 1}}},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        {"type": "DISCOUNT_VOUCHER"},
+        {"code": ""},
+        {"code": "X", "discount": {"percent_off": 5}},
+        {"code": "X", "discount": {"type": "PERCENT", "percent_off": float("nan")}},
+        {"code": "X", "start_date": "2027-13-01"},
+        {"code": "X", "redemption": {"redeemed_quantity": 1.5}},
+        {"code": "X", "campaign": 7},
+        {"code": "X", "discount": {"type": "UNIT", "units": {"a": 1}}},
+    ],
+)
 def test_unreadable_voucher_documents(doc: Any) -> None:
     with pytest.raises(AnswerError):
         parse_voucher_doc(doc)
 
 
 def test_error_objects() -> None:
-    error = parse_error({"code": 400, "key": "quantity_exceeded", "message": "quantity exceeded\x1b[2J",
-                         "details": "Voucher RZ-1 used", "request_id": "v-0bc40bf81555651191"}, 400, "Bad Request")  # fmt: skip
+    error = parse_error(
+        {
+            "code": 400,
+            "key": "quantity_exceeded",
+            "message": "quantity exceeded\x1b[2J",
+            "details": "Voucher RZ-1 used",
+            "request_id": "v-0bc40bf81555651191",
+        },
+        400,
+        "Bad Request",
+    )
     assert error.key == "quantity_exceeded" and error.message == "quantity exceeded[2J"
     assert error.log_safe() == "quantity_exceeded, request v-0bc40bf81555651191" and "RZ-1" not in error.log_safe()
     hostile = parse_error({"key": "Robert'); DROP", "message": 5, "request_id": "x y"}, 400, "Bad Request")

@@ -21,7 +21,8 @@ import queue
 import secrets
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import serial
 
@@ -67,8 +68,15 @@ def firmware_is_older(reported: object, expected: str = EXPECTED_FIRMWARE) -> bo
 class IoBoard:
     """A ``ScanSource`` that is also the deposit sensor and the lights."""
 
-    def __init__(self, device: str, *, baud: int = 115200, scan_filter: ScanFilter | None = None,
-                 reopen_interval_s: float = 1.0, silent_after_s: float = SILENT_AFTER_S) -> None:  # fmt: skip
+    def __init__(
+        self,
+        device: str,
+        *,
+        baud: int = 115200,
+        scan_filter: ScanFilter | None = None,
+        reopen_interval_s: float = 1.0,
+        silent_after_s: float = SILENT_AFTER_S,
+    ) -> None:
         self.device = device
         self.baud = baud
         self.scan_filter = scan_filter or ScanFilter()
@@ -98,8 +106,13 @@ class IoBoard:
     def start(self, loop: asyncio.AbstractEventLoop, sink: ScanSink, supervisor: Supervisor | None = None) -> None:
         self._loop, self._sink = loop, sink
         keeper = supervisor or Supervisor()
-        self._thread = threading.Thread(target=keeper.keep_thread, args=(self.name, self._run), name=self.name,
-                                        kwargs={"stop": self._stop, "on_state": self._set_state}, daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=keeper.keep_thread,
+            args=(self.name, self._run),
+            name=self.name,
+            kwargs={"stop": self._stop, "on_state": self._set_state},
+            daemon=True,
+        )
         self._thread.start()
 
     def signal(self, signals: Signals) -> None:
@@ -116,9 +129,17 @@ class IoBoard:
 
     def _run(self) -> None:
         try:
-            run_sessions(self.device, self.baud, label="I/O board", stop=self._stop,
-                         reopen_interval_s=self.reopen_interval_s, set_state=self._set_state, session=self._talk,
-                         opened_state="connecting", read_timeout_s=0.01)  # fmt: skip
+            run_sessions(
+                self.device,
+                self.baud,
+                label="I/O board",
+                stop=self._stop,
+                reopen_interval_s=self.reopen_interval_s,
+                set_state=self._set_state,
+                session=self._talk,
+                opened_state="connecting",
+                read_timeout_s=0.01,
+            )
         except BaseException:
             self.state = "failed"
             raise
@@ -148,9 +169,13 @@ class IoBoard:
                     log.warning("I/O board: %d damaged frames skipped", untold)
                     untold, last_rejects_told = 0, now
                 if session.decoder.other_version is not None:
-                    session.log_once(("version",), logging.WARNING, "I/O board speaks link version %d, this kiosk "
-                                     "version %d: flash it with scripts/flash-firmware",
-                                     session.decoder.other_version, link.VERSION)  # fmt: skip
+                    session.log_once(
+                        ("version",),
+                        logging.WARNING,
+                        "I/O board speaks link version %d, this kiosk version %d: flash it with scripts/flash-firmware",
+                        session.decoder.other_version,
+                        link.VERSION,
+                    )
             if now - last_heard > self.silent_after_s:
                 log.warning("I/O board %s silent for %.1f s; reconnecting", self.device, now - last_heard)
                 return
@@ -172,7 +197,7 @@ class IoBoard:
             if dropped:
                 log.warning("I/O board did not acknowledge %d message(s)", len(dropped))
 
-    def _received(self, session: "_Session", kind: int, seq: int, body: bytes) -> bool:
+    def _received(self, session: _Session, kind: int, seq: int, body: bytes) -> bool:
         """Act on one message; True when it belongs to this session (so the board is alive)."""
         if kind == link.ACK:
             if body:
@@ -193,8 +218,9 @@ class IoBoard:
                 if self.on_deposit is not None:
                     self._loop.call_soon_threadsafe(self.on_deposit)
             else:
-                session.log_once(("slot",), logging.WARNING, "I/O board: a slot event with body %r is no deposit",
-                                 body[:16])  # fmt: skip
+                session.log_once(
+                    ("slot",), logging.WARNING, "I/O board: a slot event with body %r is no deposit", body[:16]
+                )
         elif kind == link.ERROR:
             message = body.decode("utf-8", errors="replace")[:200]
             session.log_once(("error", message), logging.WARNING, "I/O board reports: %r", message)
@@ -203,7 +229,7 @@ class IoBoard:
             session.log_once(("type", kind), logging.WARNING, "I/O board sent an unexpected message type %d", kind)
         return True
 
-    def _hello(self, session: "_Session", seq: int, body: bytes) -> bool:
+    def _hello(self, session: _Session, seq: int, body: bytes) -> bool:
         hello = link.read_hello(body)
         if hello is None:
             session.log_once(("hello",), logging.WARNING, "I/O board sent an unreadable hello %r", body[:80])
@@ -212,8 +238,11 @@ class IoBoard:
         if nonce != session.nonce:
             # A board that has just started (no nonce yet), or a hello recorded in another session.
             if self.state == "open":
-                session.log_once(("rehello",), logging.INFO, "I/O board said hello without this session's nonce "
-                                 "(restarted?): starting afresh")  # fmt: skip
+                session.log_once(
+                    ("rehello",),
+                    logging.INFO,
+                    "I/O board said hello without this session's nonce (restarted?): starting afresh",
+                )
                 session.renew()
                 self.state = "connecting"
             session.hello_wanted = True  # no ACK: it could not check one under our nonce anyway
@@ -223,11 +252,23 @@ class IoBoard:
         version = firmware.get("fw")
         told = ("firmware", repr(sorted(firmware.items())))  # each hello's news once, not the answer to ours again
         if firmware_is_older(version):
-            session.log_once(told, logging.WARNING, "I/O board runs firmware %r, older than the %s this kiosk "
-                             "expects: flash it with scripts/flash-firmware", version, EXPECTED_FIRMWARE)  # fmt: skip
+            session.log_once(
+                told,
+                logging.WARNING,
+                "I/O board runs firmware %r, older than the %s this kiosk "
+                "expects: flash it with scripts/flash-firmware",
+                version,
+                EXPECTED_FIRMWARE,
+            )
         else:
-            session.log_once(told, logging.INFO, "I/O board firmware %r (%r, manifest %r)", version,
-                             firmware.get("variant"), str(firmware.get("manifest"))[:12])  # fmt: skip
+            session.log_once(
+                told,
+                logging.INFO,
+                "I/O board firmware %r (%r, manifest %r)",
+                version,
+                firmware.get("variant"),
+                str(firmware.get("manifest"))[:12],
+            )
         self.firmware = firmware
         self.state = "open"
         session.send(link.LIGHTS, self._lights.encode())  # what the board should show right now

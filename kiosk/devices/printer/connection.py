@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from typing import Literal
@@ -99,13 +98,17 @@ class PrinterConnection:
         try:
             if device.kind == "network":
                 transport: escpos_printer.Escpos = escpos_printer.Network(
-                    device.target, port=device.port, timeout=self.timeout_s, profile=self.profile)
+                    device.target, port=device.port, timeout=self.timeout_s, profile=self.profile
+                )
             elif device.kind == "serial":
-                transport = escpos_printer.Serial(device.target, baudrate=device.baud, timeout=self.timeout_s,
-                                                  dsrdtr=False, profile=self.profile)  # fmt: skip
+                transport = escpos_printer.Serial(
+                    device.target, baudrate=device.baud, timeout=self.timeout_s, dsrdtr=False, profile=self.profile
+                )
             elif device.kind == "usb":
                 vendor, product = (int(part, 16) for part in device.target.split(":"))
-                transport = escpos_printer.Usb(vendor, product, timeout=int(self.timeout_s * 1000), profile=self.profile)
+                transport = escpos_printer.Usb(
+                    vendor, product, timeout=int(self.timeout_s * 1000), profile=self.profile
+                )
             else:
                 if device.target.startswith("/dev/") and not os.path.exists(device.target):
                     # Opening would create a plain file where the unplugged device node was.
@@ -156,7 +159,7 @@ class PrinterConnection:
                 answer = transport.device.read(1)  # returns on the first byte; _read() waits for 16
             else:
                 answer = transport._read()
-        except socket.timeout:
+        except TimeoutError:
             return None
         if not answer and self.device.kind == "network":
             # recv() returning nothing is the peer closing the connection, not a silent printer.

@@ -28,7 +28,7 @@ class PrinterDevice:
     baud: int = 9600
 
     @classmethod
-    def parse(cls, text: str, *, baud: int = 9600) -> "PrinterDevice":
+    def parse(cls, text: str, *, baud: int = 9600) -> PrinterDevice:
         if text.startswith("tcp://"):
             match = re.fullmatch(r"tcp://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?/?", text)
             port = int(match.group(2) or 9100) if match else 0
@@ -51,5 +51,9 @@ class PrinterDevice:
         return self.kind != "file"
 
     def __str__(self) -> str:
-        return {"file": self.target, "serial": f"serial:{self.target}", "network": f"tcp://{self.target}:{self.port}",
-                "usb": f"usb:{self.target}"}[self.kind]  # fmt: skip
+        return {
+            "file": self.target,
+            "serial": f"serial:{self.target}",
+            "network": f"tcp://{self.target}:{self.port}",
+            "usb": f"usb:{self.target}",
+        }[self.kind]

@@ -14,14 +14,13 @@ import asyncio
 import io
 import logging
 from collections import OrderedDict
-from functools import lru_cache
-from typing import Callable
-
+from collections.abc import Callable
 from dataclasses import replace
+from functools import lru_cache
 
 from PIL import Image
 
-from kiosk.devices.printer.connection import PrinterConnection, PrinterStatus, PrintError
+from kiosk.devices.printer.connection import PrinterConnection, PrintError, PrinterStatus
 from kiosk.logos import LogoCache
 from kiosk.logs import fingerprint
 from kiosk.presentation.paper import render_paper
@@ -37,8 +36,9 @@ _REMEMBERED_JOBS = 1000
 
 
 class EscposPrinter:
-    def __init__(self, connection: PrinterConnection, *, logos: LogoCache | None = None,
-                 poll_interval_s: float = 2.0) -> None:  # fmt: skip
+    def __init__(
+        self, connection: PrinterConnection, *, logos: LogoCache | None = None, poll_interval_s: float = 2.0
+    ) -> None:
         self.connection = connection
         self.logos = logos
         self.poll_interval_s = poll_interval_s
@@ -93,8 +93,11 @@ class EscposPrinter:
             except Exception:
                 if index == len(attempts) - 1:
                     raise
-                log.exception("voucher layout failed (%s); trying again %s", "with its logo" if picture else
-                              "in full", "without the logo" if picture else "in its plain form")  # fmt: skip
+                log.exception(
+                    "voucher layout failed (%s); trying again %s",
+                    "with its logo" if picture else "in full",
+                    "without the logo" if picture else "in its plain form",
+                )
         raise AssertionError("unreachable")
 
     async def monitor(self, on_change: Callable[[PrinterStatus], None]) -> None:

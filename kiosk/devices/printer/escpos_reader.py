@@ -14,8 +14,8 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw
 
-from kiosk.presentation.qr import qr_image
 from kiosk.presentation.fonts import font
+from kiosk.presentation.qr import qr_image
 
 __all__ = ["PaperJob", "parse_escpos", "render_paper_png", "codepages_for"]
 
@@ -43,9 +43,7 @@ class PaperJob:
     @property
     def text(self) -> str:
         """All printed text, one line per printed line."""
-        return "\n".join(
-            "".join(t for t, _ in block[2]) for block in self.blocks if block[0] == "text"
-        )
+        return "\n".join("".join(t for t, _ in block[2]) for block in self.blocks if block[0] == "text")
 
     @property
     def qr_payloads(self) -> list[str]:

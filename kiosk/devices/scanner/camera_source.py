@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -27,9 +27,16 @@ log = logging.getLogger(__name__)
 
 
 class CameraScanSource:
-    def __init__(self, device: str, *, size: tuple[int, int] = (1280, 720), fps: int = 15,
-                 scan_filter: ScanFilter | None = None, reopen_interval_s: float = 1.0,
-                 loop_file: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        device: str,
+        *,
+        size: tuple[int, int] = (1280, 720),
+        fps: int = 15,
+        scan_filter: ScanFilter | None = None,
+        reopen_interval_s: float = 1.0,
+        loop_file: bool = False,
+    ) -> None:
         self.device = device
         self.size = size
         self.fps = fps
@@ -48,17 +55,23 @@ class CameraScanSource:
     def name(self) -> str:
         return f"camera:{self.device}"
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None],
-              supervisor: Supervisor | None = None) -> None:  # fmt: skip
+    def start(
+        self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None], supervisor: Supervisor | None = None
+    ) -> None:
         def deliver(text: str) -> None:
             loop.call_soon_threadsafe(sink, text)
 
         keeper = supervisor or Supervisor()
         self._threads = [
-            threading.Thread(target=keeper.keep_thread, name=f"{self.name}-{part}", daemon=True,
-                             args=(f"{self.name}-{part}", body), kwargs={"stop": self._stop})
+            threading.Thread(
+                target=keeper.keep_thread,
+                name=f"{self.name}-{part}",
+                daemon=True,
+                args=(f"{self.name}-{part}", body),
+                kwargs={"stop": self._stop},
+            )
             for part, body in (("capture", self._capture), ("decode", lambda: self._decode(deliver)))
-        ]  # fmt: skip
+        ]
         for thread in self._threads:
             thread.start()
 

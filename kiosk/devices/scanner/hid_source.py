@@ -14,8 +14,8 @@ import logging
 import os
 import re
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterable
 
 from kiosk.devices.scanner.assembler import LineAssembler
 from kiosk.devices.scanner.keymap import KeyDecoder
@@ -44,7 +44,7 @@ class HidSelector:
     value: str
 
     @classmethod
-    def parse(cls, text: str) -> "HidSelector":
+    def parse(cls, text: str) -> HidSelector:
         if text.startswith("usb:"):
             if not re.fullmatch(r"usb:[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", text):
                 raise ValueError(f"{text!r}: expected usb:VID:PID in hexadecimal")
@@ -53,7 +53,9 @@ class HidSelector:
             try:
                 re.compile(text[5:])
             except (re.error, OverflowError, RecursionError) as exc:  # a repeat too large, nesting too deep
-                raise ValueError(f"{text[:40]!r}: not a regular expression Python can use ({type(exc).__name__})") from None
+                raise ValueError(
+                    f"{text[:40]!r}: not a regular expression Python can use ({type(exc).__name__})"
+                ) from None
             return cls("name", text[5:])
         return cls("path", text)
 
@@ -84,8 +86,9 @@ def lines_from_key_events(events: Iterable[KeyEvent], layout: str = "us") -> lis
 
 
 class HidScanSource:
-    def __init__(self, selector: str, *, layout: str = "us", scan_filter: ScanFilter | None = None,
-                 poll_s: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self, selector: str, *, layout: str = "us", scan_filter: ScanFilter | None = None, poll_s: float = 1.0
+    ) -> None:
         self.selector = HidSelector.parse(selector)
         self.layout = layout
         self.scan_filter = scan_filter or ScanFilter()
@@ -97,8 +100,9 @@ class HidScanSource:
     def name(self) -> str:
         return f"hid:{self.selector.kind}:{self.selector.value}"
 
-    def start(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None],
-              supervisor: Supervisor | None = None) -> None:  # fmt: skip
+    def start(
+        self, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None], supervisor: Supervisor | None = None
+    ) -> None:
         self._task = (supervisor or Supervisor()).start(self.name, lambda: self._run(sink))
 
     def stop(self) -> None:

@@ -21,8 +21,9 @@ installed, is a second opinion. Two modes:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -91,8 +92,12 @@ def _scaled(gray: np.ndarray, factor: float, interpolation: int) -> np.ndarray:
 _Pass = tuple[str, str, Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], list[Decoded]]]
 _STILL_PASSES: list[_Pass] = [
     ("zxing", "original", lambda g: g, _zxing),
-    ("adaptive", "adaptive", lambda g: cv2.adaptiveThreshold(g, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C,
-                                                              cv2.THRESH_BINARY, 31, 5), _zxing),  # fmt: skip
+    (
+        "adaptive",
+        "adaptive",
+        lambda g: cv2.adaptiveThreshold(g, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 31, 5),
+        _zxing,
+    ),
     ("zbar", "zbar", lambda g: g, _zbar),
     ("upscale2", "upscale2", lambda g: _scaled(g, 2.0, cv2.INTER_CUBIC) if max(g.shape) < 1600 else g, _zxing),
     ("upscale1.5", "upscale1.5", lambda g: _scaled(g, 1.5, cv2.INTER_LINEAR) if max(g.shape) < 2000 else g, _zxing),
@@ -103,8 +108,9 @@ _STILL_PASSES: list[_Pass] = [
 
 
 class ImageDecoder:
-    def __init__(self, mode: Literal["still", "frame"] = "still", *, use_zbar: bool = True,
-                 roi_share: float = 0.5) -> None:  # fmt: skip
+    def __init__(
+        self, mode: Literal["still", "frame"] = "still", *, use_zbar: bool = True, roi_share: float = 0.5
+    ) -> None:
         self.mode = mode
         self.use_zbar = use_zbar and zbar_available()
         self.roi_share = roi_share

@@ -11,13 +11,14 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import serial
 
 from kiosk.devices.scanner.assembler import LineAssembler
-from kiosk.devices.serial_port import run_sessions
 from kiosk.devices.scanner.scan_filter import ScanFilter
+from kiosk.devices.serial_port import run_sessions
 from kiosk.supervisor import Supervisor
 
 __all__ = ["SerialScanSource", "ScanSink", "ScanSource"]
@@ -45,8 +46,15 @@ class ScanSource(Protocol):
 class SerialScanSource:
     """Reads lines from a serial device and passes them to ``sink`` until stopped."""
 
-    def __init__(self, device: str, *, baud: int = 9600, terminator: str = "any",
-                 scan_filter: ScanFilter | None = None, reopen_interval_s: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        device: str,
+        *,
+        baud: int = 9600,
+        terminator: str = "any",
+        scan_filter: ScanFilter | None = None,
+        reopen_interval_s: float = 1.0,
+    ) -> None:
         self.device = device
         self.scan_filter = scan_filter or ScanFilter()
         self.baud = baud
@@ -66,9 +74,12 @@ class SerialScanSource:
 
         keeper = supervisor or Supervisor()
         self._thread = threading.Thread(
-            target=keeper.keep_thread, args=(self.name, lambda: self._run(deliver)),
-            kwargs={"stop": self._stop, "on_state": self._set_state}, name=self.name, daemon=True,
-        )  # fmt: skip
+            target=keeper.keep_thread,
+            args=(self.name, lambda: self._run(deliver)),
+            kwargs={"stop": self._stop, "on_state": self._set_state},
+            name=self.name,
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -77,8 +88,15 @@ class SerialScanSource:
             self._thread.join(timeout=2)
 
     def _run(self, deliver: Callable[[str], None]) -> None:
-        run_sessions(self.device, self.baud, label="scanner", stop=self._stop, reopen_interval_s=self.reopen_interval_s,
-                     set_state=self._set_state, session=lambda port: self._read(port, deliver))  # fmt: skip
+        run_sessions(
+            self.device,
+            self.baud,
+            label="scanner",
+            stop=self._stop,
+            reopen_interval_s=self.reopen_interval_s,
+            set_state=self._set_state,
+            session=lambda port: self._read(port, deliver),
+        )
 
     def _set_state(self, state: str) -> None:
         self.state = state

@@ -44,7 +44,7 @@ class HeadlessBrowser:
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
 
-    async def __aenter__(self) -> "HeadlessBrowser":
+    async def __aenter__(self) -> HeadlessBrowser:
         await self.start()
         return self
 
@@ -57,12 +57,23 @@ class HeadlessBrowser:
             raise BrowserError("Chromium is not installed (Debian: apt-get install chromium)")
         self._profile = tempfile.TemporaryDirectory(prefix="kiosk-chromium-", ignore_cleanup_errors=True)
         arguments = [
-            binary, "--headless=new", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-quic", "--hide-scrollbars", "--force-device-scale-factor=1", "--mute-audio",
-            "--remote-debugging-port=0", f"--user-data-dir={self._profile.name}",
-            f"--window-size={self.width},{self.height}", "about:blank",
-        ]  # fmt: skip
+            binary,
+            "--headless=new",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            "--mute-audio",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={self._profile.name}",
+            f"--window-size={self.width},{self.height}",
+            "about:blank",
+        ]
         if os.geteuid() == 0:
             arguments.insert(1, "--no-sandbox")  # Chromium refuses to run its sandbox as root
         self._process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -107,8 +118,9 @@ class HeadlessBrowser:
 
     async def set_viewport(self, width: int, height: int) -> None:
         self.width, self.height = width, height
-        await self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                        deviceScaleFactor=1, mobile=False)  # fmt: skip
+        await self.call(
+            "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+        )
 
     async def run_on_every_page(self, source: str) -> None:
         """Run ``source`` in each page opened from now on, before the page's own scripts (the

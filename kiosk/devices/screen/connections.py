@@ -25,8 +25,9 @@ import errno
 import os
 import resource
 import socket
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -34,8 +35,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 from kiosk.devices.screen.complaints import Complaints
 from kiosk.devices.screen.page_requests import MAX_BODY_BYTES, Refused, read_json_object
 
-__all__ = ["ConnectionGuard", "QuietProtocol", "read_json_body", "no_continue", "connection_cap", "descriptor_cap",
-           "HEAD_TIMEOUT_S", "DESCRIPTOR_RESERVE"]  # fmt: skip
+__all__ = [
+    "ConnectionGuard",
+    "QuietProtocol",
+    "read_json_body",
+    "no_continue",
+    "connection_cap",
+    "descriptor_cap",
+    "HEAD_TIMEOUT_S",
+    "DESCRIPTOR_RESERVE",
+]
 
 #: Seconds a connection has to deliver a complete request head (from opening, or after a request).
 HEAD_TIMEOUT_S = 5.0
@@ -131,8 +140,9 @@ class _Connection(asyncio.Protocol):
         if self.busy or self.transport is None:
             return
         if self.partial:
-            self.guard.complaints.note(f"{self.guard.who} client cut off: no complete request within "
-                                       f"{self.guard.head_timeout_s:g} s")  # fmt: skip
+            self.guard.complaints.note(
+                f"{self.guard.who} client cut off: no complete request within {self.guard.head_timeout_s:g} s"
+            )
         self.transport.close()
 
     def _cancel_deadline(self) -> None:
@@ -149,8 +159,15 @@ class ConnectionGuard:
     """Listens for the page, and runs each connection it accepts through a protocol from
     ``protocol_factory`` (aiohttp's HTTP protocol), timed and counted."""
 
-    def __init__(self, protocol_factory: Callable[[], asyncio.Protocol], complaints: Complaints, *,
-                 cap: int | None = None, head_timeout_s: float = HEAD_TIMEOUT_S, who: str = "page") -> None:  # fmt: skip
+    def __init__(
+        self,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        complaints: Complaints,
+        *,
+        cap: int | None = None,
+        head_timeout_s: float = HEAD_TIMEOUT_S,
+        who: str = "page",
+    ) -> None:
         self.protocol_factory = protocol_factory
         self.complaints = complaints
         self.who = who
@@ -247,7 +264,9 @@ class ConnectionGuard:
         what is left; returns how long to wait before accepting again."""
         shed = self.shed(max(1, len(self._connections) // 4))
         self.cap = max(FLOOR_CONNECTIONS, min(self.cap, len(self._connections)))
-        self.complaints.note(f"out of file descriptors: {self.who} clients shed, and fewer {self.who} connections allowed")
+        self.complaints.note(
+            f"out of file descriptors: {self.who} clients shed, and fewer {self.who} connections allowed"
+        )
         return _RETRY_AFTER_SHED_S if shed else _RETRY_NOTHING_SHED_S
 
     def shed(self, count: int) -> int:
@@ -308,8 +327,9 @@ class QuietProtocol(web.RequestHandler):
         super().__init__(manager, auto_decompress=False, **kwargs)
         self.refuse = refuse
 
-    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:  # fmt: skip
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         if not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
         return self.refuse(status)

@@ -12,7 +12,8 @@ Rules this module keeps:
 from __future__ import annotations
 
 import json
-from typing import Any, Collection, Iterable
+from collections.abc import Collection, Iterable
+from typing import Any
 
 __all__ = [
     "Refused",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from kiosk.core.flow import Screen, State
 from kiosk.core.voucher import Voucher
 from kiosk.devices.screen.browser import BrowserError, HeadlessBrowser
-from kiosk.logos import LogoCache
 from kiosk.devices.screen.web_screen import WebScreen
+from kiosk.logos import LogoCache
 from kiosk.presentation.view import build_screen_view
 
 __all__ = ["render_voucher_png", "LOGO_WAIT_S", "PAINT_WAIT_S"]

@@ -17,9 +17,10 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -146,13 +147,18 @@ class WebScreen:
         await self._runner.setup()
         server, complaints, loop = self._runner.server, self._complaints, asyncio.get_running_loop()
         assert server is not None
+
         def malformed(status: int) -> web.StreamResponse:
             refused = Refused(status, "not a well-formed HTTP request")
             complaints.note(_complaint(refused))
             return _refusal(refused)
 
-        self._guard = ConnectionGuard(lambda: QuietProtocol(server, malformed, loop=loop, access_log=None),
-                                      complaints, cap=self.max_connections, head_timeout_s=self.client_timeout_s)  # fmt: skip
+        self._guard = ConnectionGuard(
+            lambda: QuietProtocol(server, malformed, loop=loop, access_log=None),
+            complaints,
+            cap=self.max_connections,
+            head_timeout_s=self.client_timeout_s,
+        )
         try:
             self.port = await self._guard.listen(self.host, self.port)
         except BaseException:
@@ -200,8 +206,9 @@ class WebScreen:
             logo = await self.logos.get(view.voucher.logo_url, LOGO_BUDGET_S)
             logo_src = f"/logo/{logo.key}" if logo else None
         self._seq += 1
-        frame = build_frame(view, seq=self._seq, touch=self.touch, locales=self.locales,
-                            logo_src=logo_src, offline=self.offline)  # fmt: skip
+        frame = build_frame(
+            view, seq=self._seq, touch=self.touch, locales=self.locales, logo_src=logo_src, offline=self.offline
+        )
         self._frame = frame
         for queue in list(self._clients):
             if queue.full():
@@ -268,15 +275,18 @@ class WebScreen:
         body = self._assets.get(name)
         if body is None:
             raise web.HTTPNotFound()
-        return web.Response(body=body, content_type=_STATIC_TYPES[name[name.rfind(".") :]],
-                            charset="utf-8", headers=_SECURITY_HEADERS)  # fmt: skip
+        return web.Response(
+            body=body, content_type=_STATIC_TYPES[name[name.rfind(".") :]], charset="utf-8", headers=_SECURITY_HEADERS
+        )
 
     async def _font(self, request: web.Request) -> web.StreamResponse:
         body = self._fonts.get(request.match_info["role"])
         if body is None:
             raise web.HTTPNotFound()
-        return web.Response(body=body, headers={"Content-Type": "font/ttf", "Cache-Control": "max-age=86400",
-                                                "X-Content-Type-Options": "nosniff"})  # fmt: skip
+        return web.Response(
+            body=body,
+            headers={"Content-Type": "font/ttf", "Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"},
+        )
 
     async def _logo(self, request: web.Request) -> web.StreamResponse:
         logo = self.logos.lookup(request.match_info["key"])
@@ -287,8 +297,9 @@ class WebScreen:
     async def _events(self, request: web.Request) -> web.StreamResponse:
         assert self._guard is not None
         self._guard.stream(request.transport)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                               "X-Accel-Buffering": "no"})  # fmt: skip
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=4)
         self._clients.add(queue)
         try:
@@ -330,8 +341,11 @@ class WebScreen:
 
     async def _status(self, request: web.Request) -> web.Response:
         doc = dict(self.status() if self.status else {})
-        doc["screen"] = {"clients": self.clients, "frame": self._frame["state"] if self._frame else None,
-                         "refused": self.complaints}  # fmt: skip
+        doc["screen"] = {
+            "clients": self.clients,
+            "frame": self._frame["state"] if self._frame else None,
+            "refused": self.complaints,
+        }
         return web.json_response(doc, headers=_SECURITY_HEADERS)
 
 
@@ -348,8 +362,9 @@ def _refusal(refused: Refused) -> web.Response:
 def _read_files() -> tuple[dict[str, bytes], dict[str, bytes]]:
     """The page's own files and its fonts, by name and by font role."""
     folder = resources.files("kiosk.presentation") / "web"
-    assets = {item.name: item.read_bytes() for item in folder.iterdir()
-              if item.name[item.name.rfind(".") :] in _STATIC_TYPES}  # fmt: skip
+    assets = {
+        item.name: item.read_bytes() for item in folder.iterdir() if item.name[item.name.rfind(".") :] in _STATIC_TYPES
+    }
     fonts = {role: path.read_bytes() for role in FONT_FILES if (path := font_file(role)) is not None}
     return assets, fonts
 

@@ -8,12 +8,36 @@ _device = None
 
 
 class _Device:
-    def init(self, *itfs, builtin_driver=False, manufacturer_str=None, product_str=None, serial_str=None,
-             configuration_str=None, id_vendor=None, id_product=None, bcd_device=None, device_class=0,
-             device_subclass=0, device_protocol=0, config_str=None, max_power_ma=None, remote_wakeup=False):
-        print("usb-device init " + json.dumps({"interfaces": len(itfs), "builtin_driver": builtin_driver,
-                                               "manufacturer_str": manufacturer_str, "product_str": product_str,
-                                               "serial_str": serial_str}))
+    def init(
+        self,
+        *itfs,
+        builtin_driver=False,
+        manufacturer_str=None,
+        product_str=None,
+        serial_str=None,
+        configuration_str=None,
+        id_vendor=None,
+        id_product=None,
+        bcd_device=None,
+        device_class=0,
+        device_subclass=0,
+        device_protocol=0,
+        config_str=None,
+        max_power_ma=None,
+        remote_wakeup=False,
+    ):
+        print(
+            "usb-device init "
+            + json.dumps(
+                {
+                    "interfaces": len(itfs),
+                    "builtin_driver": builtin_driver,
+                    "manufacturer_str": manufacturer_str,
+                    "product_str": product_str,
+                    "serial_str": serial_str,
+                }
+            )
+        )
 
 
 def get():
