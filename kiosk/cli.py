@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -253,13 +254,44 @@ def _parser() -> argparse.ArgumentParser:
     shop_check = shop_actions.add_parser(
         "check",
         help="check shop.toml and read its token files",
-        description="Load and check the shop's configuration, read both token files (mode 0600), and print "
+        description="Load and check the shop's configuration, read its token files (mode 0600), and print "
         "what was found: the webhook URL to give RE-ZIP, a sample voucher link and landing URL, RE-ZIP's and "
         "Voucherify's addresses, the campaign and the voucher settings. Nothing is sent anywhere. Exit 2 "
         "naming the key (or the token file) when something is wrong.",
     )
     _shop_config_arg(shop_check)
     shop_check.set_defaults(handler=_shop_check)
+    shop_webhook = shop_actions.add_parser(
+        "webhook",
+        help="serve RE-ZIP's on-demand webhook, the single-use voucher links and the till's redemptions",
+        description="Read and check the Voucherify campaign (exit 2 when RE-ZIP cannot show its codes), fetch "
+        "RE-ZIP's signing keys, then serve until SIGTERM: POST server.path (RE-ZIP's signed call: one code "
+        "published and answered within server.deadline_s, else 503 so RE-ZIP uses the static pool), GET "
+        "/redeem?code= (303 to the landing page for a code that validates, else a page in the customer's "
+        "language), POST /redemptions (a till's bearer token from server.redemptions_token_file) and GET "
+        "/healthz. Prints a ready line on stderr; exits 1 when Voucherify cannot be reached at start or when "
+        "the service keeps failing, 2 for a configuration, token or campaign problem.",
+    )
+    _shop_config_arg(shop_webhook)
+    shop_webhook.set_defaults(handler=_shop_webhook)
+    shop_export = shop_actions.add_parser(
+        "export-batch",
+        help="publish codes from the campaign and upload them to the shop's static RE-ZIP pool",
+        description="Publish COUNT codes from the Voucherify campaign and upload them, with their single-use "
+        "links, as a batch of the static pool rezip.static_pool_id, so that offline kiosks hand out Voucherify "
+        "codes too. A run is idempotent: run it again after a failure and it resumes (the same codes, the same "
+        "batch). Without --run the unfinished run in export.state_file is resumed, else a new one begins. "
+        "Progress goes to stderr, one result line to stdout. Exit 1 when Voucherify or RE-ZIP failed (run it "
+        "again), 2 for a configuration, token, campaign or pool problem.",
+    )
+    _shop_config_arg(shop_export)
+    shop_export.add_argument("--count", type=int, required=True, metavar="N", help="how many codes (1 to 100000)")
+    shop_export.add_argument(
+        "--run",
+        metavar="ID",
+        help="the run to start or resume (letters, digits, . _ -; default: the unfinished run, else a new one)",
+    )
+    shop_export.set_defaults(handler=_shop_export)
 
     sim = commands.add_parser(
         "sim", help="simulators: the stand-in backend and Voucherify, the virtual scanner and I/O board"
@@ -269,13 +301,20 @@ def _parser() -> argparse.ArgumentParser:
     backend = sims.add_parser(
         "backend",
         help="the stand-in RE-ZIP backend (HTTP + SQLite)",
-        description="Serve the stand-in RE-ZIP backend. Prints one JSON line with its URLs when ready, "
-        "then serves until interrupted. Restarting on the same --db keeps everything.",
+        description="Serve the stand-in RE-ZIP backend. Prints one JSON line with its URLs when ready (with "
+        "--seed demo also webhook, shop_webhook and voucherify), then serves until interrupted. Restarting on "
+        "the same --db keeps everything.",
     )
     backend.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
     backend.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     backend.add_argument("--db", type=Path, required=True, help="SQLite database file")
-    backend.add_argument("--seed", choices=["demo"], help="create the demo shops, pools and codes")
+    backend.add_argument(
+        "--seed",
+        choices=["demo"],
+        help="create the demo shops, pools and codes, and run their shop webhooks: the stand-in "
+        "one, and Nordlys Kaffe's kiosk shop webhook with a stand-in Voucherify (kept in "
+        "DB.shop/)",
+    )
     backend.add_argument(
         "--webhook-timeout",
         type=float,
@@ -852,13 +891,10 @@ def _local_address() -> str:
 
 
 def _shop_check(args: argparse.Namespace) -> int:
-    from kiosk.shop.config import REDEEM_PATH
+    from kiosk.shop.config import REDEEM_PATH, REDEMPTIONS_PATH
 
     config = _load_shop(args.config)
-    try:
-        config.read_secrets()
-    except SecretFileError as exc:
-        raise _Failure(str(exc)) from None
+    _shop_secrets(config)
     server, rezip, voucherify, voucher = config.server, config.rezip, config.voucherify, config.voucher
     link = config.link_for("EXAMPLE")
     checked = (
@@ -869,10 +905,18 @@ def _shop_check(args: argparse.Namespace) -> int:
     rows = [
         ("webhook", f"{config.webhook_url} (the on-demand pool's webhook_url at RE-ZIP)"),
         ("listening", f"{server.listen}, answering within {server.deadline_s:g} s"),
+        (
+            "redemptions",
+            f"POST {REDEMPTIONS_PATH} with the token in {server.redemptions_token_file}"
+            if server.redemptions_token_file
+            else f"POST {REDEMPTIONS_PATH} is off (no redemptions_token_file)",
+        ),
+        ("link checks", f"at most {server.link_checks_per_minute} a minute"),
         ("voucher link", link + checked),
         ("landing page", config.landing_for("EXAMPLE")),
         ("RE-ZIP", f"shop {rezip.shop_id}, API {rezip.api_url} ({rezip.auth_scheme}), keys {rezip.jwks_url}"),
         ("static pool", rezip.static_pool_id or "none (export-batch is off)"),
+        ("export", f"runs remembered in {config.export.state_file}, {config.export.concurrency} publications at once"),
         (
             "signatures",
             f"created within {rezip.signature_window_s:g} s of now; keys fetched again when "
@@ -883,10 +927,98 @@ def _shop_check(args: argparse.Namespace) -> int:
             "voucher",
             f"amounts in {voucher.currency}; conditions: " + (voucher.conditions or "each voucher's additional_info"),
         ),
-        ("tokens", f"{rezip.token_file} and {voucherify.app_token_file} read (mode 0600)"),
+        (
+            "tokens",
+            ", ".join(
+                str(path)
+                for path in (rezip.token_file, voucherify.app_token_file, server.redemptions_token_file)
+                if path
+            )
+            + " read (mode 0600)",
+        ),
     ]
     print(f"{args.config}: the configuration is good")
     print("\n".join(_aligned(rows, indent="  ")))
+    return 0
+
+
+def _shop_secrets(config: ShopConfig) -> Any:
+    try:
+        return config.read_secrets()
+    except SecretFileError as exc:
+        raise _Failure(str(exc)) from None
+
+
+def _shop_webhook(args: argparse.Namespace) -> int:
+    from kiosk.shop.service import ShopError, ShopService
+    from kiosk.supervisor import Supervisor
+
+    config = _load_shop(args.config)
+    secrets = _shop_secrets(config)
+
+    async def serve() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        service = ShopService(config, secrets)
+        try:
+            await service.start()
+        except ShopError as exc:
+            print(f"kiosk: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_code
+        supervisor = Supervisor()
+        try:
+            supervisor.start("shop-service-accept", service.serve)
+            campaign = service.campaign
+            assert campaign is not None and service.gate is not None
+            keys = (
+                "RE-ZIP's keys loaded" if service.gate.keys.loaded else "RE-ZIP's keys not fetched yet (503 until then)"
+            )
+            print(
+                f"kiosk shop webhook ready: listening on {service.url}, webhook {config.webhook_url}, campaign "
+                f"{campaign.name!r} ({campaign.id}), {keys}",
+                file=sys.stderr,
+                flush=True,
+            )
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([stopping, supervisor.gave_up], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if supervisor.gave_up.done():
+                print(f"kiosk: stopping, {supervisor.gave_up.result()}", file=sys.stderr, flush=True)
+                return 1
+            return 0
+        finally:
+            await supervisor.stop()
+            await service.stop()
+
+    try:
+        return asyncio.run(serve())
+    except OSError as exc:  # the port taken, an address this machine does not have
+        raise _Failure(f"cannot listen on {config.server.listen}: {exc.strerror or exc}") from None
+
+
+def _shop_export(args: argparse.Namespace) -> int:
+    from kiosk.shop.export import export_batch
+    from kiosk.shop.service import ShopError
+
+    config = _load_shop(args.config)
+    secrets = _shop_secrets(config)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        result = asyncio.run(export_batch(config, secrets, args.count, run_id=args.run, progress=progress))
+    except ShopError as exc:
+        print(f"kiosk: export-batch: {exc}", file=sys.stderr)
+        return exc.exit_code
+    skipped = f", {result.skipped} left out" if result.skipped else ""
+    print(
+        f"exported {result.count} codes of campaign {result.campaign!r} to pool {result.pool_id}: "
+        f"batch {', '.join(result.batches) or '(none)'}, {result.added} new at RE-ZIP{skipped} "
+        f"(run {result.run_id}{', resumed' if result.resumed else ''})"
+    )
     return 0
 
 
@@ -895,6 +1027,7 @@ def _sim_backend(args: argparse.Namespace) -> int:
     from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, seed_demo
     from kiosk.sim.kiosk_config import write_kiosk_config
     from kiosk.sim.shop_webhook import ShopWebhook
+    from kiosk.sim.voucherify_shop import voucherify_shop
 
     backend = StandInBackend(args.db, webhook_timeout_s=args.webhook_timeout)
     try:
@@ -903,12 +1036,17 @@ def _sim_backend(args: argparse.Namespace) -> int:
         raise _Failure(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     server.start()
     ready: dict[str, str] = {"url": server.url, "jwks": server.url + "/.well-known/jwks.json"}
-    webhook_server = None
+    stack = contextlib.ExitStack()
     if args.seed == "demo":
         webhook = ShopWebhook(ready["jwks"])
-        webhook_server = webhook.serve(args.host).start()
+        stack.callback(webhook.serve(args.host).start().stop)
         seed_demo(backend.store, webhook.url, webhook.failing_url)
         ready["webhook"] = webhook.url
+        shop = stack.enter_context(
+            voucherify_shop(args.db.with_name(args.db.name + ".shop"), server.url, backend.store)
+        )
+        ready["shop_webhook"] = shop.webhook_url
+        ready["voucherify"] = shop.voucherify.ready_line()["url"]
     if args.kiosk_config:
         if args.seed != "demo":
             raise _Failure("--kiosk-config needs --seed demo (it uses the demo kiosk's token)")
@@ -919,8 +1057,7 @@ def _sim_backend(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
-    if webhook_server is not None:
-        webhook_server.stop()
+    stack.close()
     backend.close()
     return 0
 

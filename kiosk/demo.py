@@ -1,8 +1,10 @@
 """``kiosk demo``: the whole kiosk on simulated hardware, against the seeded stand-in backend.
 
 Started here, all on loopback: the stand-in RE-ZIP backend and the stand-in shop webhook (real HTTP
-servers, SQLite in a temporary folder), a virtual scanner (a pseudo-terminal), and the kiosk itself,
-reading the scanner through pyserial and writing its screen and print jobs into the output folder.
+servers, SQLite in a temporary folder), Nordlys Kaffe's Voucherify-backed shop (a stand-in Voucherify,
+a real ``kiosk shop webhook`` and the shop's checkout, its static pool filled by ``kiosk shop
+export-batch``), a virtual scanner (a pseudo-terminal), and the kiosk itself, reading the scanner
+through pyserial and writing its screen and print jobs into the output folder.
 With ``board``, scans go through the virtual I/O board instead (the real firmware in WebAssembly
 MicroPython) with a drop-slot sensor, and the demo drops each packaging when the screen asks for it.
 """
@@ -89,6 +91,12 @@ async def _demo(
                 page = getattr(kiosk.screen, "url", "none")
                 reader = f"I/O board {board.device}" if board else f"scanner {scanner.path}"
                 print(f"Kiosk demo: backend {server.url}, {reader}, page {page}, output {out_dir}/", file=out)
+                if world.shop is not None:
+                    print(
+                        f"Nordlys Kaffe's kiosk shop webhook: {world.shop.service.url} (its voucher links work "
+                        f"once: open one, then open it again)",
+                        file=out,
+                    )
                 if interactive:
                     _prompt(out)
                 codes = _listed(scans) if scans is not None else _stdin_codes(stdin)

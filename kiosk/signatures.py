@@ -32,6 +32,8 @@ __all__ = [
     "SignatureError",
     "sign_request",
     "verify_request",
+    "verify_signature",
+    "VerifiedSignature",
     "public_jwk",
     "public_key_from_jwk",
     "keys_from_jwks",
@@ -45,6 +47,10 @@ __all__ = [
 ALGORITHM = "ecdsa-p384-sha384"
 COVERED_COMPONENTS = ("@method", "@target-uri", "content-type")
 _COORD_BYTES = 48  # P-384
+#: The order of P-384's group: (r, s) and (r, n - s) are both valid ECDSA signatures of one message.
+_P384_ORDER = int(
+    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16
+)
 #: A signature older (or further in the future) than this is refused: replay protection.
 MAX_SKEW_S = 300
 
@@ -123,6 +129,18 @@ def sign_request(
     }
 
 
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """A signature that verified: its key, its ``created`` time, and ``identity``, a name for this
+    one signing act. ECDSA signatures are randomised, so two deliveries never share one, while a
+    delivery sent again as it was (a retry) repeats it; the name is taken over ``(r, min(s, n - s))``,
+    so the malleated twin ``(r, n - s)``, which verifies too, names the same delivery."""
+
+    keyid: str
+    created: int
+    identity: str
+
+
 def verify_request(
     method: str,
     target_uri: str,
@@ -132,9 +150,22 @@ def verify_request(
     now: int,
     max_skew_s: int = MAX_SKEW_S,
 ) -> str:
-    """Check the first signature that covers our components; return its ``keyid``. Everything that
-    needs no key is checked first (shape, algorithm, ``created`` within ``max_skew_s`` of ``now``,
-    the covered headers), so a stale or malformed request never makes a caller look a key up."""
+    """``verify_signature``'s ``keyid``, for callers that need no more."""
+    return verify_signature(method, target_uri, headers, keys, now=now, max_skew_s=max_skew_s).keyid
+
+
+def verify_signature(
+    method: str,
+    target_uri: str,
+    headers: Mapping[str, str],
+    keys: Mapping[str, ec.EllipticCurvePublicKey],
+    *,
+    now: int,
+    max_skew_s: int = MAX_SKEW_S,
+) -> VerifiedSignature:
+    """Check the first signature that covers our components. Everything that needs no key is
+    checked first (shape, algorithm, ``created`` within ``max_skew_s`` of ``now``, the covered
+    headers), so a stale or malformed request never makes a caller look a key up."""
     lower = {k.lower(): v for k, v in headers.items()}
     if "signature-input" not in lower or "signature" not in lower:
         raise SignatureError("Signature-Input or Signature header is missing", "missing")
@@ -154,7 +185,8 @@ def verify_request(
         raw = _parse_byte_sequence(signatures[label])
         if len(raw) != 2 * _COORD_BYTES:
             raise SignatureError("signature has the wrong length for P-384")
-        der = encode_dss_signature(int.from_bytes(raw[:_COORD_BYTES], "big"), int.from_bytes(raw[_COORD_BYTES:], "big"))
+        r, s = int.from_bytes(raw[:_COORD_BYTES], "big"), int.from_bytes(raw[_COORD_BYTES:], "big")
+        der = encode_dss_signature(r, s)
         base = signature_base(method, target_uri, headers, params)
         keyid = params.get("keyid")
         if not isinstance(keyid, str) or keyid not in keys:
@@ -164,7 +196,9 @@ def verify_request(
             keys[keyid].verify(der, base, ec.ECDSA(hashes.SHA384()))
         except InvalidSignature:
             raise SignatureError("signature does not match", "mismatch") from None
-        return keyid
+        low_s = min(s, _P384_ORDER - s).to_bytes(_COORD_BYTES, "big")
+        identity = hashlib.sha256(keyid.encode() + b"\n" + raw[:_COORD_BYTES] + low_s).hexdigest()
+        return VerifiedSignature(keyid, created, identity)
     raise SignatureError("no signature covers @method @target-uri content-type", "not_covered")
 
 

@@ -73,6 +73,12 @@ class ServerSection:
     #: The webhook answers within this many seconds (a 503 once they are spent), so RE-ZIP still
     #: has time to fall back to the shop's static pool before its own timeout.
     deadline_s: float = field(default=1.2, metadata=within(0.1, 30))
+    #: The token a checkout or till sends (``Authorization: Bearer``) to ``POST /redemptions``, alone
+    #: in a 0600 file; none: that endpoint is off.
+    redemptions_token_file: Path | None = field(default=None, metadata=path_field())
+    #: ``GET /redeem`` asks Voucherify at most this often a minute (anyone may open a link), so a
+    #: flood of link checks cannot use up the plan's request limit that the webhook needs.
+    link_checks_per_minute: int = field(default=50, metadata=within(1, 100_000))
 
 
 @dataclass(frozen=True)
@@ -119,11 +125,23 @@ class VoucherSection:
 
 
 @dataclass(frozen=True)
+class ExportSection:
+    """``kiosk shop export-batch``: where its runs are remembered, and how many codes it publishes
+    at once."""
+
+    #: The unfinished run (its id, count and batches), so a retried export resumes it; 0600.
+    state_file: Path = field(default=Path("/var/lib/kiosk-shop/export-batch.json"), metadata=path_field())
+    #: Publications in flight at once (each still one request; Voucherify's rate limit is honoured).
+    concurrency: int = field(default=8, metadata=within(1, 64))
+
+
+@dataclass(frozen=True)
 class ShopConfig:
     server: ServerSection
     rezip: RezipSection
     voucherify: VoucherifySection
     voucher: VoucherSection
+    export: ExportSection = field(default_factory=ExportSection)
     #: Where the file was read from; relative paths in it are resolved against its folder.
     source: Path | None = None
 
@@ -150,8 +168,13 @@ class ShopConfig:
         return fill_template(self.voucher.landing_url, public_url=self.public_base, code=code)
 
     def read_secrets(self) -> ShopSecrets:
-        """Both tokens, each from its 0600 file; ``SecretFileError`` names the file, never the content."""
-        return ShopSecrets(read_secret_file(self.rezip.token_file), read_secret_file(self.voucherify.app_token_file))
+        """The tokens, each from its 0600 file; ``SecretFileError`` names the file, never the content."""
+        till = self.server.redemptions_token_file
+        return ShopSecrets(
+            read_secret_file(self.rezip.token_file),
+            read_secret_file(self.voucherify.app_token_file),
+            read_secret_file(till) if till is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -160,6 +183,8 @@ class ShopSecrets:
 
     rezip_token: str = field(repr=False)
     voucherify_app_token: str = field(repr=False)
+    #: None when ``server.redemptions_token_file`` is not set (``POST /redemptions`` is off).
+    redemptions_token: str | None = field(default=None, repr=False)
 
 
 def fill_template(template: str, *, public_url: str, code: str) -> str:

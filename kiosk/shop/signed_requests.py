@@ -11,7 +11,9 @@ first, so that nothing a stranger sends costs more than parsing a header:
 3. the key: RE-ZIP's keys are cached; a ``keyid`` not seen yet fetches the JWKS again once, but
    fetches happen at most once per ``refetch_interval_s`` whatever arrives, so a flood of made-up
    keyids cannot hammer RE-ZIP (and a key older than ``cache_s`` is fetched again before use);
-4. the signature itself, then ``Webhook-Version: 1``.
+4. the signature itself, then ``Webhook-Version: 1``. Verifying runs in a worker thread:
+   OpenSSL lets go of the interpreter meanwhile, so a burst of deliveries is verified on another
+   core while the event loop serves the rest.
 
 The answer is typed, ``Accepted`` or ``Refused`` with a reason and the HTTP status to answer; no
 header, however broken, raises. Only a failure to reach RE-ZIP's JWKS is logged (the URL, never a
@@ -21,11 +23,12 @@ header of the request).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
@@ -33,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from kiosk.core.text import clean_text
 from kiosk.shop.config import ShopConfig
-from kiosk.signatures import SignatureError, SignatureFault, keys_from_jwks, verify_request
+from kiosk.signatures import SignatureError, SignatureFault, keys_from_jwks, verify_signature
 
 __all__ = ["Accepted", "Refused", "RefusalReason", "RezipKeys", "SignatureGate"]
 
@@ -51,9 +54,12 @@ _DETAIL_CHARS = 160
 
 @dataclass(frozen=True)
 class Accepted:
-    """A delivery RE-ZIP signed, with the key it was signed with."""
+    """A delivery RE-ZIP signed, with the key it was signed with. ``delivery`` names this delivery:
+    the same when RE-ZIP sends it again as it was (``kiosk.signatures.VerifiedSignature.identity``),
+    different for every other delivery."""
 
     keyid: str
+    delivery: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -169,13 +175,19 @@ class SignatureGate:
         self._clock = clock
 
     @classmethod
-    def for_config(cls, config: ShopConfig, http: httpx.AsyncClient) -> SignatureGate:
+    def for_config(
+        cls, config: ShopConfig, http: httpx.AsyncClient, *, clock: Callable[[], float] = time.time
+    ) -> SignatureGate:
         rezip = config.rezip
         keys = RezipKeys(
             rezip.jwks_url, http, refetch_interval_s=rezip.jwks_refetch_interval_s, cache_s=rezip.jwks_cache_s
         )
         return cls(
-            public_base=config.public_base, path=config.server.path, keys=keys, window_s=rezip.signature_window_s
+            public_base=config.public_base,
+            path=config.server.path,
+            keys=keys,
+            window_s=rezip.signature_window_s,
+            clock=clock,
         )
 
     async def check(self, method: str, target: str, headers: Headers) -> Accepted | Refused:
@@ -188,25 +200,24 @@ class SignatureGate:
             return Refused("malformed", f"a signature header is longer than {MAX_SIGNATURE_HEADER_CHARS} characters")
         target_uri = self.public_base + target
         now = int(self._clock())
+        verify = functools.partial(verify_signature, method, target_uri, fields, now=now, max_skew_s=self.window_s)
         try:
             try:
-                keyid = verify_request(
-                    method, target_uri, fields, await self.keys.current(), now=now, max_skew_s=self.window_s
-                )
+                verified = await asyncio.to_thread(verify, await self.keys.current())
             except SignatureError as first:
                 if first.fault != "unknown_key" or first.keyid is None:
                     raise
                 keys = await self.keys.refresh_for(first.keyid)
                 if not keys:
                     raise
-                keyid = verify_request(method, target_uri, fields, keys, now=now, max_skew_s=self.window_s)
+                verified = await asyncio.to_thread(verify, keys)
         except SignatureError as error:
             if error.fault == "unknown_key" and not self.keys.loaded:
                 return Refused("keys_unavailable", "RE-ZIP's signing keys could not be fetched")
             return Refused(error.fault, clean_text(str(error), multiline=False)[:_DETAIL_CHARS])
         if fields.get("webhook-version", "").strip() != "1":
             return Refused("webhook_version", "Webhook-Version: only 1 is understood")
-        return Accepted(keyid)
+        return Accepted(verified.keyid, verified.identity)
 
 
 def _combined(headers: Headers) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The demo world: six shops, two drop points, every kind of pool and voucher the seeds describe,
+"""The demo world: seven shops, two drop points, every kind of pool and voucher the seeds describe,
 and packaging codes to scan (``sample_codes``), each with a note saying what it shows at the Danish
 drop point.
 
@@ -11,6 +11,12 @@ drop point.
 - Strandkorb Flensburg (60SF): a static private pool in euros (DK, DE: 25 €).
 - Papirhuset (30PH): no pools of its own; its customers get the public fallback.
 - RE-ZIP Community (40RZ): a public gift pool (DK, a tote bag) with no expiry and no links.
+- Nordlys Kaffe (70NK) runs its promotions in Voucherify: an on-demand private pool (DK) served by
+  a real ``kiosk shop webhook`` against the stand-in Voucherify (20 % codes ``RZ20-XXXX-XXXX`` with
+  a single-use link to the service's ``/redeem``), and a static private pool (DK) that ``kiosk shop
+  export-batch`` fills with codes of the same campaign, which offline kiosks hand out
+  (``kiosk.sim.voucherify_shop`` starts both; without it the on-demand pool's webhook is the one
+  that is down). Its own RE-ZIP token is ``DEMO_SHOP_TOKEN``.
 Everything is deterministic, so sample codes and pool ids are the same on every machine.
 """
 
@@ -31,16 +37,21 @@ __all__ = [
     "sample_code",
     "DEMO_KIOSK_TOKEN",
     "DEMO_ADMIN_TOKEN",
+    "DEMO_SHOP_TOKEN",
     "DROP_POINT_DK",
     "DROP_POINT_DE",
     "SHOPS",
     "ON_DEMAND_POOL_ID",
     "FAILING_POOL_ID",
+    "VOUCHERIFY_POOL_ID",
+    "VOUCHERIFY_STATIC_POOL_ID",
     "KINDS",
 ]
 
 DEMO_KIOSK_TOKEN = "demo-kiosk-token"
 DEMO_ADMIN_TOKEN = "demo-admin-token"
+#: Nordlys Kaffe's own RE-ZIP token (its shop service uploads exported batches with it).
+DEMO_SHOP_TOKEN = "demo-shop-token-nordlys"
 DROP_POINT_DK = "dp-cph-norrebro"
 DROP_POINT_DE = "dp-ber-mitte"
 
@@ -103,9 +114,19 @@ SHOPS = {
         "https://strandkorb-flensburg.example",
         (20, 110, 150),
     ),
+    "kaffe": DemoShop(
+        "kaffe",
+        "Nordlys Kaffe",
+        "70NK",
+        "Coffee roasted in Aalborg; promotions run in Voucherify.",
+        "https://nordlys-kaffe.example",
+        (92, 64, 51),
+    ),
 }
 ON_DEMAND_POOL_ID = new_ulid(seed="pool:sko-on-demand")
 FAILING_POOL_ID = new_ulid(seed="pool:cykler-on-demand")
+VOUCHERIFY_POOL_ID = new_ulid(seed="pool:kaffe-on-demand")
+VOUCHERIFY_STATIC_POOL_ID = new_ulid(seed="pool:kaffe-static")
 
 #: What a sample code can show, as ``sample_codes()`` items list it under "shows".
 KINDS = (
@@ -121,6 +142,7 @@ KINDS = (
     "public_fallback",
     "private_public",
     "short_serial",
+    "voucherify",
 )
 #: (shop, serials, what they show, the note): scanned at the Danish drop point, in this order.
 _SAMPLES = (
@@ -155,6 +177,13 @@ _SAMPLES = (
         ("short_serial", "on_demand", "percentage", "link"),
         "Hyggelig Sko, a short serial (0042): on-demand voucher from the shop's webhook, 20 % with a link",
     ),
+    (
+        "kaffe",
+        3,
+        ("voucherify", "percentage", "link"),
+        "Nordlys Kaffe: a Voucherify code, 20 %, from its kiosk shop webhook; the QR link opens its checkout once, "
+        "then says the voucher was used (with --offline: a code export-batch put in its static pool)",
+    ),
 )
 
 
@@ -178,12 +207,17 @@ def sample_code(kind: str, index: int = 0) -> str:
     return [item["code"] for item in sample_codes() if kind in item["shows"]][index]
 
 
-def seed_demo(store: BackendStore, webhook_url: str, failing_webhook_url: str) -> None:
+def seed_demo(
+    store: BackendStore, webhook_url: str, failing_webhook_url: str, voucherify_webhook_url: str | None = None
+) -> None:
     """Create the demo world once; on later starts only point the on-demand pools at the webhooks:
-    ``webhook_url`` answers vouchers, ``failing_webhook_url`` is the one that is down."""
+    ``webhook_url`` answers vouchers, ``failing_webhook_url`` is the one that is down, and
+    ``voucherify_webhook_url`` is Nordlys Kaffe's ``kiosk shop webhook`` (when none runs, its pool
+    points at the one that is down)."""
     if store.setting("seeded") == "demo":
         store.set_webhook_url(ON_DEMAND_POOL_ID, webhook_url)
         store.set_webhook_url(FAILING_POOL_ID, failing_webhook_url)
+        store.set_webhook_url(VOUCHERIFY_POOL_ID, voucherify_webhook_url or failing_webhook_url)
         return
     store.add_token(DEMO_KIOSK_TOKEN, "kiosk")
     store.add_token(DEMO_ADMIN_TOKEN, "admin")
@@ -301,6 +335,26 @@ def seed_demo(store: BackendStore, webhook_url: str, failing_webhook_url: str) -
             "expires_at": None,
         },
         links=False,
+    )
+    kaffe = SHOPS["kaffe"]
+    store.add_token(DEMO_SHOP_TOKEN, "shop", kaffe.id)
+    store.create_pool(
+        kaffe.id,
+        "Voucherify codes on demand",
+        ["DK"],
+        "private",
+        "on_demand",
+        voucherify_webhook_url or failing_webhook_url,
+        pool_id=VOUCHERIFY_POOL_ID,
+    )
+    store.create_pool(
+        kaffe.id,
+        "Voucherify codes for offline kiosks",
+        ["DK"],
+        "private",
+        "static",
+        None,
+        pool_id=VOUCHERIFY_STATIC_POOL_ID,
     )
     store.set_setting("seeded", "demo")
 

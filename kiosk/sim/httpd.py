@@ -117,6 +117,9 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
     error worth a traceback; every other failure is still reported."""
 
     daemon_threads = True
+    #: socketserver listens with a backlog of 5: a burst of new connections overflowed it, and each
+    #: dropped SYN cost its client a second's retransmission (a connect timeout, to a client in a hurry).
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):

@@ -12,8 +12,9 @@ are silent, decided here:
 - Vouchers: the seed model through ``kiosk.core.voucher.parse_voucher`` (code shape, type, value,
   ISO 4217 unit for an amount), and, stricter than the kiosk reads answers, ``conditions`` must be
   there (text, possibly empty: the seed marks it required), a link the kiosk would drop is refused
-  rather than dropped, and so are links that redeem nothing: plain ``http`` (no TLS) and schemes
-  that run or read local content. An app's own scheme (``myshopapp://redeem?…``) is fine.
+  rather than dropped, and so are links that redeem nothing: plain ``http`` (no TLS; except to a
+  loopback host, as for ``webhook_url``: the demo's own shop service) and schemes that run or read
+  local content. An app's own scheme (``myshopapp://redeem?…``) is fine.
 - ``expires_at`` must lie ahead and within the voucher model's horizon (``parse_voucher`` with the
   time: not expired, at most ten years ahead).
 """
@@ -24,9 +25,10 @@ import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from kiosk.core.countries import ASSIGNED as COUNTRIES
-from kiosk.core.urls import url_problem
+from kiosk.core.urls import plain_http_allowed, url_problem
 from kiosk.core.voucher import VoucherError, parse_voucher
 
 __all__ = ["pool_problem", "shop_voucher", "VISIBILITIES", "POOL_TYPES"]
@@ -82,6 +84,7 @@ def shop_voucher(doc: Any, *, now: datetime) -> dict[str, Any]:
         raise VoucherError("link", voucher.warnings[0].removeprefix("link dropped: "))
     if voucher.link is not None:
         scheme = voucher.link.split(":", 1)[0].lower()
-        if scheme in REFUSED_LINK_SCHEMES:
+        loopback = scheme == "http" and plain_http_allowed(urlsplit(voucher.link).hostname)
+        if scheme in REFUSED_LINK_SCHEMES and not loopback:
             raise VoucherError("link", f"a {scheme}: link redeems nothing safely: use https or an app's own scheme")
     return voucher.to_json()

@@ -28,6 +28,9 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        #: Writers queue here rather than in SQLite's busy handler, which sleeps (up to 100 ms a
+        #: time) between attempts: under a burst the wait would be the sleep, not the work.
+        self._writing = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         # Tokens' hashes, codes and links: private from the first byte. SQLite gives its -wal and -shm
         # files the database file's mode.
@@ -49,13 +52,14 @@ class SqliteStore:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, not on upgrade."""
         db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._writing:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def read(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         return self._connection().execute(sql, args).fetchall()

@@ -9,7 +9,8 @@ answers against that spec. Where the spec is silent:
   them, or with wrong ones, gets ``401`` ``unauthorized``.
 - A per-minute request limit (``rate_limit``, 100 by default, as Voucherify's smallest paid plan):
   every request past it within the minute gets ``429`` ``too_many_requests`` with ``Retry-After``
-  (whole seconds until the minute is over).
+  (whole seconds until the minute is over). Tests change it while it runs (``limit_requests``), and
+  make every answer late by ``delay_s`` seconds (a slow Voucherify).
 - Campaigns make a new code per publication from their ``code_config`` (an auto-update campaign).
   The same ``source_id`` with the same campaign and customer answers the first publication again
   (its code); the same ``source_id`` with another campaign or customer is ``duplicate_source_id``.
@@ -135,8 +136,15 @@ class StandInVoucherify:
         else:
             self.app_token = "vfy-" + secrets.token_urlsafe(24)
             write_secret_file(self.token_file, (self.app_token + "\n").encode("ascii"))
+        self._clock = clock
         self._limit = _MinuteLimit(rate_limit, clock)
+        #: Every answer waits this long first: a slow Voucherify, for tests.
+        self.delay_s = 0.0
         self.server: JsonServer | None = None
+
+    def limit_requests(self, per_minute: int) -> None:
+        """A new per-minute request limit, its minute starting with the next request."""
+        self._limit = _MinuteLimit(per_minute, self._clock)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> JsonServer:
         code = r"(?P<code>[^/]+)"
@@ -172,6 +180,8 @@ class StandInVoucherify:
 
     def _guarded(self, handler: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
         def guarded(request: Request) -> Reply:
+            if self.delay_s:
+                time.sleep(self.delay_s)
             wait = self._limit.wait_s()
             if wait:
                 return voucherify_error(
@@ -245,12 +255,11 @@ class StandInVoucherify:
 
     def _voucher_doc(self, row: Any) -> dict[str, Any]:
         doc = json.loads(row["doc"])
-        campaign = self.store.campaign(row["campaign_id"]) if row["campaign_id"] else None
         code = row["code"]
         return {
             "id": row["id"],
             "code": code,
-            "campaign": campaign["name"] if campaign else None,
+            "campaign": self.store.campaign_name(row["campaign_id"]),
             "campaign_id": row["campaign_id"],
             "category": None,
             "category_id": None,

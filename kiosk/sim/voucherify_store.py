@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS vouchers (
     doc TEXT NOT NULL, active INTEGER NOT NULL, quantity INTEGER, redeemed INTEGER NOT NULL DEFAULT 0,
     published INTEGER NOT NULL DEFAULT 0, holder_id TEXT, created_at TEXT NOT NULL, updated_at TEXT
 );
+CREATE INDEX IF NOT EXISTS vouchers_by_campaign ON vouchers (campaign_id);
 CREATE TABLE IF NOT EXISTS customers (
     id TEXT PRIMARY KEY, source_id TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL
 );
@@ -104,6 +105,7 @@ class VoucherifyStore(SqliteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self._connection().executescript(_SCHEMA)
+        self._names: dict[str, str | None] = {}
 
     # --- settings -------------------------------------------------------------------------------
 
@@ -133,6 +135,16 @@ class VoucherifyStore(SqliteStore):
                 (stored["id"], stored["name"], json.dumps(stored), stamp),
             )
             return stored
+
+    def campaign_name(self, campaign_id: str | None) -> str | None:
+        """A campaign's name, as every voucher document names it (campaigns keep their names)."""
+        if campaign_id is None:
+            return None
+        name = self._names.get(campaign_id)
+        if name is None:
+            row = self._connection().execute("SELECT name FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+            name = self._names[campaign_id] = row["name"] if row is not None else None
+        return name
 
     def campaign(self, id_or_name: str) -> dict[str, Any]:
         row = (

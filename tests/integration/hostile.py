@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from kiosk.app import ScanReport
 from kiosk.config import Config, load_config
+from kiosk.logs import RequestUrlFilter
 from kiosk.runtime import RunningKiosk, open_kiosk
 from kiosk.signatures import sign_detached
 from kiosk.sim.backend_store import new_ulid
@@ -188,8 +189,12 @@ class ScriptedProxy:
 
 
 class _Capture(logging.Handler):
+    """What the kiosk's log handler gets, through its URL filter as in the field (httpx's request
+    lines name a path by its fingerprint: the shop side's paths carry voucher codes)."""
+
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
+        self.addFilter(RequestUrlFilter())
         self.records: collections.deque[logging.LogRecord] = collections.deque(maxlen=5000)
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -206,9 +211,12 @@ class KioskHarness:
         adjust: Callable[[Config], Config] | None = None,
         scanner_device: str | None = None,
         webhook_timeout_s: float = 1.5,
+        world_options: dict[str, Any] | None = None,
     ) -> None:
+        """``world_options`` go to ``demo_world`` (a transport for the Voucherify clients, say)."""
         self.folder = folder
         self.webhook_timeout_s = webhook_timeout_s
+        self.world_options = world_options or {}
         self.adjust = adjust
         self.scanner_device = scanner_device
         self._stack = ExitStack()
@@ -223,7 +231,9 @@ class KioskHarness:
     # --- life -------------------------------------------------------------------------------------
 
     def __enter__(self) -> KioskHarness:
-        world = self._stack.enter_context(demo_world(self.folder / "world", webhook_timeout_s=self.webhook_timeout_s))
+        world = self._stack.enter_context(
+            demo_world(self.folder / "world", webhook_timeout_s=self.webhook_timeout_s, **self.world_options)
+        )
         self.world = world
         self.proxy = ScriptedProxy(world.url)
         self._stack.callback(self.proxy.stop)

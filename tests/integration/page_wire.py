@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from kiosk.sim.loop_thread import LoopThread
 
 T = TypeVar("T")
 
@@ -127,24 +127,11 @@ def wait_for(condition: Callable[[], object], timeout_s: float = 15.0) -> None:
         time.sleep(0.01)
 
 
-class Background:
+class Background(LoopThread):
     """An event loop in a thread: the page (or the whole kiosk) runs there, the test talks to it."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="page-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def call(self, function: Callable[..., Any], *args: Any) -> None:
-        self.loop.call_soon_threadsafe(function, *args)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
+        super().__init__("page-loop")
 
 
 @contextmanager

@@ -541,6 +541,13 @@ def test_every_sample_code_shows_what_its_note_says(backend) -> None:
             and pool["visibility"] == "private_public"
             and voucher_shop is packaging_shop,
             "short_serial": len(item["code"]) <= 9,
+            # Nordlys Kaffe's kiosk shop webhook published it in Voucherify (the stand-in's RZ20- campaign),
+            # with the link to that service's single-use redeem page
+            "voucherify": pool is None
+            and voucher_shop is packaging_shop
+            and data["code"].startswith("RZ20-")
+            and data["link"]
+            == backend.ready["shop_webhook"].removesuffix("/rezip/voucher") + f"/redeem?code={data['code']}",
         }
         for kind_shown in item["shows"]:
             assert facts[kind_shown], (item, kind_shown, data)

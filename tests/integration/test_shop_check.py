@@ -15,6 +15,7 @@ pytestmark = pytest.mark.integration
 
 REZIP_TOKEN = "rezip-SECRET-token-1"
 VOUCHERIFY_TOKEN = "voucherify-SECRET-token-2"
+TILL_TOKEN = "till-SECRET-token-3"
 
 
 @pytest.fixture
@@ -23,7 +24,11 @@ def shop_file(tmp_path: Path) -> Path:
     text = (REPO / "hardware" / "shop.example.toml").read_text("utf-8").replace("/etc/kiosk/", "")
     path = tmp_path / "shop.toml"
     path.write_text(text, "utf-8")
-    for name, token in (("shop-rezip.token", REZIP_TOKEN), ("voucherify.token", VOUCHERIFY_TOKEN)):
+    for name, token in (
+        ("shop-rezip.token", REZIP_TOKEN),
+        ("voucherify.token", VOUCHERIFY_TOKEN),
+        ("shop-till.token", TILL_TOKEN),
+    ):
         (tmp_path / name).write_text(token + "\n")
         (tmp_path / name).chmod(0o600)
     return path

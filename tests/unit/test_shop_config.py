@@ -52,7 +52,7 @@ def test_the_annotated_example_loads() -> None:
 def test_the_example_names_every_key_of_the_schema() -> None:
     """The example is the reference: every key the schema knows is shown (and so explained) there."""
     config = load_shop_config(EXAMPLE_PATH)
-    for section in ("server", "rezip", "voucherify", "voucher"):
+    for section in ("server", "rezip", "voucherify", "voucher", "export"):
         assert set(EXAMPLE[section]) == set(vars(getattr(config, section))), section
 
 

@@ -11,6 +11,11 @@ hold up issuing.
 - A connection past the cap, and accept() failing with EMFILE, shed page clients first: the oldest
   connection waiting for a request, then the oldest event stream. A connection in the middle of a
   request is never shed (its body has its own deadline). After EMFILE the cap drops to what is left.
+- A request aiohttp cannot parse is answered by the server's own one-line refusal (``QuietProtocol``),
+  never with aiohttp's logged traceback and echo of the bytes.
+
+The shop's service (``kiosk.shop.service``) keeps the same rules with the same guard; ``who`` names
+whose connections the guard's log lines are about.
 """
 
 from __future__ import annotations
@@ -22,10 +27,24 @@ import resource
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from kiosk.devices.screen.complaints import Complaints
+from kiosk.devices.screen.page_requests import MAX_BODY_BYTES, Refused, read_json_object
 
-__all__ = ["ConnectionGuard", "connection_cap", "descriptor_cap", "HEAD_TIMEOUT_S", "DESCRIPTOR_RESERVE"]
+__all__ = [
+    "ConnectionGuard",
+    "QuietProtocol",
+    "read_json_body",
+    "no_continue",
+    "connection_cap",
+    "descriptor_cap",
+    "HEAD_TIMEOUT_S",
+    "DESCRIPTOR_RESERVE",
+]
 
 #: Seconds a connection has to deliver a complete request head (from opening, or after a request).
 HEAD_TIMEOUT_S = 5.0
@@ -122,7 +141,7 @@ class _Connection(asyncio.Protocol):
             return
         if self.partial:
             self.guard.complaints.note(
-                f"page client cut off: no complete request within {self.guard.head_timeout_s:g} s"
+                f"{self.guard.who} client cut off: no complete request within {self.guard.head_timeout_s:g} s"
             )
         self.transport.close()
 
@@ -147,9 +166,11 @@ class ConnectionGuard:
         *,
         cap: int | None = None,
         head_timeout_s: float = HEAD_TIMEOUT_S,
+        who: str = "page",
     ) -> None:
         self.protocol_factory = protocol_factory
         self.complaints = complaints
+        self.who = who
         self.cap = cap if cap is not None else descriptor_cap()
         self.head_timeout_s = head_timeout_s
         self._connections: dict[_Connection, None] = {}  # oldest first
@@ -181,6 +202,16 @@ class ConnectionGuard:
             self._sockets.append(listener)
             self.accepting.append(loop.create_task(self._accept_forever(listener), name="page-accept"))
         return port
+
+    async def keep_accepting(self) -> None:
+        """Watch the accept loops while the server runs (under its supervisor): one that ends is
+        started again on the same listener, and its error raised so the supervisor logs it, counts
+        it, and gives up on a server that keeps failing."""
+        while True:
+            await asyncio.wait(self.accepting, return_when=asyncio.FIRST_COMPLETED)
+            errors = self.resume()
+            if errors:
+                raise errors[0]
 
     def resume(self) -> list[BaseException]:
         """Accept again on every listener whose accept loop ended; returns why the loops ended
@@ -217,7 +248,7 @@ class ConnectionGuard:
                 await asyncio.sleep(self._out_of_descriptors())
                 continue
             if len(self._connections) >= self.cap and not self.shed(1):
-                self.complaints.note("page connection refused: all page connections are in a request")
+                self.complaints.note(f"{self.who} connection refused: all {self.who} connections are in a request")
                 _refuse(client)
                 continue
             try:
@@ -233,7 +264,9 @@ class ConnectionGuard:
         what is left; returns how long to wait before accepting again."""
         shed = self.shed(max(1, len(self._connections) // 4))
         self.cap = max(FLOOR_CONNECTIONS, min(self.cap, len(self._connections)))
-        self.complaints.note("out of file descriptors: page clients shed, and fewer page connections allowed")
+        self.complaints.note(
+            f"out of file descriptors: {self.who} clients shed, and fewer {self.who} connections allowed"
+        )
         return _RETRY_AFTER_SHED_S if shed else _RETRY_NOTHING_SHED_S
 
     def shed(self, count: int) -> int:
@@ -246,7 +279,7 @@ class ConnectionGuard:
             self._forget(connection)
             connection.shed()
         if victims:
-            self.complaints.note("page connections shed to make room")
+            self.complaints.note(f"{self.who} connections shed to make room")
         return len(victims)
 
     @contextmanager
@@ -279,6 +312,47 @@ class ConnectionGuard:
         self._connections.pop(connection, None)
         if connection.transport is not None:
             self._by_transport.pop(connection.transport, None)
+
+
+class QuietProtocol(web.RequestHandler):
+    """aiohttp's HTTP protocol, quiet about malformed input: a request it cannot parse (bad method,
+    huge header, broken chunks) is answered by ``refuse(status)``, where aiohttp logs an error with
+    its traceback and echoes the bytes back. Bodies are never decompressed (aiohttp would, and log a
+    traceback when draining a broken one). Anything else (an error in a handler) stays aiohttp's
+    loud error."""
+
+    __slots__ = ("refuse",)
+
+    def __init__(self, manager: web.Server, refuse: Callable[[int], web.StreamResponse], **kwargs: Any) -> None:
+        super().__init__(manager, auto_decompress=False, **kwargs)
+        self.refuse = refuse
+
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        return self.refuse(status)
+
+
+async def read_json_body(request: web.Request, *, timeout_s: float) -> dict[str, Any]:
+    """A POST's small JSON object, read within ``timeout_s`` and never past ``MAX_BODY_BYTES``
+    (``page_requests.read_json_object``'s rules); ``Refused`` otherwise."""
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while len(body) <= MAX_BODY_BYTES and (chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body))):
+                body += chunk
+    except TimeoutError:
+        raise Refused(408, "body: not sent in time") from None
+    except (ConnectionError, web.RequestPayloadError):
+        raise Refused(400, "body: incomplete or malformed") from None
+    return read_json_object(bytes(body))
+
+
+async def no_continue(request: web.Request) -> None:
+    """Answer no ``Expect:`` header (aiohttp answers it before any middleware, so before a server's
+    rules): the request goes through the rules like any other; bodies are small anyway."""
 
 
 def _refuse(client: socket.socket) -> None:

@@ -23,13 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from kiosk.devices.screen.browser import BrowserError, HeadlessBrowser
 from kiosk.devices.screen.complaints import Complaints
-from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, QuietProtocol, no_continue, read_json_body
 from kiosk.devices.screen.page_requests import (
-    MAX_BODY_BYTES,
     Refused,
     check_body_size,
     check_host,
@@ -38,7 +36,6 @@ from kiosk.devices.screen.page_requests import (
     frame_number,
     locale_choice,
     page_hosts,
-    read_json_object,
 )
 from kiosk.logos import LogoCache
 from kiosk.presentation.fonts import FONT_FILES, font_file
@@ -136,7 +133,7 @@ class WebScreen:
         app = web.Application(middlewares=[self._gate])
         # aiohttp answers "Expect:" (100 Continue, or 417 echoing the client) before any middleware,
         # so before the Host and Origin rules: the page never answers it; its bodies are tiny anyway.
-        plain = {"expect_handler": _no_continue}
+        plain = {"expect_handler": no_continue}
         app.router.add_get("/", self._index, **plain)
         app.router.add_get("/static/{name}", self._static, **plain)
         app.router.add_get("/font/{role}.ttf", self._font, **plain)
@@ -150,8 +147,14 @@ class WebScreen:
         await self._runner.setup()
         server, complaints, loop = self._runner.server, self._complaints, asyncio.get_running_loop()
         assert server is not None
+
+        def malformed(status: int) -> web.StreamResponse:
+            refused = Refused(status, "not a well-formed HTTP request")
+            complaints.note(_complaint(refused))
+            return _refusal(refused)
+
         self._guard = ConnectionGuard(
-            lambda: _PageProtocol(server, complaints, loop=loop, access_log=None),
+            lambda: QuietProtocol(server, malformed, loop=loop, access_log=None),
             complaints,
             cap=self.max_connections,
             head_timeout_s=self.client_timeout_s,
@@ -163,15 +166,9 @@ class WebScreen:
             raise
 
     async def serve(self) -> None:
-        """Watch the page's accept loops while the kiosk runs (under its supervisor): one that ends
-        is started again on the same listener, and its error raised so the supervisor logs it,
-        counts it, and gives up on a page server that keeps failing."""
+        """Watch the page's accept loops while the kiosk runs (``ConnectionGuard.keep_accepting``)."""
         assert self._guard is not None
-        while True:
-            await asyncio.wait(self._guard.accepting, return_when=asyncio.FIRST_COMPLETED)
-            errors = self._guard.resume()
-            if errors:
-                raise errors[0]
+        await self._guard.keep_accepting()
 
     async def stop(self) -> None:
         for queue in list(self._clients):
@@ -340,18 +337,7 @@ class WebScreen:
         """A POST's small JSON object, read within ``client_timeout_s`` and never past the limit."""
         check_json_type(request.headers.getall(hdrs.CONTENT_TYPE, []))
         check_body_size(request.content_length)
-        body = bytearray()
-        try:
-            async with asyncio.timeout(self.client_timeout_s):
-                while len(body) <= MAX_BODY_BYTES and (
-                    chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body))
-                ):
-                    body += chunk
-        except TimeoutError:
-            raise Refused(408, "body: not sent in time") from None
-        except (ConnectionError, web.RequestPayloadError):
-            raise Refused(400, "body: incomplete or malformed") from None
-        return read_json_object(bytes(body))
+        return await read_json_body(request, timeout_s=self.client_timeout_s)
 
     async def _status(self, request: web.Request) -> web.Response:
         doc = dict(self.status() if self.status else {})
@@ -363,29 +349,6 @@ class WebScreen:
         return web.json_response(doc, headers=_SECURITY_HEADERS)
 
 
-class _PageProtocol(web.RequestHandler):
-    """aiohttp's HTTP protocol, quiet about malformed input: a request it cannot parse (bad method,
-    huge header, broken chunks) gets a one-line 400 and a counted warning, where aiohttp logs an error
-    with its traceback and echoes the bytes back. Bodies are never decompressed (aiohttp would, and
-    log a traceback when draining a broken one). Anything else (an error in a handler) stays aiohttp's
-    loud error."""
-
-    __slots__ = ("complaints",)
-
-    def __init__(self, manager: web.Server, complaints: Complaints, **kwargs: Any) -> None:
-        super().__init__(manager, auto_decompress=False, **kwargs)  # the page never compresses a body
-        self.complaints = complaints
-
-    def handle_error(
-        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
-    ) -> web.StreamResponse:
-        if not isinstance(exc, HttpProcessingError):
-            return super().handle_error(request, status, exc, message)
-        refused = Refused(status, "not a well-formed HTTP request")
-        self.complaints.note(_complaint(refused))
-        return _refusal(refused)
-
-
 def _complaint(refused: Refused) -> str:
     return f"page request refused ({refused.status}): {refused.reason}"
 
@@ -394,10 +357,6 @@ def _refusal(refused: Refused) -> web.Response:
     response = web.Response(status=refused.status, text=refused.reason + "\n", headers=_SECURITY_HEADERS)
     response.force_close()  # nothing more from a client that was refused
     return response
-
-
-async def _no_continue(request: web.Request) -> None:
-    """Answer no ``Expect:`` header: the request goes through the page's rules like any other."""
 
 
 def _read_files() -> tuple[dict[str, bytes], dict[str, bytes]]:

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""The shop side's figures, on loopback: ``kiosk shop webhook``'s answer time for RE-ZIP's signed
+deliveries one at a time (goal: p95 <= 50 ms) and with 200 arriving at once (goal: no error, p95 <=
+250 ms), and ``kiosk shop export-batch`` of 10,000 codes (goal: <= 60 s).
+
+Each part is its own process, as in the field: ``kiosk sim voucherify`` (the stand-in Voucherify,
+its request limit lifted: the plan's limit is not what is measured), ``kiosk shop webhook`` and
+``kiosk shop export-batch`` (the real commands, from a shop.toml written here), and this script,
+which is RE-ZIP: the stand-in backend (its JWKS, the shop's static pool) and the load. Deliveries
+are signed as RE-ZIP signs them before their clock starts, so a figure is the time RE-ZIP waits for
+the service's answer.
+
+Run: .venv/bin/python scripts/bench/shop.py [--sequential N] [--concurrent N] [--rounds N] [--export N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kiosk.secret_files import write_secret_file
+from kiosk.signatures import sign_request
+from kiosk.sim.backend import StandInBackend
+from kiosk.sim.demo_seed import DEMO_SHOP_TOKEN, SHOPS, VOUCHERIFY_POOL_ID, VOUCHERIFY_STATIC_POOL_ID, seed_demo
+
+KIOSK = [sys.executable, "-m", "kiosk.cli"]
+BODY = json.dumps({"voucher_pool_id": VOUCHERIFY_POOL_ID}).encode()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+class Rezip:
+    """The stand-in RE-ZIP in this process, and the deliveries it signs for the shop's webhook."""
+
+    def __init__(self, folder: Path, webhook_url: str) -> None:
+        self.backend = StandInBackend(folder / "backend.sqlite")
+        self.server = self.backend.serve().start()
+        seed_demo(self.backend.store, "http://127.0.0.1:9/unused", "http://127.0.0.1:9/unused", webhook_url)
+        self.webhook_url = webhook_url
+
+    def signed(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Webhook-Version": "1"}
+        return headers | sign_request(
+            self.backend._key, self.backend.keyid, "POST", self.webhook_url, headers, created=int(time.time())
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_config(folder: Path, port: int, rezip_url: str, voucherify: dict[str, str]) -> Path:
+    write_secret_file(folder / "rezip.token", DEMO_SHOP_TOKEN.encode() + b"\n")
+    path = folder / "shop.toml"
+    path.write_text(
+        f"""[server]
+public_url = "http://127.0.0.1:{port}"
+listen = "127.0.0.1:{port}"
+
+[rezip]
+shop_id = "{SHOPS["kaffe"].id}"
+token_file = "rezip.token"
+jwks_url = "{rezip_url}/.well-known/jwks.json"
+api_url = "{rezip_url}"
+static_pool_id = "{VOUCHERIFY_STATIC_POOL_ID}"
+
+[voucherify]
+app_id = "{voucherify["app_id"]}"
+app_token_file = "{voucherify["app_token_file"]}"
+campaign = "RE-ZIP 20 percent"
+url = "{voucherify["url"]}"
+
+[voucher]
+currency = "DKK"
+landing_url = "https://nordlys-kaffe.example/cart?discount={{code}}"
+
+[export]
+state_file = "export.json"
+""",
+        "utf-8",
+    )
+    return path
+
+
+async def deliver(rezip: Rezip, headers: dict[str, str]) -> tuple[float, int, str]:
+    """One delivery on a connection of its own, written and read with asyncio's streams: the load
+    generator must cost next to nothing (httpx's pool, with 200 requests in it, costs more CPU than
+    the service it measures)."""
+    parts = urlsplit(rezip.webhook_url)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}Content-Length: {len(BODY)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + BODY
+    started = time.perf_counter()
+    try:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        writer.write(request)
+        answer = await reader.read()  # the service closes after its answer (Connection: close)
+        writer.close()
+    except OSError as exc:
+        return (time.perf_counter() - started) * 1000, 0, type(exc).__name__
+    elapsed = (time.perf_counter() - started) * 1000
+    head_bytes, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head_bytes.split(b" ", 2)[1]) if head_bytes.startswith(b"HTTP/1.1 ") else 0
+    return elapsed, status, json.loads(body).get("code", "") if status == 200 else body[:80].decode("utf-8", "replace")
+
+
+def report(label: str, results: list[tuple[float, int, str]]) -> None:
+    times = [ms for ms, _, _ in results]
+    errors = [(status, text) for _, status, text in results if status != 200]
+    codes = [code for _, status, code in results if status == 200]
+    print(
+        f"{label}: n={len(times)} p50 {statistics.median(times):.1f} ms, p95 {percentile(times, 0.95):.1f} ms, "
+        f"max {max(times):.1f} ms; errors {len(errors)}{' ' + str(errors[:3]) if errors else ''}; "
+        f"distinct codes {len(set(codes))} of {len(codes)}",
+        flush=True,
+    )
+
+
+async def sequential(rezip: Rezip, count: int) -> None:
+    await deliver(rezip, rezip.signed())  # the service's own connections and caches warm
+    results = [await deliver(rezip, rezip.signed()) for _ in range(count)]
+    report("webhook, one delivery at a time", results)
+
+
+async def concurrent(rezip: Rezip, count: int, rounds: int) -> None:
+    results: list[tuple[float, int, str]] = []
+    for _ in range(rounds):
+        batch = [rezip.signed() for _ in range(count)]  # signed first: RE-ZIP's own cost is not the service's
+        results += await asyncio.gather(*(deliver(rezip, headers) for headers in batch))
+        await asyncio.sleep(0.5)
+    report(f"webhook, {count} deliveries at once, {rounds} rounds", results)
+
+
+def start(command: list[str], folder: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        command,
+        cwd=folder,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequential", type=int, default=500)
+    parser.add_argument("--concurrent", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--export", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-shop-") as work:
+        folder = Path(work)
+        voucherify = start(
+            [
+                *KIOSK,
+                "sim",
+                "voucherify",
+                "--db",
+                str(folder / "voucherify.sqlite"),
+                "--seed",
+                "demo",
+                "--rate-limit",
+                "1000000000",
+            ],
+            folder,
+        )
+        service = None
+        try:
+            assert voucherify.stdout is not None
+            ready = json.loads(voucherify.stdout.readline())
+            port = free_port()
+            rezip = Rezip(folder, f"http://127.0.0.1:{port}/rezip/voucher")
+            config = write_config(folder, port, rezip.server.url, ready)
+            service = start([*KIOSK, "shop", "webhook", "--config", str(config)], folder)
+            assert service.stderr is not None
+            line = service.stderr.readline()
+            if "ready" not in line:
+                raise SystemExit(f"the service did not start: {line}{service.stderr.read()}")
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(sequential(rezip, args.sequential))
+            loop.run_until_complete(concurrent(rezip, args.concurrent, args.rounds))
+            loop.close()
+            if args.export:
+                started = time.perf_counter()
+                export = subprocess.run(
+                    [*KIOSK, "shop", "export-batch", "--config", str(config), "--count", str(args.export)],
+                    cwd=folder,
+                    capture_output=True,
+                    text=True,
+                )
+                elapsed = time.perf_counter() - started
+                codes = [c for c in rezip.backend.store.codes(SHOPS["kaffe"].id)]
+                print(
+                    f"export-batch of {args.export} codes (the whole command, export.concurrency's default): "
+                    f"{elapsed:.1f} s "
+                    f"({args.export / elapsed:.0f} codes/s), exit {export.returncode}: {export.stdout.strip()}; "
+                    f"{len({c['code'] for c in codes})} distinct codes at RE-ZIP"
+                )
+        finally:
+            if service is not None:
+                stop(service)
+            stop(voucherify)
+
+
+if __name__ == "__main__":
+    main()
