@@ -358,10 +358,10 @@ def load_or_create_key(path: Path) -> tuple[ec.EllipticCurvePrivateKey, bool]:
         return key, True
     if path.stat().st_mode & 0o077:
         raise SecretFileError(f"{path}: key file must have mode 0600 (run: chmod 600 {path})")
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP384R1):
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey) or not isinstance(loaded.curve, ec.SECP384R1):
         raise SecretFileError(f"{path}: not an ECDSA P-384 private key")
-    return key, False
+    return loaded, False
 
 
 def key_fingerprint(key: ec.EllipticCurvePrivateKey) -> str:

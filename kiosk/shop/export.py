@@ -23,6 +23,7 @@ gives up, naming the run to resume.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import secrets as random_tokens
@@ -141,9 +142,7 @@ async def export_batch(
         for fields, group in _grouped(vouchers).items():
             batch_id = state.batch(run_id, fields)
             if batch_id is None:
-                batch_id = await _retried(
-                    lambda fields=fields: rezip.create_batch(pool_id, json.loads(fields)), progress
-                )
+                batch_id = await _retried(functools.partial(rezip.create_batch, pool_id, json.loads(fields)), progress)
                 state.record_batch(run_id, fields, batch_id)
             result.batches.append(batch_id)
             result.added += await _upload(rezip, batch_id, group, progress)
@@ -261,7 +260,7 @@ async def _upload(rezip: RezipShopApi, batch_id: str, vouchers: list[Voucher], p
     added = 0
     for start in range(0, len(vouchers), _UPLOAD_CHUNK):
         chunk = [(v.code, v.link) for v in vouchers[start : start + _UPLOAD_CHUNK]]
-        added += await _retried(lambda chunk=chunk: rezip.add_codes(batch_id, chunk), progress)
+        added += await _retried(functools.partial(rezip.add_codes, batch_id, chunk), progress)
         progress(f"uploaded {min(start + _UPLOAD_CHUNK, len(vouchers))} of {len(vouchers)} codes to batch {batch_id}")
     return added
 

@@ -57,7 +57,7 @@ from aiohttp import hdrs, web
 
 from kiosk.core.voucher import LOOPBACK_HTTP, Voucher
 from kiosk.devices.screen.complaints import Complaints
-from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, QuietProtocol, no_continue, read_json_body
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, QuietProtocol, add_routes, read_json_body
 from kiosk.devices.screen.page_requests import Refused as BadRequest
 from kiosk.devices.screen.page_requests import check_body_size, check_json_type
 from kiosk.logs import fingerprint, never_log
@@ -303,11 +303,15 @@ class ShopService:
     async def _listen(self) -> None:
         self._complaints = complaints = Complaints(log)
         app = web.Application(middlewares=[self._refusals], client_max_size=1024)
-        plain = {"expect_handler": no_continue}
-        app.router.add_post(self.config.server.path, self._webhook, **plain)
-        app.router.add_get(REDEEM_PATH, self._redeem, **plain)
-        app.router.add_post(REDEMPTIONS_PATH, self._redemptions, **plain)
-        app.router.add_get(HEALTH_PATH, self._healthz, **plain)
+        add_routes(
+            app,
+            [
+                ("POST", self.config.server.path, self._webhook),
+                ("GET", REDEEM_PATH, self._redeem),
+                ("POST", REDEMPTIONS_PATH, self._redemptions),
+                ("GET", HEALTH_PATH, self._healthz),
+            ],
+        )
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         server, loop = self._runner.server, asyncio.get_running_loop()

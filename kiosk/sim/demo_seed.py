@@ -189,7 +189,7 @@ _SAMPLES = (
 
 def sample_codes() -> list[dict[str, Any]]:
     """Packaging codes to scan in the demo: ``{code, note, shows}``, ``shows`` naming ``KINDS``."""
-    codes = []
+    codes: list[dict[str, Any]] = []
     for key, serials, shows, note in _SAMPLES:
         shop = SHOPS[key]
         if isinstance(serials, str):  # one short serial
@@ -204,7 +204,7 @@ def sample_code(kind: str, index: int = 0) -> str:
     """The ``index``-th sample code that shows ``kind`` (one of ``KINDS``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
-    return [item["code"] for item in sample_codes() if kind in item["shows"]][index]
+    return str([item["code"] for item in sample_codes() if kind in item["shows"]][index])
 
 
 def seed_demo(

@@ -172,7 +172,7 @@ class JsonServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> JsonServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="sim-http", daemon=True)

@@ -14,12 +14,26 @@ from typing import Any
 
 from kiosk.core.instants import iso_z
 
-__all__ = ["SqliteStore", "now_iso"]
+__all__ = ["SqliteStore", "now_iso", "first_row", "the_row"]
 
 
 def now_iso() -> str:
     """The stand-ins' time stamps: now, as RE-ZIP writes instants."""
     return iso_z(datetime.now(UTC))
+
+
+def first_row(cursor: sqlite3.Cursor) -> sqlite3.Row | None:
+    """The statement's first row, if any (typed: sqlite3 says Any)."""
+    row: sqlite3.Row | None = cursor.fetchone()
+    return row
+
+
+def the_row(cursor: sqlite3.Cursor) -> sqlite3.Row:
+    """The one row a statement must give, such as the row just written, read back by its id."""
+    row = first_row(cursor)
+    if row is None:
+        raise LookupError("the row just written is not there")
+    return row
 
 
 class SqliteStore:

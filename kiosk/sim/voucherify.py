@@ -324,7 +324,8 @@ class StandInVoucherify:
         source_id = body.get("source_id")
         if source_id is not None and not isinstance(source_id, str):
             return voucherify_error(400, "Property .source_id should be string")
-        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        metadata = body.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
         published = self.store.publish(name, source_id, customer_source, metadata)
         voucher = self._voucher_doc(self.store.voucher_by_id(published.voucher_id))
         return json_reply(200, {**self._publication_doc(published.publication), "voucher": voucher})
@@ -449,7 +450,7 @@ class StandInVoucherify:
         return json_reply(200, {"redemptions": [self._redemption_doc(row, customer)]})
 
     def _rollback(self, request: Request) -> Reply:
-        reason = (request.query.get("reason") or [None])[0]
+        reason = request.query["reason"][0] if request.query.get("reason") else None
         row = self.store.rollback(request.params["redemption"], reason, datetime.now(UTC))
         customer = self.store.customer_by_id(row["customer_id"])
         doc = self._redemption_doc(row, customer)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.core.instants import iso_z
-from kiosk.sim.sqlite_store import SqliteStore, now_iso
+from kiosk.sim.sqlite_store import SqliteStore, first_row, now_iso, the_row
 
 __all__ = ["VoucherifyStore", "Publication", "Refusal", "generate_code", "new_id"]
 
@@ -165,13 +165,13 @@ class VoucherifyStore(SqliteStore):
     # --- vouchers -------------------------------------------------------------------------------
 
     def voucher(self, code: str) -> sqlite3.Row:
-        row = self._connection().execute("SELECT * FROM vouchers WHERE code = ? OR id = ?", (code, code)).fetchone()
+        row = first_row(self._connection().execute("SELECT * FROM vouchers WHERE code = ? OR id = ?", (code, code)))
         if row is None:
             raise _not_found("voucher", code)
         return row
 
     def voucher_by_id(self, voucher_id: str) -> sqlite3.Row:
-        return self._connection().execute("SELECT * FROM vouchers WHERE id = ?", (voucher_id,)).fetchone()
+        return the_row(self._connection().execute("SELECT * FROM vouchers WHERE id = ?", (voucher_id,)))
 
     def set_active(self, code: str, active: bool) -> sqlite3.Row:
         with self.transaction() as db:
@@ -292,7 +292,7 @@ class VoucherifyStore(SqliteStore):
             return None
         with self.transaction() as db:
             customer_id = self._customer(db, source_id)
-        return self._connection().execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
+        return the_row(self._connection().execute("SELECT * FROM customers WHERE id = ?", (customer_id,)))
 
     # --- validation and redemption --------------------------------------------------------------
 
@@ -362,7 +362,7 @@ class VoucherifyStore(SqliteStore):
             db.execute(
                 "UPDATE vouchers SET redeemed = redeemed + 1, updated_at = ? WHERE id = ?", (iso_z(now), row["id"])
             )
-            return db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,)).fetchone()
+            return the_row(db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,)))
 
     def rollback(self, redemption_id: str, reason: str | None, now: datetime) -> sqlite3.Row:
         with self.transaction() as db:
@@ -386,9 +386,9 @@ class VoucherifyStore(SqliteStore):
                 "UPDATE vouchers SET redeemed = redeemed - 1, updated_at = ? WHERE id = ?",
                 (iso_z(now), row["voucher_id"]),
             )
-            return db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,)).fetchone()
+            return the_row(db.execute("SELECT * FROM redemptions WHERE id = ?", (redemption_id,)))
 
     def customer_by_id(self, customer_id: str | None) -> sqlite3.Row | None:
         if customer_id is None:
             return None
-        return self._connection().execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
+        return first_row(self._connection().execute("SELECT * FROM customers WHERE id = ?", (customer_id,)))

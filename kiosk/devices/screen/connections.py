@@ -25,7 +25,7 @@ import errno
 import os
 import resource
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = [
     "QuietProtocol",
     "read_json_body",
     "no_continue",
+    "add_routes",
     "connection_cap",
     "descriptor_cap",
     "HEAD_TIMEOUT_S",
@@ -217,11 +218,12 @@ class ConnectionGuard:
         """Accept again on every listener whose accept loop ended; returns why the loops ended
         (an unexpected error each), so a supervisor can count them."""
         loop = asyncio.get_running_loop()
-        errors = []
+        errors: list[BaseException] = []
         for index, task in enumerate(self.accepting):
             if task.done() and self._sockets[index].fileno() != -1:  # a closed listener stays closed
-                if not task.cancelled() and task.exception() is not None:
-                    errors.append(task.exception())
+                failure = None if task.cancelled() else task.exception()
+                if failure is not None:
+                    errors.append(failure)
                 self.accepting[index] = loop.create_task(self._accept_forever(self._sockets[index]), name="page-accept")
         return errors
 
@@ -353,6 +355,19 @@ async def read_json_body(request: web.Request, *, timeout_s: float) -> dict[str,
 async def no_continue(request: web.Request) -> None:
     """Answer no ``Expect:`` header (aiohttp answers it before any middleware, so before a server's
     rules): the request goes through the rules like any other; bodies are small anyway."""
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_routes(app: web.Application, routes: list[tuple[str, str, Handler]]) -> None:
+    """``(method, path, handler)`` routes (GET also answers HEAD), none answering ``Expect:``
+    before the server's rules do (see ``no_continue``)."""
+    for method, path, handler in routes:
+        if method == "GET":
+            app.router.add_get(path, handler, expect_handler=no_continue)
+        else:
+            app.router.add_route(method, path, handler, expect_handler=no_continue)
 
 
 def _refuse(client: socket.socket) -> None:

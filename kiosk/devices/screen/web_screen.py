@@ -26,7 +26,7 @@ from aiohttp import hdrs, web
 
 from kiosk.devices.screen.browser import BrowserError, HeadlessBrowser
 from kiosk.devices.screen.complaints import Complaints
-from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, QuietProtocol, no_continue, read_json_body
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, QuietProtocol, add_routes, read_json_body
 from kiosk.devices.screen.page_requests import (
     Refused,
     check_body_size,
@@ -133,15 +133,19 @@ class WebScreen:
         app = web.Application(middlewares=[self._gate])
         # aiohttp answers "Expect:" (100 Continue, or 417 echoing the client) before any middleware,
         # so before the Host and Origin rules: the page never answers it; its bodies are tiny anyway.
-        plain = {"expect_handler": no_continue}
-        app.router.add_get("/", self._index, **plain)
-        app.router.add_get("/static/{name}", self._static, **plain)
-        app.router.add_get("/font/{role}.ttf", self._font, **plain)
-        app.router.add_get("/logo/{key}", self._logo, **plain)
-        app.router.add_get("/events", self._events, **plain)
-        app.router.add_get("/status", self._status, **plain)
-        app.router.add_post("/ack", self._ack, **plain)
-        app.router.add_post("/locale", self._locale, **plain)
+        add_routes(
+            app,
+            [
+                ("GET", "/", self._index),
+                ("GET", "/static/{name}", self._static),
+                ("GET", "/font/{role}.ttf", self._font),
+                ("GET", "/logo/{key}", self._logo),
+                ("GET", "/events", self._events),
+                ("GET", "/status", self._status),
+                ("POST", "/ack", self._ack),
+                ("POST", "/locale", self._locale),
+            ],
+        )
         # handler_cancellation: a page that goes away ends its request (an event stream at once).
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
