@@ -115,7 +115,7 @@ class KioskApp:
         printer: PrinterOutput | None,
         *,
         timezone: str,
-        on_report: Callable[[ScanReport], None] | None = None,
+        on_report: Callable[[ScanReport], object] | None = None,
         on_dropped: Callable[[DroppedScan], None] | None = None,
         on_shown: Callable[[str], None] | None = None,
         on_screen: Callable[[Screen], None] | None = None,

@@ -34,6 +34,9 @@ from kiosk.secret_files import SecretFileError
 
 if TYPE_CHECKING:
     from kiosk.app import ScanReport
+    from kiosk.issuance.offline import OfflineService
+    from kiosk.issuance.offline_store import OfflineStore
+    from kiosk.issuance.rezip_client import RezipClient
     from kiosk.runtime import RunningKiosk
     from kiosk.shop.config import ShopConfig
 
@@ -465,19 +468,13 @@ def _run(args: argparse.Namespace) -> int:
     recorder = Recorder(args.record, profile=config.printer.profile) if args.record else None
 
     async def serve() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         async with open_kiosk(config, on_report=recorder) as kiosk:
             ready = await kiosk.wait_ready(timeout_s=5.0)
-            print(_ready_line(kiosk, config, ready), file=sys.stderr, flush=True)
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait([stopping, kiosk.supervisor.gave_up], return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if kiosk.supervisor.gave_up.done():
-                print(f"kiosk: stopping, {kiosk.supervisor.gave_up.result()}", file=sys.stderr, flush=True)
-                return 1  # systemd's Restart=on-failure starts a fresh kiosk
+            line = _ready_line(kiosk, config, ready)
+            reason = await kiosk.supervisor.run_until_signalled(lambda: print(line, file=sys.stderr, flush=True))
+        if reason is not None:
+            print(f"kiosk: stopping, {reason}", file=sys.stderr, flush=True)
+            return 1  # systemd's Restart=on-failure starts a fresh kiosk
         return 0
 
     try:
@@ -575,7 +572,7 @@ def _open_store(config: Config):  # type: ignore[no-untyped-def]
         raise _Failure(f"kiosk.data_dir: {exc}") from None
 
 
-def _offline_parts(config: Config):  # type: ignore[no-untyped-def]
+def _offline_parts(config: Config) -> tuple[RezipClient, OfflineStore, OfflineService]:
     """The store and the offline service, outside a running kiosk (for the CLI)."""
     from kiosk.issuance.configured import make_client, make_offline_service
 
@@ -595,7 +592,7 @@ def _pools(args: argparse.Namespace) -> int:
     config = _load(args.config)
     client, store, service = _offline_parts(config)
 
-    async def act() -> dict:
+    async def act() -> dict[str, Any]:
         try:
             if args.action == "sync":
                 report = await service.sync(force=True)
@@ -807,7 +804,8 @@ def _decode(args: argparse.Namespace) -> int:
     from kiosk.devices.scanner.image_decoder import ImageDecoder
 
     decoder = ImageDecoder(args.mode)
-    documents, unreadable = [], 0
+    documents: list[dict[str, Any]] = []
+    unreadable = 0
     for path in args.images:
         try:
             with Image.open(path) as image:
@@ -885,7 +883,7 @@ def _local_address() -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
-            return probe.getsockname()[0]
+            return str(probe.getsockname()[0])
         except OSError:
             return "127.0.0.1"
 
@@ -957,10 +955,6 @@ def _shop_webhook(args: argparse.Namespace) -> int:
     secrets = _shop_secrets(config)
 
     async def serve() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         service = ShopService(config, secrets)
         try:
             await service.start()
@@ -975,17 +969,13 @@ def _shop_webhook(args: argparse.Namespace) -> int:
             keys = (
                 "RE-ZIP's keys loaded" if service.gate.keys.loaded else "RE-ZIP's keys not fetched yet (503 until then)"
             )
-            print(
+            line = (
                 f"kiosk shop webhook ready: listening on {service.url}, webhook {config.webhook_url}, campaign "
-                f"{campaign.name!r} ({campaign.id}), {keys}",
-                file=sys.stderr,
-                flush=True,
+                f"{campaign.name!r} ({campaign.id}), {keys}"
             )
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait([stopping, supervisor.gave_up], return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if supervisor.gave_up.done():
-                print(f"kiosk: stopping, {supervisor.gave_up.result()}", file=sys.stderr, flush=True)
+            reason = await supervisor.run_until_signalled(lambda: print(line, file=sys.stderr, flush=True))
+            if reason is not None:
+                print(f"kiosk: stopping, {reason}", file=sys.stderr, flush=True)
                 return 1
             return 0
         finally:

@@ -117,7 +117,9 @@ async def _demo(
     return 0
 
 
-async def _drop_when_asked(flow: Flow, board: VirtualBoard, results: asyncio.Queue, out: TextIO) -> None:
+async def _drop_when_asked(
+    flow: Flow, board: VirtualBoard, results: asyncio.Queue[ScanReport | DroppedScan], out: TextIO
+) -> None:
     """When the screen asks for the packaging, drop it in the slot (an invalid code gets no prompt)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 3.0
@@ -129,7 +131,9 @@ async def _drop_when_asked(flow: Flow, board: VirtualBoard, results: asyncio.Que
         await asyncio.sleep(0.01)
 
 
-async def _await_result(results: asyncio.Queue, recorder: Recorder, code: str, interactive: bool, out: TextIO) -> None:
+async def _await_result(
+    results: asyncio.Queue[ScanReport | DroppedScan], recorder: Recorder, code: str, interactive: bool, out: TextIO
+) -> None:
     try:
         result = await asyncio.wait_for(results.get(), _SCAN_WAIT_S)
     except TimeoutError:

@@ -103,7 +103,7 @@ class RunningKiosk:
 async def open_kiosk(
     config: Config,
     *,
-    on_report: Callable[[ScanReport], None] | None = None,
+    on_report: Callable[[ScanReport], object] | None = None,
     on_dropped: Callable[[DroppedScan], None] | None = None,
     with_devices: bool = True,
     background: bool = True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 import time
 from collections import deque
@@ -176,6 +177,30 @@ class Supervisor:
         self._bind()
         assert self._gave_up is not None
         return self._gave_up
+
+    async def run_until_signalled(self, announce: Callable[[], None] = lambda: None) -> str | None:
+        """Wait for SIGTERM or SIGINT (None: a clean stop) or for the supervisor to give up (its reason).
+
+        The one way a serving command (``kiosk run``, ``kiosk shop webhook``) waits: its caller
+        exits 0 on a signal and 1 on giving up, so that systemd's ``Restart=on-failure`` acts.
+        ``announce`` (the "ready" line) runs once the signals are caught, so that whoever reads the
+        line may stop the process at once.
+        """
+        stop = asyncio.Event()
+        loop = self._bind()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for signum in signals:
+            loop.add_signal_handler(signum, stop.set)
+        announce()
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        gave_up: asyncio.Future[Any] = self.gave_up
+        try:
+            await asyncio.wait([stopping, gave_up], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+        return self.gave_up.result() if self.gave_up.done() else None
 
     def status(self) -> dict[str, dict[str, Any]]:
         with self._lock:
