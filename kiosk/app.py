@@ -120,12 +120,13 @@ class KioskApp:
         on_shown: Callable[[str], None] | None = None,
         on_screen: Callable[[Screen], None] | None = None,
         on_display: Callable[[str], int] | None = None,
-        on_backend: Callable[[bool], None] | None = None,
+        on_backend: Callable[[bool], bool] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         """``on_shown(key)``: a journalled voucher was seen; ``on_display(key)``: showing it begins
-        (the journal counts attempts); ``on_backend(reachable)``: what the last issuance said of the
-        backend (for the offline banner)."""
+        (the journal counts attempts); ``on_backend(reachable)``: whether the backend answers, each
+        time an issuance or the offline service finds out; it returns True when that changed what
+        the screen shows (the offline banner), and the current screen is then drawn again."""
         self.flow = flow
         self.issuer = issuer
         self.screen = screen
@@ -137,6 +138,8 @@ class KioskApp:
         self.on_screen = on_screen
         self.on_display = on_display
         self.on_backend = on_backend
+        #: What the last contact said of the backend (an issuance, or the offline service's round).
+        self.backend_reachable = True
         self._clock = clock
         self._events: asyncio.Queue[tuple[Event | _Redraw, int]] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
@@ -171,9 +174,15 @@ class KioskApp:
         """A customer picked a language on the screen; it holds until the screen is idle again."""
         self._post(LanguageChosen(locale))
 
-    def redraw(self) -> None:
-        """Show the current screen again (e.g. the offline banner changed); call on the loop."""
-        self._events.put_nowait((_Redraw(), 0))
+    def backend_heard(self, reachable: bool) -> None:
+        """Whether the backend answered (an issuance, an offline round); call on the loop."""
+        if reachable != self.backend_reachable:
+            self.backend_reachable = reachable
+            log.warning(
+                "backend %s", "reachable again" if reachable else "unreachable: vouchers come from the offline cache"
+            )
+        if self.on_backend is not None and self.on_backend(reachable):
+            self._events.put_nowait((_Redraw(), 0))
 
     def _post(self, event: Event, generation: int = 0) -> None:
         self._events.put_nowait((event, generation))
@@ -273,8 +282,7 @@ class KioskApp:
             log.exception("issuer failed (scan %s)", command.request_id)
             outcome = Unavailable(f"issuer error: {type(exc).__name__}")
         self._post(IssuanceDone(command.request_id, outcome, (self._clock() - started) * 1000))
-        if self.on_backend is not None:
-            self.on_backend(_backend_reachable(outcome))
+        self.backend_heard(_backend_reachable(outcome))
 
     async def _print(self, command: PrintVoucher) -> tuple[bytes | None, str | None]:
         """Print, then tell the flow how it went (it keeps a voucher up longer when it failed)."""

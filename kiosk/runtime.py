@@ -12,7 +12,6 @@ from kiosk.app import KioskApp, ScanReport
 from kiosk.board.signals import signals_for
 from kiosk.config import Config
 from kiosk.core.flow import DroppedScan, Flow, FlowSettings, Screen, State
-from kiosk.core.outcomes import Issued
 from kiosk.devices.board.io_board import IoBoard
 from kiosk.devices.printer.connection import PrinterConnection
 from kiosk.devices.printer.escpos_printer import EscposPrinter
@@ -23,11 +22,12 @@ from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.issuance.configured import make_client, make_offline_service
 from kiosk.issuance.issuer import OnlineIssuer
-from kiosk.issuance.offline import FallbackIssuer, OfflineService, plan_resumption
+from kiosk.issuance.offline import FallbackIssuer, OfflineService
 from kiosk.issuance.offline_store import OfflineStore, open_store, utc_now
+from kiosk.issuance.rezip_client import RezipClient
 from kiosk.logos import LogoCache
-from kiosk.logs import fingerprint
 from kiosk.presentation.view import ScreenView
+from kiosk.status import BoardStatus, KioskStatus
 from kiosk.supervisor import Supervisor
 
 __all__ = ["open_kiosk", "RunningKiosk", "NullScreen", "ISSUE_GRACE_S", "make_scan_sources"]
@@ -88,6 +88,7 @@ class RunningKiosk:
     #: Keeps the kiosk's tasks and device threads running; ``supervisor.gave_up`` resolves when one
     #: keeps failing, and the process should then exit non-zero.
     supervisor: Supervisor
+    hardware_id: str = ""
 
     async def wait_ready(self, timeout_s: float = 5.0) -> bool:
         """Wait until every scan source has its device open (pyserial drops input sent earlier)."""
@@ -97,6 +98,25 @@ class RunningKiosk:
                 return False
             await asyncio.sleep(0.01)
         return True
+
+    @property
+    def boards(self) -> list[IoBoard]:
+        return [source for source in self.sources if isinstance(source, IoBoard)]
+
+    def status(self) -> KioskStatus:
+        """The status document, read from the running parts now."""
+        boards = self.boards
+        printer = self.printer.status if self.printer is not None else None
+        return KioskStatus(
+            state=self.app.flow.state.value,
+            locale=self.app.locale,
+            hardware_id=self.hardware_id,
+            offline=not self.app.backend_reachable,
+            scanners={source.name: source.state for source in self.sources},
+            board=BoardStatus(boards[0].firmware, tuple(boards[0].errors[-5:])) if boards else None,
+            printer=printer.state if printer is not None else None,
+            tasks=self.supervisor.status(),
+        )
 
 
 @asynccontextmanager
@@ -116,45 +136,19 @@ async def open_kiosk(
     ``background=False`` starts no offline sync and forwarding; ``resume=False`` shows no voucher
     left unshown by an earlier run (``kiosk scan`` answers for its own code only).
     """
-    backend = config.backend
     supervisor = supervisor or Supervisor()
-    client = make_client(config)
-    settings = FlowSettings(
-        issue_timeout_s=backend.deadline_s + ISSUE_GRACE_S,
-        voucher_display_s=config.flow.voucher_display_s,
-        notice_display_s=config.flow.notice_display_s,
-        deposit_required=config.board.slot_sensor,
-        deposit_timeout_s=config.board.deposit_timeout_s,
-        url_hosts=tuple(config.scanner.url_hosts),
-        locale=config.kiosk.locale,
-    )
     logos = LogoCache(config.kiosk.data_dir / "logos", plain_loopback=config.backend.url.startswith("http:"))
-    printer: EscposPrinter | None = None
-    if with_devices and config.printer.type == "escpos":
-        connection = PrinterConnection(config.printer_device, config.printer.profile)
-        printer = EscposPrinter(connection, logos=logos, poll_interval_s=config.printer.poll_interval_s)
-    screen: WebScreen | NullScreen = NullScreen()
-    if with_devices and config.screen.type != "none":
-        host, port = config.screen.address
-        screen = WebScreen(
-            host=host,
-            port=port,
-            touch=config.screen.touch,
-            locales=config.languages,
-            logos=logos,
-            frames_dir=config.screen.dir if config.screen.type == "png" else None,
-            # A captured frame must hold its texts: wait for the page's fonts as long as it takes.
-            ack_timeout_s=10.0 if config.screen.type == "png" else 1.0,
-        )
+    screen = _screen(config, logos) if with_devices else NullScreen()
+    web = screen if isinstance(screen, WebScreen) else None
+    client = make_client(config, on_descriptors_short=web.shed_clients if web is not None else None)
     store = open_store(config.offline_db, link_schemes=config.link_schemes, set_aside_damaged=True)
-    offline: OfflineService | None = None
-    online_deadline_s = backend.deadline_s
-    if config.offline.enabled:
-        online_deadline_s = max(0.5, backend.deadline_s - OFFLINE_RESERVE_S)
-        offline = make_offline_service(config, store, client, logos=logos)
-    issuer = FallbackIssuer(OnlineIssuer(client, deadline_s=online_deadline_s), store, offline)
+    offline = make_offline_service(config, store, client, logos=logos) if config.offline.enabled else None
+    issuer = _issuer(config, client, store, offline)
+    printer = _printer(config, logos) if with_devices else None
+    sources = make_scan_sources(config) if with_devices else []
+    boards = [source for source in sources if isinstance(source, IoBoard)]
     app = KioskApp(
-        Flow(settings),
+        Flow(_flow_settings(config)),
         issuer,
         screen,
         printer,
@@ -163,41 +157,22 @@ async def open_kiosk(
         on_dropped=on_dropped,
         on_shown=store.mark_shown,
         on_display=store.note_display_attempt,
+        on_screen=_board_signals(boards) if boards else None,
+        on_backend=web.note_backend if web is not None else None,
     )
-    sources = make_scan_sources(config) if with_devices else []
-    boards = [source for source in sources if isinstance(source, IoBoard)]
-    for board in boards:
-        board.on_deposit = app.deposit_detected
-    if boards:
-        app.on_screen = _board_signals(boards)
+    kiosk = RunningKiosk(app, sources, screen, printer, store, offline, supervisor, config.kiosk.hardware_id)
     async with AsyncExitStack() as stack:
         stack.callback(store.close)
         stack.push_async_callback(client.aclose)
-        if isinstance(screen, WebScreen):
-            web = screen
-            client.on_descriptors_short = web.shed_clients
-            app.on_backend = _offline_banner(web, app)
-            if offline is not None:
-                offline.on_contact = app.on_backend
-            screen.on_locale = app.choose_locale
-            screen.status = lambda: {
-                "state": app.flow.state.value,
-                "locale": app.locale,
-                "hardware_id": config.kiosk.hardware_id,
-                "offline": web.offline,
-                "scanners": {s.name: s.state for s in sources},
-                "board": {"firmware": boards[0].firmware, "errors": boards[0].errors[-5:]} if boards else None,
-                "printer": printer.status.state if printer and printer.status else None,
-                "tasks": supervisor.status(),
-            }
-            await screen.start()
-            stack.push_async_callback(screen.stop)
-            supervisor.start("page server", screen.serve)
+        if web is not None:
+            await web.start(on_locale=app.choose_locale, status=lambda: kiosk.status().to_json())
+            stack.push_async_callback(web.stop)
+            supervisor.start("page server", web.serve)
             if config.screen.type == "png":
                 browser = HeadlessBrowser(*config.screen.pixels)
                 await browser.start()
                 stack.push_async_callback(browser.close)
-                await screen.attach_capture(browser)
+                await web.attach_capture(browser)
         if printer is not None:
             stack.callback(printer.connection.close)
             watching = printer
@@ -207,18 +182,68 @@ async def open_kiosk(
         supervisor.start("flow", app.run)
         loop = asyncio.get_running_loop()
         for source in sources:
-            source.start(loop, app.scan, supervisor)
+            if isinstance(source, IoBoard):
+                source.start(loop, app.scan, supervisor, on_deposit=app.deposit_detected)
+            else:
+                source.start(loop, app.scan, supervisor)
             stack.callback(source.stop)
         if resume:
-            _resume_unshown(app, store)
+            issuer.resume_unshown(
+                utc_now(), lambda packaging, issued, plain: app.resume(packaging, issued, plain=plain)
+            )
         if background:
             replay = loop.create_task(issuer.replay_unanswered(app.resume), name="replay unanswered scans")
             replay.add_done_callback(_logged)
             stack.callback(replay.cancel)
             if offline is not None:
-                supervisor.start("offline sync", offline.run)
+                service = offline
+                supervisor.start("offline sync", lambda: service.run(on_contact=app.backend_heard))
         stack.push_async_callback(supervisor.stop)  # first on the way out: no task outlives its parts
-        yield RunningKiosk(app, sources, screen, printer, store, offline, supervisor)
+        yield kiosk
+
+
+def _flow_settings(config: Config) -> FlowSettings:
+    """The flow's timings and rules from the configuration (the issuer's deadline plus a grace)."""
+    return FlowSettings(
+        issue_timeout_s=config.backend.deadline_s + ISSUE_GRACE_S,
+        voucher_display_s=config.flow.voucher_display_s,
+        notice_display_s=config.flow.notice_display_s,
+        deposit_required=config.board.slot_sensor,
+        deposit_timeout_s=config.board.deposit_timeout_s,
+        url_hosts=tuple(config.scanner.url_hosts),
+        locale=config.kiosk.locale,
+    )
+
+
+def _screen(config: Config, logos: LogoCache) -> WebScreen | NullScreen:
+    if config.screen.type == "none":
+        return NullScreen()
+    host, port = config.screen.address
+    return WebScreen(
+        host=host,
+        port=port,
+        touch=config.screen.touch,
+        locales=config.languages,
+        logos=logos,
+        frames_dir=config.screen.dir if config.screen.type == "png" else None,
+        # A captured frame must hold its texts: wait for the page's fonts as long as it takes.
+        ack_timeout_s=10.0 if config.screen.type == "png" else 1.0,
+    )
+
+
+def _printer(config: Config, logos: LogoCache) -> EscposPrinter | None:
+    if config.printer.type != "escpos":
+        return None
+    connection = PrinterConnection(config.printer_device, config.printer.profile)
+    return EscposPrinter(connection, logos=logos, poll_interval_s=config.printer.poll_interval_s)
+
+
+def _issuer(config: Config, client: RezipClient, store: OfflineStore, offline: OfflineService | None) -> FallbackIssuer:
+    """Online first; with offline pools, part of the deadline is kept for the offline claim."""
+    deadline_s = config.backend.deadline_s
+    if offline is not None:
+        deadline_s = max(0.5, deadline_s - OFFLINE_RESERVE_S)
+    return FallbackIssuer(OnlineIssuer(client, deadline_s=deadline_s), store, offline)
 
 
 def _board_signals(boards: list[IoBoard]) -> Callable[[Screen], None]:
@@ -239,46 +264,3 @@ def _logged(task: asyncio.Task[None]) -> None:
     """A one-off start-up task ends; a failure is logged (its work waits for the next start)."""
     if not task.cancelled() and task.exception() is not None:
         log.error("%s failed", task.get_name(), exc_info=task.exception())
-
-
-def _offline_banner(screen: WebScreen, app: KioskApp) -> Callable[[bool], None]:
-    """The screen says "offline" while the backend cannot be reached, and stops saying it when it
-    answers again; the current screen is redrawn when that changes."""
-
-    def heard(reachable: bool) -> None:
-        if screen.offline == (not reachable):
-            return
-        screen.offline = not reachable
-        log.warning(
-            "backend %s", "reachable again" if reachable else "unreachable: vouchers come from the offline cache"
-        )
-        app.redraw()
-
-    return heard
-
-
-def _resume_unshown(app: KioskApp, store: OfflineStore) -> None:
-    """Show again the journalled voucher nobody saw (see ``plan_resumption``); never fails start-up."""
-    try:
-        plan = plan_resumption(store.unshown(), utc_now())
-        for entry in plan.superseded:
-            log.warning("voucher %s was never shown, and a newer one was issued since (or it expired)", entry.key)
-            store.mark_shown(entry.key)
-    except Exception:
-        log.exception("the journal's unshown vouchers could not be read; starting without them")
-        return
-    if plan.resume is None:
-        return
-    entry = plan.resume
-    assert entry.voucher is not None
-    log.warning(
-        "showing voucher %s again (journal %s): the kiosk stopped before it was shown%s",
-        fingerprint(entry.voucher.code),
-        entry.key,
-        ", in its plain form" if plan.plain else "",
-    )
-    app.resume(
-        entry.packaging,
-        Issued(entry.voucher, "offline" if entry.source == "offline" else "online", key=entry.key),
-        plain=plan.plain,
-    )

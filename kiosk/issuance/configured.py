@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from kiosk.config import Config
@@ -18,7 +19,12 @@ from kiosk.secret_files import read_secret_file
 __all__ = ["make_client", "make_offline_service"]
 
 
-def make_client(config: Config, *, read_timeout_s: float | None = None) -> RezipClient:
+def make_client(
+    config: Config,
+    *,
+    read_timeout_s: float | None = None,
+    on_descriptors_short: Callable[[], object] | None = None,
+) -> RezipClient:
     """The RE-ZIP client as the configuration describes it (token file checked: ``SecretFileError``);
     ``read_timeout_s`` raises the read timeout for bulk calls outside the scan path."""
     backend = config.backend
@@ -34,6 +40,7 @@ def make_client(config: Config, *, read_timeout_s: float | None = None) -> Rezip
         read_timeout_s=read_timeout_s or backend.read_timeout_s,
         ca_file=backend.ca_file,
         link_schemes=config.link_schemes,
+        on_descriptors_short=on_descriptors_short,
     )
 
 

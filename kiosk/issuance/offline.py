@@ -88,12 +88,10 @@ class OfflineService:
         forward_interval_s: float = 10.0,
         batch_size: int = 500,
         prefetch_logos: Callable[[list[str]], Awaitable[None]] | None = None,
-        on_contact: Callable[[bool], None] | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``prefetch_logos(urls)`` fetches shop logos into the cache after a top-up;
-        ``on_contact(reachable)`` hears whether each round reached the backend."""
+        """``prefetch_logos(urls)`` fetches shop logos into the cache after a top-up."""
         self.store = store
         self.client = client
         self.country = country
@@ -104,7 +102,7 @@ class OfflineService:
         self.forward_interval_s = forward_interval_s
         self.batch_size = batch_size
         self.prefetch_logos = prefetch_logos
-        self.on_contact = on_contact
+        self.on_contact: Callable[[bool], None] | None = None
         self._clock = clock
         self._monotonic = monotonic
         #: (wall time the backend vouched for, monotonic time then): detects a clock that jumps.
@@ -177,8 +175,10 @@ class OfflineService:
         counts = [row["count"] for row in self.store.available()]
         return not counts or min(counts) < self.watermark
 
-    async def run(self) -> None:
-        """Forward often, top up on schedule; back off with jitter while anything goes wrong."""
+    async def run(self, on_contact: Callable[[bool], None] | None = None) -> None:
+        """Forward often, top up on schedule; back off with jitter while anything goes wrong.
+        ``on_contact(reachable)`` hears whether each round reached the backend."""
+        self.on_contact = on_contact
         delay = self.forward_interval_s
         next_sync = 0.0
         while True:
@@ -264,6 +264,30 @@ class FallbackIssuer:
                     fingerprint(settled.voucher.code),
                 )
                 on_voucher(packaging, settled)
+
+    def resume_unshown(self, now: datetime, on_voucher: Callable[[str, Issued, bool], None]) -> None:
+        """At start-up: the journalled voucher nobody saw goes to ``on_voucher(packaging, issued,
+        plain)`` (see ``plan_resumption``: the newest wins, older ones are marked superseded). A
+        journal that cannot be read is logged and start-up goes on without it."""
+        try:
+            plan = plan_resumption(self.store.unshown(), now)
+            for entry in plan.superseded:
+                log.warning("voucher %s was never shown, and a newer one was issued since (or it expired)", entry.key)
+                self.store.mark_shown(entry.key)
+        except Exception:
+            log.exception("the journal's unshown vouchers could not be read; starting without them")
+            return
+        resumed = plan.resume
+        if resumed is None or resumed.voucher is None:
+            return
+        log.warning(
+            "showing voucher %s again (journal %s): the kiosk stopped before it was shown%s",
+            fingerprint(resumed.voucher.code),
+            resumed.key,
+            ", in its plain form" if plan.plain else "",
+        )
+        issued = Issued(resumed.voucher, "offline" if resumed.source == "offline" else "online", key=resumed.key)
+        on_voucher(resumed.packaging, issued, plan.plain)
 
     def _settle(
         self, code: PackagingCode, outcome: IssuanceOutcome, *, offline_fallback: bool = True

@@ -135,8 +135,11 @@ class RezipClient:
         read_timeout_s: float = 2.0,
         ca_file: Path | None = None,
         link_schemes: Iterable[str] = DEFAULT_LINK_SCHEMES,
+        on_descriptors_short: Callable[[], object] | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        """``on_descriptors_short()`` is called when a connection fails for want of file
+        descriptors (the kiosk then sheds page clients, and the scan is asked again)."""
         self.drop_point_location_id = drop_point_location_id
         self._clock = clock
         self.hardware_id = hardware_id
@@ -161,8 +164,7 @@ class RezipClient:
             )
 
         self._connection = connection
-        #: Called when a connection fails for want of file descriptors (the kiosk sheds page clients).
-        self.on_descriptors_short: Callable[[], object] | None = None
+        self._on_descriptors_short = on_descriptors_short
         self._http = connection()
         #: Scans have a connection of their own, replaced after any answer that leaves its state in
         #: doubt, so a broken answer (a body where none may be, a length that lies) cannot poison the
@@ -210,9 +212,10 @@ class RezipClient:
             return ScanNetworkError(f"{type(exc).__name__}: {exc}"[:200], stale=not sent)
         except httpx.ConnectError as exc:
             # Out of file descriptors: the page's clients give some back, and the scan is asked again.
-            short = _out_of_descriptors(exc) and self.on_descriptors_short is not None
-            if short:
-                self.on_descriptors_short()  # type: ignore[misc]
+            shed = self._on_descriptors_short
+            short = _out_of_descriptors(exc) and shed is not None
+            if shed is not None and short:
+                shed()
             return ScanNetworkError(f"{type(exc).__name__}: {exc}"[:200], stale=short)
         except httpx.TimeoutException as exc:
             return ScanNetworkError(f"timeout: {type(exc).__name__}")

@@ -107,8 +107,7 @@ async def driving(device: str, **kwargs) -> AsyncIterator[tuple[IoBoard, list[st
     and "deposit" for each slot event) collects in the list. Stopped on the way out."""
     got: list[str] = []
     driver = IoBoard(device, **kwargs)
-    driver.on_deposit = lambda: got.append("deposit")
-    driver.start(asyncio.get_running_loop(), got.append)
+    driver.start(asyncio.get_running_loop(), got.append, on_deposit=lambda: got.append("deposit"))
     try:
         await wait_until(lambda: driver.state == "open", timeout_s=10)
         yield driver, got

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -36,8 +36,8 @@ LOCALES = ("en_GB", "da_DK")
 
 
 @asynccontextmanager
-async def started(screen: WebScreen) -> AsyncIterator[WebScreen]:
-    await screen.start()
+async def started(screen: WebScreen, on_locale: Callable[[str], None] | None = None) -> AsyncIterator[WebScreen]:
+    await screen.start(on_locale=on_locale)
     try:
         yield screen
     finally:
@@ -50,8 +50,8 @@ def page(caplog: pytest.LogCaptureFixture) -> Iterator[tuple[WebScreen, list[str
     its own; yields it, the locales the page chose, and that loop."""
     chosen: list[str] = []
     caplog.set_level(logging.DEBUG)
-    screen = WebScreen(port=0, locales=LOCALES, on_locale=chosen.append, client_timeout_s=1.0, max_connections=8)
-    with running(lambda: started(screen)) as (_, background):
+    screen = WebScreen(port=0, locales=LOCALES, client_timeout_s=1.0, max_connections=8)
+    with running(lambda: started(screen, chosen.append)) as (_, background):
         background.run(screen.show(build_screen_view(Screen(State.IDLE), "en_GB", "UTC")))
         yield screen, chosen, background
 

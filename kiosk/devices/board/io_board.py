@@ -15,6 +15,7 @@ leaving a driver that quietly does nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import secrets
@@ -29,8 +30,9 @@ from kiosk.board import link
 from kiosk.board.signals import Signals
 from kiosk.devices.scanner.assembler import scan_text
 from kiosk.devices.scanner.scan_filter import ScanFilter
-from kiosk.devices.scanner.source import ThreadedSource
+from kiosk.devices.scanner.source import ScanSink, ThreadedSource
 from kiosk.devices.serial_port import run_sessions
+from kiosk.supervisor import Supervisor
 
 __all__ = ["IoBoard", "EXPECTED_FIRMWARE", "firmware_is_older"]
 
@@ -84,7 +86,7 @@ class IoBoard(ThreadedSource):
         self.state = "closed"
         #: The board's hello: {"fw", "manifest", "variant", "link"}.
         self.firmware: dict[str, Any] | None = None
-        #: Called on the event loop when an item passed the drop slot.
+        #: Called on the event loop when an item passed the drop slot (given at ``start``).
         self.on_deposit: Callable[[], None] | None = None
         #: Problems the board reported (ERROR messages), newest last.
         self.errors: list[str] = []
@@ -95,6 +97,18 @@ class IoBoard(ThreadedSource):
     @property
     def name(self) -> str:
         return f"board:{self.device}"
+
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sink: ScanSink,
+        supervisor: Supervisor | None = None,
+        *,
+        on_deposit: Callable[[], None] | None = None,
+    ) -> None:
+        """As every scan source; ``on_deposit()`` hears packaging pass the slot, on ``loop``."""
+        self.on_deposit = on_deposit
+        super().start(loop, sink, supervisor)
 
     def _threads(self) -> list[tuple[str, Callable[[], None]]]:
         return [(self.name, self._run)]

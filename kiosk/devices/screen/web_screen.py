@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,9 +70,7 @@ class WebScreen:
         touch: bool = False,
         locales: Iterable[str] = (),
         logos: LogoCache | None = None,
-        on_locale: Callable[[str], None] | None = None,
         ack_timeout_s: float = 1.0,
-        status: Callable[[], dict[str, Any]] | None = None,
         frames_dir: Path | None = None,
         max_connections: int | None = None,
         client_timeout_s: float = HEAD_TIMEOUT_S,
@@ -84,13 +82,15 @@ class WebScreen:
         self.touch = touch
         self.locales = tuple(locales)
         self.logos = logos or LogoCache()
-        self.on_locale = on_locale
         self.ack_timeout_s = ack_timeout_s
-        self.status = status
         self.frames_dir = frames_dir
         self.max_connections = max_connections
         self.client_timeout_s = client_timeout_s
         self.capture: HeadlessBrowser | None = None
+        #: The page's inputs for the kiosk, given at ``start``: a language picked, the status document.
+        self.on_locale: Callable[[str], None] | None = None
+        self.status: Callable[[], Mapping[str, Any]] | None = None
+        #: The banner saying vouchers come from the offline cache (``note_backend``).
         self.offline = False
         self._seq = 0
         self._frame: dict[str, Any] | None = None
@@ -127,7 +127,21 @@ class WebScreen:
         """What the server refused or cut off since it started, by kind."""
         return dict(self._complaints.counts) if self._complaints else {}
 
-    async def start(self) -> None:
+    def note_backend(self, reachable: bool) -> bool:
+        """The offline banner follows whether the backend answers; True when that changed it."""
+        changed = self.offline == reachable
+        self.offline = not reachable
+        return changed
+
+    async def start(
+        self,
+        *,
+        on_locale: Callable[[str], None] | None = None,
+        status: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Serve the page; ``on_locale(locale)`` hears a language the customer picks, ``status()``
+        gives the document the technician's ``/status`` shows (the screen adds its own part)."""
+        self.on_locale, self.status = on_locale, status
         self._assets, self._fonts = await asyncio.to_thread(_read_files)  # no file is opened per request
         self._complaints = Complaints(log)
         app = web.Application(middlewares=[self._gate])
