@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from kiosk.config import Config
@@ -16,7 +17,7 @@ from kiosk.logos import LogoCache
 from kiosk.logs import never_log
 from kiosk.secret_files import read_secret_file
 
-__all__ = ["make_client", "make_offline_service"]
+__all__ = ["make_client", "make_offline_service", "standalone_offline_service"]
 
 
 def make_client(
@@ -66,3 +67,14 @@ def make_offline_service(
         forward_interval_s=offline.forward_interval_s,
         prefetch_logos=logos.prefetch if logos is not None else None,
     )
+
+
+@contextlib.asynccontextmanager
+async def standalone_offline_service(config: Config, store: OfflineStore) -> AsyncIterator[OfflineService]:
+    """The offline service outside a running kiosk (the CLI, provisioning): a longer read timeout
+    for bulk calls, the client closed on the way out; ``SecretFileError`` for the token file."""
+    client = make_client(config, read_timeout_s=max(config.backend.read_timeout_s, 10.0))
+    try:
+        yield make_offline_service(config, store, client)
+    finally:
+        await client.aclose()

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -31,7 +32,15 @@ from kiosk.issuance.offline_pools_client import BundleRefused, OfflinePoolsClien
 from kiosk.issuance.offline_store import AlreadyRewarded, OfflineStore, Unshown, utc_now
 from kiosk.logs import fingerprint
 
-__all__ = ["OfflineService", "FallbackIssuer", "SyncReport", "Resumption", "plan_resumption", "MAX_RICH_ATTEMPTS"]
+__all__ = [
+    "OfflineService",
+    "FallbackIssuer",
+    "SyncReport",
+    "ReleaseReport",
+    "Resumption",
+    "plan_resumption",
+    "MAX_RICH_ATTEMPTS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +78,26 @@ def plan_resumption(unshown: list[Unshown], now: datetime) -> Resumption:
 
 @dataclass(frozen=True)
 class SyncReport:
+    """What one ``sync`` did: issuances forwarded, and the bundle of codes reserved (if any)."""
+
     forwarded: int
     bundle_id: str | None
     codes_added: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"forwarded": self.forwarded, "bundle_id": self.bundle_id, "codes_added": self.codes_added}
+
+
+@dataclass(frozen=True)
+class ReleaseReport:
+    """What ``release_all`` did: issuances forwarded first, then each bundle's codes given back."""
+
+    forwarded: int
+    #: Bundle id → how many of its codes the backend took back.
+    released: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"forwarded": self.forwarded, "released": dict(self.released)}
 
 
 class OfflineService:
@@ -170,6 +196,17 @@ class OfflineService:
             if urls and self.prefetch_logos is not None:
                 await self.prefetch_logos(urls)
         return SyncReport(forwarded, bundle_id, added)
+
+    async def release_all(self) -> ReleaseReport:
+        """Forward what is pending, then give every reserved, unreleased bundle back to the backend
+        (before a kiosk is taken out of service, so its codes can be handed out elsewhere)."""
+        forwarded = await self.forward()
+        released: dict[str, int] = {}
+        for bundle in self.store.bundles():
+            if bundle["released_at"] is None:
+                released[bundle["id"]] = await self.client.release(bundle["id"])
+                self.store.release_bundle(bundle["id"])
+        return ReleaseReport(forwarded, released)
 
     def low(self) -> bool:
         counts = [row["count"] for row in self.store.available()]

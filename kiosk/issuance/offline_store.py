@@ -472,6 +472,13 @@ class OfflineStore:
             for r in rows
         ]
 
+    def pending_count(self) -> int:
+        """How many offline issuances wait to be accepted by the backend."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM journal WHERE source = 'offline' AND forwarded_at IS NULL"
+        ).fetchone()
+        return int(row[0])
+
     def pending(self, limit: int = 500) -> list[dict[str, Any]]:
         """Offline issuances not yet accepted by the backend, as the forwarder sends them."""
         rows = self._db.execute(

@@ -104,15 +104,14 @@ def _provision(args: argparse.Namespace, report: Report) -> Config:
     report.detail(asyncio.run(_check_backend(config)))
     report.step("Offline pools")
     if config.offline.enabled:
-        _cli(["pools", "sync", "--config", str(args.config)], "syncing the offline pools")
-        report.detail("synced")
+        report.detail(asyncio.run(_sync_pools(config)))
     else:
         report.detail("offline issuance is off")
     report.step("Test ticket")
     if args.skip_print or config.printer.type == "none":
         report.detail("skipped")
     else:
-        _cli(["printer", "test", "--config", str(args.config)], "printing the test ticket")
+        report.detail(_print_test_ticket(config))
     return config
 
 
@@ -242,11 +241,39 @@ async def _check_backend(config: Config) -> str:
     return f"{backend.url} reachable (TLS verified), signing keys published"
 
 
-def _cli(argv: list[str], what: str) -> None:
-    from kiosk import cli
+async def _sync_pools(config: Config) -> str:
+    """Reserve the first offline codes, as ``kiosk pools sync`` does."""
+    import httpx
 
-    if cli.main(argv) != 0:
-        raise ToolFailed(f"{what} failed (see above)")
+    from kiosk.issuance.configured import standalone_offline_service
+    from kiosk.issuance.offline_pools_client import BundleRefused
+    from kiosk.issuance.offline_store import open_store
+
+    try:
+        store = open_store(config.offline_db, link_schemes=config.link_schemes)
+    except OSError as exc:
+        raise ToolFailed(f"kiosk.data_dir: {exc}") from None
+    try:
+        async with standalone_offline_service(config, store) as service:
+            report = await service.sync(force=True)
+    except (httpx.HTTPError, BundleRefused, ValueError) as exc:
+        raise ToolFailed(f"syncing the offline pools failed: {exc}") from None
+    finally:
+        store.close()
+    return f"synced: {report.codes_added} codes reserved (bundle {report.bundle_id})"
+
+
+def _print_test_ticket(config: Config) -> str:
+    from kiosk.devices.printer.self_test import PrinterNotReady, print_test_ticket
+
+    device, profile = config.printer_device, config.printer.profile
+    try:
+        print_test_ticket(device, profile, hardware_id=config.kiosk.hardware_id, screen_port=config.screen.address[1])
+    except PrinterNotReady as exc:
+        raise ToolFailed(f"printer {device} is not ready: {exc}") from None
+    except OSError as exc:
+        raise ToolFailed(f"printing the test ticket on {device} failed: {exc}") from None
+    return f"test ticket printed on {device}, profile {profile}"
 
 
 if __name__ == "__main__":
