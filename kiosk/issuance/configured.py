@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from kiosk.config import Config
 from kiosk.core.offline import OfflineLimits
 from kiosk.issuance.offline import OfflineService
 from kiosk.issuance.offline_pools_client import OfflinePoolsClient
-from kiosk.issuance.offline_store import OfflineStore
+from kiosk.issuance.offline_store import OfflineStore, utc_now
 from kiosk.issuance.rezip_client import RezipClient
 from kiosk.logos import LogoCache
 from kiosk.logs import never_log
@@ -46,10 +46,16 @@ def make_client(
 
 
 def make_offline_service(
-    config: Config, store: OfflineStore, client: RezipClient, *, logos: LogoCache | None = None
+    config: Config,
+    store: OfflineStore,
+    client: RezipClient,
+    *,
+    logos: LogoCache | None = None,
+    clock: Callable[[], datetime] = utc_now,
 ) -> OfflineService:
     """Offline issuance as the configuration describes it: limits, reservations, schedules; with
-    ``logos``, the shops' logos are cached at each top-up for offline vouchers."""
+    ``logos``, the shops' logos are cached at each top-up for offline vouchers. ``clock``: the wall
+    clock the offline limits are checked against."""
     offline = config.offline
     return OfflineService(
         store,
@@ -66,6 +72,7 @@ def make_offline_service(
         sync_interval_s=offline.sync_interval_s,
         forward_interval_s=offline.forward_interval_s,
         prefetch_logos=logos.prefetch if logos is not None else None,
+        clock=clock,
     )
 
 

@@ -134,6 +134,8 @@ class JournalEntry:
     forwarded: bool
     forward_status: str | None
     voucher: dict[str, Any]
+    #: How often showing it began (a voucher that keeps failing to show is shown plainly).
+    display_attempts: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,6 +147,7 @@ class JournalEntry:
             "shown": self.shown,
             "forwarded": self.forwarded,
             "forward_status": self.forward_status,
+            "display_attempts": self.display_attempts,
         }
 
 
@@ -525,6 +528,7 @@ class OfflineStore:
                 r["forwarded_at"] is not None,
                 r["forward_status"],
                 json.loads(r["voucher"]),
+                r["display_attempts"],
             )
             for r in rows
         ]

@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 
 from kiosk.board.uf2 import UF2Error, check_uf2
-from kiosk.sim.virtual_board import simulator_available
 from kiosk.sim.virtual_repl import VirtualRepl
 from kiosk.tools.firmware_files import board_files
 from tests.conftest import REPO
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not simulator_available(), reason="node and firmware/node_modules are needed (make test)"),
+    pytest.mark.usefixtures("micropython"),
 ]
 FLASH = [str(REPO / "scripts" / "flash-firmware")]
 RP2040, RP2350_ARM = 0xE48BFF56, 0xE48BFF59

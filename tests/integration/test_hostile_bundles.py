@@ -11,7 +11,9 @@ voucher; the offline sync keeps running; nothing unexpected is logged; no code i
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -158,14 +160,15 @@ def test_a_code_whose_signed_entry_changed_in_the_store_is_not_handed_out(tmp_pa
         bundle = _bundle(2)
         harness.offer_bundle(bundle)
         harness.call(harness.kiosk.offline.sync(force=True))
-        store = harness.kiosk.store
         codes = [item["code"] for item in bundle["codes"]]
         # The altered entry looks like the best choice (the soonest expiry) and is worth less.
-        store._db.execute(
-            "UPDATE codes SET expires_at = ?, value = 1 WHERE code = ?", (iso_z(NOW + timedelta(days=1)), codes[0])
-        )
+        with contextlib.closing(sqlite3.connect(harness.config.offline_db)) as db, db:  # the disk edited behind it
+            db.execute(
+                "UPDATE codes SET expires_at = ?, value = 1 WHERE code = ?", (iso_z(NOW + timedelta(days=1)), codes[0])
+            )
         harness.proxy.answers.put(Answer(503, b"{}"))
         report = harness.scan(fresh_code("gron"))
         assert report.status == "issued" and report.voucher.code == codes[1]
-        refused = store._db.execute("SELECT refused FROM codes WHERE code = ?", (codes[0],)).fetchone()[0]
+        with contextlib.closing(sqlite3.connect(harness.config.offline_db)) as db:
+            refused = db.execute("SELECT refused FROM codes WHERE code = ?", (codes[0],)).fetchone()[0]
         assert refused and "disagrees" in refused

@@ -21,13 +21,13 @@ from kiosk.config import load_config
 from kiosk.devices.board.io_board import EXPECTED_FIRMWARE, IoBoard
 from kiosk.runtime import open_kiosk
 from kiosk.sim.demo_seed import sample_code
-from kiosk.sim.virtual_board import VirtualBoard, simulator_available
+from kiosk.sim.virtual_board import VirtualBoard
 from kiosk.tools.firmware_files import application, board_files, firmware_version, manifest
 from tests.conftest import KIOSK, REPO, run_kiosk, wait_until
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not simulator_available(), reason="node and firmware/node_modules are needed (make test)"),
+    pytest.mark.usefixtures("micropython"),
 ]
 #: Hyggelig Sko packaging (on-demand vouchers from its webhook), then Grøn Butik packaging (vouchers
 #: plucked from its static pool; the first also for the driver alone).

@@ -5,8 +5,10 @@ scan endpoint: every kind of backend trouble ends in an offline voucher within t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from kiosk.config import load_config
+from kiosk.issuance.configured import make_client, make_offline_service
 from kiosk.issuance.offline_pools_client import Bundle, BundleRefused
 from kiosk.runtime import open_kiosk
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_code
@@ -179,7 +182,8 @@ def test_offline_issuances_are_forwarded_and_counted_once(proxied, backend, tmp_
             proxy.mode = "pass"
             forwarded = await kiosk.offline.forward()
             # The acknowledgement got lost: the kiosk sends everything again.
-            kiosk.store._db.execute("UPDATE journal SET forwarded_at = NULL WHERE source = 'offline'")
+            with contextlib.closing(sqlite3.connect(config.offline_db)) as db, db:  # as the kiosk's disk has it
+                db.execute("UPDATE journal SET forwarded_at = NULL WHERE source = 'offline'")
             again = await kiosk.offline.forward()
             return forwarded, again, kiosk.store.journal()
 
@@ -227,15 +231,21 @@ def test_clock_set_back_or_offline_too_long_refuses(proxied, backend) -> None:
 
     async def scenario():
         async with open_kiosk(config, with_devices=False, background=False) as kiosk:
-            await kiosk.offline.sync(force=True)
-            service = kiosk.offline
             real = datetime.now(UTC)
-            service._clock = lambda: real - timedelta(days=2)  # the clock was set back
-            back = service.claim(NO_POOLS[1])
-            service._clock = lambda: real + timedelta(days=10)  # forward, far past the offline limit
-            forward = service.claim(NO_POOLS[1])
-            service._clock = lambda: real
-            normal = service.claim(NO_POOLS[1])
+            now = [real]
+            # The kiosk's offline service as configured, on a wall clock the test sets.
+            client = make_client(config)
+            service = make_offline_service(config, kiosk.store, client, clock=lambda: now[0])
+            try:
+                await service.sync(force=True)
+                now[0] = real - timedelta(days=2)  # the clock was set back
+                back = service.claim(NO_POOLS[1])
+                now[0] = real + timedelta(days=10)  # forward, far past the offline limit
+                forward = service.claim(NO_POOLS[1])
+                now[0] = real
+                normal = service.claim(NO_POOLS[1])
+            finally:
+                await client.aclose()
             return back, forward, normal
 
     back, forward, normal = asyncio.run(scenario())

@@ -54,8 +54,8 @@ async def _start_and_report(config, attempts_before: int, key: str):
                 break
             await asyncio.sleep(0.02)
         frame = kiosk.screen.frame
-        attempts = kiosk.store._db.execute("SELECT display_attempts FROM journal WHERE key = ?", (key,)).fetchone()[0]
-        return reports, frame, attempts, [e for e in kiosk.store.journal() if e.key == key][0]
+        (entry,) = [e for e in kiosk.store.journal() if e.key == key]
+        return reports, frame, entry.display_attempts, entry
 
 
 def test_each_start_counts_an_attempt_and_a_shown_voucher_is_not_shown_again(config) -> None:

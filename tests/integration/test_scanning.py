@@ -138,9 +138,9 @@ def test_garbage_on_the_serial_line_never_reaches_the_backend(backend, tmp_path:
             )
             async with open_kiosk(config, on_report=reports.append) as kiosk:
                 await kiosk.wait_ready()
-                os.write(scanner._master, garbage)  # random bytes, including CR, LF and Tab now and then
-                os.write(scanner._master, b"A" * 65536)  # a 64 KiB line with no terminator
-                os.write(scanner._master, b"\r\x00\x1b[2J\xff\xfe\r5701234567899\r")  # controls, non-UTF-8, an EAN
+                scanner.send(garbage)  # random bytes, including CR, LF and Tab now and then
+                scanner.send(b"A" * 65536)  # a 64 KiB line with no terminator
+                scanner.send(b"\r\x00\x1b[2J\xff\xfe\r5701234567899\r")  # controls, non-UTF-8, an EAN
                 await asyncio.sleep(1.0)
                 scanner.type(code)
                 await wait_until(lambda: any(r.code == code for r in reports), 10)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pytest
+
 from kiosk.app import KioskApp, ScanReport
 from kiosk.core.codes import PackagingCode
 from kiosk.core.flow import Flow, FlowSettings, State
 from kiosk.core.outcomes import IssuanceOutcome, Issued, NoneAvailable
 from kiosk.core.voucher import parse_voucher
 from kiosk.presentation.view import ScreenView, VoucherView
+from tests.virtual_time import loop_clock, run_in_virtual_time
 
 CODE = "10HS01JAYSCS07SVDQANFS61TF0XJN"
 VOUCHER = parse_voucher({"code": "HS-1", "type": "gift", "value": 1, "unit": "Tote bag", "conditions": ""})
@@ -61,25 +64,26 @@ async def drive(app: KioskApp, scans: list[str], wait_s: float) -> None:
 def make(issuer, settings: FlowSettings, printer=None):
     screen = RecordingScreen()
     reports: list[ScanReport] = []
-    app = KioskApp(Flow(settings), issuer, screen, printer, timezone="UTC", on_report=reports.append)
+    app = KioskApp(Flow(settings), issuer, screen, printer, timezone="UTC", on_report=reports.append, clock=loop_clock)
     return app, screen, reports
 
 
 def test_voucher_is_shown_reported_and_the_screen_returns_to_idle() -> None:
     app, screen, reports = make(SlowIssuer(0.02, Issued(VOUCHER, "online")), FlowSettings(1.0, 0.1, 0.1))
-    asyncio.run(drive(app, [CODE], 0.3))
+    run_in_virtual_time(drive(app, [CODE], 0.3))
     assert screen.states == [State.IDLE, State.ISSUING, State.SHOWING_VOUCHER, State.IDLE]
     (report,) = reports
     assert report.status == "issued" and report.voucher == VOUCHER
     assert report.screen_png == b"showing_voucher"
-    assert report.ms["issue"] >= 20 and report.ms["total"] >= report.ms["issue"]
+    # Virtual time: the issuer's 20 ms exactly, and the voucher on screen after it.
+    assert report.ms["issue"] == pytest.approx(20) and report.ms["total"] >= report.ms["issue"]
 
 
 def test_issuance_timeout_then_late_voucher_is_logged_not_lost(caplog) -> None:
     issuer = SlowIssuer(0.2, Issued(VOUCHER, "online"))
     app, screen, reports = make(issuer, FlowSettings(0.05, 1.0, 1.0))
     with caplog.at_level(logging.ERROR):
-        asyncio.run(drive(app, [CODE], 0.4))
+        run_in_virtual_time(drive(app, [CODE], 0.4))
     assert [r.status for r in reports] == ["failed"]
     assert screen.states[-1] is State.NOTICE
     assert "was issued after the customer was told it failed" in caplog.text and "HS-1" not in caplog.text
@@ -100,7 +104,7 @@ def test_a_replaced_timer_never_fires_into_the_new_state() -> None:
         await asyncio.sleep(0.5)
         task.cancel()
 
-    asyncio.run(scenario())
+    run_in_virtual_time(scenario())
     assert [r.status for r in reports] == ["invalid", "none_available"]
 
 
@@ -108,7 +112,7 @@ def test_unplugged_printer_still_shows_and_reports_the_voucher() -> None:
     app, screen, reports = make(
         SlowIssuer(0.0, Issued(VOUCHER, "online")), FlowSettings(1.0, 1.0, 1.0), UnpluggedPrinter()
     )
-    asyncio.run(drive(app, [CODE], 0.2))
+    run_in_virtual_time(drive(app, [CODE], 0.2))
     (report,) = reports
     assert report.status == "issued" and report.print_bytes is None
     assert "No such device" in report.print_error
@@ -119,7 +123,7 @@ def test_unplugged_printer_still_shows_and_reports_the_voucher() -> None:
 def test_scans_during_issuance_do_not_start_a_second_one() -> None:
     issuer = SlowIssuer(0.1, NoneAvailable("none"))
     app, _, reports = make(issuer, FlowSettings(1.0, 1.0, 1.0))
-    asyncio.run(drive(app, [CODE, "20GB0042", CODE], 0.3))
+    run_in_virtual_time(drive(app, [CODE, "20GB0042", CODE], 0.3))
     assert issuer.calls == 1 and len(reports) == 1
 
 
@@ -149,11 +153,12 @@ def test_a_voucher_the_screen_cannot_draw_is_shown_plainly_and_the_next_customer
         screen,
         None,
         timezone="UTC",
+        clock=loop_clock,
         on_report=reports.append,
         on_shown=shown.append,
     )
     with caplog.at_level(logging.ERROR):
-        asyncio.run(drive(app, [CODE], 0.3))
+        run_in_virtual_time(drive(app, [CODE], 0.3))
     assert screen.plain == [False, True] and screen.states == [
         State.IDLE,
         State.ISSUING,
@@ -173,9 +178,10 @@ def test_when_not_even_the_plain_form_draws_the_customer_sees_a_notice_and_the_v
         screen,
         None,
         timezone="UTC",
+        clock=loop_clock,
         on_shown=shown.append,
     )
-    asyncio.run(
+    run_in_virtual_time(
         drive(
             app,
             [
@@ -196,7 +202,7 @@ def test_a_printer_bug_keeps_the_voucher_up_with_the_printer_notice() -> None:
     app, screen, reports = make(
         SlowIssuer(0.0, Issued(VOUCHER, "online")), FlowSettings(1.0, 1.0, 1.0), BrokenPrinter()
     )
-    asyncio.run(drive(app, [CODE], 0.2))
+    run_in_virtual_time(drive(app, [CODE], 0.2))
     (report,) = reports
     assert report.status == "issued" and report.print_error == "error: RuntimeError"
     assert screen.notices[-1] == "printer_trouble"
@@ -228,7 +234,7 @@ def test_a_flow_error_is_logged_and_the_flow_goes_back_to_idle_for_the_next_cust
         task.cancel()
 
     with caplog.at_level(logging.ERROR):
-        asyncio.run(scenario())
+        run_in_virtual_time(scenario())
     assert "flow bug" in caplog.text and app.flow.state is State.SHOWING_VOUCHER
     assert screen.states[:4] == [State.IDLE, State.ISSUING, State.IDLE, State.ISSUING]
     assert [r.status for r in reports] == ["issued"]
@@ -250,8 +256,13 @@ def test_a_resumed_voucher_is_shown_and_printed_plainly_when_asked() -> None:
         screen,
         Printer(),
         timezone="UTC",
+        clock=loop_clock,
         on_display=lambda key: attempts.append(key) or 1,
     )
-    app.resume(CODE, Issued(VOUCHER, "offline", key="k9"), plain=True)
-    asyncio.run(drive(app, [], 0.1))
+
+    async def resumed() -> None:
+        app.resume(CODE, Issued(VOUCHER, "offline", key="k9"), plain=True)
+        await drive(app, [], 0.1)
+
+    run_in_virtual_time(resumed())
     assert screen.plain == [True] and [view.plain for view in printed] == [True] and attempts == ["k9"]

@@ -1,21 +1,18 @@
 """The board's pure modules (scanner line assembly, slot debouncing, patterns, the link's duplicate
-filter) under CPython and under real MicroPython, plus properties checked with hypothesis."""
+filter): properties checked with hypothesis. The same logic under real MicroPython is
+tests/integration/test_firmware_logic.py."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.board import link
 from kiosk.board.signals import signals_for
 from kiosk.core.flow import NoticeKind, Screen, State
-from kiosk.sim.virtual_board import simulator_available
 from tests.conftest import REPO
 
 FIRMWARE = REPO / "firmware"
@@ -24,33 +21,6 @@ sys.path.insert(0, str(FIRMWARE / "board"))
 import patterns  # noqa: E402
 from scanline import ScanAssembler  # noqa: E402
 from slot import CLEAR, SlotDebouncer  # noqa: E402
-
-LOGIC = FIRMWARE / "tests" / "check_board_logic.py"
-MODULES = [FIRMWARE / "board" / name for name in ("scanline.py", "slot.py", "patterns.py")] + [
-    REPO / "kiosk/board/link.py"
-]
-
-
-def test_logic_under_cpython() -> None:
-    path = os.pathsep.join([str(FIRMWARE / "board"), str(REPO / "kiosk" / "board")])
-    result = subprocess.run(
-        [sys.executable, str(LOGIC)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}
-    )
-    assert result.returncode == 0, result.stderr
-    assert "cpython board logic ok: 4" in result.stdout
-
-
-@pytest.mark.skipif(not simulator_available(), reason="needs node and firmware/node_modules (make test)")
-def test_logic_under_micropython() -> None:
-    result = subprocess.run(
-        ["node", "tests/run_micropython.mjs", str(LOGIC), *map(str, MODULES)],
-        capture_output=True,
-        text=True,
-        cwd=FIRMWARE,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "micropython board logic ok: 4" in result.stdout
 
 
 @given(

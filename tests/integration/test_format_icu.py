@@ -32,6 +32,8 @@ from kiosk.presentation.format import (
     shown_amount,
 )
 
+pytestmark = pytest.mark.integration
+
 #: The ICU release of the reference and the CLDR release it carries (ICU 77 is built on CLDR 47).
 REFERENCE_ICU, REFERENCE_CLDR = "77.1", "47"
 ZONE = "Europe/Copenhagen"
