@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import shutil
 import signal
 import sqlite3
@@ -136,11 +137,17 @@ def run_crash_loop(kills: int, strace_kills: int = 0, *, codes: int = 20000, see
         plan = ["random"] * kills + (["strace"] * strace_kills if strace else [])
         rng.shuffle(plan)
         for how in plan:
+            early = ""
             if how == "random":
                 process = subprocess.Popen(
                     _worker_command(db), stdout=subprocess.PIPE, text=True, start_new_session=True
                 )
-                time.sleep(rng.uniform(0.1, 0.35))
+                # Killed at a random moment once it issues (its first line), however slowly this
+                # machine starts a Python process: the kills land in the work, not in the imports.
+                assert process.stdout is not None
+                if select.select([process.stdout], [], [], 30.0)[0]:
+                    early = process.stdout.readline()
+                time.sleep(rng.uniform(0.0, 0.25))
                 _kill_group(process.pid)
                 report.kills += 1
             else:
@@ -170,7 +177,7 @@ def run_crash_loop(kills: int, strace_kills: int = 0, *, codes: int = 20000, see
                 _kill_group(process.pid)  # strace and the worker, whichever is left
                 report.strace_kills += 1
             output, _ = process.communicate(timeout=10)
-            for line in output.splitlines():
+            for line in (early + output).splitlines():
                 kind, _, rest = line.partition(" ")
                 if kind == "CLAIMED":
                     claimed.add(rest.split()[0])
