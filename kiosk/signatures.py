@@ -2,8 +2,12 @@
 ``@method @target-uri content-type``, public keys published as a JWKS and matched by ``keyid``.
 
 Signing and verifying take the time as an argument (``created``/``now``), so callers decide the
-clock and tests can set it. Only the small part of RFC 8941 structured fields that these two headers
-use is parsed here: a dictionary of inner lists with parameters, and byte sequences.
+clock and tests can set it. The two headers are RFC 8941 structured fields, parsed and serialised by
+``http-sf`` (the structured-field library of RFC 8941's editor); what is built here is the signature
+base for the three components RE-ZIP covers, and the checks, each with a typed fault a caller acts on
+(``unknown_key`` refetches the JWKS). ``http-message-signatures`` is not used for this: it reads the
+wall clock itself, reports every refusal as one exception type, and is the independent reference the
+tests check this module against (tests/integration/test_shop_signatures.py).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import http_sf
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -75,11 +80,9 @@ class _SignatureParams:
     params: tuple[tuple[str, str | int], ...]
 
     def serialise(self) -> str:
-        items = " ".join(f'"{c}"' for c in self.components)
-        text = f"({items})"
-        for name, value in self.params:
-            text += f';{name}="{value}"' if isinstance(value, str) else f";{name}={value}"
-        return text
+        """The inner list as RFC 8941 serialises it (the ``@signature-params`` line's value)."""
+        inner: Any = ([(component, {}) for component in self.components], dict(self.params))
+        return str(http_sf.ser([inner]))
 
     def get(self, name: str) -> str | int | None:
         return next((v for n, v in self.params if n == name), None)
@@ -169,10 +172,10 @@ def verify_signature(
     lower = {k.lower(): v for k, v in headers.items()}
     if "signature-input" not in lower or "signature" not in lower:
         raise SignatureError("Signature-Input or Signature header is missing", "missing")
-    inputs = _parse_dictionary(lower["signature-input"])
-    signatures = _parse_dictionary(lower["signature"])
+    inputs = _dictionary(lower["signature-input"], "Signature-Input")
+    signatures = _dictionary(lower["signature"], "Signature")
     for label, member in inputs.items():
-        params = _parse_inner_list(member)
+        params = _signature_params(member)
         if not set(COVERED_COMPONENTS) <= set(params.components):
             continue
         if params.get("alg") not in (None, ALGORITHM):
@@ -182,7 +185,7 @@ def verify_signature(
             raise SignatureError("signature is stale or has no created time", "stale")
         if label not in signatures:
             raise SignatureError(f"no Signature for label {label}")
-        raw = _parse_byte_sequence(signatures[label])
+        raw = _byte_sequence(signatures[label])
         if len(raw) != 2 * _COORD_BYTES:
             raise SignatureError("signature has the wrong length for P-384")
         r, s = int.from_bytes(raw[:_COORD_BYTES], "big"), int.from_bytes(raw[_COORD_BYTES:], "big")
@@ -253,69 +256,45 @@ def _unb64url(text: str) -> bytes:
 
 # --- the slice of RFC 8941 these headers need -----------------------------------------------------
 
-_KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")
-_TOKEN_OR_INT = re.compile(r"-?[0-9]{1,15}|[A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*")
 
-
-def _parse_dictionary(text: str) -> dict[str, str]:
-    """Split ``a=..., b=...`` into members, honouring quotes, parentheses and byte sequences."""
-    members: dict[str, str] = {}
-    depth, quoted, colon, start = 0, False, False, 0
-    pieces = []
-    for i, ch in enumerate(text):
-        if quoted:
-            if ch == "\\":
-                continue
-            quoted = ch != '"'
-        elif ch == '"':
-            quoted = True
-        elif ch == ":":
-            colon = not colon
-        elif ch == "(" and not colon:
-            depth += 1
-        elif ch == ")" and not colon:
-            depth -= 1
-        elif ch == "," and depth == 0 and not colon:
-            pieces.append(text[start:i])
-            start = i + 1
-    pieces.append(text[start:])
-    for piece in pieces:
-        name, sep, value = piece.strip().partition("=")
-        if not sep or not _KEY.fullmatch(name):
-            raise SignatureError(f"malformed structured field member {piece.strip()[:40]!r}")
-        members[name] = value
+def _dictionary(text: str, name: str) -> dict[str, Any]:
+    """A structured-field dictionary header (RFC 8941 section 3.2); malformed: ``SignatureError``."""
+    try:
+        members = http_sf.parse(text.encode("latin-1"), tltype="dictionary")
+    except (http_sf.StructuredFieldError, UnicodeEncodeError, ValueError) as exc:
+        raise SignatureError(f"{name} is not a structured-field dictionary: {str(exc)[:80]}") from None
+    if not isinstance(members, dict):
+        raise SignatureError(f"{name} is not a structured-field dictionary")
     return members
 
 
-def _parse_inner_list(text: str) -> _SignatureParams:
-    match = re.fullmatch(r'\(((?:\s*"[^"\\]*")*)\s*\)((?:;[^;]+)*)', text.strip())
-    if not match:
-        raise SignatureError("Signature-Input member is not an inner list")
-    components = tuple(re.findall(r'"([^"\\]*)"', match.group(1)))
-    params: list[tuple[str, str | int]] = []
-    for item in match.group(2).split(";")[1:]:
-        name, sep, value = item.partition("=")
-        if not sep or not _KEY.fullmatch(name):
-            raise SignatureError(f"malformed signature parameter {item[:40]!r}")
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            params.append((name, value[1:-1]))
-        elif re.fullmatch(r"-?[0-9]{1,15}", value):
-            params.append((name, int(value)))
-        elif _TOKEN_OR_INT.fullmatch(value):
-            params.append((name, value))
+def _signature_params(member: Any) -> _SignatureParams:
+    """A Signature-Input member: an inner list of component names (plain strings, no parameters of
+    their own) with the signature's parameters (strings, integers or tokens)."""
+    value, params = member
+    if not isinstance(value, list):
+        raise SignatureError("malformed Signature-Input member: not an inner list")
+    components = []
+    for item, item_params in value:
+        if type(item) is not str or item_params:
+            raise SignatureError("a covered component is not a plain string", "not_covered")
+        components.append(item)
+    kept: list[tuple[str, str | int]] = []
+    for name, param in params.items():
+        if type(param) is str or type(param) is int:  # a boolean is not a time, a token not a key id
+            kept.append((name, param))
+        elif isinstance(param, http_sf.Token):
+            kept.append((name, str(param)))
         else:
-            raise SignatureError(f"malformed signature parameter {item[:40]!r}")
-    return _SignatureParams(components, tuple(params))
+            raise SignatureError(f"signature parameter {name} has an unexpected type")
+    return _SignatureParams(tuple(components), tuple(kept))
 
 
-def _parse_byte_sequence(text: str) -> bytes:
-    text = text.strip()
-    if len(text) < 2 or text[0] != ":" or text[-1] != ":":
-        raise SignatureError("Signature member is not a byte sequence")
-    try:
-        return base64.b64decode(text[1:-1], validate=True)
-    except ValueError:
-        raise SignatureError("Signature is not valid base64") from None
+def _byte_sequence(member: Any) -> bytes:
+    value, _params = member
+    if not isinstance(value, bytes):
+        raise SignatureError("malformed Signature member: not a byte sequence")
+    return value
 
 
 def sign_detached(key: ec.EllipticCurvePrivateKey, keyid: str, body: bytes) -> str:
@@ -335,7 +314,10 @@ def verify_detached(header: str, body: bytes, keys: Mapping[str, ec.EllipticCurv
         raise SignatureError(f"unsupported algorithm {algorithm}")
     if keyid not in keys:
         raise SignatureError(f"unknown keyid {keyid!r}")
-    raw = _parse_byte_sequence(f":{encoded}:")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        raise SignatureError("Bundle-Signature is not valid base64") from None
     if len(raw) != 2 * _COORD_BYTES:
         raise SignatureError("signature has the wrong length for P-384")
     der = encode_dss_signature(int.from_bytes(raw[:_COORD_BYTES], "big"), int.from_bytes(raw[_COORD_BYTES:], "big"))
