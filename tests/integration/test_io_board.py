@@ -375,6 +375,31 @@ def test_a_silent_kiosk_turns_the_lights_red_and_bad_commands_are_reported() -> 
             # the kiosk software has stopped: no more heartbeats
             await wait_until(lambda: board.lights == (255, 0, 0), timeout_s=8)  # red "fault" blink
             assert any("no word from the kiosk" in line for line in board.logs)
+            await wait_until(lambda: 300 in board.tones)  # and its own sound, the low siren
+
+    asyncio.run(run())
+
+
+def test_every_state_change_sounds_its_light_patterns_tune(backend, tmp_path: Path) -> None:
+    """Through the real firmware's PWM: drop it (two equal beeps), then the voucher's rising chime, as
+    patterns.py gives each light pattern its tune."""
+    tunes = runpy.run_path(str(REPO / "firmware/board/patterns.py"))["BUZZER"]
+
+    def notes(tune: str) -> list[int]:
+        return [freq for freq, _ in tunes[tune] if freq]
+
+    async def run() -> None:
+        async with kiosk_with_board(tmp_path, slot_sensor=True) as (board, kiosk, reports):
+            await wait_until(lambda: board.lights == (0, 120, 0))
+            board.tones.clear()
+            board.scan(CODES[0])
+            await wait_until(lambda: kiosk.app.flow.state.value == "awaiting_deposit")
+            await wait_until(lambda: board.tones.count(notes("awaiting_deposit")[0]) >= 2)
+            assert board.tones[-2:] == notes("awaiting_deposit")
+            board.slot_pass()
+            await wait_until(lambda: len(reports) == 1 and notes("voucher")[-1] in board.tones)
+            chime = [freq for freq in board.tones if freq in notes("voucher")]
+            assert chime == notes("voucher")
 
     asyncio.run(run())
 
