@@ -89,8 +89,10 @@ def labels(locale: str) -> dict[str, str]:
     return {key: translated.get(source, source) for key, source in MESSAGES.items()}
 
 
-def language_name(locale: str) -> str:
-    """The locale's name in its own language, for the language switch ("Dansk", "Magyar")."""
+def language_name(locale: str, *, alone: bool = False) -> str:
+    """The locale's name in its own language, for the language switch ("Dansk (Danmark)"); with
+    ``alone`` (no other locale of that language on the switch) the language only ("Dansk"), so the
+    switch's buttons stay short enough for one row."""
     parsed = Locale.parse(locale)
-    name = parsed.get_display_name(parsed) or locale
+    name = (parsed.get_language_name(parsed) if alone else parsed.get_display_name(parsed)) or locale
     return name[:1].upper() + name[1:]

@@ -33,7 +33,7 @@ def build_frame(
         "labels": view.labels,
         "touch": touch,
         "offline": offline,
-        "languages": [{"locale": code, "name": language_name(code)} for code in locales] if touch else [],
+        "languages": _switch(locales) if touch else [],
         "voucher": None,
     }
     voucher = view.voucher
@@ -54,3 +54,13 @@ def build_frame(
             "plain": voucher.plain,
         }
     return frame
+
+
+def _switch(locales: Iterable[str]) -> list[dict[str, str]]:
+    """The language switch's buttons: a country named only where two locales share a language."""
+    codes = list(locales)
+    languages = [code.split("_")[0] for code in codes]
+    return [
+        {"locale": code, "name": language_name(code, alone=languages.count(language) == 1)}
+        for code, language in zip(codes, languages, strict=True)
+    ]
