@@ -46,6 +46,7 @@ from kiosk.core.flow import (
     State,
     Status,
     TimerExpired,
+    Touched,
 )
 from kiosk.core.outcomes import IssuanceOutcome, Issued, OfflineLimited, Source, Unavailable
 from kiosk.core.voucher import Voucher
@@ -170,6 +171,10 @@ class KioskApp:
     def choose_locale(self, locale: str) -> None:
         """A customer picked a language on the screen; it holds until the screen is idle again."""
         self._post(LanguageChosen(locale))
+
+    def touched(self) -> None:
+        """The customer touched the screen: time to read (a voucher stays up); call on the loop."""
+        self._post(Touched())
 
     def redraw(self) -> None:
         """Show the current screen again (e.g. the offline banner changed); call on the loop."""

@@ -180,6 +180,7 @@ async def open_kiosk(
             if offline is not None:
                 offline.on_contact = app.on_backend
             screen.on_locale = app.choose_locale
+            screen.on_touch = app.touched
             screen.status = lambda: {
                 "state": app.flow.state.value,
                 "locale": app.locale,

@@ -51,6 +51,12 @@ MESSAGES: dict[str, str] = {
     "notice.printer_back.hint": "Scan your packaging again to print your voucher.",
     "notice.deposit_timeout": "No packaging was dropped in time",
     "notice.deposit_timeout.hint": "Please scan the code again and drop the packaging in the slot.",
+    # Said when a touch keeps the voucher on screen (time to read).
+    "voucher.kept": "The voucher stays on the screen a little longer.",
+    # Spoken only (kiosk/devices/audio/speech.py): the voucher in words; the code only to a headset.
+    "speech.discount": "Your voucher: {discount}.",
+    "speech.code": "Your code: {code}.",
+    "speech.printed": "Your voucher is being printed.",
     # The shop service's pages for a voucher link that cannot be redeemed (kiosk/shop/pages.py).
     "redeem.already_redeemed": "This voucher has already been used",
     "redeem.already_redeemed.hint": "Each voucher can be used once.",

@@ -30,6 +30,7 @@ def build_frame(
         "lang": view.locale.split("_")[0],
         "title": view.title,
         "subtitle": view.subtitle,
+        "status": view.status,
         "labels": view.labels,
         "touch": touch,
         "offline": offline,

@@ -12,16 +12,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from PIL import Image
 
-from kiosk.config import LOCALES
+from kiosk.config import LOCALES, load_config
 from kiosk.core.flow import NoticeKind, Screen, State
 from kiosk.core.voucher import parse_voucher
 from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.devices.screen.web_screen import WebScreen
 from kiosk.logos import LogoCache
+from kiosk.presentation.i18n import labels
 from kiosk.presentation.view import build_screen_view
+from kiosk.runtime import open_kiosk
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, sample_code
+from kiosk.sim.kiosk_config import write_kiosk_config
 from tests.conftest import REPO
 from tests.integration.test_kiosk_page import VOUCHER, _LogoServer
 
@@ -61,6 +66,7 @@ def _cases(logo_url: str) -> list[Case]:
         Case("voucher percentage, no link, no expiry", Screen(State.SHOWING_VOUCHER, voucher=percentage)),
         Case("voucher gift, no shop", Screen(State.SHOWING_VOUCHER, voucher=gift)),
         Case("voucher plain", Screen(State.SHOWING_VOUCHER, voucher=VOUCHER, plain=True)),
+        Case("voucher kept up by a touch", Screen(State.SHOWING_VOUCHER, voucher=VOUCHER, kept=True)),
         Case("printer trouble", Screen(State.SHOWING_VOUCHER, voucher=with_logo, printer="trouble")),
         Case("printer back", Screen(State.SHOWING_VOUCHER, voucher=VOUCHER, printer="back")),
         *[Case(f"notice {kind.value}", Screen(State.NOTICE, notice=kind)) for kind in NoticeKind],
@@ -230,3 +236,50 @@ def test_animations_stop_when_reduced_motion_is_asked_for() -> None:
     running = asyncio.run(scenario())
     assert running["no-preference"] == [1, 1]  # the pulse, the spinner
     assert running["reduce"] == [0, 0]
+
+
+def test_a_touch_keeps_the_voucher_up_and_says_so(backend, tmp_path: Path) -> None:
+    """Time to read: on a touch kiosk a touch on the voucher (a real pointer press in Chromium) starts
+    its time again and the page announces it in a status region; a touch from another origin is refused."""
+    path = write_kiosk_config(
+        tmp_path / "kiosk.toml",
+        backend_url=backend.url,
+        token=DEMO_KIOSK_TOKEN,
+        drop_point=DROP_POINT_DK,
+        screen_type="web",
+    )
+    text = path.read_text().replace('listen = "127.0.0.1:0"', 'listen = "127.0.0.1:0"\ntouch = true')
+    path.write_text(text + "\n[flow]\nvoucher_display_s = 3.0\n")
+    config = load_config(path)
+
+    async def scenario() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with open_kiosk(config) as kiosk, HeadlessBrowser(800, 480) as browser:
+            await browser.navigate(kiosk.screen.url)
+            await browser.wait_for("document.body.dataset.state === 'idle'")
+            kiosk.app.scan(sample_code("on_demand"))
+            await browser.wait_for("document.body.dataset.state === 'showing_voucher'", 10)
+            loop = asyncio.get_running_loop()
+            shown_at = loop.time()
+            async with aiohttp.ClientSession() as http:  # another site's page cannot keep it up
+                async with http.post(
+                    kiosk.screen.url + "touch", json={}, headers={"Origin": "http://127.0.0.1:9"}
+                ) as response:
+                    seen["foreign"] = response.status
+            await asyncio.sleep(0.2)
+            seen["status before"] = await browser.evaluate("document.querySelector('.voucher .status').textContent")
+            await asyncio.sleep(1.0)
+            for kind in ("mousePressed", "mouseReleased"):
+                await browser.call("Input.dispatchMouseEvent", type=kind, x=200, y=300, button="left", clickCount=1)
+            seen["status after"] = await browser.wait_for("document.querySelector('.voucher .status').textContent", 5)
+            seen["role"] = await browser.evaluate("document.querySelector('.voucher .status').getAttribute('role')")
+            await asyncio.sleep(max(0.0, shown_at + 3.6 - loop.time()))  # past the voucher's first 3 s
+            seen["state past its first time"] = kiosk.app.flow.state.value
+            await browser.wait_for("document.body.dataset.state === 'idle'", 10)
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["foreign"] == 403
+    assert seen["status before"] == ""
+    assert seen["status after"] == labels("en_GB")["voucher.kept"] and seen["role"] == "status"
+    assert seen["state past its first time"] == "showing_voucher"

@@ -71,6 +71,7 @@ class WebScreen:
         locales: Iterable[str] = (),
         logos: LogoCache | None = None,
         on_locale: Callable[[str], None] | None = None,
+        on_touch: Callable[[], None] | None = None,
         ack_timeout_s: float = 1.0,
         status: Callable[[], dict[str, Any]] | None = None,
         frames_dir: Path | None = None,
@@ -85,6 +86,7 @@ class WebScreen:
         self.locales = tuple(locales)
         self.logos = logos or LogoCache()
         self.on_locale = on_locale
+        self.on_touch = on_touch
         self.ack_timeout_s = ack_timeout_s
         self.status = status
         self.frames_dir = frames_dir
@@ -144,6 +146,7 @@ class WebScreen:
                 ("GET", "/status", self._status),
                 ("POST", "/ack", self._ack),
                 ("POST", "/locale", self._locale),
+                ("POST", "/touch", self._touch),
             ],
         )
         # handler_cancellation: a page that goes away ends its request (an event stream at once).
@@ -335,6 +338,12 @@ class WebScreen:
         locale = locale_choice(await self._json_body(request), self.locales)
         if self.on_locale is not None:
             self.on_locale(locale)
+        return web.Response(status=204)
+
+    async def _touch(self, request: web.Request) -> web.Response:
+        await self._json_body(request)  # a POST like the others: small, JSON, from the page itself
+        if self.on_touch is not None:
+            self.on_touch()
         return web.Response(status=204)
 
     async def _json_body(self, request: web.Request) -> dict[str, Any]:
