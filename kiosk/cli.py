@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk import __version__
 from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, PROFILES, Config, ConfigError, load_config, parse_size
+from kiosk.devices.audio import say_command
 from kiosk.logs import configure_logging
 from kiosk.presentation.terminal import json_text, one_line, visible
 from kiosk.secret_files import SecretFileError
@@ -397,6 +398,7 @@ def _parser() -> argparse.ArgumentParser:
         "colour), `garbage` (noise on the link). The light's changes are printed as they happen.",
     )
     board.set_defaults(handler=_sim_board)
+    say_command.add_parser(commands)
     return parser
 
 
