@@ -135,7 +135,7 @@ def test_speech_follows_the_screen_without_waiting_and_the_next_screen_interrupt
 
     async def scenario() -> tuple[SimulatedSynthesizer, list[bool]]:
         synthesizer = SimulatedSynthesizer(seconds_per_char=0.02)  # two seconds for the voucher
-        speech = Speech(synthesizer, private=False)
+        speech = Speech(synthesizer, private=False, settle_s=0.0)
         task = asyncio.create_task(speech.run())
         speech(_view("voucher", "da_DK"))
         await asyncio.sleep(0.1)  # speaking the voucher now
@@ -156,6 +156,27 @@ def test_speech_follows_the_screen_without_waiting_and_the_next_screen_interrupt
         (said("issuing", "en_GB", private=False), "en-gb"),
         (said("idle", "hu_HU", private=False), "hu"),
     ]
+
+
+def test_a_screen_gone_before_it_settled_is_not_begun() -> None:
+    """ "Finding your voucher…" replaced by the voucher within the settling time is never started
+    (so never cut off); the voucher is said whole."""
+
+    async def scenario() -> SimulatedSynthesizer:
+        synthesizer = SimulatedSynthesizer(seconds_per_char=0.001)
+        speech = Speech(synthesizer, private=False, settle_s=0.3)
+        task = asyncio.create_task(speech.run())
+        speech(_view("issuing"))
+        await asyncio.sleep(0.05)
+        speech(_view("voucher"))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return synthesizer
+
+    synthesizer = asyncio.run(scenario())
+    assert synthesizer.interrupted == []
+    assert synthesizer.said == [(said("voucher", "en_GB", private=False), "en-gb")]
 
 
 def test_a_failing_synthesizer_is_raised_for_the_supervisor() -> None:

@@ -2,9 +2,9 @@
 
 ``Speech`` is called with every ``ScreenView`` the kiosk shows (like ``KioskApp.on_screen``) and
 returns at once: what to say goes into a one-place queue that ``run`` (a supervised task) speaks
-from, so speech never delays the screen or the print. A new screen (the next scan's) interrupts
-whatever is being said: the sound stops and the new screen's text is spoken. A redraw of the same
-screen is not spoken again.
+from once the screen has settled (``SETTLE_S``), so speech never delays the screen or the print. A
+new screen (the next scan's) interrupts whatever is being said: the sound stops and the new
+screen's text is spoken. A redraw of the same screen is not spoken again.
 
 The synthesizer is espeak-ng (Debian's package) in a subprocess, text on its stdin so no text can
 become an option; ``SimulatedSynthesizer`` is its twin for the demo and the tests.
@@ -13,7 +13,6 @@ become an option; ``SimulatedSynthesizer`` is its twin for the demo and the test
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -26,7 +25,10 @@ from kiosk.presentation.view import ScreenView
 
 __all__ = ["Speech", "Synthesizer", "EspeakSynthesizer", "SimulatedSynthesizer", "SpeechError", "speech_for"]
 
-log = logging.getLogger(__name__)
+#: A screen is spoken once it has stayed this long: the page has painted it by then, so starting the
+#: voice (a process to start) never competes with the paint, and a screen that is gone at once (a
+#: quick "finding your voucher") is not begun only to be cut off.
+SETTLE_S = 0.2
 
 
 class SpeechError(RuntimeError):
@@ -51,7 +53,9 @@ class EspeakSynthesizer:
         if path is None:
             raise SpeechError(f"{self.binary} is not installed (Debian: apt-get install espeak-ng)")
         where = ["--stdout"] if to_stdout else (["-d", self.device] if self.device else [])
-        return [path, "-v", voice, "-s", str(self.rate), *where, "--stdin"]
+        command = [path, "-v", voice, "-s", str(self.rate), *where, "--stdin"]
+        nice = shutil.which("nice")  # the voice yields the processor to the screen and the print
+        return [nice, "-n", "10", *command] if nice else command
 
     async def say(self, text: str, voice: str) -> None:
         await self._run(self._command(voice, to_stdout=False), text)
@@ -105,8 +109,16 @@ class SimulatedSynthesizer:
 class Speech:
     """Follows the screen (call it with each ``ScreenView``); ``run`` speaks, under the supervisor."""
 
-    def __init__(self, synthesizer: Synthesizer, *, private: bool, voices: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        synthesizer: Synthesizer,
+        *,
+        private: bool,
+        voices: Mapping[str, str] | None = None,
+        settle_s: float = SETTLE_S,
+    ) -> None:
         self.synthesizer = synthesizer
+        self.settle_s = settle_s
         self.private = private
         self.voices = {**VOICES, **(voices or {})}
         self._last: str | None = None
@@ -129,7 +141,7 @@ class Speech:
         """Speak the newest wanted text, until cancelled; a synthesizer's failure is raised."""
         while True:
             await self._wanted.wait()
-            self._wanted.clear()
+            await self._settled()
             if self._next is None:
                 continue
             (text, voice), self._next = self._next, None
@@ -142,6 +154,15 @@ class Speech:
                     speaking.cancel()  # the kiosk stops: so does the voice
             if not speaking.cancelled():
                 speaking.result()  # a failure is raised for the supervisor
+
+    async def _settled(self) -> None:
+        """Wait until the screen has stayed ``settle_s`` unchanged."""
+        while True:
+            self._wanted.clear()
+            try:
+                await asyncio.wait_for(self._wanted.wait(), self.settle_s)
+            except TimeoutError:
+                return
 
 
 def speech_for(audio: AudioSection) -> Speech | None:
