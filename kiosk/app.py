@@ -46,6 +46,7 @@ from kiosk.core.flow import (
     State,
     Status,
     TimerExpired,
+    Touched,
 )
 from kiosk.core.outcomes import IssuanceOutcome, Issued, OfflineLimited, Source, Unavailable
 from kiosk.core.voucher import Voucher
@@ -121,12 +122,15 @@ class KioskApp:
         on_screen: Callable[[Screen], None] | None = None,
         on_display: Callable[[str], int] | None = None,
         on_backend: Callable[[bool], bool] | None = None,
+        on_view: Callable[[ScreenView], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         """``on_shown(key)``: a journalled voucher was seen; ``on_display(key)``: showing it begins
         (the journal counts attempts); ``on_backend(reachable)``: whether the backend answers, each
         time an issuance or the offline service finds out; it returns True when that changed what
-        the screen shows (the offline banner), and the current screen is then drawn again."""
+        the screen shows (the offline banner), and the current screen is then drawn again;
+        ``on_view(view)``: the view that went up, as shown (the plain form when the rich one failed),
+        for what follows the screen (speech)."""
         self.flow = flow
         self.issuer = issuer
         self.screen = screen
@@ -138,6 +142,7 @@ class KioskApp:
         self.on_screen = on_screen
         self.on_display = on_display
         self.on_backend = on_backend
+        self.on_view = on_view
         #: What the last contact said of the backend (an issuance, or the offline service's round).
         self.backend_reachable = True
         self._clock = clock
@@ -183,6 +188,10 @@ class KioskApp:
             )
         if self.on_backend is not None and self.on_backend(reachable):
             self._events.put_nowait((_Redraw(), 0))
+
+    def touched(self) -> None:
+        """The customer touched the screen: time to read (a voucher stays up); call on the loop."""
+        self._post(Touched())
 
     def _post(self, event: Event, generation: int = 0) -> None:
         self._events.put_nowait((event, generation))
@@ -265,14 +274,29 @@ class KioskApp:
             attempts.append(replace(screen, plain=True))
         for candidate in attempts:
             try:
-                return await self.screen.show(build_screen_view(candidate, candidate.locale, self.timezone))
+                view = build_screen_view(candidate, candidate.locale, self.timezone)
+                seq = await self.screen.show(view)
             except Exception:
                 log.exception(
                     "the %s screen%s could not be shown", screen.state.value, " (plain form)" if candidate.plain else ""
                 )
+            else:
+                self._shown_view(view)
+                return seq
         trouble = Screen(State.NOTICE, notice=NoticeKind.BACKEND_TROUBLE, code=screen.code, locale=screen.locale)
-        await self.screen.show(build_screen_view(trouble, trouble.locale, self.timezone))
+        view = build_screen_view(trouble, trouble.locale, self.timezone)
+        await self.screen.show(view)
+        self._shown_view(view)
         return None
+
+    def _shown_view(self, view: ScreenView) -> None:
+        """Hand the view that went up to what follows the screen; its failure never stops the screen."""
+        if self.on_view is None:
+            return
+        try:
+            self.on_view(view)
+        except Exception:
+            log.exception("what follows the screen failed on the %s screen", view.state.value)
 
     async def _issue(self, command: StartIssuance) -> None:
         started = self._clock()

@@ -189,6 +189,36 @@ class LinksSection:
 
 
 @dataclass(frozen=True)
+class AudioSection:
+    """Speech output (kiosk/devices/audio): each screen's essentials spoken with espeak-ng."""
+
+    #: Off by default; on for installations with a speaker or a headset jack.
+    enabled: bool = False
+    #: "speaker": anyone near may hear, so the voucher code is never spoken, only its discount and
+    #: that it is printed; "headset": a headset is present and only its wearer hears the code too.
+    output: Literal["speaker", "headset"] = "speaker"
+    #: Every output is private (a handset, a booth): the code is spoken whatever ``output`` says.
+    always_private: bool = False
+    #: espeak-ng's voice for a kiosk locale where the built-in choice will not do: "LOCALE=VOICE"
+    #: items such as "fr_BE=fr-be".
+    voices: list[str] = field(default_factory=list)
+    #: The audio device espeak-ng plays on (its -d); empty for the system's default.
+    device: str = ""
+    #: Words per minute; espeak-ng's own default is 175, a little slower is easier to follow.
+    rate: int = field(default=150, metadata=_within(80, 450))
+
+    @property
+    def voice_overrides(self) -> dict[str, str]:
+        """``voices`` as locale → voice."""
+        return dict(item.split("=", 1) for item in self.voices if "=" in item)
+
+    @property
+    def private(self) -> bool:
+        """Whether the voucher code may be spoken: only a headset's wearer, or a private place, hears it."""
+        return self.output == "headset" or self.always_private
+
+
+@dataclass(frozen=True)
 class Config:
     kiosk: KioskSection
     backend: BackendSection
@@ -199,6 +229,7 @@ class Config:
     links: LinksSection = field(default_factory=LinksSection)
     board: BoardSection = field(default_factory=BoardSection)
     offline: OfflineSection = field(default_factory=OfflineSection)
+    audio: AudioSection = field(default_factory=AudioSection)
     #: Where the file was read from; relative paths in it are resolved against its folder.
     source: Path | None = None
 
@@ -336,6 +367,16 @@ def _check_meaning(config: Config) -> None:
             )
     if len(config.scanner.prefix) > 64 or len(config.scanner.suffix) > 64:
         raise ConfigError("scanner.prefix: prefix and suffix are at most 64 characters")
+    for item in config.audio.voices:
+        locale, equals, voice = item.partition("=")
+        if not equals:
+            raise ConfigError(f"audio.voices: {shown(item)} must be LOCALE=VOICE, such as fr_BE=fr")
+        if locale not in LOCALES:
+            raise ConfigError(f"audio.voices: {shown(locale)} is not one of {', '.join(LOCALES)}")
+        if not re.fullmatch(r"[a-z]{2,3}([-_][a-z0-9]{1,8})*(\+[a-z0-9]+)?", voice):
+            raise ConfigError(f"audio.voices: {shown(voice)} is not an espeak-ng voice name such as da or fr-be")
+    if not re.fullmatch(r"[\w:.,=/-]{0,120}", config.audio.device):
+        raise ConfigError(f"audio.device: {shown(config.audio.device)} is not an audio device name")
     for scheme in config.links.app_schemes:
         if not re.fullmatch(r"[a-z][a-z0-9+.\-]*", scheme) or scheme in {"http", "javascript", "data", "file"}:
             raise ConfigError(f"links.app_schemes: {shown(scheme)} is not an allowed app scheme")

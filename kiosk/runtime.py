@@ -12,6 +12,7 @@ from kiosk.app import KioskApp, ScanReport
 from kiosk.board.signals import signals_for
 from kiosk.config import Config
 from kiosk.core.flow import DroppedScan, Flow, FlowSettings, Screen, State
+from kiosk.devices.audio.speech import speech_for
 from kiosk.devices.board.io_board import IoBoard
 from kiosk.devices.printer.connection import PrinterConnection
 from kiosk.devices.printer.escpos_printer import EscposPrinter
@@ -147,6 +148,7 @@ async def open_kiosk(
     printer = _printer(config, logos) if with_devices else None
     sources = make_scan_sources(config) if with_devices else []
     boards = [source for source in sources if isinstance(source, IoBoard)]
+    speech = speech_for(config.audio) if with_devices else None
     app = KioskApp(
         Flow(_flow_settings(config)),
         issuer,
@@ -159,13 +161,14 @@ async def open_kiosk(
         on_display=store.note_display_attempt,
         on_screen=_board_signals(boards) if boards else None,
         on_backend=web.note_backend if web is not None else None,
+        on_view=speech,
     )
     kiosk = RunningKiosk(app, sources, screen, printer, store, offline, supervisor, config.kiosk.hardware_id)
     async with AsyncExitStack() as stack:
         stack.callback(store.close)
         stack.push_async_callback(client.aclose)
         if web is not None:
-            await web.start(on_locale=app.choose_locale, status=lambda: kiosk.status().to_json())
+            await web.start(on_locale=app.choose_locale, on_touch=app.touched, status=lambda: kiosk.status().to_json())
             stack.push_async_callback(web.stop)
             supervisor.start("page server", web.serve)
             if config.screen.type == "png":
@@ -180,6 +183,8 @@ async def open_kiosk(
                 "printer monitor", lambda: watching.monitor(lambda status: app.printer_changed(status.ready))
             )
         supervisor.start("flow", app.run)
+        if speech is not None:
+            supervisor.start("speech", speech.run)
         loop = asyncio.get_running_loop()
         for source in sources:
             if isinstance(source, IoBoard):

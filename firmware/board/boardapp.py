@@ -40,8 +40,9 @@ class BoardApp:
         self.decoder = link.FrameDecoder()
         self.pattern = "boot"
         self.pattern_since = hw.ticks_ms()
-        self.tune = None
-        self.tune_since = 0
+        # The kiosk names the tune of each pattern it sets; the board plays those of its own two.
+        self.tune = "boot"
+        self.tune_since = self.pattern_since
         self.kiosk_seen = None  # ticks of the kiosk's last message, None before the first
         self.hello_acked = False
         self.hello_seq = None
@@ -214,6 +215,7 @@ class BoardApp:
             )
             if silent and self.pattern not in ("boot", "fault"):
                 self.pattern, self.pattern_since = "fault", now
+                self.tune, self.tune_since = "fault", now
                 self.log.warning("no word from the kiosk for %d ms", self.settings["kiosk_silent_ms"])
             rgb = patterns.light_at(self.pattern, self.hw.ticks_diff(now, self.pattern_since))
             if rgb != shown:

@@ -1,7 +1,7 @@
 # Pins and settings of each board variant, in one place. The application never names a pin itself:
 # main.py builds the hardware objects from the variant chosen here and passes them in.
 
-FIRMWARE_VERSION = "1.1.0"
+FIRMWARE_VERSION = "1.2.0"
 
 # The USB product string of a board running this application (a Pico's default is "Board in FS
 # mode"): hardware/udev/99-rezip-kiosk.rules names only a device with this string /dev/kiosk-board.

@@ -14,11 +14,18 @@ LIGHTS = {
     "fault": [(255, 0, 0, 500), (0, 0, 0, 500)],  # red blink: kiosk software is down or silent
 }
 
-# A buzzer pattern is played once: steps (frequency Hz, milliseconds), 0 Hz = silence.
+# A buzzer pattern is played once: steps (frequency Hz, milliseconds), 0 Hz = silence. Every light
+# pattern has its own, played as the pattern begins, so the lights mean something without colour:
+# the tunes differ in their number of notes or the way their pitch moves, not in pitch alone.
 BUZZER = {
-    "accept": [(2400, 60)],
-    "voucher": [(1800, 80), (0, 40), (2700, 120)],
-    "reject": [(600, 150), (0, 80), (450, 250)],
+    "off": [(900, 60), (0, 40), (700, 60), (0, 40), (500, 60)],  # three falling: going dark
+    "boot": [(1200, 50), (0, 30), (1600, 50), (0, 30), (2000, 50)],  # three rising: starting
+    "idle": [(1400, 70)],  # one soft note: ready for the next packaging
+    "awaiting_deposit": [(2400, 60), (0, 60), (2400, 60)],  # two equal: scanned, now drop it
+    "issuing": [(2400, 30), (0, 50), (2400, 30), (0, 50), (2400, 30)],  # three quick ticks: working
+    "voucher": [(1800, 80), (0, 40), (2700, 120)],  # rising chime: take your voucher
+    "notice": [(600, 150), (0, 80), (450, 250)],  # falling low: read the screen
+    "fault": [(400, 200), (0, 60), (300, 200), (0, 60), (400, 200), (0, 60), (300, 200)],  # low siren
 }
 
 

@@ -40,6 +40,7 @@ assert patterns.tone_at("voucher", 10) == 1800 and patterns.tone_at("voucher", 1
 assert patterns.tone_at("voucher", 5000) is None
 for name in patterns.LIGHTS:
     assert len(patterns.light_at(name, 12345)) == 3
+    assert patterns.tone_at(name, 0) > 0  # every light pattern has its own tune
 checks += 1
 
 # Receiver: a retransmission is dropped, a new session starts afresh.

@@ -20,21 +20,12 @@ _LIGHTS = {
 @dataclass(frozen=True)
 class Signals:
     lights: str  # a pattern name the firmware knows (firmware/board/patterns.py)
-    buzzer: str | None  # a tune to play once, or None
+    buzzer: str | None  # a tune to play once (the pattern's own, firmware/board/patterns.py), or None
 
 
 def signals_for(previous: State | None, screen: Screen) -> Signals:
-    """The lights for ``screen``, and a sound only when the state changes: a beep when a scan is
-    taken, a chime with a voucher, a low tone with a notice; a redraw of the same state is silent."""
+    """The lights for ``screen``, and with a change of state the sound of its light pattern (every
+    pattern has its own, so the signals mean something without colour); a redraw of the same state
+    is silent."""
     lights = _LIGHTS[screen.state]
-    if screen.state is previous:
-        return Signals(lights, None)
-    if screen.state is State.SHOWING_VOUCHER:
-        return Signals(lights, "voucher")
-    if screen.state is State.NOTICE:
-        return Signals(lights, "reject")
-    if screen.state is State.AWAITING_DEPOSIT or (
-        screen.state is State.ISSUING and previous is not State.AWAITING_DEPOSIT
-    ):
-        return Signals(lights, "accept")
-    return Signals(lights, None)
+    return Signals(lights, None if screen.state is previous else lights)

@@ -34,6 +34,8 @@ Rules this module keeps:
                                                                              starts over for the next customer
     showing_voucher   IssuanceDone      showing_voucher                      a stale result: LateOutcome
     showing_voucher   TimerExpired      idle                                 the voucher's time is up
+    showing_voucher   Touched           showing_voucher                      time to read: the voucher's time starts again, and
+                                                                             the screen says it stays up
     notice            Scanned           notice, issuing, awaiting_deposit    the same code keeps "already returned" up; another
                                                                              scan starts over
     notice            IssuanceDone      notice                               a stale result: LateOutcome
@@ -43,6 +45,7 @@ Rules this module keeps:
     *                 LanguageChosen    same                                 the screen again, in the customer's language
     * but awaiting    DepositDetected   same                                 nothing passes without a scan first
     * but idle        Resumed           same                                 it waits in the journal for the next start
+    * but showing     Touched           same                                 nothing on screen to keep up
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ __all__ = [
     "Resumed",
     "DepositDetected",
     "LanguageChosen",
+    "Touched",
     "Event",
     "StartIssuance",
     "Show",
@@ -138,6 +142,8 @@ class Screen:
     reason: str | None = None
     #: The voucher's print failed ("trouble"), or failed and the printer is back ("back").
     printer: Literal["trouble", "back"] | None = None
+    #: The customer touched the voucher screen: it stays up for another full time, and says so.
+    kept: bool = False
     #: Show the voucher in its plain form (text and code, no QR, logo or formatting that could
     #: fail): for a voucher whose earlier attempts to be shown never finished.
     plain: bool = False
@@ -229,7 +235,22 @@ class LanguageChosen:
     locale: str
 
 
-Event = Scanned | IssuanceDone | TimerExpired | PrintDone | PrinterChanged | Resumed | DepositDetected | LanguageChosen
+@dataclass(frozen=True)
+class Touched:
+    """The customer touched the screen (a touch kiosk's page reports it), asking for time to read."""
+
+
+Event = (
+    Scanned
+    | IssuanceDone
+    | TimerExpired
+    | PrintDone
+    | PrinterChanged
+    | Resumed
+    | DepositDetected
+    | LanguageChosen
+    | Touched
+)
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -446,8 +467,9 @@ class Flow:
 
     def _unchanged(self, event: Event) -> _Step:
         """Nothing to do: something fell through the slot without a scan first (nothing to reward),
-        or a voucher was recovered while a customer is served (it waits in the journal, unshown, so
-        the next start shows it, rather than take the screen from someone else)."""
+        a voucher was recovered while a customer is served (it waits in the journal, unshown, so
+        the next start shows it, rather than take the screen from someone else), or a touch came
+        with no voucher on screen to keep up."""
         return self.state, []
 
     def _scan_while_issuing(self, event: Scanned) -> _Step:
@@ -533,6 +555,14 @@ class Flow:
         self.screen = replace(self.screen, locale=event.locale)
         return self.state, [Show(self.screen)]
 
+    def _touched(self, event: Touched) -> _Step:
+        """Time to read (WCAG 2.2.1): the voucher stays up for its whole time again, a failed
+        print's extra time included."""
+        printer: Literal["trouble", "back"] | None = None
+        if self._print_failed:
+            printer = "back" if self._printer_ready else "trouble"
+        return self.state, self._show_voucher(printer=printer, extra_s=self._print_failed, kept=True)
+
     def _reprint(self) -> _Step:
         assert self._shown is not None
         shown = self._shown
@@ -542,7 +572,9 @@ class Flow:
             *self._show_voucher(printer=None, extra_s=False),
         ]
 
-    def _show_voucher(self, *, printer: Literal["trouble", "back"] | None, extra_s: bool) -> list[Command]:
+    def _show_voucher(
+        self, *, printer: Literal["trouble", "back"] | None, extra_s: bool, kept: bool = False
+    ) -> list[Command]:
         assert self._shown is not None
         shown = self._shown
         self.screen = Screen(
@@ -550,6 +582,7 @@ class Flow:
             voucher=shown.voucher,
             code=shown.code,
             printer=printer,
+            kept=kept,
             plain=shown.plain,
             locale=self._locale,
         )
@@ -633,6 +666,7 @@ TRANSITIONS: dict[tuple[State, type], tuple[_Handler, frozenset[State]]] = {
     (_S.SHOWING_VOUCHER, Scanned): (Flow._scan, _STARTS | {_S.SHOWING_VOUCHER}),
     (_S.SHOWING_VOUCHER, IssuanceDone): (Flow._late, frozenset({_S.SHOWING_VOUCHER})),
     (_S.SHOWING_VOUCHER, TimerExpired): (Flow._back_to_idle, frozenset({_S.IDLE})),
+    (_S.SHOWING_VOUCHER, Touched): (Flow._touched, frozenset({_S.SHOWING_VOUCHER})),
     (_S.NOTICE, Scanned): (Flow._scan, _STARTS),
     (_S.NOTICE, IssuanceDone): (Flow._late, frozenset({_S.NOTICE})),
     (_S.NOTICE, TimerExpired): (Flow._back_to_idle, frozenset({_S.IDLE})),
@@ -645,4 +679,5 @@ TRANSITIONS: dict[tuple[State, type], tuple[_Handler, frozenset[State]]] = {
         if state is not _S.AWAITING_DEPOSIT
     },
     **{(state, Resumed): (Flow._unchanged, frozenset({state})) for state in State if state is not _S.IDLE},
+    **{(state, Touched): (Flow._unchanged, frozenset({state})) for state in State if state is not _S.SHOWING_VOUCHER},
 }

@@ -51,6 +51,12 @@ MESSAGES: dict[str, str] = {
     "notice.printer_back.hint": "Scan your packaging again to print your voucher.",
     "notice.deposit_timeout": "No packaging was dropped in time",
     "notice.deposit_timeout.hint": "Please scan the code again and drop the packaging in the slot.",
+    # Said when a touch keeps the voucher on screen (time to read).
+    "voucher.kept": "The voucher stays on the screen a little longer.",
+    # Spoken only (kiosk/devices/audio/speech.py): the voucher in words; the code only to a headset.
+    "speech.discount": "Your voucher: {discount}.",
+    "speech.code": "Your code: {code}.",
+    "speech.printed": "Your voucher is being printed.",
     # The shop service's pages for a voucher link that cannot be redeemed (kiosk/shop/pages.py).
     "redeem.already_redeemed": "This voucher has already been used",
     "redeem.already_redeemed.hint": "Each voucher can be used once.",
@@ -89,8 +95,10 @@ def labels(locale: str) -> dict[str, str]:
     return {key: translated.get(source, source) for key, source in MESSAGES.items()}
 
 
-def language_name(locale: str) -> str:
-    """The locale's name in its own language, for the language switch ("Dansk", "Magyar")."""
+def language_name(locale: str, *, alone: bool = False) -> str:
+    """The locale's name in its own language, for the language switch ("Dansk (Danmark)"); with
+    ``alone`` (no other locale of that language on the switch) the language only ("Dansk"), so the
+    switch's buttons stay short enough for one row."""
     parsed = Locale.parse(locale)
-    name = parsed.get_display_name(parsed) or locale
+    name = (parsed.get_language_name(parsed) if alone else parsed.get_display_name(parsed)) or locale
     return name[:1].upper() + name[1:]

@@ -30,10 +30,11 @@ def build_frame(
         "lang": view.locale.split("_")[0],
         "title": view.title,
         "subtitle": view.subtitle,
+        "status": view.status,
         "labels": view.labels,
         "touch": touch,
         "offline": offline,
-        "languages": [{"locale": code, "name": language_name(code)} for code in locales] if touch else [],
+        "languages": _switch(locales) if touch else [],
         "voucher": None,
     }
     voucher = view.voucher
@@ -54,3 +55,13 @@ def build_frame(
             "plain": voucher.plain,
         }
     return frame
+
+
+def _switch(locales: Iterable[str]) -> list[dict[str, str]]:
+    """The language switch's buttons: a country named only where two locales share a language."""
+    codes = list(locales)
+    languages = [code.split("_")[0] for code in codes]
+    return [
+        {"locale": code, "name": language_name(code, alone=languages.count(language) == 1)}
+        for code, language in zip(codes, languages, strict=True)
+    ]

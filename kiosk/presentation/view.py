@@ -51,6 +51,8 @@ class ScreenView:
     labels: dict[str, str]
     voucher: VoucherView | None = None
     notice: str | None = None
+    #: A passing word the page announces politely (e.g. that a touch keeps the voucher up).
+    status: str | None = None
 
 
 def build_voucher_view(voucher: Voucher, locale: str, timezone: str, *, plain: bool = False) -> VoucherView:
@@ -97,6 +99,7 @@ def build_screen_view(screen: Screen, locale: str, timezone: str) -> ScreenView:
     text = labels(locale)
     if screen.state is State.SHOWING_VOUCHER and screen.voucher is not None:
         voucher = build_voucher_view(screen.voucher, locale, timezone, plain=screen.plain)
+        status = text["voucher.kept"] if screen.kept else None
         if screen.printer is not None:
             key = f"notice.printer_{screen.printer}"
             return ScreenView(
@@ -107,8 +110,11 @@ def build_screen_view(screen: Screen, locale: str, timezone: str) -> ScreenView:
                 text,
                 voucher=voucher,
                 notice=f"printer_{screen.printer}",
+                status=status,
             )
-        return ScreenView(screen.state, locale, text["thank_you"], text["scan_qr"], text, voucher=voucher)
+        return ScreenView(
+            screen.state, locale, text["thank_you"], text["scan_qr"], text, voucher=voucher, status=status
+        )
     if screen.state is State.NOTICE and screen.notice is not None:
         key = f"notice.{screen.notice.value}"
         hint = _REASON_HINTS.get(screen.reason or "", key + ".hint")

@@ -190,7 +190,7 @@ def test_garbage_and_stale_frames_do_not_keep_a_dead_board_alive(caplog) -> None
                     + link.encode_frame(link.HEARTBEAT, 9, b"\x00" * 4, other)
                     + link.encode_frame(link.SLOT, 10, link.ITEM_PASSED, other)
                     + link.encode_frame(0x5E, 11, b"", board.nonce)
-                    + link.encode_frame(link.HELLO, 12, link.hello_body({"fw": "1.1.0"}, other))
+                    + link.encode_frame(link.HELLO, 12, link.hello_body({"fw": "1.2.0"}, other))
                 )
                 board.power_off()
                 for _ in range(80):  # up to 4 s of it, four times the kiosk's patience
@@ -292,7 +292,7 @@ def test_the_watchdog_resets_a_board_whose_task_died() -> None:
 
 def test_older_firmware_is_reported(caplog) -> None:
     files = board_files()
-    files["boardcfg.py"] = files["boardcfg.py"].replace(b'FIRMWARE_VERSION = "1.1.0"', b'FIRMWARE_VERSION = "0.9.0"')
+    files["boardcfg.py"] = files["boardcfg.py"].replace(b'FIRMWARE_VERSION = "1.2.0"', b'FIRMWARE_VERSION = "0.9.0"')
     files["version.json"] = manifest(files, "0.9.0")
 
     async def run() -> None:
@@ -302,7 +302,7 @@ def test_older_firmware_is_reported(caplog) -> None:
 
     with caplog.at_level(logging.WARNING, logger="kiosk.devices.board.io_board"):
         asyncio.run(run())
-    assert "older than the 1.1.0" in caplog.text
+    assert "older than the 1.2.0" in caplog.text
 
 
 def test_on_usb_the_board_names_itself_for_the_udev_rule() -> None:
@@ -374,6 +374,31 @@ def test_a_silent_kiosk_turns_the_lights_red_and_bad_commands_are_reported() -> 
             # the kiosk software has stopped: no more heartbeats
             await wait_until(lambda: board.lights == (255, 0, 0), timeout_s=8)  # red "fault" blink
             assert any("no word from the kiosk" in line for line in board.logs)
+            await wait_until(lambda: 300 in board.tones)  # and its own sound, the low siren
+
+    asyncio.run(run())
+
+
+def test_every_state_change_sounds_its_light_patterns_tune(backend, tmp_path: Path) -> None:
+    """Through the real firmware's PWM: drop it (two equal beeps), then the voucher's rising chime, as
+    patterns.py gives each light pattern its tune."""
+    tunes = runpy.run_path(str(REPO / "firmware/board/patterns.py"))["BUZZER"]
+
+    def notes(tune: str) -> list[int]:
+        return [freq for freq, _ in tunes[tune] if freq]
+
+    async def run() -> None:
+        async with kiosk_with_board(tmp_path, slot_sensor=True) as (board, kiosk, reports):
+            await wait_until(lambda: board.lights == (0, 120, 0))
+            board.tones.clear()
+            board.scan(CODES[0])
+            await wait_until(lambda: kiosk.app.flow.state.value == "awaiting_deposit")
+            await wait_until(lambda: board.tones.count(notes("awaiting_deposit")[0]) >= 2)
+            assert board.tones[-2:] == notes("awaiting_deposit")
+            board.slot_pass()
+            await wait_until(lambda: len(reports) == 1 and notes("voucher")[-1] in board.tones)
+            chime = [freq for freq in board.tones if freq in notes("voucher")]
+            assert chime == notes("voucher")
 
     asyncio.run(run())
 

@@ -37,6 +37,7 @@ ROUTES = [
     "/status",
     "/ack",
     "/locale",
+    "/touch",
     "/static/kiosk.js",
     "/static/index.html",
     "/font/bold.ttf",
@@ -172,12 +173,12 @@ def hostile_requests(port: int) -> st.SearchStrategy[tuple[bytes, bool]]:
     anything_at_all = st.builds(
         _raw_request, methods, paths, hosts, origins, content_types, extra, bodies, framings, breakages
     )
-    # Half the requests are the page's own kind, a JSON POST to /ack or /locale from its own address,
+    # Half the requests are the page's own kind, a JSON POST to /ack, /locale or /touch from its own address,
     # with a hostile body, framing or Origin: these reach the body rules.
     page_posts = st.builds(
         _raw_request,
         st.just("POST"),
-        st.sampled_from(["/ack", "/locale"]),
+        st.sampled_from(["/ack", "/locale", "/touch"]),
         st.just(own),
         st.sampled_from([None, None, f"http://{own}", "http://evil.example"]),
         st.sampled_from(["application/json", "application/json; charset=utf-8"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
+from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -62,13 +63,34 @@ def test_every_light_and_tune_the_kiosk_names_exists_on_the_board() -> None:
             assert signals.buzzer is None or signals.buzzer in patterns.BUZZER
 
 
-def test_sounds_only_when_the_state_changes() -> None:
-    assert signals_for(State.IDLE, Screen(State.AWAITING_DEPOSIT)).buzzer == "accept"
-    assert signals_for(State.AWAITING_DEPOSIT, Screen(State.ISSUING)).buzzer is None  # beeped already
-    assert signals_for(State.IDLE, Screen(State.ISSUING)).buzzer == "accept"
+def test_a_change_of_state_sounds_its_light_patterns_tune_and_a_redraw_is_silent() -> None:
+    assert signals_for(State.IDLE, Screen(State.AWAITING_DEPOSIT)).buzzer == "awaiting_deposit"
+    assert signals_for(State.AWAITING_DEPOSIT, Screen(State.ISSUING)).buzzer == "issuing"
     assert signals_for(State.ISSUING, Screen(State.SHOWING_VOUCHER)).buzzer == "voucher"
     assert signals_for(State.SHOWING_VOUCHER, Screen(State.SHOWING_VOUCHER, printer="trouble")).buzzer is None
-    assert signals_for(State.ISSUING, Screen(State.NOTICE, notice=NoticeKind.BACKEND_TROUBLE)).buzzer == "reject"
+    assert signals_for(State.ISSUING, Screen(State.NOTICE, notice=NoticeKind.BACKEND_TROUBLE)).buzzer == "notice"
+    assert signals_for(State.NOTICE, Screen(State.IDLE)).buzzer == "idle"
+    for state in State:
+        signals = signals_for(None, Screen(state))
+        assert signals.buzzer == signals.lights
+
+
+def _shape(tune: list[tuple[int, int]]) -> tuple[int, ...]:
+    """What a listener tells tunes apart by without absolute pitch: how many notes, and whether each
+    goes up (1), stays (0) or goes down (-1) from the one before."""
+    notes = [freq for freq, _ in tune if freq]
+    return (len(notes), *[(b > a) - (b < a) for a, b in pairwise(notes)])
+
+
+def test_every_light_pattern_has_a_sound_of_its_own() -> None:
+    """The board's lights stay meaningful without colour: each pattern (those the kiosk sends and the
+    board's own boot and fault) has a tune, and no two tunes share their shape."""
+    assert set(patterns.BUZZER) == set(patterns.LIGHTS)
+    shapes = {name: _shape(tune) for name, tune in patterns.BUZZER.items()}
+    assert len(set(shapes.values())) == len(shapes), shapes
+    for name, tune in patterns.BUZZER.items():
+        assert tune[0][0] > 0 and tune[-1][0] > 0, name  # begins and ends with a note, no dead air
+        assert sum(length for _, length in tune) <= 1200, name  # over before the next state's tune
 
 
 def test_heartbeats_are_not_kept_for_retransmission() -> None:

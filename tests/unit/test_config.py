@@ -18,6 +18,7 @@ def test_the_annotated_example_loads() -> None:
     assert config.backend.token_file == Path("/etc/kiosk/token")
     assert config.printer.profile == "TM-T20II"
     assert config.link_schemes == frozenset({"https"})
+    assert not config.audio.enabled and not config.audio.private  # speech is off unless asked for
 
 
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:
@@ -88,6 +89,12 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ({"screen": {"size": "big"}}, "screen.size: must be WIDTHxHEIGHT"),
         ({"kiosk": {"hardware_id": "k", "languages": ["xx_XX"]}}, "kiosk.languages:"),
         ({"printer": "epson"}, "printer: must be a table"),
+        ({"audio": {"voices": ["xx_XX=da"]}}, "audio.voices: 'xx_XX' is not one of"),
+        ({"audio": {"voices": ["da"]}}, "audio.voices: 'da' must be LOCALE=VOICE"),
+        ({"audio": {"voices": ["da_DK=-w /tmp/x"]}}, "audio.voices: '-w /tmp/x' is not an espeak-ng voice"),
+        ({"audio": {"device": "hw:0 --stdout"}}, "audio.device:"),
+        ({"audio": {"output": "loud"}}, "audio.output: must be one of"),
+        ({"audio": {"rate": 5}}, "audio.rate: must be a whole number from 80"),
         ({"extra": {}}, "extra: unknown key"),
     ],
 )

@@ -27,6 +27,7 @@ from kiosk.core.flow import (
     StartTimer,
     State,
     TimerExpired,
+    Touched,
 )
 from kiosk.core.outcomes import AlreadyReturned, Issued, NoneAvailable, Refused, Unavailable
 from kiosk.core.voucher import parse_voucher
@@ -223,7 +224,7 @@ def test_notice_late_result_and_timeout() -> None:
 
 
 def test_table_covers_every_pair_except_the_idle_timer() -> None:
-    events = {Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed, DepositDetected}
+    events = {Scanned, IssuanceDone, TimerExpired, PrintDone, PrinterChanged, Resumed, DepositDetected, Touched}
     missing = {(state, event) for state in State for event in events} - set(TRANSITIONS)
     assert missing == {(State.IDLE, TimerExpired)}
 
@@ -383,3 +384,29 @@ def test_a_scans_times_travel_with_it_and_nothing_is_kept_for_one_that_timed_out
     assert (done.started_at, done.issue_ms, done.status) == (20.0, 40.0, "none_available")
     invalid = of(flow.handle(Scanned("hello", at=30.0)), Concluded)
     assert (invalid.started_at, invalid.issue_ms) == (30.0, None)
+
+
+def test_a_touch_keeps_the_voucher_up_for_its_whole_time_and_says_so() -> None:
+    flow = showing()
+    commands = flow.handle(Touched())
+    assert kinds(commands) == [Show, StartTimer] and of(commands, StartTimer).seconds == 30
+    assert of(commands, Show).screen.kept and of(commands, Show).screen.voucher == VOUCHER
+    assert flow.state is State.SHOWING_VOUCHER
+    # a failed print: the touch keeps the printer's notice and its extra time
+    flow.handle(PrintDone(1, ok=False, reason="paper out"))
+    commands = flow.handle(Touched())
+    assert of(commands, Show).screen.printer == "trouble" and of(commands, Show).screen.kept
+    assert of(commands, StartTimer).seconds == 30 + SETTINGS.printer_trouble_extra_s
+    flow.handle(PrinterChanged(True))
+    assert of(flow.handle(Touched()), Show).screen.printer == "back"
+    # the next voucher starts without the note
+    commands = flow.handle(Scanned(OTHER))
+    start = of(commands, StartIssuance)
+    assert not of(flow.handle(IssuanceDone(start.request_id, Issued(VOUCHER, "online"))), Show).screen.kept
+
+
+@pytest.mark.parametrize("where", ["idle", "issuing", "notice"])
+def test_a_touch_without_a_voucher_on_screen_changes_nothing(where: str) -> None:
+    flow = {"idle": lambda: Flow(SETTINGS), "issuing": lambda: issuing()[0], "notice": notice}[where]()
+    state = flow.state
+    assert flow.handle(Touched()) == [] and flow.state is state

@@ -58,6 +58,7 @@ def test_language_names_are_in_their_own_language() -> None:
     assert language_name("da_DK").startswith("Dansk")
     assert language_name("hu_HU").startswith("Magyar")
     assert language_name("sq_AL").startswith("Shqip")
+    assert language_name("de_AT", alone=True) == "Deutsch" and language_name("de_AT") == "Deutsch (Österreich)"
 
 
 VOUCHER = parse_voucher(

@@ -118,3 +118,42 @@ def test_the_shop_logo_is_a_small_dithered_raster_above_the_name() -> None:
     assert raster.height <= 96 and raster.width <= 576
     assert set(raster.convert("L").tobytes()) <= {0, 255}  # dots only: dithered, not grey
     assert with_logo.blocks.index(next(b for b in with_logo.blocks if b[0] == "raster")) == 0
+
+
+_KINDS = {
+    "amount": VOUCHER,
+    "percentage, no link, no expiry": parse_voucher(
+        {**VOUCHER.to_json(), "type": "percentage", "value": 15, "unit": "%", "link": None, "expires_at": None},
+        shop=Shop("Grøn Butik – Győr", None),
+    ),
+    "gift, no shop": parse_voucher({**VOUCHER.to_json(), "type": "gift", "value": 1, "unit": "Tote bag"}),
+}
+
+
+@pytest.mark.parametrize("plain", [False, True])
+@pytest.mark.parametrize("kind", list(_KINDS))
+@pytest.mark.parametrize("locale", ["fr_BE", "hu_HU"])
+def test_the_paper_carries_everything_the_voucher_screen_shows(kind: str, locale: str, plain: bool) -> None:
+    """Time to read: a customer who could not read the screen in time has it all on paper; the code
+    as text as well as in the QR, and the QR the same as the screen's."""
+    from kiosk.core.flow import Screen, State
+    from kiosk.presentation.page import build_frame
+    from kiosk.presentation.view import build_screen_view
+
+    screen = build_frame(
+        build_screen_view(Screen(State.SHOWING_VOUCHER, voucher=_KINDS[kind], plain=plain), locale, "UTC"), seq=1
+    )["voucher"]
+    shown = [screen["discount"], screen["labels"]["use_code"], screen["code"], screen["expires_line"]]
+    shown += [screen["conditions"], screen["shop_name"], screen["shop_description"]]
+    shown += [screen["labels"]["about"]] if screen["shop_description"] else []
+    voucher_view = build_voucher_view(_KINDS[kind], locale, "UTC", plain=plain)
+    for profile in ("TM-T20II", "POS-5890"):
+        job = parse_escpos(render_paper(voucher_view, profile), profile)
+        on_paper = " ".join(job.text.split())
+        for text in filter(None, shown):
+            assert " ".join(text.replace("\u202f", "\u00a0").split()) in on_paper, (profile, text)
+        if not plain:
+            qr = job.qr_payloads or [
+                r.text for r in zxingcpp.read_barcodes(render_paper_png(job, paper_width_px(profile)))
+            ]
+            assert qr == [screen["qr"]]

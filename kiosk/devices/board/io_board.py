@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 #: The firmware this kiosk was built with (firmware/board/boardcfg.py FIRMWARE_VERSION); a board
 #: running an older one works but is logged, so the technician knows to flash it.
-EXPECTED_FIRMWARE = "1.1.0"
+EXPECTED_FIRMWARE = "1.2.0"
 
 HEARTBEAT_S = 1.0
 #: The board sends a heartbeat every second; this long without a frame of this session means it is gone.

@@ -89,6 +89,7 @@ class WebScreen:
         self.capture: HeadlessBrowser | None = None
         #: The page's inputs for the kiosk, given at ``start``: a language picked, the status document.
         self.on_locale: Callable[[str], None] | None = None
+        self.on_touch: Callable[[], None] | None = None
         self.status: Callable[[], Mapping[str, Any]] | None = None
         #: The banner saying vouchers come from the offline cache (``note_backend``).
         self.offline = False
@@ -137,11 +138,13 @@ class WebScreen:
         self,
         *,
         on_locale: Callable[[str], None] | None = None,
+        on_touch: Callable[[], None] | None = None,
         status: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
-        """Serve the page; ``on_locale(locale)`` hears a language the customer picks, ``status()``
+        """Serve the page; ``on_locale(locale)`` hears a language the customer picks, ``on_touch()``
+        a touch on the voucher (time to read), ``status()``
         gives the document the technician's ``/status`` shows (the screen adds its own part)."""
-        self.on_locale, self.status = on_locale, status
+        self.on_locale, self.on_touch, self.status = on_locale, on_touch, status
         self._assets, self._fonts = await asyncio.to_thread(_read_files)  # no file is opened per request
         self._complaints = Complaints(log)
         app = web.Application(middlewares=[self._gate])
@@ -158,6 +161,7 @@ class WebScreen:
                 ("GET", "/status", self._status),
                 ("POST", "/ack", self._ack),
                 ("POST", "/locale", self._locale),
+                ("POST", "/touch", self._touch),
             ],
         )
         # handler_cancellation: a page that goes away ends its request (an event stream at once).
@@ -349,6 +353,12 @@ class WebScreen:
         locale = locale_choice(await self._json_body(request), self.locales)
         if self.on_locale is not None:
             self.on_locale(locale)
+        return web.Response(status=204)
+
+    async def _touch(self, request: web.Request) -> web.Response:
+        await self._json_body(request)  # a POST like the others: small, JSON, from the page itself
+        if self.on_touch is not None:
+            self.on_touch()
         return web.Response(status=204)
 
     async def _json_body(self, request: web.Request) -> dict[str, Any]:

@@ -49,6 +49,7 @@ function render(frame) {
     $(".qr img").src = voucher.qr_svg;
     setText(".qr figcaption", frame.subtitle);
   }
+  setText(".voucher .status", frame.status);
   renderLanguages(frame);
   newest = frame.seq;
   whenReady().then(() => {
@@ -84,6 +85,14 @@ function renderLanguages(frame) {
     return button;
   }));
 }
+
+// Time to read: on a touch screen, a touch on the voucher (not on a language button) keeps it up.
+document.addEventListener("pointerdown", (event) => {
+  const body = document.body;
+  if (!body.classList.contains("touch") || body.dataset.state !== "showing_voucher") return;
+  if (event.target.closest(".languages")) return;
+  fetch("/touch", {method: "POST", headers: {"Content-Type": "application/json"}, body: "{}"}).catch(() => {});
+});
 
 function acknowledge(seq) {
   document.body.dataset.seq = String(seq);

@@ -1,0 +1,1 @@
+"""Speech output: the screen's essentials spoken with espeak-ng (``speech``), and ``kiosk say``."""

@@ -1,0 +1,80 @@
+"""Speech through Debian's espeak-ng (hardware/system-packages.txt): every kiosk language has a
+voice, and every screen in every locale synthesizes to a WAV that is not silent and whose length
+fits its text; ``kiosk say`` prints, speaks and saves it."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import io
+import stat
+import wave
+from pathlib import Path
+
+import pytest
+
+from kiosk.cli.say import SCREENS
+from kiosk.config import LOCALES
+from kiosk.devices.audio.speech import EspeakSynthesizer
+from kiosk.presentation.speech import VOICES, spelled, spoken_text
+from kiosk.presentation.view import build_screen_view
+from tests.conftest import run_kiosk
+
+pytestmark = pytest.mark.integration
+
+#: At 150 words a minute espeak-ng takes 0.05-0.15 s a character of these texts (numbers and a
+#: spelled code take longest); well outside that, the WAV is not the text's.
+SECONDS_PER_CHAR = (0.03, 0.25)
+
+
+def _measure(data: bytes) -> tuple[float, float]:
+    """Duration in seconds and RMS level (0-1) of espeak-ng's 16-bit mono WAV. Its --stdout header
+    cannot know the length in advance, so the samples are counted."""
+    with wave.open(io.BytesIO(data)) as audio:
+        assert audio.getsampwidth() == 2 and audio.getnchannels() == 1
+        rate = audio.getframerate()
+        samples = array.array("h", audio.readframes(audio.getnframes()))
+    rms = (sum(sample * sample for sample in samples) / max(1, len(samples))) ** 0.5 / 32768
+    return len(samples) / rate, rms
+
+
+def test_every_kiosk_language_has_an_espeak_ng_voice() -> None:
+    assert set(VOICES) == set(LOCALES)
+    assert EspeakSynthesizer().missing_voices(VOICES) == {}
+
+
+def test_every_screen_in_every_locale_synthesizes_to_speech_that_fits_its_text() -> None:
+    async def scenario() -> list[tuple[str, str, str, float, float]]:
+        synthesizer = EspeakSynthesizer()
+        found = []
+        for locale in LOCALES:
+            for name, screen in SCREENS.items():
+                text = spoken_text(build_screen_view(screen, locale, "Europe/Copenhagen"), private=True)
+                seconds, rms = _measure(await synthesizer.wav(text, VOICES[locale]))
+                found.append((locale, name, text, seconds, rms))
+        return found
+
+    low, high = SECONDS_PER_CHAR
+    for locale, name, text, seconds, rms in asyncio.run(scenario()):
+        assert rms > 0.02, (locale, name, rms)  # speech, not silence
+        assert low * len(text) <= seconds <= high * len(text), (locale, name, seconds, len(text))
+
+
+def test_kiosk_say_prints_the_text_and_writes_a_private_wav(tmp_path: Path) -> None:
+    voucher = SCREENS["voucher"].voucher
+    assert voucher is not None
+    code = voucher.code
+    wav = tmp_path / "voucher.wav"
+    result = run_kiosk("say", "--locale", "hu_HU", "--screen", "voucher", "--wav", str(wav))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == spoken_text(
+        build_screen_view(SCREENS["voucher"], "hu_HU", "Europe/Copenhagen"), private=False
+    )
+    assert spelled(code) not in result.stdout and code not in result.stdout  # a speaker never says the code
+    assert stat.S_IMODE(wav.stat().st_mode) == 0o600
+    seconds, rms = _measure(wav.read_bytes())
+    assert rms > 0.02 and seconds > 2
+    private = run_kiosk("say", "--locale", "hu_HU", "--screen", "voucher", "--private", "--text-only")
+    assert private.returncode == 0 and spelled(code) in private.stdout
+    wrong = run_kiosk("say", "--locale", "hu_HU", "--screen", "fanfare", "--text-only")
+    assert wrong.returncode == 2 and "--screen" in wrong.stderr
