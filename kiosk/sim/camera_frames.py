@@ -94,12 +94,12 @@ def draw_conditions(rng: np.random.Generator, tag: str) -> Conditions:
     code = rezip_text(rng, tag)
     text = f"https://re-zip.com/p/{code}" if symbology == "QRCode" and rng.random() < 0.5 else code
     if symbology == "Code128":
-        upright = rng.random() < 0.2  # a box standing on its side
+        upright = len(code) < 20 and rng.random() < 0.3  # a box on its side (a long code would not fit)
         room = (0.85 * (SIZE[1] if upright else SIZE[0])) / (11 * len(code) + 55 + 20)  # modules + quiet zones
-        module = min(float(rng.uniform(2.0, 3.6)), room)
+        module = min(float(rng.uniform(2.2, 3.6)), room)
         angle = float(rng.normal(0, 6)) + (90.0 if upright else 0.0)
     else:
-        module = float(rng.choice([rng.uniform(2.0, 3.0), rng.uniform(3.0, 8.0)], p=[0.3, 0.7]))
+        module = float(rng.choice([rng.uniform(2.0, 3.0), rng.uniform(3.0, 8.0)], p=[0.25, 0.75]))
         angle = float(rng.uniform(-180, 180))
 
     def sometimes(share: float, low: float, high: float) -> float:
@@ -113,7 +113,7 @@ def draw_conditions(rng: np.random.Generator, tag: str) -> Conditions:
         tilt=float(rng.uniform(0, 0.18)),
         curve=sometimes(0.25, 0.2, 1.0),
         defocus_px=float(rng.choice([rng.uniform(0, 0.8), rng.uniform(0.8, 1.5)], p=[0.8, 0.2])),
-        motion_px=int(rng.integers(3, 9)) if rng.random() < 0.25 else 0,
+        motion_px=int(rng.integers(3, 8)) if rng.random() < 0.2 else 0,
         motion_deg=float(rng.uniform(0, 180)),
         gradient=float(rng.uniform(0.35, 1.0)),
         shadow=sometimes(0.3, 0.25, 0.6),
@@ -286,7 +286,7 @@ def moving_code_video(text: str, symbology: Symbology, frames: int, *, seed: int
                 **base.__dict__,
                 "text": text,
                 "symbology": symbology,
-                "module_px": 4.0,
+                "module_px": min(4.0, 0.8 * width / (11 * len(text) + 75)) if symbology == "Code128" else 4.0,
                 "angle_deg": 8.0,
                 "occlusion": 0.0,
                 "screen": False,
