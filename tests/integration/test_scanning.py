@@ -64,7 +64,15 @@ def test_decoding_falls_behind_by_dropping_frames_not_queueing(tmp_path: Path) -
         writer.write(frame)
     writer.release()
     source = CameraScanSource(str(video), fps=1000)  # capture far faster than any decoder
-    asyncio.run(collect(source, until=10**6, timeout_s=1.5))
+
+    async def play_to_the_end() -> None:
+        source.start(asyncio.get_running_loop(), lambda code: None)
+        try:
+            await wait_until(lambda: source.state == "ended", timeout_s=60)
+        finally:
+            source.stop()
+
+    asyncio.run(play_to_the_end())
     assert source.frames_captured == 60
     assert source.frames_decoded < source.frames_captured
     figures = source.figures()

@@ -26,13 +26,13 @@ def test_a_seed_gives_the_same_frames_however_they_are_asked_for() -> None:
 def test_the_seeds_are_different_frames() -> None:
     seeds = (TUNING_SEED, VALIDATION_SEED, BENCHMARK_SEED)
     assert len(set(seeds)) == 3
-    texts = {conditions.text for seed in seeds for _, conditions in camera_frames(3, seed=seed)}
-    assert len(texts) == 9
+    texts = {conditions.text for seed in seeds for _, conditions in camera_frames(2, seed=seed)}
+    assert len(texts) == 6
 
 
 def test_every_frame_is_a_camera_picture_of_a_rezip_code() -> None:
     symbologies = set()
-    for frame, conditions in camera_frames(12, seed=VALIDATION_SEED):
+    for frame, conditions in camera_frames(8, seed=VALIDATION_SEED):
         assert frame.shape == (SIZE[1], SIZE[0], 3) and frame.dtype == np.uint8
         assert isinstance(normalise(conditions.text, url_hosts=("re-zip.com",)), PackagingCode), conditions.text
         symbologies.add(conditions.symbology)
