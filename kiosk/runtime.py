@@ -117,6 +117,7 @@ class RunningKiosk:
             board=BoardStatus(boards[0].firmware, tuple(boards[0].errors[-5:])) if boards else None,
             printer=printer.state if printer is not None else None,
             tasks=self.supervisor.status(),
+            readers={s.name: figures for s in self.sources if (figures := s.status_figures()) is not None},
         )
 
 

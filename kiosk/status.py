@@ -39,6 +39,8 @@ class KioskStatus:
     printer: str | None = None
     #: Each supervised task's health (``Supervisor.status``).
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A reader's own figures, by its name: a camera's resolution, fps delivered, decode times, frames dropped.
+    readers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,4 +52,5 @@ class KioskStatus:
             "board": self.board.to_json() if self.board is not None else None,
             "printer": self.printer,
             "tasks": self.tasks,
+            "readers": self.readers,
         }

@@ -80,7 +80,8 @@ def add_commands(commands: Commands) -> None:
         "--mode",
         choices=["still", "frame"],
         default="still",
-        help="still: every pass and a vote (default); frame: the camera's fast path",
+        help="still: every format, slow passes and a vote when the fast ones find nothing (default); "
+        "frame: the camera's path (QR, DataMatrix, Aztec and Code 128 only)",
     )
     decode.set_defaults(handler=_decode)
 

@@ -9,9 +9,13 @@ the scan filter's debounce. A camera that fails to open or stops delivering fram
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,9 +24,47 @@ from kiosk.devices.scanner.image_decoder import ImageDecoder
 from kiosk.devices.scanner.scan_filter import ScanFilter
 from kiosk.devices.scanner.source import ThreadedSource
 
-__all__ = ["CameraScanSource"]
+__all__ = ["CameraScanSource", "CameraFigures"]
 
 log = logging.getLogger(__name__)
+
+#: Frames the delivered rate and the decode times are taken over (a few seconds at 15 fps).
+_WINDOW = 60
+
+
+@dataclass(frozen=True)
+class CameraFigures:
+    """How the camera is doing, for the status page and the log: what it delivers and what decoding
+    keeps up with. Times are over the last ``_WINDOW`` frames; None before there is any."""
+
+    resolution: tuple[int, int] | None  # width, height of the frames delivered
+    fps_delivered: float | None
+    decode_ms_median: float | None
+    decode_ms_p95: float | None
+    frames_captured: int
+    frames_decoded: int
+    frames_dropped: int  # captured but replaced by a newer frame before decoding took them
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resolution": list(self.resolution) if self.resolution else None,
+            "fps_delivered": self.fps_delivered,
+            "decode_ms_median": self.decode_ms_median,
+            "decode_ms_p95": self.decode_ms_p95,
+            "frames_captured": self.frames_captured,
+            "frames_decoded": self.frames_decoded,
+            "frames_dropped": self.frames_dropped,
+        }
+
+    def __str__(self) -> str:
+        size = "x".join(map(str, self.resolution)) if self.resolution else "none"
+        fps = f"{self.fps_delivered:.1f}" if self.fps_delivered is not None else "-"
+        median = f"{self.decode_ms_median:.0f}" if self.decode_ms_median is not None else "-"
+        p95 = f"{self.decode_ms_p95:.0f}" if self.decode_ms_p95 is not None else "-"
+        return (
+            f"{size} at {fps} fps, decode median {median} ms p95 {p95} ms, "
+            f"{self.frames_decoded} decoded, {self.frames_dropped} dropped"
+        )
 
 
 class CameraScanSource(ThreadedSource):
@@ -44,8 +86,56 @@ class CameraScanSource(ThreadedSource):
         self.loop_file = loop_file
         self.frames_captured = 0
         self.frames_decoded = 0
+        self.frames_dropped = 0
         self._latest: np.ndarray | None = None
         self._fresh = threading.Condition()
+        self._resolution: tuple[int, int] | None = None
+        self._arrivals: deque[float] = deque(maxlen=_WINDOW)
+        self._decode_ms: deque[float] = deque(maxlen=_WINDOW)
+        self._figures_logged_at: float | None = None
+
+    def status_figures(self) -> dict[str, Any] | None:
+        return self.figures().to_json()
+
+    def figures(self) -> CameraFigures:
+        """A snapshot of the camera's figures (safe to call from any thread)."""
+        with self._fresh:
+            arrivals, decode_ms = list(self._arrivals), sorted(self._decode_ms)
+            resolution, captured, decoded, dropped = (
+                self._resolution,
+                self.frames_captured,
+                self.frames_decoded,
+                self.frames_dropped,
+            )
+        span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
+        return CameraFigures(
+            resolution=resolution,
+            fps_delivered=(len(arrivals) - 1) / span if span > 0 else None,
+            decode_ms_median=statistics.median(decode_ms) if decode_ms else None,
+            decode_ms_p95=decode_ms[min(len(decode_ms) - 1, round(0.95 * (len(decode_ms) - 1)))] if decode_ms else None,
+            frames_captured=captured,
+            frames_decoded=decoded,
+            frames_dropped=dropped,
+        )
+
+    def _note_frame(self, frame: np.ndarray, now: float) -> None:
+        """Count a captured frame; log the figures a second after the camera starts delivering and
+        whenever the resolution changes. Called with ``_fresh`` held."""
+        resolution = (int(frame.shape[1]), int(frame.shape[0]))
+        changed = self._resolution is not None and resolution != self._resolution
+        self._resolution = resolution
+        self._arrivals.append(now)
+        self.frames_captured += 1
+        if self._latest is not None:
+            self.frames_dropped += 1
+        if changed:
+            self._figures_logged_at = None
+            self._arrivals.clear()
+            self._arrivals.append(now)
+            log.info("camera %s now delivers %dx%d", self.device, *resolution)
+        if self._figures_logged_at is None and now - self._arrivals[0] >= 1.0:
+            self._figures_logged_at = now
+            log.info("camera %s: %s", self.device, self.figures())  # _fresh is re-entrant
 
     @property
     def name(self) -> str:
@@ -91,8 +181,8 @@ class CameraScanSource(ThreadedSource):
                         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                         continue
                     break
-                self.frames_captured += 1
                 with self._fresh:
+                    self._note_frame(frame, time.monotonic())
                     self._latest = frame  # the older frame, if not yet decoded, is dropped
                     self._fresh.notify()
                 if frame_gap:
@@ -114,7 +204,10 @@ class CameraScanSource(ThreadedSource):
                 frame, self._latest = self._latest, None
             if frame is None:
                 continue
-            self.frames_decoded += 1
             now = time.monotonic()
-            for result in decoder.decode(frame):
+            results = decoder.decode(frame)
+            with self._fresh:
+                self.frames_decoded += 1
+                self._decode_ms.append((time.monotonic() - now) * 1000)
+            for result in results:
                 self._deliver(result.text, now)

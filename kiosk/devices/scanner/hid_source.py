@@ -80,6 +80,9 @@ class HidScanSource:
         if self._task is not None:
             self._task.cancel()
 
+    def status_figures(self) -> dict[str, Any] | None:
+        return None
+
     async def _run(self, sink: Callable[[str], None]) -> None:
         import evdev  # only a kiosk with a HID scanner needs the library loaded
 

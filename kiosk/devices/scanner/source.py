@@ -14,7 +14,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from kiosk.devices.scanner.scan_filter import ScanFilter
 from kiosk.supervisor import Supervisor
@@ -37,6 +37,9 @@ class ScanSource(Protocol):
         """Begin reading; ``supervisor`` restarts the reader after an unexpected failure."""
 
     def stop(self) -> None: ...
+
+    def status_figures(self) -> dict[str, Any] | None:
+        """The reader's own figures for the status document (a camera's frame rate), or None."""
 
 
 class ThreadedSource:
@@ -75,6 +78,9 @@ class ThreadedSource:
         ]
         for thread in self._running:
             thread.start()
+
+    def status_figures(self) -> dict[str, Any] | None:
+        return None
 
     def stop(self) -> None:
         self._stop.set()
