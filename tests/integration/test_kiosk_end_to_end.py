@@ -68,30 +68,19 @@ def test_list_codes() -> None:
 
 
 def test_kiosk_run_reads_the_virtual_scanner_process(backend, tmp_path: Path) -> None:
+    # The scanner types each code from its stdin: the first once the kiosk says it is ready (a
+    # serial port drops what was sent before it was opened), the second once the first voucher is
+    # recorded, so the test waits on events, never on how fast this machine is.
     scanner = subprocess.Popen(
-        [
-            *KIOSK,
-            "sim",
-            "scanner",
-            "--terminator",
-            "crlf",
-            "--delay-ms",
-            "1",
-            "--start-delay",
-            "4",
-            "--interval",
-            "0.5",
-            "--hold",
-            "30",
-            HYGGELIG_SKO[1],
-            GRON_BUTIK[1],
-        ],
+        [*KIOSK, "sim", "scanner", "--terminator", "crlf", "--delay-ms", "1", "--hold", "30"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
     )
     kiosk = None
     try:
+        assert scanner.stdout is not None and scanner.stdin is not None
         pty_path = scanner.stdout.readline().strip()
         assert pty_path.startswith("/dev/pts/")
         config = write_kiosk_config(
@@ -108,9 +97,15 @@ def test_kiosk_run_reads_the_virtual_scanner_process(backend, tmp_path: Path) ->
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and not (record / "002-result.json").exists():
-            time.sleep(0.1)
+        assert kiosk.stderr is not None
+        ready = kiosk.stderr.readline()
+        assert ready.startswith("kiosk ready:"), ready
+        for code, result in ((HYGGELIG_SKO[1], "001-result.json"), (GRON_BUTIK[1], "002-result.json")):
+            scanner.stdin.write(code + "\n")
+            scanner.stdin.flush()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (record / result).exists():
+                time.sleep(0.05)
         first = json.loads((record / "001-result.json").read_text())
         second = json.loads((record / "002-result.json").read_text())
         assert first["code"] == HYGGELIG_SKO[1] and first["voucher"]["code"].startswith("HS-")
