@@ -123,18 +123,8 @@ def _voucher_render(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             raise Failure(f"--png: {exc}") from None
         args.png.write_bytes(png)
-    doc = {
-        "discount": view.discount,
-        "code": view.code,
-        "link": view.link,
-        "expires": view.expires,
-        "conditions": view.conditions,
-        "labels": view.labels,
-        "shop": {"name": view.shop_name, "description": view.shop_description, "logo_url": view.logo_url},
-        "qr": view.qr,
-    }
     if args.json:
-        print(json_text(doc))
+        print(json_text(view.to_json()))
     elif not (args.png or args.escpos):
         lines = [view.shop_name or "", view.discount, view.use_code_line]
         if view.expires_line:

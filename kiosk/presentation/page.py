@@ -39,20 +39,12 @@ def build_frame(
     }
     voucher = view.voucher
     if voucher is not None:
-        frame["voucher"] = {
-            "discount": voucher.discount,
-            "code": voucher.code,
-            "link": voucher.link,
-            "expires": voucher.expires,
-            "expires_line": voucher.expires_line,
-            "conditions": voucher.conditions,
-            "shop_name": voucher.shop_name,
-            "shop_description": voucher.shop_description,
+        shown = voucher.to_json()
+        del shown["logo_url"]  # the page loads the logo from the kiosk's own cache, never from the shop
+        frame["voucher"] = shown | {
             "logo": logo_src,
             "qr": None if voucher.plain else voucher.qr,
             "qr_svg": None if voucher.plain else qr_svg_data_uri(voucher.qr),
-            "labels": voucher.labels,
-            "plain": voucher.plain,
         }
     return frame
 

@@ -8,6 +8,7 @@ gettext catalogs through ``labels``. Pure: no I/O, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kiosk.core.flow import Screen, State
 from kiosk.core.voucher import Voucher
@@ -40,6 +41,25 @@ class VoucherView:
     #: The plain form: no QR code and no logo are drawn, and nothing here needed formatting that
     #: could fail (a voucher the rich screen could not show, or that failed to show before).
     plain: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field, every text final: ``kiosk voucher render --json`` prints this, and the page's
+        frame carries it (with the logo as the page may load it, and the QR drawn)."""
+        return {
+            "discount": self.discount,
+            "code": self.code,
+            "use_code_line": self.use_code_line,
+            "link": self.link,
+            "expires": self.expires,
+            "expires_line": self.expires_line,
+            "conditions": self.conditions,
+            "shop_name": self.shop_name,
+            "shop_description": self.shop_description,
+            "logo_url": self.logo_url,
+            "qr": self.qr,
+            "labels": dict(self.labels),
+            "plain": self.plain,
+        }
 
 
 @dataclass(frozen=True)
