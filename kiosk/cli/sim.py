@@ -28,6 +28,13 @@ def add_commands(commands: Commands) -> None:
     )
     sims = sim.add_subparsers(dest="sim", required=True, metavar="SIMULATOR")
 
+    _add_backend(sims)
+    _add_voucherify(sims)
+    _add_scanner(sims)
+    _add_board(sims)
+
+
+def _add_backend(sims: Commands) -> None:
     backend = sims.add_parser(
         "backend",
         help="the stand-in RE-ZIP backend (HTTP + SQLite)",
@@ -62,6 +69,8 @@ def add_commands(commands: Commands) -> None:
     )
     backend.set_defaults(handler=_sim_backend)
 
+
+def _add_voucherify(sims: Commands) -> None:
     voucherify = sims.add_parser(
         "voucherify",
         help="a stand-in Voucherify (HTTP + SQLite) for the shop side",
@@ -87,6 +96,8 @@ def add_commands(commands: Commands) -> None:
     )
     voucherify.set_defaults(handler=_sim_voucherify)
 
+
+def _add_scanner(sims: Commands) -> None:
     scanner = sims.add_parser(
         "scanner",
         help="a virtual serial scanner on a pseudo-terminal",
@@ -114,6 +125,8 @@ def add_commands(commands: Commands) -> None:
     )
     scanner.set_defaults(handler=_sim_scanner)
 
+
+def _add_board(sims: Commands) -> None:
     board = sims.add_parser(
         "board",
         help="a virtual I/O board (the real firmware in WebAssembly MicroPython) on a pseudo-terminal",
