@@ -45,6 +45,7 @@ from kiosk.core.text import clean_text
 from kiosk.core.urls import url_problem
 from kiosk.http_answers import MAX_BODY_BYTES, BodyTooLarge, json_or_none, read_limited, retry_after_s, tls_context
 from kiosk.logs import never_log
+from kiosk.shop.aiohttp_transport import AiohttpTransport
 from kiosk.shop.voucherify_model import (
     AnswerError,
     Campaign,
@@ -247,7 +248,6 @@ class VoucherifyClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            verify=tls_context(ca_file),
             headers={
                 "Accept": "application/json",
                 "X-App-Id": app_id,
@@ -258,8 +258,11 @@ class VoucherifyClient:
             # The API takes no cookies; one a server sets (with bytes no header may carry, say) must not
             # come back on the next call.
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-            transport=transport_factory() if transport_factory is not None else None,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=60.0),
+            transport=(
+                transport_factory()
+                if transport_factory is not None
+                else AiohttpTransport(ssl_context=tls_context(ca_file), max_connections=64, keepalive_expiry_s=60.0)
+            ),
         )
 
     async def aclose(self) -> None:
