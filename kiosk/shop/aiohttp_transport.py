@@ -5,9 +5,9 @@ httpx's own pool (httpcore) cost 1.1-2.4 ms of CPU per request against aiohttp's
 one event loop every delivery shares. httpcore hands out connections by scanning every connection
 for every queued request, and asks each idle one whether its socket became readable (a poll and
 anyio's attribute lookups each time); aiohttp's pool keeps free connections in a list and learns
-of a server's close from the event loop. httpx stays the client's interface (its requests,
-timeouts, redirect and cookie rules, and the transport the tests slide under it to check every
-request against Voucherify's spec); only the wire below it changes.
+of a server's close from the event loop. httpx stays the client's interface (its requests and
+answers, its timeouts and exceptions, and the transport the tests slide under the client to check
+every request against Voucherify's spec); only the wire below it changes.
 
 What it keeps to: TLS with the caller's context, no redirects followed (httpx decides), no
 cookies kept, the body left encoded for httpx to decode, no proxy from the environment, httpx's
@@ -90,8 +90,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class _AnswerBody(httpx.AsyncByteStream):
-    """An answer's body as aiohttp reads it; the connection goes back to the pool only when the
-    body was read to its end, else it is closed."""
+    """An answer's body as aiohttp reads it. Released when done, read or not: aiohttp gives the
+    connection back to its pool only when the whole answer came off it, and closes it otherwise."""
 
     def __init__(self, answer: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._answer = answer
@@ -105,10 +105,7 @@ class _AnswerBody(httpx.AsyncByteStream):
             _raise_as_httpx(exc, self._request, connecting=False)
 
     async def aclose(self) -> None:
-        if self._answer.content.at_eof():
-            self._answer.release()
-        else:
-            self._answer.close()
+        self._answer.release()
 
 
 def _raise_as_httpx(exc: aiohttp.ClientError, request: httpx.Request, *, connecting: bool) -> NoReturn:

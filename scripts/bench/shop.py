@@ -250,14 +250,14 @@ def main() -> None:
             port = free_port()
             rezip = Rezip(folder, f"http://127.0.0.1:{port}/rezip/voucher")
             config = write_config(folder, port, rezip.server.url, ready)
-            profiled = [
-                sys.executable,
-                str(Path(__file__).with_name("main_thread_profile.py")),
-                str(args.profile.resolve()),
-            ]
-            service = start(
-                [*(profiled if args.profile else KIOSK), "shop", "webhook", "--config", str(config)], folder
-            )
+            kiosk = KIOSK
+            if args.profile:
+                kiosk = [
+                    sys.executable,
+                    str(Path(__file__).with_name("main_thread_profile.py")),
+                    str(args.profile.resolve()),
+                ]
+            service = start([*kiosk, "shop", "webhook", "--config", str(config)], folder)
             assert service.stderr is not None
             line = service.stderr.readline()
             if "ready" not in line:
