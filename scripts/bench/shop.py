@@ -30,8 +30,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 from kiosk.secret_files import write_secret_file
@@ -203,6 +205,16 @@ def start(command: list[str], folder: Path) -> subprocess.Popen:
     )
 
 
+def drain(stream: IO[str]) -> None:
+    """Read a process's output from here on, so that a full pipe never stalls the process measured."""
+
+    def read() -> None:
+        for _ in stream:
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -245,8 +257,10 @@ def main() -> None:
         )
         service = None
         try:
-            assert voucherify.stdout is not None
+            assert voucherify.stdout is not None and voucherify.stderr is not None
             ready = json.loads(voucherify.stdout.readline())
+            drain(voucherify.stdout)
+            drain(voucherify.stderr)
             port = free_port()
             rezip = Rezip(folder, f"http://127.0.0.1:{port}/rezip/voucher")
             config = write_config(folder, port, rezip.server.url, ready)
@@ -262,6 +276,7 @@ def main() -> None:
             line = service.stderr.readline()
             if "ready" not in line:
                 raise SystemExit(f"the service did not start: {line}{service.stderr.read()}")
+            drain(service.stderr)
             processes = {"load+RE-ZIP": os.getpid(), "service": service.pid, "Voucherify": voucherify.pid}
             loop = asyncio.new_event_loop()
             loop.run_until_complete(sequential(rezip, args.sequential, processes))
