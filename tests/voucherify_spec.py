@@ -1,7 +1,7 @@
 """Validating Voucherify traffic against the official OpenAPI description (patched copy in
 tests/data/voucherify-openapi/, see its PATCHES.md) with openapi-core.
 
-``SpecCheckingTransport`` sits under our client's httpx connection: every request it sends is
+``SpecCheckingTransport`` sits under our client's httpx interface, on the client's own wire: every request it sends is
 validated before it goes out, every answer the stand-in gives before the client sees it. A mismatch
 is recorded in ``problems`` (and the test that made the call asserts there are none)."""
 
@@ -19,9 +19,14 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
+from kiosk.http_answers import tls_context
+from kiosk.shop.aiohttp_transport import AiohttpTransport
+
 SPEC_FOLDER = Path(__file__).resolve().parent / "data" / "voucherify-openapi"
 #: What the spec's server is; our stand-in listens on loopback instead.
 SPEC_HOST = "https://api.voucherify.io"
+#: The wire the Voucherify client uses when no transport is given, so the checked traffic is the real one.
+WIRE = {"ssl_context": tls_context(None), "max_connections": 64, "keepalive_expiry_s": 60.0}
 _FILES = ("publications", "vouchers", "validations", "redemptions", "campaigns")
 
 
@@ -80,7 +85,7 @@ class SpecCheckingTransport(httpx.AsyncBaseTransport):
 
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
-    _inner: httpx.AsyncHTTPTransport = field(default_factory=httpx.AsyncHTTPTransport)
+    _inner: httpx.AsyncBaseTransport = field(default_factory=lambda: AiohttpTransport(**WIRE))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()

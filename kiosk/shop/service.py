@@ -91,9 +91,8 @@ _MAX_CODE_CHARS = 64
 #: call for that long does a health check ask Voucherify itself (at most two requests a minute).
 _HEALTH_CACHE_S = 30.0
 _JWKS_TIMEOUT_S = 2.0
-#: Voucherify calls in flight at once; more wait their turn here. httpx's pool hands a freed
-#: connection to its queued requests by scanning them all, so 200 deliveries queued there cost more
-#: than the calls themselves; Voucherify answers them no faster either.
+#: Voucherify calls in flight at once; more wait their turn here. Voucherify answers a burst no
+#: faster over more connections, and each one more is a connection kept open to it.
 _VOUCHERIFY_IN_FLIGHT = 16
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 #: What a link check's failure means for the customer's page.

@@ -10,7 +10,11 @@ which is RE-ZIP: the stand-in backend (its JWKS, the shop's static pool) and the
 are signed as RE-ZIP signs them before their clock starts, so a figure is the time RE-ZIP waits for
 the service's answer.
 
+Each part prints the CPU time each process spent on it per delivery (the load generator with the
+stand-in RE-ZIP, the shop service, the stand-in Voucherify) and how many cores were busy meanwhile.
+
 Run: .venv/bin/python scripts/bench/shop.py [--sequential N] [--concurrent N] [--rounds N] [--export N]
+[--profile FILE]
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 from kiosk.secret_files import write_secret_file
@@ -122,6 +129,36 @@ async def deliver(rezip: Rezip, headers: dict[str, str]) -> tuple[float, int, st
     return elapsed, status, json.loads(body).get("code", "") if status == 200 else body[:80].decode("utf-8", "replace")
 
 
+class CpuMeter:
+    """CPU time (user + system, every thread) of each process in the benchmark over one part of
+    it, per delivery: where 200 deliveries at once spend the two cores."""
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.processes = processes
+        self._start = self._read()
+
+    @staticmethod
+    def _seconds(pid: int) -> float:
+        if pid == os.getpid():
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return usage.ru_utime + usage.ru_stime
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _read(self) -> dict[str, float]:
+        return {name: self._seconds(pid) for name, pid in self.processes.items()}
+
+    def report(self, deliveries: int, wall_s: float) -> None:
+        spent = {name: seconds - self._start[name] for name, seconds in self._read().items()}
+        parts = ", ".join(f"{name} {seconds * 1000 / deliveries:.2f}" for name, seconds in spent.items())
+        total = sum(spent.values())
+        print(
+            f"  CPU ms per delivery: {parts}; all {total * 1000 / deliveries:.2f} "
+            f"({total / wall_s:.2f} cores busy over {wall_s:.1f} s)",
+            flush=True,
+        )
+
+
 def report(label: str, results: list[tuple[float, int, str]]) -> None:
     times = [ms for ms, _, _ in results]
     errors = [(status, text) for _, status, text in results if status != 200]
@@ -134,17 +171,25 @@ def report(label: str, results: list[tuple[float, int, str]]) -> None:
     )
 
 
-async def sequential(rezip: Rezip, count: int) -> None:
+async def sequential(rezip: Rezip, count: int, processes: dict[str, int]) -> None:
     await deliver(rezip, rezip.signed())  # the service's own connections and caches warm
+    meter, started = CpuMeter(processes), time.perf_counter()
     results = [await deliver(rezip, rezip.signed()) for _ in range(count)]
     report("webhook, one delivery at a time", results)
+    meter.report(count, time.perf_counter() - started)
 
 
-async def concurrent(rezip: Rezip, count: int, rounds: int) -> None:
+async def concurrent(rezip: Rezip, count: int, rounds: int, processes: dict[str, int]) -> None:
+    """Rounds of ``count`` deliveries sent at once; RE-ZIP's signing is outside the CPU figures
+    (it is done before each round's meter starts) and outside each delivery's clock."""
     results: list[tuple[float, int, str]] = []
+    meter: CpuMeter | None = None
     for _ in range(rounds):
         batch = [rezip.signed() for _ in range(count)]  # signed first: RE-ZIP's own cost is not the service's
+        meter, started = CpuMeter(processes), time.perf_counter()
         results += await asyncio.gather(*(deliver(rezip, headers) for headers in batch))
+        if meter is not None:
+            meter.report(count, time.perf_counter() - started)
         await asyncio.sleep(0.5)
     report(f"webhook, {count} deliveries at once, {rounds} rounds", results)
 
@@ -158,6 +203,16 @@ def start(command: list[str], folder: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
+
+
+def drain(stream: IO[str]) -> None:
+    """Read a process's output from here on, so that a full pipe never stalls the process measured."""
+
+    def read() -> None:
+        for _ in stream:
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -176,6 +231,13 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--export", type=int, default=10_000)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="run the shop service with its event loop's thread profiled by CPU time "
+        "(scripts/bench/main_thread_profile.py) and write the statistics to FILE",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-shop-") as work:
         folder = Path(work)
@@ -195,19 +257,30 @@ def main() -> None:
         )
         service = None
         try:
-            assert voucherify.stdout is not None
+            assert voucherify.stdout is not None and voucherify.stderr is not None
             ready = json.loads(voucherify.stdout.readline())
+            drain(voucherify.stdout)
+            drain(voucherify.stderr)
             port = free_port()
             rezip = Rezip(folder, f"http://127.0.0.1:{port}/rezip/voucher")
             config = write_config(folder, port, rezip.server.url, ready)
-            service = start([*KIOSK, "shop", "webhook", "--config", str(config)], folder)
+            kiosk = KIOSK
+            if args.profile:
+                kiosk = [
+                    sys.executable,
+                    str(Path(__file__).with_name("main_thread_profile.py")),
+                    str(args.profile.resolve()),
+                ]
+            service = start([*kiosk, "shop", "webhook", "--config", str(config)], folder)
             assert service.stderr is not None
             line = service.stderr.readline()
             if "ready" not in line:
                 raise SystemExit(f"the service did not start: {line}{service.stderr.read()}")
+            drain(service.stderr)
+            processes = {"load+RE-ZIP": os.getpid(), "service": service.pid, "Voucherify": voucherify.pid}
             loop = asyncio.new_event_loop()
-            loop.run_until_complete(sequential(rezip, args.sequential))
-            loop.run_until_complete(concurrent(rezip, args.concurrent, args.rounds))
+            loop.run_until_complete(sequential(rezip, args.sequential, processes))
+            loop.run_until_complete(concurrent(rezip, args.concurrent, args.rounds, processes))
             loop.close()
             if args.export:
                 started = time.perf_counter()

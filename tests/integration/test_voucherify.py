@@ -414,6 +414,42 @@ def test_oversized_and_odd_statuses(scripted: Scripted) -> None:
     assert isinstance(proxy, ApiError) and proxy.key is None and proxy.error.message
 
 
+def test_cookies_never_come_back_and_only_a_whole_answer_keeps_its_connection(scripted: Scripted) -> None:
+    """The client's own wire (kiosk.shop.aiohttp_transport): a cookie that Voucherify, or a proxy in
+    front of it, sets is not sent back; an answer received whole leaves its connection for the next
+    call, one given up on before its end (it says it is too large) takes its connection with it."""
+    seen: list[tuple[str | None, int]] = []
+    whole = reply(200, VOUCHER, {"Set-Cookie": "session=abc; Path=/"})
+
+    def oversized(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        handler.wfile.write(b'{"code": "CODE-1", "pad": "')  # and the rest never comes
+
+    def script(handler: BaseHTTPRequestHandler, body: Any) -> None:
+        seen.append((handler.headers.get("Cookie"), handler.client_address[1]))
+        oversized(handler) if len(seen) == 3 else whole(handler, body)
+
+    scripted.script = script
+
+    async def go() -> list[Any]:
+        client = VoucherifyClient(scripted.url, "app-1", "token-secret-1")
+        try:
+            return [await client.get_voucher("CODE-1") for _ in range(5)]
+        finally:
+            await client.aclose()
+
+    results = asyncio.run(go())
+    assert [type(result).__name__ for result in results] == ["VoucherifyVoucher"] * 2 + ["InvalidAnswer"] + [
+        "VoucherifyVoucher"
+    ] * 2
+    assert [cookie for cookie, _ in seen] == [None] * 5
+    ports = [port for _, port in seen]
+    assert ports[0] == ports[1] == ports[2] != ports[3] == ports[4]
+
+
 def test_retry_after_as_a_date_and_as_nonsense(scripted: Scripted) -> None:
     dated = call(scripted, reply(429, {}, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}))
     assert isinstance(dated, RateLimited) and dated.retry_after_s == 0
