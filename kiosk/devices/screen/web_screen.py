@@ -87,6 +87,8 @@ class WebScreen:
         self.max_connections = max_connections
         self.client_timeout_s = client_timeout_s
         self.capture: HeadlessBrowser | None = None
+        #: The ``/metrics`` handler (``kiosk.fleet.metrics_server.loopback_metrics``); None: 404.
+        self.metrics: Callable[[web.Request], Any] | None = None
         #: The page's inputs for the kiosk, given at ``start``: a language picked, the status document.
         self.on_locale: Callable[[str], None] | None = None
         self.status: Callable[[], Mapping[str, Any]] | None = None
@@ -156,6 +158,7 @@ class WebScreen:
                 ("GET", "/logo/{key}", self._logo),
                 ("GET", "/events", self._events),
                 ("GET", "/status", self._status),
+                ("GET", "/metrics", self._metrics),
                 ("POST", "/ack", self._ack),
                 ("POST", "/locale", self._locale),
             ],
@@ -356,6 +359,12 @@ class WebScreen:
         check_json_type(request.headers.getall(hdrs.CONTENT_TYPE, []))
         check_body_size(request.content_length)
         return await read_json_body(request, timeout_s=self.client_timeout_s)
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        if self.metrics is None:
+            raise web.HTTPNotFound()
+        response: web.StreamResponse = await self.metrics(request)
+        return response
 
     async def _status(self, request: web.Request) -> web.Response:
         doc = dict(self.status() if self.status else {})
