@@ -354,8 +354,12 @@ class KioskApp:
         if printing is not None:
             report.print_bytes, report.print_error = await printing
         log.info(
-            "scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or ""
-        )  # a packaging code, not a secret
+            "scan %s: %s %s",
+            concluded.request_id,
+            concluded.status,
+            concluded.code or "",  # a packaging code, not a secret
+            extra={"scan_id": concluded.request_id},  # a journal field (kiosk.fleet.journal)
+        )
         if self.on_report is not None:
             self.on_report(report)
 
