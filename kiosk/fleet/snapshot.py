@@ -7,6 +7,7 @@ It is taken on the event loop (it reads the offline store's SQLite connection, w
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from kiosk import __version__
 from kiosk.core.instants import iso_z
+from kiosk.logs import ScrubbingFormatter
 from kiosk.status import KioskStatus
 
 __all__ = [
@@ -112,19 +114,23 @@ class ContactWatch:
 
 
 class RecentErrors(logging.Handler):
-    """The newest error lines the kiosk logged (already free of secrets: see ``kiosk.logs``), for
-    the status document; tracebacks stay in the journal."""
+    """The newest error lines the kiosk logged, for the status document and the health report:
+    scrubbed like every log line (``kiosk.logs``), without tracebacks (those stay in the journal)."""
 
     def __init__(self, kept: int = ERRORS_KEPT) -> None:
         super().__init__(logging.ERROR)
+        self.setFormatter(ScrubbingFormatter("%(name)s: %(message)s"))
         self.lines: deque[str] = deque(maxlen=kept)
 
     def emit(self, record: logging.LogRecord) -> None:
+        bare = copy.copy(record)
+        bare.exc_info = bare.exc_text = bare.stack_info = None
         try:
-            message = record.getMessage()
+            line = self.format(bare)
         except Exception:  # a record whose arguments do not fit its message
-            message = str(record.msg)
-        self.lines.append(f"{iso_z(datetime.fromtimestamp(record.created, UTC))} {record.name}: {message[:300]}")
+            line = f"{record.name}: {record.msg!s}"
+        stamp = iso_z(datetime.fromtimestamp(record.created, UTC))
+        self.lines.append(f"{stamp} {''.join(ch if ch.isprintable() else ' ' for ch in line)[:300]}")
 
 
 class _Store(Protocol):

@@ -108,7 +108,8 @@ class Fleet:
             self.metrics.watch_http(client.http, self.contact.answered)
             if page is not None:
                 page.metrics = loopback_metrics(self.metrics.render)
-            await self._serve_metrics(stack)
+            if background:  # a serving kiosk, not `kiosk scan` beside one (its port would be taken)
+                await self._serve_metrics(stack)
         interval = watchdog_interval_s()
         if self.notifier.enabled and interval is not None:
             probes: dict[str, Probe] = {"flow loop": app.probe}
@@ -134,7 +135,7 @@ class Fleet:
                 queue_size=config.health.queue_size,
             )
             kiosk.supervisor.start("health reports", self.reporter.run)
-        if self.notifier.enabled:
+        if self.notifier.enabled and background:
             ready = asyncio.get_running_loop().create_task(self._ready(kiosk.sources), name="systemd ready")
             stack.callback(ready.cancel)
             stack.callback(self.notifier.notify, STOPPING="1", STATUS="stopping")
