@@ -1,7 +1,7 @@
 """The fleet's parts put into a running kiosk: the one builder ``kiosk.runtime.open_kiosk`` calls.
 
 ``prepare_fleet`` comes first (the scan client is wrapped for metrics before the issuer is built),
-``start_fleet`` once the kiosk's parts run: it hooks the kiosk's callbacks, serves the metrics, starts
+``Fleet.start`` once the kiosk's parts run: it hooks the kiosk's callbacks, serves the metrics, starts
 the watchdog and the health reporter under the supervisor and tells systemd the kiosk is ready.
 """
 
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Fleet", "prepare_fleet"]
 
-log = logging.getLogger(__name__)
-
 #: How long READY=1 waits for the scan sources to open (or to be known absent).
 READY_WAIT_S = 10.0
 
@@ -65,11 +63,14 @@ class Fleet:
         return MeteredScans(client, self.metrics, on_answer=self.contact.answered)
 
     def snapshot(self) -> KioskSnapshot:
-        assert self.taker is not None, "start_fleet has not run"
+        assert self.taker is not None, "Fleet.start has not run"
         return self.taker.take()
 
     def status_document(self) -> dict[str, Any]:
-        """The snapshot and the checks it answers, for ``/status`` and the health report."""
+        """The snapshot and the checks it answers, for ``/status`` and the health report (empty
+        in the moment between the page starting to serve and ``start``)."""
+        if self.taker is None:
+            return {}
         snapshot = self.snapshot()
         offline = self.config.offline
         verdicts = snapshot_verdicts(
