@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -22,7 +23,9 @@ from kiosk.config import Config
 from kiosk.fleet.journal import JournalHandler, encode_entry
 from kiosk.fleet.notify import Notifier, watchdog_interval_s
 from kiosk.presentation.view import ScreenView
-from tests.conftest import REPO
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK
+from kiosk.sim.kiosk_config import write_kiosk_config
+from tests.conftest import KIOSK, REPO
 from tests.integration.hostile import KioskHarness, fresh_code
 
 pytestmark = pytest.mark.integration
@@ -208,3 +211,34 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     broken.write_text(kiosk_unit.replace("Type=notify", "Type=notifyy").replace("WatchdogSec=30", "WatchdogSecs=30"))
     done = subprocess.run(["systemd-analyze", "verify", "--man=no", str(broken)], capture_output=True, text=True)
     assert "WatchdogSecs" in done.stderr  # the check can fail: a misspelt key is reported
+
+
+def test_kiosk_run_as_systemd_runs_it(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The real command with the environment systemd gives a Type=notify unit with WatchdogSec=."""
+    listener = NotifySocket(tmp_path / "notify.sock")
+    config = write_kiosk_config(
+        tmp_path / "run" / "kiosk.toml",
+        backend_url=backend.url,
+        token=DEMO_KIOSK_TOKEN,
+        drop_point=DROP_POINT_DK,
+        screen_type="web",
+    )
+    env = {**os.environ, "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"}
+    process = subprocess.Popen(
+        [*KIOSK, "run", "--config", str(config)], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        ready = listener.until("READY")[-1]
+        assert ready["MAINPID"] == str(process.pid) and "offline codes" in ready["STATUS"]
+        pings = [listener.until("WATCHDOG")[-1] for _ in range(2)]
+        assert all(ping["WATCHDOG"] == "1" for ping in pings)
+        process.send_signal(signal.SIGTERM)
+        assert listener.until("STOPPING")[-1]["STOPPING"] == "1"
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        assert "Traceback" not in stderr and DEMO_KIOSK_TOKEN not in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        listener.close()
