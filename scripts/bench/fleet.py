@@ -123,6 +123,8 @@ async def latency(scans: int) -> None:
                 for name, kiosk, reports in pair if round_ % 2 == 0 else reversed(pair):
                     times[name].append(await one_scan(kiosk, reports))
             reporter = a.fleet.reporter if a.fleet is not None else None
+            report_bytes = len(json.dumps(a.fleet.status_document()).encode()) if a.fleet is not None else 0
+            loop_ms = _loop_cost(a)
             for task in helpers:
                 task.cancel()
     print(f"scan -> voucher visible, {scans} scans each, alternating (ms):")
@@ -134,7 +136,26 @@ async def latency(scans: int) -> None:
     p95_with, p95_without = percentile(times["with"], 0.95), percentile(times["without"], 0.95)
     print(f"  p95 apart: {100 * (p95_with - p95_without) / p95_without:+.1f} % (goal: within 2 %)")
     if reporter is not None:
-        print(f"  health reports sent meanwhile: {reporter.sent}")
+        print(f"  health reports sent meanwhile: {reporter.sent}, {report_bytes} bytes each (JSON)")
+    print(
+        "  event-loop time per call (ms, median of 200): "
+        + ", ".join(f"{name} {value:.2f}" for name, value in loop_ms.items())
+    )
+
+
+def _loop_cost(kiosk: RunningKiosk) -> dict[str, float]:
+    """What the fleet parts take from the event loop (the scan path's loop) each time they run."""
+    fleet = kiosk.fleet
+    assert fleet is not None and fleet.metrics is not None
+    costs = {}
+    for name, call in (("/metrics render", fleet.metrics.render), ("status document", fleet.status_document)):
+        times = []
+        for _ in range(200):
+            started = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - started) * 1000)
+        costs[name] = statistics.median(times)
+    return costs
 
 
 def rss_mb() -> float:
