@@ -105,6 +105,13 @@ class _Redraw:
     so not the flow's either."""
 
 
+@dataclass(frozen=True)
+class _Probe:
+    """A liveness probe (the systemd watchdog's): answered when the loop takes it from the queue."""
+
+    answered: asyncio.Future[None]
+
+
 class KioskApp:
     """Runs one kiosk: ``scan(text)`` from any source, ``run()`` until cancelled."""
 
@@ -146,7 +153,7 @@ class KioskApp:
         #: What the last contact said of the backend (an issuance, or the offline service's round).
         self.backend_reachable = True
         self._clock = clock
-        self._events: asyncio.Queue[tuple[Event | _Redraw, int]] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[Event | _Redraw | _Probe, int]] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_generation = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -193,6 +200,13 @@ class KioskApp:
         """The customer touched the screen: time to read (a voucher stays up); call on the loop."""
         self._post(Touched())
 
+    async def probe(self) -> None:
+        """Return once the loop has reached a probe put behind the events queued now: it is
+        handling events, not wedged in one (``kiosk.fleet.notify.Watchdog``)."""
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._events.put_nowait((_Probe(answered), 0))
+        await answered
+
     def _post(self, event: Event, generation: int = 0) -> None:
         self._events.put_nowait((event, generation))
 
@@ -205,6 +219,10 @@ class KioskApp:
                 event, generation = await self._events.get()
                 if isinstance(event, _Redraw):
                     await self._show(self.flow.screen)
+                    continue
+                if isinstance(event, _Probe):
+                    if not event.answered.done():  # a watchdog that gave up waiting cancelled it
+                        event.answered.set_result(None)
                     continue
                 if isinstance(event, TimerExpired) and generation != self._timer_generation:
                     continue  # a timer that was replaced after it fired
@@ -360,8 +378,12 @@ class KioskApp:
         if printing is not None:
             report.print_bytes, report.print_error = await printing
         log.info(
-            "scan %s: %s %s", concluded.request_id, concluded.status, concluded.code or ""
-        )  # a packaging code, not a secret
+            "scan %s: %s %s",
+            concluded.request_id,
+            concluded.status,
+            concluded.code or "",  # a packaging code, not a secret
+            extra={"scan_id": concluded.request_id},  # a journal field (kiosk.fleet.journal)
+        )
         if self.on_report is not None:
             self.on_report(report)
 

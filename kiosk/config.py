@@ -8,6 +8,7 @@ the dataclasses below: their fields, types and defaults are the documentation th
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -219,6 +220,33 @@ class AudioSection:
 
 
 @dataclass(frozen=True)
+class MetricsSection:
+    #: Serve Prometheus metrics at ``/metrics`` on the page server (``screen.listen``) and, when
+    #: ``listen`` is set, on a server of their own at that address (for a scraper on the LAN).
+    enabled: bool = True
+    #: "" (the page server's address only, loopback by default) or IP:port; an address other than
+    #: loopback requires ``token_file`` (a bearer token the scraper sends).
+    listen: str = ""
+    token_file: Path | None = field(default=None, metadata=_path())
+
+
+@dataclass(frozen=True)
+class HealthSection:
+    #: Post the kiosk's status document to the backend (the proposed health-report API).
+    enabled: bool = True
+    #: Seconds between reports; a change of a device's state is reported at once as well.
+    interval_s: float = field(default=300.0, metadata=_within(5, _DAY))
+    #: Reports kept while the backend is away (the oldest are dropped, and counted, beyond that).
+    queue_size: int = field(default=50, metadata=_within(1, 10_000))
+
+
+@dataclass(frozen=True)
+class WatchdogSection:
+    #: Each liveness probe (flow loop, offline service, page server) must answer within this.
+    probe_timeout_s: float = field(default=5.0, metadata=_within(0.1, 600))
+
+
+@dataclass(frozen=True)
 class Config:
     kiosk: KioskSection
     backend: BackendSection
@@ -230,6 +258,9 @@ class Config:
     board: BoardSection = field(default_factory=BoardSection)
     offline: OfflineSection = field(default_factory=OfflineSection)
     audio: AudioSection = field(default_factory=AudioSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
+    health: HealthSection = field(default_factory=HealthSection)
+    watchdog: WatchdogSection = field(default_factory=WatchdogSection)
     #: Where the file was read from; relative paths in it are resolved against its folder.
     source: Path | None = None
 
@@ -377,6 +408,19 @@ def _check_meaning(config: Config) -> None:
             raise ConfigError(f"audio.voices: {shown(voice)} is not an espeak-ng voice name such as da or fr-be")
     if not re.fullmatch(r"[\w:.,=/-]{0,120}", config.audio.device):
         raise ConfigError(f"audio.device: {shown(config.audio.device)} is not an audio device name")
+    _check_metrics(config.metrics)
     for scheme in config.links.app_schemes:
         if not re.fullmatch(r"[a-z][a-z0-9+.\-]*", scheme) or scheme in {"http", "javascript", "data", "file"}:
             raise ConfigError(f"links.app_schemes: {shown(scheme)} is not an allowed app scheme")
+
+
+def _check_metrics(metrics: MetricsSection) -> None:
+    """Metrics leave loopback only behind a bearer token: they tell who scans how much, and when."""
+    if not metrics.listen:
+        return
+    check_listen("metrics.listen", metrics.listen, example="127.0.0.1:9101")
+    host, _ = split_listen(metrics.listen)
+    if host != "localhost" and not ipaddress.ip_address(host).is_loopback and metrics.token_file is None:
+        raise ConfigError(
+            "metrics.listen: an address off loopback needs metrics.token_file (a bearer token, mode 0600)"
+        )

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from kiosk.fleet.journal import journal_handler_for
+
 __all__ = ["StormFilter", "ScrubbingFormatter", "RequestUrlFilter", "configure_logging", "never_log", "fingerprint"]
 
 _SECRETS: set[str] = set()
@@ -107,9 +109,9 @@ class StormFilter(logging.Filter):
 
 
 def configure_logging(level: int, stream: TextIO, *, window_s: float = 60.0) -> logging.Handler:
-    """The process's one log handler: to ``stream`` (the journal under systemd), scrubbed and
-    storm-proof."""
-    handler = logging.StreamHandler(stream)
+    """The process's one log handler: to ``stream``, or under systemd to the journal in its native
+    protocol with fields (``kiosk.fleet.journal``), scrubbed and storm-proof."""
+    handler: logging.Handler = journal_handler_for(stream) or logging.StreamHandler(stream)
     handler.setFormatter(ScrubbingFormatter(_FORMAT))
     handler.addFilter(RequestUrlFilter())
     handler.addFilter(StormFilter(window_s))

@@ -21,6 +21,8 @@ from kiosk.devices.scanner.serial_source import SerialScanSource
 from kiosk.devices.scanner.source import ScanSource
 from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.devices.screen.web_screen import WebScreen
+from kiosk.fleet.metrics import MeteredScans
+from kiosk.fleet.wiring import Fleet, prepare_fleet
 from kiosk.issuance.configured import make_client, make_offline_service
 from kiosk.issuance.issuer import OnlineIssuer
 from kiosk.issuance.offline import FallbackIssuer, OfflineService
@@ -90,6 +92,8 @@ class RunningKiosk:
     #: keeps failing, and the process should then exit non-zero.
     supervisor: Supervisor
     hardware_id: str = ""
+    #: Metrics, watchdog, health reports (``kiosk.fleet``); set by ``open_kiosk``.
+    fleet: Fleet | None = None
 
     async def wait_ready(self, timeout_s: float = 5.0) -> bool:
         """Wait until every scan source has its device open (pyserial drops input sent earlier)."""
@@ -144,8 +148,9 @@ async def open_kiosk(
     web = screen if isinstance(screen, WebScreen) else None
     client = make_client(config, on_descriptors_short=web.shed_clients if web is not None else None)
     store = open_store(config.offline_db, link_schemes=config.link_schemes, set_aside_damaged=True)
+    fleet = prepare_fleet(config, store)
     offline = make_offline_service(config, store, client, logos=logos) if config.offline.enabled else None
-    issuer = _issuer(config, client, store, offline)
+    issuer = _issuer(config, fleet.scan_client(client), store, offline)
     printer = _printer(config, logos) if with_devices else None
     sources = make_scan_sources(config) if with_devices else []
     boards = [source for source in sources if isinstance(source, IoBoard)]
@@ -156,20 +161,25 @@ async def open_kiosk(
         screen,
         printer,
         timezone=config.kiosk.timezone,
-        on_report=on_report,
+        on_report=fleet.follow_reports(on_report),
         on_dropped=on_dropped,
         on_shown=store.mark_shown,
         on_display=store.note_display_attempt,
-        on_screen=_board_signals(boards) if boards else None,
-        on_backend=web.note_backend if web is not None else None,
+        on_screen=fleet.follow_screens(_board_signals(boards) if boards else None),
+        on_backend=fleet.follow_backend(web.note_backend if web is not None else None),
         on_view=speech,
     )
-    kiosk = RunningKiosk(app, sources, screen, printer, store, offline, supervisor, config.kiosk.hardware_id)
+    kiosk = RunningKiosk(app, sources, screen, printer, store, offline, supervisor, config.kiosk.hardware_id, fleet)
     async with AsyncExitStack() as stack:
         stack.callback(store.close)
         stack.push_async_callback(client.aclose)
         if web is not None:
-            await web.start(on_locale=app.choose_locale, on_touch=app.touched, status=lambda: kiosk.status().to_json())
+            await web.start(
+                on_locale=app.choose_locale,
+                on_touch=app.touched,
+                status=lambda: {**kiosk.status().to_json(), "health": fleet.status_document()},
+                metrics=fleet.page_metrics(),
+            )
             stack.push_async_callback(web.stop)
             supervisor.start("page server", web.serve)
             if config.screen.type == "png":
@@ -204,6 +214,7 @@ async def open_kiosk(
             if offline is not None:
                 service = offline
                 supervisor.start("offline sync", lambda: service.run(on_contact=app.backend_heard))
+        await fleet.start(stack, kiosk, client, background=background)
         stack.push_async_callback(supervisor.stop)  # first on the way out: no task outlives its parts
         yield kiosk
 
@@ -244,7 +255,9 @@ def _printer(config: Config, logos: LogoCache) -> EscposPrinter | None:
     return EscposPrinter(connection, logos=logos, poll_interval_s=config.printer.poll_interval_s)
 
 
-def _issuer(config: Config, client: RezipClient, store: OfflineStore, offline: OfflineService | None) -> FallbackIssuer:
+def _issuer(
+    config: Config, client: RezipClient | MeteredScans, store: OfflineStore, offline: OfflineService | None
+) -> FallbackIssuer:
     """Online first; with offline pools, part of the deadline is kept for the offline claim."""
     deadline_s = config.backend.deadline_s
     if offline is not None:

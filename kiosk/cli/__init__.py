@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from kiosk import __version__
 from kiosk.cli import kiosking, offline, say, shop, sim, tools
 from kiosk.cli.common import Failure
+from kiosk.fleet import doctor
 from kiosk.logs import configure_logging
 from kiosk.presentation.terminal import visible
 
@@ -103,6 +104,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (kiosking, offline, tools, shop, sim, say):
+    for group in (kiosking, offline, tools, doctor, shop, sim, say):
         group.add_commands(commands)
     return parser

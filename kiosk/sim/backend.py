@@ -5,7 +5,8 @@ pools called through a signed webhook with fallback to static pools, ``plucked_a
 errors, ``429`` after repeated 4xx) and the assumptions written down in
 ``kiosk.issuance.rezip_client`` where they do not. What it accepts from shops is in
 ``kiosk.sim.shop_rules``; the offline-pool API (our proposal) is described in
-``kiosk.issuance.offline_pools_client``.
+``kiosk.issuance.offline_pools_client``, the health-report API and fleet view (our proposal too) in
+``kiosk.fleet.health_client`` and ``kiosk.sim.fleet_view``.
 
 Where the documents are silent: a shop's own pools serve its customers first (on-demand before
 static), then other shops' pools that are open to the public, on-demand first, then ``public``
@@ -38,6 +39,7 @@ from kiosk.sim.backend_store import (
     IdempotencyInFlight,
     Pool,
 )
+from kiosk.sim.fleet_view import FleetBoard, ReportError
 from kiosk.sim.httpd import HttpError, JsonServer, Reply, Request, error_reply, json_reply, parse_json
 from kiosk.sim.shop_rules import pool_problem, shop_voucher
 from kiosk.sim.sqlite_store import now_iso
@@ -67,6 +69,8 @@ class StandInBackend:
         self._recent_4xx: dict[str, list[float]] = {}
         self._recent_4xx_lock = threading.Lock()
         self.server: JsonServer | None = None
+        #: The latest health report of each kiosk (``GET /fleet``).
+        self.fleet = FleetBoard()
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> JsonServer:
         shop = r"/shops/(?P<shop>[^/]+)"
@@ -85,6 +89,9 @@ class StandInBackend:
             ("POST", r"/drop-points/(?P<dp>[^/]+)/offline-pools/reservations", self._reserve),
             ("DELETE", r"/drop-points/(?P<dp>[^/]+)/offline-pools/reservations/(?P<rid>[^/]+)", self._release),
             ("POST", r"/drop-points/(?P<dp>[^/]+)/offline-issuances", self._offline_issuances),
+            ("POST", r"/drop-points/(?P<dp>[^/]+)/health-reports", self._health_reports),
+            ("GET", r"/fleet", self._fleet),
+            ("GET", r"/fleet\.html", self._fleet_page),
             ("GET", r"/_sim/state", self._state),
         ]
         self.server = JsonServer(routes, host, port)
@@ -444,6 +451,36 @@ class StandInBackend:
             for item in items
         ]
         return json_reply(200, {"results": results})
+
+    # --- health reports and the fleet view (our proposal; kiosk.fleet.health_client) ---------------
+
+    def _health_reports(self, request: Request) -> Reply:
+        _, drop_point = self._kiosk_drop_point(request)
+        try:
+            accepted = self.fleet.receive(drop_point["id"], request.json_object())
+        except ReportError as exc:
+            raise HttpError(400, str(exc)) from None
+        return json_reply(200, {"accepted": accepted})
+
+    def _require_admin(self, request: Request) -> None:
+        caller = self._caller(request)
+        if caller is None:
+            raise HttpError(401, "missing or unknown access token")
+        if caller[1]["kind"] != "admin":
+            raise HttpError(403, "the fleet view is for the operator's token")
+
+    def _fleet(self, request: Request) -> Reply:
+        self._require_admin(request)
+        return json_reply(200, {"kiosks": self.fleet.view(), "stale_after_s": self.fleet.stale_after_s})
+
+    def _fleet_page(self, request: Request) -> Reply:
+        self._require_admin(request)
+        return Reply(
+            200,
+            self.fleet.page().encode("utf-8"),
+            content_type="text/html; charset=utf-8",
+            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+        )
 
     def _state(self, request: Request) -> Reply:
         offline = self.store.offline_issuances()

@@ -87,6 +87,8 @@ class WebScreen:
         self.max_connections = max_connections
         self.client_timeout_s = client_timeout_s
         self.capture: HeadlessBrowser | None = None
+        #: The ``/metrics`` handler (``kiosk.fleet.metrics_server.loopback_metrics``), given at ``start``; None: 404.
+        self.metrics: Callable[[web.Request], Any] | None = None
         #: The page's inputs for the kiosk, given at ``start``: a language picked, the status document.
         self.on_locale: Callable[[str], None] | None = None
         self.on_touch: Callable[[], None] | None = None
@@ -140,11 +142,13 @@ class WebScreen:
         on_locale: Callable[[str], None] | None = None,
         on_touch: Callable[[], None] | None = None,
         status: Callable[[], Mapping[str, Any]] | None = None,
+        metrics: Callable[[web.Request], Any] | None = None,
     ) -> None:
         """Serve the page; ``on_locale(locale)`` hears a language the customer picks, ``on_touch()``
         a touch on the voucher (time to read), ``status()``
-        gives the document the technician's ``/status`` shows (the screen adds its own part)."""
-        self.on_locale, self.on_touch, self.status = on_locale, on_touch, status
+        gives the document the technician's ``/status`` shows (the screen adds its own part),
+        ``metrics`` answers ``/metrics`` (404 without it)."""
+        self.on_locale, self.on_touch, self.status, self.metrics = on_locale, on_touch, status, metrics
         self._assets, self._fonts = await asyncio.to_thread(_read_files)  # no file is opened per request
         self._complaints = Complaints(log)
         app = web.Application(middlewares=[self._gate])
@@ -159,6 +163,7 @@ class WebScreen:
                 ("GET", "/logo/{key}", self._logo),
                 ("GET", "/events", self._events),
                 ("GET", "/status", self._status),
+                ("GET", "/metrics", self._metrics),
                 ("POST", "/ack", self._ack),
                 ("POST", "/locale", self._locale),
                 ("POST", "/touch", self._touch),
@@ -366,6 +371,12 @@ class WebScreen:
         check_json_type(request.headers.getall(hdrs.CONTENT_TYPE, []))
         check_body_size(request.content_length)
         return await read_json_body(request, timeout_s=self.client_timeout_s)
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        if self.metrics is None:
+            raise web.HTTPNotFound()
+        response: web.StreamResponse = await self.metrics(request)
+        return response
 
     async def _status(self, request: web.Request) -> web.Response:
         doc = dict(self.status() if self.status else {})

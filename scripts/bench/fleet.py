@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""The cost of the fleet parts (kiosk/fleet: metrics, health reports) on the scan path, and the
+kiosk's resident memory.
+
+Latency: two whole kiosks (open_kiosk, web screen with a page that acknowledges every frame, file
+printer) against one stand-in backend in this process, one with metrics scraped every second and
+health reports every 5 s, one with both off; scans alternate between them, so both meet the same
+machine. Prints scan → voucher visible (the page's acknowledgement) p50/p95 for each and how far
+apart they are (goal: p95 within 2 %).
+
+Memory: a kiosk of its own in a child process, with a camera source (OpenCV reading a short video
+of synthetic frames) beside the scans, metrics and reports on: VmRSS at idle, after 1,000 and after
+5,000 scans (goals: at most 120 MB, no growth from 1,000 to 5,000).
+
+Run: .venv/bin/python scripts/bench/fleet.py [--scans N] [--memory-scans N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import httpx
+
+from kiosk.app import ScanReport
+from kiosk.config import Config, HealthSection, MetricsSection, load_config
+from kiosk.runtime import RunningKiosk, open_kiosk
+from kiosk.sim.backend_store import new_ulid
+from kiosk.sim.camera_frames import synthetic_frames
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, SHOPS
+from kiosk.sim.kiosk_config import write_kiosk_config
+from kiosk.sim.world import demo_world
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def code() -> str:
+    return SHOPS["sko"].prefix + new_ulid()  # the shop whose on-demand pool never runs out
+
+
+def kiosk_config(folder: Path, backend_url: str, *, fleet: bool, hardware_id: str) -> Config:
+    config = load_config(
+        write_kiosk_config(
+            folder / "kiosk.toml",
+            backend_url=backend_url,
+            token=DEMO_KIOSK_TOKEN,
+            drop_point=DROP_POINT_DK,
+            screen_type="web",
+        )
+    )
+    config = dataclasses.replace(
+        config,
+        kiosk=dataclasses.replace(config.kiosk, hardware_id=hardware_id),
+        flow=dataclasses.replace(config.flow, voucher_display_s=600.0),
+        offline=dataclasses.replace(config.offline, max_issuances=100_000),
+    )
+    if fleet:
+        return dataclasses.replace(config, health=HealthSection(interval_s=5.0))
+    return dataclasses.replace(config, metrics=MetricsSection(enabled=False), health=HealthSection(enabled=False))
+
+
+async def acknowledge(kiosk: RunningKiosk) -> None:
+    """A page that paints at once: it reads the event stream and acknowledges every frame."""
+    port = kiosk.screen.port  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(timeout=None) as http, http.stream("GET", base + "/events") as events:
+        async for line in events.aiter_lines():
+            if line.startswith("data: "):
+                seq = json.loads(line[6:])["seq"]
+                await http.post(base + "/ack", json={"seq": seq}, headers={"Origin": base})
+
+
+async def scrape_every_second(kiosk: RunningKiosk) -> None:
+    url = f"http://127.0.0.1:{kiosk.screen.port}/metrics"  # type: ignore[union-attr]
+    async with httpx.AsyncClient() as http:
+        while True:
+            (await http.get(url)).raise_for_status()
+            await asyncio.sleep(1.0)
+
+
+async def one_scan(kiosk: RunningKiosk, reports: asyncio.Queue[ScanReport]) -> float:
+    text = code()
+    kiosk.app.scan(text)
+    while True:
+        report = await asyncio.wait_for(reports.get(), 30)
+        if report.code == text:
+            assert report.status == "issued", report.detail
+            return report.ms["total"]
+
+
+async def latency(scans: int) -> None:
+    with tempfile.TemporaryDirectory() as work, demo_world(Path(work) / "world", voucherify=False) as world:
+        with_fleet = kiosk_config(Path(work) / "a", world.url, fleet=True, hardware_id="bench-with")
+        without = kiosk_config(Path(work) / "b", world.url, fleet=False, hardware_id="bench-without")
+        queue_a: asyncio.Queue[ScanReport] = asyncio.Queue()
+        queue_b: asyncio.Queue[ScanReport] = asyncio.Queue()
+        async with (
+            open_kiosk(with_fleet, on_report=queue_a.put_nowait) as a,
+            open_kiosk(without, on_report=queue_b.put_nowait) as b,
+        ):
+            helpers = [asyncio.create_task(acknowledge(k)) for k in (a, b)] + [
+                asyncio.create_task(scrape_every_second(a))
+            ]
+            await asyncio.sleep(1.0)
+            times: dict[str, list[float]] = {"with": [], "without": []}
+            for _ in range(10):  # warm both up
+                await one_scan(a, queue_a)
+                await one_scan(b, queue_b)
+            for round_ in range(scans):
+                pair = [("with", a, queue_a), ("without", b, queue_b)]
+                for name, kiosk, reports in pair if round_ % 2 == 0 else reversed(pair):
+                    times[name].append(await one_scan(kiosk, reports))
+            reporter = a.fleet.reporter if a.fleet is not None else None
+            report_bytes = len(json.dumps(a.fleet.status_document()).encode()) if a.fleet is not None else 0
+            loop_ms = _loop_cost(a)
+            for task in helpers:
+                task.cancel()
+    print(f"scan -> voucher visible, {scans} scans each, alternating (ms):")
+    for name, values in times.items():
+        print(
+            f"  {name:7s} metrics+reports  p50 {statistics.median(values):6.1f}  p95 {percentile(values, 0.95):6.1f}"
+            f"  max {max(values):6.1f}"
+        )
+    p95_with, p95_without = percentile(times["with"], 0.95), percentile(times["without"], 0.95)
+    print(f"  p95 apart: {100 * (p95_with - p95_without) / p95_without:+.1f} % (goal: within 2 %)")
+    if reporter is not None:
+        print(f"  health reports sent meanwhile: {reporter.sent}, {report_bytes} bytes each (JSON)")
+    print(
+        "  event-loop time per call (ms, median of 200): "
+        + ", ".join(f"{name} {value:.2f}" for name, value in loop_ms.items())
+    )
+
+
+def _loop_cost(kiosk: RunningKiosk) -> dict[str, float]:
+    """What the fleet parts take from the event loop (the scan path's loop) each time they run."""
+    fleet = kiosk.fleet
+    assert fleet is not None and fleet.metrics is not None
+    costs = {}
+    for name, call in (("/metrics render", fleet.metrics.render), ("status document", fleet.status_document)):
+        times = []
+        for _ in range(200):
+            started = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - started) * 1000)
+        costs[name] = statistics.median(times)
+    return costs
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def memory_child(scans: int) -> None:
+    """The kiosk alone in this process: the stand-in backend runs as ``kiosk sim backend``."""
+    with tempfile.TemporaryDirectory() as work:
+        backend = subprocess.Popen(
+            [sys.executable, "-m", "kiosk.cli", "sim", "backend", "--db", f"{work}/backend.sqlite", "--seed", "demo"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert backend.stdout is not None
+            url = json.loads(backend.stdout.readline())["url"]
+            print(json.dumps(await _kiosk_memory(Path(work), url, scans)))
+        finally:
+            backend.terminate()
+            backend.wait(10)
+
+
+async def _kiosk_memory(work: Path, backend_url: str, scans: int) -> dict[str, float]:
+    video = work / "camera.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (1280, 720))
+    for frame, _ in synthetic_frames(30, seed=3):
+        writer.write(frame)
+    writer.release()
+    config = kiosk_config(work / "k", backend_url, fleet=True, hardware_id="bench-memory")
+    config = dataclasses.replace(config, scanner=dataclasses.replace(config.scanner, type="camera", device=str(video)))
+    reports: asyncio.Queue[ScanReport] = asyncio.Queue()
+    async with open_kiosk(config, on_report=reports.put_nowait) as kiosk:
+        page = asyncio.create_task(acknowledge(kiosk))
+        await asyncio.sleep(3.0)
+        figures = {"idle": rss_mb()}
+        started = time.perf_counter()
+        for done in range(1, scans + 1):
+            await one_scan(kiosk, reports)
+            if done in (1000, 5000):
+                figures[f"after {done} scans"] = rss_mb()
+        figures["seconds"] = time.perf_counter() - started
+        page.cancel()
+    return figures
+
+
+def memory(scans: int) -> None:
+    child = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(scans)], capture_output=True, text=True, timeout=3600
+    )
+    if child.returncode != 0:
+        print("memory run failed:", child.stderr[-2000:])
+        return
+    figures = json.loads(child.stdout.strip().splitlines()[-1])
+    seconds = figures.pop("seconds")
+    print(
+        f"resident memory, one kiosk with a camera source, metrics and reports on, backend in its own process"
+        f" ({seconds:.0f} s of scans):"
+    )
+    for name, value in figures.items():
+        print(f"  {name:18s} {value:6.1f} MB")
+    if "after 1000 scans" in figures and "after 5000 scans" in figures:
+        print(f"  growth 1,000 -> 5,000 scans: {figures['after 5000 scans'] - figures['after 1000 scans']:+.1f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scans", type=int, default=300, help="scans per kiosk in the latency comparison")
+    parser.add_argument("--memory-scans", type=int, default=5000, help="scans in the memory run (0: skip it)")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child is not None:
+        asyncio.run(memory_child(args.memory_child))
+        return
+    asyncio.run(latency(args.scans))
+    if args.memory_scans:
+        memory(args.memory_scans)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""``kiosk doctor`` as a technician runs it, against the stand-in backend: one verdict line per item,
+exit 0 only when every item is fine, and the same verdicts as the running kiosk's status."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kiosk.fleet.verdicts import (
+    clock_verdict,
+    disk_verdict,
+    journal_verdict,
+    offline_codes_verdict,
+    printer_verdict,
+)
+from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN
+from tests.conftest import run_kiosk
+
+pytestmark = pytest.mark.integration
+
+
+def verdict_lines(stdout: str) -> dict[str, str]:
+    lines = stdout.splitlines()
+    assert lines and all(line.startswith(("ok   ", "FAIL ")) for line in lines), stdout
+    return {line[5:].split(":", 1)[0]: line for line in lines}
+
+
+def test_doctor_fails_until_offline_codes_are_cached_then_passes(backend, tmp_path: Path) -> None:
+    config = str(tmp_path / "kiosk.toml")
+    first = run_kiosk("doctor", "--config", config)
+    lines = verdict_lines(first.stdout)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert lines["offline codes"].startswith("FAIL") and "none cached" in lines["offline codes"]
+    for item in ("printer", "backend", "token", "clock", "journal", "disk"):
+        assert lines[item].startswith("ok   "), lines[item]
+    assert run_kiosk("pools", "sync", "--config", config).returncode == 0
+    second = run_kiosk("doctor", "--config", config)
+    lines = verdict_lines(second.stdout)
+    assert second.returncode == 0, second.stdout
+    assert lines["data partition"] == f"ok   data partition: {tmp_path / 'data'} writable, journal intact"
+    assert "token: accepted" in lines["token"]
+
+
+def test_a_loose_token_file_and_a_refused_token_fail_without_showing_it(backend, tmp_path: Path) -> None:
+    token = tmp_path / "kiosk.token"
+    os.chmod(token, 0o644)
+    loose = run_kiosk("doctor", "--config", str(tmp_path / "kiosk.toml"))
+    assert loose.returncode == 1 and verdict_lines(loose.stdout)["token"].startswith("FAIL token: ")
+    token.write_text("not-the-kiosks-token\n")
+    os.chmod(token, 0o600)
+    refused = run_kiosk("doctor", "--config", str(tmp_path / "kiosk.toml"))
+    lines = verdict_lines(refused.stdout)
+    assert refused.returncode == 1 and lines["token"] == "FAIL token: refused by the backend"
+    for output in (loose.stdout + loose.stderr, refused.stdout + refused.stderr):
+        assert DEMO_KIOSK_TOKEN not in output and "not-the-kiosks-token" not in output
+
+
+def test_the_backend_away_is_one_line(tmp_path: Path) -> None:
+    from kiosk.sim.kiosk_config import write_kiosk_config
+
+    config = write_kiosk_config(
+        tmp_path / "kiosk.toml", backend_url="http://127.0.0.1:9", token="t0ken-x", drop_point="dp"
+    )
+    done = run_kiosk("doctor", "--config", str(config))
+    lines = verdict_lines(done.stdout)
+    assert done.returncode == 1 and lines["backend"].startswith("FAIL backend: unreachable")
+    assert "Traceback" not in done.stderr
+
+
+def test_verdicts() -> None:
+    assert printer_verdict("paper_out", False).line() == "FAIL printer: paper out"
+    assert printer_verdict("ready", True).line() == "FAIL printer: ready, paper nearly used up"
+    assert printer_verdict(None, None).ok
+    assert not offline_codes_verdict({"a": 10, "b": 1}, enabled=True, watermark=5).ok
+    assert offline_codes_verdict({}, enabled=False, watermark=5).ok
+    assert journal_verdict(3, 30.0, max_issuances=100, max_age_s=3600).ok
+    assert not journal_verdict(90, 30.0, max_issuances=100, max_age_s=3600).ok
+    assert not clock_verdict(-95.0).ok and clock_verdict(2.0).ok and clock_verdict(None).ok
+    assert not disk_verdict(50 * 2**20, 10 * 2**30).ok and disk_verdict(5 * 2**30, 10 * 2**30).ok
