@@ -7,11 +7,14 @@ code that can be trusted on its own (see ``_trusted``):
 - ``frame`` (the camera): only the symbologies RE-ZIP codes are printed in (QR, DataMatrix, Code 128
   and their small relatives), which halves zxing-cpp's time against searching every format.
   ``global``: zxing-cpp with its cheap global-histogram binarizer, no inverted search (a quarter of a
-  default call, and it reads most sharp, evenly lit codes); ``local``: its local-average binarizer
-  with the inverted search (uneven light, glare, shadows, light-on-dark print); ``regions``: the
-  patches of the frame with dense strong edges (codes), each turned upright and enlarged, read
-  again (small modules, tilted linear codes that no scan row crosses whole). Each frame is decoded
-  on its own: a code needs no second frame, and the scan filter counts a code held up once.
+  default call, and it reads most sharp, evenly lit codes); ``blurred``: the same binarizer with
+  the inverted and rotated search, after a 3x3 Gaussian blur (as cheap; it smooths away the moiré of
+  a code shown on a phone screen, which the other passes binarize into speckle); ``local``: its
+  local-average binarizer with the inverted search (uneven light, glare, shadows, light-on-dark
+  print); ``regions``: the patches of the frame with dense strong edges (codes), each turned
+  upright and enlarged, read again (small modules, tilted linear codes that no scan row crosses
+  whole). Each frame is decoded on its own: a code needs no second frame, and the scan filter
+  counts a code held up once.
 - ``still``: the frame passes over every format, then, when they found nothing trustworthy, the
   older slow passes (adaptive threshold, pyzbar, upscaling, contrast equalisation, blurs) and a vote
   among the linear codes.
@@ -199,16 +202,20 @@ _Pass = Callable[[np.ndarray, zxingcpp.BarcodeFormats], list[Decoded]]
 #: The camera's passes, in the order they run (each only when those before found nothing trusted).
 FRAME_PASSES: dict[str, _Pass] = {
     "global": lambda g, f: _zxing(g, f, invert=False, binarizer=zxingcpp.Binarizer.GlobalHistogram),
+    "blurred": lambda g, f: _zxing(cv2.GaussianBlur(g, (3, 3), 0), f, binarizer=zxingcpp.Binarizer.GlobalHistogram),
     "local": lambda g, f: _zxing(g, f),
     "regions": _in_regions(lambda crop: crop),
     "regions-adaptive": _in_regions(lambda crop: _adaptive(crop, 41, 3)),
     "regions-sharpened": _in_regions(_sharpened),
 }
 
+#: The frame passes that see the same pixels as another pass (for the stills' vote below).
+_PIXELS_OF = {"global": "original", "local": "original", "blurred": "blur3"}
+
 #: The stills' extra passes: (name, pixel group for the vote, pass). Passes in one group see the
 #: same pixels, so two of them agreeing is no evidence.
 _STILL_PASSES: list[tuple[str, str, _Pass]] = [
-    *((name, "original" if name in ("global", "local") else name, run) for name, run in FRAME_PASSES.items()),
+    *((name, _PIXELS_OF.get(name, name), run) for name, run in FRAME_PASSES.items()),
     ("adaptive", "adaptive", lambda g, f: _zxing(_adaptive(g))),
     ("zbar", "zbar", lambda g, f: _zbar(g)),
     ("upscale2", "upscale2", lambda g, f: _zxing(_scaled(g, 2.0, cv2.INTER_CUBIC)) if max(g.shape) < 1600 else []),
