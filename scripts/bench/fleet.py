@@ -35,7 +35,7 @@ from kiosk.app import ScanReport
 from kiosk.config import Config, HealthSection, MetricsSection, load_config
 from kiosk.runtime import RunningKiosk, open_kiosk
 from kiosk.sim.backend_store import new_ulid
-from kiosk.sim.camera_frames import synthetic_frames
+from kiosk.sim.camera_frames import TUNING_SEED, camera_frames
 from kiosk.sim.demo_seed import DEMO_KIOSK_TOKEN, DROP_POINT_DK, SHOPS
 from kiosk.sim.kiosk_config import write_kiosk_config
 from kiosk.sim.world import demo_world
@@ -185,7 +185,7 @@ async def memory_child(scans: int) -> None:
 async def _kiosk_memory(work: Path, backend_url: str, scans: int) -> dict[str, float]:
     video = work / "camera.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (1280, 720))
-    for frame, _ in synthetic_frames(30, seed=3):
+    for frame, _ in camera_frames(30, seed=TUNING_SEED):
         writer.write(frame)
     writer.release()
     config = kiosk_config(work / "k", backend_url, fleet=True, hardware_id="bench-memory")
