@@ -54,8 +54,13 @@ class EspeakSynthesizer:
             raise SpeechError(f"{self.binary} is not installed (Debian: apt-get install espeak-ng)")
         where = ["--stdout"] if to_stdout else (["-d", self.device] if self.device else [])
         command = [path, "-v", voice, "-s", str(self.rate), *where, "--stdin"]
-        nice = shutil.which("nice")  # the voice yields the processor to the screen and the print
-        return [nice, "-n", "10", *command] if nice else command
+        # The voice takes only a processor nobody else wants (SCHED_IDLE), so it never delays the
+        # screen or the print; without chrt, the lowest priority nice gives.
+        idle = shutil.which("chrt")
+        if idle:
+            return [idle, "--idle", "0", *command]
+        nice = shutil.which("nice")
+        return [nice, "-n", "19", *command] if nice else command
 
     async def say(self, text: str, voice: str) -> None:
         await self._run(self._command(voice, to_stdout=False), text)
