@@ -34,7 +34,7 @@ def test_a_cached_code_handed_out_online_is_never_claimed_and_blocks_nothing(tmp
             "bundle_id": "B-attack-2",
             "drop_point_id": DROP_POINT_DK,
             "country": "DK",
-            "issued_at": iso_z(NOW),
+            "issued_at": iso_z(datetime.now(UTC)),  # when it is offered: the kiosk checks its clock against it
             "expires_at": iso_z(NOW + timedelta(days=7)),
             "shops": {GRON.id: {"name": GRON.name}},
             "prefixes": {GRON.prefix: GRON.id},

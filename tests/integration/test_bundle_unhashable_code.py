@@ -48,7 +48,7 @@ def _bundle() -> dict:
         "bundle_id": "B-attack-1",
         "drop_point_id": DROP_POINT_DK,
         "country": "DK",
-        "issued_at": iso_z(NOW),
+        "issued_at": iso_z(datetime.now(UTC)),  # when it is offered: the kiosk checks its clock against it
         "expires_at": iso_z(NOW + timedelta(days=7)),
         "shops": {GRON.id: {"name": GRON.name}},
         "prefixes": {GRON.prefix: GRON.id},

@@ -58,7 +58,7 @@ def _bundle(count: int) -> dict[str, Any]:
         "bundle_id": f"B-{next(_SERIAL):08d}",
         "drop_point_id": DROP_POINT_DK,
         "country": "DK",
-        "issued_at": iso_z(NOW),
+        "issued_at": iso_z(datetime.now(UTC)),  # when it is offered: the kiosk checks its clock against it
         "expires_at": iso_z(NOW + timedelta(days=7)),
         "shops": {GRON.id: {"name": GRON.name, "description": None, "website": GRON.website, "logo_url": None}},
         "prefixes": {GRON.prefix: GRON.id},
