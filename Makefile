@@ -7,16 +7,39 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 # MicroPython (WebAssembly, from npm) for the firmware's tests; npm writes this file when it installs.
 NODE_STAMP := firmware/node_modules/.package-lock.json
+# Locked dependencies with hashes, one pair per platform (the kiosk's; the kiosk's and the
+# developer's), all for Python 3.11: Raspberry Pi OS bookworm's and this machine's.
+LOCK_MACHINES := x86_64 aarch64
+MACHINE := $(shell uname -m)
+DEV_LOCK := requirements/linux-$(MACHINE)-dev.txt
+PIP := $(VENV)/bin/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test test-release lint setup lock deb repo clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup-system hardware/system-packages.txt
+# The locked versions, checked against their hashes; then the kiosk itself (editable), with the
+# build backend from the lock rather than a download of its own.
+$(STAMP): pyproject.toml $(DEV_LOCK) scripts/setup-system hardware/system-packages.txt
 	@scripts/setup-system
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --require-hashes --no-deps -r $(DEV_LOCK)
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Regenerates the lock files from pyproject.toml, keeping the locked versions that still fit
+# (make lock UPGRADE=1 takes the newest allowed). The developer's lock is held to the kiosk's versions.
+lock:
+	@test -x $(VENV)/bin/uv || { echo 'lock: run make setup first (it installs uv)'; exit 2; }
+	@for machine in $(LOCK_MACHINES); do \
+	    set -e; \
+	    common="--quiet --generate-hashes --python-version 3.11 --python-platform $$machine-manylinux_2_36 \
+	        --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)"; \
+	    eval $(VENV)/bin/uv pip compile pyproject.toml $$common -o requirements/linux-$$machine.txt; \
+	    eval $(VENV)/bin/uv pip compile pyproject.toml --extra dev $$common \
+	        -c requirements/linux-$$machine.txt -o requirements/linux-$$machine-dev.txt; \
+	    echo "lock: requirements/linux-$$machine.txt, requirements/linux-$$machine-dev.txt"; \
+	done
 
 $(NODE_STAMP): firmware/package.json firmware/package-lock.json
 	cd firmware && npm ci --no-audit --no-fund --loglevel=error
