@@ -50,6 +50,11 @@ demo: $(STAMP) $(NODE_STAMP)
 test: lint $(NODE_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# The packages built, installed, upgraded, downgraded, removed and purged in a debootstrap root, and
+# the health gate under a booted systemd-nspawn container (as root; the root is cached in .cache/).
+test-release: $(STAMP)
+	$(VENV)/bin/python -m pytest -m release tests/release $(PYTEST_ARGS)
+
 # Formatting, lint and types (settings in pyproject.toml: strict mypy for kiosk/core and kiosk/board).
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check --quiet .
