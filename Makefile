@@ -55,6 +55,17 @@ test: lint $(NODE_STAMP)
 test-release: $(STAMP)
 	$(VENV)/bin/python -m pytest -m release tests/release $(PYTEST_ARGS)
 
+# The Debian packages of this release for the kiosk's two architectures, in dist/ (packaging/build-deb;
+# DEB_COMPRESS=gzip builds faster, xz makes the smallest packages and is what a release uses).
+DEB_COMPRESS ?= xz
+deb: $(STAMP)
+	@for arch in amd64 arm64; do $(VENV)/bin/python packaging/build-deb $$arch --compress $(DEB_COMPRESS) || exit 1; done
+
+# The signed apt repository (dist/repo) of what dist/ holds: new releases go to bookworm-canary;
+# packaging/make-repo promote VERSION copies one to the fleet's bookworm.
+repo:
+	packaging/make-repo
+
 # Formatting, lint and types (settings in pyproject.toml: strict mypy for kiosk/core and kiosk/board).
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check --quiet .
@@ -62,4 +73,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) firmware/node_modules demo-out .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info build
+	rm -rf $(VENV) firmware/node_modules demo-out dist .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info build
