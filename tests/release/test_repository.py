@@ -1,6 +1,7 @@
 """make repo: the signed apt repository. A kiosk installed from the package file trusts the repository
 through the key the package ships (signed-by), takes a canary release from it with apt, refuses the
-repository once its index is tampered with, and its unattended-upgrades origin matches ours."""
+repository once its index is tampered with, and its unattended-upgrades origin matches ours.
+scripts/install-pi writes the repository's source on the installed kiosk."""
 
 from __future__ import annotations
 
@@ -14,13 +15,6 @@ import pytest
 from tests.release.conftest import REPO, Release, Root, derive
 
 pytestmark = pytest.mark.release
-SOURCES = """\
-Types: deb
-URIs: file:/srv/repo
-Suites: {suite}
-Components: main
-Signed-By: /usr/share/keyrings/rezip-kiosk-archive-keyring.gpg
-"""
 
 
 def make_repo(releases: list[Release], out: Path, debs: Path) -> None:
@@ -47,7 +41,15 @@ def test_a_kiosk_upgrades_from_the_signed_repository_and_refuses_a_tampered_one(
     root.install(first)
     # Only our repository: nothing in this test may reach a network.
     (root.path / "etc/apt/sources.list").unlink(missing_ok=True)
-    (root.path / "etc/apt/sources.list.d/rezip-kiosk.sources").write_text(SOURCES.format(suite="bookworm-canary"))
+    # scripts/install-pi on a kiosk with the package: our repository (canary suite) and the screen.
+    setup = subprocess.run(
+        [str(REPO / "scripts/install-pi"), "--root", str(root.path), "--repo", "file:/srv/repo"]
+        + ["--suite", "bookworm-canary", "--no-apt"],
+        capture_output=True,
+        text=True,
+    )
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert (root.path / "etc/systemd/system/graphical.target.wants/rezip-kiosk-screen.service").is_symlink()
     make_repo([canary], root.path / "srv/repo", tmp_path / "debs")
 
     update = root.run("apt-get", "update")
