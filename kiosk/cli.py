@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
-from kiosk import __version__, build_info
+from kiosk import __version__, build_info, drain
 from kiosk.config import DEFAULT_CONFIG_PATH, LOCALES, PROFILES, Config, ConfigError, load_config, parse_size
 from kiosk.logs import configure_logging
 from kiosk.presentation.terminal import json_text, one_line, visible
@@ -124,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=build_info.describe())
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    drain.add_parser(commands)
 
     demo = commands.add_parser(
         "demo",
