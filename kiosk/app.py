@@ -157,6 +157,9 @@ class KioskApp:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_generation = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Scans that came while held (``hold_scans``), and the timer that ends the hold.
+        self._held: list[str] | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
 
     # --- inputs ---------------------------------------------------------------------------------
 
@@ -166,8 +169,32 @@ class KioskApp:
         return self.flow.locale
 
     def scan(self, text: str) -> None:
-        """A source read a line; call on the event loop."""
+        """A source read a line; call on the event loop. While scans are held (``hold_scans``) it
+        waits, and is taken when the hold ends."""
+        if self._held is not None:
+            self._held.append(text)
+            return
         self._post(Scanned(text, self._clock()))
+
+    def hold_scans(self, seconds: float) -> None:
+        """Hold new scans for ``seconds`` (an upgrade drains the kiosk: the customer at it finishes,
+        the next one waits a moment instead of being cut off); call on the loop."""
+        if self._held is None:
+            self._held = []
+        loop = asyncio.get_running_loop()
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+        self._hold_timer = loop.call_later(seconds, self._release_scans)
+
+    @property
+    def idle(self) -> bool:
+        """No customer at the kiosk: the flow is idle and nothing waits to be handled."""
+        return self.flow.state is State.IDLE and self._events.empty()
+
+    def _release_scans(self) -> None:
+        held, self._held, self._hold_timer = self._held or [], None, None
+        for text in held:
+            self.scan(text)
 
     def resume(self, code: str, issued: Issued, *, plain: bool = False) -> None:
         """At start-up: show again a journalled voucher that was never marked shown (``plain``

@@ -21,6 +21,7 @@ from kiosk.devices.scanner.serial_source import SerialScanSource
 from kiosk.devices.scanner.source import ScanSource
 from kiosk.devices.screen.browser import HeadlessBrowser
 from kiosk.devices.screen.web_screen import WebScreen
+from kiosk.drain import DrainListener, socket_path
 from kiosk.fleet.metrics import MeteredScans
 from kiosk.fleet.wiring import Fleet, prepare_fleet
 from kiosk.issuance.configured import make_client, make_offline_service
@@ -215,6 +216,11 @@ async def open_kiosk(
                 service = offline
                 supervisor.start("offline sync", lambda: service.run(on_contact=app.backend_heard))
         await fleet.start(stack, kiosk, client, background=background)
+        control = socket_path() if background else None
+        if control is not None:  # under systemd: the health gate drains the kiosk before an upgrade
+            listener = DrainListener(control, is_idle=lambda: app.idle, hold_scans=app.hold_scans)
+            await listener.start()
+            stack.push_async_callback(listener.stop)
         stack.push_async_callback(supervisor.stop)  # first on the way out: no task outlives its parts
         yield kiosk
 

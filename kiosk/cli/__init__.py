@@ -17,8 +17,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from kiosk import __version__
-from kiosk.cli import kiosking, offline, say, shop, sim, tools
+from kiosk import build_info
+from kiosk.cli import drain, kiosking, offline, say, shop, sim, tools
 from kiosk.cli.common import Failure
 from kiosk.fleet import doctor
 from kiosk.logs import configure_logging
@@ -101,9 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="kiosk",
         description="RE-ZIP drop-point kiosk: scan packaging, issue a voucher, show it and print it.",
     )
-    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    parser.add_argument("--version", action="version", version=build_info.describe())
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (kiosking, offline, tools, doctor, shop, sim, say):
+    for group in (kiosking, offline, tools, doctor, drain, shop, sim, say):
         group.add_commands(commands)
     return parser

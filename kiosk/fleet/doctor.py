@@ -24,13 +24,12 @@ from pathlib import Path
 
 import httpx
 
-from kiosk import __version__
+from kiosk import __version__, build_info
 from kiosk.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from kiosk.devices.printer.connection import PrinterConnection
 from kiosk.devices.printer.device import DeviceError
 from kiosk.devices.scanner.selector import HidSelector
 from kiosk.fleet.health_client import HealthReportsClient, ReportsRefused
-from kiosk.fleet.snapshot import build_commit
 from kiosk.fleet.verdicts import (
     Verdict,
     board_verdict,
@@ -60,6 +59,14 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     doctor.add_argument(
         "--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"configuration file (default {DEFAULT_CONFIG_PATH})"
     )
+    doctor.add_argument(
+        "--scope",
+        choices=["all", "release"],
+        default="all",
+        help="all: every item (default); release: only what a new release itself answers for (the "
+        "configuration, the journal, disk and data partition), for the health gate after an upgrade: "
+        "paper or the backend are not the release's fault, and the running kiosk keeps its devices",
+    )
     doctor.set_defaults(handler=run)
 
 
@@ -69,17 +76,22 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"kiosk: configuration: {exc}", file=sys.stderr)
         return 2
-    verdicts = examine(config)
+    verdicts = examine(config, scope=args.scope)
     for verdict in verdicts:
         print(verdict.line())
     return 0 if all(verdict.ok for verdict in verdicts) else 1
 
 
-def examine(config: Config) -> list[Verdict]:
-    """Every check, in the order a technician reads them."""
-    verdicts = [_printer(config), *_scanners(config), _board(config)]
-    verdicts += asyncio.run(_backend(config))
-    verdicts += _store(config)
+def examine(config: Config, *, scope: str = "all") -> list[Verdict]:
+    """Every check, in the order a technician reads them; ``scope="release"`` only those a release
+    answers for itself (the journal it must read, the disk and data partition it writes)."""
+    verdicts = []
+    if scope == "all":
+        verdicts += [_printer(config), *_scanners(config), _board(config)]
+        verdicts += asyncio.run(_backend(config))
+        verdicts += _store(config)
+    else:  # a backlog or few codes left are the field's news, not the release's fault
+        verdicts.append(_journal_opens(config))
     verdicts += [_disk(config.kiosk.data_dir), _data_partition(config)]
     return verdicts
 
@@ -169,7 +181,7 @@ async def _backend(config: Config) -> list[Verdict]:
     report = {
         "hardware_id": config.kiosk.hardware_id,
         "version": __version__,
-        "commit": build_commit(),
+        "commit": build_info.commit(),
         "source": "kiosk doctor",
         "sent_at": datetime.now(UTC).isoformat(),
     }
@@ -245,6 +257,17 @@ def _store(config: Config) -> list[Verdict]:
         offline_codes_verdict(codes, enabled=offline.enabled, watermark=offline.watermark),
         journal_verdict(len(pending), age, max_issuances=offline.max_issuances, max_age_s=offline.max_offline_age_s),
     ]
+
+
+def _journal_opens(config: Config) -> Verdict:
+    """The release can read the journal it finds (its schema, its integrity)."""
+    if not config.offline_db.exists():
+        return Verdict("journal", True, "none yet (the kiosk has not run here)")
+    try:
+        OfflineStore(config.offline_db, link_schemes=config.link_schemes).close()
+    except (JournalDamaged, sqlite3.Error, OSError) as exc:
+        return Verdict("journal", False, str(exc)[:200])
+    return Verdict("journal", True, "this release reads it")
 
 
 def _disk(folder: Path) -> Verdict:

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
 from typing import Any, Protocol
 
-from kiosk import __version__
+from kiosk import __version__, build_info
 from kiosk.core.instants import iso_z
 from kiosk.logs import ScrubbingFormatter
 from kiosk.status import KioskStatus
@@ -30,13 +26,11 @@ __all__ = [
     "SnapshotTaker",
     "ContactWatch",
     "RecentErrors",
-    "build_commit",
     "status_line",
 ]
 
 #: How many of the newest error lines a snapshot carries.
 ERRORS_KEPT = 5
-_REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -171,7 +165,7 @@ class SnapshotTaker:
         return KioskSnapshot(
             hardware_id=status.hardware_id,
             version=__version__,
-            commit=build_commit(),
+            commit=build_info.commit(),
             uptime_s=time.monotonic() - self.started,
             flow_state=status.state,
             online=not status.offline,
@@ -187,21 +181,3 @@ class SnapshotTaker:
             last_errors=list(self.errors.lines) if self.errors is not None else [],
             tasks=status.tasks,
         )
-
-
-@cache
-def build_commit() -> str:
-    """The commit this kiosk runs: ``KIOSK_COMMIT`` (set by an image build), else the checkout's
-    HEAD (scripts/install-pi installs from a clone), else "unknown". Asked once per process."""
-    if os.environ.get("KIOSK_COMMIT"):
-        return os.environ["KIOSK_COMMIT"][:40]
-    if not (_REPO / ".git").exists():
-        return "unknown"
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(_REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and commit.isalnum() else "unknown"

@@ -10,16 +10,19 @@ kiosk is ready.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from kiosk import build_info
 from kiosk.config import Config
 from kiosk.core.flow import Screen
 from kiosk.devices.screen.web_screen import WebScreen
@@ -44,6 +47,11 @@ if TYPE_CHECKING:
     from kiosk.supervisor import Supervisor
 
 __all__ = ["Fleet", "prepare_fleet"]
+
+#: The health gate's record of the running and previous releases and of the last rollback
+#: (packaging/health-gate writes it into the data folder); the health report carries it.
+RELEASE_RECORD = "release-health.json"
+_RELEASE_FIELDS = ("running", "previous", "failed_release", "restored_release", "reason", "at")
 
 #: How long READY=1 waits for the scan sources to open (or to be known absent).
 READY_WAIT_S = 10.0
@@ -85,7 +93,12 @@ class Fleet:
             max_issuances=offline.max_issuances,
             max_age_s=offline.max_offline_age_s,
         )
-        return {**snapshot.to_json(), "checks": [verdict.to_json() for verdict in verdicts]}
+        return {
+            **snapshot.to_json(),
+            "build": build_info.as_dict(),
+            "release": release_record(self.config.kiosk.data_dir / RELEASE_RECORD),
+            "checks": [verdict.to_json() for verdict in verdicts],
+        }
 
     async def start(self, stack: AsyncExitStack, kiosk: RunningKiosk, client: RezipClient, *, background: bool) -> None:
         """Hook into the running kiosk (see the module's docstring); undone through ``stack``."""
@@ -217,6 +230,29 @@ def prepare_fleet(config: Config, store: OfflineStore) -> Fleet:
     if config.metrics.enabled:
         fleet.metrics = KioskMetrics(fleet.snapshot)
     return fleet
+
+
+def release_record(path: Path) -> dict[str, Any] | None:
+    """The health gate's record, its known fields only, each a short string (None without one).
+    The file is the gate's, but nothing read from disk reaches a report unchecked."""
+    try:
+        with path.open("rb") as file:
+            data = json.loads(file.read(16_384))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+
+    def kept(part: object) -> dict[str, str]:
+        if not isinstance(part, dict):
+            return {}
+        return {name: part[name][:200] for name in _RELEASE_FIELDS if isinstance(part.get(name), str)}
+
+    record: dict[str, Any] = kept(data)
+    for name in ("rollback", "last_rollback"):
+        if isinstance(data.get(name), dict):
+            record[name] = kept(data[name])
+    return record
 
 
 def _printer_state(printer: EscposPrinter | None) -> tuple[str, bool] | None:

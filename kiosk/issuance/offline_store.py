@@ -32,6 +32,8 @@ __all__ = [
     "OfflineStore",
     "open_store",
     "JournalDamaged",
+    "JournalTooNew",
+    "SCHEMA_VERSION",
     "Claim",
     "JournalEntry",
     "Unshown",
@@ -76,10 +78,23 @@ _ADDED_COLUMNS = {
     # Why a cached code may not be handed out after all (its entry in the signed body failed).
     "codes": {"refused": "TEXT"},
 }
+#: The journal's schema version (SQLite's user_version): 1 is _SCHEMA as first released, 2 adds
+#: _ADDED_COLUMNS. A rollback puts an older release back on the journal a newer one wrote, so every
+#: change is additive (a table, or a column that may be NULL or has a default): an older release
+#: reads and writes such a journal as it is. A change an older release cannot live with must raise
+#: _OLDEST_READER to its own version, and the releases before it then refuse the journal (JournalTooNew)
+#: rather than misread it.
+SCHEMA_VERSION = 2
+_OLDEST_READER = 1
 
 
 class JournalDamaged(OSError):
     """The journal's file is not a database any more."""
+
+
+class JournalTooNew(OSError):
+    """The journal was written by a release whose schema this one cannot read: it must not be set
+    aside (it holds vouchers), only opened again by a release new enough."""
 
 
 def open_store(
@@ -176,17 +191,46 @@ class OfflineStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:  # not a database at all: a damaged card, a stray file
+            self._db.close()
+            raise JournalDamaged(f"{path}: the journal is damaged ({exc})") from None
+        except JournalTooNew:
+            self._db.close()
+            raise
+        #: Stored bundle bodies by id, parsed once: a claim reads its code's truth from there.
+        self._bodies: dict[str, BodyIndex] = {}
+
+    def _migrate(self) -> None:
+        """Brings an older journal forward to SCHEMA_VERSION in one transaction; a newer one is used
+        as it is (its version never lowered) when its oldest reader is this release or older."""
+        found = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'oldest_reader'").fetchone()
+            oldest = int(row["value"]) if row else found
+            if oldest > SCHEMA_VERSION:
+                raise JournalTooNew(
+                    f"{self.path}: the journal has schema {found}, which needs a release that reads schema {oldest};"
+                    f" this one reads {SCHEMA_VERSION}"
+                )
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)
             for table, columns in _ADDED_COLUMNS.items():
                 present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
                 for name, definition in columns.items():
                     if name not in present:
                         self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
-        except sqlite3.DatabaseError as exc:  # not a database at all: a damaged card, a stray file
-            self._db.close()
-            raise JournalDamaged(f"{path}: the journal is damaged ({exc})") from None
-        #: Stored bundle bodies by id, parsed once: a claim reads its code's truth from there.
-        self._bodies: dict[str, BodyIndex] = {}
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('oldest_reader', ?)", (str(_OLDEST_READER),)
+            )
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()

@@ -1,23 +1,25 @@
-"""scripts/install-pi: install the kiosk as a service on a Raspberry Pi (or into a staging root).
+"""scripts/install-pi: install the kiosk on a Raspberry Pi from its Debian packages (or set up a
+staging root).
 
-1. Debian packages for the screen (the compositor, Chromium, fonts), when run as root on the Pi.
-2. The kiosk's system user, in the groups its devices need.
-3. systemd units from hardware/systemd: the kiosk (restarts on failure) and the screen.
-4. udev rules from hardware/udev: /dev/kiosk-board, /dev/kiosk-scanner, /dev/kiosk-printer.
+1. The kiosk's packages (``--deb``: the two files ``make deb`` writes, rezip-kiosk-VERSION and
+   rezip-kiosk), with apt, which brings what they depend on from Debian. The package makes the
+   user, /var/lib/kiosk, the units and udev rules, and enables rezip-kiosk.service.
+2. Our apt repository (``--repo URL``, suite bookworm or bookworm-canary), trusted through the key
+   the package ships, so unattended-upgrades takes the next releases (through the health gate).
+3. Debian packages for the screen (the compositor, Chromium, fonts).
+4. The screen: rezip-kiosk-screen.service with the chosen compositor, the Pi booting to it.
 5. The data directory /var/lib/kiosk, on its own writable partition when one is given (fstab).
-6. systemd-analyze verify on the installed units.
-7. The services enabled, the Pi booting to the screen, and the root filesystem made read-only
-   (raspi-config's overlay file system) when asked and the image allows it.
-``--root DIR`` installs into DIR instead of / (for images, and for the tests): nothing outside DIR
-is touched and nothing is started.
+6. systemd-analyze verify on the kiosk's units.
+7. The root filesystem made read-only (raspi-config's overlay file system) when asked and the image
+   allows it.
+``--root DIR`` writes the files into DIR instead of / (for images, and for the tests): nothing outside
+DIR is touched, no package is installed and nothing is started.
 """
 
 from __future__ import annotations
 
 import argparse
-import grp
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -25,25 +27,30 @@ from pathlib import Path
 
 from kiosk.tools.report import Report, ToolFailed
 
-__all__ = ["main"]
+__all__ = ["main", "verify_units"]
 
-CHECKOUT = Path(__file__).resolve().parents[2]
 UNITS = ("rezip-kiosk.service", "rezip-kiosk-screen.service")
-GROUPS = ("dialout", "input", "video", "lp", "plugdev")
-DATA = "var/lib/kiosk"
+KEYRING = "/usr/share/keyrings/rezip-kiosk-archive-keyring.gpg"
+SOURCES = "etc/apt/sources.list.d/rezip-kiosk.sources"
+SUITES = ("bookworm", "bookworm-canary")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="install-pi",
         description=__doc__.split("\n\n")[0],
-        epilog="Example, on the Pi: sudo scripts/install-pi --data-partition /dev/mmcblk0p3 --read-only",
+        epilog="Example, on the Pi: sudo scripts/install-pi --deb dist/rezip-kiosk-0.1.0_0.1.0-1_arm64.deb "
+        "--deb dist/rezip-kiosk_0.1.0-1_arm64.deb --repo https://apt.example.net/kiosk "
+        "--data-partition /dev/mmcblk0p3 --read-only",
     )
     parser.add_argument("--root", type=Path, default=Path("/"), help="install into this root (default: %(default)s)")
     parser.add_argument(
-        "--prefix", type=Path, default=CHECKOUT, help="the kiosk checkout with its .venv (default: %(default)s)"
+        "--deb", type=Path, action="append", default=[], metavar="FILE", help="a package file of make deb (repeat)"
     )
-    parser.add_argument("--user", default="kiosk", help="the system user the kiosk runs as (default: %(default)s)")
+    parser.add_argument("--repo", metavar="URL", help="our apt repository, for the next releases")
+    parser.add_argument(
+        "--suite", choices=SUITES, default="bookworm", help="bookworm-canary for canary kiosks (default: %(default)s)"
+    )
     parser.add_argument(
         "--compositor",
         choices=("cage", "labwc"),
@@ -72,70 +79,71 @@ def main(argv: list[str] | None = None) -> int:
 
 def _install(args: argparse.Namespace, report: Report) -> list[str]:
     live = args.root.resolve() == Path("/")
-    is_root = os.geteuid() == 0
     notes: list[str] = []
-    if live and not is_root:
-        raise ToolFailed("run as root (sudo), or give --root DIR to install into a staging root")
-    if not (args.prefix / ".venv" / "bin" / "kiosk").exists():
-        raise ToolFailed(f"{args.prefix} has no .venv/bin/kiosk: run 'make setup' there first")
+    if live and os.geteuid() != 0:
+        raise ToolFailed("run as root (sudo), or give --root DIR to set up a staging root")
+    apt = live and not args.no_apt and shutil.which("apt-get") is not None
+    for deb in args.deb:
+        if not deb.is_file():
+            raise ToolFailed(f"--deb {deb}: no such file (make deb writes them into dist/)")
 
-    report.step("Debian packages")
-    packages = [args.compositor, "chromium", "fonts-dejavu-core"]
-    if args.no_apt or not live or shutil.which("apt-get") is None:
-        report.detail(f"skipped; the screen needs: {' '.join(packages)}")
+    report.step("The kiosk's packages")
+    installed = (args.root / "lib/systemd/system/rezip-kiosk.service").exists()
+    if args.deb and apt:
+        files = [str(deb.resolve()) for deb in args.deb]
+        _run(["apt-get", "install", "-y", "--no-install-recommends", *files], "installing the kiosk's packages")
+        report.detail(f"installed {', '.join(deb.name for deb in args.deb)}")
+    elif args.deb:
+        report.detail(f"skipped here; on the Pi: apt-get install {' '.join(str(d) for d in args.deb)}")
+    elif installed:
+        report.detail("rezip-kiosk is installed")
+    elif live:
+        raise ToolFailed("rezip-kiosk is not installed: give --deb FILE for each of make deb's two packages")
     else:
+        report.detail("not in this staging root; install rezip-kiosk there (dpkg --root) or on the Pi")
+
+    report.step("Our apt repository")
+    if args.repo:
+        sources = args.root / SOURCES
+        sources.parent.mkdir(parents=True, exist_ok=True)
+        sources.write_text(
+            "# The kiosk's releases (scripts/install-pi); unattended-upgrades takes them in the maintenance window.\n"
+            f"Types: deb\nURIs: {args.repo}\nSuites: {args.suite}\nComponents: main\nSigned-By: {KEYRING}\n"
+        )
+        sources.chmod(0o644)
+        report.detail(f"{sources}: {args.repo} {args.suite}")
+    else:
+        report.detail("none given (--repo URL): this kiosk is updated by hand")
+
+    report.step("Debian packages for the screen")
+    packages = [args.compositor, "chromium", "fonts-dejavu-core"]
+    if apt:
         _run(["apt-get", "install", "-y", "--no-install-recommends", *packages], "installing packages")
         report.detail(f"installed {' '.join(packages)}")
+    else:
+        report.detail(f"skipped; the screen needs: {' '.join(packages)}")
 
-    report.step(f"User {args.user}")
-    try:
-        pwd.getpwnam(args.user)
-        report.detail("exists")
-    except KeyError:
-        if not live:
-            report.detail("not created in a staging root; create it on the Pi (scripts/install-pi does, as root)")
-        else:
-            groups = ",".join(group for group in GROUPS if _group_exists(group))
-            _run(["useradd", "--system", "--create-home", "--groups", groups, args.user], "creating the user")
-            report.detail(f"created, groups {groups}")
-
-    report.step("systemd units")
-    unit_dir = args.root / "etc/systemd/system"
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    installed = []
-    for unit in UNITS:
-        text = (CHECKOUT / "hardware/systemd" / unit).read_text("utf-8")
-        text = (
-            text.replace("@PREFIX@", str(args.prefix))
-            .replace("@USER@", args.user)
-            .replace("@COMPOSITOR@", args.compositor)
-        )
-        target = unit_dir / unit
-        target.write_text(text, "utf-8")
-        target.chmod(0o644)
-        installed.append(target)
-        report.detail(str(target))
-
-    report.step("udev rules")
-    rules = args.root / "etc/udev/rules.d/99-rezip-kiosk.rules"
-    rules.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(CHECKOUT / "hardware/udev/99-rezip-kiosk.rules", rules)
-    rules.chmod(0o644)
-    report.detail(str(rules))
-    if live and shutil.which("udevadm"):
-        _run(["udevadm", "control", "--reload-rules"], "reloading udev rules")
-        _run(["udevadm", "trigger"], "applying udev rules")
+    report.step("The screen")
+    dropin = args.root / "etc/systemd/system/rezip-kiosk-screen.service.d/compositor.conf"
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text(f"[Service]\nEnvironment=KIOSK_COMPOSITOR={args.compositor}\n")
+    dropin.chmod(0o644)
+    report.detail(f"{dropin}: {args.compositor}")
+    systemctl = shutil.which("systemctl")
+    if (args.root / "lib/systemd/system/rezip-kiosk-screen.service").exists() and systemctl:
+        root_arg = [] if live else [f"--root={args.root}"]
+        _run([systemctl, *root_arg, "enable", UNITS[1]], "enabling the screen")
+        if live:
+            _run([systemctl, "set-default", "graphical.target"], "booting to the screen")
+        else:  # what set-default writes; a staging root may not hold the target's unit file itself
+            default = args.root / "etc/systemd/system/default.target"
+            default.unlink(missing_ok=True)
+            default.symlink_to("/lib/systemd/system/graphical.target")
+        report.detail(f"enabled {UNITS[1]}; boots to graphical.target")
+    else:
+        report.detail("the package's units are not installed here: enable rezip-kiosk-screen.service after it")
 
     report.step("Data directory /var/lib/kiosk")
-    data = args.root / DATA
-    data.mkdir(parents=True, exist_ok=True)
-    data.chmod(0o750)
-    if is_root:
-        try:
-            user = pwd.getpwnam(args.user)
-            os.chown(data, user.pw_uid, user.pw_gid)
-        except KeyError:
-            pass
     if args.data_partition:
         fstab = args.root / "etc/fstab"
         line = f"{args.data_partition} /var/lib/kiosk ext4 defaults,noatime,commit=5 0 2"
@@ -147,59 +155,57 @@ def _install(args: argparse.Namespace, report: Report) -> list[str]:
             fstab.write_text(existing + ("" if existing.endswith("\n") or not existing else "\n") + line + "\n")
             report.detail(f"fstab: {line}")
     else:
-        report.detail(f"{data} (on the root partition: give --data-partition for a read-only root)")
+        report.detail("on the root partition: give --data-partition for a read-only root")
 
     report.step("systemd-analyze verify")
-    report.detail("units verified" if verify_units(installed) else "skipped: systemd-analyze is not installed here")
+    units = [args.root / "lib/systemd/system" / unit for unit in UNITS]
+    present = [unit for unit in units if unit.exists()]
+    if not present:
+        report.detail("skipped: the package's units are not installed here")
+    else:
+        verified = verify_units(present, None if live else args.root)
+        report.detail("units verified" if verified else "skipped: systemd-analyze is not installed here")
 
-    report.step("Enabling the services")
-    systemctl = shutil.which("systemctl")
-    if systemctl is None:
-        raise ToolFailed("systemctl is not installed")
-    root_arg = [] if live else [f"--root={args.root}"]
-    _run([systemctl, *root_arg, "enable", *UNITS], "enabling the units")
-    if live:
-        _run([systemctl, "set-default", "graphical.target"], "booting to the screen")
-    else:  # what set-default writes; a staging root may not hold the target's unit file itself
-        default = args.root / "etc/systemd/system/default.target"
-        default.unlink(missing_ok=True)
-        default.symlink_to("/lib/systemd/system/graphical.target")
-    report.detail(f"enabled {', '.join(UNITS)}; boots to graphical.target")
-    if args.read_only:
-        if live and shutil.which("raspi-config"):
-            if not args.data_partition:
-                raise ToolFailed("--read-only needs --data-partition: the journal of vouchers must survive a reboot")
-            _run(["raspi-config", "nonint", "enable_overlayfs"], "making the root file system read-only")
-            report.detail("root file system read-only from the next boot (overlay); /var/lib/kiosk stays writable")
-        else:
-            notes.append("root stays writable: this image has no raspi-config overlay")
-            report.detail(notes[-1])
-    if live:
+    report.step("Read-only root")
+    if not args.read_only:
+        report.detail("not asked (--read-only)")
+    elif live and shutil.which("raspi-config"):
+        if not args.data_partition:
+            raise ToolFailed("--read-only needs --data-partition: the journal of vouchers must survive a reboot")
+        _run(["raspi-config", "nonint", "enable_overlayfs"], "making the root file system read-only")
+        report.detail("root file system read-only from the next boot (overlay); /var/lib/kiosk stays writable")
+    else:
+        notes.append("root stays writable: this image has no raspi-config overlay")
+        report.detail(notes[-1])
+    if live and systemctl:
         _run([systemctl, "daemon-reload"], "reloading systemd")
     return notes
 
 
-def verify_units(units: list[Path]) -> bool:
+def verify_units(units: list[Path], root: Path | None = None) -> bool:
     """``systemd-analyze verify``, where even a warning about one of these units is a failure (an
     unknown key is only a warning to systemd, and a unit that silently lacks its setting is a bug);
     False when systemd-analyze is not installed."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         return False
-    result = subprocess.run([analyze, "verify", "--man=no", *map(str, units)], capture_output=True, text=True)
+    inside = [f"--root={root}"] if root else []
+    result = subprocess.run(
+        [
+            analyze,
+            *inside,
+            "verify",
+            "--man=no",
+            *(str(u if root is None else "/" / u.relative_to(root)) for u in units),
+        ],
+        capture_output=True,
+        text=True,
+    )
     names = [unit.name for unit in units]
     problems = [line for line in (result.stderr + result.stdout).splitlines() if any(name in line for name in names)]
     if result.returncode != 0 or problems:
         raise ToolFailed("systemd-analyze verify: " + "; ".join(problems or [result.stderr.strip()]))
     return True
-
-
-def _group_exists(name: str) -> bool:
-    try:
-        grp.getgrnam(name)
-        return True
-    except KeyError:
-        return False
 
 
 def _run(command: list[str], what: str) -> None:

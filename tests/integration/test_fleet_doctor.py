@@ -43,6 +43,23 @@ def test_doctor_fails_until_offline_codes_are_cached_then_passes(backend, tmp_pa
     assert "token: accepted" in lines["token"]
 
 
+def test_the_release_scope_checks_what_a_release_answers_for(tmp_path: Path) -> None:
+    """After an upgrade the health gate asks only what the release answers for: a kiosk whose
+    backend is away and whose codes ran out (no backend runs here) is still a healthy release."""
+    from kiosk.sim.kiosk_config import write_kiosk_config
+
+    config = write_kiosk_config(
+        tmp_path / "kiosk.toml", backend_url="http://127.0.0.1:9", token=DEMO_KIOSK_TOKEN, drop_point="DP-1"
+    )
+    (tmp_path / "data").mkdir(mode=0o700)  # the data folder a kiosk that ran has
+    everything = run_kiosk("doctor", "--config", str(config))
+    assert everything.returncode == 1 and verdict_lines(everything.stdout)["backend"].startswith("FAIL")
+    release = run_kiosk("doctor", "--config", str(config), "--scope", "release")
+    lines = verdict_lines(release.stdout)
+    assert release.returncode == 0, release.stdout + release.stderr
+    assert set(lines) == {"journal", "disk", "data partition"}
+
+
 def test_a_loose_token_file_and_a_refused_token_fail_without_showing_it(backend, tmp_path: Path) -> None:
     token = tmp_path / "kiosk.token"
     os.chmod(token, 0o644)

@@ -114,3 +114,25 @@ def test_any_report_is_read_or_refused_and_always_renders(raw: object) -> None:
     json.dumps(report, ensure_ascii=False, allow_nan=False).encode("utf-8")  # the view can always be served
     for line in problems(report):
         assert isinstance(line, str) and all(ch.isprintable() for ch in line)
+
+
+def test_the_release_record_reaches_the_report_checked(tmp_path) -> None:
+    from kiosk.fleet.wiring import release_record
+
+    path = tmp_path / "release-health.json"
+    assert release_record(path) is None  # no health gate has run: nothing to say
+    path.write_text(
+        '{"running": "1.2.0", "previous": "1.1.0", "checked": true, "token": "s3cret",'
+        ' "rollback": {"failed_release": "1.3.0", "reason": "' + "x" * 500 + '", "at": 7},'
+        ' "last_rollback": "not an object"}'
+    )
+    record = release_record(path)
+    assert record == {
+        "running": "1.2.0",
+        "previous": "1.1.0",
+        "rollback": {"failed_release": "1.3.0", "reason": "x" * 200},
+    }
+    path.write_text("[1, 2]")
+    assert release_record(path) is None
+    path.write_bytes(b"\xff{")
+    assert release_record(path) is None
