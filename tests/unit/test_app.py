@@ -266,3 +266,23 @@ def test_a_resumed_voucher_is_shown_and_printed_plainly_when_asked() -> None:
 
     run_in_virtual_time(resumed())
     assert screen.plain == [True] and [view.plain for view in printed] == [True] and attempts == ["k9"]
+
+
+def test_scans_held_while_draining_are_taken_when_the_hold_ends() -> None:
+    issuer = SlowIssuer(0.0, Issued(VOUCHER, "online"))
+    app, screen, reports = make(issuer, FlowSettings(1.0, 0.1, 0.1))
+
+    async def scenario() -> tuple[int, bool, int]:
+        task = asyncio.create_task(app.run())
+        await asyncio.sleep(0.01)
+        app.hold_scans(5.0)  # an upgrade drains the kiosk
+        app.scan(CODE)
+        await asyncio.sleep(4.9)
+        during, idle = issuer.calls, app.idle
+        await asyncio.sleep(0.5)
+        task.cancel()
+        return during, idle, issuer.calls
+
+    during, idle, after = run_in_virtual_time(scenario())
+    assert during == 0 and idle  # held, not dropped, and the kiosk counts as idle meanwhile
+    assert after == 1 and [r.status for r in reports] == ["issued"]
