@@ -59,6 +59,7 @@ test: lint $(NODE_STAMP) $(A11Y_STAMP)
 # The packages built, installed, upgraded, downgraded, removed and purged in a debootstrap root, and
 # the health gate under a booted systemd-nspawn container (as root; the root is cached in .cache/).
 test-release: $(STAMP)
+	@scripts/setup-system hardware/system-packages-release.txt
 	$(VENV)/bin/python -m pytest -m release tests/release $(PYTEST_ARGS)
 
 # The Debian packages of this release for the kiosk's two architectures, in dist/ (packaging/build-deb;
