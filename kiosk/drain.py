@@ -32,6 +32,8 @@ def socket_path() -> Path | None:
 
 
 _POLL_S = 0.1
+#: The longest request line the kiosk reads ("drain 600\n" is 10 bytes).
+_MAX_REQUEST = 256
 
 
 class DrainListener:
@@ -50,7 +52,8 @@ class DrainListener:
             self.path.unlink()
         old = os.umask(0o077)  # the socket is the kiosk's (and root's) alone from the first moment
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+            # A request is one short line: anything longer is refused, not buffered.
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=_MAX_REQUEST)
         finally:
             os.umask(old)
 
@@ -63,7 +66,10 @@ class DrainListener:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), timeout=5)
+            try:
+                line = await asyncio.wait_for(reader.readline(), timeout=5)
+            except ValueError:  # a line longer than any request (asyncio's LimitOverrunError)
+                line = b""
             hold = _parse_request(line)
             if hold is None:
                 writer.write(b"error\n")

@@ -10,9 +10,12 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from kiosk.drain import DrainListener
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
 
 
 def drain_command(socket: Path, *extra: str) -> subprocess.CompletedProcess[str]:
