@@ -15,13 +15,13 @@ Run: .venv/bin/python -m pytest tests/integration/test_offline_claim_from_expire
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.core.instants import iso_z
 from kiosk.core.offline import OfflineLimits
 from kiosk.issuance.offline_store import Claim, OfflineStore
+from tests.offline_bundles import bundle_body
 
 
 def test_no_claim_from_a_bundle_past_its_expiry(tmp_path: Path) -> None:
@@ -29,31 +29,7 @@ def test_no_claim_from_a_bundle_past_its_expiry(tmp_path: Path) -> None:
     store = OfflineStore(tmp_path / "offline.sqlite")
     bundle_expires = now + timedelta(hours=1)
     store.import_bundle(
-        json.dumps(
-            {
-                "bundle_id": "B-1",
-                "drop_point_id": "DP",
-                "country": "DK",
-                "issued_at": iso_z(now),
-                "expires_at": iso_z(bundle_expires),
-                "shops": {"S1": {"name": "Shop"}},
-                "prefixes": {"10AB": "S1"},
-                "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
-                "codes": [
-                    {
-                        "code": f"C-{n:03d}",
-                        "link": None,
-                        "pool_id": "P1",
-                        "type": "amount",
-                        "value": 1000,
-                        "unit": "DKK",
-                        "conditions": "",
-                        "expires_at": iso_z(now + timedelta(days=30)),
-                    }
-                    for n in range(5)
-                ],
-            }
-        ).encode(),
+        bundle_body(codes=5, issued_at=now, expires_at=bundle_expires, codes_expire=now + timedelta(days=30)),
         "sig",
     )
     store.note_contact(now)

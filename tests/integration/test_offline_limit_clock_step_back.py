@@ -15,47 +15,26 @@ Run: .venv/bin/python -m pytest tests/integration/test_offline_limit_clock_step_
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kiosk.core.instants import iso_z
 from kiosk.core.offline import OfflineLimits
 from kiosk.issuance.offline_store import Claim, OfflineStore
-
-
-def _bundle(now: datetime, count: int) -> bytes:
-    return json.dumps(
-        {
-            "bundle_id": "B-1",
-            "drop_point_id": "DP",
-            "country": "DK",
-            "issued_at": iso_z(now - timedelta(hours=1)),
-            "expires_at": iso_z(now + timedelta(days=7)),
-            "shops": {"S1": {"name": "Shop"}},
-            "prefixes": {"10AB": "S1"},
-            "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
-            "codes": [
-                {
-                    "code": f"C-{n:03d}",
-                    "link": None,
-                    "pool_id": "P1",
-                    "type": "amount",
-                    "value": 1000,
-                    "unit": "DKK",
-                    "conditions": "",
-                    "expires_at": iso_z(now + timedelta(days=3)),
-                }
-                for n in range(20)
-            ],
-        }
-    ).encode()
+from tests.offline_bundles import bundle_body
 
 
 def test_claims_count_against_the_limits_whatever_the_clock_says(tmp_path: Path) -> None:
     real_now = datetime.now(UTC)
     store = OfflineStore(tmp_path / "offline.sqlite")
-    store.import_bundle(_bundle(real_now, 20), "sig")
+    store.import_bundle(
+        bundle_body(
+            codes=20,
+            issued_at=real_now - timedelta(hours=1),
+            expires_at=real_now + timedelta(days=7),
+            codes_expire=real_now + timedelta(days=3),
+        ),
+        "sig",
+    )
     store.note_contact(real_now - timedelta(hours=1))  # the backend's signed time of the bundle
     limits = OfflineLimits(max_issuances=3, max_value={"DKK": 3000})
 
@@ -84,7 +63,15 @@ def test_a_clock_that_ran_ahead_once_is_trusted_again_once_the_backend_set_it_ri
     every offline claim is refused as "clock_untrusted" until real time catches up."""
     real_now = datetime.now(UTC)
     store = OfflineStore(tmp_path / "offline.sqlite")
-    store.import_bundle(_bundle(real_now, 20), "sig")
+    store.import_bundle(
+        bundle_body(
+            codes=20,
+            issued_at=real_now - timedelta(hours=1),
+            expires_at=real_now + timedelta(days=7),
+            codes_expire=real_now + timedelta(days=3),
+        ),
+        "sig",
+    )
     store.note_contact(real_now)
     limits = OfflineLimits()
     ahead = real_now + timedelta(hours=1)

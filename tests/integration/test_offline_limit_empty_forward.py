@@ -19,15 +19,14 @@ Run: .venv/bin/python -m pytest tests/integration/test_offline_limit_empty_forwa
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kiosk.core.instants import iso_z
 from kiosk.core.offline import OfflineLimits
 from kiosk.core.outcomes import Issued
 from kiosk.issuance.offline import OfflineService
 from kiosk.issuance.offline_store import OfflineStore
+from tests.offline_bundles import bundle_body
 
 
 class _TakesNothing:
@@ -45,31 +44,12 @@ def test_an_empty_forward_resets_no_offline_limit(tmp_path: Path) -> None:
     now = datetime.now(UTC)
     store = OfflineStore(tmp_path / "offline.sqlite")
     store.import_bundle(
-        json.dumps(
-            {
-                "bundle_id": "B-1",
-                "drop_point_id": "DP",
-                "country": "DK",
-                "issued_at": iso_z(now - timedelta(minutes=10)),
-                "expires_at": iso_z(now + timedelta(days=7)),
-                "shops": {"S1": {"name": "Shop"}},
-                "prefixes": {"10AB": "S1"},
-                "pools": [{"id": "P1", "shop_id": "S1", "countries": ["DK"], "visibility": "private_public"}],
-                "codes": [
-                    {
-                        "code": f"C-{n:03d}",
-                        "link": None,
-                        "pool_id": "P1",
-                        "type": "amount",
-                        "value": 1000,
-                        "unit": "DKK",
-                        "conditions": "",
-                        "expires_at": iso_z(now + timedelta(days=3)),
-                    }
-                    for n in range(30)
-                ],
-            }
-        ).encode(),
+        bundle_body(
+            codes=30,
+            issued_at=now - timedelta(minutes=10),
+            expires_at=now + timedelta(days=7),
+            codes_expire=now + timedelta(days=3),
+        ),
         "sig",
     )
     store.note_contact(now - timedelta(minutes=10))
