@@ -83,8 +83,16 @@ def _say(args: argparse.Namespace) -> int:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(audio)
         else:
-            asyncio.run(synthesizer.say(text, voice))
+            asyncio.run(_speak_once(synthesizer, text, voice))
     except SpeechError as exc:
         print(f"kiosk say: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+async def _speak_once(synthesizer: EspeakSynthesizer, text: str, voice: str) -> None:
+    await synthesizer.start()
+    try:
+        await synthesizer.say(text, voice)
+    finally:
+        await synthesizer.stop()

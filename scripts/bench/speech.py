@@ -31,15 +31,15 @@ from kiosk.sim.virtual_scanner import VirtualScanner
 from kiosk.sim.world import demo_world
 
 
-class SynthesizeOnly:
-    """espeak-ng's whole synthesis, its sound discarded."""
+class SynthesizeOnly(EspeakSynthesizer):
+    """espeak-ng's whole synthesis through the voice worker, as the kiosk speaks; the sound discarded."""
 
     def __init__(self) -> None:
-        self.espeak = EspeakSynthesizer()
+        super().__init__(play=False)
         self.texts = 0
 
     async def say(self, text: str, voice: str) -> None:
-        await self.espeak.wav(text, voice)
+        await super().say(text, voice)
         self.texts += 1
 
 

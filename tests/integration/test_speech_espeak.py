@@ -7,15 +7,17 @@ from __future__ import annotations
 import array
 import asyncio
 import io
+import os
 import stat
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kiosk.cli.say import SCREENS
 from kiosk.config import LOCALES
-from kiosk.devices.audio.speech import EspeakSynthesizer
+from kiosk.devices.audio.speech import EspeakSynthesizer, Speech, SpeechError
 from kiosk.presentation.speech import VOICES, spelled, spoken_text
 from kiosk.presentation.view import build_screen_view
 from tests.conftest import run_kiosk
@@ -78,3 +80,74 @@ def test_kiosk_say_prints_the_text_and_writes_a_private_wav(tmp_path: Path) -> N
     assert private.returncode == 0 and spelled(code) in private.stdout
     wrong = run_kiosk("say", "--locale", "hu_HU", "--screen", "fanfare", "--text-only")
     assert wrong.returncode == 2 and "--screen" in wrong.stderr
+
+
+def _children(pid: int) -> set[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return {int(child) for task in tasks.iterdir() for child in (task / "children").read_text().split()}
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within 5 s: {what}")
+
+
+def test_the_kiosk_starts_one_voice_worker_and_it_starts_and_stops_espeak_ng() -> None:
+    """The kiosk's only child is the worker, at SCHED_IDLE; espeak-ng is the worker's, and a
+    cancelled utterance's espeak-ng is gone at once while the next is said in full."""
+
+    async def scenario() -> None:
+        synthesizer = EspeakSynthesizer(play=False)
+        await synthesizer.start()
+        try:
+            worker = synthesizer._worker
+            assert worker is not None
+            assert os.sched_getscheduler(worker.pid) == os.SCHED_IDLE
+            before = _children(os.getpid())
+            long = asyncio.ensure_future(synthesizer.say("Lorem ipsum dolor sit amet. " * 3000, "en-gb"))
+            await _until(lambda: len(_children(worker.pid)) == 1, "espeak-ng started by the worker")
+            assert _children(os.getpid()) == before  # nothing new started by the kiosk itself
+            long.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await long
+            await _until(lambda: not _children(worker.pid), "the interrupted espeak-ng stopped")
+            for locale in ("da_DK", "de_DE"):
+                await asyncio.wait_for(synthesizer.say("Tak. 50,00 kr.", VOICES[locale]), 30)
+        finally:
+            await synthesizer.stop()
+        assert worker.returncode == 0
+        failing = EspeakSynthesizer(play=False, binary="false")  # a synthesizer that exits 1
+        await failing.start()
+        try:
+            with pytest.raises(SpeechError, match=r"espeak-ng failed \(1\)"):
+                await failing.say("Tak.", "da")
+        finally:
+            await failing.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_voice_worker_that_dies_is_a_failure_for_the_supervisor_and_starts_again() -> None:
+    async def scenario() -> None:
+        synthesizer = EspeakSynthesizer(play=False)
+        await synthesizer.start()
+        first = synthesizer._worker
+        assert first is not None
+        first.kill()
+        await first.wait()
+        with pytest.raises(SpeechError, match="not running"):
+            await synthesizer.say("Tak.", "da")
+        speech = Speech(synthesizer, private=False)
+        speaking = asyncio.ensure_future(speech.run())
+        await _until(lambda: synthesizer._worker is not None and synthesizer._worker is not first, "a new worker")
+        worker = synthesizer._worker
+        assert worker is not None
+        worker.kill()
+        speech(build_screen_view(SCREENS["idle"], "da_DK", "Europe/Copenhagen"))
+        with pytest.raises(SpeechError, match="voice worker"):
+            await asyncio.wait_for(speaking, 10)
+
+    asyncio.run(scenario())

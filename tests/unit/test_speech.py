@@ -180,7 +180,7 @@ def test_a_screen_gone_before_it_settled_is_not_begun() -> None:
 
 
 def test_a_failing_synthesizer_is_raised_for_the_supervisor() -> None:
-    class Broken:
+    class Broken(SimulatedSynthesizer):
         async def say(self, text: str, voice: str) -> None:
             raise RuntimeError("no sound card")
 

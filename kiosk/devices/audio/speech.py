@@ -6,17 +6,21 @@ from once the screen has settled (``SETTLE_S``), so speech never delays the scre
 new screen (the next scan's) interrupts whatever is being said: the sound stops and the new
 screen's text is spoken. A redraw of the same screen is not spoken again.
 
-The synthesizer is espeak-ng (Debian's package) in a subprocess, text on its stdin so no text can
-become an option; ``SimulatedSynthesizer`` is its twin for the demo and the tests.
+The synthesizer is espeak-ng (Debian's package), started by the voice worker (``voice_worker.py``)
+with the text on its stdin so no text can become an option; ``SimulatedSynthesizer`` is its twin
+for the demo and the tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from kiosk.config import AudioSection
@@ -25,8 +29,8 @@ from kiosk.presentation.view import ScreenView
 
 __all__ = ["Speech", "Synthesizer", "EspeakSynthesizer", "SimulatedSynthesizer", "SpeechError", "speech_for"]
 
-#: A screen is spoken once it has stayed this long: the page has painted it by then, so starting the
-#: voice (a process to start) never competes with the paint, and a screen that is gone at once (a
+#: A screen is spoken once it has stayed this long: the page has painted it by then, so the voice's
+#: synthesis never competes with the paint, and a screen that is gone at once (a
 #: quick "finding your voucher") is not begun only to be cut off.
 SETTLE_S = 0.2
 
@@ -36,60 +40,124 @@ class SpeechError(RuntimeError):
 
 
 class Synthesizer(Protocol):
+    async def start(self) -> None:
+        """Be ready to speak (before the first customer: whatever takes a while happens here)."""
+
     async def say(self, text: str, voice: str) -> None:
         """Speak ``text``; returns when it has been said. Cancelling it stops the sound at once."""
 
+    async def stop(self) -> None:
+        """Stop speaking for good."""
+
 
 class EspeakSynthesizer:
-    """espeak-ng, playing on ``device`` (its -d; empty for the default) at ``rate`` words a minute."""
+    """espeak-ng, playing on ``device`` (its -d; empty for the default) at ``rate`` words a minute.
 
-    def __init__(self, *, rate: int = 150, device: str = "", binary: str = "espeak-ng") -> None:
+    ``say`` goes through the voice worker (``voice_worker.py``), a small process started once by
+    ``start`` before the first customer, which starts and stops espeak-ng so the kiosk's event loop
+    never starts a process while a scan is served. ``play=False`` synthesizes without sound (a
+    benchmark, or a machine with no sound card). ``wav`` starts espeak-ng itself: it serves
+    ``kiosk say --wav`` and the tests, never a customer.
+    """
+
+    def __init__(self, *, rate: int = 150, device: str = "", binary: str = "espeak-ng", play: bool = True) -> None:
         self.rate = rate
         self.device = device
         self.binary = binary
+        self.play = play
+        self._worker: asyncio.subprocess.Process | None = None
+        self._utterances = 0
 
-    def _command(self, voice: str, *, to_stdout: bool) -> list[str]:
+    def _espeak(self) -> list[str]:
         path = shutil.which(self.binary)
         if path is None:
             raise SpeechError(f"{self.binary} is not installed (Debian: apt-get install espeak-ng)")
-        where = ["--stdout"] if to_stdout else (["-d", self.device] if self.device else [])
-        command = [path, "-v", voice, "-s", str(self.rate), *where, "--stdin"]
-        # The voice takes only a processor nobody else wants (SCHED_IDLE), so it never delays the
-        # screen or the print; without chrt, the lowest priority nice gives.
-        idle = shutil.which("chrt")
-        if idle:
-            return [idle, "--idle", "0", *command]
-        nice = shutil.which("nice")
-        return [nice, "-n", "19", *command] if nice else command
+        return [path, "-s", str(self.rate)]
+
+    async def start(self) -> None:
+        """Start the voice worker (again, if it has gone); call it before the first customer."""
+        if self._worker is not None and self._worker.returncode is None:
+            return
+        if not self.play:
+            where = ["--stdout"]  # the worker throws the sound away
+        else:
+            where = ["-d", self.device] if self.device else []
+        self._worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            str(Path(__file__).with_name("voice_worker.py")),
+            *self._espeak(),
+            *where,
+            "--stdin",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self._worker.stdout is not None
+        ready = await self._worker.stdout.readline()
+        if not ready.startswith(b'{"ready"'):
+            raise SpeechError(f"the voice worker did not start ({await self._worker.wait()})")
+
+    async def stop(self) -> None:
+        """End the voice worker (closing its stdin stops what it says)."""
+        worker, self._worker = self._worker, None
+        if worker is not None and worker.returncode is None:
+            assert worker.stdin is not None
+            worker.stdin.close()
+            try:
+                await asyncio.wait_for(worker.wait(), 5)
+            except TimeoutError:
+                worker.kill()
+                await worker.wait()
 
     async def say(self, text: str, voice: str) -> None:
-        await self._run(self._command(voice, to_stdout=False), text)
+        worker = self._worker
+        if worker is None or worker.returncode is not None:
+            raise SpeechError("the voice worker is not running (start it first)")
+        assert worker.stdin is not None and worker.stdout is not None
+        self._utterances += 1
+        utterance = self._utterances
+        try:
+            worker.stdin.write(json.dumps({"id": utterance, "voice": voice, "text": text}).encode() + b"\n")
+            await worker.stdin.drain()
+            while True:
+                line = await worker.stdout.readline()
+                if not line:
+                    raise SpeechError(f"the voice worker ended ({await worker.wait()})")
+                answer = json.loads(line)
+                if answer["id"] == utterance:
+                    break  # earlier lines end utterances that were stopped
+        except asyncio.CancelledError:
+            if worker.returncode is None:
+                worker.stdin.write(json.dumps({"stop": utterance}).encode() + b"\n")  # the sound stops now
+            raise
+        except (ConnectionError, ValueError, KeyError) as error:
+            raise SpeechError(f"the voice worker failed: {error!r}") from error
+        if answer["status"] != 0:
+            raise SpeechError(f"espeak-ng failed ({answer['status']}): {str(answer['error']).strip()}")
 
     async def wav(self, text: str, voice: str) -> bytes:
         """``text`` as a WAV file (for ``kiosk say --wav`` and the tests)."""
-        return await self._run(self._command(voice, to_stdout=True), text)
-
-    async def _run(self, command: list[str], text: str) -> bytes:
         process = await asyncio.create_subprocess_exec(
-            *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            *self._espeak(),
+            "-v",
+            voice,
+            "--stdout",
+            "--stdin",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-        try:
-            out, err = await process.communicate(text.encode("utf-8"))
-        except asyncio.CancelledError:
-            process.kill()  # interrupted: the sound stops now
-            await asyncio.shield(process.wait())
-            raise
+        out, err = await process.communicate(text.encode("utf-8"))
         if process.returncode != 0:
             raise SpeechError(f"espeak-ng failed ({process.returncode}): {err.decode(errors='replace').strip()[:200]}")
         return out
 
     def missing_voices(self, voices: Mapping[str, str]) -> dict[str, str]:
         """The locales whose voice this espeak-ng does not have (locale → voice)."""
-        path = shutil.which(self.binary)
-        if path is None:
-            raise SpeechError(f"{self.binary} is not installed (Debian: apt-get install espeak-ng)")
-        listing = subprocess.run([path, "--voices"], capture_output=True, text=True, check=True, timeout=30).stdout
-        known = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
+        listing = subprocess.run(
+            [*self._espeak()[:1], "--voices"], capture_output=True, text=True, check=True, timeout=30
+        )
+        known = {line.split()[1] for line in listing.stdout.splitlines()[1:] if len(line.split()) > 1}
         return {locale: voice for locale, voice in voices.items() if voice not in known}
 
 
@@ -101,6 +169,12 @@ class SimulatedSynthesizer:
     seconds_per_char: float = 0.002
     said: list[tuple[str, str]] = field(default_factory=list)
     interrupted: list[str] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Nothing to start: the twin speaks in this process."""
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
 
     async def say(self, text: str, voice: str) -> None:
         try:
@@ -144,6 +218,13 @@ class Speech:
 
     async def run(self) -> None:
         """Speak the newest wanted text, until cancelled; a synthesizer's failure is raised."""
+        await self.synthesizer.start()
+        try:
+            await self._speak()
+        finally:
+            await self.synthesizer.stop()
+
+    async def _speak(self) -> None:
         while True:
             await self._wanted.wait()
             await self._settled()
