@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 __all__ = ["Supervisor", "TaskHealth"]
 
@@ -201,6 +202,17 @@ class Supervisor:
             for signum in signals:
                 loop.remove_signal_handler(signum)
         return self.gave_up.result() if self.gave_up.done() else None
+
+    async def serve_until_signalled(self, ready_line: str, ready_stream: TextIO | None = None) -> int:
+        """``run_until_signalled`` as a serving command's exit status: ``ready_line`` printed (on
+        stderr unless ``ready_stream``), then 0 after SIGTERM or SIGINT, or 1 with the reason on
+        stderr once the supervisor gave up (systemd's ``Restart=on-failure`` starts a fresh process)."""
+        stream = ready_stream or sys.stderr
+        reason = await self.run_until_signalled(lambda: print(ready_line, file=stream, flush=True))
+        if reason is None:
+            return 0
+        print(f"kiosk: stopping, {reason}", file=sys.stderr, flush=True)
+        return 1
 
     def status(self) -> dict[str, dict[str, Any]]:
         with self._lock:

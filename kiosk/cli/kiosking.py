@@ -95,11 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         async with open_kiosk(config, on_report=recorder) as kiosk:
             ready = await kiosk.wait_ready(timeout_s=5.0)
             line = _ready_line(kiosk, config, ready)
-            reason = await kiosk.supervisor.run_until_signalled(lambda: print(line, file=sys.stderr, flush=True))
-        if reason is not None:
-            print(f"kiosk: stopping, {reason}", file=sys.stderr, flush=True)
-            return 1  # systemd's Restart=on-failure starts a fresh kiosk
-        return 0
+            return await kiosk.supervisor.serve_until_signalled(line)
 
     try:
         return asyncio.run(serve())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiosk.cli.common import Failure, aligned, load_shop, shop_config_arg
@@ -46,10 +48,12 @@ def add_commands(commands: Commands) -> None:
         "published and answered within server.deadline_s, else 503 so RE-ZIP uses the static pool), GET "
         "/redeem?code= (303 to the landing page for a code that validates, else a page in the customer's "
         "language), POST /redemptions (a till's bearer token from server.redemptions_token_file) and GET "
-        "/healthz. Prints a ready line on stderr; exits 1 when Voucherify cannot be reached at start or when "
-        "the service keeps failing, 2 for a configuration, token or campaign problem.",
+        "/healthz. With server.workers above 1 that many processes serve on the one port under a parent that "
+        "restarts one that dies. Prints a ready line on stderr; exits 1 when Voucherify cannot be reached at "
+        "start or when the service keeps failing, 2 for a configuration, token or campaign problem.",
     )
     shop_config_arg(shop_webhook)
+    shop_webhook.add_argument("--worker-port", type=int, help=argparse.SUPPRESS)  # one of server.workers
     shop_webhook.set_defaults(handler=_shop_webhook)
     shop_export = shop_actions.add_parser(
         "export-batch",
@@ -85,7 +89,11 @@ def _shop_check(args: argparse.Namespace) -> int:
     )
     rows = [
         ("webhook", f"{config.webhook_url} (the on-demand pool's webhook_url at RE-ZIP)"),
-        ("listening", f"{server.listen}, answering within {server.deadline_s:g} s"),
+        (
+            "listening",
+            f"{server.listen}, answering within {server.deadline_s:g} s"
+            + (f", {server.workers} worker processes" if server.workers > 1 else ""),
+        ),
         (
             "redemptions",
             f"POST {REDEMPTIONS_PATH} with the token in {server.redemptions_token_file}"
@@ -136,6 +144,13 @@ def _shop_webhook(args: argparse.Namespace) -> int:
 
     config = load_shop(args.config)
     secrets = _shop_secrets(config)
+    host = config.address[0]
+    if args.worker_port is not None:  # a worker of kiosk.shop.workers: the parent reads the ready line
+        listen = f"[{host}]:{args.worker_port}" if ":" in host else f"{host}:{args.worker_port}"
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, listen=listen))
+    elif config.server.workers > 1:
+        return _shop_workers(args.config, config)
+    ready_stream = sys.stdout if args.worker_port is not None else sys.stderr
 
     async def serve() -> int:
         service = ShopService(config, secrets)
@@ -156,11 +171,7 @@ def _shop_webhook(args: argparse.Namespace) -> int:
                 f"kiosk shop webhook ready: listening on {service.url}, webhook {config.webhook_url}, campaign "
                 f"{campaign.name!r} ({campaign.id}), {keys}"
             )
-            reason = await supervisor.run_until_signalled(lambda: print(line, file=sys.stderr, flush=True))
-            if reason is not None:
-                print(f"kiosk: stopping, {reason}", file=sys.stderr, flush=True)
-                return 1
-            return 0
+            return await supervisor.serve_until_signalled(line, ready_stream)
         finally:
             await supervisor.stop()
             await service.stop()
@@ -168,6 +179,19 @@ def _shop_webhook(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(serve())
     except OSError as exc:  # the port taken, an address this machine does not have
+        raise Failure(f"cannot listen on {config.server.listen}: {exc.strerror or exc}") from None
+
+
+def _shop_workers(path: Path, config: ShopConfig) -> int:
+    from kiosk.shop.workers import WorkerPool, reserved_port
+
+    host, port = config.address
+    try:
+        with reserved_port(host, port) as shared:
+            command = [sys.executable, "-m", "kiosk.cli", "shop", "webhook", "--config", str(path)]
+            pool = WorkerPool([*command, "--worker-port", str(shared)], config.server.workers)
+            return asyncio.run(pool.serve())
+    except OSError as exc:
         raise Failure(f"cannot listen on {config.server.listen}: {exc.strerror or exc}") from None
 
 

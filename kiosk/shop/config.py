@@ -79,6 +79,9 @@ class ServerSection:
     #: ``GET /redeem`` asks Voucherify at most this often a minute (anyone may open a link), so a
     #: flood of link checks cannot use up the plan's request limit that the webhook needs.
     link_checks_per_minute: int = field(default=50, metadata=within(1, 100_000))
+    #: Processes that serve, sharing the port (``SO_REUSEPORT``; ``kiosk.shop.workers``): one per
+    #: core the shop's server can give. The link checks' ration is shared out among them.
+    workers: int = field(default=1, metadata=within(1, 64))
 
 
 @dataclass(frozen=True)

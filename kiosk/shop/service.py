@@ -236,9 +236,10 @@ class ShopService:
         self._runner: web.AppRunner | None = None
         self._complaints: Complaints | None = None
         self._inflight: dict[str, asyncio.Future[Published | Failure]] = {}
-        self._link_checks = _Ration(config.server.link_checks_per_minute)
+        workers = config.server.workers  # each worker takes its part (kiosk.shop.workers)
+        self._link_checks = _Ration(max(1, config.server.link_checks_per_minute // workers))
         self._health: _Health | None = None
-        self._voucherify_slots = asyncio.Semaphore(_VOUCHERIFY_IN_FLIGHT)
+        self._voucherify_slots = asyncio.Semaphore(max(1, _VOUCHERIFY_IN_FLIGHT // workers))
         for token in (secrets.rezip_token, secrets.voucherify_app_token, secrets.redemptions_token):
             if token:
                 never_log(token)
@@ -326,7 +327,7 @@ class ShopService:
             head_timeout_s=self._client_timeout_s,
             who="shop service",
         )
-        self.port = await self._guard.listen(*self.config.address)
+        self.port = await self._guard.listen(*self.config.address, shared=self.config.server.workers > 1)
 
     # --- every request ----------------------------------------------------------------------------
 

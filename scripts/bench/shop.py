@@ -10,11 +10,14 @@ which is RE-ZIP: the stand-in backend (its JWKS, the shop's static pool) and the
 are signed as RE-ZIP signs them before their clock starts, so a figure is the time RE-ZIP waits for
 the service's answer.
 
-Each part prints the CPU time each process spent on it per delivery (the load generator with the
-stand-in RE-ZIP, the shop service, the stand-in Voucherify) and how many cores were busy meanwhile.
+The service runs with ``server.workers = 2`` (``--workers``), one process a core of this 2-core
+machine, which it shares with the load generator and the stand-in Voucherify. Each part prints the
+CPU time each process spent on it per delivery (the load generator with the stand-in RE-ZIP, the
+service's supervising parent and each worker, the stand-in Voucherify) and how many cores were
+busy meanwhile.
 
 Run: .venv/bin/python scripts/bench/shop.py [--sequential N] [--concurrent N] [--rounds N] [--export N]
-[--profile FILE]
+[--workers N] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -72,13 +75,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def write_config(folder: Path, port: int, rezip_url: str, voucherify: dict[str, str]) -> Path:
+def write_config(folder: Path, port: int, rezip_url: str, voucherify: dict[str, str], workers: int) -> Path:
     write_secret_file(folder / "rezip.token", DEMO_SHOP_TOKEN.encode() + b"\n")
     path = folder / "shop.toml"
     path.write_text(
         f"""[server]
 public_url = "http://127.0.0.1:{port}"
 listen = "127.0.0.1:{port}"
+workers = {workers}
 
 [rezip]
 shop_id = "{SHOPS["kaffe"].id}"
@@ -215,6 +219,12 @@ def drain(stream: IO[str]) -> None:
     threading.Thread(target=read, daemon=True).start()
 
 
+def worker_pids(parent: int) -> list[int]:
+    """The service's worker processes (``server.workers`` above 1), whose CPU is the service's."""
+    tasks = Path(f"/proc/{parent}/task")
+    return sorted(int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split())
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -231,6 +241,9 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--export", type=int, default=10_000)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="the service's server.workers (default 2: this machine's cores)"
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -263,7 +276,7 @@ def main() -> None:
             drain(voucherify.stderr)
             port = free_port()
             rezip = Rezip(folder, f"http://127.0.0.1:{port}/rezip/voucher")
-            config = write_config(folder, port, rezip.server.url, ready)
+            config = write_config(folder, port, rezip.server.url, ready, args.workers)
             kiosk = KIOSK
             if args.profile:
                 kiosk = [
@@ -278,6 +291,7 @@ def main() -> None:
                 raise SystemExit(f"the service did not start: {line}{service.stderr.read()}")
             drain(service.stderr)
             processes = {"load+RE-ZIP": os.getpid(), "service": service.pid, "Voucherify": voucherify.pid}
+            processes |= {f"worker {n + 1}": pid for n, pid in enumerate(worker_pids(service.pid))}
             loop = asyncio.new_event_loop()
             loop.run_until_complete(sequential(rezip, args.sequential, processes))
             loop.run_until_complete(concurrent(rezip, args.concurrent, args.rounds, processes))

@@ -7,20 +7,23 @@ RE-ZIP's fallback; the single-use link, the till's redemptions, health; and the 
 from __future__ import annotations
 
 import base64
+import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kiosk.core.voucher import parse_voucher
 from kiosk.shop.service import source_id_for
 from kiosk.shop.signed_requests import Accepted
 from tests.conftest import KIOSK, REPO
-from tests.integration.shop_harness import PERCENT, TILL_TOKEN, LogCapture, ShopHarness
+from tests.integration.shop_harness import PATH, PERCENT, REZIP_TOKEN, TILL_TOKEN, LogCapture, ShopHarness
 from tests.integration.test_shop_signatures import BODY, KEY_2, delivery
 
 pytestmark = pytest.mark.integration
@@ -339,3 +342,72 @@ def test_the_ready_line_arrives_when_rezips_keys_are_not_there_yet(shop: ShopHar
         and "RE-ZIP's keys not fetched yet (503 until then)" in lines[1]
     )
     assert "Traceback" not in "".join(lines)
+
+
+def _children(pid: int) -> set[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return {int(child) for task in tasks.iterdir() for child in (task / "children").read_text().split()}
+
+
+def _reads(pid: int) -> int:
+    """The read system calls process ``pid`` made: an idle worker makes none."""
+    fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(fields["syscr"])
+
+
+def _post(url: str) -> tuple[int, str]:
+    signed = delivery(created=int(time.time()))  # a service of its own keeps the real time
+    headers = {k: v for k, v in signed.items() if k.lower() != "content-length"}
+    answer = httpx.post(url + PATH, content=BODY, headers=headers, timeout=10)
+    return answer.status_code, answer.json().get("code", "")
+
+
+def test_workers_share_the_port_and_one_that_dies_is_started_again(shop: ShopHarness) -> None:
+    process = _start_command(shop.write_config("workers.toml", listen='listen = "127.0.0.1:0"\nworkers = 2'))
+    try:
+        assert process.stderr is not None
+        ready = process.stderr.readline()
+        assert ready.startswith("kiosk shop webhook ready: listening on http://127.0.0.1:"), ready
+        assert ready.rstrip().endswith("; 2 worker processes share the port"), ready
+        match = re.search(r"listening on (http://[0-9.:]+),", ready)
+        assert match is not None
+        url = match[1]
+        workers = _children(process.pid)
+        assert len(workers) == 2
+        before = {pid: _reads(pid) for pid in workers}
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: _post(url), range(40)))
+        assert [status for status, _ in answers] == [200] * 40
+        assert len({code for _, code in answers}) == 40
+        assert all(_reads(pid) > before[pid] for pid in workers)  # the kernel shared them out
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        for _ in range(200):
+            if len(_children(process.pid) - {killed}) == 2:
+                break
+            time.sleep(0.05)
+        assert len(_children(process.pid) - {killed}) == 2  # started again by the parent's supervisor
+        assert _post(url)[0] == 200
+        serving = _children(process.pid)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        log = process.stderr.read()
+        assert "shop worker" in log and "ended with status -9" in log
+        assert shop.voucherify.app_token not in log and REZIP_TOKEN not in log
+        assert not any(Path(f"/proc/{pid}").exists() for pid in serving)  # stopped with the parent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_workers_that_cannot_start_say_so_once(shop: ShopHarness) -> None:
+    process = _start_command(
+        shop.write_config(
+            "bad-workers.toml", campaign='campaign = "No such campaign"', listen='listen = "127.0.0.1:0"\nworkers = 3'
+        )
+    )
+    assert process.wait(timeout=30) == 2
+    stderr = process.communicate()[1]
+    assert stderr.startswith("kiosk: voucherify.campaign: Voucherify has no campaign"), stderr
+    assert len(stderr.splitlines()) == 1

@@ -183,14 +183,18 @@ class ConnectionGuard:
     def connections(self) -> int:
         return len(self._connections)
 
-    async def listen(self, host: str, port: int) -> int:
-        """Listen on every address ``host`` stands for; returns the port (chosen when ``port`` is 0)."""
+    async def listen(self, host: str, port: int, *, shared: bool = False) -> int:
+        """Listen on every address ``host`` stands for; returns the port (chosen when ``port`` is 0).
+        ``shared``: other processes listen on the port too (``SO_REUSEPORT``), and the kernel shares
+        the connections out among them."""
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         for family, kind, proto, _, address in dict.fromkeys(infos):
             listener = socket.socket(family, kind, proto)
             try:
                 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if shared:
+                    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:
                     listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 listener.bind((address[0], port, *address[2:]))
