@@ -12,12 +12,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
 
-from kiosk.devices.screen.connections import add_routes
+from kiosk.devices.screen.complaints import Complaints
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, add_routes, guard_runner
 from kiosk.fleet.metrics import CONTENT_TYPE_LATEST
 
 __all__ = ["loopback_metrics", "MetricsServer", "from_loopback"]
@@ -25,6 +26,9 @@ __all__ = ["loopback_metrics", "MetricsServer", "from_loopback"]
 log = logging.getLogger(__name__)
 
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+#: A scraper or two (Prometheus, an operator's curl) is all this server has to serve at once.
+MAX_CONNECTIONS = 16
 
 
 def from_loopback(peername: Any) -> bool:
@@ -57,28 +61,77 @@ def loopback_metrics(render: Callable[[], bytes]) -> Callable[[web.Request], Any
 
 class MetricsServer:
     """``GET /metrics`` alone, for the LAN; every request must carry ``Authorization: Bearer
-    TOKEN`` (no token configured: only loopback peers are answered, as on the page server)."""
+    TOKEN`` (no token configured: only loopback peers are answered, as on the page server).
 
-    def __init__(self, host: str, port: int, render: Callable[[], bytes], *, token: str | None) -> None:
+    Anyone on the LAN can open a connection, so the connections are guarded as the page's are
+    (``ConnectionGuard``): at most ``max_connections``, each given ``head_timeout_s`` to send its
+    request, and a request aiohttp cannot parse refused in one line; ``serve`` runs under the
+    kiosk's supervisor."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        render: Callable[[], bytes],
+        *,
+        token: str | None,
+        max_connections: int = MAX_CONNECTIONS,
+        head_timeout_s: float = HEAD_TIMEOUT_S,
+    ) -> None:
         self.host = host
         self.port = port
         self._render = render
         self._expected = f"Bearer {token}".encode("ascii") if token else None
+        self._max_connections = max_connections
+        self._head_timeout_s = head_timeout_s
         self._runner: web.AppRunner | None = None
+        self._guard: ConnectionGuard | None = None
+        self._complaints = Complaints(log)
         self.refused = 0
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=1024)
+        app = web.Application(middlewares=[self._guarded], client_max_size=1024)
         add_routes(app, [("GET", "/metrics", self._metrics)])
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=16)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+
+        def malformed(status: int) -> web.StreamResponse:
+            self._complaints.note("metrics request refused: not a well-formed HTTP request")
+            return web.Response(status=status, text="not a well-formed HTTP request\n", headers=_HEADERS)
+
+        self._guard = guard_runner(
+            self._runner,
+            malformed,
+            self._complaints,
+            cap=self._max_connections,
+            head_timeout_s=self._head_timeout_s,
+            who="metrics",
+        )
+        try:
+            self.port = await self._guard.listen(self.host, self.port)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def serve(self) -> None:
+        """Keep the accept loops running (``ConnectionGuard.keep_accepting``), under a supervisor."""
+        assert self._guard is not None
+        await self._guard.keep_accepting()
 
     async def stop(self) -> None:
+        if self._guard is not None:
+            await self._guard.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        self._complaints.flush()
+
+    @web.middleware
+    async def _guarded(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        assert self._guard is not None
+        with self._guard.serving(request.transport):
+            return await handler(request)
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         if self._expected is None:
@@ -89,6 +142,7 @@ class MetricsServer:
             allowed = hmac.compare_digest(given, self._expected)
         if not allowed:
             self.refused += 1
+            self._complaints.note("metrics request refused: no valid bearer token")
             return web.Response(
                 status=401, text="a bearer token is required\n", headers={"WWW-Authenticate": "Bearer", **_HEADERS}
             )

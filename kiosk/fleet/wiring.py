@@ -125,7 +125,7 @@ class Fleet:
         if self.metrics is not None:
             self.metrics.watch_http(client.http, self.contact.answered)
             if background:  # a serving kiosk, not `kiosk scan` beside one (its port would be taken)
-                await self._serve_metrics(stack)
+                await self._serve_metrics(stack, kiosk.supervisor)
         interval = watchdog_interval_s()
         if self.notifier.enabled and interval is not None:
             probes: dict[str, Probe] = {"flow loop": app.probe}
@@ -196,7 +196,7 @@ class Fleet:
         """The page server's ``/metrics`` handler (loopback peers only), None when metrics are off."""
         return loopback_metrics(self.metrics.render) if self.metrics is not None else None
 
-    async def _serve_metrics(self, stack: AsyncExitStack) -> None:
+    async def _serve_metrics(self, stack: AsyncExitStack, supervisor: Supervisor) -> None:
         section = self.config.metrics
         if not section.listen or self.metrics is None:
             return
@@ -205,6 +205,7 @@ class Fleet:
         self.metrics_server = MetricsServer(host, port, self.metrics.render, token=token)
         await self.metrics_server.start()
         stack.push_async_callback(self.metrics_server.stop)
+        supervisor.start("metrics server", self.metrics_server.serve)
 
     async def _ready(self, sources: list[ScanSource]) -> None:
         """READY=1 once the screen serves (it does: this runs after it started) and every scan

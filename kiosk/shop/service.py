@@ -57,7 +57,7 @@ from aiohttp import hdrs, web
 
 from kiosk.core.voucher import LOOPBACK_HTTP, Voucher
 from kiosk.devices.screen.complaints import Complaints
-from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, QuietProtocol, add_routes, read_json_body
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, add_routes, guard_runner, read_json_body
 from kiosk.devices.screen.page_requests import Refused as BadRequest
 from kiosk.devices.screen.page_requests import check_body_size, check_json_type
 from kiosk.logs import fingerprint, never_log
@@ -314,14 +314,13 @@ class ShopService:
         )
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
-        server, loop = self._runner.server, asyncio.get_running_loop()
-        assert server is not None
 
         def malformed(status: int) -> web.StreamResponse:
             return self._refusal(status, "http", "not a well-formed HTTP request")
 
-        self._guard = ConnectionGuard(
-            lambda: QuietProtocol(server, malformed, loop=loop, access_log=None),
+        self._guard = guard_runner(
+            self._runner,
+            malformed,
             complaints,
             cap=self._max_connections,
             head_timeout_s=self._client_timeout_s,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import select
+import socket
 from pathlib import Path
 
 import httpx
@@ -15,10 +17,11 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from kiosk import __version__
-from kiosk.config import ConfigError, parse_config
+from kiosk.config import Config, ConfigError, parse_config
 from kiosk.fleet.metrics import KioskMetrics
-from kiosk.fleet.metrics_server import MetricsServer, from_loopback
+from kiosk.fleet.metrics_server import MAX_CONNECTIONS, MetricsServer, from_loopback
 from kiosk.fleet.snapshot import ContactWatch, SnapshotTaker
+from kiosk.secret_files import write_secret_file
 from kiosk.status import KioskStatus
 from tests.integration.hostile import KioskHarness, fresh_code
 from tests.integration.page_wire import exchange
@@ -202,3 +205,62 @@ def test_a_lan_listen_needs_a_token_file(tmp_path: Path) -> None:
     (tmp_path / "m.token").write_text("abc\n")
     lan = parse_config({**doc, "metrics": {"listen": "0.0.0.0:9101", "token_file": "m.token"}}, base=tmp_path)
     assert dataclasses.replace(lan.metrics).token_file == tmp_path / "m.token"
+
+
+def test_the_lan_metrics_server_outlasts_slow_and_hostile_clients(tmp_path: Path) -> None:
+    """The LAN door: more idle and half-sent connections than it takes, requests aiohttp cannot
+    parse and wrong tokens; the scraper with the token is still answered, the next customer is
+    served, and nothing is logged with a traceback or the token."""
+    token = "lan-metrics-SECRET-token"
+    write_secret_file(tmp_path / "metrics.token", token.encode() + b"\n")
+
+    def lan(config: Config) -> Config:
+        metrics = dataclasses.replace(config.metrics, listen="127.0.0.1:0", token_file=tmp_path / "metrics.token")
+        return dataclasses.replace(config, metrics=metrics)
+
+    with KioskHarness(tmp_path / "kiosk", adjust=lan) as kiosk:
+        assert kiosk.kiosk.fleet is not None and kiosk.kiosk.fleet.metrics_server is not None
+        port = kiosk.kiosk.fleet.metrics_server.port
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(MAX_CONNECTIONS + 8)]
+        for n, sock in enumerate(held):
+            if n % 2:
+                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never finished
+        hostile = [
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64),  # a TLS hello
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+            b"G\x00T /metrics HTTP/1.1\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer wrong\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer " + token.encode() + b"x\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"POST /metrics HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        ]
+        statuses = [exchange(port, data).status for data in hostile]
+        assert all(status is None or 400 <= status < 500 for status in statuses), statuses
+        scraped = httpx.get(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert scraped.status_code == 200 and "kiosk_scans_total" in scraped.text
+        # At most MAX_CONNECTIONS are kept: the oldest waiting ones made room (unguarded, every one
+        # stayed open, and a LAN host could use up the kiosk's file descriptors).
+        assert _closed_by_the_server(held, len(held) - MAX_CONNECTIONS) >= len(held) - MAX_CONNECTIONS
+        report = kiosk.scan(fresh_code())
+        assert report.status == "issued" and report.voucher is not None
+        for sock in held:
+            sock.close()
+        assert kiosk.log_problems([token, report.voucher.code, report.voucher.link or ""]) == []
+
+
+def _closed_by_the_server(sockets: list[socket.socket], expected: int) -> int:
+    """How many of ``sockets`` the server has closed, once ``expected`` have been or after 5 s."""
+    closed: set[int] = set()
+    for _ in range(50):
+        if len(closed) >= expected:
+            break
+        readable, _, _ = select.select([s for s in sockets if s.fileno() not in closed], [], [], 0.1)
+        for sock in readable:
+            try:
+                if sock.recv(65536, socket.MSG_PEEK) == b"":
+                    closed.add(sock.fileno())
+            except OSError:
+                closed.add(sock.fileno())
+    return len(closed)

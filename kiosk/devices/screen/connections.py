@@ -341,6 +341,28 @@ class QuietProtocol(web.RequestHandler):
         return self.refuse(status)
 
 
+def guard_runner(
+    runner: web.AppRunner,
+    refuse: Callable[[int], web.StreamResponse],
+    complaints: Complaints,
+    *,
+    cap: int | None = None,
+    head_timeout_s: float = HEAD_TIMEOUT_S,
+    who: str = "page",
+) -> ConnectionGuard:
+    """The guard for an aiohttp ``runner`` (set up): every connection through aiohttp's protocol,
+    quiet about requests it cannot parse (``refuse(status)`` answers them), timed and counted."""
+    server, loop = runner.server, asyncio.get_running_loop()
+    assert server is not None
+    return ConnectionGuard(
+        lambda: QuietProtocol(server, refuse, loop=loop, access_log=None),
+        complaints,
+        cap=cap,
+        head_timeout_s=head_timeout_s,
+        who=who,
+    )
+
+
 async def read_json_body(request: web.Request, *, timeout_s: float) -> dict[str, Any]:
     """A POST's small JSON object, read within ``timeout_s`` and never past ``MAX_BODY_BYTES``
     (``page_requests.read_json_object``'s rules); ``Refused`` otherwise."""

@@ -26,7 +26,7 @@ from aiohttp import hdrs, web
 
 from kiosk.devices.screen.browser import BrowserError, HeadlessBrowser
 from kiosk.devices.screen.complaints import Complaints
-from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, QuietProtocol, add_routes, read_json_body
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, add_routes, guard_runner, read_json_body
 from kiosk.devices.screen.page_requests import (
     Refused,
     check_body_size,
@@ -172,19 +172,15 @@ class WebScreen:
         # handler_cancellation: a page that goes away ends its request (an event stream at once).
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
-        server, complaints, loop = self._runner.server, self._complaints, asyncio.get_running_loop()
-        assert server is not None
+        complaints = self._complaints
 
         def malformed(status: int) -> web.StreamResponse:
             refused = Refused(status, "not a well-formed HTTP request")
             complaints.note(_complaint(refused))
             return _refusal(refused)
 
-        self._guard = ConnectionGuard(
-            lambda: QuietProtocol(server, malformed, loop=loop, access_log=None),
-            complaints,
-            cap=self.max_connections,
-            head_timeout_s=self.client_timeout_s,
+        self._guard = guard_runner(
+            self._runner, malformed, complaints, cap=self.max_connections, head_timeout_s=self.client_timeout_s
         )
         try:
             self.port = await self._guard.listen(self.host, self.port)
