@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,9 +161,13 @@ def _shop_webhook(args: argparse.Namespace) -> int:
         except ShopError as exc:
             print(f"kiosk: {exc}", file=sys.stderr, flush=True)
             return exc.exit_code
+        except OSError as exc:  # the port taken, an address this machine does not have
+            raise Failure(f"cannot listen on {config.server.listen}: {exc.strerror or exc}") from None
         supervisor = Supervisor()
         try:
             supervisor.start("shop-service-accept", service.serve)
+            if args.worker_port is not None:
+                supervisor.start("parent watch", _stop_with_the_parent)
             campaign = service.campaign
             assert campaign is not None and service.gate is not None
             keys = (
@@ -176,10 +182,17 @@ def _shop_webhook(args: argparse.Namespace) -> int:
             await supervisor.stop()
             await service.stop()
 
-    try:
-        return asyncio.run(serve())
-    except OSError as exc:  # the port taken, an address this machine does not have
-        raise Failure(f"cannot listen on {config.server.listen}: {exc.strerror or exc}") from None
+    return asyncio.run(serve())
+
+
+async def _stop_with_the_parent() -> None:
+    """A worker's stdin is a pipe its parent (``kiosk.shop.workers``) holds and never writes to: at
+    its end the parent is gone, however it went, and the worker stops as on SIGTERM."""
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await reader.read()
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.Event().wait()  # stopped with the rest, as the signal stops the worker
 
 
 def _shop_workers(path: Path, config: ShopConfig) -> int:

@@ -58,6 +58,9 @@ REDEMPTIONS_PATH = "/redemptions"
 _PLACEHOLDERS = ("public_url", "code")
 #: The longest voucher code the kiosk shows (kiosk/core/voucher.py); links are checked with it.
 _LONGEST_CODE = "C" * 64
+#: Voucherify calls in flight at once, all workers together; more wait their turn. Voucherify
+#: answers a burst no faster over more connections, and each one more is a connection kept open.
+VOUCHERIFY_IN_FLIGHT = 16
 _PATH = re.compile(r"(/[A-Za-z0-9._~\-]+)+")
 
 
@@ -80,8 +83,9 @@ class ServerSection:
     #: flood of link checks cannot use up the plan's request limit that the webhook needs.
     link_checks_per_minute: int = field(default=50, metadata=within(1, 100_000))
     #: Processes that serve, sharing the port (``SO_REUSEPORT``; ``kiosk.shop.workers``): one per
-    #: core the shop's server can give. The link checks' ration is shared out among them.
-    workers: int = field(default=1, metadata=within(1, 64))
+    #: core the shop's server can give. The link checks' ration and the Voucherify calls in flight
+    #: are shared out among them, so there are at most as many workers as either.
+    workers: int = field(default=1, metadata=within(1, VOUCHERIFY_IN_FLIGHT))
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,11 @@ def _check_meaning(config: ShopConfig) -> None:
         )
     if server.path in (REDEEM_PATH, HEALTH_PATH, REDEMPTIONS_PATH):
         raise ConfigError(f"server.path: {server.path} is one of the service's own paths; choose another")
+    if server.workers > server.link_checks_per_minute:
+        raise ConfigError(
+            f"server.workers: {server.workers} workers cannot share out {server.link_checks_per_minute} link checks "
+            "a minute (server.link_checks_per_minute; one each at least)"
+        )
     check_identifier("rezip.shop_id", rezip.shop_id)
     if rezip.static_pool_id:
         check_identifier("rezip.static_pool_id", rezip.static_pool_id)

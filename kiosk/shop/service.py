@@ -61,7 +61,7 @@ from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, ad
 from kiosk.devices.screen.page_requests import Refused as BadRequest
 from kiosk.devices.screen.page_requests import check_body_size, check_json_type
 from kiosk.logs import fingerprint, never_log
-from kiosk.shop.config import HEALTH_PATH, REDEEM_PATH, REDEMPTIONS_PATH, ShopConfig, ShopSecrets
+from kiosk.shop.config import HEALTH_PATH, REDEEM_PATH, REDEMPTIONS_PATH, VOUCHERIFY_IN_FLIGHT, ShopConfig, ShopSecrets
 from kiosk.shop.mapping import MappingError, campaign_problem, rezip_voucher
 from kiosk.shop.pages import PageOutcome, redeem_page
 from kiosk.shop.signed_requests import Accepted, SignatureGate
@@ -91,9 +91,6 @@ _MAX_CODE_CHARS = 64
 #: call for that long does a health check ask Voucherify itself (at most two requests a minute).
 _HEALTH_CACHE_S = 30.0
 _JWKS_TIMEOUT_S = 2.0
-#: Voucherify calls in flight at once; more wait their turn here. Voucherify answers a burst no
-#: faster over more connections, and each one more is a connection kept open to it.
-_VOUCHERIFY_IN_FLIGHT = 16
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 #: What a link check's failure means for the customer's page.
 _PAGE_FOR_KEY: dict[str, PageOutcome] = {
@@ -236,10 +233,10 @@ class ShopService:
         self._runner: web.AppRunner | None = None
         self._complaints: Complaints | None = None
         self._inflight: dict[str, asyncio.Future[Published | Failure]] = {}
-        workers = config.server.workers  # each worker takes its part (kiosk.shop.workers)
+        workers = config.server.workers  # each worker takes its part, at least one (the configuration's rule)
         self._link_checks = _Ration(max(1, config.server.link_checks_per_minute // workers))
         self._health: _Health | None = None
-        self._voucherify_slots = asyncio.Semaphore(max(1, _VOUCHERIFY_IN_FLIGHT // workers))
+        self._voucherify_slots = asyncio.Semaphore(max(1, VOUCHERIFY_IN_FLIGHT // workers))
         for token in (secrets.rezip_token, secrets.voucherify_app_token, secrets.redemptions_token):
             if token:
                 never_log(token)
@@ -539,7 +536,7 @@ class ShopService:
         return self._health
 
     async def _noted(self, call: Awaitable[_T]) -> _T:
-        """A Voucherify call (in its turn: ``_VOUCHERIFY_IN_FLIGHT``) whose result is also what
+        """A Voucherify call (in its turn: ``VOUCHERIFY_IN_FLIGHT``) whose result is also what
         ``/healthz`` says about Voucherify."""
         async with self._voucherify_slots:
             result = await call

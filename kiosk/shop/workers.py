@@ -34,19 +34,26 @@ log = logging.getLogger(__name__)
 #: How a worker's ready line (on its stdout) begins; the parent's own, on stderr, begins so too.
 READY = "kiosk shop webhook ready"
 
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 #: A worker that is asked to stop and has not within this many seconds is killed.
 _STOP_S = 10.0
 
 
 @contextlib.contextmanager
 def reserved_port(host: str, port: int) -> Iterator[int]:
-    """``port``, or when it is 0 a free one held (bound with ``SO_REUSEPORT``, never listening) until
-    the workers share it, so that no other program takes it in between."""
-    if port:
-        yield port
-        return
+    """The port the workers share: ``port``, once it is known that nothing listens there (a second
+    pool would otherwise join this one's ``SO_REUSEPORT`` group and take part of its deliveries:
+    ``OSError`` instead); or when it is 0 a free one, held (bound with ``SO_REUSEPORT``, never
+    listening) until the workers share it, so that no other program takes it in between."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no listener
+        if port:
+            holder.bind((host, port))  # EADDRINUSE while anything listens there, a pool included
+            holder.close()
+            yield port
+            return
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind((host, 0))
         yield int(holder.getsockname()[1])
@@ -67,29 +74,55 @@ class WorkerPool:
     async def serve(self) -> int:
         """Start the workers, print the ready line on stderr once all are ready (the first worker's,
         with how many serve), serve until SIGTERM or SIGINT (0), a worker that keeps dying (1) or
-        one that could not start (its status)."""
-        # The first alone: a campaign RE-ZIP cannot show is said once, by one worker, and the
-        # others are never started.
-        started = [await self._start(0)]
-        if not isinstance(started[0], int):
-            started += await asyncio.gather(*(self._start(index) for index in range(1, self.count)))
-        failed = [result for result in started if isinstance(result, int)]
-        if failed:
+        one that could not start (its status). A signal while they start stops those started."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in _SIGNALS:
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            starting = asyncio.ensure_future(self._start_all())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not starting.done():
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                await self._stop_all()
+                return 0
+            first = starting.result()
+        finally:
+            for signum in _SIGNALS:
+                loop.remove_signal_handler(signum)
+        if isinstance(first, int):
             await self._stop_all()
-            return failed[0]
-        announce = f"{started[0]}; {self.count} worker processes share the port"
+            return first
         supervisor = Supervisor()
         try:
             for index in range(self.count):
                 supervisor.start(f"shop worker {index + 1}", functools.partial(self._keep, index))
-            return await supervisor.serve_until_signalled(announce)
+            return await supervisor.serve_until_signalled(f"{first}; {self.count} worker processes share the port")
         finally:
             await supervisor.stop()
             await self._stop_all()
 
+    async def _start_all(self) -> str | int:
+        """Every worker started: the first one's ready line, or the exit status of one that could not
+        start. The first starts alone, so a campaign RE-ZIP cannot show is said once, by one worker,
+        and the others are never started."""
+        first = await self._start(0)
+        if isinstance(first, int):
+            return first
+        others = await asyncio.gather(*(self._start(index) for index in range(1, self.count)))
+        failed = [result for result in others if isinstance(result, int)]
+        return failed[0] if failed else first
+
     async def _start(self, index: int) -> str | int:
         """Start worker ``index``: its ready line once it is ready, its exit status when it ended instead."""
-        process = await asyncio.create_subprocess_exec(*self.command, stdout=asyncio.subprocess.PIPE)
+        # stdin is a pipe only this parent writes to: when the parent is gone, however it went
+        # (SIGKILL too), the worker reads its end and stops (kiosk.cli.shop's worker mode).
+        process = await asyncio.create_subprocess_exec(
+            *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
         self._processes[index] = process
         assert process.stdout is not None
         line = (await process.stdout.readline()).decode("utf-8", "replace").strip()

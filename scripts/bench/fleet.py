@@ -223,8 +223,8 @@ def unit_environment() -> dict[str, str]:
     """The ``Environment=`` settings of the kiosk's systemd unit."""
     unit = Path(__file__).resolve().parents[2] / "hardware/systemd/rezip-kiosk.service"
     lines = unit.read_text().splitlines()
-    settings = [line.removeprefix("Environment=") for line in lines if line.startswith("Environment=")]
-    return dict(setting.split("=", 1) for setting in settings)
+    settings = [line.removeprefix("Environment=").split() for line in lines if line.startswith("Environment=")]
+    return dict(setting.split("=", 1) for line in settings for setting in line)
 
 
 def memory(scans: int) -> None:

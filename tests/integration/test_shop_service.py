@@ -349,6 +349,13 @@ def _children(pid: int) -> set[int]:
     return {int(child) for task in tasks.iterdir() for child in (task / "children").read_text().split()}
 
 
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone meanwhile
+        return b""
+
+
 def _reads(pid: int) -> int:
     """The read system calls process ``pid`` made: an idle worker makes none."""
     fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
@@ -411,3 +418,43 @@ def test_workers_that_cannot_start_say_so_once(shop: ShopHarness) -> None:
     stderr = process.communicate()[1]
     assert stderr.startswith("kiosk: voucherify.campaign: Voucherify has no campaign"), stderr
     assert len(stderr.splitlines()) == 1
+
+
+def test_a_second_pool_on_the_port_is_refused_and_workers_end_with_their_parent(shop: ShopHarness) -> None:
+    """A pool's port is its own (SO_REUSEPORT would let a second pool share its deliveries); a
+    parent that is killed outright leaves no worker serving; a SIGTERM while the workers start
+    stops those started."""
+    first = _start_command(shop.write_config("pool.toml", listen='listen = "127.0.0.1:0"\nworkers = 2'))
+    try:
+        assert first.stderr is not None
+        ready = first.stderr.readline()
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+),", ready)
+        assert match is not None, ready
+        port = match[1]
+        second = _start_command(shop.write_config("again.toml", listen=f'listen = "127.0.0.1:{port}"\nworkers = 2'))
+        assert second.wait(timeout=30) == 2
+        assert second.communicate()[1].startswith(f"kiosk: cannot listen on 127.0.0.1:{port}: Address already in use")
+        workers = _children(first.pid)
+        assert len(workers) == 2
+        first.kill()  # SIGKILL: the parent cannot stop them; they see their pipe end and stop
+        first.wait()
+        for _ in range(200):
+            if not any(Path(f"/proc/{pid}").exists() for pid in workers):
+                break
+            time.sleep(0.05)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    starting = _start_command(shop.write_config("early.toml", listen='listen = "127.0.0.1:0"\nworkers = 3'))
+    for _ in range(1000):  # the first worker is starting
+        early = {pid for pid in _children(starting.pid) if b"--worker-port" in _command_line(pid)}
+        if early:
+            break
+        time.sleep(0.01)
+    assert early  # a worker was started (its ready line not yet read)
+    starting.send_signal(signal.SIGTERM)
+    assert starting.wait(timeout=30) == 0
+    assert starting.stderr is not None and "Traceback" not in starting.stderr.read()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in early)

@@ -151,3 +151,25 @@ def test_a_voice_worker_that_dies_is_a_failure_for_the_supervisor_and_starts_aga
             await asyncio.wait_for(speaking, 10)
 
     asyncio.run(scenario())
+
+
+def test_a_killed_worker_takes_its_espeak_ng_along_and_no_text_hangs_it() -> None:
+    async def scenario() -> None:
+        synthesizer = EspeakSynthesizer(play=False)
+        await synthesizer.start()
+        try:
+            # Text no UTF-8 can hold (a lone surrogate) is said as well as it can be, not hung on.
+            await asyncio.wait_for(synthesizer.say("Tak \ud800 50,00 kr.", "da"), 30)
+            worker = synthesizer._worker
+            assert worker is not None
+            long = asyncio.ensure_future(synthesizer.say("Lorem ipsum dolor sit amet. " * 3000, "en-gb"))
+            await _until(lambda: len(_children(worker.pid)) == 1, "espeak-ng started by the worker")
+            (voice,) = _children(worker.pid)
+            worker.kill()
+            with pytest.raises(SpeechError, match="voice worker ended"):
+                await asyncio.wait_for(long, 10)
+            await _until(lambda: not Path(f"/proc/{voice}").exists(), "espeak-ng gone with its worker")
+        finally:
+            await synthesizer.stop()
+
+    asyncio.run(scenario())

@@ -111,6 +111,13 @@ def test_loopback_may_be_plain_http(tmp_path: Path) -> None:
         (changed("server", deadline_s=float("nan")), "server.deadline_s: must be a number of seconds"),
         (changed("server", deadline_s=float("inf")), "server.deadline_s: must be a number of seconds"),
         (changed("server", deadline_s=0), "server.deadline_s: must be a number of seconds from 0.1 to 30"),
+        (changed("server", workers=0), "server.workers: must be"),
+        (changed("server", workers=17), "server.workers: must be"),
+        (changed("server", workers=1.5), "server.workers: must be"),
+        (
+            changed("server", workers=4, link_checks_per_minute=3),
+            "server.workers: 4 workers cannot share out 3 link checks a minute",
+        ),
         (changed("rezip", shop_id="shop 1"), "rezip.shop_id: must be 1-128 letters"),
         (changed("rezip", static_pool_id="pool/1"), "rezip.static_pool_id: must be 1-128 letters"),
         (changed("rezip", jwks_url="ftp://re-zip.com/jwks"), "rezip.jwks_url: must be an https URL"),

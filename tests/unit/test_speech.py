@@ -4,6 +4,7 @@ the adapter's queue (never waits, the next screen interrupts, a redraw is not sa
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from kiosk.cli.say import SCREENS
 from kiosk.config import LOCALES, parse_config
 from kiosk.core.flow import Screen, State
-from kiosk.devices.audio.speech import SimulatedSynthesizer, Speech, speech_for
+from kiosk.devices.audio.speech import SimulatedSynthesizer, Speech, UtteranceFailed, speech_for
 from kiosk.presentation.i18n import labels
 from kiosk.presentation.speech import VOICES, spelled, spoken_text
 from kiosk.presentation.view import build_screen_view
@@ -192,3 +193,33 @@ def test_a_failing_synthesizer_is_raised_for_the_supervisor() -> None:
 
     with pytest.raises(RuntimeError, match="no sound card"):
         asyncio.run(scenario())
+
+
+def test_a_voice_that_cannot_speak_stays_silent_and_the_others_go_on(caplog: pytest.LogCaptureFixture) -> None:
+    """A language espeak-ng cannot say (a voice it lacks) is not a failure of the kiosk: that
+    screen is silent, logged once per voice, and the next screen in another language is said."""
+
+    class NoDanish(SimulatedSynthesizer):
+        async def say(self, text: str, voice: str) -> None:
+            if voice == "da":
+                raise UtteranceFailed("espeak-ng failed (1): no voice da")
+            await super().say(text, voice)
+
+    async def scenario() -> tuple[NoDanish, bool]:
+        synthesizer = NoDanish(seconds_per_char=0.0)
+        speech = Speech(synthesizer, private=False, settle_s=0.0)
+        task = asyncio.create_task(speech.run())
+        for view in (_view("idle", "da_DK"), _view("issuing", "da_DK"), _view("idle", "en_GB")):
+            speech(view)
+            await asyncio.sleep(0.05)
+        running = not task.done()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return synthesizer, running
+
+    with caplog.at_level(logging.DEBUG, logger="kiosk.devices.audio.speech"):
+        synthesizer, running = asyncio.run(scenario())
+    assert running
+    assert synthesizer.said == [(said("idle", "en_GB", private=False), "en-gb")]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "voice da" in errors[0].getMessage()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,17 @@ from kiosk.config import AudioSection
 from kiosk.presentation.speech import VOICES, spoken_text
 from kiosk.presentation.view import ScreenView
 
-__all__ = ["Speech", "Synthesizer", "EspeakSynthesizer", "SimulatedSynthesizer", "SpeechError", "speech_for"]
+__all__ = [
+    "Speech",
+    "Synthesizer",
+    "EspeakSynthesizer",
+    "SimulatedSynthesizer",
+    "SpeechError",
+    "UtteranceFailed",
+    "speech_for",
+]
+
+log = logging.getLogger(__name__)
 
 #: A screen is spoken once it has stayed this long: the page has painted it by then, so the voice's
 #: synthesis never competes with the paint, and a screen that is gone at once (a
@@ -37,6 +48,10 @@ SETTLE_S = 0.2
 
 class SpeechError(RuntimeError):
     """espeak-ng is missing, lacks a voice, or failed."""
+
+
+class UtteranceFailed(SpeechError):
+    """One text could not be said (espeak-ng failed on it, or lacks its voice): the next may be."""
 
 
 class Synthesizer(Protocol):
@@ -133,7 +148,7 @@ class EspeakSynthesizer:
         except (ConnectionError, ValueError, KeyError) as error:
             raise SpeechError(f"the voice worker failed: {error!r}") from error
         if answer["status"] != 0:
-            raise SpeechError(f"espeak-ng failed ({answer['status']}): {str(answer['error']).strip()}")
+            raise UtteranceFailed(f"espeak-ng failed ({answer['status']}): {str(answer['error']).strip()}")
 
     async def wav(self, text: str, voice: str) -> bytes:
         """``text`` as a WAV file (for ``kiosk say --wav`` and the tests)."""
@@ -204,6 +219,7 @@ class Speech:
         self._next: tuple[str, str] | None = None
         self._wanted = asyncio.Event()
         self._speaking: asyncio.Future[None] | None = None
+        self._failed_voices: set[str] = set()
 
     def __call__(self, view: ScreenView) -> None:
         """Queue what ``view`` says, interrupting what is being said; returns at once."""
@@ -238,8 +254,16 @@ class Speech:
                 self._speaking = None
                 if not speaking.done():
                     speaking.cancel()  # the kiosk stops: so does the voice
-            if not speaking.cancelled():
-                speaking.result()  # a failure is raised for the supervisor
+            if speaking.cancelled():
+                continue
+            try:
+                speaking.result()  # any other failure is raised for the supervisor
+            except UtteranceFailed as failed:
+                # Speech is the kiosk's second voice: a language it cannot say stays silent, said
+                # once per voice in the log, and every customer is still served.
+                level = logging.DEBUG if voice in self._failed_voices else logging.ERROR
+                self._failed_voices.add(voice)
+                log.log(level, "speech in voice %s failed, that screen stays silent: %s", voice, failed)
 
     async def _settled(self) -> None:
         """Wait until the screen has stayed ``settle_s`` unchanged."""

@@ -21,11 +21,21 @@ The worker ends when its stdin closes (the kiosk went away), stopping any uttera
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_the_worker() -> None:
+    """In espeak-ng's process before it starts: killed when the worker ends, however it ends (a
+    killed worker must not leave a voice talking over the next one)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def lowest_priority() -> None:
@@ -51,6 +61,7 @@ class Voice:
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=_die_with_the_worker,
         )
         with self.lock:
             self.current = (utterance, child)
@@ -65,11 +76,14 @@ class Voice:
             current[1].wait()
 
     def _finish(self, utterance: int, child: subprocess.Popen[bytes], text: str) -> None:
+        """Feed the text, wait for the end, answer; whatever happens, utterance ``utterance`` is
+        answered, so the kiosk never waits for it in vain."""
         try:
-            _, err = child.communicate(text.encode("utf-8"))
-        except (BrokenPipeError, OSError):
+            _, err = child.communicate(text.encode("utf-8", "replace"))
+        except Exception as exc:  # a closed pipe (stopped), or anything else: said in the answer
+            child.kill()
             child.wait()
-            err = b""
+            err = repr(exc).encode()
         with self.lock:
             if self.current is not None and self.current[1] is child:
                 self.current = None
