@@ -17,6 +17,7 @@ import os
 import shutil
 import sqlite3
 import ssl
+import subprocess
 import sys
 from contextlib import closing
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ import httpx
 
 from kiosk import __version__, build_info
 from kiosk.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from kiosk.devices.audio.speech import EspeakSynthesizer, SpeechError
 from kiosk.devices.printer.connection import PrinterConnection
 from kiosk.devices.printer.device import DeviceError
 from kiosk.devices.scanner.selector import HidSelector
@@ -42,6 +44,7 @@ from kiosk.fleet.verdicts import (
 )
 from kiosk.issuance.configured import make_client
 from kiosk.issuance.offline_store import JournalDamaged, OfflineStore
+from kiosk.presentation.speech import voices_with
 from kiosk.secret_files import SecretFileError, read_secret_file
 
 __all__ = ["add_commands", "run", "examine"]
@@ -88,6 +91,8 @@ def examine(config: Config, *, scope: str = "all") -> list[Verdict]:
     verdicts = []
     if scope == "all":
         verdicts += [_printer(config), *_scanners(config), _board(config)]
+        if config.audio.enabled:
+            verdicts.append(_speech(config))
         verdicts += asyncio.run(_backend(config))
         verdicts += _store(config)
     else:  # a backlog or few codes left are the field's news, not the release's fault
@@ -133,6 +138,21 @@ def _board(config: Config) -> Verdict:
         return board_verdict(None)
     state = _device_state(config.board.device)
     return board_verdict(state) if state != "open" else Verdict("board", True, f"{config.board.device} present")
+
+
+def _speech(config: Config) -> Verdict:
+    """Whether espeak-ng has a voice for every language a customer may choose: one it lacks leaves
+    that language's screens silent (the kiosk goes on; the log says so once)."""
+    voices = voices_with(config.audio.voice_overrides)
+    wanted = {locale: voices[locale] for locale in config.languages}
+    try:
+        missing = EspeakSynthesizer().missing_voices(wanted)
+    except (SpeechError, OSError, subprocess.SubprocessError) as exc:
+        return Verdict("speech", False, str(exc)[:200])
+    if missing:
+        lacking = ", ".join(f"{voice} ({locale})" for locale, voice in sorted(missing.items()))
+        return Verdict("speech", False, f"espeak-ng has no voice {lacking}: those screens stay silent")
+    return Verdict("speech", True, f"espeak-ng has a voice for each of the {len(wanted)} languages")
 
 
 def _device_state(path: str) -> str:

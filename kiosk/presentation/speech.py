@@ -11,12 +11,12 @@ not spoken: a voice for the customer's language would mangle them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from kiosk.core.flow import State
 from kiosk.presentation.view import ScreenView
 
-__all__ = ["VOICES", "spoken_text", "spelled"]
+__all__ = ["VOICES", "spoken_text", "spelled", "voices_with"]
 
 #: espeak-ng's voice for each kiosk locale (every one ships with Debian's espeak-ng-data).
 VOICES = {
@@ -31,6 +31,11 @@ VOICES = {
     "nl_NL": "nl",
     "sq_AL": "sq",
 }
+
+
+def voices_with(overrides: Mapping[str, str] | None) -> dict[str, str]:
+    """Each locale's voice: ``VOICES``, with the installation's ``[audio] voices`` in place."""
+    return {**VOICES, **(overrides or {})}
 
 
 def spelled(code: str) -> str:

@@ -96,3 +96,25 @@ def test_verdicts() -> None:
     assert not journal_verdict(90, 30.0, max_issuances=100, max_age_s=3600).ok
     assert not clock_verdict(-95.0).ok and clock_verdict(2.0).ok and clock_verdict(None).ok
     assert not disk_verdict(50 * 2**20, 10 * 2**30).ok and disk_verdict(5 * 2**30, 10 * 2**30).ok
+
+
+def test_speech_is_checked_when_it_is_on(tmp_path: Path) -> None:
+    """A voice espeak-ng lacks is the technician's news: those screens would stay silent."""
+    from kiosk.sim.kiosk_config import write_kiosk_config
+
+    config = write_kiosk_config(
+        tmp_path / "kiosk.toml", backend_url="http://127.0.0.1:9", token="t0ken-x", drop_point="dp"
+    )
+    base = config.read_text()
+    config.write_text(base + "\n[audio]\nenabled = true\n")
+    lines = verdict_lines(run_kiosk("doctor", "--config", str(config)).stdout)
+    assert lines["speech"].startswith("ok   speech: espeak-ng has a voice for each of the"), lines["speech"]
+    config.write_text(base + '\n[audio]\nenabled = true\nvoices = ["en_GB=zz"]\n')
+    done = run_kiosk("doctor", "--config", str(config))
+    assert done.returncode == 1
+    assert (
+        verdict_lines(done.stdout)["speech"]
+        == "FAIL speech: espeak-ng has no voice zz (en_GB): those screens stay silent"
+    )
+    config.write_text(base)
+    assert "speech" not in verdict_lines(run_kiosk("doctor", "--config", str(config)).stdout)  # off: not asked

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from kiosk.config import AudioSection
-from kiosk.presentation.speech import VOICES, spoken_text
+from kiosk.presentation.speech import spoken_text, voices_with
 from kiosk.presentation.view import ScreenView
 
 __all__ = [
@@ -214,7 +214,7 @@ class Speech:
         self.synthesizer = synthesizer
         self.settle_s = settle_s
         self.private = private
-        self.voices = {**VOICES, **(voices or {})}
+        self.voices = voices_with(voices)
         self._last: str | None = None
         self._next: tuple[str, str] | None = None
         self._wanted = asyncio.Event()
