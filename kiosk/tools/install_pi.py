@@ -6,7 +6,7 @@ staging root).
    user, /var/lib/kiosk, the units and udev rules, and enables rezip-kiosk.service.
 2. Our apt repository (``--repo URL``, suite bookworm or bookworm-canary), trusted through the key
    the package ships, so unattended-upgrades takes the next releases (through the health gate).
-3. Debian packages for the screen (the compositor, Chromium, fonts).
+3. Debian packages for the screen and the voice (the compositor, Chromium, fonts, espeak-ng).
 4. The screen: rezip-kiosk-screen.service with the chosen compositor, the Pi booting to it.
 5. The data directory /var/lib/kiosk, on its own writable partition when one is given (fstab).
 6. systemd-analyze verify on the kiosk's units.
@@ -115,8 +115,10 @@ def _install(args: argparse.Namespace, report: Report) -> list[str]:
     else:
         report.detail("none given (--repo URL): this kiosk is updated by hand")
 
-    report.step("Debian packages for the screen")
-    packages = [args.compositor, "chromium", "fonts-dejavu-core"]
+    report.step("Debian packages for the screen and the voice")
+    # espeak-ng is small and speaks only once [audio] is turned on; installed here so that turning
+    # it on is a configuration change, not a trip to the shop with a package.
+    packages = [args.compositor, "chromium", "fonts-dejavu-core", "espeak-ng"]
     if apt:
         _run(["apt-get", "install", "-y", "--no-install-recommends", *packages], "installing packages")
         report.detail(f"installed {' '.join(packages)}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import array
 import asyncio
 import io
+import logging
 import os
 import stat
 import wave
@@ -173,3 +174,26 @@ def test_a_killed_worker_takes_its_espeak_ng_along_and_no_text_hangs_it() -> Non
             await synthesizer.stop()
 
     asyncio.run(scenario())
+
+
+def test_without_espeak_ng_the_kiosk_goes_on_silent(caplog: pytest.LogCaptureFixture) -> None:
+    """Speech turned on where espeak-ng is not installed: said once in the log, never a failure
+    for the supervisor (which would stop the kiosk for every customer)."""
+
+    async def scenario() -> bool:
+        speech = Speech(EspeakSynthesizer(binary="no-such-espeak-ng"), private=False, settle_s=0.0)
+        task = asyncio.ensure_future(speech.run())
+        for _ in range(3):
+            speech(build_screen_view(SCREENS["idle"], "da_DK", "Europe/Copenhagen"))
+            await asyncio.sleep(0.05)
+        running = not task.done()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return running
+
+    with caplog.at_level(logging.ERROR, logger="kiosk.devices.audio.speech"):
+        assert asyncio.run(scenario())
+    assert [r.getMessage() for r in caplog.records] == [
+        "speech is on, but there is no voice: no-such-espeak-ng is not installed (Debian: apt-get install "
+        "espeak-ng); the kiosk goes on without speech"
+    ]

@@ -34,6 +34,7 @@ __all__ = [
     "EspeakSynthesizer",
     "SimulatedSynthesizer",
     "SpeechError",
+    "SpeechUnavailable",
     "UtteranceFailed",
     "speech_for",
 ]
@@ -48,6 +49,10 @@ SETTLE_S = 0.2
 
 class SpeechError(RuntimeError):
     """espeak-ng is missing, lacks a voice, or failed."""
+
+
+class SpeechUnavailable(SpeechError):
+    """No synthesizer here at all (espeak-ng not installed): the kiosk goes on without a voice."""
 
 
 class UtteranceFailed(SpeechError):
@@ -86,7 +91,7 @@ class EspeakSynthesizer:
     def _espeak(self) -> list[str]:
         path = shutil.which(self.binary)
         if path is None:
-            raise SpeechError(f"{self.binary} is not installed (Debian: apt-get install espeak-ng)")
+            raise SpeechUnavailable(f"{self.binary} is not installed (Debian: apt-get install espeak-ng)")
         return [path, "-s", str(self.rate)]
 
     async def start(self) -> None:
@@ -233,8 +238,14 @@ class Speech:
             self._speaking.cancel()
 
     async def run(self) -> None:
-        """Speak the newest wanted text, until cancelled; a synthesizer's failure is raised."""
-        await self.synthesizer.start()
+        """Speak the newest wanted text, until cancelled; a synthesizer's failure is raised. With
+        no synthesizer installed the kiosk goes on silent, said once in the log (``kiosk doctor``
+        says it too)."""
+        try:
+            await self.synthesizer.start()
+        except SpeechUnavailable as missing:
+            log.error("speech is on, but there is no voice: %s; the kiosk goes on without speech", missing)
+            await asyncio.Event().wait()  # silent until the kiosk stops
         try:
             await self._speak()
         finally:
