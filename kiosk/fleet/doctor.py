@@ -97,8 +97,18 @@ def examine(config: Config, *, scope: str = "all") -> list[Verdict]:
         verdicts += _store(config)
     else:  # a backlog or few codes left are the field's news, not the release's fault
         verdicts.append(_journal_opens(config))
+    if config.metrics.token_file is not None:  # kiosk run refuses to start without it
+        verdicts.append(_metrics_token(config.metrics.token_file))
     verdicts += [_disk(config.kiosk.data_dir), _data_partition(config)]
     return verdicts
+
+
+def _metrics_token(path: Path) -> Verdict:
+    try:
+        read_secret_file(path)
+    except SecretFileError as exc:
+        return Verdict("metrics token", False, str(exc))
+    return Verdict("metrics token", True, f"{path} is private and readable")
 
 
 # --- devices ------------------------------------------------------------------------------------
@@ -197,7 +207,10 @@ async def _backend(config: Config) -> list[Verdict]:
         read_secret_file(config.backend.token_file)
     except SecretFileError as exc:
         return [Verdict("backend", False, "not asked: no usable token"), Verdict("token", False, str(exc))]
-    client = make_client(config)
+    try:
+        client = make_client(config)
+    except (ssl.SSLError, OSError, ValueError) as exc:  # a ca_file that holds no certificate, say
+        return [Verdict("backend", False, f"not asked: backend.ca_file cannot be used: {exc}"[:200])]
     report = {
         "hardware_id": config.kiosk.hardware_id,
         "version": __version__,

@@ -118,3 +118,25 @@ def test_speech_is_checked_when_it_is_on(tmp_path: Path) -> None:
     )
     config.write_text(base)
     assert "speech" not in verdict_lines(run_kiosk("doctor", "--config", str(config)).stdout)  # off: not asked
+
+
+def test_a_ca_file_without_a_certificate_and_a_loose_metrics_token_are_one_line_each(tmp_path: Path) -> None:
+    from kiosk.sim.kiosk_config import write_kiosk_config
+
+    config = write_kiosk_config(
+        tmp_path / "kiosk.toml", backend_url="https://127.0.0.1:9", token="t0ken-x", drop_point="dp"
+    )
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    (tmp_path / "metrics.token").write_text("metrics-SECRET-token\n")
+    (tmp_path / "metrics.token").chmod(0o644)
+    text = config.read_text().replace("[backend]\n", '[backend]\nca_file = "ca.pem"\n', 1)
+    config.write_text(
+        text + '\n[metrics]\nlisten = "127.0.0.1:0"\ntoken_file = "metrics.token"\n'
+        '\n[audio]\nenabled = true\nvoices = ["en_GB=en-gb+f3"]\n'  # a voice with espeak-ng's variant
+    )
+    done = run_kiosk("doctor", "--config", str(config))
+    lines = verdict_lines(done.stdout)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "SECRET" not in done.stdout + done.stderr
+    assert lines["backend"].startswith("FAIL backend: not asked: backend.ca_file cannot be used: ")
+    assert lines["metrics token"].startswith("FAIL metrics token: ") and "0600" in lines["metrics token"]
+    assert lines["speech"].startswith("ok   speech: ")

@@ -18,7 +18,7 @@ import pytest
 
 from kiosk.cli.say import SCREENS
 from kiosk.config import LOCALES
-from kiosk.devices.audio.speech import EspeakSynthesizer, Speech, SpeechError
+from kiosk.devices.audio.speech import EspeakSynthesizer, Speech, SpeechError, UtteranceFailed
 from kiosk.presentation.speech import VOICES, spelled, spoken_text
 from kiosk.presentation.view import build_screen_view
 from tests.conftest import run_kiosk
@@ -131,25 +131,54 @@ def test_the_kiosk_starts_one_voice_worker_and_it_starts_and_stops_espeak_ng() -
     asyncio.run(scenario())
 
 
-def test_a_voice_worker_that_dies_is_a_failure_for_the_supervisor_and_starts_again() -> None:
-    async def scenario() -> None:
+def test_a_voice_worker_that_keeps_dying_never_stops_the_kiosk(caplog: pytest.LogCaptureFixture) -> None:
+    """Each death is logged and a new worker started after a back-off; speech never ends and never
+    raises, so the kiosk's supervisor (which gives up after 5 failures) never hears of it."""
+
+    async def scenario() -> tuple[bool, set[int]]:
         synthesizer = EspeakSynthesizer(play=False)
-        await synthesizer.start()
-        first = synthesizer._worker
-        assert first is not None
-        first.kill()
-        await first.wait()
-        with pytest.raises(SpeechError, match="not running"):
-            await synthesizer.say("Tak.", "da")
-        speech = Speech(synthesizer, private=False)
+        speech = Speech(synthesizer, private=False, settle_s=0.0, restart_first_s=0.01)
         speaking = asyncio.ensure_future(speech.run())
-        await _until(lambda: synthesizer._worker is not None and synthesizer._worker is not first, "a new worker")
-        worker = synthesizer._worker
-        assert worker is not None
-        worker.kill()
-        speech(build_screen_view(SCREENS["idle"], "da_DK", "Europe/Copenhagen"))
-        with pytest.raises(SpeechError, match="voice worker"):
-            await asyncio.wait_for(speaking, 10)
+        workers: set[int] = set()
+        for n in range(6):  # more deaths than the kiosk's supervisor would forgive
+            await _until(
+                lambda: synthesizer._worker is not None and synthesizer._worker.pid not in workers, "a new worker"
+            )
+            worker = synthesizer._worker
+            assert worker is not None
+            workers.add(worker.pid)
+            worker.kill()
+            speech(build_screen_view(SCREENS["idle" if n % 2 else "issuing"], "da_DK", "Europe/Copenhagen"))
+        await _until(lambda: synthesizer._worker is not None and synthesizer._worker.pid not in workers, "a worker")
+        running = not speaking.done()
+        speaking.cancel()
+        await asyncio.gather(speaking, return_exceptions=True)
+        return running, workers
+
+    with caplog.at_level(logging.ERROR, logger="kiosk.devices.audio.speech"):
+        running, workers = asyncio.run(scenario())
+    assert running and len(workers) == 6
+    assert any("speech stopped" in r.getMessage() and "starts again" in r.getMessage() for r in caplog.records)
+
+
+def test_an_espeak_ng_that_cannot_run_is_an_utterance_that_failed(tmp_path: Path) -> None:
+    """A synthesizer file that is there but cannot run (a truncated binary, another CPU's):
+    the worker answers each utterance as failed and lives on."""
+    broken = tmp_path / "espeak-ng"
+    broken.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(40))  # an executable that is no program
+    broken.chmod(0o755)
+
+    async def scenario() -> None:
+        synthesizer = EspeakSynthesizer(play=False, binary=str(broken))
+        await synthesizer.start()
+        try:
+            worker = synthesizer._worker
+            for _ in range(3):
+                with pytest.raises(UtteranceFailed, match="cannot run"):
+                    await asyncio.wait_for(synthesizer.say("Tak.", "da"), 10)
+            assert synthesizer._worker is worker and worker is not None and worker.returncode is None
+        finally:
+            await synthesizer.stop()
 
     asyncio.run(scenario())
 
@@ -197,3 +226,19 @@ def test_without_espeak_ng_the_kiosk_goes_on_silent(caplog: pytest.LogCaptureFix
         "speech is on, but there is no voice: no-such-espeak-ng is not installed (Debian: apt-get install "
         "espeak-ng); the kiosk goes on without speech"
     ]
+
+
+def test_a_sound_device_that_is_not_there_is_an_utterance_that_failed() -> None:
+    """espeak-ng exits 0 when it cannot open the sound device and only says so on stderr: the
+    worker answers that utterance as failed, so the log says why the kiosk is silent."""
+
+    async def scenario() -> None:
+        synthesizer = EspeakSynthesizer(device="no-such-sound-device")
+        await synthesizer.start()
+        try:
+            with pytest.raises(UtteranceFailed, match="no-such-sound-device"):
+                await asyncio.wait_for(synthesizer.say("Tak.", "da"), 30)
+        finally:
+            await synthesizer.stop()
+
+    asyncio.run(scenario())

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 #: quick "finding your voucher") is not begun only to be cut off.
 SETTLE_S = 0.2
 
+#: A voice worker that died is started again after this back-off, doubling up to the last.
+_RESTART_FIRST_S = 0.5
+_RESTART_MAX_S = 30.0
+
 
 class SpeechError(RuntimeError):
     """espeak-ng is missing, lacks a voice, or failed."""
@@ -173,12 +177,13 @@ class EspeakSynthesizer:
         return out
 
     def missing_voices(self, voices: Mapping[str, str]) -> dict[str, str]:
-        """The locales whose voice this espeak-ng does not have (locale → voice)."""
+        """The locales whose voice this espeak-ng does not have (locale → voice). A variant
+        (``en+f3``) is espeak-ng's own, added to any voice: only the voice before it is looked up."""
         listing = subprocess.run(
-            [*self._espeak()[:1], "--voices"], capture_output=True, text=True, check=True, timeout=30
+            [*self._espeak()[:1], "--voices"], capture_output=True, text=True, errors="replace", check=True, timeout=30
         )
         known = {line.split()[1] for line in listing.stdout.splitlines()[1:] if len(line.split()) > 1}
-        return {locale: voice for locale, voice in voices.items() if voice not in known}
+        return {locale: voice for locale, voice in voices.items() if voice.partition("+")[0] not in known}
 
 
 @dataclass
@@ -215,9 +220,11 @@ class Speech:
         private: bool,
         voices: Mapping[str, str] | None = None,
         settle_s: float = SETTLE_S,
+        restart_first_s: float = _RESTART_FIRST_S,
     ) -> None:
         self.synthesizer = synthesizer
         self.settle_s = settle_s
+        self.restart_first_s = restart_first_s
         self.private = private
         self.voices = voices_with(voices)
         self._last: str | None = None
@@ -238,18 +245,29 @@ class Speech:
             self._speaking.cancel()
 
     async def run(self) -> None:
-        """Speak the newest wanted text, until cancelled; a synthesizer's failure is raised. With
-        no synthesizer installed the kiosk goes on silent, said once in the log (``kiosk doctor``
-        says it too)."""
-        try:
-            await self.synthesizer.start()
-        except SpeechUnavailable as missing:
-            log.error("speech is on, but there is no voice: %s; the kiosk goes on without speech", missing)
-            await asyncio.Event().wait()  # silent until the kiosk stops
-        try:
-            await self._speak()
-        finally:
-            await self.synthesizer.stop()
+        """Speak the newest wanted text, until cancelled. Speech is the kiosk's second voice, so no
+        failure of its own ends it or counts against the kiosk (whose supervisor would stop serving
+        everyone after a few): without a synthesizer installed it stays silent, said once in the
+        log (``kiosk doctor`` says it too); a voice worker that dies or will not start is logged and
+        started again after a back-off (0.5 s, doubling to 30 s). Anything else is a bug, raised."""
+        loop = asyncio.get_running_loop()
+        delay = self.restart_first_s
+        while True:
+            began = loop.time()
+            try:
+                await self.synthesizer.start()
+                await self._speak()
+            except SpeechUnavailable as missing:
+                log.error("speech is on, but there is no voice: %s; the kiosk goes on without speech", missing)
+                await asyncio.Event().wait()  # silent until the kiosk stops
+            except SpeechError as failed:
+                if loop.time() - began > _RESTART_MAX_S:
+                    delay = self.restart_first_s  # it had worked a good while: a fresh failure
+                log.error("speech stopped (%s); it starts again in %.1f s", failed, delay)
+            finally:
+                await self.synthesizer.stop()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RESTART_MAX_S)
 
     async def _speak(self) -> None:
         while True:

@@ -14,7 +14,8 @@ document a line:
 - in  ``{"stop": N}``: stop utterance ``N`` if it is still being said;
 - out ``{"ready": true}`` once, when it listens;
 - out ``{"id": N, "status": S, "error": E}`` once utterance ``N`` has ended (``S`` is espeak-ng's
-  exit status, negative for a signal: stopped), ``E`` the end of its stderr.
+  exit status, negative for a signal: stopped; -1 when it could not run, or said on stderr that
+  the sound failed), ``E`` the end of its stderr.
 
 The worker ends when its stdin closes (the kiosk went away), stopping any utterance first.
 """
@@ -56,13 +57,17 @@ class Voice:
 
     def say(self, utterance: int, voice: str, text: str) -> None:
         self.stop(None)
-        child = subprocess.Popen(
-            [*self.command, "-v", voice],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=_die_with_the_worker,
-        )
+        try:
+            child = subprocess.Popen(
+                [*self.command, "-v", voice],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_the_worker,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:  # a synthesizer that cannot run at all
+            self._answer(utterance, -1, f"espeak-ng cannot run: {exc}")
+            return
         with self.lock:
             self.current = (utterance, child)
         threading.Thread(target=self._finish, args=(utterance, child, text), daemon=True).start()
@@ -87,8 +92,15 @@ class Voice:
         with self.lock:
             if self.current is not None and self.current[1] is child:
                 self.current = None
-            answer = {"id": utterance, "status": child.returncode, "error": err.decode(errors="replace")[-200:]}
-            sys.stdout.write(json.dumps(answer) + "\n")
+        said = err.decode(errors="replace").strip()
+        # espeak-ng says what went wrong with the sound (no such device, say) on stderr and still
+        # exits 0: a voice nobody hears is a failure too.
+        status = child.returncode if child.returncode != 0 or not said else -1
+        self._answer(utterance, status, said)
+
+    def _answer(self, utterance: int, status: int, error: str) -> None:
+        with self.lock:
+            sys.stdout.write(json.dumps({"id": utterance, "status": status, "error": error[-200:]}) + "\n")
             sys.stdout.flush()
 
 
