@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -133,3 +134,12 @@ def run_kiosk(*args: str, input: str | None = None, timeout: float = 60) -> subp
     return subprocess.run(
         [*KIOSK, *args], input=input, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
     )
+
+
+async def cancel_running(task: asyncio.Future[Any]) -> bool:
+    """Whether ``task`` was still running (a long-lived task that must not end); it is cancelled
+    and awaited either way."""
+    running = not task.done()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return running

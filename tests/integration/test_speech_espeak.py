@@ -21,7 +21,7 @@ from kiosk.config import LOCALES
 from kiosk.devices.audio.speech import EspeakSynthesizer, Speech, SpeechError, UtteranceFailed
 from kiosk.presentation.speech import VOICES, spelled, spoken_text
 from kiosk.presentation.view import build_screen_view
-from tests.conftest import run_kiosk
+from tests.conftest import cancel_running, run_kiosk
 
 pytestmark = pytest.mark.integration
 
@@ -150,9 +150,7 @@ def test_a_voice_worker_that_keeps_dying_never_stops_the_kiosk(caplog: pytest.Lo
             worker.kill()
             speech(build_screen_view(SCREENS["idle" if n % 2 else "issuing"], "da_DK", "Europe/Copenhagen"))
         await _until(lambda: synthesizer._worker is not None and synthesizer._worker.pid not in workers, "a worker")
-        running = not speaking.done()
-        speaking.cancel()
-        await asyncio.gather(speaking, return_exceptions=True)
+        running = await cancel_running(speaking)
         return running, workers
 
     with caplog.at_level(logging.ERROR, logger="kiosk.devices.audio.speech"):
@@ -215,9 +213,7 @@ def test_without_espeak_ng_the_kiosk_goes_on_silent(caplog: pytest.LogCaptureFix
         for _ in range(3):
             speech(build_screen_view(SCREENS["idle"], "da_DK", "Europe/Copenhagen"))
             await asyncio.sleep(0.05)
-        running = not task.done()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        running = await cancel_running(task)
         return running
 
     with caplog.at_level(logging.ERROR, logger="kiosk.devices.audio.speech"):

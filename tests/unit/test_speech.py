@@ -16,6 +16,7 @@ from kiosk.devices.audio.speech import SimulatedSynthesizer, Speech, UtteranceFa
 from kiosk.presentation.i18n import labels
 from kiosk.presentation.speech import VOICES, spelled, spoken_text
 from kiosk.presentation.view import build_screen_view
+from tests.conftest import cancel_running
 from tests.unit.test_config import MINIMAL
 
 #: The sample voucher's screen (DKK 50.00, code HS50-7QX2, expiring 15 March 2027) to a headset.
@@ -212,9 +213,7 @@ def test_a_voice_that_cannot_speak_stays_silent_and_the_others_go_on(caplog: pyt
         for view in (_view("idle", "da_DK"), _view("issuing", "da_DK"), _view("idle", "en_GB")):
             speech(view)
             await asyncio.sleep(0.05)
-        running = not task.done()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        running = await cancel_running(task)
         return synthesizer, running
 
     with caplog.at_level(logging.DEBUG, logger="kiosk.devices.audio.speech"):
