@@ -71,6 +71,7 @@ def voucherify_shop(
 ) -> Iterator[VoucherifyShop]:
     """Run the shop (see the module's docstring) until the block ends; ``voucherify_transport``
     goes under every Voucherify client it makes (the tests validate the traffic against the spec)."""
+    folder = folder.absolute()  # the shop.toml written there names its files from its own folder
     with ExitStack() as stack:
         folder.mkdir(parents=True, exist_ok=True)
         voucherify = StandInVoucherify(folder / "voucherify.sqlite", rate_limit=RATE_LIMIT)

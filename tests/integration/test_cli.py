@@ -276,3 +276,25 @@ def test_a_hostile_backend_cannot_write_to_the_terminal_and_the_next_scan_is_ser
     finally:
         hostile.httpd.shutdown()
         hostile.httpd.server_close()
+
+
+def test_the_stand_in_backend_takes_a_database_path_relative_to_where_it_runs(tmp_path: Path) -> None:
+    """``kiosk sim backend --db be.db``: its Voucherify shop's files beside it, found again (they
+    were looked for at be.db.shop/be.db.shop/..., a traceback)."""
+    process = subprocess.Popen(
+        [*KIOSK, "sim", "backend", "--db", "be.db", "--seed", "demo"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert process.stdout is not None
+        ready = json.loads(process.stdout.readline() or "{}")
+        assert ready.get("shop_webhook", "").startswith("http://127.0.0.1:"), ready
+        assert (tmp_path / "be.db.shop" / "voucherify.sqlite").is_file()
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=20)
+    assert "Traceback" not in err
