@@ -143,3 +143,12 @@ async def cancel_running(task: asyncio.Future[Any]) -> bool:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     return running
+
+
+def child_processes(pid: int) -> set[int]:
+    """Process ``pid``'s children, from /proc (none once it is gone)."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        return {int(child) for task in tasks for child in (task / "children").read_text().split()}
+    except FileNotFoundError:
+        return set()

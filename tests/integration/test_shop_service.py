@@ -22,7 +22,7 @@ import pytest
 from kiosk.core.voucher import parse_voucher
 from kiosk.shop.service import source_id_for
 from kiosk.shop.signed_requests import Accepted
-from tests.conftest import KIOSK, REPO
+from tests.conftest import KIOSK, REPO, child_processes
 from tests.integration.shop_harness import PATH, PERCENT, REZIP_TOKEN, TILL_TOKEN, LogCapture, ShopHarness
 from tests.integration.test_shop_signatures import BODY, KEY_2, delivery
 
@@ -344,11 +344,6 @@ def test_the_ready_line_arrives_when_rezips_keys_are_not_there_yet(shop: ShopHar
     assert "Traceback" not in "".join(lines)
 
 
-def _children(pid: int) -> set[int]:
-    tasks = Path(f"/proc/{pid}/task")
-    return {int(child) for task in tasks.iterdir() for child in (task / "children").read_text().split()}
-
-
 def _command_line(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -379,7 +374,7 @@ def test_workers_share_the_port_and_one_that_dies_is_started_again(shop: ShopHar
         match = re.search(r"listening on (http://[0-9.:]+),", ready)
         assert match is not None
         url = match[1]
-        workers = _children(process.pid)
+        workers = child_processes(process.pid)
         assert len(workers) == 2
         before = {pid: _reads(pid) for pid in workers}
         with ThreadPoolExecutor(8) as pool:
@@ -390,12 +385,12 @@ def test_workers_share_the_port_and_one_that_dies_is_started_again(shop: ShopHar
         killed = min(workers)
         os.kill(killed, signal.SIGKILL)
         for _ in range(200):
-            if len(_children(process.pid) - {killed}) == 2:
+            if len(child_processes(process.pid) - {killed}) == 2:
                 break
             time.sleep(0.05)
-        assert len(_children(process.pid) - {killed}) == 2  # started again by the parent's supervisor
+        assert len(child_processes(process.pid) - {killed}) == 2  # started again by the parent's supervisor
         assert _post(url)[0] == 200
-        serving = _children(process.pid)
+        serving = child_processes(process.pid)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
         log = process.stderr.read()
@@ -434,7 +429,7 @@ def test_a_second_pool_on_the_port_is_refused_and_workers_end_with_their_parent(
         second = _start_command(shop.write_config("again.toml", listen=f'listen = "127.0.0.1:{port}"\nworkers = 2'))
         assert second.wait(timeout=30) == 2
         assert second.communicate()[1].startswith(f"kiosk: cannot listen on 127.0.0.1:{port}: Address already in use")
-        workers = _children(first.pid)
+        workers = child_processes(first.pid)
         assert len(workers) == 2
         first.kill()  # SIGKILL: the parent cannot stop them; they see their pipe end and stop
         first.wait()
@@ -449,7 +444,7 @@ def test_a_second_pool_on_the_port_is_refused_and_workers_end_with_their_parent(
             first.wait()
     starting = _start_command(shop.write_config("early.toml", listen='listen = "127.0.0.1:0"\nworkers = 3'))
     for _ in range(1000):  # the first worker is starting
-        early = {pid for pid in _children(starting.pid) if b"--worker-port" in _command_line(pid)}
+        early = {pid for pid in child_processes(starting.pid) if b"--worker-port" in _command_line(pid)}
         if early:
             break
         time.sleep(0.01)
@@ -458,3 +453,33 @@ def test_a_second_pool_on_the_port_is_refused_and_workers_end_with_their_parent(
     assert starting.wait(timeout=30) == 0
     assert starting.stderr is not None and "Traceback" not in starting.stderr.read()
     assert not any(Path(f"/proc/{pid}").exists() for pid in early)
+
+
+def test_a_pool_whose_worker_keeps_dying_gives_up_with_exit_1(shop: ShopHarness) -> None:
+    """Workers killed as soon as they are up: once one worker's place has died five times within
+    ten minutes the parent stops the rest and exits 1 (systemd starts a fresh service), and
+    nothing is left running."""
+    process = _start_command(shop.write_config("dying.toml", listen='listen = "127.0.0.1:0"\nworkers = 2'))
+    seen: set[int] = set()
+    workers: set[int] = set()
+    try:
+        assert process.stderr is not None
+        assert process.stderr.readline().startswith("kiosk shop webhook ready:")
+        first = min(child_processes(process.pid))
+        while process.poll() is None and len(seen) < 10:
+            if Path(f"/proc/{first}").exists() and b"--worker-port" in _command_line(first):
+                os.kill(first, signal.SIGKILL)  # the same worker's place, again and again
+                seen.add(first)
+            current = {pid for pid in child_processes(process.pid) if b"--worker-port" in _command_line(pid)}
+            workers |= current
+            first = min(current - seen, default=first)
+            time.sleep(0.02)
+        assert process.wait(timeout=60) == 1
+        log = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "kiosk: stopping, shop worker" in log and "Traceback" not in log.split("kiosk: stopping")[-1]
+    assert 5 <= len(seen) < 10
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)

@@ -21,7 +21,7 @@ from kiosk.config import LOCALES
 from kiosk.devices.audio.speech import EspeakSynthesizer, Speech, SpeechError, UtteranceFailed
 from kiosk.presentation.speech import VOICES, spelled, spoken_text
 from kiosk.presentation.view import build_screen_view
-from tests.conftest import cancel_running, run_kiosk
+from tests.conftest import cancel_running, child_processes, run_kiosk
 
 pytestmark = pytest.mark.integration
 
@@ -83,11 +83,6 @@ def test_kiosk_say_prints_the_text_and_writes_a_private_wav(tmp_path: Path) -> N
     assert wrong.returncode == 2 and "--screen" in wrong.stderr
 
 
-def _children(pid: int) -> set[int]:
-    tasks = Path(f"/proc/{pid}/task")
-    return {int(child) for task in tasks.iterdir() for child in (task / "children").read_text().split()}
-
-
 async def _until(condition: Callable[[], bool], what: str) -> None:
     for _ in range(500):
         if condition():
@@ -107,14 +102,14 @@ def test_the_kiosk_starts_one_voice_worker_and_it_starts_and_stops_espeak_ng() -
             worker = synthesizer._worker
             assert worker is not None
             assert os.sched_getscheduler(worker.pid) == os.SCHED_IDLE
-            before = _children(os.getpid())
+            before = child_processes(os.getpid())
             long = asyncio.ensure_future(synthesizer.say("Lorem ipsum dolor sit amet. " * 3000, "en-gb"))
-            await _until(lambda: len(_children(worker.pid)) == 1, "espeak-ng started by the worker")
-            assert _children(os.getpid()) == before  # nothing new started by the kiosk itself
+            await _until(lambda: len(child_processes(worker.pid)) == 1, "espeak-ng started by the worker")
+            assert child_processes(os.getpid()) == before  # nothing new started by the kiosk itself
             long.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await long
-            await _until(lambda: not _children(worker.pid), "the interrupted espeak-ng stopped")
+            await _until(lambda: not child_processes(worker.pid), "the interrupted espeak-ng stopped")
             for locale in ("da_DK", "de_DE"):
                 await asyncio.wait_for(synthesizer.say("Tak. 50,00 kr.", VOICES[locale]), 30)
         finally:
@@ -191,8 +186,8 @@ def test_a_killed_worker_takes_its_espeak_ng_along_and_no_text_hangs_it() -> Non
             worker = synthesizer._worker
             assert worker is not None
             long = asyncio.ensure_future(synthesizer.say("Lorem ipsum dolor sit amet. " * 3000, "en-gb"))
-            await _until(lambda: len(_children(worker.pid)) == 1, "espeak-ng started by the worker")
-            (voice,) = _children(worker.pid)
+            await _until(lambda: len(child_processes(worker.pid)) == 1, "espeak-ng started by the worker")
+            (voice,) = child_processes(worker.pid)
             worker.kill()
             with pytest.raises(SpeechError, match="voice worker ended"):
                 await asyncio.wait_for(long, 10)
