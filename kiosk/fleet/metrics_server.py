@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from kiosk.devices.screen.complaints import Complaints
-from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, add_routes, guard_runner
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, GuardedSite, add_routes
 from kiosk.fleet.metrics import CONTENT_TYPE_LATEST
 
 __all__ = ["loopback_metrics", "MetricsServer", "from_loopback"]
@@ -84,53 +84,47 @@ class MetricsServer:
         self._expected = f"Bearer {token}".encode("ascii") if token else None
         self._max_connections = max_connections
         self._head_timeout_s = head_timeout_s
-        self._runner: web.AppRunner | None = None
-        self._guard: ConnectionGuard | None = None
+        self._site: GuardedSite | None = None
         self._complaints = Complaints(log)
         self.refused = 0
 
     async def start(self) -> None:
         app = web.Application(middlewares=[self._guarded], client_max_size=1024)
         add_routes(app, [("GET", "/metrics", self._metrics)])
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
 
         def malformed(status: int) -> web.StreamResponse:
             self._complaints.note("metrics request refused: not a well-formed HTTP request")
             return web.Response(status=status, text="not a well-formed HTTP request\n", headers=_HEADERS)
 
-        self._guard = guard_runner(
-            self._runner,
+        self._site = await GuardedSite.listen(
+            app,
             malformed,
             self._complaints,
+            self.host,
+            self.port,
             cap=self._max_connections,
             head_timeout_s=self._head_timeout_s,
             who="metrics",
+            access_log=None,
         )
-        try:
-            self.port = await self._guard.listen(self.host, self.port)
-        except BaseException:
-            await self.stop()
-            raise
+        self.port = self._site.port
 
     async def serve(self) -> None:
-        """Keep the accept loops running (``ConnectionGuard.keep_accepting``), under a supervisor."""
-        assert self._guard is not None
-        await self._guard.keep_accepting()
+        """Keep the accept loops running, under a supervisor."""
+        assert self._site is not None
+        await self._site.serve()
 
     async def stop(self) -> None:
-        if self._guard is not None:
-            await self._guard.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._site is not None:
+            await self._site.close()
         self._complaints.flush()
 
     @web.middleware
     async def _guarded(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        assert self._guard is not None
-        with self._guard.serving(request.transport):
+        assert self._site is not None
+        with self._site.guard.serving(request.transport):
             return await handler(request)
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:

@@ -57,7 +57,7 @@ from aiohttp import hdrs, web
 
 from kiosk.core.voucher import LOOPBACK_HTTP, Voucher
 from kiosk.devices.screen.complaints import Complaints
-from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, add_routes, guard_runner, read_json_body
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, GuardedSite, add_routes, read_json_body
 from kiosk.devices.screen.page_requests import Refused as BadRequest
 from kiosk.devices.screen.page_requests import check_body_size, check_json_type
 from kiosk.logs import fingerprint, never_log
@@ -229,8 +229,7 @@ class ShopService:
         self.voucherify: VoucherifyClient | None = None
         self.gate: SignatureGate | None = None
         self._http: httpx.AsyncClient | None = None
-        self._guard: ConnectionGuard | None = None
-        self._runner: web.AppRunner | None = None
+        self._site: GuardedSite | None = None
         self._complaints: Complaints | None = None
         self._inflight: dict[str, asyncio.Future[Published | Failure]] = {}
         workers = config.server.workers  # each worker takes its part, at least one (the configuration's rule)
@@ -280,14 +279,12 @@ class ShopService:
     async def serve(self) -> None:
         """Keep the accept loops running, under a supervisor (``ConnectionGuard.keep_accepting``):
         a listener that keeps failing makes the process give up."""
-        assert self._guard is not None
-        await self._guard.keep_accepting()
+        assert self._site is not None
+        await self._site.serve()
 
     async def stop(self) -> None:
-        if self._guard is not None:
-            await self._guard.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._site is not None:
+            await self._site.close()
         if self._complaints is not None:
             self._complaints.flush()
         for task in list(self._inflight.values()):
@@ -309,21 +306,24 @@ class ShopService:
                 ("GET", HEALTH_PATH, self._healthz),
             ],
         )
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
 
         def malformed(status: int) -> web.StreamResponse:
             return self._refusal(status, "http", "not a well-formed HTTP request")
 
-        self._guard = guard_runner(
-            self._runner,
+        host, port = self.config.address
+        self._site = await GuardedSite.listen(
+            app,
             malformed,
             complaints,
+            host,
+            port,
+            shared=self.config.server.workers > 1,
             cap=self._max_connections,
             head_timeout_s=self._client_timeout_s,
             who="shop service",
+            access_log=None,
         )
-        self.port = await self._guard.listen(*self.config.address, shared=self.config.server.workers > 1)
+        self.port = self._site.port
 
     # --- every request ----------------------------------------------------------------------------
 
@@ -331,8 +331,8 @@ class ShopService:
     async def _refusals(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        assert self._guard is not None
-        with self._guard.serving(request.transport):
+        assert self._site is not None
+        with self._site.guard.serving(request.transport):
             try:
                 return await handler(request)
             except BadRequest as refused:

@@ -341,26 +341,62 @@ class QuietProtocol(web.RequestHandler):
         return self.refuse(status)
 
 
-def guard_runner(
-    runner: web.AppRunner,
-    refuse: Callable[[int], web.StreamResponse],
-    complaints: Complaints,
-    *,
-    cap: int | None = None,
-    head_timeout_s: float = HEAD_TIMEOUT_S,
-    who: str = "page",
-) -> ConnectionGuard:
-    """The guard for an aiohttp ``runner`` (set up): every connection through aiohttp's protocol,
-    quiet about requests it cannot parse (``refuse(status)`` answers them), timed and counted."""
-    server, loop = runner.server, asyncio.get_running_loop()
-    assert server is not None
-    return ConnectionGuard(
-        lambda: QuietProtocol(server, refuse, loop=loop, access_log=None),
-        complaints,
-        cap=cap,
-        head_timeout_s=head_timeout_s,
-        who=who,
-    )
+class GuardedSite:
+    """An aiohttp application served through a ``ConnectionGuard``, from listening to closing: the
+    one way the page, the shop service and the LAN metrics server serve. Every connection goes
+    through aiohttp's protocol, quiet about requests it cannot parse, timed and counted."""
+
+    def __init__(self, runner: web.AppRunner, guard: ConnectionGuard) -> None:
+        self.runner = runner
+        self.guard = guard
+        self.port = 0
+
+    @classmethod
+    async def listen(
+        cls,
+        app: web.Application,
+        refuse: Callable[[int], web.StreamResponse],
+        complaints: Complaints,
+        host: str,
+        port: int,
+        *,
+        shared: bool = False,
+        cap: int | None = None,
+        head_timeout_s: float = HEAD_TIMEOUT_S,
+        who: str = "page",
+        **runner_options: Any,
+    ) -> GuardedSite:
+        """``app`` listening on ``host``:``port`` (the port chosen when 0; ``shared``: see
+        ``ConnectionGuard.listen``); ``refuse(status)`` answers a request aiohttp cannot parse.
+        Nothing is left open when it cannot listen."""
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, **runner_options)
+        await runner.setup()
+        server, loop = runner.server, asyncio.get_running_loop()
+        assert server is not None
+        guard = ConnectionGuard(
+            lambda: QuietProtocol(server, refuse, loop=loop, access_log=None),
+            complaints,
+            cap=cap,
+            head_timeout_s=head_timeout_s,
+            who=who,
+        )
+        site = cls(runner, guard)
+        try:
+            site.port = await guard.listen(host, port, shared=shared)
+        except BaseException:
+            await site.close()
+            raise
+        return site
+
+    async def serve(self) -> None:
+        """Keep the accept loops running, under a supervisor (``ConnectionGuard.keep_accepting``):
+        a listener that keeps failing makes the supervisor give up."""
+        await self.guard.keep_accepting()
+
+    async def close(self) -> None:
+        """Stop accepting, then let aiohttp close the open connections."""
+        await self.guard.close()
+        await self.runner.cleanup()
 
 
 async def read_json_body(request: web.Request, *, timeout_s: float) -> dict[str, Any]:

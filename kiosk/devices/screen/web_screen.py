@@ -26,7 +26,7 @@ from aiohttp import hdrs, web
 
 from kiosk.devices.screen.browser import BrowserError, HeadlessBrowser
 from kiosk.devices.screen.complaints import Complaints
-from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, ConnectionGuard, add_routes, guard_runner, read_json_body
+from kiosk.devices.screen.connections import HEAD_TIMEOUT_S, GuardedSite, add_routes, read_json_body
 from kiosk.devices.screen.page_requests import (
     Refused,
     check_body_size,
@@ -100,8 +100,7 @@ class WebScreen:
         self._clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._acked = 0
         self._ack_changed = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._guard: ConnectionGuard | None = None
+        self._site: GuardedSite | None = None
         self._complaints: Complaints | None = None
         self._assets: dict[str, bytes] = {}
         self._fonts: dict[str, bytes] = {}
@@ -169,9 +168,6 @@ class WebScreen:
                 ("POST", "/touch", self._touch),
             ],
         )
-        # handler_cancellation: a page that goes away ends its request (an event stream at once).
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
-        await self._runner.setup()
         complaints = self._complaints
 
         def malformed(status: int) -> web.StreamResponse:
@@ -179,36 +175,38 @@ class WebScreen:
             complaints.note(_complaint(refused))
             return _refusal(refused)
 
-        self._guard = guard_runner(
-            self._runner, malformed, complaints, cap=self.max_connections, head_timeout_s=self.client_timeout_s
+        self._site = await GuardedSite.listen(
+            app,
+            malformed,
+            complaints,
+            self.host,
+            self.port,
+            cap=self.max_connections,
+            head_timeout_s=self.client_timeout_s,
+            # A page that goes away ends its request (an event stream at once).
+            handler_cancellation=True,
         )
-        try:
-            self.port = await self._guard.listen(self.host, self.port)
-        except BaseException:
-            await self.stop()
-            raise
+        self.port = self._site.port
 
     async def serve(self) -> None:
-        """Watch the page's accept loops while the kiosk runs (``ConnectionGuard.keep_accepting``)."""
-        assert self._guard is not None
-        await self._guard.keep_accepting()
+        """Watch the page's accept loops while the kiosk runs (``GuardedSite.serve``)."""
+        assert self._site is not None
+        await self._site.serve()
 
     async def stop(self) -> None:
         for queue in list(self._clients):
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(None)  # ends that page's event stream, so shutdown need not wait for it
-        if self._guard is not None:
-            await self._guard.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._site is not None:
+            await self._site.close()
         if self._complaints is not None:
             self._complaints.flush()
 
     def shed_clients(self, count: int = 4) -> int:
         """Close up to ``count`` page connections (idle ones, then event streams) to free file
         descriptors for issuing; returns how many were closed. The page reconnects by itself."""
-        return self._guard.shed(count) if self._guard is not None else 0
+        return self._site.guard.shed(count) if self._site is not None else 0
 
     async def attach_capture(self, browser: HeadlessBrowser) -> None:
         """Point a headless browser at the page; from now on ``show`` returns PNG frames."""
@@ -269,8 +267,8 @@ class WebScreen:
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-        assert self._guard is not None and self._complaints is not None
-        with self._guard.serving(request.transport):
+        assert self._site is not None and self._complaints is not None
+        with self._site.guard.serving(request.transport):
             try:
                 host = check_host(request.headers.getall(hdrs.HOST, []), self._hosts(request))
                 check_origin(request.headers.getall(hdrs.ORIGIN, []), host)
@@ -318,8 +316,8 @@ class WebScreen:
         return web.Response(body=logo.data, content_type=logo.content_type, headers=_SECURITY_HEADERS)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        assert self._guard is not None
-        self._guard.stream(request.transport)
+        assert self._site is not None
+        self._site.guard.stream(request.transport)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
