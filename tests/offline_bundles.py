@@ -5,9 +5,11 @@ signature is the caller's)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from kiosk.core.instants import iso_z
+from kiosk.issuance.offline_store import OfflineStore
 
 
 def bundle_body(*, codes: int, issued_at: datetime, expires_at: datetime, codes_expire: datetime) -> bytes:
@@ -37,3 +39,17 @@ def bundle_body(*, codes: int, issued_at: datetime, expires_at: datetime, codes_
             ],
         }
     ).encode()
+
+
+def store_with_codes(path: Path, *, codes: int, issued_at: datetime) -> OfflineStore:
+    """A kiosk's offline store at ``path`` holding bundle B-1 of ``codes`` codes, signed at
+    ``issued_at``, good for a week (its codes for three days)."""
+    store = OfflineStore(path)
+    body = bundle_body(
+        codes=codes,
+        issued_at=issued_at,
+        expires_at=issued_at + timedelta(days=7),
+        codes_expire=issued_at + timedelta(days=3),
+    )
+    store.import_bundle(body, "sig")
+    return store

@@ -19,22 +19,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.core.offline import OfflineLimits
-from kiosk.issuance.offline_store import Claim, OfflineStore
-from tests.offline_bundles import bundle_body
+from kiosk.issuance.offline_store import Claim
+from tests.offline_bundles import store_with_codes
 
 
 def test_claims_count_against_the_limits_whatever_the_clock_says(tmp_path: Path) -> None:
     real_now = datetime.now(UTC)
-    store = OfflineStore(tmp_path / "offline.sqlite")
-    store.import_bundle(
-        bundle_body(
-            codes=20,
-            issued_at=real_now - timedelta(hours=1),
-            expires_at=real_now + timedelta(days=7),
-            codes_expire=real_now + timedelta(days=3),
-        ),
-        "sig",
-    )
+    store = store_with_codes(tmp_path / "offline.sqlite", codes=20, issued_at=real_now - timedelta(hours=1))
     store.note_contact(real_now - timedelta(hours=1))  # the backend's signed time of the bundle
     limits = OfflineLimits(max_issuances=3, max_value={"DKK": 3000})
 
@@ -62,16 +53,7 @@ def test_a_clock_that_ran_ahead_once_is_trusted_again_once_the_backend_set_it_ri
     and even after the backend has since vouched for the correct time (a fresh signed bundle),
     every offline claim is refused as "clock_untrusted" until real time catches up."""
     real_now = datetime.now(UTC)
-    store = OfflineStore(tmp_path / "offline.sqlite")
-    store.import_bundle(
-        bundle_body(
-            codes=20,
-            issued_at=real_now - timedelta(hours=1),
-            expires_at=real_now + timedelta(days=7),
-            codes_expire=real_now + timedelta(days=3),
-        ),
-        "sig",
-    )
+    store = store_with_codes(tmp_path / "offline.sqlite", codes=20, issued_at=real_now - timedelta(hours=1))
     store.note_contact(real_now)
     limits = OfflineLimits()
     ahead = real_now + timedelta(hours=1)

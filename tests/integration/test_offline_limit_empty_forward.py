@@ -25,8 +25,7 @@ from pathlib import Path
 from kiosk.core.offline import OfflineLimits
 from kiosk.core.outcomes import Issued
 from kiosk.issuance.offline import OfflineService
-from kiosk.issuance.offline_store import OfflineStore
-from tests.offline_bundles import bundle_body
+from tests.offline_bundles import store_with_codes
 
 
 class _TakesNothing:
@@ -42,16 +41,7 @@ class _TakesNothing:
 
 def test_an_empty_forward_resets_no_offline_limit(tmp_path: Path) -> None:
     now = datetime.now(UTC)
-    store = OfflineStore(tmp_path / "offline.sqlite")
-    store.import_bundle(
-        bundle_body(
-            codes=30,
-            issued_at=now - timedelta(minutes=10),
-            expires_at=now + timedelta(days=7),
-            codes_expire=now + timedelta(days=3),
-        ),
-        "sig",
-    )
+    store = store_with_codes(tmp_path / "offline.sqlite", codes=30, issued_at=now - timedelta(minutes=10))
     store.note_contact(now - timedelta(minutes=10))
     client = _TakesNothing()
     service = OfflineService(
