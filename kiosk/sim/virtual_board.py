@@ -190,5 +190,10 @@ class VirtualBoard:
                     self._tap.nonce = hello[1]
 
     def _to_board(self, data: bytes) -> None:
+        """The kiosk's bytes onto the board's UART. A board switched off or unplugged hears nothing,
+        as a real one: bytes that arrive as its process ends are dropped, not a dead pump thread."""
         if self.running:
-            self._command(uart=self.pins["link_uart"], hex=data.hex())
+            try:
+                self._command(uart=self.pins["link_uart"], hex=data.hex())
+            except (BrokenPipeError, ValueError):  # the process is going (ValueError: stdin closed)
+                return
