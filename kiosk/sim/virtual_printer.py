@@ -43,6 +43,8 @@ class VirtualPrinter:
         self._pty_link: Path | None = None
         self._pty_master: int | None = None
         self._pty_slave: int | None = None
+        self._pty_reader: threading.Thread | None = None
+        self._pty_unplugged = threading.Event()
 
     # --- plugging -------------------------------------------------------------------------------
 
@@ -64,7 +66,11 @@ class VirtualPrinter:
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(os.ttyname(slave))
-        threading.Thread(target=self._read_pty, args=(master,), name="vprinter-pty", daemon=True).start()
+        self._pty_unplugged = threading.Event()
+        self._pty_reader = threading.Thread(
+            target=self._read_pty, args=(master, self._pty_unplugged), name="vprinter-pty", daemon=True
+        )
+        self._pty_reader.start()
         return link
 
     def unplug(self) -> None:
@@ -85,6 +91,11 @@ class VirtualPrinter:
                 connection.close()
             self._connections.clear()
         if self._pty_master is not None:
+            # The reader stops before its descriptors close: their numbers are handed to the next
+            # file anyone opens, which it would otherwise read from and answer into.
+            self._pty_unplugged.set()
+            if self._pty_reader is not None:
+                self._pty_reader.join()
             for fd in (self._pty_master, self._pty_slave):
                 try:
                     os.close(fd)  # type: ignore[arg-type]
@@ -162,18 +173,19 @@ class VirtualPrinter:
 
     def _serve(self, connection: socket.socket) -> None:
         with connection:
-            self._pump(lambda: connection.recv(65536), connection.sendall)
+            self._pump(lambda: connection.recv(65536), connection.sendall, self._stop)
 
-    def _read_pty(self, master: int) -> None:
+    def _read_pty(self, master: int, unplugged: threading.Event) -> None:
         def read() -> bytes | None:
             ready, _, _ = select.select([master], [], [], 0.2)
             return os.read(master, 65536) if ready else None
 
-        self._pump(read, lambda answer: os.write(master, answer))
+        self._pump(read, lambda answer: os.write(master, answer), unplugged)
 
-    def _pump(self, read: Callable[[], bytes | None], write: Callable[[bytes], object]) -> None:
-        """Take chunks off the line until it closes (``read`` gives None when nothing came)."""
-        while not self._stop.is_set():
+    def _pump(self, read: Callable[[], bytes | None], write: Callable[[bytes], object], stop: threading.Event) -> None:
+        """Take chunks off the line until it closes or ``stop`` is set (``read`` gives None when
+        nothing came)."""
+        while not stop.is_set():
             try:
                 chunk = read()
                 if chunk is None:

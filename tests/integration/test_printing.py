@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,27 @@ def test_file_device_that_is_gone_is_unplugged_not_created(tmp_path: Path) -> No
     file_connection.send(b"\x1b@hello\n")
     file_connection.close()
     assert out.read_bytes() == b"\x1b@hello\n"
+
+
+def test_an_unplugged_virtual_printer_leaves_no_reader_on_its_old_descriptors(tmp_path: Path) -> None:
+    """The pseudo-terminal's reader held its descriptor numbers after unplug, for up to 0.2 s or,
+    once the numbers were taken again, for good: it read from and answered into whatever was opened
+    next (the replugged terminal, another test's file)."""
+    virtual = VirtualPrinter("TM-T20II")
+    link = virtual.serve_pty(tmp_path / "by-id" / "usb-Epson_TM-T20II-if00")
+
+    def readers() -> int:
+        return sum(thread.name == "vprinter-pty" and thread.is_alive() for thread in threading.enumerate())
+
+    try:
+        before = readers()
+        virtual.unplug()
+        assert readers() == before - 1
+        virtual.replug()
+        assert readers() == before and link.is_symlink()
+    finally:
+        virtual.close()
+    assert readers() == before - 1
 
 
 def test_printer_test_command_prints_a_self_test_ticket() -> None:
