@@ -43,11 +43,12 @@ class VirtualScanner:
             os.write(self._master, data[start : start + 1024])
 
     def close(self) -> None:
-        for fd in (self._master, self._slave):
-            try:
+        """Close both ends once: a second close would close whatever file has since been given
+        the same descriptor number (another test's printer file, a socket)."""
+        ends, self._master, self._slave = (self._master, self._slave), -1, -1
+        for fd in ends:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
 
     def __enter__(self) -> VirtualScanner:
         return self
