@@ -16,10 +16,9 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from escpos.printer import Dummy
 from PIL import Image, ImageDraw, ImageOps
 
-from kiosk.escpos_api import code_pages, profile_data, write_raw
+from kiosk.escpos_api import Dummy, code_pages, profile_data, write_raw
 from kiosk.presentation.fonts import font
 from kiosk.presentation.qr import qr_image
 from kiosk.presentation.view import VoucherView

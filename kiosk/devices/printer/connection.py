@@ -13,11 +13,8 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
-from escpos import printer as escpos_printer
-from escpos.exceptions import Error as EscposError
-
 from kiosk.devices.printer.device import PrinterDevice
-from kiosk.escpos_api import raw_device, read_answer, write_raw
+from kiosk.escpos_api import EscposError, escpos_printer, raw_device, read_answer, write_raw
 
 __all__ = ["PrinterStatus", "PrinterConnection", "PrintError"]
 
