@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 from kiosk.app import ScanReport
 from kiosk.config import Config, HealthSection, MetricsSection, load_config
@@ -72,21 +72,27 @@ def kiosk_config(folder: Path, backend_url: str, *, fleet: bool, hardware_id: st
 
 
 async def acknowledge(kiosk: RunningKiosk) -> None:
-    """A page that paints at once: it reads the event stream and acknowledges every frame."""
+    """A page that paints at once: it reads the event stream and acknowledges every frame. Through
+    aiohttp's client, which the kiosk's page server has imported anyway: the memory run's process
+    then holds no more than the kiosk's own (the real page is a browser in a process of its own)."""
     port = kiosk.screen.port  # type: ignore[union-attr]
     base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(timeout=None) as http, http.stream("GET", base + "/events") as events:
-        async for line in events.aiter_lines():
-            if line.startswith("data: "):
+    forever = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(timeout=forever) as http, http.get(base + "/events") as events:
+        async for line in events.content:
+            if line.startswith(b"data: "):
                 seq = json.loads(line[6:])["seq"]
-                await http.post(base + "/ack", json={"seq": seq}, headers={"Origin": base})
+                async with http.post(base + "/ack", json={"seq": seq}, headers={"Origin": base}) as answer:
+                    answer.raise_for_status()
 
 
 async def scrape_every_second(kiosk: RunningKiosk) -> None:
     url = f"http://127.0.0.1:{kiosk.screen.port}/metrics"  # type: ignore[union-attr]
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as http:
         while True:
-            (await http.get(url)).raise_for_status()
+            async with http.get(url) as answer:
+                answer.raise_for_status()
+                await answer.read()
             await asyncio.sleep(1.0)
 
 
