@@ -191,6 +191,9 @@ class OfflineStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # 256 KiB of page cache, not SQLite's 2 MiB: the journal is small and the kernel caches
+            # its file anyway; the larger cache filled slowly over thousands of scans (fleet bench).
+            self._db.execute("PRAGMA cache_size=-256")
             self._migrate()
         except sqlite3.DatabaseError as exc:  # not a database at all: a damaged card, a stray file
             self._db.close()
