@@ -10,6 +10,7 @@ import base64
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -397,6 +398,109 @@ def test_workers_share_the_port_and_one_that_dies_is_started_again(shop: ShopHar
         assert "shop worker" in log and "ended with status -9" in log
         assert shop.voucherify.app_token not in log and REZIP_TOKEN not in log
         assert not any(Path(f"/proc/{pid}").exists() for pid in serving)  # stopped with the parent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _hostile_requests() -> tuple[list[bytes], list[bytes]]:
+    """Requests no worker may fall over on: broken HTTP, framing and sizes (which a worker may
+    close without an answer, as the kiosk's page server does), and requests well-formed enough to
+    be answered: deliveries RE-ZIP did not sign as they are, the till's route without its token."""
+    signed = delivery(created=int(time.time()))
+    wrong = signed | {"Signature": signed["Signature"][:-6] + "AAAAA="}
+    old = delivery(created=int(time.time()) - 3600)
+
+    def post(headers: dict[str, str], body: bytes = BODY, path: str = PATH) -> bytes:
+        lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1"]
+        lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-length"]
+        lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    broken = [
+        b"\x00\xff\xfe GARBAGE\r\n\r\n",
+        b"GET /healthz HTTP/9.9\r\n\r\n",
+        b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /redeem?code=" + b"%41" * 3000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 999999999999\r\n\r\n{",
+        b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n{}",
+        b"POST "
+        + PATH.encode()
+        + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    ]
+    answerable = [
+        post({"Content-Type": "application/json", "Webhook-Version": "1"}),  # not signed at all
+        post(wrong),
+        post(old),  # outside the replay window
+        post(signed | {"Webhook-Version": "2"}),
+        post({"Content-Type": "application/json", "Signature-Input": "sig=(", "Signature": "sig=:%%%:"}),
+        post(signed, b"[" * 5000),
+        post({}, b"{}", "/redemptions"),  # no till token
+        b"GET /redeem?code=%00%FF%C0%AF%E2%80%AE" + b"%41" * 50 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"DELETE " + PATH.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    ]
+    return broken, answerable
+
+
+def _status_of(url: str, request: bytes) -> int:
+    """The status the service answered ``request`` with (0: it closed without an answer; -1: it
+    neither answered nor closed within 15 s)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as connection:
+        answer = b""
+        try:
+            connection.sendall(request)
+            while b"\r\n" not in answer:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        except TimeoutError:
+            return -1
+        except ConnectionError:
+            pass  # closed while the request was still being sent
+    match = re.match(rb"HTTP/1\.1 (\d{3}) ", answer)
+    return int(match[1]) if match else 0
+
+
+def _refused(status: int, may_close: bool = False) -> bool:
+    return 400 <= status < 500 or (may_close and status == 0)
+
+
+def test_hostile_requests_spread_over_the_workers_stop_none_of_them(shop: ShopHarness) -> None:
+    """With workers = 2 the kernel hands each connection to either worker: hostile requests are
+    refused cleanly by both, RE-ZIP's deliveries among them each get a new code, no worker dies."""
+    process = _start_command(shop.write_config("hostile.toml", listen='listen = "127.0.0.1:0"\nworkers = 2'))
+    try:
+        assert process.stderr is not None
+        ready = process.stderr.readline()
+        match = re.search(r"listening on (http://[0-9.:]+),", ready)
+        assert match is not None, ready
+        url = match[1]
+        workers = child_processes(process.pid)
+        assert len(workers) == 2
+        before = {pid: _reads(pid) for pid in workers}
+        broken, answerable = _hostile_requests()
+        hostile = (broken + answerable) * 4
+        with ThreadPoolExecutor(8) as pool:
+            refused = pool.map(lambda request: _status_of(url, request), hostile)
+            served = [pool.submit(_post, url) for _ in range(24)]
+            statuses = dict(zip(hostile, refused, strict=True))
+            answers = [future.result() for future in served]
+        unclean = [(request[:70], statuses[request]) for request in broken if not _refused(statuses[request], True)]
+        unclean += [(request[:70], statuses[request]) for request in answerable if not _refused(statuses[request])]
+        assert unclean == []
+        assert [status for status, _ in answers] == [200] * 24
+        assert len({code for _, code in answers}) == 24
+        assert child_processes(process.pid) == workers  # none died and was started again
+        assert all(_reads(pid) > before[pid] for pid in workers)  # both had their share
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        log = process.stderr.read()
+        assert "Traceback" not in log and "ended with status" not in log
+        assert shop.voucherify.app_token not in log and REZIP_TOKEN not in log and TILL_TOKEN not in log
+        assert not any(code in log for _, code in answers)
     finally:
         if process.poll() is None:
             process.kill()
