@@ -365,16 +365,23 @@ def _post(url: str) -> tuple[int, str]:
     return answer.status_code, answer.json().get("code", "")
 
 
+def _start_pool(shop: ShopHarness, name: str) -> tuple[subprocess.Popen, str]:
+    """``kiosk shop webhook`` with two worker processes on a free port, and its URL once ready."""
+    process = _start_command(shop.write_config(name, listen='listen = "127.0.0.1:0"\nworkers = 2'))
+    assert process.stderr is not None
+    ready = process.stderr.readline()
+    match = re.search(r"ready: listening on (http://127\.0\.0\.1:\d+),", ready)
+    if match is None or not ready.rstrip().endswith("; 2 worker processes share the port"):
+        process.kill()
+        process.wait()
+        raise AssertionError(ready)
+    return process, match[1]
+
+
 def test_workers_share_the_port_and_one_that_dies_is_started_again(shop: ShopHarness) -> None:
-    process = _start_command(shop.write_config("workers.toml", listen='listen = "127.0.0.1:0"\nworkers = 2'))
+    process, url = _start_pool(shop, "workers.toml")
     try:
         assert process.stderr is not None
-        ready = process.stderr.readline()
-        assert ready.startswith("kiosk shop webhook ready: listening on http://127.0.0.1:"), ready
-        assert ready.rstrip().endswith("; 2 worker processes share the port"), ready
-        match = re.search(r"listening on (http://[0-9.:]+),", ready)
-        assert match is not None
-        url = match[1]
         workers = child_processes(process.pid)
         assert len(workers) == 2
         before = {pid: _reads(pid) for pid in workers}
@@ -471,13 +478,9 @@ def _refused(status: int, may_close: bool = False) -> bool:
 def test_hostile_requests_spread_over_the_workers_stop_none_of_them(shop: ShopHarness) -> None:
     """With workers = 2 the kernel hands each connection to either worker: hostile requests are
     refused cleanly by both, RE-ZIP's deliveries among them each get a new code, no worker dies."""
-    process = _start_command(shop.write_config("hostile.toml", listen='listen = "127.0.0.1:0"\nworkers = 2'))
+    process, url = _start_pool(shop, "hostile.toml")
     try:
         assert process.stderr is not None
-        ready = process.stderr.readline()
-        match = re.search(r"listening on (http://[0-9.:]+),", ready)
-        assert match is not None, ready
-        url = match[1]
         workers = child_processes(process.pid)
         assert len(workers) == 2
         before = {pid: _reads(pid) for pid in workers}
@@ -523,13 +526,9 @@ def test_a_second_pool_on_the_port_is_refused_and_workers_end_with_their_parent(
     """A pool's port is its own (SO_REUSEPORT would let a second pool share its deliveries); a
     parent that is killed outright leaves no worker serving; a SIGTERM while the workers start
     stops those started."""
-    first = _start_command(shop.write_config("pool.toml", listen='listen = "127.0.0.1:0"\nworkers = 2'))
+    first, url = _start_pool(shop, "pool.toml")
     try:
-        assert first.stderr is not None
-        ready = first.stderr.readline()
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+),", ready)
-        assert match is not None, ready
-        port = match[1]
+        port = url.rsplit(":", 1)[1]
         second = _start_command(shop.write_config("again.toml", listen=f'listen = "127.0.0.1:{port}"\nworkers = 2'))
         assert second.wait(timeout=30) == 2
         assert second.communicate()[1].startswith(f"kiosk: cannot listen on 127.0.0.1:{port}: Address already in use")
