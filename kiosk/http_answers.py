@@ -18,7 +18,15 @@ from typing import Any
 import certifi
 import httpx
 
-__all__ = ["MAX_BODY_BYTES", "BodyTooLarge", "tls_context", "read_limited", "json_or_none", "retry_after_s"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "RETRY_AFTER_CAP_S",
+    "BodyTooLarge",
+    "tls_context",
+    "read_limited",
+    "json_or_none",
+    "retry_after_s",
+]
 
 #: An API answer is a few kilobytes; anything near this is not the answer asked for.
 MAX_BODY_BYTES = 64 * 1024
@@ -59,7 +67,11 @@ def json_or_none(raw: bytes) -> Any:
         return None
 
 
-def retry_after_s(value: str | None, *, default_s: float = 30.0, cap_s: float = 3600.0) -> float:
+#: The longest a ``Retry-After`` is obeyed for: an hour, whatever a server asks.
+RETRY_AFTER_CAP_S = 3600.0
+
+
+def retry_after_s(value: str | None, *, default_s: float = 30.0, cap_s: float = RETRY_AFTER_CAP_S) -> float:
     """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); ``default_s`` for
     anything else."""
     if not value:

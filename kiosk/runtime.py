@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -136,12 +137,14 @@ async def open_kiosk(
     background: bool = True,
     resume: bool = True,
     supervisor: Supervisor | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[RunningKiosk]:
     """Yield a started kiosk (its event loop task and scan sources running); stop it on exit.
 
     ``with_devices=False`` gives the issuance path alone: no screen, printer or scanner;
     ``background=False`` starts no offline sync and forwarding; ``resume=False`` shows no voucher
-    left unshown by an earlier run (``kiosk scan`` answers for its own code only).
+    left unshown by an earlier run (``kiosk scan`` answers for its own code only); ``monotonic`` is
+    the clock the backend's Retry-After is counted on (a test moves it on).
     """
     supervisor = supervisor or Supervisor()
     logos = LogoCache(config.kiosk.data_dir / "logos", plain_loopback=config.backend.url.startswith("http:"))
@@ -151,7 +154,7 @@ async def open_kiosk(
     store = open_store(config.offline_db, link_schemes=config.link_schemes, set_aside_damaged=True)
     fleet = prepare_fleet(config, store)
     offline = make_offline_service(config, store, client, logos=logos) if config.offline.enabled else None
-    issuer = _issuer(config, fleet.scan_client(client), store, offline)
+    issuer = _issuer(config, fleet.scan_client(client), store, offline, monotonic)
     printer = _printer(config, logos) if with_devices else None
     sources = make_scan_sources(config) if with_devices else []
     boards = [source for source in sources if isinstance(source, IoBoard)]
@@ -262,13 +265,17 @@ def _printer(config: Config, logos: LogoCache) -> EscposPrinter | None:
 
 
 def _issuer(
-    config: Config, client: RezipClient | MeteredScans, store: OfflineStore, offline: OfflineService | None
+    config: Config,
+    client: RezipClient | MeteredScans,
+    store: OfflineStore,
+    offline: OfflineService | None,
+    monotonic: Callable[[], float],
 ) -> FallbackIssuer:
     """Online first; with offline pools, part of the deadline is kept for the offline claim."""
     deadline_s = config.backend.deadline_s
     if offline is not None:
         deadline_s = max(0.5, deadline_s - OFFLINE_RESERVE_S)
-    return FallbackIssuer(OnlineIssuer(client, deadline_s=deadline_s), store, offline)
+    return FallbackIssuer(OnlineIssuer(client, deadline_s=deadline_s, clock=monotonic), store, offline)
 
 
 def _board_signals(boards: list[IoBoard]) -> Callable[[Screen], None]:

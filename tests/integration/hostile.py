@@ -226,6 +226,7 @@ class KioskHarness:
         self._stop: asyncio.Event | None = None
         self._serving: Any = None
         self._reports: asyncio.Queue[ScanReport] | None = None
+        self._time_passed = 0.0
         self.capture = _Capture()
 
     # --- life -------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ class KioskHarness:
     async def _serve(self, ready: threading.Event) -> None:
         self._stop = asyncio.Event()
         self._reports = asyncio.Queue()
-        async with open_kiosk(self.config, on_report=self._reports.put_nowait) as kiosk:
+        async with open_kiosk(self.config, on_report=self._reports.put_nowait, monotonic=self._monotonic) as kiosk:
             self._running = kiosk
             if kiosk.offline is not None:
                 await kiosk.offline.sync(force=True)
@@ -285,6 +286,14 @@ class KioskHarness:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._stack.close()
+
+    def _monotonic(self) -> float:
+        return time.monotonic() + self._time_passed
+
+    def let_time_pass(self, seconds: float) -> None:
+        """Move the kiosk's monotonic clock on, as if ``seconds`` had passed: a backend's
+        Retry-After ends (the stand-in backend and the offline codes keep the real time)."""
+        self._time_passed += seconds
 
     # --- customers ------------------------------------------------------------------------------
 

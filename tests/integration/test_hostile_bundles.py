@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from kiosk.core.instants import iso_z
 from kiosk.core.voucher import parse_voucher
+from kiosk.http_answers import RETRY_AFTER_CAP_S
 from kiosk.issuance.offline_pools_client import BundleRefused
 from kiosk.sim.demo_seed import DROP_POINT_DK, SHOPS
 from tests.integration.hostile import ANY, HOSTILE_TEXT, NUMBERS, SCALAR, Answer, KioskHarness, fresh_code
@@ -144,7 +145,7 @@ def test_no_signed_bundle_stops_the_kiosk(harness: KioskHarness, bundle: dict[st
         checked = parse_voucher(voucher.to_json(), now=datetime.now(UTC), link_schemes=harness.config.link_schemes)
         assert checked.link == voucher.link and voucher.unit in ("DKK", "EUR", "%") or voucher.type.value == "gift"
         secrets = [voucher.code, *([voucher.link] if voucher.link else [])]
-    harness.kiosk.app.issuer.online._blocked_until = 0.0
+    harness.let_time_pass(RETRY_AFTER_CAP_S)
     following = harness.scan(fresh_code())
     assert following.status == "issued" and following.source == "online"
     assert harness.kiosk.supervisor.status()["offline sync"]["state"] == "running"
