@@ -18,11 +18,13 @@ class _Node:
 
 @pytest.fixture
 def settled() -> Iterator[None]:
+    threshold = gc.get_threshold()
     settle_heap()
     try:
         yield
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 def _cycle() -> weakref.ref[_Node]:
@@ -34,6 +36,10 @@ def _cycle() -> weakref.ref[_Node]:
 def test_what_start_up_made_leaves_the_collectors_generations(settled: None) -> None:
     assert gc.get_freeze_count() > 1000  # the modules' objects, at least
     assert sum(gc.get_count()) < 50  # nothing young is left for the next collection to walk
+
+
+def test_the_youngest_generation_is_collected_less_often(settled: None) -> None:
+    assert gc.get_threshold()[0] >= 5000
 
 
 def test_garbage_made_afterwards_is_still_collected(settled: None) -> None:
