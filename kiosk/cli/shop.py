@@ -141,7 +141,7 @@ def _shop_secrets(config: ShopConfig) -> Any:
 
 
 def _shop_webhook(args: argparse.Namespace) -> int:
-    from kiosk.shop.service import ShopError, ShopService
+    from kiosk.shop.service import ShopError, ShopService, settle_heap
     from kiosk.supervisor import Supervisor
 
     config = load_shop(args.config)
@@ -163,6 +163,7 @@ def _shop_webhook(args: argparse.Namespace) -> int:
             return exc.exit_code
         except OSError as exc:  # the port taken, an address this machine does not have
             raise Failure(f"cannot listen on {config.server.listen}: {exc.strerror or exc}") from None
+        settle_heap()
         supervisor = Supervisor()
         try:
             supervisor.start("shop-service-accept", service.serve)

@@ -44,6 +44,7 @@ Where the brief left the choice to us:
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import time
@@ -76,7 +77,15 @@ from kiosk.shop.voucherify import (
 )
 from kiosk.shop.voucherify_model import Campaign, VoucherifyVoucher
 
-__all__ = ["ShopService", "ShopError", "read_campaign", "voucher_for", "source_id_for", "LINK_SCHEMES"]
+__all__ = [
+    "ShopService",
+    "ShopError",
+    "read_campaign",
+    "voucher_for",
+    "source_id_for",
+    "settle_heap",
+    "LINK_SCHEMES",
+]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -91,6 +100,8 @@ _MAX_CODE_CHARS = 64
 #: call for that long does a health check ask Voucherify itself (at most two requests a minute).
 _HEALTH_CACHE_S = 30.0
 _JWKS_TIMEOUT_S = 2.0
+#: New objects between two collections of the youngest generation, once a process serves (``settle_heap``).
+_YOUNG_OBJECTS = 5000
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 #: What a link check's failure means for the customer's page.
 _PAGE_FOR_KEY: dict[str, PageOutcome] = {
@@ -545,6 +556,21 @@ class ShopService:
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
+
+
+def settle_heap() -> None:
+    """Once a service process is up. What it made while starting (modules, configuration, the
+    campaign, RE-ZIP's keys) lives as long as the process, so it leaves the cyclic collector's
+    generations (``gc.freeze``); and the youngest generation is collected after 5,000 new objects
+    rather than 700. A delivery's objects are freed by reference counting as its answer goes, so
+    the collector finds next to nothing either way; before, it walked the start-up objects in
+    every full collection and the in-flight deliveries' objects about once every 7 deliveries. In
+    scripts/bench/shop.py (one worker, 1,000 deliveries in bursts of 200) its time on the event
+    loop every delivery waits for went from 78 ms (one full collection of 38 ms) to 21 ms, each
+    pause at most about 4 ms. What is made later is collected as before."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_YOUNG_OBJECTS, *gc.get_threshold()[1:])
 
 
 def _link_outcome(checked: Validation) -> PageOutcome | None:

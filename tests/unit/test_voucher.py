@@ -198,3 +198,16 @@ def test_plain_http_links_only_to_this_machine_and_only_when_the_allow_list_says
     assert parse_voucher({**BASE, "link": local}, link_schemes={"https", LOOPBACK_HTTP}).link == local
     for link in ("http://shop.example/redeem", "http://10.0.0.1/redeem", "http://[::1"):
         assert parse_voucher({**BASE, "link": link}, link_schemes={"https", LOOPBACK_HTTP}).link is None
+
+
+@pytest.mark.parametrize("char", [" ", "\x00", "\t", "\x1f", "\x7f", "\x85", "\x9f", "\ud800", "\udfff"])
+def test_a_link_with_a_space_or_control_character_is_dropped_and_the_code_kept(char: str) -> None:
+    voucher = parse_voucher({**BASE, "link": f"https://shop.example/r?c=A{char}B"})
+    assert voucher.link is None and voucher.code == BASE["code"]
+    assert voucher.warnings == ("link dropped: contains spaces or control characters",)
+
+
+@pytest.mark.parametrize("char", ["!", "~", "\xa0", "é", "\u2028", "\U0001f600"])
+def test_a_link_with_other_characters_is_kept(char: str) -> None:
+    link = f"https://shop.example/r?c=A{char}B"
+    assert parse_voucher({**BASE, "link": link}).link == link
