@@ -365,8 +365,9 @@ def _post(url: str) -> tuple[int, str]:
     return answer.status_code, answer.json().get("code", "")
 
 
-def _start_pool(shop: ShopHarness, name: str) -> tuple[subprocess.Popen, str]:
-    """``kiosk shop webhook`` with two worker processes on a free port, and its URL once ready."""
+def _start_pool(shop: ShopHarness, name: str) -> tuple[subprocess.Popen, str, set[int]]:
+    """``kiosk shop webhook`` with two worker processes on a free port: the parent, its URL once
+    ready, and the workers' process ids."""
     process = _start_command(shop.write_config(name, listen='listen = "127.0.0.1:0"\nworkers = 2'))
     assert process.stderr is not None
     ready = process.stderr.readline()
@@ -375,15 +376,15 @@ def _start_pool(shop: ShopHarness, name: str) -> tuple[subprocess.Popen, str]:
         process.kill()
         process.wait()
         raise AssertionError(ready)
-    return process, match[1]
+    workers = child_processes(process.pid)
+    assert len(workers) == 2, workers
+    return process, match[1], workers
 
 
 def test_workers_share_the_port_and_one_that_dies_is_started_again(shop: ShopHarness) -> None:
-    process, url = _start_pool(shop, "workers.toml")
+    process, url, workers = _start_pool(shop, "workers.toml")
     try:
         assert process.stderr is not None
-        workers = child_processes(process.pid)
-        assert len(workers) == 2
         before = {pid: _reads(pid) for pid in workers}
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda _: _post(url), range(40)))
@@ -478,11 +479,9 @@ def _refused(status: int, may_close: bool = False) -> bool:
 def test_hostile_requests_spread_over_the_workers_stop_none_of_them(shop: ShopHarness) -> None:
     """With workers = 2 the kernel hands each connection to either worker: hostile requests are
     refused cleanly by both, RE-ZIP's deliveries among them each get a new code, no worker dies."""
-    process, url = _start_pool(shop, "hostile.toml")
+    process, url, workers = _start_pool(shop, "hostile.toml")
     try:
         assert process.stderr is not None
-        workers = child_processes(process.pid)
-        assert len(workers) == 2
         before = {pid: _reads(pid) for pid in workers}
         broken, answerable = _hostile_requests()
         hostile = (broken + answerable) * 4
@@ -526,7 +525,7 @@ def test_a_second_pool_on_the_port_is_refused_and_workers_end_with_their_parent(
     """A pool's port is its own (SO_REUSEPORT would let a second pool share its deliveries); a
     parent that is killed outright leaves no worker serving; a SIGTERM while the workers start
     stops those started."""
-    first, url = _start_pool(shop, "pool.toml")
+    first, url, _ = _start_pool(shop, "pool.toml")
     try:
         port = url.rsplit(":", 1)[1]
         second = _start_command(shop.write_config("again.toml", listen=f'listen = "127.0.0.1:{port}"\nworkers = 2'))
