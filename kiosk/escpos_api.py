@@ -15,7 +15,8 @@ otherwise by parsing the JSON with PyYAML into a fresh temporary directory, whic
 (0.13 s and 2-3 MB of a kiosk's memory on every start, and one directory left in /tmp per
 process). So the kiosk imports python-escpos only through this module, which first writes that
 pickle once, whole or not at all, into a private cache directory (systemd's ``CacheDirectory=``,
-else ``$XDG_CACHE_HOME/rezip-kiosk``); an unfinished or foreign file is never read.
+else ``$XDG_CACHE_HOME/rezip-kiosk``); an unfinished or foreign file is never read, and a damaged
+one is written again.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def capability_cache(environ: Mapping[str, str] = os.environ) -> Path | None:
         source = resources.files("escpos") / "capabilities.json"
         with resources.as_file(source) as database:
             target = folder / f"{platform.python_version()}.capabilities.pickle"
-            if not target.exists() or target.stat().st_mtime < database.stat().st_mtime:
+            if not _readable(target) or target.stat().st_mtime < database.stat().st_mtime:
                 data = json.loads(database.read_text(encoding="utf-8"))  # JSON is the YAML it parses
                 handle, partial = tempfile.mkstemp(dir=folder, prefix=".capabilities-")
                 try:
@@ -82,6 +83,16 @@ def capability_cache(environ: Mapping[str, str] = os.environ) -> Path | None:
     except (OSError, ValueError):
         return None
     return folder
+
+
+def _readable(pickled: Path) -> bool:
+    """Whether the cached database is one python-escpos can use: a card that lost or garbled the
+    file would otherwise stop every later start of the kiosk at the import."""
+    try:
+        data = pickle.loads(pickled.read_bytes())
+    except Exception:  # missing, or damaged: a pickle fails in many ways (UnpicklingError, EOFError, ...)
+        return False
+    return isinstance(data, dict) and isinstance(data.get("profiles"), dict) and "default" in data["profiles"]
 
 
 def _import_escpos() -> None:

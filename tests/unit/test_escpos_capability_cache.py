@@ -44,9 +44,10 @@ def test_a_stale_cache_is_written_again_and_a_fresh_one_kept(tmp_path: Path) -> 
     os.utime(written, (0, 0))  # older than the database
     capability_cache({"XDG_CACHE_HOME": str(tmp_path)})
     assert "default" in pickle.loads(written.read_bytes())["profiles"]
-    written.write_bytes(pickle.dumps({"profiles": {"kept": {}}}))  # newer than the database
+    kept = {"profiles": {"default": {}, "kept": {}}}
+    written.write_bytes(pickle.dumps(kept))  # newer than the database, and whole
     capability_cache({"XDG_CACHE_HOME": str(tmp_path)})
-    assert pickle.loads(written.read_bytes()) == {"profiles": {"kept": {}}}
+    assert pickle.loads(written.read_bytes()) == kept
 
 
 def test_a_folder_others_can_write_to_is_not_used(tmp_path: Path) -> None:
@@ -99,3 +100,17 @@ def test_without_a_cache_the_database_is_still_read_and_nothing_is_left(tmp_path
     answer = _import_in_a_process({"CACHE_DIRECTORY": str(shared), "TMPDIR": str(scratch)})
     assert answer["parsed"] is True and answer["profiles"]
     assert list(scratch.iterdir()) == [] and list(shared.iterdir()) == []
+
+
+def test_a_damaged_cache_is_written_again_and_the_kiosk_still_starts(tmp_path: Path) -> None:
+    """A card that garbled the cached file (newer than the database, so python-escpos would trust
+    it) must not stop every later start at the import."""
+    folder = capability_cache({"XDG_CACHE_HOME": str(tmp_path)})
+    assert folder is not None
+    (written,) = folder.glob("*.capabilities.pickle")
+    profiles = len(json.loads(_database().read_text(encoding="utf-8"))["profiles"])
+    for damage in (b"", b"\x80\x05garbage", written.read_bytes()[:100], pickle.dumps(["not", "a", "database"])):
+        written.write_bytes(damage)
+        answer = _import_in_a_process({"XDG_CACHE_HOME": str(tmp_path), "TMPDIR": str(tmp_path)})
+        assert answer == {"parsed": False, "profiles": profiles}, damage
+        assert pickle.loads(written.read_bytes()) == yaml.safe_load(_database().read_text(encoding="utf-8"))
