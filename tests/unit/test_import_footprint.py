@@ -10,7 +10,18 @@ import sys
 
 #: Packages installed beside the kiosk (the technician's esptool brings rich and click; the
 #: simulators and test tools are in the repository) that ``kiosk run`` must not load.
-NOT_IN_A_KIOSK = ("rich", "click", "pygments", "kiosk.sim", "hypothesis", "pytest", "kiosk.shop", "cv2", "numpy", "pyzbar")
+NOT_IN_A_KIOSK = (
+    "rich",
+    "click",
+    "pygments",
+    "kiosk.sim",
+    "hypothesis",
+    "pytest",
+    "kiosk.shop",
+    "cv2",
+    "numpy",
+    "pyzbar",
+)
 
 
 def test_kiosk_run_loads_no_command_line_simulator_or_test_tool() -> None:

@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal
+from typing import Literal
 
 import zxingcpp
 from PIL import Image, ImageChops, ImageFilter, ImageMath
@@ -76,7 +76,7 @@ def _pyzbar() -> ModuleType | None:
         pyzbar.decode(Image.new("L", (8, 8)))
     except (ImportError, OSError):  # pyzbar present but libzbar missing raises ImportError too
         return None
-    return pyzbar
+    return cast(ModuleType, pyzbar)
 
 
 def zbar_available() -> bool:
@@ -296,14 +296,16 @@ def upright_crop(gray: Image.Image, region: _Rect, *, enlarge_to: float = 500.0)
     scale = min(3.0, max(1.0, enlarge_to / max(w, h)))
     size = (int(w * scale), int(h * scale))
     cos, sin = math.cos(math.radians(angle)) / scale, math.sin(math.radians(angle)) / scale
-    # Output pixel (u, v) reads the frame at centre + R(angle) . ((u, v) - size / 2) / scale.
-    corners = [(u * size[0] / 2, v * size[1] / 2) for u in (-1, 1) for v in (-1, 1)]
+    # Output pixel (u, v) reads the frame at centre + R(angle) . ((u, v) - (w, h) * scale / 2) / scale.
+    half_w, half_h = w * scale / 2, h * scale / 2
+    corners = [(u * half_w, v * half_h) for u in (-1, 1) for v in (-1, 1)]
     xs = [cx + cos * du - sin * dv for du, dv in corners]
     ys = [cy + sin * du + cos * dv for du, dv in corners]
     left, top = math.floor(min(xs)) - 3, math.floor(min(ys)) - 3  # bicubic reads 2 pixels around
     source = _crop_repeating_edges(gray, (left, top, math.ceil(max(xs)) + 4, math.ceil(max(ys)) + 4))
-    offset_x = cx - left - cos * size[0] / 2 + sin * size[1] / 2
-    offset_y = cy - top - sin * size[0] / 2 - cos * size[1] / 2
+    # Pillow puts a pixel's centre at +0.5 in both pictures, where the sums above put it at 0.
+    offset_x = cx - left - cos * (half_w + 0.5) + sin * (half_h + 0.5) + 0.5
+    offset_y = cy - top - sin * (half_w + 0.5) - cos * (half_h + 0.5) + 0.5
     matrix = (cos, -sin, offset_x, sin, cos, offset_y)
     return source.transform(size, Image.Transform.AFFINE, matrix, resample=Image.Resampling.BICUBIC)
 
@@ -311,28 +313,27 @@ def upright_crop(gray: Image.Image, region: _Rect, *, enlarge_to: float = 500.0)
 def _crop_repeating_edges(gray: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
     """``box`` of the picture, where it reaches outside the picture filled with the edge pixels."""
     left, top, right, bottom = box
-    inner = (max(0, min(left, gray.width - 1)), max(0, min(top, gray.height - 1)))
-    inner_box = (*inner, max(inner[0] + 1, min(right, gray.width)), max(inner[1] + 1, min(bottom, gray.height)))
-    if inner_box == box:
+    if left >= 0 and top >= 0 and right <= gray.width and bottom <= gray.height:
         return gray.crop(box)
     out = Image.new("L", (right - left, bottom - top))
-    core = gray.crop(inner_box)
-    x0, y0 = inner_box[0] - left, inner_box[1] - top
-    out.paste(core, (x0, y0))
-    # Rows first: the columns at the core's sides, stretched sideways; then the full rows at its
-    # top and bottom, stretched up and down (the corners take the corner pixels).
-    if x0 > 0:
-        out.paste(core.crop((0, 0, 1, core.height)).resize((x0, core.height)), (0, y0))
-    right_gap = out.width - (x0 + core.width)
-    if right_gap > 0:
-        out.paste(core.crop((core.width - 1, 0, core.width, core.height)).resize((right_gap, core.height)), (x0 + core.width, y0))
-    if y0 > 0:
-        out.paste(out.crop((0, y0, out.width, y0 + 1)).resize((out.width, y0)), (0, 0))
-    bottom_gap = out.height - (y0 + core.height)
-    if bottom_gap > 0:
-        row = y0 + core.height - 1
-        out.paste(out.crop((0, row, out.width, row + 1)).resize((out.width, bottom_gap)), (0, row + 1))
+    y = 0
+    for row_from, row_to, height in _pieces(top, bottom, gray.height):
+        x = 0
+        for column_from, column_to, width in _pieces(left, right, gray.width):
+            piece = gray.crop((column_from, row_from, column_to, row_to))
+            out.paste(piece if piece.size == (width, height) else piece.resize((width, height)), (x, y))
+            x += width
+        y += height
     return out
+
+
+def _pieces(start: int, stop: int, length: int) -> list[tuple[int, int, int]]:
+    """How ``start..stop`` reads a line of ``length`` pixels whose ends repeat: (first, end, how
+    many pixels out) for the part before the line (its first pixel), on it, and after it (its last)."""
+    before = (0, 1, min(stop, 0) - start)
+    inside = (max(start, 0), min(stop, length), min(stop, length) - max(start, 0))
+    after = (length - 1, length, stop - max(start, length))
+    return [piece for piece in (before, inside, after) if piece[2] > 0]
 
 
 class _Picture:
@@ -377,7 +378,10 @@ def _equalised(gray: Image.Image, clip_limit: float = 2.0, grid: int = 8) -> Ima
     weighted by how near it is to each."""
     tile_w, tile_h = math.ceil(gray.width / grid), math.ceil(gray.height / grid)
     tables = [
-        [_clipped_equaliser(gray.crop((tx * tile_w, ty * tile_h, (tx + 1) * tile_w, (ty + 1) * tile_h)), clip_limit) for tx in range(grid)]
+        [
+            _clipped_equaliser(gray.crop((tx * tile_w, ty * tile_h, (tx + 1) * tile_w, (ty + 1) * tile_h)), clip_limit)
+            for tx in range(grid)
+        ]
         for ty in range(grid)
     ]
     xs = _spans(gray.width, tile_w, grid)
@@ -463,8 +467,16 @@ _STILL_PASSES: list[tuple[str, str, _Pass]] = [
     *((name, _PIXELS_OF.get(name, name), run) for name, run in FRAME_PASSES.items()),
     ("adaptive", "adaptive", lambda p, f: _zxing(_adaptive(p.gray))),
     ("zbar", "zbar", lambda p, f: _zbar(p.gray)),
-    ("upscale2", "upscale2", lambda p, f: _zxing(_scaled(p.gray, 2.0, Image.Resampling.BICUBIC)) if max(p.gray.size) < 1600 else []),
-    ("upscale1.5", "upscale1.5", lambda p, f: _zxing(_scaled(p.gray, 1.5, Image.Resampling.BILINEAR)) if max(p.gray.size) < 2000 else []),
+    (
+        "upscale2",
+        "upscale2",
+        lambda p, f: _zxing(_scaled(p.gray, 2.0, Image.Resampling.BICUBIC)) if max(p.gray.size) < 1600 else [],
+    ),
+    (
+        "upscale1.5",
+        "upscale1.5",
+        lambda p, f: _zxing(_scaled(p.gray, 1.5, Image.Resampling.BILINEAR)) if max(p.gray.size) < 2000 else [],
+    ),
     ("equalised", "equalised", lambda p, f: _zxing(_equalised(p.gray))),
     ("blur3", "blur3", lambda p, f: _zxing(p.gray.filter(_BLUR3))),
     ("blur5", "blur5", lambda p, f: _zxing(p.gray.filter(_BLUR5))),
