@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal
+from typing import Literal, cast
 
 import zxingcpp
 from PIL import Image, ImageChops, ImageFilter, ImageMath
