@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from kiosk.devices.scanner.image_decoder import (
+    ImageDecoder,
     _area,
     _blob_hulls,
     _crop_repeating_edges,
@@ -132,3 +133,18 @@ def test_candidate_regions_are_opencvs() -> None:
             o, t = ours[0][1], theirs[0][1]
             same += abs(o[0] * o[1] - t[0] * t[1]) <= 0.25 * t[0] * t[1]
     assert same >= len(frames) - 2
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    st.integers(1, 70),
+    st.integers(1, 70),
+    st.sampled_from(["L", "RGB", "RGBA", "1", "I", "F", "P"]),
+    st.binary(min_size=64, max_size=64),
+)
+def test_any_picture_decodes_to_a_list_without_an_exception(width: int, height: int, mode: str, seed: bytes) -> None:
+    """Odd sizes (a pixel, a line, smaller than a tile of the equalisation's grid) and any mode."""
+    noise = np.random.default_rng(list(seed)).integers(0, 256, (height, width), dtype=np.uint8)
+    picture = Image.fromarray(noise).convert(mode)
+    for mode_name in ("frame", "still"):
+        assert isinstance(ImageDecoder(mode_name).decode(picture), list)
