@@ -143,10 +143,7 @@ class _Bytes:
                     break
                 at += 2 + int.from_bytes(buffer[at + 2 : at + 4], "big")
                 in_scan = marker == _SOS
-        return self._give_up()
-
-    def _give_up(self) -> None:
-        del self._buffer[:1]
+        del buffer[:1]  # not a frame: the search goes on after its first byte
         return None
 
 
@@ -287,7 +284,12 @@ class _Timecode(ctypes.Structure):
 
 
 class _BufferLocation(ctypes.Union):
-    _fields_ = [("offset", ctypes.c_uint32), ("userptr", ctypes.c_ulong), ("planes", ctypes.c_void_p), ("fd", ctypes.c_int32)]
+    _fields_ = [
+        ("offset", ctypes.c_uint32),
+        ("userptr", ctypes.c_ulong),
+        ("planes", ctypes.c_void_p),
+        ("fd", ctypes.c_int32),
+    ]
 
 
 class _Buffer(ctypes.Structure):
@@ -438,7 +440,9 @@ class V4l2Reader:
             raise CameraUnavailable(f"{path} offers none of the pixel formats {', '.join(PIXEL_FORMATS)}")
         self._format = chosen.pixelformat
         self.resolution = (int(chosen.width), int(chosen.height))
-        self._bytes_per_line = int(chosen.bytesperline) or self.resolution[0] * (2 if self._format == fourcc("YUYV") else 1)
+        self._bytes_per_line = int(chosen.bytesperline) or self.resolution[0] * (
+            2 if self._format == fourcc("YUYV") else 1
+        )
         rate = _StreamParm(type=_CAPTURE)
         rate.parm.capture.timeperframe.numerator, rate.parm.capture.timeperframe.denominator = 1, fps
         try:
