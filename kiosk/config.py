@@ -114,10 +114,10 @@ class FlowSection:
 
 @dataclass(frozen=True)
 class ScannerSection:
-    #: "serial" (pyserial), "hid" (a keyboard-wedge scanner through evdev), "camera" (OpenCV), "none".
+    #: "serial" (pyserial), "hid" (a keyboard-wedge scanner through evdev), "camera" (V4L2), "none".
     type: Literal["serial", "hid", "camera", "none"] = "none"
     #: serial: a port such as /dev/serial/by-id/...; hid: usb:VID:PID, name:REGEX or an event path;
-    #: camera: a V4L2 index ("0"), a device (/dev/video0) or a video file.
+    #: camera: a V4L2 index ("0"), a device (/dev/video0) or a Motion-JPEG video file.
     device: str = "/dev/ttyACM0"
     baud: int = field(default=9600, metadata=_within(50, 4_000_000))
     terminator: Literal["cr", "lf", "crlf", "tab", "any"] = "any"

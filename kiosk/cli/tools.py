@@ -169,7 +169,6 @@ def _printer_test(args: argparse.Namespace) -> int:
 
 
 def _decode(args: argparse.Namespace) -> int:
-    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     from kiosk.devices.scanner.image_decoder import ImageDecoder
@@ -180,7 +179,7 @@ def _decode(args: argparse.Namespace) -> int:
     for path in args.images:
         try:
             with Image.open(path) as image:
-                gray = np.asarray(image.convert("L"))
+                gray = image.convert("L")
         except (OSError, UnidentifiedImageError) as exc:
             print(f"kiosk: {path}: cannot read the image ({exc})", file=sys.stderr)
             unreadable += 1

@@ -9,10 +9,11 @@ machine. Prints scan → voucher visible (the page's acknowledgement) p50/p95 fo
 apart they are (goal: p95 within 2 %).
 
 Memory: a kiosk of its own in a child process that imports only what the kiosk does, with a camera
-source (OpenCV reading, in a loop, a short video of synthetic frames blurred past reading) beside
-the scans, metrics and reports on, and the environment of the systemd unit
-(hardware/systemd/rezip-kiosk.service): VmRSS at idle and after every 1,000 scans (goals: at
-most 120 MB, no growth from 1,000 to 5,000), with its anonymous and file-backed parts.
+source (the kiosk's own Motion-JPEG reader playing, in a loop, a short video of synthetic frames
+blurred past reading, drawn by OpenCV in the parent) beside the scans, metrics and reports on, and
+the environment of the systemd unit (hardware/systemd/rezip-kiosk.service): VmRSS at idle and after
+every 1,000 scans (goals: at most 120 MB, no growth from 1,000 to 5,000), with its anonymous and
+file-backed parts.
 
 Run: .venv/bin/python scripts/bench/fleet.py [--scans N] [--memory-scans N]
 """

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+import cv2
 import pytest
 from PIL import Image
 
@@ -24,9 +24,9 @@ CAMERA_FOLDERS = ("qrcode", "datamatrix", "code128")
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared barcode corpus is not on this machine")
 
 
-def gray(path: Path) -> np.ndarray:
+def gray(path: Path) -> Image.Image:
     with Image.open(path) as image:
-        return np.asarray(image.convert("L"))
+        return image.convert("L")
 
 
 def samples(folders: tuple[str, ...] | None = None) -> list[tuple[Path, str]]:
@@ -44,9 +44,11 @@ def negatives() -> list[Path]:
     return [p for p in sorted((CORPUS / "no-barcode").rglob("*")) if p.suffix.lower() in SUFFIXES]
 
 
-#: Measured with zxing-cpp 3.1.1 (pinned) and OpenCV 5.0: 245 of 254, 67 of 72 and 22 of 24, less
-#: a margin for other OpenCV builds' resampling.
-FRAME_FLOOR, STILL_FLOOR, GENERATED_FLOOR = 242, 65, 21
+#: Measured with zxing-cpp 3.1.1 and Pillow 13.0.0 (both pinned): 245 of 254, 65 of 72 and 22 of 24,
+#: less a margin for the other machine's builds of the two (aarch64). OpenCV's operations read 245,
+#: 67 and 22: the two stills they read besides are linear codes read wrongly in as many passes as
+#: rightly, so the vote takes neither.
+FRAME_FLOOR, STILL_FLOOR, GENERATED_FLOOR = 242, 64, 21
 
 
 def score(decoder: ImageDecoder, pictures: list[tuple[Path, str]]) -> tuple[int, list[str]]:
@@ -86,7 +88,7 @@ def test_frame_path_reads_generated_frames_and_never_a_wrong_code() -> None:
     decoder = ImageDecoder("frame")
     read = wrong = 0
     for frame, conditions in camera_frames(24, seed=TUNING_SEED):
-        texts = [d.text for d in decoder.decode(frame)]
+        texts = [d.text for d in decoder.decode(Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)))]
         read += conditions.text in texts
         wrong += any(text != conditions.text for text in texts)
     assert wrong == 0

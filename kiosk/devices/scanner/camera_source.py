@@ -1,11 +1,14 @@
-"""A camera as a scanner: OpenCV capture, zxing-cpp decoding, one scan per presented code.
+"""A camera as a scanner: V4L2 capture (or a Motion-JPEG file), zxing-cpp decoding, one scan per
+presented code.
 
 Capture runs in its own thread and keeps only the newest frame; decoding runs in another and always
 takes the newest, so when decoding falls behind, frames are dropped, never queued (a customer's
-code is on screen for many frames). The newest is kept in greyscale, the decoder's first step: a
-third of a colour frame's memory (0.9 MB, not 2.7, at 1280x720) for each frame held. The same
-code across consecutive frames counts once through the scan filter's debounce. A camera that
-fails to open or stops delivering frames is reopened.
+code is on screen for many frames). Frames arrive in greyscale (the camera's Y plane: 0.9 MB at
+1280x720), as the decoder reads them. The same code across consecutive frames counts once through
+the scan filter's debounce. A camera that fails to open or stops delivering frames is reopened.
+
+Neither OpenCV nor numpy is loaded (kiosk.devices.scanner.frames, image_decoder): together they
+were 40 MB of a 130 MB kiosk (scripts/bench/fleet.py).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
-import numpy as np
+from PIL import Image
 
-from kiosk.devices.scanner.image_decoder import ImageDecoder, to_gray
+from kiosk.devices.scanner.frames import CameraGone, CameraUnavailable, FrameReader, open_frames
+from kiosk.devices.scanner.image_decoder import ImageDecoder
 from kiosk.devices.scanner.scan_filter import ScanFilter
 from kiosk.devices.scanner.source import ThreadedSource
 
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Frames the delivered rate and the decode times are taken over (a few seconds at 15 fps).
 _WINDOW = 60
+#: A camera that delivers no frame for this long has stopped: it is closed and opened again.
+_SILENT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class CameraScanSource(ThreadedSource):
         self.frames_captured = 0
         self.frames_decoded = 0
         self.frames_dropped = 0
-        self._latest: np.ndarray | None = None
+        self._latest: Image.Image | None = None
         self._fresh = threading.Condition()
         self._resolution: tuple[int, int] | None = None
         self._arrivals: deque[float] = deque(maxlen=_WINDOW)
@@ -120,10 +125,10 @@ class CameraScanSource(ThreadedSource):
             frames_dropped=dropped,
         )
 
-    def _note_frame(self, frame: np.ndarray, now: float) -> None:
+    def _note_frame(self, frame: Image.Image, now: float) -> None:
         """Count a captured frame; log the figures a second after the camera starts delivering and
         whenever the resolution changes. Called with ``_fresh`` held."""
-        resolution = (int(frame.shape[1]), int(frame.shape[0]))
+        resolution = frame.size
         changed = self._resolution is not None and resolution != self._resolution
         self._resolution = resolution
         self._arrivals.append(now)
@@ -152,52 +157,56 @@ class CameraScanSource(ThreadedSource):
             self._fresh.notify_all()
         super().stop()
 
-    def _open(self) -> cv2.VideoCapture:
-        source: int | str = int(self.device) if self.device.isdigit() else self.device
-        capture = cv2.VideoCapture(source)
-        if isinstance(source, int) or source.startswith("/dev/video"):
-            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
-            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
-            capture.set(cv2.CAP_PROP_FPS, self.fps)
-            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver should not queue stale frames either
-        return capture
+    def _open(self) -> FrameReader | None:
+        try:
+            return open_frames(self.device, size=self.size, fps=self.fps)
+        except CameraUnavailable as exc:
+            if self.state != "missing":
+                log.warning("camera %s not available (%s); retrying", self.device, exc)
+            self.state = "missing"
+            return None
 
     def _capture(self) -> None:
         while not self._stop.is_set():
-            capture = self._open()
-            if not capture.isOpened():
-                if self.state != "missing":
-                    log.warning("camera %s not available; retrying", self.device)
-                self.state = "missing"
-                capture.release()
+            reader = self._open()
+            if reader is None:
                 self._stop.wait(self.reopen_interval_s)
                 continue
             self.state = "open"
             log.info("camera %s open", self.device)
-            is_file = not (self.device.isdigit() or self.device.startswith("/dev/"))
-            frame_gap = 1.0 / self.fps if is_file else 0.0  # a file plays at the camera's rate
-            while not self._stop.is_set():
-                ok, colour = capture.read()
-                if not ok:
-                    if is_file and self.loop_file:
-                        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                        continue
-                    break
-                frame = to_gray(colour)
-                del colour
-                with self._fresh:
-                    self._note_frame(frame, time.monotonic())
-                    self._latest = frame  # the older frame, if not yet decoded, is dropped
-                    self._fresh.notify()
-                if frame_gap:
-                    time.sleep(frame_gap)
-            capture.release()
-            if is_file and not self.loop_file:
-                self.state = "ended"
+            try:
+                self._take_frames(reader)
+            except CameraGone as exc:
+                if reader.is_file and self.loop_file:
+                    continue  # from the start again, at once
+                if reader.is_file:
+                    self.state = "ended"
+                    log.info("camera %s: the file has ended", self.device)
+                    return
+                log.warning("camera %s stopped delivering frames (%s); reopening", self.device, exc)
+            finally:
+                reader.close()
+            if self._stop.is_set():
                 return
-            log.warning("camera %s stopped delivering frames; reopening", self.device)
             self.state = "missing"
             self._stop.wait(self.reopen_interval_s)
+
+    def _take_frames(self, reader: FrameReader) -> None:
+        """Keep the newest frame for the decoder until told to stop; ``CameraGone`` when the
+        camera stops delivering (unplugged, or a frame late by more than ``_SILENT_S``)."""
+        waited = 0.0
+        while not self._stop.is_set():
+            frame = reader.read(timeout_s=0.25)
+            if frame is None:
+                waited += 0.25
+                if waited >= _SILENT_S:
+                    raise CameraGone(f"no frame for {_SILENT_S:.0f} s")
+                continue
+            waited = 0.0
+            with self._fresh:
+                self._note_frame(frame, time.monotonic())
+                self._latest = frame  # the older frame, if not yet decoded, is dropped
+                self._fresh.notify()
 
     def _decode(self) -> None:
         decoder = ImageDecoder("frame")
