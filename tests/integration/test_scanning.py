@@ -1,6 +1,6 @@
 """Scan sources against real parts: a camera read by the kiosk's Motion-JPEG reader from a video
-file OpenCV wrote, the serial source through an unplugged and replugged pseudo-terminal, HID through uinput where the
-machine has it, and ``kiosk decode`` on the corpus."""
+file OpenCV wrote, the serial source through an unplugged and replugged pseudo-terminal, HID
+through uinput where the machine has it, and ``kiosk decode`` on the corpus."""
 
 from __future__ import annotations
 
