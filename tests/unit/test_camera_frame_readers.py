@@ -89,6 +89,15 @@ def test_a_raw_stream_with_thumbnails_damage_and_garbage_between_frames(tmp_path
     assert sum(any(np.abs(k.astype(int) - e.astype(int)).max() <= 1 for e in expected) for k in kept) >= 3
 
 
+def test_a_frame_of_a_huge_picture_is_skipped_not_decoded(tmp_path: Path) -> None:
+    """A real JPEG of 5000x4000 (flat, so a small file): under Pillow's own bomb limit, over ours."""
+    huge = _jpeg(np.full((4000, 5000), 128, np.uint8))
+    path = tmp_path / "stream.mjpeg"
+    path.write_bytes(huge + _jpeg(_picture(6)))
+    reader = MjpegFileReader(path, fps=1000)
+    assert reader.resolution == (64, 48) and reader.frames_skipped == 1
+
+
 @pytest.mark.parametrize(
     "content", [b"", b"hello, this is not a video\n" * 100, b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000)]
 )

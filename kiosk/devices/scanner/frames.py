@@ -70,8 +70,10 @@ def open_frames(device: str, *, size: tuple[int, int], fps: int) -> FrameReader:
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
 #: Markers without a length: TEM, the restart markers, SOI and EOI.
 _STANDALONE = {0x01, *range(0xD0, 0xD8), _SOI, _EOI}
-#: A frame larger than this is not a camera's frame: the file is refused rather than read into memory.
+#: A frame larger than this, in bytes or in pixels, is no camera's frame: it is skipped, never held
+#: whole in memory or decoded.
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+MAX_FRAME_PIXELS = 4096 * 4096
 _CHUNK = 64 * 1024
 
 
@@ -81,7 +83,6 @@ class _Bytes:
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self._buffer = bytearray()
-        self._at = 0  # position of _buffer[0] in the file
 
     def _fill(self, count: int) -> bool:
         while len(self._buffer) < count:
@@ -161,6 +162,8 @@ def _gray_jpeg(data: bytes) -> Image.Image:
     with Image.open(io.BytesIO(data)) as image:
         if image.format != "JPEG":
             raise UnidentifiedImageError("not a JPEG")
+        if image.width * image.height > MAX_FRAME_PIXELS:
+            raise ValueError(f"a frame of {image.width}x{image.height} pixels")
         image.draft("L", image.size)
         return image.convert("L")
 
