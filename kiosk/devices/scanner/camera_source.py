@@ -51,6 +51,7 @@ class CameraFigures:
     frames_captured: int
     frames_decoded: int
     frames_dropped: int  # captured but replaced by a newer frame before decoding took them
+    frames_skipped: int  # arrived damaged (the driver's flag, a JPEG that does not decode)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +62,7 @@ class CameraFigures:
             "frames_captured": self.frames_captured,
             "frames_decoded": self.frames_decoded,
             "frames_dropped": self.frames_dropped,
+            "frames_skipped": self.frames_skipped,
         }
 
     def __str__(self) -> str:
@@ -70,7 +72,7 @@ class CameraFigures:
         p95 = f"{self.decode_ms_p95:.0f}" if self.decode_ms_p95 is not None else "-"
         return (
             f"{size} at {fps} fps, decode median {median} ms p95 {p95} ms, "
-            f"{self.frames_decoded} decoded, {self.frames_dropped} dropped"
+            f"{self.frames_decoded} decoded, {self.frames_dropped} dropped, {self.frames_skipped} damaged"
         )
 
 
@@ -94,6 +96,8 @@ class CameraScanSource(ThreadedSource):
         self.frames_captured = 0
         self.frames_decoded = 0
         self.frames_dropped = 0
+        self.frames_skipped = 0
+        self._skipped_by_closed_readers = 0
         self._latest: Image.Image | None = None
         self._fresh = threading.Condition()
         self._resolution: tuple[int, int] | None = None
@@ -108,11 +112,12 @@ class CameraScanSource(ThreadedSource):
         """A snapshot of the camera's figures (safe to call from any thread)."""
         with self._fresh:
             arrivals, decode_ms = list(self._arrivals), sorted(self._decode_ms)
-            resolution, captured, decoded, dropped = (
+            resolution, captured, decoded, dropped, skipped = (
                 self._resolution,
                 self.frames_captured,
                 self.frames_decoded,
                 self.frames_dropped,
+                self.frames_skipped,
             )
         span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
         return CameraFigures(
@@ -123,6 +128,7 @@ class CameraScanSource(ThreadedSource):
             frames_captured=captured,
             frames_decoded=decoded,
             frames_dropped=dropped,
+            frames_skipped=skipped,
         )
 
     def _note_frame(self, frame: Image.Image, now: float) -> None:
@@ -186,6 +192,8 @@ class CameraScanSource(ThreadedSource):
                 log.warning("camera %s stopped delivering frames (%s); reopening", self.device, exc)
             finally:
                 reader.close()
+                with self._fresh:
+                    self._skipped_by_closed_readers += reader.frames_skipped
             if self._stop.is_set():
                 return
             self.state = "missing"
@@ -197,6 +205,8 @@ class CameraScanSource(ThreadedSource):
         waited = 0.0
         while not self._stop.is_set():
             frame = reader.read(timeout_s=0.25)
+            with self._fresh:
+                self.frames_skipped = self._skipped_by_closed_readers + reader.frames_skipped
             if frame is None:
                 waited += 0.25
                 if waited >= _SILENT_S:
