@@ -50,6 +50,8 @@ class ModelledUvcCamera:
     row_padding: int = 0  # bytes at the end of each row of an uncompressed format
     device_caps: int = v4l2.CAP_VIDEO_CAPTURE | v4l2.CAP_STREAMING
     open_error: int | None = None
+    refuses_formats: bool = False  # S_FMT fails EINVAL for a format not offered (some non-UVC drivers)
+    usb_bandwidth: bool = True  # False: STREAMON fails ENOSPC, as uvcvideo does on a crowded bus
     calls: list[str] = field(default_factory=list)
     requested_formats: list[str] = field(default_factory=list)
     timeperframe: tuple[int, int] | None = None
@@ -143,6 +145,8 @@ class ModelledUvcCamera:
         pix = format_.fmt.pix
         asked = v4l2.fourcc_text(pix.pixelformat)
         self.requested_formats.append(asked)
+        if asked not in self.formats and self.refuses_formats:
+            raise _fail(errno.EINVAL)
         name = asked if asked in self.formats else next(iter(self.formats))
         width, height = min(self.formats[name], key=lambda s: abs(s[0] * s[1] - pix.width * pix.height))
         bytes_per_pixel = {"GREY": 1, "YUYV": 2}.get(name)
@@ -194,6 +198,8 @@ class ModelledUvcCamera:
 
     def _streamon(self, kind: ctypes.c_int) -> None:
         assert kind.value == v4l2.BUF_TYPE_VIDEO_CAPTURE
+        if not self.usb_bandwidth:
+            raise _fail(errno.ENOSPC)
         self.streaming = True
 
     def _streamoff(self, kind: ctypes.c_int) -> None:

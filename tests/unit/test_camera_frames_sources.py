@@ -135,6 +135,13 @@ def test_a_yuyv_camera_at_its_own_size_gives_the_luma_bytes() -> None:
     reader.close()
 
 
+def test_a_driver_that_refuses_a_format_instead_of_substituting_one() -> None:
+    camera = ModelledUvcCamera(formats={"MJPG": [(1280, 720)], "YUYV": [(640, 480)]}, refuses_formats=True)
+    reader = open_camera(camera)
+    assert camera.requested_formats == ["GREY", "YUYV"] and reader.pixel_format == "YUYV"
+    reader.close()
+
+
 def test_a_motion_jpeg_camera_whose_frame_rate_cannot_be_set() -> None:
     camera = ModelledUvcCamera(formats={"MJPG": [(1920, 1080), (1280, 720)], "H264": [(1920, 1080)]}, frame_rates=None)
     reader = open_camera(camera)
@@ -273,10 +280,20 @@ def test_a_garbled_motion_jpeg_frame_never_stops_the_camera(choice: st.DataObjec
         (ModelledUvcCamera(device_caps=0x00800000 | v4l2.CAP_STREAMING), "not a video capture node"),
         (ModelledUvcCamera(device_caps=v4l2.CAP_VIDEO_CAPTURE), "cannot stream"),
         (ModelledUvcCamera(formats={"H264": [(1280, 720)], "NV12": [(1280, 720)]}), "offers none of GREY, YUYV, MJPG"),
+        (ModelledUvcCamera(formats={"NV12": [(640, 480)]}, refuses_formats=True), "offers none of GREY, YUYV, MJPG$"),
+        (ModelledUvcCamera(usb_bandwidth=False), "not enough USB bandwidth for 1280x720 YUYV"),
         (ModelledUvcCamera(open_error=errno.EBUSY), "Device or resource busy"),
         (ModelledUvcCamera(open_error=errno.EACCES), "Permission denied"),
     ],
-    ids=["metadata-node", "no-streaming", "no-format-of-ours", "busy", "no-permission"],
+    ids=[
+        "metadata-node",
+        "no-streaming",
+        "no-format-of-ours",
+        "refuses-formats",
+        "usb-bandwidth",
+        "busy",
+        "no-permission",
+    ],
 )
 def test_a_camera_that_cannot_serve_is_unavailable_with_the_reason(camera: ModelledUvcCamera, says: str) -> None:
     with pytest.raises(CameraUnavailable, match=says):

@@ -173,7 +173,7 @@ class V4l2Frames:
             buffers = _map_buffers(io_, fd, path)
             for index in range(len(buffers)):
                 io_.ioctl(fd, v4l2.VIDIOC_QBUF, _buffer(index))
-            io_.ioctl(fd, v4l2.VIDIOC_STREAMON, ctypes.c_int(v4l2.BUF_TYPE_VIDEO_CAPTURE))
+            _start_streaming(io_, fd, path, pix)
         except BaseException as exc:
             for buffer in buffers:
                 buffer.close()
@@ -288,16 +288,20 @@ def _set_format(io_: V4l2Io, fd: int, path: str, size: tuple[int, int]) -> v4l2.
         format_.fmt.pix.width, format_.fmt.pix.height = size
         format_.fmt.pix.pixelformat = fourcc(name)
         format_.fmt.pix.field = v4l2.FIELD_ANY
-        io_.ioctl(fd, v4l2.VIDIOC_S_FMT, format_)
+        try:
+            io_.ioctl(fd, v4l2.VIDIOC_S_FMT, format_)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # some drivers refuse a format rather than substitute one
+                raise
+            continue
         pix: v4l2.PixFormat = format_.fmt.pix
         if pix.pixelformat == fourcc(name):
             if not (0 < pix.width * pix.height <= MAX_FRAME_PIXELS):
                 raise CameraUnavailable(f"camera {path!r} chose an impossible size {pix.width}x{pix.height}")
             return pix
         offered.append(fourcc_text(pix.pixelformat))
-    raise CameraUnavailable(
-        f"camera {path!r} offers none of {', '.join(PIXEL_FORMATS)} (it gives {', '.join(sorted(set(offered)))})"
-    )
+    gives = f" (it gives {', '.join(sorted(set(offered)))})" if offered else ""
+    raise CameraUnavailable(f"camera {path!r} offers none of {', '.join(PIXEL_FORMATS)}{gives}")
 
 
 def _set_frame_rate(io_: V4l2Io, fd: int, fps: int) -> None:
@@ -309,6 +313,18 @@ def _set_frame_rate(io_: V4l2Io, fd: int, fps: int) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.ENOTTY):  # not every driver sets a frame rate
             raise
+
+
+def _start_streaming(io_: V4l2Io, fd: int, path: str, pix: v4l2.PixFormat) -> None:
+    try:
+        io_.ioctl(fd, v4l2.VIDIOC_STREAMON, ctypes.c_int(v4l2.BUF_TYPE_VIDEO_CAPTURE))
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise CameraUnavailable(  # uvcvideo: no USB alternate setting has the bandwidth
+            f"camera {path!r}: not enough USB bandwidth for {pix.width}x{pix.height} {fourcc_text(pix.pixelformat)} "
+            "(another camera on the same bus? a smaller scanner.size, or a camera that sends MJPG, needs less)"
+        ) from None
 
 
 def _map_buffers(io_: V4l2Io, fd: int, path: str) -> list[mmap.mmap]:
