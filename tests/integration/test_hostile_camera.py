@@ -56,7 +56,8 @@ def test_a_code_shown_after_a_hostile_camera_stream_gets_its_voucher(tmp_path: P
 
         def show(_: str) -> None:  # the camera, absent so far, starts delivering
             part = video.with_suffix(".part")
-            part.write_bytes(b"".join([*_hostile(), *shown, *_hostile()]))
+            noise = _jpeg(np.random.default_rng(5).integers(0, 256, (720, 1280, 3), dtype=np.uint8))
+            part.write_bytes(b"".join([noise, *_hostile(), *shown, *_hostile()]))  # a stream starts with a frame
             part.rename(video)
 
         report = harness.scan(code, timeout_s=30, through=show)

@@ -24,7 +24,7 @@ from typing import Any
 
 from PIL import Image
 
-from kiosk.devices.scanner.frames import CameraGone, CameraUnavailable, FrameReader, open_frames
+from kiosk.devices.scanner.frames import CameraGone, CameraUnavailable, FrameReader, is_v4l2_device, open_frames
 from kiosk.devices.scanner.image_decoder import ImageDecoder
 from kiosk.devices.scanner.scan_filter import ScanFilter
 from kiosk.devices.scanner.source import ThreadedSource
@@ -183,9 +183,10 @@ class CameraScanSource(ThreadedSource):
             try:
                 self._take_frames(reader)
             except CameraGone as exc:
-                if reader.is_file and self.loop_file:
+                is_file = not is_v4l2_device(self.device)
+                if is_file and self.loop_file:
                     continue  # from the start again, at once
-                if reader.is_file:
+                if is_file:
                     self.state = "ended"
                     log.info("camera %s: the file has ended", self.device)
                     return
@@ -193,7 +194,7 @@ class CameraScanSource(ThreadedSource):
             finally:
                 reader.close()
                 with self._fresh:
-                    self._skipped_by_closed_readers += reader.frames_skipped
+                    self._skipped_by_closed_readers += reader.frames_damaged
             if self._stop.is_set():
                 return
             self.state = "missing"
@@ -206,7 +207,7 @@ class CameraScanSource(ThreadedSource):
         while not self._stop.is_set():
             frame = reader.read(timeout_s=0.25)
             with self._fresh:
-                self.frames_skipped = self._skipped_by_closed_readers + reader.frames_skipped
+                self.frames_skipped = self._skipped_by_closed_readers + reader.frames_damaged
             if frame is None:
                 waited += 0.25
                 if waited >= _SILENT_S:

@@ -1,18 +1,15 @@
-"""Where the camera's frames come from, as greyscale Pillow images: a V4L2 device read directly
-(ioctl and mmap, no OpenCV), or a Motion-JPEG file (tests, demonstrations, the benchmarks).
+"""Where a camera's frames come from, as greyscale PIL images, without OpenCV or numpy.
 
-V4L2: the device is asked for the configured size in the first pixel format it takes of GREY, YUYV
-(its Y bytes are the greyscale picture) and MJPG (decoded by Pillow's libjpeg, luma only), with two
-memory-mapped buffers: the newest frame matters, never a queue of stale ones. A driver may round the
-size or refuse a frame rate; what it chose is what ``resolution`` says. The layouts below are the
-64-bit kernel's (linux-x86_64 and linux-aarch64, the kiosk's machines); ``_Kernel`` is the seam the
-tests put a modelled device behind.
+Two kinds of source answer the same small interface (``FrameReader``), chosen by the configured
+device string as before: "0" or a path under /dev/ is a V4L2 camera, read through its mmap
+streaming buffers with the standard library only (kiosk/devices/scanner/v4l2.py); anything else
+is a Motion-JPEG video file (an MJPG .avi as OpenCV's writer makes it, or a raw .mjpeg stream),
+split into its JPEG frames by walking their markers, for the tests, the benchmark and the demo.
 
-Motion-JPEG files: an MJPG ``.avi`` (as a camera's MJPG mode or OpenCV's writer records it) or a
-raw ``.mjpeg`` stream. Frames are found by walking the JPEG markers (segment lengths up to the scan,
-then the entropy-coded data, where ``FF 00`` and the restart markers are data), so a thumbnail
-inside a frame's EXIF block is not taken for the frame's end, and the file is read as it plays,
-never whole. A file plays at the configured rate.
+Every frame is made greyscale as cheaply as its format allows, because the decoder wants luma
+only: GREY as it is, YUYV by taking every second byte, JPEG by letting libjpeg decode the luma
+channel alone (PIL's draft mode). A frame that cannot be decoded is skipped and counted; the
+reader goes on with the next one. Only an unplugged device or the end of a file stops it.
 """
 
 from __future__ import annotations
@@ -21,511 +18,584 @@ import ctypes
 import errno
 import io
 import mmap
-import os
 import select
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-__all__ = ["CameraGone", "CameraUnavailable", "FrameReader", "open_frames", "jpeg_frames"]
+from kiosk.devices.scanner import v4l2
+from kiosk.devices.scanner.v4l2 import SystemIo, V4l2Io, fourcc, fourcc_text
+
+__all__ = [
+    "CameraGone",
+    "CameraUnavailable",
+    "FrameReader",
+    "JpegSplitter",
+    "MjpegFileFrames",
+    "V4l2Frames",
+    "is_v4l2_device",
+    "open_frames",
+]
+
+#: Pixel formats asked for, best first: greyscale needs no work, YUYV's luma is every second byte,
+#: Motion-JPEG needs a decode (but is what most USB cameras give at 1280x720 and above).
+PIXEL_FORMATS = ("GREY", "YUYV", "MJPG")
+
+#: Buffers asked of the driver: two, so that it fills one while the reader copies the other;
+#: more would only hold older frames.
+BUFFERS = 2
+
+#: The errors of a device that has gone for good (unplugged, or the driver gave up on it).
+_GONE = frozenset({errno.ENODEV, errno.EIO, errno.ENXIO})
+
+#: The exceptions PIL raises for data that is not a decodable JPEG of a sane size.
+_UNDECODABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+#: A JPEG frame in a file larger than this is taken as damaged (no end marker found): a 4K
+#: Motion-JPEG frame is a few MB.
+MAX_JPEG_BYTES = 16 * 1024 * 1024
+
+#: The largest frame taken (4096x4096): more is a garbled header, or more memory than a kiosk has.
+MAX_FRAME_PIXELS = 4096 * 4096
+
+#: How much of a video file is read at a time.
+_CHUNK = 64 * 1024
+
+MOTION_JPEG_FORMATS = "an MJPG .avi (as OpenCV's VideoWriter writes with fourcc MJPG) or a raw .mjpeg stream"
 
 
 class CameraUnavailable(OSError):
-    """The camera (or file) cannot be opened; the message says why."""
+    """The camera or the video file cannot be opened; the message says why. Worth retrying later
+    for a device (it may be plugged in), not for a file of the wrong format."""
 
 
 class CameraGone(OSError):
-    """The camera stopped delivering for good (unplugged), or the file has ended."""
+    """The reader will deliver no more frames: the device was unplugged or the file ended. Close
+    it; for a device, open a new reader to try again."""
 
 
 class FrameReader(Protocol):
-    is_file: bool
-    #: Width and height of the frames delivered (what the driver chose, not what was asked).
-    resolution: tuple[int, int]
-    #: Frames that arrived damaged and were skipped.
-    frames_skipped: int
+    """What a camera source's capture thread reads frames from."""
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """Width and height of the frames delivered (what the driver chose, or the file's)."""
+        ...
+
+    @property
+    def frames_damaged(self) -> int:
+        """Frames skipped because their data could not be decoded (short, garbled, another size)."""
+        ...
 
     def read(self, timeout_s: float) -> Image.Image | None:
-        """The next frame in greyscale ("L"), or None when none came within ``timeout_s``;
-        ``CameraGone`` when none will come."""
+        """The newest frame, greyscale (mode "L"), or None when none came within ``timeout_s``.
+        Raises CameraGone when the source has stopped for good."""
+        ...
 
     def close(self) -> None:
-        """Stop and let go of the device or file; closing twice is harmless."""
+        """Let go of the device or file; calling it again does nothing."""
+        ...
 
 
-def open_frames(device: str, *, size: tuple[int, int], fps: int) -> FrameReader:
-    """A reader for ``device``: "0" or "/dev/videoN" is a V4L2 device, anything else a file."""
-    if device.isdigit():
-        return V4l2Reader(f"/dev/video{device}", size=size, fps=fps)
-    if device.startswith("/dev/"):
-        return V4l2Reader(device, size=size, fps=fps)
-    return MjpegFileReader(Path(device), fps=fps)
+def is_v4l2_device(device: str) -> bool:
+    """Whether the configured scanner device names a camera (a V4L2 index or a node under /dev/,
+    e.g. /dev/video0 or /dev/v4l/by-id/...) rather than a video file."""
+    return device.isdigit() or device.startswith("/dev/")
 
 
-# --- Motion-JPEG files ------------------------------------------------------------------------
-
-_SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
-#: Markers without a length: TEM, the restart markers, SOI and EOI.
-_STANDALONE = {0x01, *range(0xD0, 0xD8), _SOI, _EOI}
-#: A frame larger than this, in bytes or in pixels, is no camera's frame: it is skipped, never held
-#: whole in memory or decoded.
-MAX_FRAME_BYTES = 16 * 1024 * 1024
-MAX_FRAME_PIXELS = 4096 * 4096
-_CHUNK = 64 * 1024
+def open_frames(device: str, *, size: tuple[int, int], fps: int, loop_file: bool = False) -> FrameReader:
+    """Open the camera or video file ``device`` names. A camera is asked for ``size`` at ``fps``
+    (it may choose otherwise: see ``resolution``); a file plays at its own size at ``fps``, from
+    the start again at its end when ``loop_file``. Raises CameraUnavailable."""
+    if is_v4l2_device(device):
+        path = f"/dev/video{device}" if device.isdigit() else device
+        return V4l2Frames.open(path, size=size, fps=fps)
+    return MjpegFileFrames.open(device, fps=fps, loop=loop_file)
 
 
-class _Bytes:
-    """A file read forwards in chunks, with a look at the bytes ahead."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self._buffer = bytearray()
-
-    def _fill(self, count: int) -> bool:
-        while len(self._buffer) < count:
-            chunk = self._stream.read(_CHUNK)
-            if not chunk:
-                return False
-            self._buffer += chunk
-        return True
-
-    def find_start(self) -> bool:
-        """Skip to the next ``FF D8``; False at the end of the file."""
-        while True:
-            index = self._buffer.find(b"\xff\xd8")
-            if index >= 0:
-                del self._buffer[:index]
-                return True
-            keep = self._buffer[-1:] if self._buffer[-1:] == b"\xff" else b""
-            self._buffer = bytearray(keep)
-            if not self._fill(len(keep) + 1):
-                return False
-
-    def frame(self) -> bytes | None:
-        """The JPEG that starts here (at ``FF D8``), or None when the file ends inside it or it is
-        malformed (then the search goes on after its first byte)."""
-        buffer, at, in_scan = self._buffer, 2, False
-        while at <= MAX_FRAME_BYTES:
-            if in_scan:  # entropy-coded data: up to the next byte pair that is a marker
-                index = buffer.find(b"\xff", at)
-                if index < 0:
-                    at = len(buffer)
-                    if not self._fill(at + 1):
-                        break
-                    continue
-                if not self._fill(index + 2):
-                    break
-                following = buffer[index + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7:  # a stuffed FF, a restart
-                    at = index + 2
-                elif following == 0xFF:  # fill before a marker
-                    at = index + 1
-                else:
-                    at, in_scan = index, False
-                continue
-            if not self._fill(at + 2) or buffer[at] != 0xFF:
-                break
-            marker = buffer[at + 1]
-            if marker == 0xFF:
-                at += 1
-            elif marker == _EOI:
-                frame = bytes(buffer[: at + 2])
-                del buffer[: at + 2]
-                return frame
-            elif marker == _SOI:
-                break
-            elif marker in _STANDALONE:
-                at += 2
-            else:
-                if not self._fill(at + 4):
-                    break
-                at += 2 + int.from_bytes(buffer[at + 2 : at + 4], "big")
-                in_scan = marker == _SOS
-        del buffer[:1]  # not a frame: the search goes on after its first byte
-        return None
-
-
-def jpeg_frames(stream: BinaryIO) -> Iterator[bytes]:
-    """The JPEG frames of a Motion-JPEG stream or MJPG AVI, in order, each whole."""
-    reader = _Bytes(stream)
-    while reader.find_start():
-        frame = reader.frame()
-        if frame is not None:
-            yield frame
-
-
-def _gray_jpeg(data: bytes) -> Image.Image:
-    """A JPEG in greyscale; libjpeg decodes only the luma when asked for "L"."""
-    with Image.open(io.BytesIO(data)) as image:
-        if image.format != "JPEG":
-            raise UnidentifiedImageError("not a JPEG")
-        if image.width * image.height > MAX_FRAME_PIXELS:
-            raise ValueError(f"a frame of {image.width}x{image.height} pixels")
-        image.draft("L", image.size)
-        return image.convert("L")
-
-
-class MjpegFileReader:
-    """A Motion-JPEG file played at ``fps``; ``CameraGone`` at its end."""
-
-    is_file = True
-
-    def __init__(self, path: Path, *, fps: int) -> None:
-        try:
-            self._file: BinaryIO | None = path.open("rb")
-        except OSError as exc:
-            raise CameraUnavailable(f"cannot open {path}: {exc.strerror or exc}") from None
-        self._frames = jpeg_frames(self._file)
-        self._gap_s = 1.0 / fps
-        self._due = time.monotonic()
-        self.frames_skipped = 0
-        first = self._next()
-        if first is None:
-            self.close()
-            raise CameraUnavailable(f"{path} holds no JPEG frame: a camera file is Motion-JPEG (.avi or .mjpeg)")
-        self._first: Image.Image | None = first
-        self.resolution = first.size
-
-    def _next(self) -> Image.Image | None:
-        for data in self._frames:
-            try:
-                return _gray_jpeg(data)
-            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-                self.frames_skipped += 1
-        return None
-
-    def read(self, timeout_s: float) -> Image.Image | None:
-        if self._file is None:
-            raise CameraGone("closed")
-        wait = self._due - time.monotonic()
-        if wait > timeout_s:
-            time.sleep(timeout_s)
+def luma_from_jpeg(data: bytes, size: tuple[int, int]) -> Image.Image | None:
+    """The greyscale image of one JPEG frame of the given size, libjpeg decoding its luma only;
+    None when the data is not such a frame (not a JPEG, cut short, garbled, another size)."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=("JPEG",))
+        if image.size != size:
             return None
-        if wait > 0:
-            time.sleep(wait)
-        self._due = max(self._due + self._gap_s, time.monotonic() - self._gap_s)
-        frame, self._first = (self._first, None) if self._first is not None else (self._next(), None)
-        if frame is None:
-            raise CameraGone("the file has ended")
-        self.resolution = frame.size
-        return frame
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        image.draft("L", size)  # full scale; greyscale straight from the Y channel
+        image.load()
+    except _UNDECODABLE:
+        return None
+    return image if image.mode == "L" else image.convert("L")
 
 
 # --- V4L2 -------------------------------------------------------------------------------------
 
 
-def _ioc(direction: int, number: int, size: int) -> int:
-    return (direction << 30) | (size << 16) | (ord("V") << 8) | number
+@dataclass(frozen=True)
+class _Dequeued:
+    index: int
+    bytesused: int
+    flags: int
 
 
-class _Capability(ctypes.Structure):
-    _fields_ = [
-        ("driver", ctypes.c_char * 16),
-        ("card", ctypes.c_char * 32),
-        ("bus_info", ctypes.c_char * 32),
-        ("version", ctypes.c_uint32),
-        ("capabilities", ctypes.c_uint32),
-        ("device_caps", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32 * 3),
-    ]
+class V4l2Frames:
+    """A V4L2 capture device streaming into two mmap buffers; ``read`` takes the newest frame."""
 
+    def __init__(self, path: str, io_: V4l2Io, fd: int, pix: v4l2.PixFormat, buffers: list[mmap.mmap]) -> None:
+        self.path = path
+        self.resolution = (int(pix.width), int(pix.height))
+        self.pixel_format = fourcc_text(pix.pixelformat)
+        self.frames_damaged = 0
+        self._io = io_
+        self._fd = fd
+        self._buffers = buffers
+        row_bytes = self.resolution[0] * (2 if self.pixel_format == "YUYV" else 1)
+        self._stride = max(int(pix.bytesperline), row_bytes)  # 0 means "no padding"
+        self._closed = False
 
-class _PixFormat(ctypes.Structure):
-    _fields_ = [
-        ("width", ctypes.c_uint32),
-        ("height", ctypes.c_uint32),
-        ("pixelformat", ctypes.c_uint32),
-        ("field", ctypes.c_uint32),
-        ("bytesperline", ctypes.c_uint32),
-        ("sizeimage", ctypes.c_uint32),
-        ("colorspace", ctypes.c_uint32),
-        ("priv", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("ycbcr_enc", ctypes.c_uint32),
-        ("quantization", ctypes.c_uint32),
-        ("xfer_func", ctypes.c_uint32),
-    ]
-
-
-class _FormatUnion(ctypes.Union):
-    _fields_ = [("pix", _PixFormat), ("raw_data", ctypes.c_uint8 * 200), ("_align", ctypes.c_void_p)]
-
-
-class _Format(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("fmt", _FormatUnion)]
-
-
-class _RequestBuffers(ctypes.Structure):
-    _fields_ = [
-        ("count", ctypes.c_uint32),
-        ("type", ctypes.c_uint32),
-        ("memory", ctypes.c_uint32),
-        ("capabilities", ctypes.c_uint32),
-        ("flags", ctypes.c_uint8),
-        ("reserved", ctypes.c_uint8 * 3),
-    ]
-
-
-class _Timecode(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("frames", ctypes.c_uint8),
-        ("seconds", ctypes.c_uint8),
-        ("minutes", ctypes.c_uint8),
-        ("hours", ctypes.c_uint8),
-        ("userbits", ctypes.c_uint8 * 4),
-    ]
-
-
-class _BufferLocation(ctypes.Union):
-    _fields_ = [
-        ("offset", ctypes.c_uint32),
-        ("userptr", ctypes.c_ulong),
-        ("planes", ctypes.c_void_p),
-        ("fd", ctypes.c_int32),
-    ]
-
-
-class _Buffer(ctypes.Structure):
-    _fields_ = [
-        ("index", ctypes.c_uint32),
-        ("type", ctypes.c_uint32),
-        ("bytesused", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("field", ctypes.c_uint32),
-        ("timestamp_s", ctypes.c_long),
-        ("timestamp_us", ctypes.c_long),
-        ("timecode", _Timecode),
-        ("sequence", ctypes.c_uint32),
-        ("memory", ctypes.c_uint32),
-        ("m", _BufferLocation),
-        ("length", ctypes.c_uint32),
-        ("reserved2", ctypes.c_uint32),
-        ("request_fd", ctypes.c_int32),
-    ]
-
-
-class _Fraction(ctypes.Structure):
-    _fields_ = [("numerator", ctypes.c_uint32), ("denominator", ctypes.c_uint32)]
-
-
-class _CaptureParm(ctypes.Structure):
-    _fields_ = [
-        ("capability", ctypes.c_uint32),
-        ("capturemode", ctypes.c_uint32),
-        ("timeperframe", _Fraction),
-        ("extendedmode", ctypes.c_uint32),
-        ("readbuffers", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32 * 4),
-    ]
-
-
-class _ParmUnion(ctypes.Union):
-    _fields_ = [("capture", _CaptureParm), ("raw_data", ctypes.c_uint8 * 200)]
-
-
-class _StreamParm(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("parm", _ParmUnion)]
-
-
-# The kernel's sizes on a 64-bit machine (include/uapi/linux/videodev2.h): a wrong layout would
-# make every request number wrong, so it fails here, at import, not at a customer's scan.
-for _struct, _size in ((_Capability, 104), (_Format, 208), (_RequestBuffers, 20), (_Buffer, 88), (_StreamParm, 204)):
-    if ctypes.sizeof(_struct) != _size:  # pragma: no cover - a 32-bit machine
-        raise ImportError(f"V4L2 structure {_struct.__name__} is {ctypes.sizeof(_struct)} bytes, not {_size}")
-
-VIDIOC_QUERYCAP = _ioc(2, 0, ctypes.sizeof(_Capability))
-VIDIOC_G_FMT = _ioc(3, 4, ctypes.sizeof(_Format))
-VIDIOC_S_FMT = _ioc(3, 5, ctypes.sizeof(_Format))
-VIDIOC_REQBUFS = _ioc(3, 8, ctypes.sizeof(_RequestBuffers))
-VIDIOC_QUERYBUF = _ioc(3, 9, ctypes.sizeof(_Buffer))
-VIDIOC_QBUF = _ioc(3, 15, ctypes.sizeof(_Buffer))
-VIDIOC_DQBUF = _ioc(3, 17, ctypes.sizeof(_Buffer))
-VIDIOC_STREAMON = _ioc(1, 18, ctypes.sizeof(ctypes.c_int))
-VIDIOC_STREAMOFF = _ioc(1, 19, ctypes.sizeof(ctypes.c_int))
-VIDIOC_S_PARM = _ioc(3, 22, ctypes.sizeof(_StreamParm))
-
-_CAPTURE, _MMAP = 1, 1
-_CAP_VIDEO_CAPTURE, _CAP_STREAMING, _CAP_DEVICE_CAPS = 0x1, 0x04000000, 0x80000000
-_BUF_FLAG_ERROR = 0x40
-
-
-def fourcc(code: str) -> int:
-    return int.from_bytes(code.encode("ascii"), "little")
-
-
-#: The pixel formats asked for, in order of preference.
-PIXEL_FORMATS = ("GREY", "YUYV", "MJPG")
-#: Errors that mean the device has gone (unplugged) rather than a frame being late.
-_GONE = {errno.ENODEV, errno.EIO, errno.ENXIO, errno.EBADF}
-_BUFFERS = 2
-
-
-class _Kernel(Protocol):
-    """The system calls a V4L2 reader makes; the tests model a device behind them."""
-
-    def open(self, path: str) -> int: ...
-    def ioctl(self, fd: int, request: int, argument: ctypes.Structure | ctypes.c_int) -> None: ...
-    def mmap(self, fd: int, length: int, offset: int) -> mmap.mmap: ...
-    def wait_readable(self, fd: int, timeout_s: float) -> bool: ...
-    def close(self, fd: int) -> None: ...
-
-
-class _Linux:
-    def open(self, path: str) -> int:
-        return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-
-    def ioctl(self, fd: int, request: int, argument: ctypes.Structure | ctypes.c_int) -> None:
-        import fcntl
-
-        fcntl.ioctl(fd, request, argument)
-
-    def mmap(self, fd: int, length: int, offset: int) -> mmap.mmap:
-        return mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
-
-    def wait_readable(self, fd: int, timeout_s: float) -> bool:
-        readable, _, _ = select.select([fd], [], [], timeout_s)
-        return bool(readable)
-
-    def close(self, fd: int) -> None:
-        os.close(fd)
-
-
-class V4l2Reader:
-    """One V4L2 capture device, streaming into memory-mapped buffers."""
-
-    is_file = False
-
-    def __init__(self, path: str, *, size: tuple[int, int], fps: int, kernel: _Kernel | None = None) -> None:
-        self._kernel = kernel or _Linux()
-        self.frames_skipped = 0
-        self._maps: list[mmap.mmap] = []
-        self._streaming = False
+    @classmethod
+    def open(cls, path: str, *, size: tuple[int, int], fps: int, io_: V4l2Io | None = None) -> V4l2Frames:
+        """Open ``path``, agree a format and frame rate with the driver and start streaming.
+        Raises CameraUnavailable with the reason when it cannot."""
+        io_ = io_ or SystemIo()
         try:
-            self._fd: int | None = self._kernel.open(path)
+            fd = io_.open(path)
         except OSError as exc:
-            raise CameraUnavailable(f"cannot open {path}: {exc.strerror or exc}") from None
+            raise CameraUnavailable(f"camera {path!r}: cannot open: {exc.strerror or exc}") from None
+        buffers: list[mmap.mmap] = []
         try:
-            self._start(path, size, fps)
-        except OSError as exc:
-            self.close()
-            if isinstance(exc, CameraUnavailable):
-                raise
-            raise CameraUnavailable(f"{path}: {exc.strerror or exc}") from None
-
-    def _start(self, path: str, size: tuple[int, int], fps: int) -> None:
-        assert self._fd is not None
-        fd, kernel = self._fd, self._kernel
-        capability = _Capability()
-        kernel.ioctl(fd, VIDIOC_QUERYCAP, capability)
-        caps = capability.device_caps if capability.capabilities & _CAP_DEVICE_CAPS else capability.capabilities
-        if not caps & _CAP_VIDEO_CAPTURE or not caps & _CAP_STREAMING:
-            raise CameraUnavailable(f"{path} is not a streaming video capture device")
-        chosen = None
-        for code in PIXEL_FORMATS:
-            wanted = _Format(type=_CAPTURE)
-            wanted.fmt.pix.width, wanted.fmt.pix.height = size
-            wanted.fmt.pix.pixelformat = fourcc(code)
-            kernel.ioctl(fd, VIDIOC_S_FMT, wanted)  # the driver writes back what it chose
-            if wanted.fmt.pix.pixelformat == fourcc(code):
-                chosen = wanted.fmt.pix
-                break
-        if chosen is None:
-            raise CameraUnavailable(f"{path} offers none of the pixel formats {', '.join(PIXEL_FORMATS)}")
-        self._format = chosen.pixelformat
-        self.resolution = (int(chosen.width), int(chosen.height))
-        self._bytes_per_line = int(chosen.bytesperline) or self.resolution[0] * (
-            2 if self._format == fourcc("YUYV") else 1
-        )
-        rate = _StreamParm(type=_CAPTURE)
-        rate.parm.capture.timeperframe.numerator, rate.parm.capture.timeperframe.denominator = 1, fps
-        try:
-            kernel.ioctl(fd, VIDIOC_S_PARM, rate)
-        except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.ENOTTY):  # not every driver sets a rate
-                raise
-        request = _RequestBuffers(count=_BUFFERS, type=_CAPTURE, memory=_MMAP)
-        kernel.ioctl(fd, VIDIOC_REQBUFS, request)
-        if request.count < 1:
-            raise CameraUnavailable(f"{path} gave no capture buffers")
-        for index in range(request.count):
-            buffer = _Buffer(index=index, type=_CAPTURE, memory=_MMAP)
-            kernel.ioctl(fd, VIDIOC_QUERYBUF, buffer)
-            self._maps.append(kernel.mmap(fd, buffer.length, buffer.m.offset))
-            kernel.ioctl(fd, VIDIOC_QBUF, buffer)
-        kernel.ioctl(fd, VIDIOC_STREAMON, ctypes.c_int(_CAPTURE))
-        self._streaming = True
+            _check_capture_device(io_, fd, path)
+            pix = _set_format(io_, fd, path, size)
+            _set_frame_rate(io_, fd, fps)
+            buffers = _map_buffers(io_, fd, path)
+            for index in range(len(buffers)):
+                io_.ioctl(fd, v4l2.VIDIOC_QBUF, _buffer(index))
+            _start_streaming(io_, fd, path, pix)
+        except BaseException as exc:
+            for buffer in buffers:
+                buffer.close()
+            io_.close(fd)
+            if isinstance(exc, OSError) and not isinstance(exc, CameraUnavailable):
+                raise CameraUnavailable(f"camera {path!r}: {exc.strerror or exc}") from None
+            raise
+        return cls(path, io_, fd, pix, buffers)
 
     def read(self, timeout_s: float) -> Image.Image | None:
-        if self._fd is None:
-            raise CameraGone("closed")
-        try:
-            if not self._kernel.wait_readable(self._fd, timeout_s):
+        if self._closed:
+            raise CameraGone(f"camera {self.path!r} is closed")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ready, _, _ = select.select([self._fd], [], [], max(0.0, deadline - time.monotonic()))
+            if ready:
+                image = self._take_newest()
+                if image is not None:
+                    return image
+            if time.monotonic() >= deadline:
                 return None
-            newest = self._dequeue()
-            if newest is None:
-                return None
-            while (later := self._dequeue()) is not None:  # frames waiting: only the newest counts
-                self._kernel.ioctl(self._fd, VIDIOC_QBUF, newest)
-                newest = later
-            try:
-                return self._picture(newest)
-            finally:
-                self._kernel.ioctl(self._fd, VIDIOC_QBUF, newest)
-        except OSError as exc:
-            if exc.errno in _GONE:
-                raise CameraGone(exc.strerror or str(exc)) from None
-            raise
 
-    def _dequeue(self) -> _Buffer | None:
-        assert self._fd is not None
-        buffer = _Buffer(type=_CAPTURE, memory=_MMAP)
-        try:
-            self._kernel.ioctl(self._fd, VIDIOC_DQBUF, buffer)
-        except BlockingIOError:
-            return None
-        return buffer
+    def _take_newest(self) -> Image.Image | None:
+        """Dequeue every frame that is ready, keep the newest, give the others back to the driver
+        at once; copy it out, re-queue it and make it greyscale. None when nothing usable came."""
+        newest = self._dequeue()
+        if newest is None:
+            return None  # readiness without a frame: the driver is allowed that
+        while (newer := self._dequeue()) is not None:
+            self._queue(newest.index)
+            newest = newer
+        data = self._buffers[newest.index][: newest.bytesused]
+        self._queue(newest.index)
+        image = None if newest.flags & v4l2.BUF_FLAG_ERROR else self._to_luma(data)
+        if image is None:
+            self.frames_damaged += 1
+        return image
 
-    def _picture(self, buffer: _Buffer) -> Image.Image | None:
-        """The buffer's frame in greyscale, or None (counted) when it arrived damaged."""
+    def _to_luma(self, data: bytes) -> Image.Image | None:
         width, height = self.resolution
-        data = self._maps[buffer.index][: buffer.bytesused]
-        try:
-            if buffer.flags & _BUF_FLAG_ERROR:
-                raise ValueError("the driver marked the frame damaged")
-            if self._format == fourcc("MJPG"):
-                return _gray_jpeg(data)
-            step = self._bytes_per_line
-            if self._format == fourcc("YUYV") and step == 2 * width:
-                rows = data[: 2 * width * height : 2]
-            elif self._format == fourcc("YUYV"):
-                rows = b"".join(data[y * step : y * step + 2 * width : 2] for y in range(height))
-            else:
-                rows = b"".join(data[y * step : y * step + width] for y in range(height))
-            return Image.frombytes("L", (width, height), rows)
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-            self.frames_skipped += 1
+        if self.pixel_format == "MJPG":
+            return luma_from_jpeg(data, self.resolution)
+        if len(data) < self._stride * height:
+            return None  # a frame cut short (lost USB packets)
+        raw = data[: self._stride * height]
+        if self.pixel_format == "YUYV":
+            return Image.frombytes("L", self.resolution, raw[0::2], "raw", "L", self._stride // 2)
+        return Image.frombytes("L", self.resolution, raw, "raw", "L", self._stride)
+
+    def _dequeue(self) -> _Dequeued | None:
+        buffer = _buffer(0)
+        if not self._stream_call(v4l2.VIDIOC_DQBUF, buffer):
             return None
+        if buffer.index >= len(self._buffers):
+            raise OSError(errno.EPROTO, f"camera {self.path!r}: the driver dequeued unknown buffer {buffer.index}")
+        return _Dequeued(int(buffer.index), min(int(buffer.bytesused), len(self._buffers[buffer.index])), buffer.flags)
+
+    def _queue(self, index: int) -> None:
+        self._stream_call(v4l2.VIDIOC_QBUF, _buffer(index))
+
+    def _stream_call(self, request: int, buffer: v4l2.Buffer) -> bool:
+        """Queue or dequeue a buffer; False when the driver has no frame ready (EAGAIN). Raises
+        CameraGone when the device has gone, and any other error as it is."""
+        try:
+            self._io.ioctl(self._fd, request, buffer)
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return False
+            if exc.errno in _GONE:
+                raise CameraGone(exc.errno, f"camera {self.path!r} stopped: {exc.strerror}") from exc
+            raise
+        return True
 
     def close(self) -> None:
-        if self._fd is None:
+        if self._closed:
             return
-        fd, self._fd = self._fd, None
-        if self._streaming:
+        self._closed = True
+        try:
+            self._io.ioctl(self._fd, v4l2.VIDIOC_STREAMOFF, ctypes.c_int(v4l2.BUF_TYPE_VIDEO_CAPTURE))
+        except OSError as exc:
+            if exc.errno not in _GONE:
+                raise
+        finally:
+            for buffer in self._buffers:
+                buffer.close()
+            self._io.close(self._fd)
+
+
+def _buffer(index: int) -> v4l2.Buffer:
+    return v4l2.Buffer(index=index, type=v4l2.BUF_TYPE_VIDEO_CAPTURE, memory=v4l2.MEMORY_MMAP)
+
+
+def _check_capture_device(io_: V4l2Io, fd: int, path: str) -> None:
+    capability = v4l2.Capability()
+    io_.ioctl(fd, v4l2.VIDIOC_QUERYCAP, capability)
+    caps = capability.device_caps if capability.capabilities & v4l2.CAP_DEVICE_CAPS else capability.capabilities
+    if not caps & v4l2.CAP_VIDEO_CAPTURE:
+        raise CameraUnavailable(
+            f"camera {path!r} is not a video capture node (a USB camera's second node carries metadata: "
+            "use the first, or /dev/v4l/by-id/...-video-index0)"
+        )
+    if not caps & v4l2.CAP_STREAMING:
+        raise CameraUnavailable(f"camera {path!r} cannot stream into mmap buffers")
+
+
+def _set_format(io_: V4l2Io, fd: int, path: str, size: tuple[int, int]) -> v4l2.PixFormat:
+    """Ask for each pixel format in turn at ``size``; the first the driver keeps is taken, at the
+    size it rounded to. (A driver substitutes a format it does not offer rather than refusing.)"""
+    offered: list[str] = []
+    for name in PIXEL_FORMATS:
+        format_ = v4l2.Format(type=v4l2.BUF_TYPE_VIDEO_CAPTURE)
+        format_.fmt.pix.width, format_.fmt.pix.height = size
+        format_.fmt.pix.pixelformat = fourcc(name)
+        format_.fmt.pix.field = v4l2.FIELD_ANY
+        try:
+            io_.ioctl(fd, v4l2.VIDIOC_S_FMT, format_)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # some drivers refuse a format rather than substitute one
+                raise
+            continue
+        pix: v4l2.PixFormat = format_.fmt.pix
+        if pix.pixelformat == fourcc(name):
+            if not (0 < pix.width * pix.height <= MAX_FRAME_PIXELS):
+                raise CameraUnavailable(f"camera {path!r} chose an impossible size {pix.width}x{pix.height}")
+            return pix
+        offered.append(fourcc_text(pix.pixelformat))
+    gives = f" (it gives {', '.join(sorted(set(offered)))})" if offered else ""
+    raise CameraUnavailable(f"camera {path!r} offers none of {', '.join(PIXEL_FORMATS)}{gives}")
+
+
+def _set_frame_rate(io_: V4l2Io, fd: int, fps: int) -> None:
+    parm = v4l2.StreamParm(type=v4l2.BUF_TYPE_VIDEO_CAPTURE)
+    parm.parm.capture.timeperframe.numerator = 1
+    parm.parm.capture.timeperframe.denominator = fps
+    try:
+        io_.ioctl(fd, v4l2.VIDIOC_S_PARM, parm)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTTY):  # not every driver sets a frame rate
+            raise
+
+
+def _start_streaming(io_: V4l2Io, fd: int, path: str, pix: v4l2.PixFormat) -> None:
+    try:
+        io_.ioctl(fd, v4l2.VIDIOC_STREAMON, ctypes.c_int(v4l2.BUF_TYPE_VIDEO_CAPTURE))
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise CameraUnavailable(  # uvcvideo: no USB alternate setting has the bandwidth
+            f"camera {path!r}: not enough USB bandwidth for {pix.width}x{pix.height} {fourcc_text(pix.pixelformat)} "
+            "(another camera on the same bus? a smaller scanner.size, or a camera that sends MJPG, needs less)"
+        ) from None
+
+
+def _map_buffers(io_: V4l2Io, fd: int, path: str) -> list[mmap.mmap]:
+    request = v4l2.RequestBuffers(count=BUFFERS, type=v4l2.BUF_TYPE_VIDEO_CAPTURE, memory=v4l2.MEMORY_MMAP)
+    io_.ioctl(fd, v4l2.VIDIOC_REQBUFS, request)
+    if request.count < 1:
+        raise CameraUnavailable(f"camera {path!r} gave no mmap buffers")
+    buffers: list[mmap.mmap] = []
+    try:
+        for index in range(request.count):  # the driver may give more than asked (its minimum)
+            buffer = _buffer(index)
+            io_.ioctl(fd, v4l2.VIDIOC_QUERYBUF, buffer)
+            buffers.append(io_.map(fd, buffer.length, buffer.m.offset))
+    except BaseException:
+        for mapped in buffers:
+            mapped.close()
+        raise
+    return buffers
+
+
+# --- Motion-JPEG files ------------------------------------------------------------------------
+
+
+class JpegSplitter:
+    """Cuts a byte stream into whole JPEG images by walking their markers: from SOI, segments whose
+    lengths are skipped (so a thumbnail inside an EXIF APP1 segment is passed over), then after
+    SOS the entropy-coded data, where FF00 and the restart markers are data and another marker
+    ends the scan, up to EOI. Bytes between images (an AVI's chunk headers, its index) are passed
+    over. An image that breaks the rules or grows past ``max_bytes`` is counted in ``damaged``
+    and the search goes on from just after its start. Pure: fed bytes, returns bytes."""
+
+    def __init__(self, max_bytes: int = MAX_JPEG_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.damaged = 0
+        self._data = bytearray()  # the current image from its SOI, once found
+        self._at = 0  # where the walk has got to in _data
+        self._in_image = False
+        self._in_scan = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Take the next bytes of the stream; returns the images they completed."""
+        self._data += chunk
+        images: list[bytes] = []
+        while self._step(images):
+            pass
+        if self._in_image and len(self._data) > self.max_bytes:
+            self._restart_after_damage()
+            while self._step(images):
+                pass
+        return images
+
+    def finish(self) -> None:
+        """The stream ended: an image begun but not ended is damaged (the file was cut short)."""
+        if self._in_image:
+            self.damaged += 1
+        self._data.clear()
+        self._at, self._in_image, self._in_scan = 0, False, False
+
+    def _step(self, images: list[bytes]) -> bool:
+        """Walk as far as one decision; False when more bytes are needed."""
+        data = self._data
+        if not self._in_image:
+            start = data.find(b"\xff\xd8\xff")  # SOI and the first segment's marker
+            if start < 0:
+                del data[: max(0, len(data) - 2)]  # the last two bytes may begin an SOI
+                return False
+            del data[:start]
+            self._at, self._in_image, self._in_scan = 2, True, False
+            return True
+        if self._in_scan:
+            mark = data.find(b"\xff", self._at)
+            if mark < 0 or mark + 1 >= len(data):
+                self._at = len(data) if mark < 0 else mark
+                return False
+            following = data[mark + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+                self._at = mark + (1 if following == 0xFF else 2)  # data, a restart, or fill
+                return True
+            self._at, self._in_scan = mark, False  # a marker: EOI, or the next table or scan
+            return True
+        if len(data) < self._at + 2:
+            return False
+        if data[self._at] != 0xFF:
+            self._restart_after_damage()
+            return True
+        marker = data[self._at + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            self._at += 1
+            return True
+        if marker == 0xD9:
+            images.append(bytes(data[: self._at + 2]))
+            del data[: self._at + 2]
+            self._at, self._in_image = 0, False
+            return True
+        if marker in (0x00, 0xD8):
+            self._restart_after_damage()
+            return True
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            self._at += 2
+            return True
+        if len(data) < self._at + 4:
+            return False
+        length = int.from_bytes(data[self._at + 2 : self._at + 4], "big")
+        if length < 2:
+            self._restart_after_damage()
+            return True
+        self._at += 2 + length
+        self._in_scan = marker == 0xDA
+        return True
+
+    def _restart_after_damage(self) -> None:
+        self.damaged += 1
+        del self._data[:2]  # this image's SOI; look again for the next one from here
+        self._at, self._in_image, self._in_scan = 0, False, False
+
+
+def _avi_is_motion_jpeg(header_list: bytes) -> bool:
+    """Whether an AVI's header list (hdrl) describes a Motion-JPEG video stream: its stream header's
+    handler or its format's compression is MJPG."""
+    at = 0
+    while at + 8 <= len(header_list):
+        chunk_id, size = header_list[at : at + 4], int.from_bytes(header_list[at + 4 : at + 8], "little")
+        body = header_list[at + 8 : at + 8 + size]
+        if chunk_id == b"LIST" and _avi_is_motion_jpeg(body[4:]):  # a stream's list (strl)
+            return True
+        if chunk_id == b"strh" and body[:4] == b"vids" and body[4:8].upper() == b"MJPG":
+            return True
+        if chunk_id == b"strf" and body[16:20].upper() == b"MJPG":  # BITMAPINFOHEADER's biCompression
+            return True
+        at += 8 + size + (size & 1)
+    return False
+
+
+def _movi_start(file: BinaryIO, path: str) -> int:
+    """Where the frames of a RIFF AVI begin (its movi list), after checking it is Motion-JPEG."""
+    file.seek(12)
+    motion_jpeg = False
+    while len(head := file.read(12)) == 12:
+        chunk_id, size, list_type = head[:4], int.from_bytes(head[4:8], "little"), head[8:12]
+        if chunk_id == b"LIST" and list_type == b"movi":
+            if not motion_jpeg:
+                break
+            return file.tell()
+        if chunk_id == b"LIST" and list_type == b"hdrl" and size <= 1024 * 1024:
+            motion_jpeg = _avi_is_motion_jpeg(file.read(size - 4))
+            file.seek(size & 1, io.SEEK_CUR)
+        else:
+            file.seek(size + (size & 1) - 4, io.SEEK_CUR)
+    raise CameraUnavailable(
+        f"video file {path!r} is an AVI without a Motion-JPEG video: the kiosk reads {MOTION_JPEG_FORMATS}"
+    )
+
+
+class MjpegFileFrames:
+    """A Motion-JPEG file played as a camera at ``fps``: read from the disk a chunk at a time, each
+    frame decoded when it is due. ``read`` sleeps until then (it is called by a capture thread)."""
+
+    def __init__(
+        self,
+        path: str,
+        file: BinaryIO,
+        frames_start: int,
+        *,
+        fps: int,
+        loop: bool,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = path
+        self._undecodable = 0  # frames the splitter cut but PIL could not decode
+        self._split_damaged = 0  # splitters' damaged images on earlier passes through the file
+        self._file = file
+        self._frames_start = frames_start
+        self._gap = 1.0 / fps
+        self._loop = loop
+        self._clock = clock
+        self._sleep = sleep
+        self._splitter = JpegSplitter()
+        self._pending: deque[bytes] = deque()
+        self._frames_this_pass = 0
+        self._due = 0.0
+        self._closed = False
+        self._file.seek(frames_start)
+        self.resolution = (0, 0)  # the first frame tells
+        self._first: Image.Image | None = self._next_image(first=True)
+        self.resolution = self._first.size
+
+    @property
+    def frames_damaged(self) -> int:
+        return self._undecodable + self._split_damaged + self._splitter.damaged
+
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        *,
+        fps: int,
+        loop: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> MjpegFileFrames:
+        """Open a video file; raises CameraUnavailable when it cannot be read or is not Motion-JPEG
+        with at least one whole frame."""
+        try:
+            file = open(path, "rb")  # held by the reader until close()
+        except OSError as exc:
+            raise CameraUnavailable(f"video file {path!r}: {exc.strerror or exc}") from None
+        try:
+            head = file.read(12)
+            if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+                start = _movi_start(file, path)
+            elif head[:3] == b"\xff\xd8\xff":
+                start = 0
+            else:
+                raise CameraUnavailable(
+                    f"video file {path!r} is not Motion-JPEG: the kiosk reads {MOTION_JPEG_FORMATS}"
+                )
+            return cls(path, file, start, fps=fps, loop=loop, clock=clock, sleep=sleep)
+        except BaseException:
+            file.close()
+            raise
+
+    def read(self, timeout_s: float) -> Image.Image | None:
+        if self._closed:
+            raise CameraGone(f"video file {self.path!r} is closed")
+        wait = self._due - self._clock()
+        if wait > timeout_s:
+            self._sleep(max(0.0, timeout_s))
+            return None
+        if wait > 0:
+            self._sleep(wait)
+        self._due = max(self._due, self._clock()) + self._gap  # late frames push the next ones
+        if self._first is not None:
+            image, self._first = self._first, None
+            return image
+        return self._next_image()
+
+    def _next_image(self, first: bool = False) -> Image.Image:
+        """The next decodable frame, from the start again at the end when looping."""
+        while True:
+            while not self._pending:
+                chunk = self._file.read(_CHUNK)
+                if chunk:
+                    self._pending.extend(self._splitter.feed(chunk))
+                    continue
+                self._splitter.finish()
+                self._split_damaged += self._splitter.damaged
+                self._splitter = JpegSplitter()
+                if first:
+                    raise CameraUnavailable(f"video file {self.path!r} has no whole JPEG frame")
+                if not self._loop or not self._frames_this_pass:
+                    raise CameraGone(f"video file {self.path!r} ended")
+                self._frames_this_pass = 0
+                self._file.seek(self._frames_start)
+            image = self._decode(self._pending.popleft(), first)
+            if image is not None:
+                self._frames_this_pass += 1
+                return image
+            self._undecodable += 1
+
+    def _decode(self, data: bytes, first: bool) -> Image.Image | None:
+        """One frame as greyscale; a file's frames all have its first decodable frame's size."""
+        if first:
             try:
-                self._kernel.ioctl(fd, VIDIOC_STREAMOFF, ctypes.c_int(_CAPTURE))
-            except OSError:
-                pass  # unplugged: nothing to stop
-        for mapping in self._maps:
-            mapping.close()
-        self._maps.clear()
-        self._kernel.close(fd)
+                size = Image.open(io.BytesIO(data), formats=("JPEG",)).size
+            except _UNDECODABLE:
+                return None
+            return luma_from_jpeg(data, size) if size[0] * size[1] <= MAX_FRAME_PIXELS else None
+        return luma_from_jpeg(data, self.resolution)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._file.close()
