@@ -131,7 +131,8 @@ def test_the_arm64_package_holds_aarch64_modules_and_every_python_file(
     amd = members(debs["amd64"].payload, tmp_path / "amd64")
     site = f"opt/rezip-kiosk/{UPSTREAM}/.venv/lib/python3.11/site-packages"
     compiled = [p for p in (arm / site).rglob("*.so*") if p.is_file() and not p.is_symlink()]
-    assert len(compiled) > 50
+    # The native modules the kiosk cannot run without (the decoder, the images, TLS keys, HTTP).
+    assert {"zxingcpp", "_imaging", "_rust", "_http_parser"} <= {p.name.split(".")[0] for p in compiled}
     assert {p.relative_to(arm).as_posix(): _elf_machine(p) for p in compiled if _elf_machine(p) != AARCH64} == {}
     assert all(_elf_machine(p) == X86_64 for p in (amd / site).rglob("*.so") if p.is_file())
 
