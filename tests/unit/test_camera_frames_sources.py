@@ -380,21 +380,28 @@ def test_an_avi_written_by_opencv_plays_as_opencv_decodes_it(tmp_path: Path) -> 
     reader.close()
 
 
-def test_a_file_plays_at_its_rate_and_loops_when_asked(tmp_path: Path) -> None:
-    video = tmp_path / "loop.mjpeg"
+def test_a_file_plays_at_its_rate_once(tmp_path: Path) -> None:
+    """Paced to ``fps``, a frame not yet due is no frame, and the end is CameraGone (the camera
+    source opens a file again to loop it)."""
+    video = tmp_path / "once.mjpeg"
     pictures = [scene((96, 64), seed) for seed in range(3)]
     video.write_bytes(b"".join(jpeg(p) for p in pictures))
     clock = ManualClock()
-    reader = MjpegFileFrames.open(str(video), fps=10, loop=True, clock=clock, sleep=clock.sleep)
+    reader = MjpegFileFrames.open(str(video), fps=10, clock=clock, sleep=clock.sleep)
     shown = []
-    for _ in range(7):
+    for _ in range(2):
         frame = reader.read(1.0)
         assert frame is not None
         shown.append(min(range(3), key=lambda i: difference(frame, np.asarray(pictures[i]))[0]))
-    assert shown == [0, 1, 2, 0, 1, 2, 0]
-    assert clock.sleeps == [pytest.approx(0.1)] * 6
+    assert clock.sleeps == [pytest.approx(0.1)]
     assert reader.read(0.04) is None and clock.sleeps[-1] == pytest.approx(0.04)  # not due yet
-    assert reader.read(0.5) is not None and clock.now == pytest.approx(100.7)
+    frame = reader.read(0.5)
+    assert frame is not None and clock.now == pytest.approx(100.2)
+    shown.append(min(range(3), key=lambda i: difference(frame, np.asarray(pictures[i]))[0]))
+    assert shown == [0, 1, 2]
+    with pytest.raises(CameraGone, match="ended"):
+        reader.read(1.0)
+    assert reader.frames_damaged == 0
     reader.close()
     with pytest.raises(CameraGone):
         reader.read(0.1)

@@ -51,7 +51,7 @@ class CameraFigures:
     frames_captured: int
     frames_decoded: int
     frames_dropped: int  # captured but replaced by a newer frame before decoding took them
-    frames_skipped: int  # arrived damaged (the driver's flag, a JPEG that does not decode)
+    frames_damaged: int  # skipped: the driver's error flag, short, of another size, a JPEG that does not decode
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,7 +62,7 @@ class CameraFigures:
             "frames_captured": self.frames_captured,
             "frames_decoded": self.frames_decoded,
             "frames_dropped": self.frames_dropped,
-            "frames_skipped": self.frames_skipped,
+            "frames_damaged": self.frames_damaged,
         }
 
     def __str__(self) -> str:
@@ -72,7 +72,7 @@ class CameraFigures:
         p95 = f"{self.decode_ms_p95:.0f}" if self.decode_ms_p95 is not None else "-"
         return (
             f"{size} at {fps} fps, decode median {median} ms p95 {p95} ms, "
-            f"{self.frames_decoded} decoded, {self.frames_dropped} dropped, {self.frames_skipped} damaged"
+            f"{self.frames_decoded} decoded, {self.frames_dropped} dropped, {self.frames_damaged} damaged"
         )
 
 
@@ -96,8 +96,8 @@ class CameraScanSource(ThreadedSource):
         self.frames_captured = 0
         self.frames_decoded = 0
         self.frames_dropped = 0
-        self.frames_skipped = 0
-        self._skipped_by_closed_readers = 0
+        self.frames_damaged = 0
+        self._damaged_by_closed_readers = 0
         self._latest: Image.Image | None = None
         self._fresh = threading.Condition()
         self._resolution: tuple[int, int] | None = None
@@ -112,12 +112,12 @@ class CameraScanSource(ThreadedSource):
         """A snapshot of the camera's figures (safe to call from any thread)."""
         with self._fresh:
             arrivals, decode_ms = list(self._arrivals), sorted(self._decode_ms)
-            resolution, captured, decoded, dropped, skipped = (
+            resolution, captured, decoded, dropped, damaged = (
                 self._resolution,
                 self.frames_captured,
                 self.frames_decoded,
                 self.frames_dropped,
-                self.frames_skipped,
+                self.frames_damaged,
             )
         span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
         return CameraFigures(
@@ -128,7 +128,7 @@ class CameraScanSource(ThreadedSource):
             frames_captured=captured,
             frames_decoded=decoded,
             frames_dropped=dropped,
-            frames_skipped=skipped,
+            frames_damaged=damaged,
         )
 
     def _note_frame(self, frame: Image.Image, now: float) -> None:
@@ -194,7 +194,7 @@ class CameraScanSource(ThreadedSource):
             finally:
                 reader.close()
                 with self._fresh:
-                    self._skipped_by_closed_readers += reader.frames_damaged
+                    self._damaged_by_closed_readers += reader.frames_damaged
             if self._stop.is_set():
                 return
             self.state = "missing"
@@ -203,19 +203,19 @@ class CameraScanSource(ThreadedSource):
     def _take_frames(self, reader: FrameReader) -> None:
         """Keep the newest frame for the decoder until told to stop; ``CameraGone`` when the
         camera stops delivering (unplugged, or a frame late by more than ``_SILENT_S``)."""
-        waited = 0.0
+        last_frame_at = time.monotonic()
         while not self._stop.is_set():
             frame = reader.read(timeout_s=0.25)
+            now = time.monotonic()
             with self._fresh:
-                self.frames_skipped = self._skipped_by_closed_readers + reader.frames_damaged
+                self.frames_damaged = self._damaged_by_closed_readers + reader.frames_damaged
             if frame is None:
-                waited += 0.25
-                if waited >= _SILENT_S:
+                if now - last_frame_at >= _SILENT_S:  # damaged frames count as none
                     raise CameraGone(f"no frame for {_SILENT_S:.0f} s")
                 continue
-            waited = 0.0
+            last_frame_at = now
             with self._fresh:
-                self._note_frame(frame, time.monotonic())
+                self._note_frame(frame, now)
                 self._latest = frame  # the older frame, if not yet decoded, is dropped
                 self._fresh.notify()
 

@@ -107,14 +107,14 @@ def is_v4l2_device(device: str) -> bool:
     return device.isdigit() or device.startswith("/dev/")
 
 
-def open_frames(device: str, *, size: tuple[int, int], fps: int, loop_file: bool = False) -> FrameReader:
+def open_frames(device: str, *, size: tuple[int, int], fps: int) -> FrameReader:
     """Open the camera or video file ``device`` names. A camera is asked for ``size`` at ``fps``
-    (it may choose otherwise: see ``resolution``); a file plays at its own size at ``fps``, from
-    the start again at its end when ``loop_file``. Raises CameraUnavailable."""
+    (it may choose otherwise: see ``resolution``); a file plays once at its own size at ``fps``
+    (the camera source opens it again to loop). Raises CameraUnavailable."""
     if is_v4l2_device(device):
         path = f"/dev/video{device}" if device.isdigit() else device
         return V4l2Frames.open(path, size=size, fps=fps)
-    return MjpegFileFrames.open(device, fps=fps, loop=loop_file)
+    return MjpegFileFrames.open(device, fps=fps)
 
 
 def luma_from_jpeg(data: bytes, size: tuple[int, int]) -> Image.Image | None:
@@ -489,22 +489,17 @@ class MjpegFileFrames:
         frames_start: int,
         *,
         fps: int,
-        loop: bool,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = path
         self._undecodable = 0  # frames the splitter cut but PIL could not decode
-        self._split_damaged = 0  # splitters' damaged images on earlier passes through the file
         self._file = file
-        self._frames_start = frames_start
         self._gap = 1.0 / fps
-        self._loop = loop
         self._clock = clock
         self._sleep = sleep
         self._splitter = JpegSplitter()
         self._pending: deque[bytes] = deque()
-        self._frames_this_pass = 0
         self._due = 0.0
         self._closed = False
         self._file.seek(frames_start)
@@ -514,7 +509,7 @@ class MjpegFileFrames:
 
     @property
     def frames_damaged(self) -> int:
-        return self._undecodable + self._split_damaged + self._splitter.damaged
+        return self._undecodable + self._splitter.damaged
 
     @classmethod
     def open(
@@ -522,7 +517,6 @@ class MjpegFileFrames:
         path: str,
         *,
         fps: int,
-        loop: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> MjpegFileFrames:
@@ -542,7 +536,7 @@ class MjpegFileFrames:
                 raise CameraUnavailable(
                     f"video file {path!r} is not Motion-JPEG: the kiosk reads {MOTION_JPEG_FORMATS}"
                 )
-            return cls(path, file, start, fps=fps, loop=loop, clock=clock, sleep=sleep)
+            return cls(path, file, start, fps=fps, clock=clock, sleep=sleep)
         except BaseException:
             file.close()
             raise
@@ -563,7 +557,7 @@ class MjpegFileFrames:
         return self._next_image()
 
     def _next_image(self, first: bool = False) -> Image.Image:
-        """The next decodable frame, from the start again at the end when looping."""
+        """The next decodable frame; CameraGone at the end of the file."""
         while True:
             while not self._pending:
                 chunk = self._file.read(_CHUNK)
@@ -571,17 +565,11 @@ class MjpegFileFrames:
                     self._pending.extend(self._splitter.feed(chunk))
                     continue
                 self._splitter.finish()
-                self._split_damaged += self._splitter.damaged
-                self._splitter = JpegSplitter()
                 if first:
                     raise CameraUnavailable(f"video file {self.path!r} has no whole JPEG frame")
-                if not self._loop or not self._frames_this_pass:
-                    raise CameraGone(f"video file {self.path!r} ended")
-                self._frames_this_pass = 0
-                self._file.seek(self._frames_start)
+                raise CameraGone(f"video file {self.path!r} ended")
             image = self._decode(self._pending.popleft(), first)
             if image is not None:
-                self._frames_this_pass += 1
                 return image
             self._undecodable += 1
 
