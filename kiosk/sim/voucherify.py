@@ -35,7 +35,7 @@ from urllib.parse import unquote
 
 from kiosk.core.instants import iso_z
 from kiosk.secret_files import read_secret_file, write_secret_file
-from kiosk.sim.httpd import JsonServer, Reply, Request, json_reply
+from kiosk.sim.httpd import AsyncJsonServer, Reply, Request, json_reply
 from kiosk.sim.voucherify_store import Refusal, VoucherifyStore, new_id
 
 __all__ = ["StandInVoucherify", "DEFAULT_RATE_LIMIT", "voucherify_error"]
@@ -138,15 +138,15 @@ class StandInVoucherify:
             write_secret_file(self.token_file, (self.app_token + "\n").encode("ascii"))
         self._clock = clock
         self._limit = _MinuteLimit(rate_limit, clock)
-        #: Every answer waits this long first: a slow Voucherify, for tests.
+        #: Every answer waits this long first (without holding the others up): a slow Voucherify.
         self.delay_s = 0.0
-        self.server: JsonServer | None = None
+        self.server: AsyncJsonServer | None = None
 
     def limit_requests(self, per_minute: int) -> None:
         """A new per-minute request limit, its minute starting with the next request."""
         self._limit = _MinuteLimit(per_minute, self._clock)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> JsonServer:
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncJsonServer:
         code = r"(?P<code>[^/]+)"
         routes = [
             ("GET", r"/v1/campaigns/(?P<campaign>[^/]+)", self._get_campaign),
@@ -159,7 +159,13 @@ class StandInVoucherify:
             ("POST", r"/v1/redemptions/(?P<redemption>[^/]+)/rollback", self._rollback),
         ]
         guarded = [(method, pattern, self._guarded(handler)) for method, pattern, handler in routes]
-        self.server = JsonServer(guarded, host, port, errors=lambda status, text: voucherify_error(status, text))
+        self.server = AsyncJsonServer(
+            guarded,
+            host,
+            port,
+            errors=lambda status, text: voucherify_error(status, text),
+            answer_delay=lambda: self.delay_s,
+        )
         return self.server
 
     def ready_line(self) -> dict[str, str]:
@@ -180,8 +186,6 @@ class StandInVoucherify:
 
     def _guarded(self, handler: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
         def guarded(request: Request) -> Reply:
-            if self.delay_s:
-                time.sleep(self.delay_s)
             wait = self._limit.wait_s()
             if wait:
                 return voucherify_error(

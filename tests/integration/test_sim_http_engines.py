@@ -1,0 +1,160 @@
+"""The stand-ins' two HTTP engines (``kiosk.sim.httpd``) serve the same routes the same way: the
+threaded one, whose handlers may block, and the event-loop one the stand-in Voucherify runs on.
+Each is driven over real loopback sockets, hostile bytes included."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from kiosk.sim.httpd import MAX_REQUEST_BYTES, AsyncJsonServer, JsonServer, Reply, Request, json_reply
+
+pytestmark = pytest.mark.integration
+
+
+def _echo(request: Request) -> Reply:
+    return json_reply(
+        200,
+        {
+            "method": request.method,
+            "params": request.params,
+            "query": request.query,
+            "body": request.body.decode("utf-8", "replace"),
+            "origin": request.origin,
+            "agent": request.header("User-Agent"),
+        },
+    )
+
+
+def _broken(request: Request) -> Reply:
+    raise KeyError("a stand-in bug")
+
+
+ROUTES = [
+    ("GET", r"/items/(?P<item>[^/]+)", _echo),
+    ("POST", r"/items", _echo),
+    ("GET", r"/broken", _broken),
+]
+
+
+def _shaped(status: int, message: str) -> Reply:
+    return json_reply(status, {"error": {"code": status, "message": message}})
+
+
+@pytest.fixture(params=[JsonServer, AsyncJsonServer], ids=["threads", "event-loop"])
+def server(request: pytest.FixtureRequest) -> Iterator[JsonServer | AsyncJsonServer]:
+    made = request.param(ROUTES, errors=_shaped).start()
+    yield made
+    made.stop()
+
+
+def _raw(url: str, data: bytes, *, read_all: bool = True) -> bytes:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        chunks = []
+        while read_all:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_routes_params_and_query_as_sent(server: JsonServer | AsyncJsonServer) -> None:
+    answer = httpx.get(server.url + "/items/A%2FB?x=1&x=2&y=%C3%A6", headers={"User-Agent": "t"}, timeout=5)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    doc = answer.json()
+    assert doc["params"] == {"item": "A%2FB"}  # a handler unquotes what it takes from the path
+    assert doc["query"] == {"x": ["1", "2"], "y": ["æ"]}
+    assert doc["origin"] == server.url and doc["agent"] == "t"
+    posted = httpx.post(server.url + "/items", content=b'{"a": 1}', timeout=5).json()
+    assert posted["method"] == "POST" and json.loads(posted["body"]) == {"a": 1}
+
+
+def test_refusals_have_the_stand_ins_shape(server: JsonServer | AsyncJsonServer) -> None:
+    assert httpx.get(server.url + "/nowhere", timeout=5).json() == {"error": {"code": 404, "message": "not found"}}
+    wrong = httpx.delete(server.url + "/items", timeout=5)
+    assert wrong.status_code == 405 and wrong.json()["error"]["message"] == "method not allowed"
+    bug = httpx.get(server.url + "/broken", timeout=5)
+    assert bug.status_code == 500 and "KeyError" in bug.json()["error"]["message"]
+    big = httpx.post(server.url + "/items", content=b"x" * (MAX_REQUEST_BYTES + 1), timeout=10)
+    assert big.status_code == 413 and big.json()["error"]["message"] == "request body too large"
+
+
+def test_no_host_header_names_the_server_itself(server: JsonServer | AsyncJsonServer) -> None:
+    answer = _raw(server.url, b"GET /items/a HTTP/1.0\r\n\r\n")  # HTTP/1.1 requires a Host
+    assert answer.split(b" ", 2)[1] == b"200"
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["origin"] == server.url
+
+
+def test_hostile_bytes_then_the_next_client_is_served(server: JsonServer | AsyncJsonServer) -> None:
+    hostile = [
+        b"\x00\xff\x16\x03\x01 not http\r\n\r\n",
+        b"GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        b"GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3\r\n\r\n",
+        b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+        b"GET /items/a HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 70_000 + b"\r\n\r\n",
+        b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nshort",
+    ]
+    for data in hostile:
+        answer = _raw(server.url, data)
+        # Refused, closed, or (the threaded engine, for bytes that are no request line) an HTTP/0.9
+        # error page: never an answer as if it were a request.
+        assert not answer.startswith(b"HTTP/1.1 2"), (data[:60], answer[:80])
+    assert httpx.get(server.url + "/items/next", timeout=5).json()["params"] == {"item": "next"}
+
+
+def test_stop_closes_kept_alive_connections(server: JsonServer | AsyncJsonServer) -> None:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /items/a HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")  # the connection stays open, idle
+        server.stop()
+        leftover = b""
+        try:
+            while chunk := sock.recv(65536):
+                leftover += chunk
+        except ConnectionResetError:
+            pass
+        assert leftover == b""  # closed, as a server that went away
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url + "/items/a", timeout=2)
+
+
+def test_a_slow_answer_holds_no_other_request_up() -> None:
+    asked = threading.Event()
+
+    def delay_s() -> float:  # read once per request as it arrives: the first waits 30 s
+        if asked.is_set():
+            return 0.0
+        asked.set()
+        return 30.0
+
+    server = AsyncJsonServer(ROUTES, answer_delay=delay_s).start()
+    slow: list[httpx.Response | BaseException] = []
+
+    def ask() -> None:
+        try:
+            slow.append(httpx.get(server.url + "/items/slow", timeout=60))
+        except httpx.HTTPError as exc:
+            slow.append(exc)
+
+    waiting = threading.Thread(target=ask, daemon=True)
+    try:
+        waiting.start()
+        assert asked.wait(10)
+        assert httpx.get(server.url + "/items/fast", timeout=10).json()["params"] == {"item": "fast"}
+        assert waiting.is_alive() and not slow  # the first is still waiting out its 30 s
+    finally:
+        server.stop()  # the waiting answer is cut: its client sees the connection close
+    waiting.join(10)
+    assert slow and isinstance(slow[0], httpx.HTTPError)
