@@ -23,10 +23,10 @@ Run: .venv/bin/python scripts/bench/shop.py [--sequential N] [--concurrent N] [-
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import resource
+import selectors
 import signal
 import socket
 import statistics
@@ -109,28 +109,69 @@ state_file = "export.json"
     return path
 
 
-async def deliver(rezip: Rezip, headers: dict[str, str]) -> tuple[float, int, str]:
-    """One delivery on a connection of its own, written and read with asyncio's streams: the load
-    generator must cost next to nothing (httpx's pool, with 200 requests in it, costs more CPU than
-    the service it measures)."""
+Result = tuple[float, int, str]  # milliseconds, HTTP status (0: no answer), the code or what went wrong
+
+
+def deliver(rezip: Rezip, batch: list[dict[str, str]]) -> list[Result]:
+    """Send each delivery of ``batch`` at once, each on a connection of its own, and wait for every
+    answer: non-blocking sockets under one selector, so that the load generator costs next to
+    nothing (httpx's pool, with 200 requests in it, costs more CPU than the service it measures,
+    and asyncio's streams about 0.3 ms a delivery, a tenth of the whole). A delivery's clock
+    starts as its connection is opened."""
     parts = urlsplit(rezip.webhook_url)
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    request = (
-        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}Content-Length: {len(BODY)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode() + BODY
-    started = time.perf_counter()
-    try:
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        writer.write(request)
-        answer = await reader.read()  # the service closes after its answer (Connection: close)
-        writer.close()
-    except OSError as exc:
-        return (time.perf_counter() - started) * 1000, 0, type(exc).__name__
-    elapsed = (time.perf_counter() - started) * 1000
-    head_bytes, _, body = answer.partition(b"\r\n\r\n")
-    status = int(head_bytes.split(b" ", 2)[1]) if head_bytes.startswith(b"HTTP/1.1 ") else 0
-    return elapsed, status, json.loads(body).get("code", "") if status == 200 else body[:80].decode("utf-8", "replace")
+    address = (parts.hostname, parts.port)
+    selector = selectors.DefaultSelector()
+    results: list[Result | None] = [None] * len(batch)
+    for index, headers in enumerate(batch):
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = (
+            f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}Content-Length: {len(BODY)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode() + BODY
+        sock = socket.socket()
+        sock.setblocking(False)
+        started = time.perf_counter()
+        sock.connect_ex(address)
+        selector.register(sock, selectors.EVENT_WRITE, [index, started, memoryview(request), bytearray()])
+    while selector.get_map():
+        ready = selector.select(timeout=30)
+        if not ready:  # the service stopped answering: what is left failed
+            for key in list(selector.get_map().values()):
+                index, started = key.data[0], key.data[1]
+                results[index] = ((time.perf_counter() - started) * 1000, 0, "no answer in 30 s")
+                selector.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+            break
+        for key, _ in ready:
+            sock, (index, started, unsent, answer) = key.fileobj, key.data
+            try:
+                if unsent:
+                    sent = sock.send(unsent)  # type: ignore[union-attr]
+                    key.data[2] = unsent = unsent[sent:]
+                    if not unsent:
+                        selector.modify(sock, selectors.EVENT_READ, key.data)
+                    continue
+                chunk = sock.recv(65536)  # type: ignore[union-attr]
+            except OSError as exc:
+                chunk, answer[:] = b"", f"{type(exc).__name__}".encode()
+                answer.insert(0, 0)  # marks a failure: no HTTP answer starts with a NUL
+            if chunk:
+                answer += chunk
+                continue
+            selector.unregister(sock)
+            sock.close()  # type: ignore[union-attr]
+            results[index] = _result((time.perf_counter() - started) * 1000, bytes(answer))
+    return [result for result in results if result is not None]
+
+
+def _result(elapsed_ms: float, answer: bytes) -> Result:
+    if answer.startswith(b"\0"):
+        return elapsed_ms, 0, answer[1:].decode()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
+    if status == 200:
+        return elapsed_ms, status, json.loads(body).get("code", "")
+    return elapsed_ms, status, body[:80].decode("utf-8", "replace")
 
 
 class CpuMeter:
@@ -163,7 +204,7 @@ class CpuMeter:
         )
 
 
-def report(label: str, results: list[tuple[float, int, str]]) -> None:
+def report(label: str, results: list[Result]) -> None:
     times = [ms for ms, _, _ in results]
     errors = [(status, text) for _, status, text in results if status != 200]
     codes = [code for _, status, code in results if status == 200]
@@ -175,26 +216,26 @@ def report(label: str, results: list[tuple[float, int, str]]) -> None:
     )
 
 
-async def sequential(rezip: Rezip, count: int, processes: dict[str, int]) -> None:
-    await deliver(rezip, rezip.signed())  # the service's own connections and caches warm
+def sequential(rezip: Rezip, count: int, processes: dict[str, int]) -> None:
+    deliver(rezip, [rezip.signed()])  # the service's own connections and caches warm
     meter, started = CpuMeter(processes), time.perf_counter()
-    results = [await deliver(rezip, rezip.signed()) for _ in range(count)]
+    results = [result for _ in range(count) for result in deliver(rezip, [rezip.signed()])]
     report("webhook, one delivery at a time", results)
     meter.report(count, time.perf_counter() - started)
 
 
-async def concurrent(rezip: Rezip, count: int, rounds: int, processes: dict[str, int]) -> None:
+def concurrent(rezip: Rezip, count: int, rounds: int, processes: dict[str, int]) -> None:
     """Rounds of ``count`` deliveries sent at once; RE-ZIP's signing is outside the CPU figures
     (it is done before each round's meter starts) and outside each delivery's clock."""
-    results: list[tuple[float, int, str]] = []
+    results: list[Result] = []
     meter: CpuMeter | None = None
     for _ in range(rounds):
         batch = [rezip.signed() for _ in range(count)]  # signed first: RE-ZIP's own cost is not the service's
         meter, started = CpuMeter(processes), time.perf_counter()
-        results += await asyncio.gather(*(deliver(rezip, headers) for headers in batch))
+        results += deliver(rezip, batch)
         if meter is not None:
             meter.report(count, time.perf_counter() - started)
-        await asyncio.sleep(0.5)
+        time.sleep(0.5)
     report(f"webhook, {count} deliveries at once, {rounds} rounds", results)
 
 
@@ -292,10 +333,8 @@ def main() -> None:
             drain(service.stderr)
             processes = {"load+RE-ZIP": os.getpid(), "service": service.pid, "Voucherify": voucherify.pid}
             processes |= {f"worker {n + 1}": pid for n, pid in enumerate(worker_pids(service.pid))}
-            loop = asyncio.new_event_loop()
-            loop.run_until_complete(sequential(rezip, args.sequential, processes))
-            loop.run_until_complete(concurrent(rezip, args.concurrent, args.rounds, processes))
-            loop.close()
+            sequential(rezip, args.sequential, processes)
+            concurrent(rezip, args.concurrent, args.rounds, processes)
             if args.export:
                 started = time.perf_counter()
                 export = subprocess.run(

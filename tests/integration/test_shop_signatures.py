@@ -18,6 +18,7 @@ import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +34,7 @@ from http_message_signatures import (
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from kiosk.shop.config import parse_shop_config
 from kiosk.shop.signed_requests import Accepted, Refused, RezipKeys, SignatureGate
 from kiosk.signatures import COVERED_COMPONENTS, public_jwk, sign_request
 from kiosk.sim.httpd import JsonServer, Reply, Request, error_reply, json_reply
@@ -85,6 +87,8 @@ class Harness:
     clocks: Clocks = field(default_factory=Clocks)
     gate: SignatureGate | None = None
     http: httpx.AsyncClient | None = None
+    #: Checked in a thread (a service of one process) or on the loop (one of several workers).
+    beside_loop: bool = True
 
     def fresh(self, *, public_base: str = PUBLIC, window_s: float = 300, **keys: ec.EllipticCurvePrivateKey) -> None:
         self.jwks.reset(**keys)
@@ -94,7 +98,12 @@ class Harness:
             self.jwks.url, self.http, refetch_interval_s=INTERVAL_S, cache_s=CACHE_S, monotonic=lambda: self.clocks.mono
         )
         self.gate = SignatureGate(
-            public_base=public_base, path=PATH, keys=rezip_keys, window_s=window_s, clock=lambda: self.clocks.wall
+            public_base=public_base,
+            path=PATH,
+            keys=rezip_keys,
+            window_s=window_s,
+            clock=lambda: self.clocks.wall,
+            beside_loop=self.beside_loop,
         )
 
     def check(self, headers: Any, *, target: str = PATH, method: str = "POST") -> Accepted | Refused:
@@ -112,11 +121,11 @@ class Harness:
         return self.loop.run_until_complete(at_once())
 
 
-@pytest.fixture(scope="module")
-def harness() -> Iterator[Harness]:
+@pytest.fixture(scope="module", params=[True, False], ids=["in-a-thread", "on-the-loop"])
+def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     loop = asyncio.new_event_loop()
     jwks = RezipJwks()
-    running = Harness(loop, jwks)
+    running = Harness(loop, jwks, beside_loop=request.param)
     running.http = httpx.AsyncClient(timeout=2.0)
     yield running
     loop.run_until_complete(running.http.aclose())
@@ -515,3 +524,20 @@ def test_hostile_headers_are_refused_by_reason_and_the_next_delivery_gets_throug
     assert following == Accepted("k1")
     assert harness.jwks.requests == 1, "a hostile delivery made the gate fetch RE-ZIP's keys again"
     assert "Traceback" not in caplog.text and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize(("workers", "beside_loop"), [(1, True), (2, False), (16, False)])
+def test_one_process_checks_beside_its_loop_several_workers_on_theirs(
+    tmp_path: Path, workers: int, beside_loop: bool
+) -> None:
+    config = parse_shop_config(
+        {
+            "server": {"public_url": "https://shop.example.com", "workers": workers},
+            "rezip": {"shop_id": "shop-1", "token_file": "rezip.token"},
+            "voucherify": {"app_id": "app-1", "app_token_file": "voucherify.token", "campaign": "RE-ZIP returns"},
+            "voucher": {"currency": "DKK", "landing_url": "https://shop.example.com/cart?discount={code}"},
+        },
+        base=tmp_path,
+    )
+    gate = SignatureGate.for_config(config, httpx.AsyncClient())
+    assert gate.beside_loop is beside_loop

@@ -57,7 +57,11 @@ MIN_CONNECTIONS = 8
 MAX_CONNECTIONS = 256
 #: After EMFILE the cap never drops below this, so the kiosk's own page can still load.
 FLOOR_CONNECTIONS = 4
-_LISTEN_BACKLOG = 128
+#: Connections the kernel holds while the loop is busy. RE-ZIP can deliver a few hundred webhooks
+#: at once; beyond the backlog their SYNs were dropped, and each cost its sender a second's
+#: retransmission (the shop service with one worker: max 1.1 s in scripts/bench/shop.py at 128).
+#: The kernel caps it at net.core.somaxconn (4096 by default).
+_LISTEN_BACKLOG = 1024
 _OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 #: Pause before accepting again after running out: shed connections free their descriptors on the
 #: next loop iterations; when there was nothing to shed, the rest of the kiosk holds them.
