@@ -101,6 +101,12 @@ class StormFilter(logging.Filter):
             held = int(entry[1]) if entry is not None else 0
             if len(self._seen) >= self._max_kinds:
                 self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
+                if len(self._seen) >= self._max_kinds // 2:
+                    # A storm of different lines (each names its own code or client): the oldest
+                    # kinds are forgotten, so that memory stays bounded and the next pruning is
+                    # max_kinds / 2 lines away. Before, every line past max_kinds walked them all.
+                    self._seen = dict(list(self._seen.items())[-(self._max_kinds // 2) :])
+            self._seen.pop(kind, None)  # the kinds stay in the order their windows started
             self._seen[kind] = [now, 0]
         if held:
             record.msg = f"{record.getMessage()} (and {held} more like it in the {self.window_s:g} s before)"

@@ -406,12 +406,13 @@ class ShopService:
                 str(exc).replace(code, fingerprint(code)),
             )
             return self._refusal(503, "webhook", "the published code cannot be a RE-ZIP voucher", error="unavailable")
-        log.info(
-            "webhook: voucher %s for pool %s%s",
-            fingerprint(code),
-            pool_id,
-            " (a delivery sent again: the same code)" if published.recovered else "",
-        )
+        if log.isEnabledFor(logging.INFO):  # not a fingerprint for every delivery when nobody reads it
+            log.info(
+                "webhook: voucher %s for pool %s%s",
+                fingerprint(code),
+                pool_id,
+                " (a delivery sent again: the same code)" if published.recovered else "",
+            )
         return web.json_response(voucher.to_json(), headers=_HEADERS)
 
     async def _publish_once(self, source_id: str, pool_id: str) -> Published | Failure:
