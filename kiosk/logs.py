@@ -84,12 +84,14 @@ class StormFilter(logging.Filter):
         self.window_s = window_s
         self._clock = clock
         self._max_kinds = max_kinds
-        self._seen: dict[tuple[str, int, str], list[float]] = {}  # kind -> [window start, repeats]
+        #: kind -> [window start, repeats], the kind last seen longest ago first. A kind is its
+        #: text's hash (as random per process as Python's), so a long line is not kept whole.
+        self._seen: dict[tuple[str, int, int], list[float]] = {}
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            kind = (record.name, record.levelno, record.getMessage())
+            kind = (record.name, record.levelno, hash(record.getMessage()))
         except Exception:  # a record whose arguments do not fit its message: let logging report it
             return True
         now = self._clock()
@@ -97,16 +99,18 @@ class StormFilter(logging.Filter):
             entry = self._seen.get(kind)
             if entry is not None and now - entry[0] < self.window_s:
                 entry[1] += 1
+                self._seen[kind] = self._seen.pop(kind)  # a line that keeps coming stays held
                 return False
             held = int(entry[1]) if entry is not None else 0
             if len(self._seen) >= self._max_kinds:
                 self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
                 if len(self._seen) >= self._max_kinds // 2:
-                    # A storm of different lines (each names its own code or client): the oldest
-                    # kinds are forgotten, so that memory stays bounded and the next pruning is
-                    # max_kinds / 2 lines away. Before, every line past max_kinds walked them all.
+                    # A storm of different lines (each names its own code or client): the kinds
+                    # seen longest ago are forgotten, so that memory stays bounded and the next
+                    # pruning is max_kinds / 2 lines away. Before, every line past max_kinds
+                    # walked them all.
                     self._seen = dict(list(self._seen.items())[-(self._max_kinds // 2) :])
-            self._seen.pop(kind, None)  # the kinds stay in the order their windows started
+            self._seen.pop(kind, None)
             self._seen[kind] = [now, 0]
         if held:
             record.msg = f"{record.getMessage()} (and {held} more like it in the {self.window_s:g} s before)"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import socket
 import sys
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 __all__ = [
     "LoopbackHTTPServer",
@@ -150,12 +152,15 @@ class _Routes:
     def url(self) -> str:
         raise NotImplementedError
 
-    def _request(self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes) -> Request:
-        """A request for the handlers: the path as sent (a handler unquotes what it takes from
-        it), and the origin the client addressed, or this server's own without a Host header."""
-        parts = urlsplit(target)
+    def _reply(self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes) -> Reply:
+        """The answer to a request: its path as sent (a handler unquotes what it takes from it),
+        and the origin the client addressed, or this server's own without a Host header."""
+        try:
+            parts = urlsplit(target)
+        except ValueError:  # "//[x": no path urllib can split
+            return self._error(400, "the request target is not a path")
         lowered = {name.lower(): value for name, value in headers}
-        return Request(
+        request = Request(
             method=method,
             path=parts.path,
             query=parse_qs(parts.query),
@@ -163,6 +168,7 @@ class _Routes:
             body=body,
             origin=f"http://{lowered.get('host') or self.url.split('://', 1)[1]}",
         )
+        return self._route(request)
 
     def _route(self, request: Request) -> Reply:
         allowed = False
@@ -267,7 +273,7 @@ class JsonServer(_Routes):
             self._send(raw, self._error(413, "request body too large"))
             return
         body = raw.rfile.read(length) if length else b""
-        reply = self._route(self._request(raw.command, raw.path, raw.headers.items(), body))
+        reply = self._reply(raw.command, raw.path, raw.headers.items(), body)
         self._send(raw, reply)
 
     @staticmethod
@@ -282,6 +288,20 @@ class JsonServer(_Routes):
             raw.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (e.g. its deadline passed); nothing to tell it
+
+
+class _ClientFaults(logging.Filter):
+    """aiohttp logs a request it cannot parse, or a client that hung up, as an error with a
+    traceback; for a stand-in that is a client's doing, answered 400 or not at all, like the
+    threaded engine's resets (``LoopbackHTTPServer``). Every other failure is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = record.exc_info[1] if record.exc_info else None
+        return not isinstance(fault, (HttpProcessingError, ConnectionError))
+
+
+_SERVER_LOG = logging.getLogger("kiosk.sim.httpd")
+_SERVER_LOG.addFilter(_ClientFaults())
 
 
 class AsyncJsonServer(_Routes):
@@ -325,7 +345,7 @@ class AsyncJsonServer(_Routes):
 
     def stop(self) -> None:
         """Stop serving and close every connection, kept-alive ones included, like a server that
-        went away (an answer still waiting gets half a second); stopping twice is harmless."""
+        went away (an answer still waiting gets about a second); stopping twice is harmless."""
         if self._thread is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
@@ -336,8 +356,10 @@ class AsyncJsonServer(_Routes):
         """The loop's thread: serve until ``stop``; ``started`` says whether serving began."""
         loop = self._loop = asyncio.new_event_loop()
         # aiohttp's low-level server: no router or middlewares, no access log; a body is read up
-        # to its client_max_size, 1 MiB, which is MAX_REQUEST_BYTES.
-        runner = web.ServerRunner(web.Server(self._handle, access_log=None, loop=loop), shutdown_timeout=0.5)
+        # to its client_max_size, 1 MiB, which is MAX_REQUEST_BYTES. A connection whose body was
+        # refused is closed at once (lingering, aiohttp read a refused 2 GB body for 10 s).
+        server = web.Server(self._handle, access_log=None, logger=_SERVER_LOG, lingering_time=0, loop=loop)
+        runner = web.ServerRunner(server, shutdown_timeout=0.5)
         try:
             loop.run_until_complete(runner.setup())
             loop.run_until_complete(web.SockSite(runner, self._socket).start())
@@ -364,8 +386,9 @@ class AsyncJsonServer(_Routes):
             answer.force_close()
             return answer
         # raw_path as sent, and not raw.host: without a Host header that is the machine's name,
-        # looked up in the DNS.
-        return self._answer(self._route(self._request(raw.method, raw.raw_path, raw.headers.items(), body)))
+        # looked up in the DNS. Header values as bytes read as Latin-1, as http.server reads them.
+        headers = ((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw.raw_headers)
+        return self._answer(self._reply(raw.method, raw.raw_path, headers, body))
 
     @staticmethod
     def _answer(reply: Reply) -> web.Response:

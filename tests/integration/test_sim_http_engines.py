@@ -5,6 +5,7 @@ Each is driven over real loopback sockets, hostile bytes included."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -53,9 +54,10 @@ def server(request: pytest.FixtureRequest) -> Iterator[JsonServer | AsyncJsonSer
     made.stop()
 
 
-def _raw(url: str, data: bytes, *, read_all: bool = True) -> bytes:
+def _raw(url: str, data: bytes, *, read_all: bool = True, timeout_s: float = 5) -> bytes:
+    """What the server answers to ``data`` until it closes, or nothing more comes in ``timeout_s``."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
         sock.sendall(data)
         chunks = []
         while read_all:
@@ -90,14 +92,24 @@ def test_refusals_have_the_stand_ins_shape(server: JsonServer | AsyncJsonServer)
     assert big.status_code == 413 and big.json()["error"]["message"] == "request body too large"
 
 
+def test_header_bytes_are_read_as_latin_1(server: JsonServer | AsyncJsonServer) -> None:
+    answer = _raw(server.url, b"GET /items/a HTTP/1.1\r\nHost: x\r\nUser-Agent: caf\xe9\r\nConnection: close\r\n\r\n")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["agent"] == "café"
+
+
 def test_no_host_header_names_the_server_itself(server: JsonServer | AsyncJsonServer) -> None:
     answer = _raw(server.url, b"GET /items/a HTTP/1.0\r\n\r\n")  # HTTP/1.1 requires a Host
     assert answer.split(b" ", 2)[1] == b"200"
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["origin"] == server.url
 
 
-def test_hostile_bytes_then_the_next_client_is_served(server: JsonServer | AsyncJsonServer) -> None:
+def test_hostile_bytes_then_the_next_client_is_served(
+    server: JsonServer | AsyncJsonServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     hostile = [
+        b"GET //[bad/v1 HTTP/1.1\r\nHost: x\r\n\r\n",  # no path urllib can split
+        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\n" + b"x" * 100_000,
         b"\x00\xff\x16\x03\x01 not http\r\n\r\n",
         b"GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
         b"GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3\r\n\r\n",
@@ -106,11 +118,20 @@ def test_hostile_bytes_then_the_next_client_is_served(server: JsonServer | Async
         b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nshort",
     ]
     for data in hostile:
-        answer = _raw(server.url, data)
+        answer = _raw(server.url, data, timeout_s=1)  # a body that never comes whole is waited for
         # Refused, closed, or (the threaded engine, for bytes that are no request line) an HTTP/0.9
         # error page: never an answer as if it were a request.
         assert not answer.startswith(b"HTTP/1.1 2"), (data[:60], answer[:80])
+        assert not answer.startswith(b"HTTP/1.1 5"), (data[:60], answer[:80])
+    # A chunk size that is no number: the threaded engine reads no chunked bodies (so an empty
+    # body, and then "zz" as a request), the event-loop engine refuses it; neither fails.
+    odd = _raw(server.url, b"POST /items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    assert odd.startswith(b"HTTP/1.") and not odd.startswith((b"HTTP/1.1 5", b"HTTP/1.0 5"))
+    for data in hostile[:2]:  # a client that hangs up half-way through its head or body
+        _raw(server.url, data[: len(data) // 2], read_all=False)
     assert httpx.get(server.url + "/items/next", timeout=5).json()["params"] == {"item": "next"}
+    assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR]
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_stop_closes_kept_alive_connections(server: JsonServer | AsyncJsonServer) -> None:

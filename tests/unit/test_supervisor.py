@@ -145,3 +145,20 @@ def test_a_storm_of_different_lines_is_bounded_and_cheap() -> None:
     assert max(sizes) <= 100
     assert not storm.filter(line("refused code #4999"))  # the newest kinds are still held
     assert storm.filter(line("refused code #0"))  # the oldest were forgotten, so it passes again
+
+
+def test_a_line_that_keeps_coming_stays_held_through_a_storm_of_others() -> None:
+    now = [0.0]
+    storm = StormFilter(60, clock=lambda: now[0], max_kinds=100)
+
+    def passes(text: str) -> bool:
+        return storm.filter(logging.LogRecord("test.storm", logging.WARNING, __file__, 1, text, None, None))
+
+    through = 0
+    for n in range(20_000):
+        if n % 10 == 0:
+            through += passes("printer lp0 gone")
+        else:
+            passes(f"refused code #{n}")
+        now[0] += 0.001  # 20 s: one window
+    assert through == 1
