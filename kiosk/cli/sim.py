@@ -17,6 +17,7 @@ from kiosk.cli.common import Failure
 
 if TYPE_CHECKING:
     from kiosk.cli.common import Commands
+    from kiosk.sim.httpd import AsyncJsonServer, JsonServer
 
 __all__ = ["add_commands"]
 
@@ -152,11 +153,13 @@ def _sim_backend(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise Failure(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     server.start()
+    servers: list[JsonServer | AsyncJsonServer] = [server]
     ready: dict[str, str] = {"url": server.url, "jwks": server.url + "/.well-known/jwks.json"}
     stack = contextlib.ExitStack()
     if args.seed == "demo":
         webhook = ShopWebhook(ready["jwks"])
-        stack.callback(webhook.serve(args.host).start().stop)
+        servers.append(webhook.serve(args.host).start())
+        stack.callback(servers[-1].stop)
         seed_demo(backend.store, webhook.url, webhook.failing_url)
         ready["webhook"] = webhook.url
         shop = stack.enter_context(
@@ -164,19 +167,19 @@ def _sim_backend(args: argparse.Namespace) -> int:
         )
         ready["shop_webhook"] = shop.webhook_url
         ready["voucherify"] = shop.voucherify.ready_line()["url"]
+        assert shop.voucherify.server is not None
+        servers.append(shop.voucherify.server)
     if args.kiosk_config:
         if args.seed != "demo":
             raise Failure("--kiosk-config needs --seed demo (it uses the demo kiosk's token)")
         write_kiosk_config(args.kiosk_config, backend_url=server.url, token=DEMO_KIOSK_TOKEN, drop_point=DROP_POINT_DK)
         ready["kiosk_config"] = str(args.kiosk_config)
     print(json.dumps(ready), flush=True)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-    stack.close()
-    backend.close()
-    return 0
+    try:
+        return _serve_until_signalled(servers)
+    finally:
+        stack.close()
+        backend.close()
 
 
 def _sim_voucherify(args: argparse.Namespace) -> int:
@@ -196,11 +199,23 @@ def _sim_voucherify(args: argparse.Namespace) -> int:
         raise Failure(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     server.start()
     print(json.dumps(stand_in.ready_line()), flush=True)
+    try:
+        return _serve_until_signalled([server])
+    finally:
+        stand_in.close()
+
+
+def _serve_until_signalled(servers: list[JsonServer | AsyncJsonServer], *, check_s: float = 1.0) -> int:
+    """Until SIGTERM or SIGINT (0), or until a server's thread has died (1, said on stderr): a
+    stand-in that no longer serves must not stay up looking alive."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-    stand_in.close()
+    while not stop.wait(check_s):
+        for server in servers:
+            if not server.serving:
+                print(f"kiosk sim: the stand-in at {server.url} stopped serving", file=sys.stderr, flush=True)
+                return 1
     return 0
 
 

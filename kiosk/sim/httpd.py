@@ -144,13 +144,23 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 class _Routes:
     """The routes both engines serve, and the answer for a request none of them takes."""
 
-    def __init__(self, routes: list[tuple[str, str, Handler]], errors: ErrorReply) -> None:
+    def __init__(self, routes: list[tuple[str, str, Handler]], errors: ErrorReply, address: tuple[Any, ...]) -> None:
         self._routes = [(method, re.compile(pattern), handler) for method, pattern, handler in routes]
         self._error = errors
+        host, port = address[:2]
+        self._url = f"http://{host!s}:{port}"
+        #: The thread that serves, from ``start`` to ``stop``.
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        raise NotImplementedError
+        """``http://host:port`` as bound (the port chosen when 0 was asked for)."""
+        return self._url
+
+    @property
+    def serving(self) -> bool:
+        """Started, not stopped, and its thread still alive: a stand-in whose server died is down."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _reply(self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes) -> Reply:
         """The answer to a request: its path as sent (a handler unquotes what it takes from it),
@@ -201,7 +211,6 @@ class JsonServer(_Routes):
         *,
         errors: ErrorReply = error_reply,
     ) -> None:
-        super().__init__(routes, errors)
         server = self
 
         class _RequestHandler(BaseHTTPRequestHandler):
@@ -235,12 +244,7 @@ class JsonServer(_Routes):
         self._lock = threading.Lock()
         self._connections: set[Any] = set()
         self._httpd = LoopbackHTTPServer((host, port), _RequestHandler)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(routes, errors, self._httpd.server_address)
 
     def start(self) -> JsonServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="sim-http", daemon=True)
@@ -319,18 +323,11 @@ class AsyncJsonServer(_Routes):
         errors: ErrorReply = error_reply,
         answer_delay: Callable[[], float] = lambda: 0.0,
     ) -> None:
-        super().__init__(routes, errors)
-        self._answer_delay = answer_delay
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family, backlog=128)
-        bound_host, bound_port = self._socket.getsockname()[:2]
-        self._url = f"http://{bound_host!s}:{bound_port}"
+        super().__init__(routes, errors, self._socket.getsockname())
+        self._answer_delay = answer_delay
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return self._url
 
     def start(self) -> AsyncJsonServer:
         started: list[BaseException | None] = []
@@ -347,8 +344,9 @@ class AsyncJsonServer(_Routes):
         """Stop serving and close every connection, kept-alive ones included, like a server that
         went away (an answer still waiting gets about a second); stopping twice is harmless."""
         if self._thread is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+            if self._thread.is_alive():  # else its loop already ended, and is closed
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(10)
             self._thread = None
         self._socket.close()
 

@@ -136,17 +136,22 @@ def deliver(rezip: Rezip, batch: list[dict[str, str]]) -> list[Result]:
         started = time.perf_counter()
         sock.connect_ex(address)
         selector.register(sock, selectors.EVENT_WRITE, [index, started, memoryview(request), bytearray()])
+
+    def finish(key: selectors.SelectorKey, result: Result) -> None:
+        selector.unregister(key.fileobj)
+        key.fileobj.close()  # type: ignore[union-attr]
+        results[key.data[0]] = result
+
+    def elapsed_ms(key: selectors.SelectorKey) -> float:
+        return (time.perf_counter() - key.data[1]) * 1000
+
     while selector.get_map():
         ready = selector.select(timeout=30)
         if not ready:  # the service stopped answering: what is left failed
             for key in list(selector.get_map().values()):
-                index, started = key.data[0], key.data[1]
-                results[index] = ((time.perf_counter() - started) * 1000, 0, "no answer in 30 s")
-                selector.unregister(key.fileobj)
-                key.fileobj.close()  # type: ignore[union-attr]
-            break
+                finish(key, (elapsed_ms(key), 0, "no answer in 30 s"))
         for key, _ in ready:
-            sock, (index, started, unsent, answer) = key.fileobj, key.data
+            sock, (_, _, unsent, answer) = key.fileobj, key.data
             try:
                 if unsent:
                     sent = sock.send(unsent)  # type: ignore[union-attr]
@@ -156,20 +161,16 @@ def deliver(rezip: Rezip, batch: list[dict[str, str]]) -> list[Result]:
                     continue
                 chunk = sock.recv(65536)  # type: ignore[union-attr]
             except OSError as exc:
-                chunk, answer[:] = b"", f"{type(exc).__name__}".encode()
-                answer.insert(0, 0)  # marks a failure: no HTTP answer starts with a NUL
+                finish(key, (elapsed_ms(key), 0, type(exc).__name__))
+                continue
             if chunk:
                 answer += chunk
-                continue
-            selector.unregister(sock)
-            sock.close()  # type: ignore[union-attr]
-            results[index] = _result((time.perf_counter() - started) * 1000, bytes(answer))
-    return [result for result in results if result is not None]
+            else:  # the service closes after its answer (Connection: close)
+                finish(key, _result(elapsed_ms(key), bytes(answer)))
+    return [result for result in results if result is not None]  # every one was finished
 
 
 def _result(elapsed_ms: float, answer: bytes) -> Result:
-    if answer.startswith(b"\0"):
-        return elapsed_ms, 0, answer[1:].decode()
     head, _, body = answer.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
     if status == 200:

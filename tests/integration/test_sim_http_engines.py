@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from kiosk.cli.sim import _serve_until_signalled
 from kiosk.sim.httpd import MAX_REQUEST_BYTES, AsyncJsonServer, JsonServer, Reply, Request, json_reply
+from tests.conftest import KIOSK
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +46,20 @@ ROUTES = [
     ("GET", r"/items/(?P<item>[^/]+)", _echo),
     ("POST", r"/items", _echo),
     ("GET", r"/broken", _broken),
+]
+
+
+#: Bytes no server should take as a request it serves; the last never sends the body it declares.
+HOSTILE = [
+    b"GET //[bad/v1 HTTP/1.1\r\nHost: x\r\n\r\n",  # no path urllib can split
+    b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\n" + b"x" * 100_000,
+    b"\x00\xff\x16\x03\x01 not http\r\n\r\n",
+    b"GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    b"GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3\r\n\r\n",
+    b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+    b"GET /items/a HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 70_000 + b"\r\n\r\n",
+    b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nshort",
 ]
 
 
@@ -106,17 +126,7 @@ def test_no_host_header_names_the_server_itself(server: JsonServer | AsyncJsonSe
 def test_hostile_bytes_then_the_next_client_is_served(
     server: JsonServer | AsyncJsonServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    hostile = [
-        b"GET //[bad/v1 HTTP/1.1\r\nHost: x\r\n\r\n",  # no path urllib can split
-        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
-        b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\n" + b"x" * 100_000,
-        b"\x00\xff\x16\x03\x01 not http\r\n\r\n",
-        b"GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-        b"GET /items/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3\r\n\r\n",
-        b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
-        b"GET /items/a HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 70_000 + b"\r\n\r\n",
-        b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nshort",
-    ]
+    hostile = HOSTILE
     for data in hostile:
         answer = _raw(server.url, data, timeout_s=1)  # a body that never comes whole is waited for
         # Refused, closed, or (the threaded engine, for bytes that are no request line) an HTTP/0.9
@@ -179,3 +189,55 @@ def test_a_slow_answer_holds_no_other_request_up() -> None:
         server.stop()  # the waiting answer is cut: its client sees the connection close
     waiting.join(10)
     assert slow and isinstance(slow[0], httpx.HTTPError)
+
+
+def test_the_stand_in_voucherify_process_takes_hostile_bytes_and_serves_on(tmp_path: Path) -> None:
+    """The real ``kiosk sim voucherify``: hostile bytes at it, then a publication is served, and it
+    stops on SIGTERM with exit 0 and no traceback."""
+    process = subprocess.Popen(
+        [*KIOSK, "sim", "voucherify", "--db", str(tmp_path / "v.sqlite"), "--seed", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready = json.loads(process.stdout.readline())
+        for data in HOSTILE:
+            answer = _raw(ready["url"], data, timeout_s=1)
+            assert not answer.startswith((b"HTTP/1.1 2", b"HTTP/1.1 5", b"HTTP/1.0 5")), (data[:60], answer[:80])
+        published = httpx.post(
+            ready["url"] + "/v1/publications",
+            json={
+                "campaign": {"name": "RE-ZIP 20 percent", "count": 1},
+                "source_id": "s-1",
+                "customer": {"source_id": "c"},
+            },
+            headers={"X-App-Id": ready["app_id"], "X-App-Token": ready["app_token"]},
+            timeout=10,
+        )
+        assert published.status_code == 200 and published.json()["voucher"]["code"].startswith("RZ20-")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "ERROR" not in err, err
+
+
+def test_a_stand_in_whose_server_died_exits_1_saying_so(capsys: pytest.CaptureFixture[str]) -> None:
+    server = AsyncJsonServer(ROUTES).start()
+    assert server.serving
+    loop = server._loop
+    assert loop is not None
+    threading.Timer(0.2, lambda: loop.call_soon_threadsafe(loop.stop)).start()  # its loop ends, unasked
+    give_up = threading.Timer(10, os.kill, (os.getpid(), signal.SIGTERM))  # else it would wait forever
+    give_up.start()
+    try:
+        assert _serve_until_signalled([server], check_s=0.05) == 1
+    finally:
+        give_up.cancel()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        server.stop()
+    assert not server.serving
+    assert f"the stand-in at {server.url} stopped serving" in capsys.readouterr().err
