@@ -14,6 +14,7 @@ from typing import Any
 from kiosk.app import ScanReport
 from kiosk.presentation.paper import paper_width_px
 from kiosk.sim.escpos_reader import parse_escpos, render_paper_png
+from kiosk.whole_files import write_whole
 
 __all__ = ["Recorder"]
 
@@ -36,5 +37,7 @@ class Recorder:
             job = parse_escpos(report.print_bytes, self.profile)
             render_paper_png(job, paper_width_px(self.profile)).save(f"{stem}-print.png")
         doc = report.to_json()
-        Path(f"{stem}-result.json").write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", "utf-8")
+        # Last and whole: a reader waiting for the result (a test, a script) finds the other files
+        # written, and never an empty or half-written document.
+        write_whole(Path(f"{stem}-result.json"), (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode())
         return doc

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -41,6 +40,7 @@ from kiosk.logos import LogoCache
 from kiosk.presentation.fonts import FONT_FILES, font_file
 from kiosk.presentation.page import build_frame
 from kiosk.presentation.view import ScreenView
+from kiosk.whole_files import write_whole
 
 __all__ = ["WebScreen"]
 
@@ -246,7 +246,7 @@ class WebScreen:
             return None
         png = await self.capture.screenshot()
         if self.frames_dir is not None:
-            await asyncio.to_thread(_write_atomically, self.frames_dir / "screen.png", png)
+            await asyncio.to_thread(write_whole, self.frames_dir / "screen.png", png)
         return png
 
     async def _wait_ack(self, seq: int) -> None:
@@ -400,14 +400,6 @@ def _read_files() -> tuple[dict[str, bytes], dict[str, bytes]]:
     }
     fonts = {role: path.read_bytes() for role in FONT_FILES if (path := font_file(role)) is not None}
     return assets, fonts
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """A viewer of ``screen.png`` never sees half a frame."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
 
 
 def _event(frame: dict[str, Any]) -> bytes:
